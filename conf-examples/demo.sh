@@ -1,0 +1,229 @@
+#!/bin/bash
+# conf-examples/demo.sh: build mod_scep from this checkout and serve a demo SCEP
+# endpoint at http://127.0.0.1:8080/scep, issuing from a throw-away local CA.
+#
+# Meant for a fresh Debian 12 and run as root (sudo): it installs the build
+# and runtime packages that are missing, builds the module in the source tree
+# (it does not run "make install"), creates a demo CA, an RA certificate and a
+# challenge password once, writes a private httpd configuration and runs
+# Debian's Apache binary in the foreground until Ctrl-C.
+#
+# Running it again reuses the CA, RA and challenge, so enrolled test devices
+# stay valid. Delete the state folder to start over.
+#
+# Environment:
+#   SCEP_PORT       TCP port on 127.0.0.1 (default 8080)
+#   SCEP_STATE_DIR  folder for keys, certificates and httpd files
+#                   (default: demo-state/ at the top of the source tree;
+#                   a relative path is taken from the current directory)
+#
+# The demo CA key lies unencrypted in the state folder: never use it for
+# anything but tests.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+PORT=${SCEP_PORT:-8080}
+STATE=${SCEP_STATE_DIR:-$REPO/demo-state}
+HTTPD=/usr/sbin/apache2
+MODDIR=/usr/lib/apache2/modules
+PACKAGES=(build-essential autoconf automake libtool pkg-config apache2 apache2-dev
+          libapr1-dev libaprutil1-dev libssl-dev liblmdb-dev libcurl4-openssl-dev openssl)
+
+say() { printf 'demo.sh: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+if ! [[ $PORT =~ ^[1-9][0-9]{0,4}$ ]] || (( PORT > 65535 )); then
+    die "SCEP_PORT must be a port number from 1 to 65535, not '$PORT'"
+fi
+# A relative SCEP_STATE_DIR is taken from the current directory. The path is
+# substituted into an Apache configuration, so keep it plain.
+STATE=$(realpath -m "$STATE")
+[[ $STATE =~ ^[A-Za-z0-9/._+-]+$ ]] \
+    || die "SCEP_STATE_DIR '$STATE' must not contain spaces or special characters"
+IS_ROOT=0
+[ "$(id -u)" = 0 ] && IS_ROOT=1
+
+# ---- 1. packages -----------------------------------------------------------------
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$pkg")
+    fi
+done
+if (( ${#missing[@]} )); then
+    (( IS_ROOT )) || die "missing packages: ${missing[*]}; run me as root (sudo) to install them"
+    say "installing ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# ---- 2. build (in the source tree; the module is loaded from .libs/) -------------
+cd "$REPO"
+if [ ! -x configure ]; then
+    say "running autoreconf -fi"
+    autoreconf -fi
+fi
+if [ ! -f Makefile ]; then
+    say "running ./configure"
+    ./configure
+fi
+# Only the module: the demo needs nothing else, and the test programs take longer.
+say "running make mod_scep.la"
+make -j"$(nproc)" mod_scep.la
+MODULE=$REPO/.libs/mod_scep.so
+[ -f "$MODULE" ] || die "the build did not produce $MODULE"
+
+# ---- 3. state folder: CA, RA, challenge (created once, then reused) --------------
+mkdir -p "$STATE"
+# The httpd children (user www-data) need to reach nothing in here today: the
+# parent reads the keys and the configuration as root and opens the logs before
+# it switches user. The folders stay world-readable so that later state (the
+# device database) can be handed to www-data; the keys stay 0600 root.
+mkdir -p "$STATE/run" "$STATE/logs" "$STATE/htdocs"
+chmod 755 "$STATE" "$STATE/run" "$STATE/logs" "$STATE/htdocs"
+cd "$STATE"
+
+cat > openssl.cnf <<'EOF'
+# Written by demo.sh: the extensions of the demo CA and RA certificates.
+[ req ]
+distinguished_name = dn
+prompt             = no
+[ dn ]
+CN = mod_scep demo
+[ ca_ext ]
+basicConstraints     = critical, CA:TRUE
+keyUsage             = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ ra_ext ]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature, keyEncipherment
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid
+EOF
+
+new_key() {
+    (umask 077 && openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1")
+}
+random_serial() { echo "0x$(openssl rand -hex 16)"; }
+
+if [ ! -s ca.key ] || [ ! -s ca.pem ]; then
+    say "creating the demo CA in $STATE"
+    rm -f ca.key ca.pem ra.key ra.pem
+    new_key ca.key
+    openssl req -new -x509 -config openssl.cnf -key ca.key -subj "/CN=mod_scep demo CA" \
+        -days 3650 -sha256 -extensions ca_ext -set_serial "$(random_serial)" -out ca.pem
+fi
+if [ ! -s ra.key ] || [ ! -s ra.pem ]; then
+    say "creating the demo RA certificate in $STATE"
+    rm -f ra.key ra.pem
+    new_key ra.key
+    # openssl x509 -req chatters on success; show what it says only on failure.
+    if ! openssl req -new -config openssl.cnf -key ra.key -subj "/CN=mod_scep demo RA" \
+            | openssl x509 -req -CA ca.pem -CAkey ca.key -days 1825 -sha256 \
+                -extfile openssl.cnf -extensions ra_ext -set_serial "$(random_serial)" \
+                -out ra.pem 2> logs/openssl.log; then
+        cat logs/openssl.log >&2
+        rm -f ra.pem
+        die "could not sign the RA certificate"
+    fi
+fi
+chmod 600 ca.key ra.key
+chmod 644 ca.pem ra.pem
+if [ ! -s challenge ]; then
+    (umask 077 && openssl rand -hex 16 > challenge)
+fi
+chmod 600 challenge
+CHALLENGE=$(tr -d '[:space:]' < challenge)
+[[ $CHALLENGE =~ ^[A-Za-z0-9._~+/=-]+$ ]] \
+    || die "$STATE/challenge must hold one word of letters, digits and ._~+/=-"
+
+# ---- 4. httpd configuration --------------------------------------------------------
+PIDFILE=$STATE/run/httpd.pid
+if [ -s "$PIDFILE" ]; then
+    oldpid=$(cat "$PIDFILE")
+    if [[ $oldpid =~ ^[0-9]+$ ]] && kill -0 "$oldpid" 2>/dev/null; then
+        die "Apache from an earlier run is still serving this state folder (pid $oldpid); stop it first"
+    fi
+    rm -f "$PIDFILE"
+fi
+
+# The SCEP part comes from the small example, with our paths and challenge. The
+# file holds the challenge, so only root may read it.
+(umask 077 && sed -e "s#/etc/apache2/scep/#$STATE/#g" \
+        -e "s#^\([[:space:]]*ScepChallenge[[:space:]]\{1,\}\).*\$#\1\"$CHALLENGE\"#" \
+        "$REPO/conf-examples/scep-minimal.conf" > scep.conf.new)
+if ! grep -q "ScepCAKeyFile[[:space:]]*$STATE/ca.key" scep.conf.new \
+        || ! grep -q "ScepChallenge[[:space:]]*\"$CHALLENGE\"" scep.conf.new; then
+    die "conf-examples/scep-minimal.conf no longer has the paths or challenge this script replaces"
+fi
+mv -f scep.conf.new scep.conf
+
+{
+    echo "# Written by conf-examples/demo.sh on every run; edit the script, not this file."
+    echo "ServerRoot \"$STATE\""
+    echo "ServerName 127.0.0.1"
+    echo "Listen 127.0.0.1:$PORT"
+    echo
+    echo "LoadModule mpm_event_module $MODDIR/mod_mpm_event.so"
+    echo "LoadModule authz_core_module $MODDIR/mod_authz_core.so"
+    echo "LoadModule scep_module \"$MODULE\""
+    echo
+    if (( IS_ROOT )); then
+        echo "User www-data"
+        echo "Group www-data"
+    fi
+    echo "PidFile \"$PIDFILE\""
+    echo "DefaultRuntimeDir \"$STATE/run\""
+    echo "Mutex file:$STATE/run default"
+    echo
+    echo "# Both logs go to this terminal."
+    echo "ErrorLog /dev/stderr"
+    echo "LogLevel warn scep:info"
+    echo "LogFormat \"%h %m %U %>s %b %{ms}Tms scep=%{scep-outcome}n\" scep"
+    echo "CustomLog /dev/stdout scep"
+    echo
+    echo "# Whole SCEP requests travel in GET query strings."
+    echo "LimitRequestLine 65536"
+    echo
+    echo "DocumentRoot \"$STATE/htdocs\""
+    echo "<Directory />"
+    echo "    AllowOverride None"
+    echo "    Require all denied"
+    echo "</Directory>"
+    echo
+    echo "Include \"$STATE/scep.conf\""
+} > httpd.conf
+chmod 644 httpd.conf
+
+if ! "$HTTPD" -t -f "$STATE/httpd.conf" 2> logs/configtest.log; then
+    cat logs/configtest.log >&2
+    die "Apache refused the configuration $STATE/httpd.conf"
+fi
+
+# ---- 5. tell how to use it, then serve ----------------------------------------------
+URL="http://127.0.0.1:$PORT/scep"
+cat <<EOF
+
+mod_scep demo: state in $STATE
+url: $URL
+challenge: $CHALLENGE
+
+Check the server with curl:
+  curl '$URL?operation=GetCACaps'
+  curl -o ca-ra.p7b '$URL?operation=GetCACert'
+
+Enroll with strongSwan (apt-get install strongswan-pki libstrongswan-extra-plugins):
+  mkdir -p /tmp/scep-demo && cd /tmp/scep-demo
+  pki --scepca --url $URL --caout ca.der --raout ra.der --force
+  pki --gen --type rsa --size 2048 --outform pem > device.key
+  pki --scep --url $URL --in device.key --dn "CN=device1.example.org" \\
+      --password $CHALLENGE --cacert-enc ra.der --cacert-sig ra.der \\
+      --cacert ca.der --outform pem > device.pem
+  openssl x509 -in device.pem -noout -subject -issuer -enddate
+
+Apache runs in the foreground now; its logs follow. Ctrl-C stops it.
+
+EOF
+
+exec "$HTTPD" -f "$STATE/httpd.conf" -DFOREGROUND

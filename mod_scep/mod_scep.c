@@ -1,0 +1,557 @@
+/* mod_scep: the httpd glue.  The module record, the directives and their merging, the
+ * hook that loads every configured CA before httpd accepts the configuration, and the
+ * `scep` handler that turns a request into a core call and the reply into a response.
+ * SCEP itself lives in the httpd-free core (scep_*.c). */
+#include <string.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+
+#include <apr_strings.h>
+
+#include "scep_ca.h"
+#include "scep_decode.h"
+#include "scep_server.h"
+#include "scep_version.h"
+
+module AP_MODULE_DECLARE_DATA scep_module;
+APLOG_USE_MODULE(scep);
+
+/* The CA files of one configuration section.  Sections inherit the pointer, so the CA is
+ * loaded once per section that names it, and loading fills in the shared object that
+ * every merged configuration already points to. */
+typedef struct ca_ref_t {
+    scep_ca_files_t files;
+    const char *defined_at;             /* "file:line", for startup messages */
+    scep_ca_t *ca;
+} ca_ref_t;
+
+/* Each profile member that a section set explicitly. */
+enum {
+    SET_VALIDITY = 1 << 0, SET_KEY_USAGE = 1 << 1, SET_EKU = 1 << 2, SET_SUBJECT = 1 << 3,
+    SET_MIN_KEY = 1 << 4, SET_LEGACY = 1 << 5, SET_CHALLENGE = 1 << 6,
+    SET_NO_CHALLENGE = 1 << 7, SET_MAX_MESSAGE = 1 << 8
+};
+
+typedef struct scep_dir_conf_t {
+    ca_ref_t *ca_ref;
+    scep_profile_t profile;
+    unsigned int set;
+} scep_dir_conf_t;
+
+/* Every CA section of the configuration being read, loaded by check_config. */
+static apr_array_header_t *ca_refs;
+/* The documented defaults, prepared once per configuration cycle. */
+static scep_profile_t default_profile;
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    return apr_pcalloc(p, sizeof(scep_dir_conf_t));
+}
+
+#define MERGE_MEMBER(flag, member) \
+    if (add->set & (flag)) { conf->profile.member = add->profile.member; }
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const scep_dir_conf_t *base = basev, *add = addv;
+    scep_dir_conf_t *conf = apr_palloc(p, sizeof(*conf));
+
+    *conf = *base;
+    conf->ca_ref = add->ca_ref ? add->ca_ref : base->ca_ref;
+    conf->set = base->set | add->set;
+    MERGE_MEMBER(SET_VALIDITY, validity_days);
+    MERGE_MEMBER(SET_KEY_USAGE, key_usage);
+    MERGE_MEMBER(SET_SUBJECT, subject_mode);
+    MERGE_MEMBER(SET_MIN_KEY, min_key_bits);
+    MERGE_MEMBER(SET_LEGACY, legacy_algorithms);
+    MERGE_MEMBER(SET_CHALLENGE, challenge_sha256);
+    MERGE_MEMBER(SET_NO_CHALLENGE, allow_no_challenge);
+    MERGE_MEMBER(SET_MAX_MESSAGE, max_message_size);
+    if (add->set & SET_EKU) {
+        conf->profile.eku_der = add->profile.eku_der;
+        conf->profile.eku_der_len = add->profile.eku_der_len;
+    }
+    return conf;
+}
+
+/* The profile in force: what the sections set, the documented default elsewhere. */
+static void effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out)
+{
+    *out = default_profile;
+#define TAKE(flag, member) if (conf->set & (flag)) { out->member = conf->profile.member; }
+    TAKE(SET_VALIDITY, validity_days);
+    TAKE(SET_KEY_USAGE, key_usage);
+    TAKE(SET_SUBJECT, subject_mode);
+    TAKE(SET_MIN_KEY, min_key_bits);
+    TAKE(SET_LEGACY, legacy_algorithms);
+    TAKE(SET_CHALLENGE, challenge_sha256);
+    TAKE(SET_NO_CHALLENGE, allow_no_challenge);
+    TAKE(SET_MAX_MESSAGE, max_message_size);
+    TAKE(SET_EKU, eku_der);
+    TAKE(SET_EKU, eku_der_len);
+#undef TAKE
+}
+
+/* ---- directives ------------------------------------------------------------------ */
+
+static ca_ref_t *section_ca(cmd_parms *cmd, scep_dir_conf_t *conf)
+{
+    if (!conf->ca_ref) {
+        conf->ca_ref = apr_pcalloc(cmd->pool, sizeof(ca_ref_t));
+        conf->ca_ref->defined_at = cmd->directive
+            ? apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
+                           cmd->directive->line_num)
+            : "?";
+        if (!ca_refs) {
+            ca_refs = apr_array_make(cmd->pool, 4, sizeof(ca_ref_t *));
+        }
+        APR_ARRAY_PUSH(ca_refs, ca_ref_t *) = conf->ca_ref;
+    }
+    return conf->ca_ref;
+}
+
+static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    ca_ref_t *ref = section_ca(cmd, dconf);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    const char **slot = (const char **)((char *)&ref->files + (size_t)cmd->info);
+
+    if (!path) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path '", arg, "'",
+                           NULL);
+    }
+    *slot = path;
+    return NULL;
+}
+
+static const char *set_positive(cmd_parms *cmd, const char *arg, long max, long *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end != '\0' || v <= 0 || v > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from 1 to %ld",
+                            cmd->cmd->name, arg, max);
+    }
+    *out = v;
+    return NULL;
+}
+
+static const char *set_validity(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err = set_positive(cmd, arg, 36500, &v);
+
+    if (!err) {
+        conf->profile.validity_days = (int)v;
+        conf->set |= SET_VALIDITY;
+    }
+    return err;
+}
+
+static const char *set_min_key(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err = set_positive(cmd, arg, 16384, &v);
+
+    if (!err) {
+        conf->profile.min_key_bits = (int)v;
+        conf->set |= SET_MIN_KEY;
+    }
+    return err;
+}
+
+static const char *set_max_message(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err = set_positive(cmd, arg, 64L * 1024 * 1024, &v);
+
+    if (!err) {
+        conf->profile.max_message_size = (apr_size_t)v;
+        conf->set |= SET_MAX_MESSAGE;
+    }
+    return err;
+}
+
+static const char *set_key_usage(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
+{
+    scep_dir_conf_t *conf = dconf;
+    unsigned int bits = 0, bit;
+    int i;
+
+    if (argc == 0) {
+        return "ScepKeyUsage: name at least one key usage, or 'none'";
+    }
+    for (i = 0; i < argc; i++) {
+        const char *err;
+
+        if (argc == 1 && strcasecmp(argv[i], "none") == 0) {
+            break;
+        }
+        if ((err = scep_profile_key_usage_bit(argv[i], &bit)) != NULL) {
+            return apr_psprintf(cmd->pool, "ScepKeyUsage: '%s': %s", argv[i], err);
+        }
+        bits |= bit;
+    }
+    conf->profile.key_usage = bits;
+    conf->set |= SET_KEY_USAGE;
+    return NULL;
+}
+
+static const char *set_eku(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *err;
+
+    if (argc == 0) {
+        return "ScepExtendedKeyUsage: name at least one usage, or 'none'";
+    }
+    if ((err = scep_profile_set_eku(&conf->profile, cmd->pool, argc,
+                                    (const char *const *)argv)) != NULL) {
+        return apr_pstrcat(cmd->pool, "ScepExtendedKeyUsage: ", err, NULL);
+    }
+    conf->set |= SET_EKU;
+    return NULL;
+}
+
+static const char *set_subject(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+
+    if (strcasecmp(arg, "csr") == 0) {
+        conf->profile.subject_mode = SCEP_SUBJECT_FROM_CSR;
+    }
+    else if (strcasecmp(arg, "cn") == 0) {
+        conf->profile.subject_mode = SCEP_SUBJECT_CN_ONLY;
+    }
+    else {
+        return "ScepSubject: 'csr' or 'cn'";
+    }
+    conf->set |= SET_SUBJECT;
+    return NULL;
+}
+
+static const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+
+    if (*arg == '\0') {
+        return "ScepChallenge: the challenge must not be empty";
+    }
+    scep_profile_set_challenge(&conf->profile, cmd->pool, arg);
+    conf->set |= SET_CHALLENGE;
+    return NULL;
+}
+
+static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
+{
+    scep_dir_conf_t *conf = dconf;
+
+    if ((intptr_t)cmd->info == SET_LEGACY) {
+        conf->profile.legacy_algorithms = on;
+    }
+    else {
+        conf->profile.allow_no_challenge = on;
+    }
+    conf->set |= (unsigned int)(intptr_t)cmd->info;
+    return NULL;
+}
+
+#define FILE_SLOT(member) ((void *)APR_OFFSETOF(scep_ca_files_t, member))
+#define DIR_CONTEXT (RSRC_CONF | ACCESS_CONF)
+
+static const command_rec scep_cmds[] = {
+    AP_INIT_TAKE1("ScepCACertificateFile", set_file, FILE_SLOT(ca_cert_file), DIR_CONTEXT,
+                  "PEM file: the issuing CA certificate, then optional chain certificates"),
+    AP_INIT_TAKE1("ScepCAKeyFile", set_file, FILE_SLOT(ca_key_file), DIR_CONTEXT,
+                  "PEM file: the issuing CA's private key (mode 0600)"),
+    AP_INIT_TAKE1("ScepRACertificateFile", set_file, FILE_SLOT(ra_cert_file), DIR_CONTEXT,
+                  "PEM file: the RA certificate clients encrypt to"),
+    AP_INIT_TAKE1("ScepRAKeyFile", set_file, FILE_SLOT(ra_key_file), DIR_CONTEXT,
+                  "PEM file: the RA's RSA private key (mode 0600)"),
+    AP_INIT_TAKE1("ScepRASigningCertificateFile", set_file, FILE_SLOT(ra_sign_cert_file),
+                  DIR_CONTEXT, "PEM file: a separate RA certificate that signs CertReps"),
+    AP_INIT_TAKE1("ScepRASigningKeyFile", set_file, FILE_SLOT(ra_sign_key_file), DIR_CONTEXT,
+                  "PEM file: its private key (mode 0600)"),
+    AP_INIT_TAKE1("ScepChallenge", set_challenge, NULL, DIR_CONTEXT,
+                  "the static challenge password every enrollment must carry"),
+    AP_INIT_FLAG("ScepAllowNoChallenge", set_flag, (void *)SET_NO_CHALLENGE, DIR_CONTEXT,
+                 "On: without ScepChallenge, issue to anyone (lab use only)"),
+    AP_INIT_TAKE1("ScepValidityDays", set_validity, NULL, DIR_CONTEXT,
+                  "validity of issued certificates in days (default 365)"),
+    AP_INIT_TAKE_ARGV("ScepKeyUsage", set_key_usage, NULL, DIR_CONTEXT,
+                      "keyUsage of issued certificates (default digitalSignature "
+                      "keyEncipherment)"),
+    AP_INIT_TAKE_ARGV("ScepExtendedKeyUsage", set_eku, NULL, DIR_CONTEXT,
+                      "extendedKeyUsage names or OIDs (default clientAuth), or none"),
+    AP_INIT_TAKE1("ScepSubject", set_subject, NULL, DIR_CONTEXT,
+                  "csr: the CSR's subject; cn: only its commonName (default csr)"),
+    AP_INIT_TAKE1("ScepMinKeySize", set_min_key, NULL, DIR_CONTEXT,
+                  "smallest RSA key accepted, in bits (default 2048)"),
+    AP_INIT_TAKE1("ScepMaxMessageSize", set_max_message, NULL, DIR_CONTEXT,
+                  "largest PKIOperation message accepted, in bytes (default 131072)"),
+    AP_INIT_FLAG("ScepLegacyAlgorithms", set_flag, (void *)SET_LEGACY, DIR_CONTEXT,
+                 "On: accept MD5 signatures and single-DES envelopes (default Off)"),
+    { NULL }
+};
+
+/* ---- startup --------------------------------------------------------------------- */
+
+static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    ca_refs = NULL;   /* a new configuration cycle starts */
+    scep_profile_defaults(&default_profile, pconf);
+    return OK;
+}
+
+static void log_to_server(void *baton, int level, const char *line)
+{
+    ap_log_error(APLOG_MARK, level, 0, baton, "%s", line);
+}
+
+/* Runs for `httpd -t` too, so a broken CA refuses the configuration there as well. */
+static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *s)
+{
+    int i;
+
+    scep_log_t log = { log_to_server, s, APLOG_TRACE8 };
+
+    for (i = 0; ca_refs && i < ca_refs->nelts; i++) {
+        ca_ref_t *ref = APR_ARRAY_IDX(ca_refs, i, ca_ref_t *);
+        const char *errmsg = NULL;
+
+        if (scep_ca_load(pconf, &ref->files, &log, &ref->ca, &errmsg) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         "SCEP00001: CA configured at %s: %s", ref->defined_at, errmsg);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                     "SCEP00002: CA configured at %s loaded: %s", ref->defined_at,
+                     scep_ca_name(ref->ca));
+    }
+    return OK;
+}
+
+static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s)
+{
+    ap_add_version_component(pconf, "mod_scep/" SCEP_VERSION);
+    return OK;
+}
+
+/* ---- requests -------------------------------------------------------------------- */
+
+static void log_to_request(void *baton, int level, const char *line)
+{
+    request_rec *r = baton;
+
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", line);
+}
+
+static int send_body(request_rec *r, const char *content_type, const void *body,
+                     apr_size_t len)
+{
+    ap_set_content_type(r, content_type);
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only) {
+        ap_rwrite(body, (int)len, r);
+    }
+    return OK;
+}
+
+/* Reads a POST body of at most `max` bytes into the pool.  413 before reading anything
+ * when Content-Length already says too much. */
+static int read_body(request_rec *r, apr_size_t max, unsigned char **out, apr_size_t *len)
+{
+    apr_size_t size = 0, cap;
+    unsigned char *buf;
+    long n;
+    int rc;
+
+    if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
+        return rc;
+    }
+    if (r->remaining > (apr_off_t)max) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "SCEP00102: scep(-,PKIOperation): body of %" APR_OFF_T_FMT
+                      " bytes exceeds ScepMaxMessageSize %lu", r->remaining,
+                      (unsigned long)max);
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    cap = r->remaining > 0 ? (apr_size_t)r->remaining : 8192;
+    buf = apr_palloc(r->pool, cap + 1);
+    if (ap_should_client_block(r)) {
+        while ((n = ap_get_client_block(r, (char *)buf + size, cap - size)) > 0) {
+            size += (apr_size_t)n;
+            if (size == cap) {
+                unsigned char *bigger;
+
+                if (cap >= max) {
+                    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                                  "SCEP00103: scep(-,PKIOperation): chunked body exceeds "
+                                  "ScepMaxMessageSize %lu", (unsigned long)max);
+                    return HTTP_REQUEST_ENTITY_TOO_LARGE;
+                }
+                cap = cap * 2 > max ? max : cap * 2;
+                bigger = apr_palloc(r->pool, cap + 1);
+                memcpy(bigger, buf, size);
+                buf = bigger;
+            }
+        }
+        if (n < 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "SCEP00104: scep(-,PKIOperation): reading the body failed");
+            return HTTP_BAD_REQUEST;
+        }
+    }
+    *out = buf;
+    *len = size;
+    return OK;
+}
+
+static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile_t *profile,
+                         const char *message)
+{
+    unsigned char *der = NULL;
+    apr_size_t len = 0;
+    scep_log_t log;
+    scep_peer_t peer;
+    scep_reply_t reply;
+    int rc;
+
+    if (r->method_number == M_POST) {
+        if ((rc = read_body(r, profile->max_message_size, &der, &len)) != OK) {
+            return rc;
+        }
+    }
+    else {
+        apr_status_t rv;
+
+        if (!message) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "SCEP00105: scep(-,PKIOperation): GET without a message parameter");
+            return HTTP_BAD_REQUEST;
+        }
+        rv = scep_message_decode(r->pool, message, strlen(message),
+                                 profile->max_message_size, &der, &len);
+        if (rv == APR_ENOSPC) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "SCEP00106: scep(-,PKIOperation): message exceeds "
+                          "ScepMaxMessageSize %lu", (unsigned long)profile->max_message_size);
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "SCEP00107: scep(-,PKIOperation): the message parameter is not "
+                          "base64");
+            return HTTP_BAD_REQUEST;
+        }
+    }
+
+    log.fn = log_to_request;
+    log.baton = r;
+    log.max_level = ap_get_request_module_loglevel(r, APLOG_MODULE_INDEX);
+    if (log.max_level < APLOG_NOTICE) {
+        log.max_level = APLOG_NOTICE;   /* httpd always logs notices: issuance audit lines */
+    }
+    peer.client_ip = r->useragent_ip;
+    peer.location = r->uri;
+    scep_server_pkioperation(r->pool, ca, profile, der, len, &peer, &log, &reply);
+    if (reply.transaction_id) {
+        apr_table_setn(r->notes, "scep-transaction-id", reply.transaction_id);
+    }
+    if (reply.outcome) {
+        apr_table_setn(r->notes, "scep-outcome", reply.outcome);
+    }
+    if (reply.http_status != 200) {
+        return reply.http_status;
+    }
+    return send_body(r, "application/x-pki-message", reply.body, reply.body_len);
+}
+
+static int scep_handler(request_rec *r)
+{
+    const scep_dir_conf_t *conf;
+    const char *operation, *message;
+    scep_profile_t profile;
+    const scep_ca_t *ca;
+
+    if (!r->handler || strcmp(r->handler, "scep") != 0) {
+        return DECLINED;
+    }
+    r->allowed |= (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+    if (r->method_number != M_GET && r->method_number != M_POST) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    conf = ap_get_module_config(r->per_dir_config, &scep_module);
+    if (!conf->ca_ref || !conf->ca_ref->ca) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SCEP00108: SetHandler scep for %s, but no ScepCACertificateFile/"
+                      "ScepCAKeyFile applies here", r->uri);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ca = conf->ca_ref->ca;
+    if (scep_query_parse(r->pool, r->args, &operation, &message) != APR_SUCCESS
+        || !operation || !*operation) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "SCEP00109: scep(-,-): request without a usable operation parameter");
+        return HTTP_BAD_REQUEST;
+    }
+    if (strcasecmp(operation, "GetCACaps") == 0) {
+        const char *caps = scep_ca_caps(ca);
+
+        return send_body(r, "text/plain", caps, strlen(caps));
+    }
+    if (strcasecmp(operation, "GetCACert") == 0) {
+        const char *type;
+        const unsigned char *der;
+        apr_size_t len;
+
+        /* `message` names a CA (Cisco sends its trustpoint, certmonger counts up from 0);
+         * one CA is served per Location, so it is ignored. */
+        scep_ca_cacert(ca, &type, &der, &len);
+        return send_body(r, type, der, len);
+    }
+    if (strcasecmp(operation, "PKIOperation") == 0) {
+        effective_profile(conf, &profile);
+        return pki_operation(r, ca, &profile, message);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "SCEP00110: scep(-,-): unsupported operation '%s'",
+                  ap_escape_logitem(r->pool, operation));
+    return HTTP_BAD_REQUEST;
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    /* Resets the list of CA sections and prepares the default profile. */
+    ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Loads and checks every CA; a broken one refuses the configuration. */
+    ap_hook_check_config(scep_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Announces the module in the server version string. */
+    ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Serves `SetHandler scep`. */
+    ap_hook_handler(scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA scep_module = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    NULL,
+    NULL,
+    scep_cmds,
+    register_hooks,
+#if AP_MODULE_MAGIC_AT_LEAST(AP_MODULE_FLAGS_MMN_MAJOR, AP_MODULE_FLAGS_MMN_MINOR)
+    0
+#endif
+};

@@ -1,0 +1,539 @@
+/* The local CA: loading and checking its files at startup, preparing the constant
+ * GetCACaps/GetCACert answers, and signing certificates.
+ *
+ * Everything here runs once at startup except scep_ca_issue(), which works only from
+ * objects loaded then: no file is read and no key is parsed per request. */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <apr_strings.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "scep_ca_int.h"
+#include "scep_msg.h"
+#include "scep_util.h"
+
+/* Advertise only what is true.  SCEPStandard: RFC 8894 section 2.9's mandatory set
+ * (GetCACaps, GetCACert, PKCSReq, POST, AES-128, SHA-256) is all implemented.
+ * Renewal and GetNextCACert are not offered yet. */
+static const char caps_text[] =
+    "POSTPKIOperation\n"
+    "AES\n"
+    "DES3\n"
+    "SHA-1\n"
+    "SHA-256\n"
+    "SHA-384\n"
+    "SHA-512\n"
+    "SCEPStandard\n";
+
+static apr_status_t cleanup_x509(void *data)
+{
+    X509_free(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cleanup_pkey(void *data)
+{
+    EVP_PKEY_free(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cleanup_chain(void *data)
+{
+    sk_X509_pop_free(data, X509_free);
+    return APR_SUCCESS;
+}
+
+static apr_status_t file_problem(apr_pool_t *p, const char *role, const char *path,
+                                 const char *what, const char **errmsg)
+{
+    *errmsg = apr_psprintf(p, "%s file '%s' %s", role, path, what);
+    return APR_EINVAL;
+}
+
+/* A file that exists, is not empty, and (for keys) is readable by its owner only. */
+static apr_status_t check_file(apr_pool_t *p, const char *role, const char *path, int is_key,
+                               const char **errmsg)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        return file_problem(p, role, path, apr_psprintf(p, "cannot be used: %s",
+                                                        strerror(errno)), errmsg);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return file_problem(p, role, path, "is not a regular file", errmsg);
+    }
+    if (st.st_size == 0) {
+        return file_problem(p, role, path, "is empty", errmsg);
+    }
+    if (is_key && (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH))) {
+        return file_problem(p, role, path,
+                            apr_psprintf(p, "is readable or writable by group or others "
+                                         "(mode %04o); make it mode 0600 or 0400",
+                                         (unsigned)(st.st_mode & 07777)), errmsg);
+    }
+    return APR_SUCCESS;
+}
+
+static BIO *open_file(apr_pool_t *p, const char *role, const char *path, int is_key,
+                      const char **errmsg)
+{
+    BIO *bio;
+
+    if (check_file(p, role, path, is_key, errmsg) != APR_SUCCESS) {
+        return NULL;
+    }
+    if (!(bio = BIO_new_file(path, "r"))) {
+        ERR_clear_error();
+        file_problem(p, role, path, apr_psprintf(p, "cannot be read: %s", strerror(errno)),
+                     errmsg);
+    }
+    return bio;
+}
+
+/* Every certificate of a PEM file, in order; at least one. */
+static apr_status_t load_certs(apr_pool_t *p, const char *role, const char *path,
+                               STACK_OF(X509) **out, const char **errmsg)
+{
+    BIO *bio = open_file(p, role, path, 0, errmsg);
+    STACK_OF(X509) *certs;
+    X509 *x;
+
+    if (!bio) {
+        return APR_EINVAL;
+    }
+    certs = sk_X509_new_null();
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        sk_X509_push(certs, x);
+    }
+    BIO_free(bio);
+    ERR_clear_error();   /* the loop ends on "no start line" */
+    apr_pool_cleanup_register(p, certs, cleanup_chain, apr_pool_cleanup_null);
+    if (sk_X509_num(certs) == 0) {
+        return file_problem(p, role, path, "holds no PEM certificate", errmsg);
+    }
+    *out = certs;
+    return APR_SUCCESS;
+}
+
+static apr_status_t load_cert(apr_pool_t *p, const char *role, const char *path, X509 **out,
+                              const char **errmsg)
+{
+    STACK_OF(X509) *certs;
+    apr_status_t rv = load_certs(p, role, path, &certs, errmsg);
+
+    if (rv == APR_SUCCESS) {
+        *out = sk_X509_value(certs, 0);
+    }
+    return rv;
+}
+
+/* Refuses no passphrase prompt: httpd starts unattended. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    return -1;
+}
+
+static apr_status_t load_key(apr_pool_t *p, const char *role, const char *path, X509 *cert,
+                             int must_be_rsa, EVP_PKEY **out, const char **errmsg)
+{
+    BIO *bio = open_file(p, role, path, 1, errmsg);
+    EVP_PKEY *key;
+
+    if (!bio) {
+        return APR_EINVAL;
+    }
+    key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    BIO_free(bio);
+    if (!key) {
+        const char *detail = scep_openssl_errors(p);
+
+        return file_problem(p, role, path,
+                            apr_pstrcat(p, "holds no unencrypted PEM private key (", detail,
+                                        ")", NULL), errmsg);
+    }
+    apr_pool_cleanup_register(p, key, cleanup_pkey, apr_pool_cleanup_null);
+    if (X509_check_private_key(cert, key) != 1) {
+        ERR_clear_error();
+        return file_problem(p, role, path, "does not match its certificate", errmsg);
+    }
+    if (must_be_rsa && EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
+        return file_problem(p, role, path,
+                            "is not an RSA key, but clients encrypt their requests to it "
+                            "(SCEP key transport needs RSA)", errmsg);
+    }
+    *out = key;
+    return APR_SUCCESS;
+}
+
+static int both_or_neither(const char *a, const char *b)
+{
+    return (a == NULL) == (b == NULL);
+}
+
+static apr_status_t prepare_cacert(apr_pool_t *p, scep_ca_t *ca)
+{
+    X509 **certs;
+    int n = 0, i, chain = sk_X509_num(ca->chain);
+
+    if (!ca->ra_cert && chain == 0) {
+        unsigned char *buf = NULL;
+        int len = i2d_X509(ca->ca_cert, &buf);
+
+        if (len <= 0) {
+            return APR_EGENERAL;
+        }
+        ca->cacert_der = apr_pmemdup(p, buf, (apr_size_t)len);
+        ca->cacert_der_len = (apr_size_t)len;
+        ca->cacert_type = "application/x-x509-ca-cert";
+        OPENSSL_free(buf);
+        return APR_SUCCESS;
+    }
+    /* CA first, then the RA certificates, then the rest of the chain. */
+    certs = apr_palloc(p, sizeof(X509 *) * (size_t)(chain + 3));
+    certs[n++] = ca->ca_cert;
+    if (ca->ra_cert) {
+        certs[n++] = ca->ra_cert;
+    }
+    if (ca->sign_cert != ca->ra_cert && ca->sign_cert != ca->ca_cert) {
+        certs[n++] = ca->sign_cert;
+    }
+    for (i = 0; i < chain; i++) {
+        certs[n++] = sk_X509_value(ca->chain, i);
+    }
+    ca->cacert_type = "application/x-x509-ca-ra-cert";
+    return scep_msg_certs_only(p, certs, n, &ca->cacert_der, &ca->cacert_der_len);
+}
+
+/* Problems a client or the calendar will trip over later, said once at startup. */
+static void warn_about(const scep_log_t *log, const char *role, const char *path, X509 *cert,
+                       int needs_key_encipherment)
+{
+    time_t soon = time(NULL) + 30 * 86400;
+
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
+        scep_log(log, SCEP_LOG_ERR, "SCEP00003: %s '%s' has expired; clients will reject "
+                 "what it signs", role, path);
+    }
+    else if (X509_cmp_time(X509_get0_notAfter(cert), &soon) < 0) {
+        scep_log(log, SCEP_LOG_WARNING, "SCEP00004: %s '%s' expires within 30 days",
+                 role, path);
+    }
+    if (needs_key_encipherment && (X509_get_extension_flags(cert) & EXFLAG_KUSAGE)
+        && !(X509_get_key_usage(cert) & KU_KEY_ENCIPHERMENT)) {
+        scep_log(log, SCEP_LOG_WARNING, "SCEP00005: %s '%s' has no keyEncipherment key "
+                 "usage; Apple devices choose the certificate to encrypt to by that usage "
+                 "and will pick another one", role, path);
+    }
+}
+
+apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const scep_log_t *log,
+                          scep_ca_t **out, const char **errmsg)
+{
+    scep_ca_t *ca = apr_pcalloc(p, sizeof(*ca));
+    STACK_OF(X509) *ca_file_certs;
+    apr_status_t rv;
+    char *name;
+
+    *out = NULL;
+    if (scep_msg_global_init() != APR_SUCCESS) {
+        *errmsg = "OpenSSL does not accept the SCEP attribute OIDs";
+        return APR_EGENERAL;
+    }
+    if (!files->ca_cert_file || !files->ca_key_file) {
+        *errmsg = "a CA certificate file and a CA key file are both required";
+        return APR_EINVAL;
+    }
+    if (!both_or_neither(files->ra_cert_file, files->ra_key_file)) {
+        *errmsg = "an RA certificate file and an RA key file go together";
+        return APR_EINVAL;
+    }
+    if (!both_or_neither(files->ra_sign_cert_file, files->ra_sign_key_file)) {
+        *errmsg = "an RA signing certificate file and an RA signing key file go together";
+        return APR_EINVAL;
+    }
+    if (files->ra_sign_cert_file && !files->ra_cert_file) {
+        *errmsg = "an RA signing certificate needs an RA (decryption) certificate too";
+        return APR_EINVAL;
+    }
+
+    if ((rv = load_certs(p, "CA certificate", files->ca_cert_file, &ca_file_certs, errmsg))) {
+        return rv;
+    }
+    ca->ca_cert = sk_X509_shift(ca_file_certs);
+    apr_pool_cleanup_register(p, ca->ca_cert, cleanup_x509, apr_pool_cleanup_null);
+    ca->chain = ca_file_certs;
+    if ((rv = load_key(p, "CA key", files->ca_key_file, ca->ca_cert, files->ra_cert_file == NULL,
+                       &ca->ca_key, errmsg))) {
+        return rv;
+    }
+    if (X509_check_ca(ca->ca_cert) == 0) {
+        return file_problem(p, "CA certificate", files->ca_cert_file,
+                            "starts with a certificate that is not a CA certificate "
+                            "(basicConstraints CA:TRUE is missing)", errmsg);
+    }
+    ca->sign_cert = ca->ca_cert;
+    ca->sign_key = ca->ca_key;
+
+    if (files->ra_cert_file) {
+        if ((rv = load_cert(p, "RA certificate", files->ra_cert_file, &ca->ra_cert, errmsg))
+            || (rv = load_key(p, "RA key", files->ra_key_file, ca->ra_cert, 1, &ca->ra_key,
+                              errmsg))) {
+            return rv;
+        }
+        X509_up_ref(ca->ra_cert);
+        apr_pool_cleanup_register(p, ca->ra_cert, cleanup_x509, apr_pool_cleanup_null);
+        ca->sign_cert = ca->ra_cert;
+        ca->sign_key = ca->ra_key;
+    }
+    if (files->ra_sign_cert_file) {
+        if ((rv = load_cert(p, "RA signing certificate", files->ra_sign_cert_file,
+                            &ca->sign_cert, errmsg))
+            || (rv = load_key(p, "RA signing key", files->ra_sign_key_file, ca->sign_cert, 0,
+                              &ca->sign_key, errmsg))) {
+            return rv;
+        }
+        X509_up_ref(ca->sign_cert);
+        apr_pool_cleanup_register(p, ca->sign_cert, cleanup_x509, apr_pool_cleanup_null);
+    }
+
+    warn_about(log, "CA certificate", files->ca_cert_file, ca->ca_cert, 0);
+    if (ca->ra_cert) {
+        warn_about(log, "RA certificate", files->ra_cert_file, ca->ra_cert, 1);
+    }
+    if (ca->sign_cert != ca->ra_cert && ca->sign_cert != ca->ca_cert) {
+        warn_about(log, "RA signing certificate", files->ra_sign_cert_file, ca->sign_cert, 0);
+    }
+    name = X509_NAME_oneline(X509_get_subject_name(ca->ca_cert), NULL, 0);
+    ca->name = apr_pstrdup(p, name ? name : "?");
+    OPENSSL_free(name);
+    ca->caps = caps_text;
+    if ((rv = prepare_cacert(p, ca)) != APR_SUCCESS) {
+        *errmsg = apr_pstrcat(p, "cannot encode the GetCACert answer: ",
+                              scep_openssl_errors(p), NULL);
+        return rv;
+    }
+    ERR_clear_error();
+    *out = ca;
+    return APR_SUCCESS;
+}
+
+const char *scep_ca_caps(const scep_ca_t *ca)
+{
+    return ca->caps;
+}
+
+void scep_ca_cacert(const scep_ca_t *ca, const char **content_type,
+                    const unsigned char **der, apr_size_t *der_len)
+{
+    *content_type = ca->cacert_type;
+    *der = ca->cacert_der;
+    *der_len = ca->cacert_der_len;
+}
+
+const char *scep_ca_name(const scep_ca_t *ca)
+{
+    return ca->name;
+}
+
+/* ---- issuance ------------------------------------------------------------------ */
+
+/* A positive serial with 127 random bits (RFC 5280: at most 20 octets, positive). */
+static int set_random_serial(X509 *x)
+{
+    unsigned char bytes[16];
+    BIGNUM *bn;
+    int ok;
+
+    if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+        return 0;
+    }
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x40;   /* keeps the encoding at 16 octets and never zero */
+    bn = BN_bin2bn(bytes, sizeof(bytes), NULL);
+    ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+    BN_free(bn);
+    return ok;
+}
+
+static int set_validity(X509 *x, const scep_ca_t *ca, int days)
+{
+    time_t now = time(NULL);
+    ASN1_TIME *not_after;
+
+    /* Backdated for devices whose clock runs a little behind the CA's. */
+    if (!X509_time_adj_ex(X509_getm_notBefore(x), 0, -300, &now)
+        || !(not_after = X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now))) {
+        return 0;
+    }
+    if (ASN1_TIME_compare(not_after, X509_get0_notAfter(ca->ca_cert)) > 0) {
+        return X509_set1_notAfter(x, X509_get0_notAfter(ca->ca_cert));
+    }
+    return 1;
+}
+
+static int set_subject(X509 *x, const scep_profile_t *profile, const scep_csr_t *csr)
+{
+    const X509_NAME *requested = X509_REQ_get_subject_name(csr->req);
+    const char *cn = csr->common_name ? csr->common_name : csr->unstructured_name;
+    X509_NAME *name;
+    int ok;
+
+    if (profile->subject_mode == SCEP_SUBJECT_FROM_CSR && X509_NAME_entry_count(requested) > 0) {
+        return X509_set_subject_name(x, requested);
+    }
+    if (!cn && csr->dns_names->nelts > 0) {
+        cn = APR_ARRAY_IDX(csr->dns_names, 0, const char *);
+    }
+    if (!cn || !(name = X509_NAME_new())) {
+        return 0;
+    }
+    ok = X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+                                    (const unsigned char *)cn, -1, -1, 0)
+         && X509_set_subject_name(x, name);
+    X509_NAME_free(name);
+    return ok;
+}
+
+static int add_key_usage(X509 *x, unsigned int bits)
+{
+    ASN1_BIT_STRING *ku;
+    int i, ok = 1;
+
+    if (!bits) {
+        return 1;
+    }
+    if (!(ku = ASN1_BIT_STRING_new())) {
+        return 0;
+    }
+    for (i = 0; i < 8 && ok; i++) {
+        if (bits & (0x80u >> i)) {
+            ok = ASN1_BIT_STRING_set_bit(ku, i, 1);
+        }
+    }
+    ok = ok && X509_add1_ext_i2d(x, NID_key_usage, ku, 1, X509V3_ADD_DEFAULT) == 1;
+    ASN1_BIT_STRING_free(ku);
+    return ok;
+}
+
+static int add_der_extension(X509 *x, int nid, const unsigned char *der, apr_size_t len)
+{
+    ASN1_OCTET_STRING *value = ASN1_OCTET_STRING_new();
+    X509_EXTENSION *ext = NULL;
+    int ok;
+
+    ok = value && ASN1_OCTET_STRING_set(value, der, (int)len)
+         && (ext = X509_EXTENSION_create_by_NID(NULL, nid, 0, value)) != NULL
+         && X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    ASN1_OCTET_STRING_free(value);
+    return ok;
+}
+
+/* Cisco-style requests carry their names as unstructuredName/Address and no SAN;
+ * certificates name hosts in the SAN, so the SAN is built from those attributes. */
+static int add_san(X509 *x, const scep_csr_t *csr)
+{
+    GENERAL_NAMES *names;
+    int ok = 1;
+
+    if (csr->san) {
+        return X509_add_ext(x, (X509_EXTENSION *)csr->san, -1);
+    }
+    if (!csr->unstructured_name && !csr->unstructured_address) {
+        return 1;
+    }
+    if (!(names = GENERAL_NAMES_new())) {
+        return 0;
+    }
+    if (csr->unstructured_name) {
+        GENERAL_NAME *gn = GENERAL_NAME_new();
+        ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+
+        ok = gn && dns && ASN1_STRING_set(dns, csr->unstructured_name, -1);
+        if (ok) {
+            GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+            ok = sk_GENERAL_NAME_push(names, gn) > 0;
+        }
+        else {
+            GENERAL_NAME_free(gn);
+            ASN1_IA5STRING_free(dns);
+        }
+    }
+    if (ok && csr->unstructured_address) {
+        GENERAL_NAME *gn = a2i_GENERAL_NAME(NULL, NULL, NULL, GEN_IPADD,
+                                            csr->unstructured_address, 0);
+
+        /* An unparsable address is left out rather than failing the enrollment. */
+        if (gn && sk_GENERAL_NAME_push(names, gn) <= 0) {
+            GENERAL_NAME_free(gn);
+            ok = 0;
+        }
+        ERR_clear_error();
+    }
+    if (ok && sk_GENERAL_NAME_num(names) > 0) {
+        ok = X509_add1_ext_i2d(x, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1;
+    }
+    GENERAL_NAMES_free(names);
+    return ok;
+}
+
+static int add_conf_extension(X509 *x, const scep_ca_t *ca, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+    int ok;
+
+    X509V3_set_ctx(&ctx, ca->ca_cert, x, NULL, NULL, 0);
+    if (!(ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value))) {
+        return 0;
+    }
+    ok = X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profile_t *profile,
+                           const scep_csr_t *csr, X509 **out, const char **why)
+{
+    X509 *x = X509_new();
+
+    *out = NULL;
+    if (!x) {
+        return APR_ENOMEM;
+    }
+    apr_pool_cleanup_register(p, x, cleanup_x509, apr_pool_cleanup_null);
+    if (!set_subject(x, profile, csr)) {
+        *why = "the request names nobody (no subject, CN, unstructuredName or dNSName)";
+        return APR_EINVAL;
+    }
+    if (!X509_set_version(x, X509_VERSION_3)
+        || !set_random_serial(x)
+        || !X509_set_issuer_name(x, X509_get_subject_name(ca->ca_cert))
+        || !set_validity(x, ca, profile->validity_days)
+        || !X509_set_pubkey(x, csr->public_key)
+        || !add_conf_extension(x, ca, NID_basic_constraints, "critical,CA:FALSE")
+        || !add_key_usage(x, profile->key_usage)
+        || (profile->eku_der
+            && !add_der_extension(x, NID_ext_key_usage, profile->eku_der, profile->eku_der_len))
+        || !add_conf_extension(x, ca, NID_subject_key_identifier, "hash")
+        || !add_conf_extension(x, ca, NID_authority_key_identifier, "keyid")
+        || !add_san(x, csr)) {
+        *why = "building the certificate failed";
+        return APR_EGENERAL;
+    }
+    if (X509_sign(x, ca->ca_key, EVP_sha256()) <= 0) {
+        *why = "signing the certificate with the CA key failed";
+        return APR_EGENERAL;
+    }
+    *out = x;
+    return APR_SUCCESS;
+}

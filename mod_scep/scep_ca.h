@@ -1,0 +1,43 @@
+/* The local signing CA: its certificate (and chain), its key, and the optional RA
+ * certificates that decrypt requests and sign CertReps.  Loaded and checked once at
+ * startup (as root, before children fork); read-only afterwards, so every process and
+ * thread may use it without locks.  The constant answers to GetCACaps and GetCACert are
+ * prepared here too. */
+#ifndef SCEP_CA_H
+#define SCEP_CA_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+
+#include "scep_util.h"
+
+typedef struct scep_ca_t scep_ca_t;
+
+/* PEM files; NULL when not configured.  Paths are used as given (resolve them first). */
+typedef struct scep_ca_files_t {
+    const char *ca_cert_file;      /* issuing CA first, then optional chain certificates */
+    const char *ca_key_file;
+    const char *ra_cert_file;      /* decrypts requests; also signs unless a signer is set */
+    const char *ra_key_file;
+    const char *ra_sign_cert_file; /* optional separate CertRep signer */
+    const char *ra_sign_key_file;
+} scep_ca_files_t;
+
+/* Loads and cross-checks every file.  What works but will bite (an RA certificate
+ * without keyEncipherment, a certificate near its end) is logged as a warning.  On failure returns APR_EINVAL (or the file error)
+ * and sets *errmsg to one sentence naming the role, the file and what is wrong.
+ * Everything is allocated in `p`; OpenSSL objects are freed by a cleanup on `p`. */
+apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files,
+                          const scep_log_t *log, scep_ca_t **ca, const char **errmsg);
+
+/* The GetCACaps body (text/plain, one keyword a line). */
+const char *scep_ca_caps(const scep_ca_t *ca);
+
+/* The GetCACert answer: content type and DER body, both owned by the CA object. */
+void scep_ca_cacert(const scep_ca_t *ca, const char **content_type,
+                    const unsigned char **der, apr_size_t *der_len);
+
+/* Subject of the issuing CA certificate, for log lines. */
+const char *scep_ca_name(const scep_ca_t *ca);
+
+#endif

@@ -1,0 +1,36 @@
+/* The loaded CA, as the core units see it (OpenSSL types; not for the httpd glue). */
+#ifndef SCEP_CA_INT_H
+#define SCEP_CA_INT_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "scep_ca.h"
+
+struct scep_ca_t {
+    X509 *ca_cert;
+    EVP_PKEY *ca_key;
+    STACK_OF(X509) *chain;          /* the CA file's certificates after the first */
+    X509 *ra_cert;                  /* NULL without an RA: the CA decrypts */
+    EVP_PKEY *ra_key;
+    X509 *sign_cert;                /* signs CertReps: RA signer, RA, or CA */
+    EVP_PKEY *sign_key;
+    const char *name;
+    const char *caps;
+    const char *cacert_type;
+    unsigned char *cacert_der;
+    apr_size_t cacert_der_len;
+};
+
+
+
+#include "scep_csr.h"
+#include "scep_server.h"
+
+/* Signs a certificate for `csr` under `profile`.  The subject and SANs come from the CSR
+ * as the profile says; everything else from the profile.  *cert is freed with the pool.
+ * APR_EINVAL with *why when the CSR cannot be certified (names nobody); other errors are
+ * server failures (the OpenSSL queue holds the detail). */
+apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profile_t *profile,
+                           const scep_csr_t *csr, X509 **cert, const char **why);
+#endif

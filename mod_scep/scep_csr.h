@@ -1,0 +1,38 @@
+/* What a PKCS#10 request says: subject, SANs, challengePassword, and the attributes
+ * network gear uses instead of SANs (Cisco: unstructuredName for the FQDN,
+ * unstructuredAddress for the IP, serialNumber for the chassis).  Read once per request;
+ * the policy and the issuer then work from these plain fields. */
+#ifndef SCEP_CSR_H
+#define SCEP_CSR_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_errno.h>
+#include <openssl/x509.h>
+
+#define SCEP_CHALLENGE_MAX 16384   /* Intune challenges run to several KB */
+
+typedef struct scep_csr_t {
+    X509_REQ *req;                  /* freed with the pool */
+    EVP_PKEY *public_key;           /* owned by req */
+    int key_bits;
+    int key_is_rsa;
+    const char *challenge;          /* NULL when absent; never logged */
+    apr_size_t challenge_len;
+    const char *subject;            /* RFC 2253 text, for logs */
+    const char *common_name;        /* NULL when absent */
+    const char *unstructured_name;  /* FQDN from attributes or subject, Cisco style */
+    const char *unstructured_address;
+    const char *serial_number;      /* subject serialNumber */
+    apr_array_header_t *dns_names;  /* const char *, from the requested SAN extension */
+    apr_array_header_t *ip_addresses; /* const char *, text form */
+    const X509_EXTENSION *san;      /* the requested SAN extension, owned by `extensions` */
+    STACK_OF(X509_EXTENSION) *extensions; /* requested extensions, freed with the pool */
+} scep_csr_t;
+
+/* Parses and checks a DER PKCS#10 (self-signature verified).  APR_EINVAL with *why on
+ * anything malformed. */
+apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t len,
+                            scep_csr_t **csr, const char **why);
+
+#endif

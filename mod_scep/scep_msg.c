@@ -1,0 +1,514 @@
+/* Reading and writing SCEP pkiMessages with OpenSSL's CMS code.
+ *
+ * A request is SignedData(EnvelopedData(messageData)) with SCEP's authenticated
+ * attributes; a reply is SignedData(EnvelopedData(certs-only SignedData)) or a bare
+ * SignedData carrying a FAILURE/PENDING status.  d2i_CMS_bio reads BER as well as DER,
+ * which Apple and jscep clients need (indefinite lengths). */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pkcs7.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+
+#include "scep_msg.h"
+#include "scep_util.h"
+
+/* RFC 8894 section 3.2.1 attribute OIDs, plus failInfoText from RFC 7191's arc. */
+static int nid_message_type, nid_pki_status, nid_fail_info, nid_sender_nonce,
+           nid_recipient_nonce, nid_transaction_id, nid_fail_info_text;
+
+static int known_nid(const char *oid, const char *sn, const char *ln)
+{
+    int nid = OBJ_txt2nid(oid);
+
+    if (nid == NID_undef) {
+        nid = OBJ_create(oid, sn, ln);
+    }
+    return nid;
+}
+
+static OSSL_PROVIDER *default_provider, *legacy_provider;
+
+apr_status_t scep_msg_global_init(void)
+{
+    if (nid_fail_info_text != 0) {
+        return APR_SUCCESS;   /* startup loads several CAs; once is enough */
+    }
+    nid_message_type = known_nid("2.16.840.1.113733.1.9.2", "scepMessageType", "SCEP messageType");
+    nid_pki_status = known_nid("2.16.840.1.113733.1.9.3", "scepPkiStatus", "SCEP pkiStatus");
+    nid_fail_info = known_nid("2.16.840.1.113733.1.9.4", "scepFailInfo", "SCEP failInfo");
+    nid_sender_nonce = known_nid("2.16.840.1.113733.1.9.5", "scepSenderNonce", "SCEP senderNonce");
+    nid_recipient_nonce = known_nid("2.16.840.1.113733.1.9.6", "scepRecipientNonce",
+                                    "SCEP recipientNonce");
+    nid_transaction_id = known_nid("2.16.840.1.113733.1.9.7", "scepTransactionID",
+                                   "SCEP transactionID");
+    nid_fail_info_text = known_nid("1.3.6.1.5.5.7.24.1", "scepFailInfoText", "SCEP failInfoText");
+    if (nid_message_type == NID_undef || nid_transaction_id == NID_undef
+        || nid_fail_info_text == NID_undef) {
+        return APR_EGENERAL;
+    }
+    /* Single DES lives in the legacy provider; it is only ever accepted when an operator
+     * switches ScepLegacyAlgorithms on, which is checked before any decryption. Loading the
+     * default provider explicitly keeps it available once another provider is loaded. */
+    default_provider = OSSL_PROVIDER_load(NULL, "default");
+    legacy_provider = OSSL_PROVIDER_load(NULL, "legacy");
+    ERR_clear_error();
+    return APR_SUCCESS;
+}
+
+const char *scep_msg_fail_info_name(int fail_info)
+{
+    switch (fail_info) {
+    case SCEP_FAIL_BAD_ALG: return "badAlg";
+    case SCEP_FAIL_BAD_MESSAGE_CHECK: return "badMessageCheck";
+    case SCEP_FAIL_BAD_REQUEST: return "badRequest";
+    case SCEP_FAIL_BAD_TIME: return "badTime";
+    case SCEP_FAIL_BAD_CERT_ID: return "badCertId";
+    default: return "none";
+    }
+}
+
+static apr_status_t cleanup_cms(void *data)
+{
+    CMS_ContentInfo_free(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cleanup_x509(void *data)
+{
+    X509_free(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cleanup_bio(void *data)
+{
+    BIO_free(data);
+    return APR_SUCCESS;
+}
+
+static BIO *pool_mem_bio(apr_pool_t *p)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+
+    if (bio) {
+        apr_pool_cleanup_register(p, bio, cleanup_bio, apr_pool_cleanup_null);
+    }
+    return bio;
+}
+
+static CMS_ContentInfo *pool_d2i_cms(apr_pool_t *p, const unsigned char *der, apr_size_t len)
+{
+    BIO *in;
+    CMS_ContentInfo *cms;
+
+    if (len > INT_MAX || !(in = BIO_new_mem_buf(der, (int)len))) {
+        return NULL;
+    }
+    cms = d2i_CMS_bio(in, NULL);
+    BIO_free(in);
+    if (cms) {
+        apr_pool_cleanup_register(p, cms, cleanup_cms, apr_pool_cleanup_null);
+    }
+    return cms;
+}
+
+/* Copies what a memory BIO holds into the pool. */
+static apr_status_t bio_to_pool(apr_pool_t *p, BIO *bio, unsigned char **out, apr_size_t *len)
+{
+    char *data;
+    long n = BIO_get_mem_data(bio, &data);
+
+    if (n < 0) {
+        return APR_EGENERAL;
+    }
+    *out = apr_pmemdup(p, data, (apr_size_t)n);
+    *len = (apr_size_t)n;
+    return APR_SUCCESS;
+}
+
+/* The single value of a signed attribute, or NULL. */
+static ASN1_TYPE *signed_attr(CMS_SignerInfo *si, int nid)
+{
+    int idx = CMS_signed_get_attr_by_NID(si, nid, -1);
+    X509_ATTRIBUTE *attr;
+
+    if (idx < 0 || !(attr = CMS_signed_get_attr(si, idx)) || X509_ATTRIBUTE_count(attr) != 1) {
+        return NULL;
+    }
+    return X509_ATTRIBUTE_get0_type(attr, 0);
+}
+
+/* transactionID and messageType are PrintableStrings; some clients use other string
+ * types, which are accepted as long as the value is printable ASCII. */
+static const char *printable_attr(apr_pool_t *p, CMS_SignerInfo *si, int nid, apr_size_t max)
+{
+    ASN1_TYPE *t = signed_attr(si, nid);
+    const unsigned char *s;
+    int i, n;
+
+    if (!t || (t->type != V_ASN1_PRINTABLESTRING && t->type != V_ASN1_UTF8STRING
+               && t->type != V_ASN1_IA5STRING && t->type != V_ASN1_OCTET_STRING)) {
+        return NULL;
+    }
+    s = ASN1_STRING_get0_data(t->value.asn1_string);
+    n = ASN1_STRING_length(t->value.asn1_string);
+    if (n <= 0 || (apr_size_t)n > max) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        if (s[i] < 0x20 || s[i] > 0x7e) {
+            return NULL;
+        }
+    }
+    return apr_pstrmemdup(p, (const char *)s, (apr_size_t)n);
+}
+
+static int digest_allowed(int nid, int legacy)
+{
+    switch (nid) {
+    case NID_sha1: case NID_sha224: case NID_sha256: case NID_sha384: case NID_sha512:
+        return 1;
+    case NID_md5:
+        return legacy;
+    default:
+        return 0;
+    }
+}
+
+static int cipher_allowed(int nid, int legacy)
+{
+    switch (nid) {
+    case NID_aes_128_cbc: case NID_aes_192_cbc: case NID_aes_256_cbc: case NID_des_ede3_cbc:
+        return 1;
+    case NID_des_cbc:
+        return legacy;
+    default:
+        return 0;
+    }
+}
+
+/* The content-encryption algorithm of an EnvelopedData.  OpenSSL's CMS API has no getter
+ * for it, while the PKCS#7 structures are public, so the envelope is read once more. */
+static int envelope_cipher_nid(const unsigned char *der, apr_size_t len)
+{
+    const unsigned char *q = der;
+    PKCS7 *p7 = d2i_PKCS7(NULL, &q, (long)len);
+    int nid = NID_undef;
+
+    if (p7 && PKCS7_type_is_enveloped(p7) && p7->d.enveloped && p7->d.enveloped->enc_data
+        && p7->d.enveloped->enc_data->algorithm) {
+        nid = OBJ_obj2nid(p7->d.enveloped->enc_data->algorithm->algorithm);
+    }
+    PKCS7_free(p7);
+    return nid;
+}
+
+static apr_status_t refuse(scep_pkimsg_t *msg, int fail_info, const char *why)
+{
+    msg->fail_info = fail_info;
+    msg->why = why;
+    return APR_SUCCESS;
+}
+
+/* Decrypts with one key pair; on failure leaves the OpenSSL error queue clean. */
+static int try_decrypt(CMS_ContentInfo *env, EVP_PKEY *key, X509 *cert, BIO *out)
+{
+    if (!key || !cert || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
+        return 0;
+    }
+    if (CMS_decrypt(env, key, cert, NULL, out, CMS_BINARY) == 1) {
+        return 1;
+    }
+    ERR_clear_error();
+    return 0;
+}
+
+apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int legacy,
+                                    const unsigned char *der, apr_size_t len,
+                                    scep_pkimsg_t **out, const char **why)
+{
+    scep_pkimsg_t *msg = apr_pcalloc(p, sizeof(*msg));
+    CMS_ContentInfo *cms, *env;
+    STACK_OF(CMS_SignerInfo) *sis;
+    CMS_SignerInfo *si;
+    X509_ALGOR *digest_alg;
+    ASN1_TYPE *nonce;
+    const char *type_text;
+    BIO *content_bio, *plain_bio;
+    unsigned char *envelope;
+    apr_size_t envelope_len;
+    int i;
+
+    *out = NULL;
+    msg->fail_info = SCEP_FAIL_NONE;
+    ERR_clear_error();
+
+    if (!(cms = pool_d2i_cms(p, der, len))) {
+        *why = "not a CMS message";
+        ERR_clear_error();
+        return APR_EINVAL;
+    }
+    if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
+        *why = "not a CMS SignedData";
+        return APR_EINVAL;
+    }
+    sis = CMS_get0_SignerInfos(cms);
+    if (!sis || sk_CMS_SignerInfo_num(sis) != 1) {
+        *why = "the SignedData must have exactly one signer";
+        return APR_EINVAL;
+    }
+    si = sk_CMS_SignerInfo_value(sis, 0);
+
+    msg->transaction_id = printable_attr(p, si, nid_transaction_id, SCEP_TRANSACTION_ID_MAX);
+    if (!msg->transaction_id) {
+        *why = "no usable transactionID attribute";
+        return APR_EINVAL;
+    }
+    nonce = signed_attr(si, nid_sender_nonce);
+    if (!nonce || nonce->type != V_ASN1_OCTET_STRING
+        || ASN1_STRING_length(nonce->value.octet_string) < 1
+        || ASN1_STRING_length(nonce->value.octet_string) > SCEP_NONCE_MAX) {
+        *why = "no usable senderNonce attribute";
+        return APR_EINVAL;
+    }
+    msg->sender_nonce_len = (apr_size_t)ASN1_STRING_length(nonce->value.octet_string);
+    memcpy(msg->sender_nonce, ASN1_STRING_get0_data(nonce->value.octet_string),
+           msg->sender_nonce_len);
+    *out = msg;
+
+    type_text = printable_attr(p, si, nid_message_type, 4);
+    msg->message_type = type_text ? atoi(type_text) : -1;
+    if (msg->message_type <= 0) {
+        return refuse(msg, SCEP_FAIL_BAD_REQUEST, "no usable messageType attribute");
+    }
+
+    /* The signer certificate travels inside the message (RFC 8894 3.2.2: self-signed for
+     * a first enrollment, the current certificate for a renewal). */
+    {
+        STACK_OF(X509) *inside = CMS_get1_certs(cms);
+
+        for (i = 0; inside && i < sk_X509_num(inside); i++) {
+            X509 *candidate = sk_X509_value(inside, i);
+
+            if (CMS_SignerInfo_cert_cmp(si, candidate) == 0) {
+                X509_up_ref(candidate);
+                msg->signer = candidate;
+                apr_pool_cleanup_register(p, candidate, cleanup_x509, apr_pool_cleanup_null);
+                break;
+            }
+        }
+        sk_X509_pop_free(inside, X509_free);
+    }
+    ERR_clear_error();
+    if (!msg->signer) {
+        return refuse(msg, SCEP_FAIL_BAD_CERT_ID,
+                      "the signer's certificate is not included in the message");
+    }
+
+    CMS_SignerInfo_get0_algs(si, NULL, NULL, &digest_alg, NULL);
+    msg->digest_nid = digest_alg ? OBJ_obj2nid(digest_alg->algorithm) : NID_undef;
+    if (!digest_allowed(msg->digest_nid, legacy)) {
+        refuse(msg, SCEP_FAIL_BAD_ALG,
+                      apr_psprintf(p, "digest algorithm %s is not accepted%s",
+                                   OBJ_nid2sn(msg->digest_nid),
+                                   msg->digest_nid == NID_md5
+                                   ? " (MD5 needs ScepLegacyAlgorithms On)" : ""));
+        msg->digest_nid = NID_sha256;   /* the FAILURE itself is signed with SHA-256 */
+        return APR_SUCCESS;
+    }
+    if (EVP_PKEY_get_base_id(X509_get0_pubkey(msg->signer)) != EVP_PKEY_RSA) {
+        /* The reply is enveloped to this key by key transport: it must be RSA. */
+        return refuse(msg, SCEP_FAIL_BAD_ALG, "the signer's key is not RSA");
+    }
+
+    content_bio = pool_mem_bio(p);
+    if (!content_bio
+        || CMS_verify(cms, NULL, NULL, NULL, content_bio,
+                      CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1) {
+        const char *detail = scep_openssl_errors(p);
+
+        return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
+                      apr_pstrcat(p, "the signature does not verify: ", detail, NULL));
+    }
+    if (msg->message_type != SCEP_MSG_PKCSREQ && msg->message_type != SCEP_MSG_RENEWALREQ
+        && msg->message_type != SCEP_MSG_CERTPOLL && msg->message_type != SCEP_MSG_GETCERT
+        && msg->message_type != SCEP_MSG_GETCRL) {
+        return refuse(msg, SCEP_FAIL_BAD_REQUEST,
+                      apr_psprintf(p, "messageType %d is not a request", msg->message_type));
+    }
+
+    if (bio_to_pool(p, content_bio, &envelope, &envelope_len) != APR_SUCCESS
+        || envelope_len == 0) {
+        return refuse(msg, SCEP_FAIL_BAD_REQUEST, "the SignedData carries no envelope");
+    }
+    if (!(env = pool_d2i_cms(p, envelope, envelope_len))
+        || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
+        ERR_clear_error();
+        return refuse(msg, SCEP_FAIL_BAD_REQUEST, "the content is not a CMS EnvelopedData");
+    }
+    msg->cipher_nid = envelope_cipher_nid(envelope, envelope_len);
+    if (!cipher_allowed(msg->cipher_nid, legacy)) {
+        return refuse(msg, SCEP_FAIL_BAD_ALG,
+                      apr_psprintf(p, "content encryption %s is not accepted%s",
+                                   msg->cipher_nid == NID_undef ? "(unknown)"
+                                   : OBJ_nid2sn(msg->cipher_nid),
+                                   msg->cipher_nid == NID_des_cbc
+                                   ? " (single DES needs ScepLegacyAlgorithms On)" : ""));
+    }
+
+    /* Clients encrypt to the certificate they picked from GetCACert: normally the RA's,
+     * but some pick the CA's, so both are tried. */
+    plain_bio = pool_mem_bio(p);
+    if (!plain_bio
+        || (!try_decrypt(env, ca->ra_key, ca->ra_cert, plain_bio)
+            && !try_decrypt(env, ca->ca_key, ca->ca_cert, plain_bio))) {
+        return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
+                      "the envelope is not encrypted to this server's RA or CA certificate");
+    }
+    if (bio_to_pool(p, plain_bio, &msg->content, &msg->content_len) != APR_SUCCESS
+        || msg->content_len == 0) {
+        return refuse(msg, SCEP_FAIL_BAD_REQUEST, "the envelope is empty");
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
+                                 unsigned char **der, apr_size_t *len)
+{
+    PKCS7 *p7 = PKCS7_new();
+    unsigned char *buf = NULL;
+    int i, n;
+
+    if (!p7 || !PKCS7_set_type(p7, NID_pkcs7_signed)
+        || !PKCS7_content_new(p7, NID_pkcs7_data)) {
+        PKCS7_free(p7);
+        return APR_ENOMEM;
+    }
+    for (i = 0; i < count; i++) {
+        if (!PKCS7_add_certificate(p7, certs[i])) {
+            PKCS7_free(p7);
+            return APR_ENOMEM;
+        }
+    }
+    n = i2d_PKCS7(p7, &buf);
+    PKCS7_free(p7);
+    if (n <= 0) {
+        return APR_EGENERAL;
+    }
+    *der = apr_pmemdup(p, buf, (apr_size_t)n);
+    *len = (apr_size_t)n;
+    OPENSSL_free(buf);
+    return APR_SUCCESS;
+}
+
+static int add_string_attr(CMS_SignerInfo *si, int nid, int type, const void *data, int len)
+{
+    return CMS_signed_add1_attr_by_NID(si, nid, type, data, len) == 1;
+}
+
+/* The degenerate PKCS#7 with the issued certificate, enveloped to the requester with the
+ * cipher the request used (certmonger cannot read single DES under OpenSSL 3, so no
+ * cipher of our own choosing is ever substituted). */
+static apr_status_t envelope_issued(apr_pool_t *p, const scep_pkimsg_t *req, X509 *issued,
+                                    BIO *out)
+{
+    STACK_OF(X509) *recipients = sk_X509_new_null();
+    const EVP_CIPHER *cipher = EVP_get_cipherbynid(req->cipher_nid);
+    unsigned char *inner;
+    apr_size_t inner_len;
+    CMS_ContentInfo *env = NULL;
+    BIO *in = NULL;
+    apr_status_t rv = APR_EGENERAL;
+
+    if (!recipients || !cipher || !sk_X509_push(recipients, req->signer)) {
+        goto done;
+    }
+    if ((rv = scep_msg_certs_only(p, &issued, 1, &inner, &inner_len)) != APR_SUCCESS) {
+        goto done;
+    }
+    rv = APR_EGENERAL;
+    if (!(in = BIO_new_mem_buf(inner, (int)inner_len))) {
+        goto done;
+    }
+    env = CMS_encrypt(recipients, in, cipher, CMS_BINARY);
+    if (env && i2d_CMS_bio(out, env) == 1) {
+        rv = APR_SUCCESS;
+    }
+done:
+    CMS_ContentInfo_free(env);
+    BIO_free(in);
+    sk_X509_free(recipients);
+    return rv;
+}
+
+apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pkimsg_t *req,
+                              int status, int fail_info, const char *fail_text,
+                              X509 *issued, unsigned char **der, apr_size_t *len)
+{
+    const EVP_MD *md = EVP_get_digestbynid(req->digest_nid ? req->digest_nid : NID_sha256);
+    CMS_ContentInfo *cms = NULL;
+    CMS_SignerInfo *si;
+    BIO *content = pool_mem_bio(p), *out = pool_mem_bio(p);
+    unsigned char nonce[16];
+    char status_text[4], fail_text_num[4];
+
+    if (!content || !out) {
+        return APR_ENOMEM;
+    }
+    if (!md) {
+        md = EVP_sha256();
+    }
+    if (status == SCEP_STATUS_SUCCESS) {
+        apr_status_t rv;
+
+        if (!issued) {
+            return APR_EINVAL;   /* SUCCESS with an empty envelope breaks clients */
+        }
+        if ((rv = envelope_issued(p, req, issued, content)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+        return APR_EGENERAL;
+    }
+    apr_snprintf(status_text, sizeof(status_text), "%d", status);
+
+    cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
+    if (!cms) {
+        return APR_ENOMEM;
+    }
+    apr_pool_cleanup_register(p, cms, cleanup_cms, apr_pool_cleanup_null);
+    /* No SMIMECapabilities: SCEP clients do not expect it; signingTime, contentType and
+     * messageDigest are added by CMS_final, and the SET OF is DER-sorted on output. */
+    si = CMS_add1_signer(cms, ca->sign_cert, ca->sign_key, md, CMS_BINARY | CMS_NOSMIMECAP);
+    if (!si
+        || !add_string_attr(si, nid_transaction_id, V_ASN1_PRINTABLESTRING,
+                            req->transaction_id, (int)strlen(req->transaction_id))
+        || !add_string_attr(si, nid_message_type, V_ASN1_PRINTABLESTRING, "3", 1)
+        || !add_string_attr(si, nid_pki_status, V_ASN1_PRINTABLESTRING,
+                            status_text, (int)strlen(status_text))
+        || !add_string_attr(si, nid_sender_nonce, V_ASN1_OCTET_STRING, nonce, sizeof(nonce))
+        || !add_string_attr(si, nid_recipient_nonce, V_ASN1_OCTET_STRING,
+                            req->sender_nonce, (int)req->sender_nonce_len)) {
+        return APR_EGENERAL;
+    }
+    if (status == SCEP_STATUS_FAILURE) {
+        apr_snprintf(fail_text_num, sizeof(fail_text_num), "%d", fail_info);
+        if (!add_string_attr(si, nid_fail_info, V_ASN1_PRINTABLESTRING,
+                             fail_text_num, (int)strlen(fail_text_num))
+            || (fail_text && !add_string_attr(si, nid_fail_info_text, V_ASN1_UTF8STRING,
+                                              fail_text, (int)strlen(fail_text)))) {
+            return APR_EGENERAL;
+        }
+    }
+    if (CMS_final(cms, content, NULL, CMS_BINARY) != 1 || i2d_CMS_bio(out, cms) != 1) {
+        return APR_EGENERAL;
+    }
+    return bio_to_pool(p, out, der, len);
+}

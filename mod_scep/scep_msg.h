@@ -1,0 +1,74 @@
+/* SCEP pkiMessages (RFC 8894 section 3): reading a request's SignedData and
+ * EnvelopedData, and building CertReps.  Both directions live here so that the
+ * forwarder and the load generator reuse the same code later. */
+#ifndef SCEP_MSG_H
+#define SCEP_MSG_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "scep_ca_int.h"
+
+#define SCEP_MSG_CERTREP     3
+#define SCEP_MSG_RENEWALREQ 17
+#define SCEP_MSG_PKCSREQ    19
+#define SCEP_MSG_CERTPOLL   20
+#define SCEP_MSG_GETCERT    21
+#define SCEP_MSG_GETCRL     22
+
+#define SCEP_STATUS_SUCCESS 0
+#define SCEP_STATUS_FAILURE 2
+#define SCEP_STATUS_PENDING 3
+
+#define SCEP_FAIL_NONE            -1
+#define SCEP_FAIL_BAD_ALG          0
+#define SCEP_FAIL_BAD_MESSAGE_CHECK 1
+#define SCEP_FAIL_BAD_REQUEST      2
+#define SCEP_FAIL_BAD_TIME         3
+#define SCEP_FAIL_BAD_CERT_ID      4
+
+#define SCEP_NONCE_MAX 64
+#define SCEP_TRANSACTION_ID_MAX 128
+
+/* A request as read from the wire.  OpenSSL objects are freed with the pool. */
+typedef struct scep_pkimsg_t {
+    int message_type;
+    const char *transaction_id;
+    unsigned char sender_nonce[SCEP_NONCE_MAX];
+    apr_size_t sender_nonce_len;
+    X509 *signer;                   /* the certificate that signed the request */
+    int digest_nid;                 /* of the request's SignerInfo; the reply uses it too */
+    int cipher_nid;                 /* of the envelope; the reply uses it too */
+    unsigned char *content;         /* decrypted messageData (PKCS#10, …) */
+    apr_size_t content_len;
+    int fail_info;                  /* SCEP_FAIL_NONE, or why a FAILURE must be answered */
+    const char *why;                /* for the log: what went wrong, no secrets */
+} scep_pkimsg_t;
+
+/* Makes the SCEP attribute OIDs known to OpenSSL and loads the providers the accepted
+ * algorithms need.  Call once, single-threaded, before any other function here. */
+apr_status_t scep_msg_global_init(void);
+
+/* Reads a request.  APR_SUCCESS: *msg is set and a CertRep can be built; check
+ * (*msg)->fail_info before trusting anything else in it.  APR_EINVAL: not a pkiMessage
+ * we can answer with a CertRep (no transactionID, no senderNonce, not a SignedData);
+ * *why says what, for the log. */
+apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int legacy,
+                                    const unsigned char *der, apr_size_t len,
+                                    scep_pkimsg_t **msg, const char **why);
+
+/* A degenerate certificates-only SignedData holding `certs` in order (DER, in the pool). */
+apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
+                                 unsigned char **der, apr_size_t *len);
+
+/* Builds a CertRep answering `req`: SUCCESS with `issued` enveloped to the request's
+ * signer, or FAILURE with fail_info (and fail_text, may be NULL), or PENDING. */
+apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pkimsg_t *req,
+                              int status, int fail_info, const char *fail_text,
+                              X509 *issued, unsigned char **der, apr_size_t *len);
+
+const char *scep_msg_fail_info_name(int fail_info);
+
+#endif

@@ -1,0 +1,41 @@
+/* Small pieces every core unit shares: the log callback that lets each host (httpd,
+ * the command-line tools, the unit tests) print core messages its own way, status codes,
+ * and comparisons of secrets.  No httpd and no OpenSSL types in here. */
+#ifndef SCEP_UTIL_H
+#define SCEP_UTIL_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+
+/* Levels follow syslog numbering so that the httpd glue can map them onto APLOG_*. */
+#define SCEP_LOG_ERR     3
+#define SCEP_LOG_WARNING 4
+#define SCEP_LOG_NOTICE  5
+#define SCEP_LOG_INFO    6
+#define SCEP_LOG_DEBUG   7
+#define SCEP_LOG_TRACE1  8
+
+/* A log sink.  `fn` receives a complete, formatted line (no trailing newline) that
+ * already carries its SCEPnnnnn tag.  A NULL sink or NULL fn discards messages. */
+typedef struct scep_log_t {
+    void (*fn)(void *baton, int level, const char *line);
+    void *baton;
+    int max_level;          /* messages above this level are not even formatted */
+} scep_log_t;
+
+void scep_log(const scep_log_t *log, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends the OpenSSL error queue (drained) to a log line at `level`, prefixed by `what`. */
+void scep_log_openssl(const scep_log_t *log, int level, const char *what);
+
+/* Drains the OpenSSL error queue into one pool string ("" when empty). */
+const char *scep_openssl_errors(apr_pool_t *p);
+
+/* Constant-time equality of two byte strings; the time depends only on the lengths. */
+int scep_secret_equal(const void *a, apr_size_t a_len, const void *b, apr_size_t b_len);
+
+/* Hex of a byte string, lower-case, in the pool. */
+const char *scep_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len);
+
+#endif

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The one test command (CI runs it through .ci/run): installs what is missing (root on
+# Debian 12), builds with -Werror, runs the unit tests, the integration tests against a
+# real httpd and real clients, and make distcheck.  Exit status non-zero on any failure.
+# Bounded: CHECK_TIMEOUT seconds overall (default 3600).
+set -euo pipefail
+
+if [[ -z "${SCEP_CHECK_BOUNDED:-}" ]]; then
+    export SCEP_CHECK_BOUNDED=1
+    exec timeout --kill-after=30 "${CHECK_TIMEOUT:-3600}" bash "$0" "$@"
+fi
+
+cd "$(dirname "$0")/.."
+step() { printf '\n==== %s\n' "$*"; }
+
+# ---- packages ---------------------------------------------------------------------------
+packages=(build-essential autoconf automake libtool pkg-config apache2 apache2-dev
+    libapr1-dev libaprutil1-dev libssl-dev liblmdb-dev libcurl4-openssl-dev libcmocka-dev
+    strongswan-pki libstrongswan-extra-plugins certmonger dbus curl openssl netcat-openbsd
+    valgrind)
+missing=()
+if command -v dpkg-query >/dev/null; then
+    for p in "${packages[@]}"; do
+        if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+            missing+=("$p")
+        fi
+    done
+fi
+if ((${#missing[@]})); then
+    step "installing ${missing[*]}"
+    if [[ $(id -u) != 0 ]]; then
+        echo "check.sh: missing packages and not root: ${missing[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 900 apt-get update
+    timeout 1800 apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# ---- build --------------------------------------------------------------------------------
+step "autoreconf"
+timeout 300 autoreconf -fi
+step "configure"
+timeout 300 ./configure --enable-werror
+step "make"
+timeout 900 make -j2
+
+# ---- unit tests -----------------------------------------------------------------------------
+step "make check (unit tests)"
+if ! timeout 900 make check; then
+    for log in tests/unit/*.log; do
+        [[ -f "$log" ]] || continue
+        echo "---- $log"
+        cat "$log"
+    done
+    echo "check.sh: unit tests failed" >&2
+    exit 1
+fi
+
+# ---- integration tests --------------------------------------------------------------------
+step "integration tests"
+timeout 2400 bash tests/integration/run.sh
+
+# ---- distcheck ------------------------------------------------------------------------------
+step "make distcheck"
+timeout 1800 make distcheck
+
+step "all checks passed"

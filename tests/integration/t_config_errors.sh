@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Broken configurations: httpd -t and a real start must both refuse, with a message that
+# names the problem (and the file).  Two good configurations first, so that a refusal is
+# known to come from the one thing that is broken.
+source "$(dirname "$0")/lib.sh"
+t_init
+require_module
+
+make_pki "$T/pki" Conf
+make_pki "$T/pki2" Other
+P=$T/pki
+# an RA whose key is EC: it cannot decrypt what clients send (RSA key transport)
+issue_cert "$P" ra-ec "EC RA" "digitalSignature,keyEncipherment" -algorithm EC -pkeyopt ec_paramgen_curve:P-256
+# a CA whose key is EC
+mkdir -p "$T/ecca"
+timeout 60 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -keyout "$T/ecca/ca.key" -out "$T/ecca/ca.pem" -subj "/CN=EC CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    2>/dev/null || die "cannot make the EC CA"
+chmod 600 "$T/ecca/ca.key"
+issue_cert "$T/ecca" ra "RA under EC CA" "digitalSignature,keyEncipherment"
+: >"$T/empty.pem"
+cp "$P/ca.key" "$T/ca-644.key"
+chmod 644 "$T/ca-644.key"
+cp "$P/ra.key" "$T/ra-640.key"
+chmod 640 "$T/ra-640.key"
+
+# location LINES...: one SCEP Location with exactly these directives
+location() {
+    local line
+    echo "<Location /scep>"
+    echo "    SetHandler scep"
+    for line in "$@"; do echo "    $line"; done
+    echo "    ScepChallenge test-challenge"
+    echo "    Require all granted"
+    echo "</Location>"
+}
+
+# accepted WHAT LINES...: httpd -t and a start both succeed
+accepted() {
+    local what=$1
+    shift
+    httpd_conf "$(location "$@")"
+    if httpd_configtest; then
+        pass "$what: httpd -t accepts it"
+    else
+        fail "$what: httpd -t refuses it:"
+        sed 's/^/       | /' "$HTTPD_ROOT/configtest.out"
+    fi
+    if httpd_start; then
+        http_get "/scep?operation=GetCACaps" "$T/caps"
+        expect_eq "$HTTP_CODE" 200 "$what: httpd starts and answers GetCACaps"
+        httpd_stop || fail "$what: httpd did not stop cleanly"
+    fi
+}
+
+# refused WHAT ERE FILE-ERE LINES...: httpd -t and a start both fail, and their output
+# matches ERE (case-insensitive) and FILE-ERE (the file concerned; '' if none)
+refused() {
+    local what=$1 re=$2 file_re=$3 rc=0 out
+    shift 3
+    httpd_conf "$(location "$@")"
+    httpd_configtest || rc=$?
+    out=$HTTPD_ROOT/configtest.out
+    if ((rc == 0)); then
+        fail "$what: httpd -t accepts it"
+    else
+        pass "$what: httpd -t refuses it (exit $rc)"
+        check_message "$what (httpd -t)" "$out" "$re" "$file_re"
+    fi
+    : >"$ERROR_LOG"
+    rc=0
+    timeout 20 "$HTTPD" -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" -DFOREGROUND \
+        >"$HTTPD_ROOT/start.out" 2>&1 || rc=$?
+    cat "$ERROR_LOG" >>"$HTTPD_ROOT/start.out"
+    if ((rc == 0 || rc == 124)); then
+        fail "$what: httpd started (exit $rc after at most 20 s)"
+    else
+        pass "$what: httpd refuses to start (exit $rc)"
+        check_message "$what (start)" "$HTTPD_ROOT/start.out" "$re" "$file_re"
+    fi
+}
+
+check_message() {
+    local what=$1 out=$2 re=$3 file_re=$4
+    if grep -qiE -- "$re" "$out" && { [[ -z "$file_re" ]] || grep -qE -- "$file_re" "$out"; }; then
+        pass "$what: the message names the problem"
+    else
+        fail "$what: no message matching /$re/${file_re:+ naming $file_re}:"
+        sed 's/^/       | /' "$out" | head -10
+    fi
+}
+
+re_path() { printf '%s' "$1" | sed 's/[.[\*^$()+?{|]/\\&/g'; }
+
+CA_OK=("ScepCACertificateFile $P/ca.pem" "ScepCAKeyFile $P/ca.key")
+RA_OK=("ScepRACertificateFile $P/ra.pem" "ScepRAKeyFile $P/ra.key")
+
+accepted "CA and RA" "${CA_OK[@]}" "${RA_OK[@]}"
+accepted "EC CA key with an RSA RA" "ScepCACertificateFile $T/ecca/ca.pem" \
+    "ScepCAKeyFile $T/ecca/ca.key" "ScepRACertificateFile $T/ecca/ra.pem" \
+    "ScepRAKeyFile $T/ecca/ra.key"
+
+refused "missing CA certificate file" 'exist|no such|not found|cannot (open|read)|unable to (open|read)|unreadable' \
+    "$(re_path "$T/nonexistent/ca.pem")" \
+    "ScepCACertificateFile $T/nonexistent/ca.pem" "ScepCAKeyFile $P/ca.key"
+refused "empty CA certificate file" 'empty|no certificate' "$(re_path "$T/empty.pem")" \
+    "ScepCACertificateFile $T/empty.pem" "ScepCAKeyFile $P/ca.key"
+refused "missing CA key file" 'exist|no such|not found|cannot (open|read)|unable to (open|read)|unreadable' \
+    "$(re_path "$T/nonexistent/ca.key")" \
+    "ScepCACertificateFile $P/ca.pem" "ScepCAKeyFile $T/nonexistent/ca.key"
+refused "CA key not matching the CA certificate" 'match' \
+    "$(re_path "$P/ca.pem")|$(re_path "$T/pki2/ca.key")" \
+    "ScepCACertificateFile $P/ca.pem" "ScepCAKeyFile $T/pki2/ca.key" "${RA_OK[@]}"
+refused "RA key not matching the RA certificate" 'match' \
+    "$(re_path "$P/ra.pem")|$(re_path "$T/pki2/ra.key")" \
+    "${CA_OK[@]}" "ScepRACertificateFile $P/ra.pem" "ScepRAKeyFile $T/pki2/ra.key"
+refused "CA key file mode 644" 'group|other|world|permission|mode|readable' "$(re_path "$T/ca-644.key")" \
+    "ScepCACertificateFile $P/ca.pem" "ScepCAKeyFile $T/ca-644.key" "${RA_OK[@]}"
+refused "RA key file mode 640" 'group|other|world|permission|mode|readable' "$(re_path "$T/ra-640.key")" \
+    "${CA_OK[@]}" "ScepRACertificateFile $P/ra.pem" "ScepRAKeyFile $T/ra-640.key"
+refused "EC RA key (cannot decrypt RSA key transport)" 'RSA' \
+    "$(re_path "$P/ra-ec.key")|$(re_path "$P/ra-ec.pem")" \
+    "${CA_OK[@]}" "ScepRACertificateFile $P/ra-ec.pem" "ScepRAKeyFile $P/ra-ec.key"
+refused "EC CA key without an RA" 'RSA' \
+    "$(re_path "$T/ecca/ca.key")|$(re_path "$T/ecca/ca.pem")" \
+    "ScepCACertificateFile $T/ecca/ca.pem" "ScepCAKeyFile $T/ecca/ca.key"
+refused "ScepCAKeyFile without ScepCACertificateFile" 'ScepCACertificateFile|CA certificate file' '' \
+    "ScepCAKeyFile $P/ca.key"
+refused "ScepCACertificateFile without ScepCAKeyFile" 'ScepCAKeyFile|CA key file' '' \
+    "ScepCACertificateFile $P/ca.pem"
+refused "ScepRACertificateFile without ScepRAKeyFile" 'ScepRAKeyFile|RA key file' '' \
+    "${CA_OK[@]}" "ScepRACertificateFile $P/ra.pem"
+
+t_done

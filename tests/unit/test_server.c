@@ -1,0 +1,558 @@
+/* Unit tests of the core without httpd: CA loading and its refusals, the prepared
+ * GetCACaps/GetCACert answers, profile helpers, and whole PKIOperations built here with
+ * OpenSSL's CMS code and answered by scep_server_pkioperation(). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509v3.h>
+
+#include "scep_ca.h"
+#include "scep_msg.h"
+#include "scep_server.h"
+
+static char dir[] = "/tmp/scep-unit-XXXXXX";
+static EVP_PKEY *ca_key, *ra_key, *device_key, *ec_key;
+static X509 *ca_cert, *ra_cert, *other_cert;
+
+/* ---- fixtures -------------------------------------------------------------------- */
+
+static EVP_PKEY *rsa_key(int bits)
+{
+    EVP_PKEY *k = EVP_RSA_gen((unsigned int)bits);
+
+    assert_non_null(k);
+    return k;
+}
+
+static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+                       int is_ca)
+{
+    X509 *x = X509_new();
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+
+    X509_set_version(x, X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(rand() & 0x7fffffff) + 1);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365 * 5);
+    X509_set_pubkey(x, key);
+    X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+                              is_ca ? "critical,CA:TRUE" : "CA:FALSE");
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_key_identifier, "hash");
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+    return x;
+}
+
+static void write_pem(const char *name, X509 *cert, EVP_PKEY *key, mode_t mode)
+{
+    char path[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    if (cert) {
+        PEM_write_X509(f, cert);
+    }
+    if (key) {
+        PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    }
+    fclose(f);
+    chmod(path, mode);
+}
+
+static int setup_all(void **state)
+{
+    assert_non_null(mkdtemp(dir));
+    ca_key = rsa_key(2048);
+    ra_key = rsa_key(2048);
+    device_key = rsa_key(2048);
+    ec_key = EVP_EC_gen("P-256");
+    ca_cert = make_cert("Unit CA", ca_key, NULL, NULL, 1);
+    ra_cert = make_cert("Unit RA", ra_key, ca_cert, ca_key, 0);
+    other_cert = make_cert("Someone else", device_key, NULL, NULL, 0);
+    write_pem("ca.pem", ca_cert, NULL, 0644);
+    write_pem("ca.key", NULL, ca_key, 0600);
+    write_pem("ra.pem", ra_cert, NULL, 0644);
+    write_pem("ra.key", NULL, ra_key, 0600);
+    write_pem("ra-open.key", NULL, ra_key, 0644);
+    write_pem("wrong.key", NULL, device_key, 0600);
+    {
+        X509 *ec_cert = make_cert("EC RA", ec_key, ca_cert, ca_key, 0);
+
+        write_pem("ec.pem", ec_cert, NULL, 0644);
+        X509_free(ec_cert);
+    }
+    write_pem("ec.key", NULL, ec_key, 0600);
+    write_pem("empty.pem", NULL, NULL, 0644);
+    return 0;
+}
+
+static int teardown_all(void **state)
+{
+    char cmd[128];
+
+    X509_free(ca_cert);
+    X509_free(ra_cert);
+    X509_free(other_cert);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(ra_key);
+    EVP_PKEY_free(device_key);
+    EVP_PKEY_free(ec_key);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *in_dir(apr_pool_t *p, const char *name)
+{
+    return apr_pstrcat(p, dir, "/", name, NULL);
+}
+
+static int pool_setup(void **state)
+{
+    apr_pool_t *p;
+
+    apr_pool_create(&p, NULL);
+    *state = p;
+    return 0;
+}
+
+static int pool_teardown(void **state)
+{
+    apr_pool_destroy(*state);
+    return 0;
+}
+
+static scep_ca_t *load_ca(apr_pool_t *p, int with_ra)
+{
+    scep_ca_files_t files = { 0 };
+    scep_ca_t *ca = NULL;
+    const char *err = NULL;
+
+    files.ca_cert_file = in_dir(p, "ca.pem");
+    files.ca_key_file = in_dir(p, "ca.key");
+    if (with_ra) {
+        files.ra_cert_file = in_dir(p, "ra.pem");
+        files.ra_key_file = in_dir(p, "ra.key");
+    }
+    assert_int_equal(scep_ca_load(p, &files, NULL, &ca, &err), APR_SUCCESS);
+    return ca;
+}
+
+/* ---- loading ----------------------------------------------------------------------- */
+
+static void expect_load_error(apr_pool_t *p, const char *ca_file, const char *ca_key_file,
+                              const char *ra_file, const char *ra_key_file, const char *needle)
+{
+    scep_ca_files_t files = { 0 };
+    scep_ca_t *ca = NULL;
+    const char *err = NULL;
+
+    files.ca_cert_file = ca_file ? in_dir(p, ca_file) : NULL;
+    files.ca_key_file = ca_key_file ? in_dir(p, ca_key_file) : NULL;
+    files.ra_cert_file = ra_file ? in_dir(p, ra_file) : NULL;
+    files.ra_key_file = ra_key_file ? in_dir(p, ra_key_file) : NULL;
+    assert_int_not_equal(scep_ca_load(p, &files, NULL, &ca, &err), APR_SUCCESS);
+    assert_null(ca);
+    assert_non_null(err);
+    if (!strstr(err, needle)) {
+        fail_msg("error '%s' does not say '%s'", err, needle);
+    }
+}
+
+static void test_load_refusals(void **state)
+{
+    apr_pool_t *p = *state;
+
+    expect_load_error(p, "missing.pem", "ca.key", NULL, NULL, "missing.pem' cannot be used");
+    expect_load_error(p, "empty.pem", "ca.key", NULL, NULL, "is empty");
+    expect_load_error(p, "ca.pem", "wrong.key", NULL, NULL, "does not match");
+    expect_load_error(p, "ca.pem", "ca.key", "ra.pem", "ra-open.key", "group or others");
+    expect_load_error(p, "ca.pem", "ca.key", "ec.pem", "ec.key", "not an RSA key");
+    expect_load_error(p, "ca.pem", "ca.key", "ra.pem", NULL, "go together");
+    expect_load_error(p, NULL, "ca.key", NULL, NULL, "both required");
+    expect_load_error(p, "ra.pem", "ra.key", NULL, NULL, "not a CA certificate");
+}
+
+static void test_cacert_answers(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *type;
+    const unsigned char *der, *q;
+    apr_size_t len;
+    PKCS7 *p7;
+    X509 *x;
+
+    scep_ca_cacert(load_ca(p, 0), &type, &der, &len);
+    assert_string_equal(type, "application/x-x509-ca-cert");
+    q = der;
+    x = d2i_X509(NULL, &q, (long)len);
+    assert_non_null(x);
+    assert_int_equal(X509_cmp(x, ca_cert), 0);
+    X509_free(x);
+
+    scep_ca_cacert(load_ca(p, 1), &type, &der, &len);
+    assert_string_equal(type, "application/x-x509-ca-ra-cert");
+    q = der;
+    p7 = d2i_PKCS7(NULL, &q, (long)len);
+    assert_non_null(p7);
+    assert_int_equal(sk_X509_num(p7->d.sign->cert), 2);
+    assert_int_equal(X509_cmp(sk_X509_value(p7->d.sign->cert, 0), ca_cert), 0);
+    assert_int_equal(X509_cmp(sk_X509_value(p7->d.sign->cert, 1), ra_cert), 0);
+    PKCS7_free(p7);
+
+    assert_non_null(strstr(scep_ca_caps(load_ca(p, 1)), "POSTPKIOperation\n"));
+    assert_null(strstr(scep_ca_caps(load_ca(p, 1)), "Renewal"));
+}
+
+static void test_profile_helpers(void **state)
+{
+    apr_pool_t *p = *state;
+    scep_profile_t profile;
+    unsigned int bit = 0;
+    const char *good[] = { "serverAuth", "1.3.6.1.5.5.7.3.17" };
+    const char *bad[] = { "clientAuth", "noSuchUsage" };
+    const char *none[] = { "none" };
+
+    scep_profile_defaults(&profile, p);
+    assert_int_equal(profile.validity_days, 365);
+    assert_non_null(profile.eku_der);
+    assert_null(scep_profile_key_usage_bit("keyEncipherment", &bit));
+    assert_int_equal(bit, SCEP_KU_KEY_ENCIPHERMENT);
+    assert_non_null(scep_profile_key_usage_bit("keyCertSign", &bit));
+    assert_null(scep_profile_set_eku(&profile, p, 2, good));
+    assert_non_null(scep_profile_set_eku(&profile, p, 2, bad));
+    assert_null(scep_profile_set_eku(&profile, p, 1, none));
+    assert_null(profile.eku_der);
+}
+
+/* ---- PKIOperation round trips ----------------------------------------------------- */
+
+typedef struct request_opts {
+    const char *challenge;
+    const EVP_CIPHER *cipher;
+    const EVP_MD *md;
+    X509 *recipient;
+    EVP_PKEY *key;
+    int break_signature;
+    int message_type;
+    int ber;            /* indefinite-length encoding, as Apple and jscep send */
+} request_opts;
+
+static unsigned char sent_nonce[16];
+
+static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge)
+{
+    X509_REQ *req = X509_REQ_new();
+
+    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
+                               (const unsigned char *)cn, -1, -1, 0);
+    X509_REQ_set_pubkey(req, key);
+    if (challenge) {
+        X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
+                                  (const unsigned char *)challenge, -1);
+    }
+    X509_REQ_sign(req, key, EVP_sha256());
+    return req;
+}
+
+static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_size_t *len)
+{
+    EVP_PKEY *key = o->key ? o->key : device_key;
+    X509 *self = make_cert("device", key, NULL, NULL, 0);
+    X509_REQ *req = make_csr(key, "device.example.com", o->challenge);
+    STACK_OF(X509) *recips = sk_X509_new_null();
+    unsigned char *csr_der = NULL, *out;
+    int csr_len = i2d_X509_REQ(req, &csr_der);
+    BIO *in = BIO_new_mem_buf(csr_der, csr_len), *env_bio = BIO_new(BIO_s_mem()),
+        *result = BIO_new(BIO_s_mem());
+    CMS_ContentInfo *env, *sd;
+    CMS_SignerInfo *si;
+    char type[8];
+    char *data;
+    long n;
+
+    sk_X509_push(recips, o->recipient ? o->recipient : ra_cert);
+    env = CMS_encrypt(recips, in, o->cipher ? o->cipher : EVP_aes_128_cbc(),
+                      CMS_BINARY | (o->ber ? CMS_STREAM : 0));
+    assert_non_null(env);
+    if (o->ber) {
+        assert_int_equal(i2d_CMS_bio_stream(env_bio, env, in, CMS_STREAM | CMS_BINARY), 1);
+    }
+    else {
+        i2d_CMS_bio(env_bio, env);
+    }
+    sd = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY | (o->ber ? CMS_STREAM : 0));
+    si = CMS_add1_signer(sd, self, key, o->md ? o->md : EVP_sha256(), CMS_BINARY);
+    assert_non_null(si);
+    RAND_bytes(sent_nonce, sizeof(sent_nonce));
+    snprintf(type, sizeof(type), "%d", o->message_type ? o->message_type : 19);
+    CMS_signed_add1_attr_by_txt(si, "2.16.840.1.113733.1.9.2", V_ASN1_PRINTABLESTRING,
+                                type, (int)strlen(type));
+    CMS_signed_add1_attr_by_txt(si, "2.16.840.1.113733.1.9.7", V_ASN1_PRINTABLESTRING,
+                                "unit-txid-1", 11);
+    CMS_signed_add1_attr_by_txt(si, "2.16.840.1.113733.1.9.5", V_ASN1_OCTET_STRING,
+                                sent_nonce, sizeof(sent_nonce));
+    if (o->ber) {
+        assert_int_equal(i2d_CMS_bio_stream(result, sd, env_bio, CMS_STREAM | CMS_BINARY), 1);
+        /* An indefinite length shows as 0x80 right after the outer SEQUENCE tag. */
+        n = BIO_get_mem_data(result, &data);
+        assert_true(n > 2 && (unsigned char)data[0] == 0x30 && (unsigned char)data[1] == 0x80);
+        goto encoded;
+    }
+    assert_int_equal(CMS_final(sd, env_bio, NULL, CMS_BINARY), 1);
+    if (o->break_signature) {
+        ASN1_OCTET_STRING *sig = CMS_SignerInfo_get0_signature(si);
+
+        ((unsigned char *)ASN1_STRING_get0_data(sig))[10] ^= 0x01;
+    }
+    i2d_CMS_bio(result, sd);
+encoded:
+    n = BIO_get_mem_data(result, &data);
+    out = apr_pmemdup(p, data, (apr_size_t)n);
+    *len = (apr_size_t)n;
+    BIO_free(in);
+    BIO_free(env_bio);
+    BIO_free(result);
+    CMS_ContentInfo_free(env);
+    CMS_ContentInfo_free(sd);
+    OPENSSL_free(csr_der);
+    X509_REQ_free(req);
+    sk_X509_free(recips);
+    X509_free(self);
+    return out;
+}
+
+/* The value of a CertRep attribute as text, or NULL. */
+static const char *reply_attr(apr_pool_t *p, CMS_ContentInfo *rep, const char *oid)
+{
+    CMS_SignerInfo *si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(rep), 0);
+    ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+    int idx = CMS_signed_get_attr_by_OBJ(si, obj, -1);
+    ASN1_TYPE *t;
+
+    ASN1_OBJECT_free(obj);
+    if (idx < 0) {
+        return NULL;
+    }
+    t = X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, idx), 0);
+    return apr_pstrmemdup(p, (const char *)ASN1_STRING_get0_data(t->value.asn1_string),
+                          (apr_size_t)ASN1_STRING_length(t->value.asn1_string));
+}
+
+static CMS_ContentInfo *run(apr_pool_t *p, const scep_ca_t *ca, const scep_profile_t *profile,
+                            const request_opts *o, scep_reply_t *reply)
+{
+    apr_size_t len;
+    unsigned char *msg = build_request(p, o, &len);
+    scep_peer_t peer = { "127.0.0.1", "/scep" };
+    BIO *b;
+    CMS_ContentInfo *rep;
+
+    scep_server_pkioperation(p, ca, profile, msg, len, &peer, NULL, reply);
+    if (reply->http_status != 200) {
+        return NULL;
+    }
+    b = BIO_new_mem_buf(reply->body, (int)reply->body_len);
+    rep = d2i_CMS_bio(b, NULL);
+    BIO_free(b);
+    assert_non_null(rep);
+    /* Signed by the RA, verifiable with its certificate. */
+    {
+        STACK_OF(X509) *signer = sk_X509_new_null();
+
+        sk_X509_push(signer, ra_cert);
+        assert_int_equal(CMS_verify(rep, signer, NULL, NULL, NULL,
+                                    CMS_NO_SIGNER_CERT_VERIFY | CMS_NOINTERN | CMS_BINARY), 1);
+        sk_X509_free(signer);
+    }
+    assert_string_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.7"), "unit-txid-1");
+    assert_string_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.2"), "3");
+    assert_memory_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.6"), sent_nonce, 16);
+    assert_int_equal(strlen(reply_attr(p, rep, "1.2.840.113549.1.9.5")), 13); /* signingTime */
+    {
+        CMS_SignerInfo *si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(rep), 0);
+        ASN1_OBJECT *obj = OBJ_txt2obj("2.16.840.1.113733.1.9.5", 1);
+        ASN1_TYPE *t = X509_ATTRIBUTE_get0_type(
+            CMS_signed_get_attr(si, CMS_signed_get_attr_by_OBJ(si, obj, -1)), 0);
+        X509_ALGOR *sig_alg;
+
+        assert_int_equal(ASN1_STRING_length(t->value.octet_string), 16);
+        ASN1_OBJECT_free(obj);
+        /* strongSwan accepts nothing but rsaEncryption here. */
+        CMS_SignerInfo_get0_algs(si, NULL, NULL, NULL, &sig_alg);
+        assert_int_equal(OBJ_obj2nid(sig_alg->algorithm), NID_rsaEncryption);
+    }
+    return rep;
+}
+
+static scep_profile_t challenge_profile(apr_pool_t *p)
+{
+    scep_profile_t profile;
+
+    scep_profile_defaults(&profile, p);
+    scep_profile_set_challenge(&profile, p, "s3cret");
+    return profile;
+}
+
+static void test_enroll_success(void **state)
+{
+    apr_pool_t *p = *state;
+    scep_ca_t *ca = load_ca(p, 1);
+    scep_profile_t profile = challenge_profile(p);
+    const EVP_CIPHER *ciphers[] = { EVP_aes_128_cbc(), EVP_aes_256_cbc(), EVP_des_ede3_cbc() };
+    size_t i;
+
+    for (i = 0; i < sizeof(ciphers) / sizeof(ciphers[0]); i++) {
+        request_opts o = { .challenge = "s3cret", .cipher = ciphers[i], .md = EVP_sha1() };
+        scep_reply_t reply;
+        CMS_ContentInfo *rep = run(p, ca, &profile, &o, &reply);
+        ASN1_OCTET_STRING **content = CMS_get0_content(rep);
+        BIO *env_in, *plain = BIO_new(BIO_s_mem());
+        CMS_ContentInfo *env;
+        X509 *self = make_cert("device", device_key, NULL, NULL, 0);
+        char *data;
+        long n;
+        const unsigned char *q;
+        PKCS7 *p7;
+        X509 *issued;
+        X509_STORE *store = X509_STORE_new();
+        X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+
+        assert_string_equal(reply.outcome, "issued");
+        assert_string_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.3"), "0");
+        env_in = BIO_new_mem_buf(ASN1_STRING_get0_data(*content),
+                                 ASN1_STRING_length(*content));
+        env = d2i_CMS_bio(env_in, NULL);
+        assert_non_null(env);
+        assert_int_equal(CMS_decrypt(env, device_key, NULL, NULL, plain, CMS_BINARY), 1);
+        n = BIO_get_mem_data(plain, &data);
+        q = (const unsigned char *)data;
+        p7 = d2i_PKCS7(NULL, &q, n);
+        assert_non_null(p7);
+        issued = sk_X509_value(p7->d.sign->cert, 0);
+        X509_STORE_add_cert(store, ca_cert);
+        X509_STORE_CTX_init(vctx, store, issued, NULL);
+        assert_int_equal(X509_verify_cert(vctx), 1);
+        assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(issued), device_key), 1);
+        X509_STORE_CTX_free(vctx);
+        X509_STORE_free(store);
+        PKCS7_free(p7);
+        X509_free(self);
+        CMS_ContentInfo_free(env);
+        CMS_ContentInfo_free(rep);
+        BIO_free(env_in);
+        BIO_free(plain);
+    }
+}
+
+static void test_enroll_ber(void **state)
+{
+    apr_pool_t *p = *state;
+    scep_profile_t profile = challenge_profile(p);
+    request_opts o = { .challenge = "s3cret", .ber = 1 };
+    scep_reply_t reply;
+    CMS_ContentInfo *rep = run(p, load_ca(p, 1), &profile, &o, &reply);
+
+    assert_non_null(rep);
+    assert_string_equal(reply.outcome, "issued");
+    CMS_ContentInfo_free(rep);
+}
+
+static void expect_failure(apr_pool_t *p, const scep_profile_t *profile, request_opts o,
+                           const char *fail_info)
+{
+    scep_reply_t reply;
+    CMS_ContentInfo *rep = run(p, load_ca(p, 1), profile, &o, &reply);
+
+    assert_non_null(rep);
+    assert_string_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.3"), "2");
+    assert_string_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.4"), fail_info);
+    assert_non_null(reply_attr(p, rep, "1.3.6.1.5.5.7.24.1"));
+    CMS_ContentInfo_free(rep);
+}
+
+static void test_enroll_failures(void **state)
+{
+    apr_pool_t *p = *state;
+    scep_profile_t profile = challenge_profile(p);
+    scep_profile_t open_profile;
+    request_opts wrong = { .challenge = "guess" };
+    request_opts missing = { .challenge = NULL };
+    request_opts tampered = { .challenge = "s3cret", .break_signature = 1 };
+    request_opts elsewhere = { .challenge = "s3cret", .recipient = other_cert };
+    request_opts md5 = { .challenge = "s3cret", .md = EVP_md5() };
+    request_opts poll = { .challenge = "s3cret", .message_type = 20 };
+    EVP_PKEY *small = rsa_key(1024);
+    request_opts weak = { .challenge = "s3cret", .key = small };
+
+    expect_failure(p, &profile, wrong, "2");
+    expect_failure(p, &profile, missing, "2");
+    expect_failure(p, &profile, tampered, "1");
+    expect_failure(p, &profile, elsewhere, "1");
+    expect_failure(p, &profile, md5, "0");
+    expect_failure(p, &profile, poll, "2");
+    expect_failure(p, &profile, weak, "2");
+    /* No challenge configured and no explicit opt-out: nobody enrolls. */
+    scep_profile_defaults(&open_profile, p);
+    expect_failure(p, &open_profile, missing, "2");
+    EVP_PKEY_free(small);
+}
+
+static void test_malformed_and_oversized(void **state)
+{
+    apr_pool_t *p = *state;
+    scep_ca_t *ca = load_ca(p, 1);
+    scep_profile_t profile = challenge_profile(p);
+    scep_reply_t reply;
+    unsigned char garbage[64];
+
+    memset(garbage, 0x30, sizeof(garbage));
+    scep_server_pkioperation(p, ca, &profile, garbage, sizeof(garbage), NULL, NULL, &reply);
+    assert_int_equal(reply.http_status, 400);
+    profile.max_message_size = 16;
+    scep_server_pkioperation(p, ca, &profile, garbage, sizeof(garbage), NULL, NULL, &reply);
+    assert_int_equal(reply.http_status, 413);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_load_refusals, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_cacert_answers, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_profile_helpers, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_enroll_success, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_enroll_ber, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_enroll_failures, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_and_oversized, pool_setup,
+                                        pool_teardown),
+    };
+    int failed;
+
+    apr_initialize();
+    failed = cmocka_run_group_tests(tests, setup_all, teardown_all);
+    apr_terminate();
+    return failed;
+}
