@@ -62,15 +62,16 @@ fi
 cd "$REPO"
 if [ ! -x configure ]; then
     say "running autoreconf -fi"
-    autoreconf -fi
+    autoreconf -fi >&2
 fi
 if [ ! -f Makefile ]; then
     say "running ./configure"
-    ./configure
+    ./configure >&2
 fi
 # Only the module: the demo needs nothing else, and the test programs take longer.
+# Build chatter goes to stderr so that stdout carries the url:/challenge: lines.
 say "running make mod_scep.la"
-make -j"$(nproc)" mod_scep.la
+make -j"$(nproc)" mod_scep.la >&2
 MODULE=$REPO/.libs/mod_scep.so
 [ -f "$MODULE" ] || die "the build did not produce $MODULE"
 

@@ -10,6 +10,7 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "ap_expr.h"
 
 #include <apr_strings.h>
 
@@ -99,6 +100,13 @@ static void effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out)
 
 /* ---- directives ------------------------------------------------------------------ */
 
+/* A SCEP endpoint never reaches the file system (scep_translate_name), so a setting in a
+ * <Directory> or <Files> section could never apply to it: refuse it instead of ignoring it. */
+static const char *endpoint_context(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, NOT_IN_DIRECTORY | NOT_IN_FILES);
+}
+
 static ca_ref_t *section_ca(cmd_parms *cmd, scep_dir_conf_t *conf)
 {
     if (!conf->ca_ref) {
@@ -117,10 +125,13 @@ static ca_ref_t *section_ca(cmd_parms *cmd, scep_dir_conf_t *conf)
 
 static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    ca_ref_t *ref = section_ca(cmd, dconf);
-    const char *path = ap_server_root_relative(cmd->pool, arg);
-    const char **slot = (const char **)((char *)&ref->files + (size_t)cmd->info);
+    const char *path, **slot, *err;
 
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    slot = (const char **)((char *)&section_ca(cmd, dconf)->files + (size_t)cmd->info);
+    path = ap_server_root_relative(cmd->pool, arg);
     if (!path) {
         return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path '", arg, "'",
                            NULL);
@@ -133,7 +144,11 @@ static const char *set_positive(cmd_parms *cmd, const char *arg, long max, long 
 {
     char *end;
     long v = strtol(arg, &end, 10);
+    const char *err;
 
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
     if (*arg == '\0' || *end != '\0' || v <= 0 || v > max) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from 1 to %ld",
                             cmd->cmd->name, arg, max);
@@ -186,13 +201,15 @@ static const char *set_key_usage(cmd_parms *cmd, void *dconf, int argc, char *co
     scep_dir_conf_t *conf = dconf;
     unsigned int bits = 0, bit;
     int i;
+    const char *err;
 
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
     if (argc == 0) {
         return "ScepKeyUsage: name at least one key usage, or 'none'";
     }
     for (i = 0; i < argc; i++) {
-        const char *err;
-
         if (argc == 1 && strcasecmp(argv[i], "none") == 0) {
             break;
         }
@@ -211,6 +228,9 @@ static const char *set_eku(cmd_parms *cmd, void *dconf, int argc, char *const ar
     scep_dir_conf_t *conf = dconf;
     const char *err;
 
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
     if (argc == 0) {
         return "ScepExtendedKeyUsage: name at least one usage, or 'none'";
     }
@@ -225,7 +245,11 @@ static const char *set_eku(cmd_parms *cmd, void *dconf, int argc, char *const ar
 static const char *set_subject(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
+    const char *err;
 
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
     if (strcasecmp(arg, "csr") == 0) {
         conf->profile.subject_mode = SCEP_SUBJECT_FROM_CSR;
     }
@@ -242,7 +266,11 @@ static const char *set_subject(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
+    const char *err;
 
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
     if (*arg == '\0') {
         return "ScepChallenge: the challenge must not be empty";
     }
@@ -254,7 +282,11 @@ static const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
 {
     scep_dir_conf_t *conf = dconf;
+    const char *err;
 
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
     if ((intptr_t)cmd->info == SET_LEGACY) {
         conf->profile.legacy_algorithms = on;
     }
@@ -531,6 +563,38 @@ static int scep_handler(request_rec *r)
     return HTTP_BAD_REQUEST;
 }
 
+/* A SCEP endpoint is not a file.  Left to the core, the URI would be mapped into the
+ * DocumentRoot and walked as a directory, and a DocumentRoot that httpd's user cannot
+ * search (a checkout under /root, a 0700 parent) turns every SCEP request into a 403.
+ * The Location sections found so far decide: where SetHandler scep applies, the request
+ * gets a filename of its own that the storage mapping below leaves alone. */
+#define SCEP_FILENAME_PREFIX "scep:"
+
+static int scep_translate_name(request_rec *r)
+{
+    const core_dir_config *core_conf = ap_get_core_module_config(r->per_dir_config);
+    const char *handler, *err = NULL;
+
+    if (!core_conf || !core_conf->expr_handler) {
+        return DECLINED;
+    }
+    handler = ap_expr_str_exec(r, core_conf->expr_handler, &err);
+    if (err || !handler || strcmp(handler, "scep") != 0) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, SCEP_FILENAME_PREFIX, r->uri, NULL);
+    return OK;
+}
+
+static int scep_map_to_storage(request_rec *r)
+{
+    if (r->filename && strncmp(r->filename, SCEP_FILENAME_PREFIX,
+                               sizeof(SCEP_FILENAME_PREFIX) - 1) == 0) {
+        return OK;
+    }
+    return DECLINED;
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     /* Resets the list of CA sections and prepares the default profile. */
@@ -539,6 +603,10 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_config(scep_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Announces the module in the server version string. */
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Keep SCEP endpoints out of the file system (see scep_translate_name).  mod_rewrite
+     * and mod_alias still run first, so operators can rewrite onto an endpoint. */
+    ap_hook_translate_name(scep_translate_name, NULL, NULL, APR_HOOK_LAST);
+    ap_hook_map_to_storage(scep_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     /* Serves `SetHandler scep`. */
     ap_hook_handler(scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

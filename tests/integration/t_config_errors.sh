@@ -57,9 +57,15 @@ accepted() {
 # refused WHAT ERE FILE-ERE LINES...: httpd -t and a start both fail, and their output
 # matches ERE (case-insensitive) and FILE-ERE (the file concerned; '' if none)
 refused() {
-    local what=$1 re=$2 file_re=$3 rc=0 out
+    local what=$1 re=$2 file_re=$3
     shift 3
-    httpd_conf "$(location "$@")"
+    refused_conf "$what" "$re" "$file_re" "$(location "$@")"
+}
+
+# refused_conf WHAT ERE FILE-ERE BODY: as refused, for a configuration BODY
+refused_conf() {
+    local what=$1 re=$2 file_re=$3 rc=0 out
+    httpd_conf "$4"
     httpd_configtest || rc=$?
     out=$HTTPD_ROOT/configtest.out
     if ((rc == 0)); then
@@ -131,5 +137,12 @@ refused "ScepCACertificateFile without ScepCAKeyFile" 'ScepCAKeyFile|CA key file
     "ScepCACertificateFile $P/ca.pem"
 refused "ScepRACertificateFile without ScepRAKeyFile" 'ScepRAKeyFile|RA key file' '' \
     "${CA_OK[@]}" "ScepRACertificateFile $P/ra.pem"
+
+# a SCEP endpoint is not a file: a setting in <Directory> could never reach it
+refused_conf "ScepChallenge in a <Directory> section" 'Directory' '' \
+    "$(location "${CA_OK[@]}")
+<Directory $T>
+    ScepChallenge other-challenge
+</Directory>"
 
 t_done

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The first README command: conf-examples/demo.sh serves a SCEP endpoint, prints "url:"
+# and "challenge:" lines that work with a real client, and SIGTERM stops Apache with it.
+# The demo builds in the source tree, so this runs against $TOP as the tree under test.
+source "$(dirname "$0")/lib.sh"
+t_init
+command -v pki >/dev/null || die "strongSwan's pki is not installed (strongswan-pki)"
+[[ -f "$TOP/conf-examples/demo.sh" ]] || die "no conf-examples/demo.sh under $TOP"
+
+DEMO_PORT=$(free_port)
+STATE=$T/state
+DEMO_PID=""
+stop_demo() {
+    [[ -n "$DEMO_PID" ]] && kill -TERM "$DEMO_PID" 2>/dev/null
+    # bounded wait for the foreground Apache and its children
+    for _ in $(seq 50); do
+        pgrep -f "$STATE/httpd.conf" >/dev/null || return 0
+        sleep 0.2
+    done
+    pkill -KILL -f "$STATE/httpd.conf" || true
+    return 1
+}
+at_exit stop_demo
+
+SCEP_PORT=$DEMO_PORT SCEP_STATE_DIR=$STATE bash "$TOP/conf-examples/demo.sh" \
+    >"$T/demo.out" 2>"$T/demo.err" &
+DEMO_PID=$!
+
+for _ in $(seq 600); do
+    grep -q '^challenge: ' "$T/demo.out" 2>/dev/null && break
+    kill -0 "$DEMO_PID" 2>/dev/null || break
+    sleep 0.5
+done
+URL=$(sed -n 's/^url: //p' "$T/demo.out")
+CHAL=$(sed -n 's/^challenge: //p' "$T/demo.out")
+if [[ -z "$URL" || -z "$CHAL" ]]; then
+    sed 's/^/       | /' "$T/demo.err" | tail -30
+    die "demo.sh printed no url:/challenge: lines"
+fi
+expect_eq "$URL" "http://127.0.0.1:$DEMO_PORT/scep" "demo.sh prints the URL on its own line"
+expect_match "$CHAL" '^[A-Za-z0-9._~+/=-]{16,}$' "demo.sh prints a challenge"
+expect_eq "$(grep -c -e '^url: ' -e '^challenge: ' "$T/demo.out")" 2 \
+    "stdout holds exactly one url: and one challenge: line"
+
+# bounded wait for Apache to answer
+caps=""
+for _ in $(seq 100); do
+    caps=$(curl -s --max-time 5 "$URL?operation=GetCACaps" || true)
+    [[ -n "$caps" ]] && break
+    sleep 0.2
+done
+expect_match "$caps" 'POSTPKIOperation' "the demo endpoint answers GetCACaps"
+
+# enroll exactly as the printed instructions say
+D=$T/device
+mkdir -p "$D"
+if timeout 60 pki --scepca --url "$URL" --caout "$D/ca.der" --raout "$D/ra.der" --force \
+        >"$D/scepca.out" 2>&1 \
+    && timeout 60 pki --gen --type rsa --size 2048 --outform pem >"$D/device.key" 2>/dev/null \
+    && timeout 120 pki --scep --url "$URL" --in "$D/device.key" --dn "CN=device1.example.org" \
+        --password "$CHAL" --cacert-enc "$D/ra.der" --cacert-sig "$D/ra.der" \
+        --cacert "$D/ca.der" --outform pem >"$D/device.pem" 2>"$D/scep.err"; then
+    if openssl verify -CAfile "$STATE/ca.pem" "$D/device.pem" >/dev/null 2>&1; then
+        pass "pki enrolls with the printed url and challenge; the certificate verifies"
+    else
+        fail "the certificate from the demo does not verify against $STATE/ca.pem"
+    fi
+else
+    fail "enrollment with the printed instructions failed:"
+    grep -hv -e plugin -e TPM "$D/scepca.out" "$D/scep.err" 2>/dev/null | sed 's/^/       | /' | tail -15
+fi
+
+key_mode=$(stat -c %a "$STATE/ca.key")
+expect_eq "$key_mode" 600 "the demo CA key is readable by its owner only"
+
+if stop_demo; then
+    pass "SIGTERM to demo.sh stops Apache and all its children"
+else
+    fail "Apache was still running 10 s after SIGTERM"
+fi
+DEMO_PID=""
+if curl -s --max-time 2 "$URL?operation=GetCACaps" >/dev/null 2>&1; then
+    fail "port $DEMO_PORT still answers after SIGTERM"
+else
+    pass "port $DEMO_PORT is closed after SIGTERM"
+fi
+t_done
