@@ -85,6 +85,10 @@ check_success pss "$RA" "$CA" "RSASSA-PSS signature" || true
 probe_enrollment_request pss-get "$RA" --challenge "$CHAL" --pss --oaep --digest sha384 --cipher aes128
 send_request pss-get /scep GET-std
 check_success pss-get "$RA" "$CA" "RSASSA-PSS + OAEP + SHA-384 + AES-128 by GET" || true
+# Windows: the self-signed request certificate carries a critical AuthorityKeyIdentifier
+probe_enrollment_request win-aki "$RA" --challenge "$CHAL" --critical-aki
+send_request win-aki /scep/certsrv/mscep/mscep.dll/pkiclient.exe GET-std
+check_success win-aki "$RA" "$CA" "critical AKI in the signer certificate, NDES path, GET" || true
 
 httpd_stop || fail "httpd did not stop cleanly"
 check_error_log

@@ -64,7 +64,7 @@ static void usage(void)
         "usage: %s request --recipient RA.pem|der --key dev.key [--cert dev.pem]\n"
         "           --subject /CN=x [--challenge X | --no-challenge]\n"
         "           [--digest sha1|sha224|sha256|sha384|sha512|md5]\n"
-        "           [--cipher aes128|aes192|aes256|des3|des] [--oaep] [--pss]\n"
+        "           [--cipher aes128|aes192|aes256|des3|des] [--oaep] [--pss] [--critical-aki]\n"
         "           [--msgtype N] [--txid ID] [--break-signature] [--break-csr]\n"
         "           [--unstructured-name FQDN] [--unstructured-address IP]\n"
         "           [--serial-number SN] [--san-dns NAME]\n"
@@ -303,12 +303,34 @@ typedef struct {
     const char *recipient, *key, *cert, *subject, *challenge, *digest, *cipher;
     const char *msgtype, *txid, *out, *nonce_out;
     const char *unstructured_name, *unstructured_address, *serial_number, *san_dns;
-    int no_challenge, oaep, pss, break_signature, break_csr;
+    int no_challenge, oaep, pss, break_signature, break_csr, critical_aki;
 } request_opts;
+
+/* Windows marks the AuthorityKeyIdentifier of its self-signed request certificate
+ * critical, which a server must not hold against it. */
+static void add_windows_key_ids(X509 *x)
+{
+    static const struct { int nid; const char *value; } ids[] = {
+        { NID_subject_key_identifier, "hash" },
+        { NID_authority_key_identifier, "critical,keyid:always" },
+    };
+    X509V3_CTX ctx;
+    size_t i;
+
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, ids[i].nid, ids[i].value);
+
+        if (!ext || !X509_add_ext(x, ext, -1)) {
+            die("cannot add a key identifier to the device certificate");
+        }
+        X509_EXTENSION_free(ext);
+    }
+}
 
 /* A self-signed certificate for the device key, as a client without a certificate
  * makes for signing its first request (RFC 8894 section 2.3). */
-static X509 *self_signed(EVP_PKEY *key, const char *subject)
+static X509 *self_signed(EVP_PKEY *key, const char *subject, int critical_aki)
 {
     X509 *x = X509_new();
     X509_NAME *name = parse_subject(subject);
@@ -323,9 +345,14 @@ static X509 *self_signed(EVP_PKEY *key, const char *subject)
         || !X509_set_subject_name(x, name) || !X509_set_issuer_name(x, name)
         || !X509_gmtime_adj(X509_getm_notBefore(x), -3600)
         || !X509_gmtime_adj(X509_getm_notAfter(x), 7L * 24 * 3600)
-        || !X509_set_pubkey(x, key)
-        || !X509_sign(x, key, EVP_sha256())) {
+        || !X509_set_pubkey(x, key)) {
         die("cannot make the self-signed device certificate");
+    }
+    if (critical_aki) {
+        add_windows_key_ids(x);
+    }
+    if (!X509_sign(x, key, EVP_sha256())) {
+        die("cannot sign the self-signed device certificate");
     }
     ASN1_INTEGER_free(serial);
     BN_free(bn);
@@ -497,6 +524,7 @@ static int cmd_request(int argc, char **argv)
         else if (strcmp(a, "--no-challenge") == 0) o.no_challenge = 1;
         else if (strcmp(a, "--oaep") == 0) o.oaep = 1;
         else if (strcmp(a, "--pss") == 0) o.pss = 1;
+        else if (strcmp(a, "--critical-aki") == 0) o.critical_aki = 1;
         else if (strcmp(a, "--break-signature") == 0) o.break_signature = 1;
         else if (strcmp(a, "--break-csr") == 0) o.break_csr = 1;
         else {
@@ -523,7 +551,7 @@ static int cmd_request(int argc, char **argv)
     cipher = cipher_by_name(o.cipher);
     key = load_key(o.key);
     recipient = load_cert(o.recipient);
-    cert = o.cert ? load_cert(o.cert) : self_signed(key, o.subject);
+    cert = o.cert ? load_cert(o.cert) : self_signed(key, o.subject, o.critical_aki);
     if (X509_check_private_key(cert, key) != 1) {
         die("the device certificate does not match the device key");
     }
