@@ -16,6 +16,9 @@
 #   SCEP_STATE_DIR  folder for keys, certificates and httpd files
 #                   (default: demo-state/ at the top of the source tree;
 #                   a relative path is taken from the current directory)
+#   SCEP_DB_DIR     the device database (default: devices/ in the state folder,
+#                   or a folder under /var/lib/mod_scep-demo/ when www-data
+#                   cannot reach the state folder)
 #
 # The demo CA key lies unencrypted in the state folder: never use it for
 # anything but tests.
@@ -70,10 +73,12 @@ if [ ! -f Makefile ]; then
 fi
 # Only the module: the demo needs nothing else, and the test programs take longer.
 # Build chatter goes to stderr so that stdout carries the url:/challenge: lines.
-say "running make mod_scep.la"
-make -j"$(nproc)" mod_scep.la >&2
+say "running make mod_scep.la scepreg"
+make -j"$(nproc)" mod_scep.la scepreg >&2
 MODULE=$REPO/.libs/mod_scep.so
+SCEPREG=$REPO/scepreg
 [ -f "$MODULE" ] || die "the build did not produce $MODULE"
+[ -x "$SCEPREG" ] || die "the build did not produce $SCEPREG"
 
 # ---- 3. state folder: CA, RA, challenge (created once, then reused) --------------
 mkdir -p "$STATE"
@@ -149,16 +154,28 @@ if [ -s "$PIDFILE" ]; then
     rm -f "$PIDFILE"
 fi
 
-# The SCEP part comes from the small example, with our paths and challenge. The
-# file holds the challenge, so only root may read it.
-(umask 077 && sed -e "s#/etc/apache2/scep/#$STATE/#g" \
-        -e "s#^\([[:space:]]*ScepChallenge[[:space:]]\{1,\}\).*\$#\1\"$CHALLENGE\"#" \
-        "$REPO/conf-examples/scep-minimal.conf" > scep.conf.new)
+# The SCEP part comes from the small example, with our paths. httpd's children run as
+# www-data and must reach the database: a state folder under /root (mode 0700) is out
+# of their reach, so the database then lives under /var/lib instead.
+DB=${SCEP_DB_DIR:-$STATE/devices}
+if (( IS_ROOT )) && [ -z "${SCEP_DB_DIR:-}" ] \
+        && ! runuser -u www-data -- test -x "$STATE" 2>/dev/null; then
+    DB=/var/lib/mod_scep-demo/$(printf '%s' "$STATE" | sha256sum | cut -c1-12)/devices
+    say "www-data cannot reach $STATE; the device database goes to $DB"
+fi
+mkdir -p "$(dirname "$DB")"
+sed -e "s#/etc/apache2/scep/#$STATE/#g" -e "s#/var/lib/scep/devices#$DB#g" \
+    "$REPO/conf-examples/scep-minimal.conf" > scep.conf.new
 if ! grep -q "ScepCAKeyFile[[:space:]]*$STATE/ca.key" scep.conf.new \
-        || ! grep -q "ScepChallenge[[:space:]]*\"$CHALLENGE\"" scep.conf.new; then
-    die "conf-examples/scep-minimal.conf no longer has the paths or challenge this script replaces"
+        || ! grep -q "ScepDeviceDB[[:space:]]*$DB\$" scep.conf.new; then
+    die "conf-examples/scep-minimal.conf no longer has the paths this script replaces"
 fi
 mv -f scep.conf.new scep.conf
+
+# A wildcard registration with the demo challenge lets any device name enroll, the way
+# an NDES-style gateway does; single devices get registrations of their own.
+"$SCEPREG" -c -i "$DB" '*' <<<"$CHALLENGE" >&2 \
+    || die "scepreg could not register the demo wildcard in $DB"
 
 {
     echo "# Written by conf-examples/demo.sh on every run; edit the script, not this file."
@@ -209,6 +226,7 @@ cat <<EOF
 mod_scep demo: state in $STATE
 url: $URL
 challenge: $CHALLENGE
+db: $DB
 
 Check the server with curl:
   curl '$URL?operation=GetCACaps'
@@ -222,6 +240,12 @@ Enroll with strongSwan (apt-get install strongswan-pki libstrongswan-extra-plugi
       --password $CHALLENGE --cacert-enc ra.der --cacert-sig ra.der \\
       --cacert ca.der --outform pem > device.pem
   openssl x509 -in device.pem -noout -subject -issuer -enddate
+
+The challenge above works for any device name (a wildcard registration). Register a
+single device with a challenge of its own, while Apache runs:
+  $SCEPREG -g $DB device2.example.org
+  $SCEPREG -l $DB          # devices and their last certificate
+  $SCEPREG -L $DB          # every certificate issued
 
 Apache runs in the foreground now; its logs follow. Ctrl-C stops it.
 

@@ -12,37 +12,25 @@
 #include "http_request.h"
 #include "ap_expr.h"
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 
+#include "mod_scep.h"
 #include "scep_ca.h"
 #include "scep_decode.h"
 #include "scep_server.h"
+#include "scep_store.h"
 #include "scep_version.h"
 
-module AP_MODULE_DECLARE_DATA scep_module;
 APLOG_USE_MODULE(scep);
-
-/* The CA files of one configuration section.  Sections inherit the pointer, so the CA is
- * loaded once per section that names it, and loading fills in the shared object that
- * every merged configuration already points to. */
-typedef struct ca_ref_t {
-    scep_ca_files_t files;
-    const char *defined_at;             /* "file:line", for startup messages */
-    scep_ca_t *ca;
-} ca_ref_t;
 
 /* Each profile member that a section set explicitly. */
 enum {
     SET_VALIDITY = 1 << 0, SET_KEY_USAGE = 1 << 1, SET_EKU = 1 << 2, SET_SUBJECT = 1 << 3,
     SET_MIN_KEY = 1 << 4, SET_LEGACY = 1 << 5, SET_CHALLENGE = 1 << 6,
-    SET_NO_CHALLENGE = 1 << 7, SET_MAX_MESSAGE = 1 << 8
+    SET_NO_CHALLENGE = 1 << 7, SET_MAX_MESSAGE = 1 << 8, SET_PROFILE_NAME = 1 << 9,
+    SET_CHECK_ADDRESS = 1 << 10, SET_LOCKOUT = 1 << 11, SET_TXN_WINDOW = 1 << 12
 };
-
-typedef struct scep_dir_conf_t {
-    ca_ref_t *ca_ref;
-    scep_profile_t profile;
-    unsigned int set;
-} scep_dir_conf_t;
 
 /* Every CA section of the configuration being read, loaded by check_config. */
 static apr_array_header_t *ca_refs;
@@ -64,6 +52,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     *conf = *base;
     conf->ca_ref = add->ca_ref ? add->ca_ref : base->ca_ref;
+    conf->db_ref = add->db_ref ? add->db_ref : base->db_ref;
+    conf->challenge_ttl = add->challenge_ttl ? add->challenge_ttl : base->challenge_ttl;
     conf->set = base->set | add->set;
     MERGE_MEMBER(SET_VALIDITY, validity_days);
     MERGE_MEMBER(SET_KEY_USAGE, key_usage);
@@ -73,6 +63,11 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_MEMBER(SET_CHALLENGE, challenge_sha256);
     MERGE_MEMBER(SET_NO_CHALLENGE, allow_no_challenge);
     MERGE_MEMBER(SET_MAX_MESSAGE, max_message_size);
+    MERGE_MEMBER(SET_PROFILE_NAME, registrations.profile_name);
+    MERGE_MEMBER(SET_CHECK_ADDRESS, registrations.check_client_address);
+    MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_failures);
+    MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_seconds);
+    MERGE_MEMBER(SET_TXN_WINDOW, registrations.transaction_window);
     if (add->set & SET_EKU) {
         conf->profile.eku_der = add->profile.eku_der;
         conf->profile.eku_der_len = add->profile.eku_der_len;
@@ -95,6 +90,11 @@ static void effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out)
     TAKE(SET_MAX_MESSAGE, max_message_size);
     TAKE(SET_EKU, eku_der);
     TAKE(SET_EKU, eku_der_len);
+    TAKE(SET_PROFILE_NAME, registrations.profile_name);
+    TAKE(SET_CHECK_ADDRESS, registrations.check_client_address);
+    TAKE(SET_LOCKOUT, registrations.lockout_failures);
+    TAKE(SET_LOCKOUT, registrations.lockout_seconds);
+    TAKE(SET_TXN_WINDOW, registrations.transaction_window);
 #undef TAKE
 }
 
@@ -274,6 +274,10 @@ static const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
     if (*arg == '\0') {
         return "ScepChallenge: the challenge must not be empty";
     }
+    if (conf->db_ref) {
+        return "ScepChallenge: this section authorizes with ScepDeviceDB registrations; "
+               "register a wildcard (scepreg DB '*') instead of a static challenge";
+    }
     scep_profile_set_challenge(&conf->profile, cmd->pool, arg);
     conf->set |= SET_CHALLENGE;
     return NULL;
@@ -290,11 +294,154 @@ static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
     if ((intptr_t)cmd->info == SET_LEGACY) {
         conf->profile.legacy_algorithms = on;
     }
+    else if ((intptr_t)cmd->info == SET_CHECK_ADDRESS) {
+        conf->profile.registrations.check_client_address = on;
+    }
     else {
         conf->profile.allow_no_challenge = on;
     }
     conf->set |= (unsigned int)(intptr_t)cmd->info;
     return NULL;
+}
+
+/* "512M", "2G", "1073741824" */
+static const char *parse_size(cmd_parms *cmd, const char *arg, apr_size_t *out)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+    apr_int64_t unit = 1;
+
+    if (*end == 'K' || *end == 'k') {
+        unit = 1024;
+    }
+    else if (*end == 'M' || *end == 'm') {
+        unit = 1024 * 1024;
+    }
+    else if (*end == 'G' || *end == 'g') {
+        unit = 1024L * 1024 * 1024;
+    }
+    if (unit != 1) {
+        end++;
+    }
+    if (end == arg || *end != '\0' || v <= 0 || v > (APR_INT64_C(1) << 40) / unit
+        || v * unit < 1024 * 1024) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from 1M to 1024G (a number "
+                            "of bytes, or with K, M or G)", cmd->cmd->name, arg);
+    }
+    *out = (apr_size_t)(v * unit);
+    return NULL;
+}
+
+static const char *set_device_db(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *path, *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (conf->set & (SET_CHALLENGE | SET_NO_CHALLENGE)) {
+        return "ScepDeviceDB: this section has ScepChallenge/ScepAllowNoChallenge; with "
+               "registrations, register a wildcard (scepreg DB '*') instead";
+    }
+    if (!(path = ap_server_root_relative(cmd->pool, arg))) {
+        return apr_pstrcat(cmd->pool, "ScepDeviceDB: invalid path '", arg, "'", NULL);
+    }
+    conf->db_ref = scep_glue_db_ref(cmd, path);
+    return NULL;
+}
+
+static const char *set_db_map_size(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    apr_size_t size = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL || (err = parse_size(cmd, arg, &size)) != NULL) {
+        return err;
+    }
+    if (!conf->db_ref) {
+        return "ScepDeviceDBMapSize: put it after the ScepDeviceDB it sizes";
+    }
+    /* Sections sharing a folder share one environment: the largest size wins. */
+    if (size > conf->db_ref->map_size) {
+        conf->db_ref->map_size = size;
+    }
+    return NULL;
+}
+
+static const char *set_profile_name(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *err, *c;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    for (c = arg; *c; c++) {
+        if (!apr_isalnum(*c) && *c != '-' && *c != '_' && *c != '.') {
+            break;
+        }
+    }
+    if (*c || c == arg || c - arg > 64) {
+        return "ScepProfileName: 1 to 64 letters, digits, '-', '_' or '.'";
+    }
+    conf->profile.registrations.profile_name = arg;
+    conf->set |= SET_PROFILE_NAME;
+    return NULL;
+}
+
+static const char *set_lockout(cmd_parms *cmd, void *dconf, const char *count,
+                               const char *seconds)
+{
+    scep_dir_conf_t *conf = dconf;
+    long failures = 0, secs = 900;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (strcasecmp(count, "off") == 0) {
+        if (seconds) {
+            return "ScepLockout: Off takes no duration";
+        }
+    }
+    else if ((err = set_positive(cmd, count, 1000, &failures)) != NULL
+             || (seconds && (err = set_positive(cmd, seconds, 30L * 24 * 3600, &secs))
+                 != NULL)) {
+        return err;
+    }
+    conf->profile.registrations.lockout_failures = (int)failures;
+    conf->profile.registrations.lockout_seconds = secs;
+    conf->set |= SET_LOCKOUT;
+    return NULL;
+}
+
+static const char *set_transaction_window(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL
+        || (err = set_positive(cmd, arg, 366L * 24 * 3600, &v)) != NULL) {
+        return err;
+    }
+    conf->profile.registrations.transaction_window = v;
+    conf->set |= SET_TXN_WINDOW;
+    return NULL;
+}
+
+static const char *set_challenge_ttl(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err = set_positive(cmd, arg, 30L * 24 * 3600, &v);
+
+    if (!err) {
+        conf->challenge_ttl = v;
+    }
+    return err;
 }
 
 #define FILE_SLOT(member) ((void *)APR_OFFSETOF(scep_ca_files_t, member))
@@ -330,6 +477,23 @@ static const command_rec scep_cmds[] = {
                   "smallest RSA key accepted, in bits (default 2048)"),
     AP_INIT_TAKE1("ScepMaxMessageSize", set_max_message, NULL, DIR_CONTEXT,
                   "largest PKIOperation message accepted, in bytes (default 131072)"),
+    AP_INIT_TAKE1("ScepDeviceDB", set_device_db, NULL, DIR_CONTEXT,
+                  "folder of the LMDB device database: enroll registered devices only"),
+    AP_INIT_TAKE1("ScepDeviceDBMapSize", set_db_map_size, NULL, DIR_CONTEXT,
+                  "largest size the device database may grow to (default 1G)"),
+    AP_INIT_TAKE1("ScepProfileName", set_profile_name, NULL, DIR_CONTEXT,
+                  "the profile this endpoint serves, as registrations name it"),
+    AP_INIT_FLAG("ScepCheckClientAddress", set_flag, (void *)SET_CHECK_ADDRESS, DIR_CONTEXT,
+                 "On: a registered IP may match the client address (default Off)"),
+    AP_INIT_TAKE12("ScepLockout", set_lockout, NULL, DIR_CONTEXT,
+                   "failures before a name is locked out, and for how many seconds "
+                   "(default 5 900), or Off"),
+    AP_INIT_TAKE1("ScepTransactionWindow", set_transaction_window, NULL, DIR_CONTEXT,
+                  "seconds a transactionID stays bound to its request (default 604800)"),
+    AP_INIT_TAKE1("ScepChallengeTTL", set_challenge_ttl, NULL, DIR_CONTEXT,
+                  "lifetime of minted challenges in seconds (default 3600)"),
+    AP_INIT_TAKE1("ScepAuditLog", scep_glue_set_audit_log, NULL, RSRC_CONF,
+                  "file or |program receiving one JSON line per decision"),
     AP_INIT_FLAG("ScepLegacyAlgorithms", set_flag, (void *)SET_LEGACY, DIR_CONTEXT,
                  "On: accept MD5 signatures and single-DES envelopes (default Off)"),
     { NULL }
@@ -340,6 +504,7 @@ static const command_rec scep_cmds[] = {
 static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     ca_refs = NULL;   /* a new configuration cycle starts */
+    scep_glue_db_reset();
     scep_profile_defaults(&default_profile, pconf);
     return OK;
 }
@@ -376,8 +541,18 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
 static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
 {
+    int rc;
+
     ap_add_version_component(pconf, "mod_scep/" SCEP_VERSION);
-    return OK;
+    if ((rc = scep_glue_db_prepare(ptemp, s)) != OK) {
+        return rc;
+    }
+    return scep_glue_audit_open(pconf, s);
+}
+
+static void scep_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    scep_glue_db_child_init(pchild, s);
 }
 
 /* ---- requests -------------------------------------------------------------------- */
@@ -389,7 +564,7 @@ static void log_to_request(void *baton, int level, const char *line)
     ap_log_rerror(APLOG_MARK, level, 0, r, "%s", line);
 }
 
-static int send_body(request_rec *r, const char *content_type, const void *body,
+int scep_glue_send(request_rec *r, const char *content_type, const void *body,
                      apr_size_t len)
 {
     ap_set_content_type(r, content_type);
@@ -450,9 +625,30 @@ static int read_body(request_rec *r, apr_size_t max, unsigned char **out, apr_si
     return OK;
 }
 
-static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile_t *profile,
-                         const char *message)
+static void audit_pki_operation(request_rec *r, const scep_reply_t *reply)
 {
+    const char *event;
+
+    if (!reply->transaction_id || !reply->outcome) {
+        return;         /* not a message anybody decided on */
+    }
+    if (strcmp(reply->outcome, "issued") == 0 || strcmp(reply->outcome, "replayed") == 0) {
+        event = "issued";
+    }
+    else if (strncmp(reply->outcome, "failure:", 8) == 0) {
+        event = "refused";
+    }
+    else {
+        event = "error";
+    }
+    scep_glue_audit(r, event, reply->transaction_id, reply->fqdn, reply->serial,
+                    reply->outcome, reply->reason);
+}
+
+static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile_t *profile,
+                         const scep_db_ref_t *db_ref, const char *message)
+{
+    scep_db_t *db = NULL;
     unsigned char *der = NULL;
     apr_size_t len = 0;
     scep_log_t log;
@@ -495,9 +691,13 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     if (log.max_level < APLOG_NOTICE) {
         log.max_level = APLOG_NOTICE;   /* httpd always logs notices: issuance audit lines */
     }
+    if (db_ref && !(db = scep_glue_db(r, db_ref))) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
     peer.client_ip = r->useragent_ip;
     peer.location = r->uri;
-    scep_server_pkioperation(r->pool, ca, profile, der, len, &peer, &log, &reply);
+    scep_server_pkioperation(r->pool, ca, profile, db, der, len, &peer, &log, &reply);
+    audit_pki_operation(r, &reply);
     if (reply.transaction_id) {
         apr_table_setn(r->notes, "scep-transaction-id", reply.transaction_id);
     }
@@ -507,7 +707,7 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     if (reply.http_status != 200) {
         return reply.http_status;
     }
-    return send_body(r, "application/x-pki-message", reply.body, reply.body_len);
+    return scep_glue_send(r, "application/x-pki-message", reply.body, reply.body_len);
 }
 
 static int scep_handler(request_rec *r)
@@ -541,7 +741,7 @@ static int scep_handler(request_rec *r)
     if (strcasecmp(operation, "GetCACaps") == 0) {
         const char *caps = scep_ca_caps(ca);
 
-        return send_body(r, "text/plain", caps, strlen(caps));
+        return scep_glue_send(r, "text/plain", caps, strlen(caps));
     }
     if (strcasecmp(operation, "GetCACert") == 0) {
         const char *type;
@@ -551,11 +751,11 @@ static int scep_handler(request_rec *r)
         /* `message` names a CA (Cisco sends its trustpoint, certmonger counts up from 0);
          * one CA is served per Location, so it is ignored. */
         scep_ca_cacert(ca, &type, &der, &len);
-        return send_body(r, type, der, len);
+        return scep_glue_send(r, type, der, len);
     }
     if (strcasecmp(operation, "PKIOperation") == 0) {
         effective_profile(conf, &profile);
-        return pki_operation(r, ca, &profile, message);
+        return pki_operation(r, ca, &profile, conf->db_ref, message);
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "SCEP00110: scep(-,-): unsupported operation '%s'",
@@ -579,7 +779,8 @@ static int scep_translate_name(request_rec *r)
         return DECLINED;
     }
     handler = ap_expr_str_exec(r, core_conf->expr_handler, &err);
-    if (err || !handler || strcmp(handler, "scep") != 0) {
+    if (err || !handler
+        || (strcmp(handler, "scep") != 0 && strcmp(handler, SCEP_CHALLENGE_HANDLER) != 0)) {
         return DECLINED;
     }
     r->filename = apr_pstrcat(r->pool, SCEP_FILENAME_PREFIX, r->uri, NULL);
@@ -607,16 +808,20 @@ static void register_hooks(apr_pool_t *p)
      * and mod_alias still run first, so operators can rewrite onto an endpoint. */
     ap_hook_translate_name(scep_translate_name, NULL, NULL, APR_HOOK_LAST);
     ap_hook_map_to_storage(scep_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+    /* Opens the device databases in each child (never across fork). */
+    ap_hook_child_init(scep_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* Serves `SetHandler scep`. */
     ap_hook_handler(scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Serves `SetHandler scep-challenge`: minted one-time challenges. */
+    ap_hook_handler(scep_glue_challenge_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 module AP_MODULE_DECLARE_DATA scep_module = {
     STANDARD20_MODULE_STUFF,
     create_dir_conf,
     merge_dir_conf,
-    NULL,
-    NULL,
+    scep_glue_create_server_conf,
+    scep_glue_merge_server_conf,
     scep_cmds,
     register_hooks,
 #if AP_MODULE_MAGIC_AT_LEAST(AP_MODULE_FLAGS_MMN_MAJOR, AP_MODULE_FLAGS_MMN_MINOR)

@@ -403,6 +403,49 @@ static int set_subject(X509 *x, const scep_profile_t *profile, const scep_csr_t 
     return ok;
 }
 
+/* A registration names the device: nothing the request asks for survives, so that a
+ * leaked challenge never yields a certificate for another name. */
+static int set_forced_names(X509 *x, const scep_identity_t *forced)
+{
+    X509_NAME *name = X509_NAME_new();
+    GENERAL_NAMES *names = GENERAL_NAMES_new();
+    GENERAL_NAME *gn;
+    ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+    int i, ok;
+
+    ok = name && names && dns
+         && X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+                                       (const unsigned char *)forced->fqdn, -1, -1, 0)
+         && (!forced->serial_number
+             || X509_NAME_add_entry_by_NID(name, NID_serialNumber, MBSTRING_UTF8,
+                                           (const unsigned char *)forced->serial_number,
+                                           -1, -1, 0))
+         && X509_set_subject_name(x, name)
+         && ASN1_STRING_set(dns, forced->fqdn, -1)
+         && (gn = GENERAL_NAME_new()) != NULL;
+    if (ok) {
+        GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+        dns = NULL;
+        if (sk_GENERAL_NAME_push(names, gn) <= 0) {
+            GENERAL_NAME_free(gn);
+            ok = 0;
+        }
+    }
+    for (i = 0; ok && forced->ips && i < forced->ips->nelts; i++) {
+        gn = a2i_GENERAL_NAME(NULL, NULL, NULL, GEN_IPADD,
+                              APR_ARRAY_IDX(forced->ips, i, char *), 0);
+        ok = gn && sk_GENERAL_NAME_push(names, gn) > 0;
+        if (!ok) {
+            GENERAL_NAME_free(gn);
+        }
+    }
+    ok = ok && X509_add1_ext_i2d(x, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1;
+    ASN1_IA5STRING_free(dns);
+    GENERAL_NAMES_free(names);
+    X509_NAME_free(name);
+    return ok;
+}
+
 static int add_key_usage(X509 *x, unsigned int bits)
 {
     ASN1_BIT_STRING *ku;
@@ -502,7 +545,8 @@ static int add_conf_extension(X509 *x, const scep_ca_t *ca, int nid, const char 
 }
 
 apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profile_t *profile,
-                           const scep_csr_t *csr, X509 **out, const char **why)
+                           const scep_csr_t *csr, const scep_identity_t *forced,
+                           X509 **out, const char **why)
 {
     X509 *x = X509_new();
 
@@ -511,7 +555,7 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
         return APR_ENOMEM;
     }
     apr_pool_cleanup_register(p, x, cleanup_x509, apr_pool_cleanup_null);
-    if (!set_subject(x, profile, csr)) {
+    if (!forced && !set_subject(x, profile, csr)) {
         *why = "the request names nobody (no subject, CN, unstructuredName or dNSName)";
         return APR_EINVAL;
     }
@@ -526,7 +570,7 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
             && !add_der_extension(x, NID_ext_key_usage, profile->eku_der, profile->eku_der_len))
         || !add_conf_extension(x, ca, NID_subject_key_identifier, "hash")
         || !add_conf_extension(x, ca, NID_authority_key_identifier, "keyid")
-        || !add_san(x, csr)) {
+        || !(forced ? set_forced_names(x, forced) : add_san(x, csr))) {
         *why = "building the certificate failed";
         return APR_EGENERAL;
     }

@@ -8,26 +8,13 @@
 #include <apr_strings.h>
 
 #include "scep_decode.h"
+#include "scep_util.h"
 
 #define NAME_OPERATION "operation"
 #define NAME_MESSAGE   "message"
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 /* Both alphabets at once: clients are not consistent, and a message that mixes them
  * still has exactly one meaning. */
@@ -81,8 +68,8 @@ static apr_status_t percent_decode(char *dst, const char *src, apr_size_t len)
         if (len - i < 3) {
             return APR_EINVAL;
         }
-        hi = hex_value((unsigned char)src[i + 1]);
-        lo = hex_value((unsigned char)src[i + 2]);
+        hi = scep_hex_digit((unsigned char)src[i + 1]);
+        lo = scep_hex_digit((unsigned char)src[i + 2]);
         if (hi < 0 || lo < 0 || (hi | lo) == 0) {
             return APR_EINVAL;      /* a NUL would silently truncate the value */
         }
@@ -196,8 +183,8 @@ apr_status_t scep_message_decode(apr_pool_t *p, const char *text, apr_size_t tex
             if (text_len - i < 3) {
                 return APR_EINVAL;
             }
-            hi = hex_value((unsigned char)text[i + 1]);
-            lo = hex_value((unsigned char)text[i + 2]);
+            hi = scep_hex_digit((unsigned char)text[i + 1]);
+            lo = scep_hex_digit((unsigned char)text[i + 2]);
             if (hi < 0 || lo < 0) {
                 return APR_EINVAL;
             }

@@ -5,6 +5,7 @@
  * Log lines: device mistakes are WARNING (authentication) or INFO (malformed input),
  * server failures ERR; every line names the transaction and never a secret. */
 #include <string.h>
+#include <time.h>
 
 #include <apr_strings.h>
 #include <openssl/err.h>
@@ -26,6 +27,9 @@ void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p)
     profile->subject_mode = SCEP_SUBJECT_FROM_CSR;
     profile->min_key_bits = 2048;
     profile->max_message_size = 128 * 1024;
+    profile->registrations.lockout_failures = 5;
+    profile->registrations.lockout_seconds = 15 * 60;
+    profile->registrations.transaction_window = SCEP_TRANSACTION_WINDOW_DEFAULT;
     scep_profile_set_eku(profile, p, 1, client_auth);
 }
 
@@ -109,6 +113,7 @@ typedef struct op_ctx_t {
     apr_pool_t *p;
     const scep_ca_t *ca;
     const scep_profile_t *profile;
+    scep_db_t *db;
     const scep_peer_t *peer;
     const scep_log_t *log;
     scep_reply_t *reply;
@@ -157,10 +162,12 @@ static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *f
 static apr_status_t fail(op_ctx_t *c, int level, int fail_info, const char *tag,
                          const char *why)
 {
-    scep_log(c->log, level, "%s: scep(%s,PKIOperation): %s from %s refused (%s): %s",
+    scep_log(c->log, level, "%s: scep(%s,PKIOperation): %s from %s%s%s refused (%s): %s",
              tag, c->msg->transaction_id, message_type_name(c->msg->message_type),
              c->peer && c->peer->client_ip ? c->peer->client_ip : "?",
+             c->reply->fqdn ? " for " : "", c->reply->fqdn ? c->reply->fqdn : "",
              scep_msg_fail_info_name(fail_info), why);
+    c->reply->reason = why;
     return answer(c, SCEP_STATUS_FAILURE, fail_info, why, NULL);
 }
 
@@ -221,9 +228,165 @@ static apr_status_t check_key(op_ctx_t *c, const scep_csr_t *csr, const char **w
     return APR_EINVAL;
 }
 
+/* A database failure is the server's problem, not the device's: no CertRep, and 503 for
+ * the conditions that go away (a full map once the operator grows it, a full reader
+ * table) so that the device retries later. */
+static apr_status_t db_failure(op_ctx_t *c, apr_status_t rv, const char *doing)
+{
+    int transient = rv == SCEP_DB_FULL || rv == SCEP_DB_BUSY;
+
+    scep_log(c->log, SCEP_LOG_ERR, "SCEP00230: scep(%s,PKIOperation): %s failed: %s%s",
+             c->msg->transaction_id, doing, scep_db_strerror(c->p, rv),
+             rv == SCEP_DB_FULL ? " (the device database is full: raise "
+                                  "ScepDeviceDBMapSize)" : "");
+    c->reply->http_status = transient ? 503 : 500;
+    c->reply->outcome = rv == SCEP_DB_FULL ? "store-full" : "error";
+    return rv;
+}
+
+static const char *serial_hex(apr_pool_t *p, X509 *x)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    const char *copy = hex ? apr_pstrdup(p, hex) : "?";
+
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return copy;
+}
+
+/* RFC 2253 text, as the tool lists it. */
+static const char *name_text(apr_pool_t *p, const X509_NAME *name)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    const char *text = "";
+    char *data;
+    long len;
+
+    if (bio && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0
+        && (len = BIO_get_mem_data(bio, &data)) >= 0) {
+        text = apr_pstrmemdup(p, data, (apr_size_t)len);
+    }
+    BIO_free(bio);
+    return text;
+}
+
+static apr_int64_t asn1_time_seconds(const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (!ASN1_TIME_to_tm(t, &tm)) {
+        return 0;
+    }
+    return (apr_int64_t)timegm(&tm);
+}
+
+/* Sends the certificate: from the CA just now, or from the record of a retried
+ * transaction. */
+static apr_status_t send_certificate(op_ctx_t *c, X509 *cert, const char *how)
+{
+    apr_status_t rv = answer(c, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, cert);
+
+    if (rv == APR_SUCCESS) {
+        c->reply->outcome = how;
+        c->reply->serial = serial_hex(c->p, cert);
+    }
+    return rv;
+}
+
+static apr_status_t send_recorded(op_ctx_t *c, const unsigned char *der, apr_size_t len)
+{
+    const unsigned char *in = der;
+    X509 *cert = d2i_X509(NULL, &in, (long)len);
+    apr_status_t rv;
+
+    if (!cert) {
+        return db_failure(c, SCEP_DB_CORRUPT, "reading the recorded certificate");
+    }
+    scep_log(c->log, SCEP_LOG_NOTICE, "SCEP00221: scep(%s,PKIOperation): retried transaction "
+             "from %s: the recorded certificate is sent again",
+             c->msg->transaction_id, c->peer && c->peer->client_ip ? c->peer->client_ip : "?");
+    rv = send_certificate(c, cert, "replayed");
+    X509_free(cert);
+    return rv;
+}
+
+/* Records the certificate before it is sent: without the record there is no answer. */
+static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
+                           const unsigned char *digest, X509 *issued, const char **why)
+{
+    scep_cert_rec_t rec;
+    unsigned char *der = NULL;
+    const unsigned char *prior;
+    apr_size_t prior_len = 0;
+    int len;
+    apr_status_t rv;
+
+    if ((len = i2d_X509(issued, &der)) <= 0) {
+        return db_failure(c, APR_ENOMEM, "encoding the certificate");
+    }
+    memset(&rec, 0, sizeof(rec));
+    rec.serial = serial_hex(c->p, issued);
+    rec.der = apr_pmemdup(c->p, der, (apr_size_t)len);
+    rec.der_len = (apr_size_t)len;
+    OPENSSL_free(der);
+    rec.fqdn = grant->identity.fqdn;
+    rec.subject = name_text(c->p, X509_get_subject_name(issued));
+    rec.transaction_id = c->msg->transaction_id;
+    rec.not_before = asn1_time_seconds(X509_get0_notBefore(issued));
+    rec.not_after = asn1_time_seconds(X509_get0_notAfter(issued));
+    rec.issued_at = (apr_int64_t)time(NULL);
+    rv = scep_policy_record(c->p, c->db, &c->profile->registrations, grant,
+                            c->msg->transaction_id, digest, &rec,
+                            rec.issued_at, &prior, &prior_len, why);
+    if (rv == SCEP_POLICY_REPLAY) {
+        /* a concurrent retry of this transaction was recorded first: its certificate */
+        send_recorded(c, prior, prior_len);
+    }
+    return rv;
+}
+/* Authorizes against the registrations; a retried transaction is answered from its
+ * record.  Returns APR_SUCCESS with *grant to go on and issue, or the answer's status
+ * with the reply already made (*grant NULL). */
+static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned char *digest,
+                          scep_grant_t **grant)
+{
+    const unsigned char *der;
+    apr_size_t der_len;
+    const char *why = NULL, *fqdn = NULL;
+    apr_status_t rv;
+
+    *grant = NULL;
+    rv = scep_policy_replay(c->p, c->db, &c->profile->registrations, c->msg->transaction_id,
+                            (apr_int64_t)time(NULL), digest, &der, &der_len, &why);
+    if (rv == SCEP_POLICY_REPLAY) {
+        return send_recorded(c, der, der_len);
+    }
+    if (rv == SCEP_POLICY_DENIED) {
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00214", why);
+    }
+    if (rv != SCEP_DB_NOTFOUND) {
+        return db_failure(c, rv, "looking up the transaction");
+    }
+    rv = scep_policy_authorize(c->p, c->db, &c->profile->registrations, csr,
+                               c->peer ? c->peer->client_ip : NULL, (apr_int64_t)time(NULL),
+                               grant, &fqdn, &why);
+    c->reply->fqdn = fqdn;
+    if (rv == SCEP_POLICY_DENIED) {
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00212", why);
+    }
+    if (rv != APR_SUCCESS) {
+        return db_failure(c, rv, "checking the registration");
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t enroll(op_ctx_t *c)
 {
     scep_csr_t *csr;
+    scep_grant_t *grant = NULL;
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN];
+    unsigned int digest_len = sizeof(digest);
     const char *why = NULL;
     X509 *issued;
     apr_status_t rv;
@@ -234,11 +397,21 @@ static apr_status_t enroll(op_ctx_t *c)
     if (check_key(c, csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00211", why);
     }
-    if (authorize(c, csr, &why) != APR_SUCCESS) {
+    if (c->db) {
+        if (EVP_Digest(c->msg->content, c->msg->content_len, digest, &digest_len,
+                       EVP_sha256(), NULL) != 1) {
+            return db_failure(c, APR_EGENERAL, "hashing the request");
+        }
+        if ((rv = admit(c, csr, digest, &grant)) != APR_SUCCESS || !grant) {
+            return rv;
+        }
+    }
+    else if (authorize(c, csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00212",
                     apr_pstrcat(c->p, why, " (subject ", csr_identity(c->p, csr), ")", NULL));
     }
-    rv = scep_ca_issue(c->p, c->ca, c->profile, csr, &issued, &why);
+    rv = scep_ca_issue(c->p, c->ca, c->profile, csr, grant ? &grant->identity : NULL,
+                       &issued, &why);
     if (rv == APR_EINVAL) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00213", why);
     }
@@ -249,33 +422,40 @@ static apr_status_t enroll(op_ctx_t *c)
         c->reply->outcome = "error";
         return rv;
     }
-    rv = answer(c, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, issued);
-    if (rv == APR_SUCCESS) {
-        char *serial = NULL;
-        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(issued), NULL);
-
-        if (bn) {
-            serial = BN_bn2hex(bn);
-            BN_free(bn);
+    if (grant) {
+        rv = record(c, grant, digest, issued, &why);
+        if (rv == SCEP_POLICY_DENIED) {
+            return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00215", why);
         }
-        c->reply->outcome = "issued";
+        if (rv == SCEP_POLICY_REPLAY) {
+            return APR_SUCCESS;
+        }
+        if (rv != APR_SUCCESS) {
+            return db_failure(c, rv, "recording the certificate");
+        }
+    }
+    rv = send_certificate(c, issued, "issued");
+    if (rv == APR_SUCCESS) {
+        if (!c->reply->fqdn) {
+            c->reply->fqdn = csr_identity(c->p, csr);
+        }
         scep_log(c->log, SCEP_LOG_NOTICE,
                  "SCEP00220: scep(%s,PKIOperation): issued serial %s to %s for %s, %d-bit key",
-                 c->msg->transaction_id, serial ? serial : "?", csr_identity(c->p, csr),
+                 c->msg->transaction_id, c->reply->serial,
+                 grant ? grant->identity.fqdn : csr_identity(c->p, csr),
                  c->peer && c->peer->client_ip ? c->peer->client_ip : "?", csr->key_bits);
-        OPENSSL_free(serial);
     }
     ERR_clear_error();
     return rv;
 }
 
 apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
-                                      const scep_profile_t *profile,
+                                      const scep_profile_t *profile, scep_db_t *db,
                                       const unsigned char *msg, apr_size_t msg_len,
                                       const scep_peer_t *peer, const scep_log_t *log,
                                       scep_reply_t *reply)
 {
-    op_ctx_t c = { p, ca, profile, peer, log, reply, NULL };
+    op_ctx_t c = { p, ca, profile, db, peer, log, reply, NULL };
     const char *why = NULL;
 
     memset(reply, 0, sizeof(*reply));

@@ -8,6 +8,8 @@
 #include <apr_errno.h>
 
 #include "scep_ca.h"
+#include "scep_db.h"
+#include "scep_policy.h"
 #include "scep_util.h"
 
 #define SCEP_SUBJECT_FROM_CSR 0
@@ -33,6 +35,7 @@ typedef struct scep_profile_t {
     const unsigned char *challenge_sha256; /* NULL = no static challenge configured */
     int allow_no_challenge;
     apr_size_t max_message_size;
+    scep_policy_conf_t registrations;  /* used where a device database is configured */
 } scep_profile_t;
 
 /* Fills a profile with the documented defaults (no challenge, clientAuth EKU, …). */
@@ -57,10 +60,17 @@ typedef struct scep_reply_t {
     apr_size_t body_len;
     const char *transaction_id;        /* NULL when the message could not be read */
     const char *outcome;               /* "issued", "failure:badRequest", "malformed", … */
+    /* for the audit record */
+    const char *fqdn;                  /* the name asked for or issued to, may be NULL */
+    const char *serial;                /* hex serial of the certificate sent */
+    const char *reason;                /* why a request was refused (no secrets) */
 } scep_reply_t;
 
+/* Answers one PKIOperation.  With `db` (may be NULL), requests are authorized against
+ * its registrations and every issued certificate is recorded there before the reply is
+ * returned; without, by the profile's static challenge. */
 apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
-                                      const scep_profile_t *profile,
+                                      const scep_profile_t *profile, scep_db_t *db,
                                       const unsigned char *msg, apr_size_t msg_len,
                                       const scep_peer_t *peer, const scep_log_t *log,
                                       scep_reply_t *reply);

@@ -66,9 +66,9 @@ int scep_secret_equal(const void *a, apr_size_t a_len, const void *b, apr_size_t
     return CRYPTO_memcmp(a, b, a_len) == 0;
 }
 
-const char *scep_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len)
+static const char *hex_with(apr_pool_t *p, const unsigned char *data, apr_size_t len,
+                            const char *digits)
 {
-    static const char digits[] = "0123456789abcdef";
     char *out = apr_palloc(p, len * 2 + 1);
     apr_size_t i;
 
@@ -78,4 +78,28 @@ const char *scep_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len)
     }
     out[2 * len] = '\0';
     return out;
+}
+
+const char *scep_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len)
+{
+    return hex_with(p, data, len, "0123456789abcdef");
+}
+
+const char *scep_hex_upper(apr_pool_t *p, const unsigned char *data, apr_size_t len)
+{
+    return hex_with(p, data, len, "0123456789ABCDEF");
+}
+
+int scep_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
 }

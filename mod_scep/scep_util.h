@@ -35,7 +35,11 @@ const char *scep_openssl_errors(apr_pool_t *p);
 /* Constant-time equality of two byte strings; the time depends only on the lengths. */
 int scep_secret_equal(const void *a, apr_size_t a_len, const void *b, apr_size_t b_len);
 
-/* Hex of a byte string, lower-case, in the pool. */
+/* Hex of a byte string, lower-case (serial numbers: upper-case), in the pool. */
 const char *scep_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len);
+const char *scep_hex_upper(apr_pool_t *p, const unsigned char *data, apr_size_t len);
+
+/* The value of one hex digit, or -1. */
+int scep_hex_digit(int c);
 
 #endif

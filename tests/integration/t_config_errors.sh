@@ -145,4 +145,37 @@ refused_conf "ScepChallenge in a <Directory> section" 'Directory' '' \
     ScepChallenge other-challenge
 </Directory>"
 
+# registrations and a static challenge exclude each other within a section
+refused "ScepChallenge after ScepDeviceDB" 'register a wildcard' '' \
+    "${CA_OK[@]}" "ScepDeviceDB $T/db-a"
+refused_conf "ScepDeviceDB after ScepChallenge" 'register a wildcard' '' \
+    "<Location /scep>
+    SetHandler scep
+    ScepCACertificateFile $P/ca.pem
+    ScepCAKeyFile $P/ca.key
+    ScepChallenge early-challenge
+    ScepDeviceDB $T/db-b
+    Require all granted
+</Location>"
+
+# a device database httpd's User cannot reach refuses the start (httpd -t reads no
+# folders, so only a real start can tell)
+if [[ $(id -u) == 0 ]]; then
+    mkdir -p "$T/private"
+    chmod 700 "$T/private"
+    httpd_conf "$(scep_location /scep "$P" ra "ScepDeviceDB $T/private/devices")"
+    : >"$ERROR_LOG"
+    rc=0
+    timeout 20 "$HTTPD" -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" -DFOREGROUND \
+        >"$HTTPD_ROOT/start.out" 2>&1 || rc=$?
+    cat "$ERROR_LOG" >>"$HTTPD_ROOT/start.out"
+    if ((rc != 0 && rc != 124)) && grep -q "SCEP00016: .*cannot pass through $T/private (mode 0700" \
+            "$HTTPD_ROOT/start.out"; then
+        pass "a device database out of the User's reach refuses the start, naming the folder"
+    else
+        fail "unreachable device database: exit $rc:"
+        sed 's/^/       | /' "$HTTPD_ROOT/start.out" | head -5
+    fi
+fi
+
 t_done

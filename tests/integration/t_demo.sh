@@ -41,6 +41,15 @@ expect_eq "$URL" "http://127.0.0.1:$DEMO_PORT/scep" "demo.sh prints the URL on i
 expect_match "$CHAL" '^[A-Za-z0-9._~+/=-]{16,}$' "demo.sh prints a challenge"
 expect_eq "$(grep -c -e '^url: ' -e '^challenge: ' "$T/demo.out")" 2 \
     "stdout holds exactly one url: and one challenge: line"
+DB=$(sed -n 's/^db: //p' "$T/demo.out")
+# the scratch folder is 0700, as a checkout under /root is: out of www-data's reach
+if [[ $(id -u) == 0 ]]; then
+    expect_match "$DB" '^/var/lib/mod_scep-demo/[0-9a-f]{12}/devices$' \
+        "demo.sh puts the database where www-data can reach it"
+    at_exit "rm -rf '${DB%/devices}'"
+else
+    expect_eq "$DB" "$STATE/devices" "demo.sh prints the database path"
+fi
 
 # bounded wait for Apache to answer
 caps=""
@@ -68,6 +77,21 @@ if timeout 60 pki --scepca --url "$URL" --caout "$D/ca.der" --raout "$D/ra.der" 
 else
     fail "enrollment with the printed instructions failed:"
     grep -hv -e plugin -e TPM "$D/scepca.out" "$D/scep.err" 2>/dev/null | sed 's/^/       | /' | tail -15
+fi
+
+# the printed way of registering a single device, while Apache serves
+DEV_CHAL=$(timeout 30 "$TOP/scepreg" -g "$DB" device2.example.org 2>/dev/null || true)
+expect_match "$DEV_CHAL" '^[0-9a-f]{32}$' "scepreg -g registers a device and prints its challenge"
+# a key of its own: strongSwan derives the transactionID from the key, and a second,
+# different request under a recorded transactionID is refused
+timeout 60 pki --gen --type rsa --size 2048 --outform pem >"$D/device2.key" 2>/dev/null
+if timeout 120 pki --scep --url "$URL" --in "$D/device2.key" --dn "CN=device2.example.org" \
+        --password "$DEV_CHAL" --cacert-enc "$D/ra.der" --cacert-sig "$D/ra.der" \
+        --cacert "$D/ca.der" --outform pem >"$D/device2.pem" 2>"$D/scep2.err" \
+    && openssl verify -CAfile "$STATE/ca.pem" "$D/device2.pem" >/dev/null 2>&1; then
+    pass "the device registered with scepreg enrolls at once"
+else
+    fail "the device registered with scepreg did not enroll"
 fi
 
 key_mode=$(stat -c %a "$STATE/ca.key")

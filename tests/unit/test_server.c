@@ -371,7 +371,7 @@ static CMS_ContentInfo *run(apr_pool_t *p, const scep_ca_t *ca, const scep_profi
     BIO *b;
     CMS_ContentInfo *rep;
 
-    scep_server_pkioperation(p, ca, profile, msg, len, &peer, NULL, reply);
+    scep_server_pkioperation(p, ca, profile, NULL, msg, len, &peer, NULL, reply);
     if (reply->http_status != 200) {
         return NULL;
     }
@@ -530,10 +530,10 @@ static void test_malformed_and_oversized(void **state)
     unsigned char garbage[64];
 
     memset(garbage, 0x30, sizeof(garbage));
-    scep_server_pkioperation(p, ca, &profile, garbage, sizeof(garbage), NULL, NULL, &reply);
+    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL, NULL, &reply);
     assert_int_equal(reply.http_status, 400);
     profile.max_message_size = 16;
-    scep_server_pkioperation(p, ca, &profile, garbage, sizeof(garbage), NULL, NULL, &reply);
+    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL, NULL, &reply);
     assert_int_equal(reply.http_status, 413);
 }
 

@@ -1,0 +1,80 @@
+/* What the glue files of mod_scep share: the per-directory configuration, the device
+ * databases named by the configuration (opened once per child), the audit log and the
+ * challenge-minting handler.  httpd types live here, never in the core. */
+#ifndef MOD_SCEP_H
+#define MOD_SCEP_H
+
+#include "httpd.h"
+#include "http_config.h"
+
+#include <apr_file_io.h>
+
+#include "scep_ca.h"
+#include "scep_db.h"
+#include "scep_server.h"
+
+extern module AP_MODULE_DECLARE_DATA scep_module;
+
+/* The CA files of one configuration section.  Sections inherit the pointer, so the CA is
+ * loaded once per section that names it, and loading fills in the shared object that
+ * every merged configuration already points to. */
+typedef struct ca_ref_t {
+    scep_ca_files_t files;
+    const char *defined_at;             /* "file:line", for startup messages */
+    scep_ca_t *ca;
+} ca_ref_t;
+
+/* A device database folder.  LMDB allows one environment handle per folder and process,
+ * so every section naming the same folder shares one of these, and each child opens it
+ * once (never across fork). */
+typedef struct scep_db_ref_t {
+    const char *path;
+    apr_size_t map_size;                /* the largest ScepDeviceDBMapSize naming it; 0 = default */
+    const char *defined_at;
+    scep_db_t *db;                      /* in a child, once opened */
+    const char *open_error;             /* in a child, why it could not be opened */
+} scep_db_ref_t;
+
+typedef struct scep_dir_conf_t {
+    ca_ref_t *ca_ref;
+    scep_db_ref_t *db_ref;
+    scep_profile_t profile;
+    apr_int64_t challenge_ttl;          /* ScepChallengeTTL, seconds; 0 = unset */
+    unsigned int set;
+} scep_dir_conf_t;
+
+typedef struct scep_server_conf_t {
+    const char *audit_path;             /* ScepAuditLog: a file or "|program" */
+    apr_file_t *audit;
+} scep_server_conf_t;
+
+/* ---- device databases (mod_scep_state.c) ---------------------------------------- */
+void scep_glue_db_reset(void);
+scep_db_ref_t *scep_glue_db_ref(cmd_parms *cmd, const char *path);
+/* post_config, as root: creates each folder (0700) owned by httpd's User. */
+int scep_glue_db_prepare(apr_pool_t *ptemp, server_rec *s);
+void scep_glue_db_child_init(apr_pool_t *pchild, server_rec *s);
+/* The opened database, or NULL with an ERR line naming why. */
+scep_db_t *scep_glue_db(request_rec *r, const scep_db_ref_t *ref);
+
+/* ---- audit log (mod_scep_state.c) ------------------------------------------------ */
+void *scep_glue_create_server_conf(apr_pool_t *p, server_rec *s);
+void *scep_glue_merge_server_conf(apr_pool_t *p, void *basev, void *addv);
+const char *scep_glue_set_audit_log(cmd_parms *cmd, void *dconf, const char *arg);
+int scep_glue_audit_open(apr_pool_t *pconf, server_rec *s);
+/* One JSON line per decision: event "issued", "refused", "minted" or "error".  NULL
+ * fields are left out. */
+void scep_glue_audit(request_rec *r, const char *event, const char *transaction_id,
+                     const char *fqdn, const char *serial, const char *outcome,
+                     const char *reason);
+
+/* ---- minting challenges (mod_scep_admin.c) --------------------------------------- */
+#define SCEP_CHALLENGE_HANDLER "scep-challenge"
+#define SCEP_DEFAULT_CHALLENGE_TTL 3600
+int scep_glue_challenge_handler(request_rec *r);
+
+/* ---- shared by the handlers (mod_scep.c) ------------------------------------------- */
+int scep_glue_send(request_rec *r, const char *content_type, const void *body,
+                   apr_size_t len);
+
+#endif

@@ -1,0 +1,212 @@
+/* `SetHandler scep-challenge`: mints one-time challenges, NDES-style, for an MDM or an
+ * operator to hand to a device.  The handler authenticates nobody itself: the operator
+ * protects its Location with httpd's own authentication and Require, and the audit log
+ * records who minted what.
+ *
+ * Answers plain text (the challenge alone), JSON (format=json or Accept:
+ * application/json), or, for MDMs written against Microsoft NDES, the page shape of
+ * /certsrv/mscep_admin (format=mscep, or a path ending in mscep_admin). */
+#include <string.h>
+#include <time.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "mod_scep.h"
+#include "scep_store.h"
+
+APLOG_USE_MODULE(scep);
+
+#define TTL_MAX (30L * 24 * 3600)
+
+/* Every parameter of a query string, decoded the way the SCEP parser decodes. */
+static const char *query_param(request_rec *r, const char *name)
+{
+    const char *args = r->args, *end;
+    apr_size_t nlen = strlen(name);
+
+    while (args && *args) {
+        end = strchr(args, '&');
+        if (strncasecmp(args, name, nlen) == 0 && args[nlen] == '=') {
+            char *value = apr_pstrmemdup(r->pool, args + nlen + 1,
+                                         (apr_size_t)((end ? end : args + strlen(args))
+                                                      - (args + nlen + 1)));
+
+            return ap_unescape_url(value) == OK ? value : NULL;
+        }
+        args = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+static const char *iso_time(apr_pool_t *p, apr_int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    char buf[32];
+
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return apr_pstrdup(p, buf);
+}
+
+static const char *json_string(apr_pool_t *p, const char *s)
+{
+    /* Only canonical FQDNs, profile names checked below and hex reach here. */
+    return s ? apr_pstrcat(p, "\"", s, "\"", NULL) : "null";
+}
+
+/* NDES answers its admin page in UTF-16LE; MDM connectors decode it that way and look
+ * for the sentence that carries the password. */
+static int send_mscep_page(request_rec *r, const char *challenge, apr_int64_t ttl)
+{
+    const char *html = apr_psprintf(r->pool,
+        "<HTML><Head><Meta HTTP-Equiv=\"Content-Type\" Content=\"text/html; "
+        "charset=UTF-16\"><Title>Network Device Enrollment Service</Title></Head>"
+        "<Body><P> The enrollment challenge password is: <B> %s </B><P> This password "
+        "can be used only once and will expire within %ld minutes.</Body></HTML>",
+        challenge, (long)((ttl + 59) / 60));
+    apr_size_t n = strlen(html), i;
+    unsigned char *wide = apr_palloc(r->pool, 2 * n + 2);
+
+    wide[0] = 0xff;                    /* byte order mark */
+    wide[1] = 0xfe;
+    for (i = 0; i < n; i++) {          /* the page is ASCII */
+        wide[2 + 2 * i] = (unsigned char)html[i];
+        wide[3 + 2 * i] = 0;
+    }
+    return scep_glue_send(r, "text/html; charset=utf-16", wide, 2 * n + 2);
+}
+
+static int wants_json(request_rec *r, const char *format)
+{
+    const char *accept = apr_table_get(r->headers_in, "Accept");
+
+    if (format) {
+        return strcasecmp(format, "json") == 0;
+    }
+    return accept && ap_strcasestr(accept, "application/json") != NULL;
+}
+
+static int valid_profile_name(const char *s)
+{
+    apr_size_t n = 0;
+
+    for (; *s; s++, n++) {
+        if (!apr_isalnum(*s) && *s != '-' && *s != '_' && *s != '.') {
+            return 0;
+        }
+    }
+    return n > 0 && n <= 64;
+}
+
+int scep_glue_challenge_handler(request_rec *r)
+{
+    const scep_dir_conf_t *conf;
+    const char *fqdn_arg, *fqdn = NULL, *profile, *ttl_arg, *format, *challenge;
+    apr_int64_t ttl, now;
+    scep_minted_t *rec;
+    scep_txn_t *txn;
+    scep_db_t *db;
+    apr_status_t rv;
+
+    if (!r->handler || strcmp(r->handler, SCEP_CHALLENGE_HANDLER) != 0) {
+        return DECLINED;
+    }
+    r->allowed |= (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+    if (r->method_number != M_GET && r->method_number != M_POST) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    conf = ap_get_module_config(r->per_dir_config, &scep_module);
+    if (!conf->db_ref) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SCEP00120: SetHandler scep-challenge for %s, but no ScepDeviceDB "
+                      "applies here", r->uri);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    fqdn_arg = query_param(r, "fqdn");
+    profile = query_param(r, "profile");
+    ttl_arg = query_param(r, "ttl");
+    format = query_param(r, "format");
+    ttl = conf->challenge_ttl ? conf->challenge_ttl : SCEP_DEFAULT_CHALLENGE_TTL;
+    if (fqdn_arg && *fqdn_arg && !(fqdn = scep_store_fqdn(r->pool, fqdn_arg, 0))) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "SCEP00121: scep-challenge: fqdn '%s' is not a host name",
+                      ap_escape_logitem(r->pool, fqdn_arg));
+        return HTTP_BAD_REQUEST;
+    }
+    if (profile && *profile && !valid_profile_name(profile)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "SCEP00122: scep-challenge: profile '%s' is not a profile name",
+                      ap_escape_logitem(r->pool, profile));
+        return HTTP_BAD_REQUEST;
+    }
+    if (profile && !*profile) {
+        profile = NULL;
+    }
+    if (!profile) {
+        profile = conf->profile.registrations.profile_name;
+    }
+    if (ttl_arg) {
+        char *end;
+        apr_int64_t asked = apr_strtoi64(ttl_arg, &end, 10);
+
+        /* a caller may shorten the lifetime, never extend it past ScepChallengeTTL */
+        if (*ttl_arg == '\0' || *end != '\0' || asked <= 0 || asked > TTL_MAX) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "SCEP00123: scep-challenge: ttl '%s' is not a number of seconds "
+                          "from 1 to %ld", ap_escape_logitem(r->pool, ttl_arg), TTL_MAX);
+            return HTTP_BAD_REQUEST;
+        }
+        if (asked < ttl) {
+            ttl = asked;
+        }
+    }
+    if (!(db = scep_glue_db(r, conf->db_ref))) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    now = apr_time_sec(r->request_time);
+    rv = scep_db_begin(db, r->pool, 1, &txn);
+    if (rv == APR_SUCCESS) {
+        apr_size_t purged = 0;
+
+        /* Expired challenges go as new ones come, so the table stays small. */
+        scep_minted_purge(txn, r->pool, now, &purged);
+        scep_minted_create(txn, r->pool, now, ttl, fqdn, profile, &challenge, &rec);
+        rv = scep_db_commit(txn);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SCEP00124: scep-challenge: cannot store a new challenge in %s: %s",
+                      conf->db_ref->path, scep_db_strerror(r->pool, rv));
+        scep_glue_audit(r, "error", NULL, fqdn, NULL, "store-error", "cannot mint");
+        return rv == SCEP_DB_FULL || rv == SCEP_DB_BUSY ? HTTP_SERVICE_UNAVAILABLE
+                                                        : HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "SCEP00125: scep-challenge: minted a challenge for %s (profile %s, valid "
+                  "%ld s) for %s", fqdn ? fqdn : "any name", profile ? profile : "any",
+                  (long)ttl, r->user ? r->user : "an unauthenticated caller");
+    scep_glue_audit(r, "minted", NULL, fqdn, NULL, "minted", NULL);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if ((format && strcasecmp(format, "mscep") == 0)
+        || (!format && ap_strstr_c(r->uri, "mscep_admin"))) {
+        return send_mscep_page(r, challenge, ttl);
+    }
+    if (wants_json(r, format)) {
+        const char *json = apr_psprintf(r->pool,
+            "{\"challenge\":\"%s\",\"expires\":\"%s\",\"ttl\":%ld,\"fqdn\":%s,"
+            "\"profile\":%s}\n", challenge, iso_time(r->pool, rec->expires), (long)ttl,
+            json_string(r->pool, fqdn), json_string(r->pool, profile));
+
+        return scep_glue_send(r, "application/json", json, strlen(json));
+    }
+    challenge = apr_pstrcat(r->pool, challenge, "\n", NULL);
+    return scep_glue_send(r, "text/plain", challenge, strlen(challenge));
+}

@@ -1,0 +1,429 @@
+/* Enrollment authorization against the device registrations (see scep_policy.h).
+ *
+ * The read that decides and the write that records are separate transactions so that
+ * no certificate is signed while LMDB's write lock is held; scep_policy_record therefore
+ * re-checks everything another request could have changed in between. */
+#include <string.h>
+#include <time.h>
+
+#include <apr_strings.h>
+
+#include "scep_policy.h"
+
+static const char *iso_time(apr_pool_t *p, apr_int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    char buf[32];
+
+    if (!gmtime_r(&tt, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+        return "?";
+    }
+    return apr_pstrdup(p, buf);
+}
+
+const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr)
+{
+    const char *name;
+
+    if (csr->dns_names && csr->dns_names->nelts > 0
+        && (name = scep_store_fqdn(p, APR_ARRAY_IDX(csr->dns_names, 0, const char *), 0))) {
+        return name;
+    }
+    if (csr->unstructured_name && (name = scep_store_fqdn(p, csr->unstructured_name, 0))) {
+        return name;
+    }
+    if (csr->common_name && (name = scep_store_fqdn(p, csr->common_name, 0))) {
+        return name;
+    }
+    return NULL;
+}
+
+/* Counts a failed challenge, address or serial against `fqdn`, locking the name out
+ * when the endpoint's threshold is reached.  The count restarts with each lockout so
+ * that the next lockout again takes that many failures. */
+static apr_status_t count_failure(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                                  const char *fqdn, apr_int64_t now)
+{
+    scep_txn_t *txn;
+    scep_failure_t f;
+    apr_status_t rv = scep_db_begin(db, p, 1, &txn);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = scep_failure_get(txn, fqdn, &f);
+    if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
+        scep_db_abort(txn);
+        return rv;
+    }
+    if (rv == SCEP_DB_NOTFOUND) {
+        memset(&f, 0, sizeof(f));
+    }
+    f.count++;
+    f.last = now;
+    if (conf->lockout_failures > 0 && f.count >= conf->lockout_failures) {
+        f.locked_until = now + conf->lockout_seconds;
+        f.count = 0;
+    }
+    if ((rv = scep_failure_put(txn, p, fqdn, &f)) != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return rv;
+    }
+    return scep_db_commit(txn);
+}
+
+static int ip_matches(apr_pool_t *p, const apr_array_header_t *registered, const char *text)
+{
+    const char *ip = text ? scep_store_ip(p, text) : NULL;
+    int i;
+
+    for (i = 0; ip && i < registered->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(registered, i, const char *), ip) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether the request shows one of the registered addresses: in unstructuredAddress,
+ * in an iPAddress SAN, or (when the endpoint allows it) as the client address, which
+ * mod_remoteip has already corrected behind a reverse proxy. */
+static int address_matches(apr_pool_t *p, const scep_policy_conf_t *conf,
+                           const scep_device_t *dev, const scep_csr_t *csr,
+                           const char *client_ip)
+{
+    int i;
+
+    if (ip_matches(p, dev->ips, csr->unstructured_address)) {
+        return 1;
+    }
+    for (i = 0; csr->ip_addresses && i < csr->ip_addresses->nelts; i++) {
+        if (ip_matches(p, dev->ips, APR_ARRAY_IDX(csr->ip_addresses, i, const char *))) {
+            return 1;
+        }
+    }
+    return conf->check_client_address && ip_matches(p, dev->ips, client_ip);
+}
+
+static const char *request_addresses(apr_pool_t *p, const scep_csr_t *csr)
+{
+    const char *list = csr->unstructured_address;
+    int i;
+
+    for (i = 0; csr->ip_addresses && i < csr->ip_addresses->nelts; i++) {
+        const char *ip = APR_ARRAY_IDX(csr->ip_addresses, i, const char *);
+
+        list = list ? apr_pstrcat(p, list, ",", ip, NULL) : ip;
+    }
+    return list ? list : "none";
+}
+
+static int profile_allows(const scep_policy_conf_t *conf, const char *wanted)
+{
+    return !wanted || (conf->profile_name && strcmp(conf->profile_name, wanted) == 0);
+}
+
+static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *conf,
+                                     const scep_csr_t *csr, const scep_minted_t *m,
+                                     apr_int64_t now, scep_grant_t **grant,
+                                     const char **fqdn, const char **why)
+{
+    scep_grant_t *g;
+
+    if (m->expires <= now) {
+        *why = apr_psprintf(p, "the minted challenge expired at %s", iso_time(p, m->expires));
+        return SCEP_POLICY_DENIED;
+    }
+    if (!profile_allows(conf, m->profile)) {
+        *why = apr_psprintf(p, "the minted challenge is for profile '%s', this endpoint "
+                            "serves '%s'", m->profile,
+                            conf->profile_name ? conf->profile_name : "(none)");
+        return SCEP_POLICY_DENIED;
+    }
+    if (m->fqdn) {
+        if (*fqdn && strcmp(*fqdn, m->fqdn) != 0) {
+            *why = apr_psprintf(p, "the minted challenge is bound to %s", m->fqdn);
+            return SCEP_POLICY_DENIED;
+        }
+        *fqdn = m->fqdn;
+    }
+    if (!*fqdn) {
+        *why = "the request names no host (no dNSName SAN, unstructuredName or host-name CN)";
+        return SCEP_POLICY_DENIED;
+    }
+    g = apr_pcalloc(p, sizeof(*g));
+    g->kind = SCEP_GRANT_MINTED;
+    g->one_time = 1;
+    g->secret = csr->challenge;
+    g->secret_len = csr->challenge_len;
+    g->identity.fqdn = *fqdn;
+    g->identity.ips = apr_array_make(p, 0, sizeof(const char *));
+    *grant = g;
+    return APR_SUCCESS;
+}
+
+/* The checks that do not involve a secret, in the order an operator would look. */
+static const char *registration_problem(apr_pool_t *p, const scep_policy_conf_t *conf,
+                                        const scep_device_t *dev, apr_int64_t now)
+{
+    if (dev->flags & SCEP_DEVICE_DISABLED) {
+        return apr_psprintf(p, "the registration %s is disabled", dev->fqdn);
+    }
+    if (dev->expires && dev->expires <= now) {
+        return apr_psprintf(p, "the registration %s expired at %s", dev->fqdn,
+                            iso_time(p, dev->expires));
+    }
+    if (!profile_allows(conf, dev->profile)) {
+        return apr_psprintf(p, "the registration %s is for profile '%s', this endpoint "
+                            "serves '%s'", dev->fqdn, dev->profile,
+                            conf->profile_name ? conf->profile_name : "(none)");
+    }
+    if ((dev->flags & SCEP_DEVICE_ONE_TIME) && (dev->flags & SCEP_DEVICE_USED)) {
+        return apr_psprintf(p, "the one-time challenge of %s has been used", dev->fqdn);
+    }
+    if (!dev->verifier.algorithm) {
+        return apr_psprintf(p, "the registration %s has no challenge of its own (it "
+                            "enrolls with minted challenges only)", dev->fqdn);
+    }
+    return NULL;
+}
+
+apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                                   const scep_csr_t *csr, const char *client_ip,
+                                   apr_int64_t now, scep_grant_t **grant, const char **fqdn,
+                                   const char **why)
+{
+    scep_txn_t *txn;
+    scep_device_t *dev = NULL;
+    scep_minted_t *minted = NULL;
+    scep_failure_t failures;
+    scep_grant_t *g;
+    const char *problem = NULL;
+    apr_status_t rv;
+    int wildcard;
+
+    *grant = NULL;
+    *fqdn = scep_policy_requested_name(p, csr);
+    if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (csr->challenge) {
+        rv = scep_minted_get(txn, p, csr->challenge, csr->challenge_len, &minted);
+        if (rv == APR_SUCCESS) {
+            scep_db_abort(txn);
+            return authorize_minted(p, conf, csr, minted, now, grant, fqdn, why);
+        }
+        if (rv != SCEP_DB_NOTFOUND) {
+            scep_db_abort(txn);
+            return rv;
+        }
+    }
+    if (!*fqdn) {
+        scep_db_abort(txn);
+        *why = "the request names no host (no dNSName SAN, unstructuredName or host-name CN)";
+        return SCEP_POLICY_DENIED;
+    }
+    rv = scep_failure_get(txn, *fqdn, &failures);
+    if (rv == APR_SUCCESS && failures.locked_until > now) {
+        scep_db_abort(txn);
+        *why = apr_psprintf(p, "%s is locked out until %s after repeated failures", *fqdn,
+                            iso_time(p, failures.locked_until));
+        return SCEP_POLICY_DENIED;
+    }
+    if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
+        rv = scep_device_find(txn, p, *fqdn, &dev);
+    }
+    scep_db_abort(txn);
+    if (rv == SCEP_DB_NOTFOUND) {
+        *why = apr_psprintf(p, "no registration applies to %s", *fqdn);
+        return SCEP_POLICY_DENIED;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if ((*why = registration_problem(p, conf, dev, now)) != NULL) {
+        return SCEP_POLICY_DENIED;
+    }
+    wildcard = dev->fqdn[0] == '*';
+    if (dev->ips->nelts > 0 && !address_matches(p, conf, dev, csr, client_ip)) {
+        problem = apr_psprintf(p, "the address (request: %s%s%s) is not registered for %s",
+                               request_addresses(p, csr),
+                               conf->check_client_address ? ", client: " : "",
+                               conf->check_client_address && client_ip ? client_ip : "",
+                               dev->fqdn);
+    }
+    else if (dev->serial && (!csr->serial_number
+                             || strcasecmp(csr->serial_number, dev->serial) != 0)) {
+        problem = apr_psprintf(p, "the serialNumber (%s) is not the one registered for %s",
+                               csr->serial_number ? csr->serial_number : "none", dev->fqdn);
+    }
+    else if (!csr->challenge) {
+        problem = "the request carries no challengePassword";
+    }
+    else if (!scep_verifier_matches(&dev->verifier, csr->challenge, csr->challenge_len)) {
+        problem = apr_psprintf(p, "the challengePassword is wrong for %s", dev->fqdn);
+    }
+    if (problem) {
+        *why = problem;
+        rv = count_failure(p, db, conf, *fqdn, now);
+        return rv == APR_SUCCESS ? SCEP_POLICY_DENIED : rv;
+    }
+    g = apr_pcalloc(p, sizeof(*g));
+    g->kind = wildcard ? SCEP_GRANT_WILDCARD : SCEP_GRANT_DEVICE;
+    g->registration = dev->fqdn;
+    g->one_time = (dev->flags & SCEP_DEVICE_ONE_TIME) != 0;
+    g->identity.fqdn = *fqdn;
+    /* A wildcard's addresses and serial belong to no single device. */
+    g->identity.ips = wildcard ? apr_array_make(p, 0, sizeof(const char *)) : dev->ips;
+    g->identity.serial_number = wildcard ? NULL : dev->serial;
+    *grant = g;
+    return APR_SUCCESS;
+}
+
+/* Looks up `transaction_id` inside `txn`: NOTFOUND, REPLAY with the certificate, or
+ * DENIED when the recorded request differs. */
+static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
+                                     const scep_policy_conf_t *conf, apr_int64_t now,
+                                     const char *transaction_id,
+                                     const unsigned char *request_digest,
+                                     const unsigned char **der, apr_size_t *der_len,
+                                     const char **why)
+{
+    scep_transaction_t *t;
+    scep_cert_rec_t *c;
+    apr_status_t rv = scep_transaction_get(txn, p, transaction_id, &t);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (conf->transaction_window > 0 && t->created + conf->transaction_window <= now) {
+        return SCEP_DB_NOTFOUND;        /* a new enrollment with the same key */
+    }
+    if (memcmp(t->request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN) != 0) {
+        *why = apr_psprintf(p, "the transactionID was used at %s for a different request "
+                            "(certificate %s for %s); a new key starts a new transaction, "
+                            "or this one may be reused after %s", iso_time(p, t->created),
+                            t->serial ? t->serial : "?", t->fqdn ? t->fqdn : "?",
+                            conf->transaction_window > 0
+                            ? iso_time(p, t->created + conf->transaction_window) : "never");
+        return SCEP_POLICY_DENIED;
+    }
+    if ((rv = scep_cert_get(txn, p, t->serial, &c)) != APR_SUCCESS) {
+        return rv == SCEP_DB_NOTFOUND ? SCEP_DB_CORRUPT : rv;
+    }
+    *der = c->der;
+    *der_len = c->der_len;
+    return SCEP_POLICY_REPLAY;
+}
+
+apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                                const char *transaction_id, apr_int64_t now,
+                                const unsigned char *request_digest,
+                                const unsigned char **der, apr_size_t *der_len,
+                                const char **why)
+{
+    scep_txn_t *txn;
+    apr_status_t rv = scep_db_begin(db, p, 0, &txn);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = find_transaction(p, txn, conf, now, transaction_id, request_digest, der, der_len,
+                          why);
+    scep_db_abort(txn);
+    return rv;
+}
+
+/* Re-reads the registration inside the write transaction and marks the enrollment. */
+static apr_status_t consume_registration(apr_pool_t *p, scep_txn_t *txn,
+                                         const scep_grant_t *grant,
+                                         const scep_cert_rec_t *cert, apr_int64_t now,
+                                         const char **why)
+{
+    scep_device_t *dev;
+    apr_status_t rv = scep_device_get(txn, p, grant->registration, &dev);
+
+    if (rv == SCEP_DB_NOTFOUND) {
+        *why = apr_psprintf(p, "the registration %s was deleted meanwhile",
+                            grant->registration);
+        return SCEP_POLICY_DENIED;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (dev->flags & SCEP_DEVICE_DISABLED) {
+        *why = apr_psprintf(p, "the registration %s was disabled meanwhile", dev->fqdn);
+        return SCEP_POLICY_DENIED;
+    }
+    if (dev->flags & SCEP_DEVICE_ONE_TIME) {
+        if (dev->flags & SCEP_DEVICE_USED) {
+            *why = apr_psprintf(p, "the one-time challenge of %s was used by another "
+                                "request", dev->fqdn);
+            return SCEP_POLICY_DENIED;
+        }
+        dev->flags |= SCEP_DEVICE_USED;
+    }
+    dev->last_serial = cert->serial;
+    dev->last_not_after = cert->not_after;
+    dev->last_enrolled = now;
+    dev->enrollments++;
+    return scep_device_put(txn, p, dev);
+}
+
+apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                                const scep_grant_t *grant,
+                                const char *transaction_id,
+                                const unsigned char *request_digest,
+                                const scep_cert_rec_t *cert, apr_int64_t now,
+                                const unsigned char **der, apr_size_t *der_len,
+                                const char **why)
+{
+    scep_txn_t *txn;
+    scep_transaction_t t;
+    apr_status_t rv = scep_db_begin(db, p, 1, &txn);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = find_transaction(p, txn, conf, now, transaction_id, request_digest, der, der_len,
+                          why);
+    if (rv != SCEP_DB_NOTFOUND) {
+        scep_db_abort(txn);
+        return rv == APR_SUCCESS ? SCEP_DB_CORRUPT : rv;
+    }
+    if (grant) {
+        if (grant->kind == SCEP_GRANT_MINTED) {
+            rv = scep_minted_delete(txn, grant->secret, grant->secret_len);
+            if (rv == SCEP_DB_NOTFOUND) {
+                *why = "the minted challenge was used by another request";
+                rv = SCEP_POLICY_DENIED;
+            }
+        }
+        else {
+            rv = consume_registration(p, txn, grant, cert, now, why);
+        }
+        if (rv != APR_SUCCESS) {
+            scep_db_abort(txn);
+            return rv;
+        }
+        rv = scep_failure_clear(txn, grant->identity.fqdn);
+        if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
+            scep_db_abort(txn);
+            return rv;
+        }
+    }
+    memset(&t, 0, sizeof(t));
+    t.transaction_id = transaction_id;
+    t.state = "issued";
+    memcpy(t.request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN);
+    t.fqdn = cert->fqdn;
+    t.serial = cert->serial;
+    t.created = now;
+    if ((rv = scep_transaction_put(txn, p, &t)) != APR_SUCCESS
+        || (rv = scep_cert_put(txn, p, cert)) != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return rv;
+    }
+    return scep_db_commit(txn);
+}

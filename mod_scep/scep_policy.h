@@ -1,0 +1,97 @@
+/* Who may enroll, decided against the device registrations in the database: which
+ * registration (or minted challenge) a PKCS#10 falls under, whether its name, address,
+ * serial number and challenge match, lockout after repeated failures, and the one write
+ * transaction that records an issued certificate together with consuming a one-time
+ * challenge.  Retries of a transaction are answered from the record.
+ *
+ * Reads and writes are separate short transactions, and the commit re-checks what the
+ * read saw, so concurrent requests with one one-time challenge yield one certificate. */
+#ifndef SCEP_POLICY_H
+#define SCEP_POLICY_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_errno.h>
+
+#include "scep_csr.h"
+#include "scep_db.h"
+#include "scep_store.h"
+
+/* The registration settings of one endpoint (plain data, configuration pool). */
+typedef struct scep_policy_conf_t {
+    const char *profile_name;          /* NULL: registrations naming a profile are refused */
+    int check_client_address;          /* a registered IP may match the client address */
+    int lockout_failures;              /* 0 = no lockout */
+    apr_int64_t lockout_seconds;
+    /* How long a transactionID stays bound to its request.  Clients derive it from the
+     * key (RFC 8894 recommends a hash of it), so after this a new request with the same
+     * key starts a new transaction instead of being refused forever. */
+    apr_int64_t transaction_window;
+} scep_policy_conf_t;
+
+#define SCEP_TRANSACTION_WINDOW_DEFAULT (7 * 24 * 3600)
+
+/* The names a certificate is issued for when a registration forces them. */
+typedef struct scep_identity_t {
+    const char *fqdn;
+    apr_array_header_t *ips;           /* const char *, canonical */
+    const char *serial_number;         /* subject serialNumber, NULL = none */
+} scep_identity_t;
+
+typedef enum scep_grant_kind_e {
+    SCEP_GRANT_DEVICE,                 /* an exact registration */
+    SCEP_GRANT_WILDCARD,               /* a wildcard registration */
+    SCEP_GRANT_MINTED                  /* a minted one-time challenge */
+} scep_grant_kind_e;
+
+/* What authorization found; the input of scep_policy_record. */
+typedef struct scep_grant_t {
+    scep_grant_kind_e kind;
+    const char *registration;          /* the device key ("*.x" for wildcards), or NULL */
+    int one_time;
+    const char *secret;                /* minted: the challenge to consume (not logged) */
+    apr_size_t secret_len;
+    scep_identity_t identity;
+} scep_grant_t;
+
+/* The FQDN a request asks for: its first dNSName SAN, else unstructuredName, else a
+ * commonName that is a host name.  Canonical, or NULL when the request names no host. */
+const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr);
+
+/* Results of scep_policy_authorize and scep_policy_record beyond APR_SUCCESS. */
+#define SCEP_POLICY_DENIED  (APR_OS_START_USERERR + 150) /* *why says why (no secrets) */
+#define SCEP_POLICY_REPLAY  (APR_OS_START_USERERR + 151) /* answered from the record */
+
+/* Decides whether `csr` from `client_ip` may be certified.  SCEP_POLICY_DENIED with *why
+ * and *fqdn (the name asked for, may be NULL) for a device mistake; a failed challenge,
+ * address or serial counts towards the lockout of that name.  Other statuses are
+ * database errors (SCEP_DB_FULL, …). */
+apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                                   const scep_csr_t *csr, const char *client_ip,
+                                   apr_int64_t now, scep_grant_t **grant, const char **fqdn,
+                                   const char **why);
+
+/* A transaction seen within conf->transaction_window: SCEP_POLICY_REPLAY with the
+ * certificate's DER when the same transactionID came with the same request,
+ * SCEP_POLICY_DENIED when it came with a different one, SCEP_DB_NOTFOUND when it is new
+ * (or older than the window). */
+apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                                const char *transaction_id, apr_int64_t now,
+                                const unsigned char *request_digest,
+                                const unsigned char **der, apr_size_t *der_len,
+                                const char **why);
+
+/* Records an issued certificate in one write transaction: consumes the one-time or minted
+ * challenge (SCEP_POLICY_DENIED if another request consumed it first), stores the
+ * transaction and the certificate, updates the registration's enrollment state and
+ * clears the name's failure counter.  SCEP_POLICY_REPLAY (with *der) if the same
+ * transaction was recorded meanwhile.  Nothing is written unless APR_SUCCESS. */
+apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                                const scep_grant_t *grant,
+                                const char *transaction_id,
+                                const unsigned char *request_digest,
+                                const scep_cert_rec_t *cert, apr_int64_t now,
+                                const unsigned char **der, apr_size_t *der_len,
+                                const char **why);
+
+#endif

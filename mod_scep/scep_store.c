@@ -1,0 +1,961 @@
+/* The meaning of mod_scep's records: the canonical forms of the names and addresses
+ * used as keys, the challenge verifiers, and the encoding of devices, minted
+ * challenges, failure counters, transactions and issued certificates into scep_db's
+ * versioned records.  Storage itself (LMDB, transactions, the record framing) belongs
+ * to scep_db; nothing here opens or commits anything.
+ *
+ * Keys:
+ *   devices, failures   canonical FQDN bytes (no NUL)
+ *   challenges          SHA-256 of the challenge text (32 bytes)
+ *   transactions        transactionID bytes
+ *   certs               serial number, big-endian bytes (the hex decoded)
+ *   certs_by_fqdn       FQDN -> serial bytes, one duplicate per certificate
+ *
+ * Field tags.  A tag is never reused for another meaning: readers skip tags they do
+ * not know, so an old reader must not mistake a new field for an old one.
+ *
+ *   device               minted             failure              transaction
+ *    1 ips (a,b,c)        1 created          1 count              1 state
+ *    2 serial             2 expires          2 last               2 request_digest (32)
+ *    3 verifier (53)      3 fqdn             3 locked_until       3 fqdn
+ *    4 flags              4 profile                               4 serial
+ *    5 expires                                                    5 created
+ *    6 profile          cert
+ *    7 comment           1 der              5 not_before
+ *    8 created           2 fqdn             6 not_after
+ *    9 updated           3 subject          7 issued_at
+ *   10 last_serial       4 transaction_id   8 revoked_at
+ *   11 last_not_after
+ *   12 last_enrolled
+ *   13 enrollments
+ *
+ * The verifier field is the algorithm (1 byte), the iterations (4 bytes, big-endian),
+ * the salt (16) and the hash (32); absent when the device has no challenge.  Integers
+ * are scep_rec_put_i64's.  A field of the wrong length makes the record
+ * SCEP_DB_CORRUPT rather than being read as a default, so damage is noticed. */
+#include <string.h>
+#include <limits.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <apr_strings.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "scep_store.h"
+
+enum { DEV_IPS = 1, DEV_SERIAL, DEV_VERIFIER, DEV_FLAGS, DEV_EXPIRES, DEV_PROFILE,
+       DEV_COMMENT, DEV_CREATED, DEV_UPDATED, DEV_LAST_SERIAL, DEV_LAST_NOT_AFTER,
+       DEV_LAST_ENROLLED, DEV_ENROLLMENTS };
+enum { MINT_CREATED = 1, MINT_EXPIRES, MINT_FQDN, MINT_PROFILE };
+enum { FAIL_COUNT = 1, FAIL_LAST, FAIL_LOCKED_UNTIL };
+enum { TXN_STATE = 1, TXN_DIGEST, TXN_FQDN, TXN_SERIAL, TXN_CREATED };
+enum { CERT_DER = 1, CERT_FQDN, CERT_SUBJECT, CERT_TXID, CERT_NOT_BEFORE,
+       CERT_NOT_AFTER, CERT_ISSUED_AT, CERT_REVOKED_AT };
+
+#define VERIFIER_LEN (1 + 4 + SCEP_VERIFIER_SALT_LEN + SCEP_VERIFIER_HASH_LEN)
+#define I64_LEN 8
+
+/* A stored iteration count is data, not configuration: a damaged or hostile record
+ * must not make one request burn minutes of CPU. */
+#define VERIFIER_MAX_ITERATIONS 10000000u
+
+/* ---- canonical names ------------------------------------------------------------ */
+
+static int label_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/* Checks a lower-cased name of len bytes made of labels; no wildcard. */
+static int labels_ok(const char *s, apr_size_t len)
+{
+    apr_size_t i, label = 0;
+
+    if (len == 0) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (label == 0) {
+                return 0;
+            }
+            label = 0;
+        }
+        else if (!label_char(s[i]) || ++label > 63) {
+            return 0;
+        }
+    }
+    return label > 0;
+}
+
+const char *scep_store_fqdn(apr_pool_t *p, const char *name, int allow_wildcard)
+{
+    apr_size_t len, i;
+    char *s;
+
+    if (!name) {
+        return NULL;
+    }
+    len = strlen(name);
+    if (len > 0 && name[len - 1] == '.') {
+        len--;
+    }
+    if (len == 0 || len > SCEP_FQDN_MAX) {
+        return NULL;
+    }
+    s = apr_pstrmemdup(p, name, len);
+    for (i = 0; i < len; i++) {
+        if (s[i] >= 'A' && s[i] <= 'Z') {
+            s[i] = (char)(s[i] - 'A' + 'a');
+        }
+    }
+    if (s[0] == '*') {
+        if (!allow_wildcard) {
+            return NULL;
+        }
+        if (len == 1) {
+            return s;
+        }
+        return (s[1] == '.' && labels_ok(s + 2, len - 2)) ? s : NULL;
+    }
+    return labels_ok(s, len) ? s : NULL;
+}
+
+const char *scep_store_ip(apr_pool_t *p, const char *text)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    char out[INET6_ADDRSTRLEN];
+    int family;
+
+    if (!text) {
+        return NULL;
+    }
+    if (inet_pton(AF_INET, text, addr) == 1) {
+        family = AF_INET;
+    }
+    else if (inet_pton(AF_INET6, text, addr) == 1) {
+        family = AF_INET6;
+    }
+    else {
+        return NULL;
+    }
+    if (!inet_ntop(family, addr, out, sizeof(out))) {
+        return NULL;
+    }
+    return apr_pstrdup(p, out);
+}
+
+int scep_store_fqdn_matches(const char *key, const char *fqdn)
+{
+    apr_size_t klen, flen;
+
+    if (!key || !fqdn || !*fqdn) {
+        return 0;
+    }
+    if (strcmp(key, fqdn) == 0) {
+        return 1;
+    }
+    if (key[0] != '*') {
+        return 0;
+    }
+    if (key[1] == '\0') {
+        return 1;
+    }
+    if (key[1] != '.') {
+        return 0;
+    }
+    /* "*.b.c" needs at least one character and the dot before ".b.c". */
+    klen = strlen(key + 1);
+    flen = strlen(fqdn);
+    return flen > klen && fqdn[flen - klen - 1] != '.'
+           && strcmp(fqdn + flen - klen, key + 1) == 0;
+}
+
+/* ---- challenge verifiers --------------------------------------------------------- */
+
+static int pbkdf2(const char *secret, apr_size_t len, const unsigned char *salt,
+                  apr_uint32_t iterations, unsigned char *out)
+{
+    if (len > INT_MAX || iterations == 0 || iterations > VERIFIER_MAX_ITERATIONS) {
+        return 0;
+    }
+    return PKCS5_PBKDF2_HMAC(secret, (int)len, salt, SCEP_VERIFIER_SALT_LEN,
+                             (int)iterations, EVP_sha256(), SCEP_VERIFIER_HASH_LEN,
+                             out) == 1;
+}
+
+apr_status_t scep_verifier_make(const char *secret, apr_size_t len, scep_verifier_t *v)
+{
+    memset(v, 0, sizeof(*v));
+    /* An empty challenge is no challenge; that is what algorithm 0 says. */
+    if (!secret || len == 0) {
+        return APR_EINVAL;
+    }
+    if (RAND_bytes(v->salt, sizeof(v->salt)) != 1
+        || !pbkdf2(secret, len, v->salt, SCEP_VERIFIER_ITERATIONS, v->hash)) {
+        OPENSSL_cleanse(v, sizeof(*v));
+        return APR_EGENERAL;
+    }
+    v->algorithm = SCEP_VERIFIER_PBKDF2_SHA256;
+    v->iterations = SCEP_VERIFIER_ITERATIONS;
+    return APR_SUCCESS;
+}
+
+int scep_verifier_matches(const scep_verifier_t *v, const char *secret, apr_size_t len)
+{
+    unsigned char hash[SCEP_VERIFIER_HASH_LEN];
+    int ok;
+
+    if (!v || v->algorithm != SCEP_VERIFIER_PBKDF2_SHA256 || !secret || len == 0) {
+        return 0;
+    }
+    ok = pbkdf2(secret, len, v->salt, v->iterations, hash)
+         && scep_secret_equal(hash, sizeof(hash), v->hash, sizeof(v->hash));
+    OPENSSL_cleanse(hash, sizeof(hash));
+    return ok;
+}
+
+static void verifier_encode(const scep_verifier_t *v, unsigned char *out)
+{
+    out[0] = (unsigned char)v->algorithm;
+    out[1] = (unsigned char)(v->iterations >> 24);
+    out[2] = (unsigned char)(v->iterations >> 16);
+    out[3] = (unsigned char)(v->iterations >> 8);
+    out[4] = (unsigned char)v->iterations;
+    memcpy(out + 5, v->salt, SCEP_VERIFIER_SALT_LEN);
+    memcpy(out + 5 + SCEP_VERIFIER_SALT_LEN, v->hash, SCEP_VERIFIER_HASH_LEN);
+}
+
+static void verifier_decode(const unsigned char *in, scep_verifier_t *v)
+{
+    v->algorithm = in[0];
+    v->iterations = ((apr_uint32_t)in[1] << 24) | ((apr_uint32_t)in[2] << 16)
+                    | ((apr_uint32_t)in[3] << 8) | in[4];
+    memcpy(v->salt, in + 5, SCEP_VERIFIER_SALT_LEN);
+    memcpy(v->hash, in + 5 + SCEP_VERIFIER_SALT_LEN, SCEP_VERIFIER_HASH_LEN);
+}
+
+/* ---- record reading ---------------------------------------------------------------
+ * A reader keeps the first problem it meets, so each decoder reads its fields in a
+ * straight line and checks once at the end. */
+
+typedef struct reader_t {
+    scep_rec_view_t view;
+    apr_pool_t *p;
+    apr_status_t rv;
+} reader_t;
+
+static apr_status_t reader_init(reader_t *r, apr_pool_t *p, const void *val,
+                                apr_size_t vlen)
+{
+    memset(&r->view, 0, sizeof(r->view));
+    r->p = p;
+    r->rv = scep_rec_parse(val, vlen, &r->view);
+    return r->rv;
+}
+
+/* The field's bytes when present with exactly `len` bytes; NULL when absent. */
+static const unsigned char *rd_fixed(reader_t *r, unsigned int tag, apr_size_t len)
+{
+    if (!r->view.present[tag]) {
+        return NULL;
+    }
+    if (r->view.field_len[tag] != len) {
+        if (r->rv == APR_SUCCESS) {
+            r->rv = SCEP_DB_CORRUPT;
+        }
+        return NULL;
+    }
+    return r->view.field[tag];
+}
+
+/* A copy in the pool; NULL when absent.  A NUL inside would silently shorten the
+ * string, so it counts as damage. */
+static const char *rd_str(reader_t *r, unsigned int tag)
+{
+    const unsigned char *s = r->view.field[tag];
+    apr_size_t len = r->view.field_len[tag];
+
+    if (!r->view.present[tag]) {
+        return NULL;
+    }
+    if (len && memchr(s, '\0', len)) {
+        if (r->rv == APR_SUCCESS) {
+            r->rv = SCEP_DB_CORRUPT;
+        }
+        return NULL;
+    }
+    return apr_pstrmemdup(r->p, (const char *)s, len);
+}
+
+static apr_int64_t rd_i64(reader_t *r, unsigned int tag)
+{
+    return rd_fixed(r, tag, I64_LEN) ? scep_rec_i64(&r->view, tag, 0) : 0;
+}
+
+/* ---- keys ------------------------------------------------------------------------ */
+
+/* Empty and overlong keys are scep_db's to judge, not ours: a read finds nothing
+ * there, and a write fails and so spoils the transaction, which is what a caller who
+ * counts on the commit's status needs. */
+static apr_status_t text_key(const char *s, apr_size_t *klen)
+{
+    if (!s) {
+        return APR_EINVAL;
+    }
+    *klen = strlen(s);
+    return APR_SUCCESS;
+}
+
+/* The serial's bytes, exactly as the hex spells them (leading zeros are kept: the
+ * callers use BN_bn2hex, which never writes a redundant zero byte). */
+static apr_status_t serial_key(apr_pool_t *p, const char *hex, unsigned char **key,
+                               apr_size_t *len)
+{
+    apr_size_t n = hex ? strlen(hex) : 0, i;
+    unsigned char *out;
+
+    if (n == 0 || n % 2) {
+        return APR_EINVAL;
+    }
+    out = apr_palloc(p, n / 2);
+    for (i = 0; i < n; i += 2) {
+        int hi = scep_hex_digit(hex[i]), lo = scep_hex_digit(hex[i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            return APR_EINVAL;
+        }
+        out[i / 2] = (unsigned char)(hi << 4 | lo);
+    }
+    *key = out;
+    *len = n / 2;
+    return APR_SUCCESS;
+}
+
+/* No challenge has an empty text, so that one is simply not there (a request with an
+ * empty challengePassword goes on to the registrations). */
+static apr_status_t minted_key(const char *secret, apr_size_t len, unsigned char *key)
+{
+    if (len == 0) {
+        return SCEP_DB_NOTFOUND;
+    }
+    if (!secret) {
+        return APR_EINVAL;
+    }
+    return EVP_Digest(secret, len, key, NULL, EVP_sha256(), NULL) == 1
+           ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* ---- devices ------------------------------------------------------------------- */
+
+scep_device_t *scep_device_new(apr_pool_t *p, const char *fqdn)
+{
+    scep_device_t *dev = apr_pcalloc(p, sizeof(*dev));
+
+    dev->fqdn = fqdn ? apr_pstrdup(p, fqdn) : NULL;
+    dev->ips = apr_array_make(p, 0, sizeof(const char *));
+    return dev;
+}
+
+static apr_status_t device_decode(apr_pool_t *p, const char *fqdn, apr_size_t flen,
+                                  const void *val, apr_size_t vlen, scep_device_t **out)
+{
+    scep_device_t *dev = scep_device_new(p, NULL);
+    const unsigned char *verifier;
+    const char *ips;
+    reader_t r;
+
+    if (reader_init(&r, p, val, vlen) != APR_SUCCESS) {
+        return r.rv;
+    }
+    dev->fqdn = apr_pstrmemdup(p, fqdn, flen);
+    if ((ips = rd_str(&r, DEV_IPS)) != NULL) {
+        char *list = apr_pstrdup(p, ips), *last, *ip;
+
+        for (ip = apr_strtok(list, ",", &last); ip; ip = apr_strtok(NULL, ",", &last)) {
+            APR_ARRAY_PUSH(dev->ips, const char *) = ip;
+        }
+    }
+    dev->serial = rd_str(&r, DEV_SERIAL);
+    if ((verifier = rd_fixed(&r, DEV_VERIFIER, VERIFIER_LEN)) != NULL) {
+        verifier_decode(verifier, &dev->verifier);
+    }
+    dev->flags = (unsigned int)rd_i64(&r, DEV_FLAGS);
+    dev->expires = rd_i64(&r, DEV_EXPIRES);
+    dev->profile = rd_str(&r, DEV_PROFILE);
+    dev->comment = rd_str(&r, DEV_COMMENT);
+    dev->created = rd_i64(&r, DEV_CREATED);
+    dev->updated = rd_i64(&r, DEV_UPDATED);
+    dev->last_serial = rd_str(&r, DEV_LAST_SERIAL);
+    dev->last_not_after = rd_i64(&r, DEV_LAST_NOT_AFTER);
+    dev->last_enrolled = rd_i64(&r, DEV_LAST_ENROLLED);
+    dev->enrollments = rd_i64(&r, DEV_ENROLLMENTS);
+    if (r.rv == APR_SUCCESS) {
+        *out = dev;
+    }
+    return r.rv;
+}
+
+apr_status_t scep_device_get(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                             scep_device_t **dev)
+{
+    const void *val;
+    apr_size_t klen, vlen;
+    apr_status_t rv;
+
+    *dev = NULL;
+    if ((rv = text_key(fqdn, &klen)) != APR_SUCCESS
+        || (rv = scep_db_get(txn, SCEP_DBI_DEVICES, fqdn, klen, &val, &vlen))
+           != APR_SUCCESS) {
+        return rv;
+    }
+    return device_decode(p, fqdn, klen, val, vlen, dev);
+}
+
+apr_status_t scep_device_find(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                              scep_device_t **dev)
+{
+    const char *dot;
+    apr_status_t rv = scep_device_get(txn, p, fqdn, dev);
+
+    /* "a.b.c" tries "*.b.c", then "*.c", then "*": the longest suffix is the most
+     * specific wildcard. */
+    for (dot = fqdn ? strchr(fqdn, '.') : NULL; rv == SCEP_DB_NOTFOUND && dot;
+         dot = strchr(dot + 1, '.')) {
+        rv = scep_device_get(txn, p, apr_pstrcat(p, "*", dot, NULL), dev);
+    }
+    if (rv == SCEP_DB_NOTFOUND) {
+        rv = scep_device_get(txn, p, "*", dev);
+    }
+    return rv;
+}
+
+apr_status_t scep_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t *dev)
+{
+    unsigned char verifier[VERIFIER_LEN];
+    const char *canonical, *ips = NULL;
+    scep_rec_t rec;
+    int i;
+
+    /* Keys are compared byte for byte: a name in any other spelling would be a
+     * registration that no lookup ever finds. */
+    canonical = dev->fqdn ? scep_store_fqdn(p, dev->fqdn, 1) : NULL;
+    if (!canonical || strcmp(canonical, dev->fqdn) != 0) {
+        return APR_EINVAL;
+    }
+    for (i = 0; dev->ips && i < dev->ips->nelts; i++) {
+        const char *ip = APR_ARRAY_IDX(dev->ips, i, const char *);
+        const char *canonical_ip = scep_store_ip(p, ip);
+
+        if (!canonical_ip || strcmp(canonical_ip, ip) != 0) {
+            return APR_EINVAL;
+        }
+        ips = ips ? apr_pstrcat(p, ips, ",", ip, NULL) : ip;
+    }
+
+    scep_rec_init(&rec, p);
+    scep_rec_put_str(&rec, DEV_IPS, ips);
+    scep_rec_put_str(&rec, DEV_SERIAL, dev->serial);
+    if (dev->verifier.algorithm != 0) {
+        verifier_encode(&dev->verifier, verifier);
+        scep_rec_put_bytes(&rec, DEV_VERIFIER, verifier, sizeof(verifier));
+    }
+    scep_rec_put_i64(&rec, DEV_FLAGS, dev->flags);
+    scep_rec_put_i64(&rec, DEV_EXPIRES, dev->expires);
+    scep_rec_put_str(&rec, DEV_PROFILE, dev->profile);
+    scep_rec_put_str(&rec, DEV_COMMENT, dev->comment);
+    scep_rec_put_i64(&rec, DEV_CREATED, dev->created);
+    scep_rec_put_i64(&rec, DEV_UPDATED, dev->updated);
+    scep_rec_put_str(&rec, DEV_LAST_SERIAL, dev->last_serial);
+    scep_rec_put_i64(&rec, DEV_LAST_NOT_AFTER, dev->last_not_after);
+    scep_rec_put_i64(&rec, DEV_LAST_ENROLLED, dev->last_enrolled);
+    scep_rec_put_i64(&rec, DEV_ENROLLMENTS, dev->enrollments);
+    return scep_db_put(txn, SCEP_DBI_DEVICES, dev->fqdn, strlen(dev->fqdn),
+                       rec.data, rec.len, 0);
+}
+
+apr_status_t scep_device_delete(scep_txn_t *txn, const char *fqdn)
+{
+    apr_size_t klen;
+    apr_status_t rv = text_key(fqdn, &klen);
+
+    return rv == APR_SUCCESS ? scep_db_del(txn, SCEP_DBI_DEVICES, fqdn, klen, NULL, 0) : rv;
+}
+
+typedef struct device_walk_t {
+    apr_pool_t *p;
+    scep_device_visit_fn fn;
+    void *baton;
+    apr_status_t rv;
+} device_walk_t;
+
+static int device_visit(void *baton, const void *key, apr_size_t klen, const void *val,
+                        apr_size_t vlen)
+{
+    device_walk_t *walk = baton;
+    scep_device_t *dev;
+
+    walk->rv = device_decode(walk->p, key, klen, val, vlen, &dev);
+    if (walk->rv != APR_SUCCESS) {
+        return 1;
+    }
+    return walk->fn(walk->baton, dev);
+}
+
+apr_status_t scep_device_foreach(scep_txn_t *txn, apr_pool_t *p, scep_device_visit_fn fn,
+                                 void *baton)
+{
+    device_walk_t walk = { p, fn, baton, APR_SUCCESS };
+    apr_status_t rv = scep_db_foreach(txn, SCEP_DBI_DEVICES, NULL, 0, device_visit, &walk);
+
+    return rv != APR_SUCCESS ? rv : walk.rv;
+}
+
+/* ---- minted (dynamic) challenges ------------------------------------------------- */
+
+static apr_status_t minted_decode(apr_pool_t *p, const void *val, apr_size_t vlen,
+                                  scep_minted_t **out)
+{
+    scep_minted_t *m = apr_pcalloc(p, sizeof(*m));
+    reader_t r;
+
+    if (reader_init(&r, p, val, vlen) != APR_SUCCESS) {
+        return r.rv;
+    }
+    m->created = rd_i64(&r, MINT_CREATED);
+    m->expires = rd_i64(&r, MINT_EXPIRES);
+    m->fqdn = rd_str(&r, MINT_FQDN);
+    m->profile = rd_str(&r, MINT_PROFILE);
+    /* Every minted challenge expires; one without a time would live for ever. */
+    if (r.rv == APR_SUCCESS && !r.view.present[MINT_EXPIRES]) {
+        r.rv = SCEP_DB_CORRUPT;
+    }
+    if (r.rv == APR_SUCCESS) {
+        *out = m;
+    }
+    return r.rv;
+}
+
+apr_status_t scep_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                apr_int64_t ttl, const char *fqdn, const char *profile,
+                                const char **challenge, scep_minted_t **rec)
+{
+    unsigned char raw[SCEP_MINTED_BYTES], key[32];
+    const char *text;
+    scep_minted_t *m;
+    scep_rec_t r;
+    apr_status_t rv;
+
+    *challenge = NULL;
+    if (rec) {
+        *rec = NULL;
+    }
+    if (ttl <= 0) {
+        return APR_EINVAL;
+    }
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        return APR_EGENERAL;
+    }
+    text = scep_hex(p, raw, sizeof(raw));
+    OPENSSL_cleanse(raw, sizeof(raw));
+    if ((rv = minted_key(text, strlen(text), key)) != APR_SUCCESS) {
+        return rv;
+    }
+    m = apr_pcalloc(p, sizeof(*m));
+    m->created = now;
+    m->expires = now + ttl;
+    m->fqdn = fqdn ? apr_pstrdup(p, fqdn) : NULL;
+    m->profile = profile ? apr_pstrdup(p, profile) : NULL;
+
+    scep_rec_init(&r, p);
+    scep_rec_put_i64(&r, MINT_CREATED, m->created);
+    scep_rec_put_i64(&r, MINT_EXPIRES, m->expires);
+    scep_rec_put_str(&r, MINT_FQDN, m->fqdn);
+    scep_rec_put_str(&r, MINT_PROFILE, m->profile);
+    /* 128 random bits do not collide; NOOVERWRITE makes sure of it anyway. */
+    rv = scep_db_put(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), r.data, r.len,
+                     SCEP_DB_NOOVERWRITE);
+    if (rv == APR_SUCCESS) {
+        *challenge = text;
+        if (rec) {
+            *rec = m;
+        }
+    }
+    return rv;
+}
+
+apr_status_t scep_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *secret,
+                             apr_size_t len, scep_minted_t **rec)
+{
+    unsigned char key[32];
+    const void *val;
+    apr_size_t vlen;
+    apr_status_t rv;
+
+    *rec = NULL;
+    if ((rv = minted_key(secret, len, key)) != APR_SUCCESS
+        || (rv = scep_db_get(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), &val, &vlen))
+           != APR_SUCCESS) {
+        return rv;
+    }
+    return minted_decode(p, val, vlen, rec);
+}
+
+apr_status_t scep_minted_delete(scep_txn_t *txn, const char *secret, apr_size_t len)
+{
+    unsigned char key[32];
+    apr_status_t rv = minted_key(secret, len, key);
+
+    return rv == APR_SUCCESS
+           ? scep_db_del(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), NULL, 0) : rv;
+}
+
+typedef struct minted_purge_t {
+    apr_pool_t *p;
+    apr_int64_t now;
+    apr_array_header_t *keys;       /* unsigned char[32] each */
+} minted_purge_t;
+
+static int minted_expired(void *baton, const void *key, apr_size_t klen, const void *val,
+                          apr_size_t vlen)
+{
+    minted_purge_t *purge = baton;
+    scep_minted_t *m;
+
+    /* Records that cannot be read (damaged, or from a newer mod_scep) are left alone:
+     * the purge is housekeeping and should neither fail on them nor destroy them. */
+    if (klen == 32 && minted_decode(purge->p, val, vlen, &m) == APR_SUCCESS
+        && m->expires <= purge->now) {
+        memcpy(apr_array_push(purge->keys), key, 32);
+    }
+    return 0;
+}
+
+apr_status_t scep_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                               apr_size_t *removed)
+{
+    minted_purge_t purge;
+    apr_status_t rv;
+    int i;
+
+    *removed = 0;
+    purge.p = p;
+    purge.now = now;
+    purge.keys = apr_array_make(p, 16, 32);
+    /* Collected first: deleting under a running cursor is not something scep_db
+     * promises to support. */
+    rv = scep_db_foreach(txn, SCEP_DBI_CHALLENGES, NULL, 0, minted_expired, &purge);
+    for (i = 0; rv == APR_SUCCESS && i < purge.keys->nelts; i++) {
+        rv = scep_db_del(txn, SCEP_DBI_CHALLENGES, purge.keys->elts + 32 * (apr_size_t)i,
+                         32, NULL, 0);
+        if (rv == APR_SUCCESS) {
+            (*removed)++;
+        }
+    }
+    return rv;
+}
+
+apr_status_t scep_minted_count(scep_txn_t *txn, apr_size_t *count)
+{
+    return scep_db_count(txn, SCEP_DBI_CHALLENGES, count);
+}
+
+/* ---- failure counters ---------------------------------------------------------- */
+
+apr_status_t scep_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t *f)
+{
+    const void *val;
+    apr_size_t klen, vlen;
+    reader_t r;
+    apr_status_t rv;
+
+    /* Zeroed also when absent (SCEP_DB_NOTFOUND): "no failures yet". */
+    memset(f, 0, sizeof(*f));
+    if ((rv = text_key(fqdn, &klen)) != APR_SUCCESS
+        || (rv = scep_db_get(txn, SCEP_DBI_FAILURES, fqdn, klen, &val, &vlen))
+           != APR_SUCCESS) {
+        return rv;
+    }
+    /* Integers only, so the reader needs no pool. */
+    if (reader_init(&r, NULL, val, vlen) != APR_SUCCESS) {
+        return r.rv;
+    }
+    f->count = rd_i64(&r, FAIL_COUNT);
+    f->last = rd_i64(&r, FAIL_LAST);
+    f->locked_until = rd_i64(&r, FAIL_LOCKED_UNTIL);
+    if (r.rv != APR_SUCCESS) {
+        memset(f, 0, sizeof(*f));
+    }
+    return r.rv;
+}
+
+apr_status_t scep_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                              const scep_failure_t *f)
+{
+    scep_rec_t rec;
+    apr_size_t klen;
+    apr_status_t rv;
+
+    if ((rv = text_key(fqdn, &klen)) != APR_SUCCESS) {
+        return rv;
+    }
+    scep_rec_init(&rec, p);
+    scep_rec_put_i64(&rec, FAIL_COUNT, f->count);
+    scep_rec_put_i64(&rec, FAIL_LAST, f->last);
+    scep_rec_put_i64(&rec, FAIL_LOCKED_UNTIL, f->locked_until);
+    return scep_db_put(txn, SCEP_DBI_FAILURES, fqdn, klen, rec.data, rec.len, 0);
+}
+
+apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn)
+{
+    apr_size_t klen;
+    apr_status_t rv = text_key(fqdn, &klen);
+
+    return rv == APR_SUCCESS ? scep_db_del(txn, SCEP_DBI_FAILURES, fqdn, klen, NULL, 0) : rv;
+}
+
+/* ---- transactions --------------------------------------------------------------- */
+
+apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                  scep_transaction_t **t)
+{
+    scep_transaction_t *rec;
+    const unsigned char *digest;
+    const void *val;
+    apr_size_t klen, vlen;
+    reader_t r;
+    apr_status_t rv;
+
+    *t = NULL;
+    if ((rv = text_key(id, &klen)) != APR_SUCCESS
+        || (rv = scep_db_get(txn, SCEP_DBI_TRANSACTIONS, id, klen, &val, &vlen))
+           != APR_SUCCESS) {
+        return rv;
+    }
+    if (reader_init(&r, p, val, vlen) != APR_SUCCESS) {
+        return r.rv;
+    }
+    rec = apr_pcalloc(p, sizeof(*rec));
+    rec->transaction_id = apr_pstrmemdup(p, id, klen);
+    rec->state = rd_str(&r, TXN_STATE);
+    /* The digest is what tells a retry from a different request under the same ID,
+     * so a transaction without one is damaged, not merely old. */
+    digest = rd_fixed(&r, TXN_DIGEST, SCEP_REQUEST_DIGEST_LEN);
+    if (digest) {
+        memcpy(rec->request_digest, digest, SCEP_REQUEST_DIGEST_LEN);
+    }
+    else if (r.rv == APR_SUCCESS) {
+        r.rv = SCEP_DB_CORRUPT;
+    }
+    rec->fqdn = rd_str(&r, TXN_FQDN);
+    rec->serial = rd_str(&r, TXN_SERIAL);
+    rec->created = rd_i64(&r, TXN_CREATED);
+    if (r.rv == APR_SUCCESS) {
+        *t = rec;
+    }
+    return r.rv;
+}
+
+apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
+                                  const scep_transaction_t *t)
+{
+    scep_rec_t rec;
+    apr_size_t klen;
+    apr_status_t rv;
+
+    if ((rv = text_key(t->transaction_id, &klen)) != APR_SUCCESS) {
+        return rv;
+    }
+    scep_rec_init(&rec, p);
+    scep_rec_put_str(&rec, TXN_STATE, t->state);
+    scep_rec_put_bytes(&rec, TXN_DIGEST, t->request_digest, SCEP_REQUEST_DIGEST_LEN);
+    scep_rec_put_str(&rec, TXN_FQDN, t->fqdn);
+    scep_rec_put_str(&rec, TXN_SERIAL, t->serial);
+    scep_rec_put_i64(&rec, TXN_CREATED, t->created);
+    return scep_db_put(txn, SCEP_DBI_TRANSACTIONS, t->transaction_id, klen,
+                       rec.data, rec.len, 0);
+}
+
+/* ---- issued certificates ------------------------------------------------------- */
+
+static apr_status_t cert_decode(apr_pool_t *p, const unsigned char *key, apr_size_t klen,
+                                const void *val, apr_size_t vlen, scep_cert_rec_t **out)
+{
+    scep_cert_rec_t *c;
+    reader_t r;
+
+    if (reader_init(&r, p, val, vlen) != APR_SUCCESS) {
+        return r.rv;
+    }
+    c = apr_pcalloc(p, sizeof(*c));
+    c->serial = scep_hex_upper(p, key, klen);
+    if (r.view.present[CERT_DER] && r.view.field_len[CERT_DER] > 0) {
+        c->der_len = r.view.field_len[CERT_DER];
+        c->der = apr_pmemdup(p, r.view.field[CERT_DER], c->der_len);
+    }
+    c->fqdn = rd_str(&r, CERT_FQDN);
+    c->subject = rd_str(&r, CERT_SUBJECT);
+    c->transaction_id = rd_str(&r, CERT_TXID);
+    c->not_before = rd_i64(&r, CERT_NOT_BEFORE);
+    c->not_after = rd_i64(&r, CERT_NOT_AFTER);
+    c->issued_at = rd_i64(&r, CERT_ISSUED_AT);
+    c->revoked_at = rd_i64(&r, CERT_REVOKED_AT);
+    if (r.rv == APR_SUCCESS) {
+        *out = c;
+    }
+    return r.rv;
+}
+
+static apr_status_t cert_get_key(scep_txn_t *txn, apr_pool_t *p, const unsigned char *key,
+                                 apr_size_t klen, scep_cert_rec_t **c)
+{
+    const void *val;
+    apr_size_t vlen;
+    apr_status_t rv = scep_db_get(txn, SCEP_DBI_CERTS, key, klen, &val, &vlen);
+
+    return rv == APR_SUCCESS ? cert_decode(p, key, klen, val, vlen, c) : rv;
+}
+
+apr_status_t scep_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c)
+{
+    unsigned char *key;
+    scep_cert_rec_t *old;
+    scep_rec_t rec;
+    apr_size_t klen, flen = 0;
+    int index = c->fqdn != NULL;
+    apr_status_t rv;
+
+    if ((rv = serial_key(p, c->serial, &key, &klen)) != APR_SUCCESS
+        || (c->fqdn && (rv = text_key(c->fqdn, &flen)) != APR_SUCCESS)) {
+        return rv;
+    }
+    /* A rewrite (revocation, say) under the same name keeps its index entry; under
+     * another name the entry moves, so that the old name stops listing it. */
+    rv = cert_get_key(txn, p, key, klen, &old);
+    if (rv == APR_SUCCESS && old->fqdn) {
+        if (c->fqdn && strcmp(old->fqdn, c->fqdn) == 0) {
+            index = 0;
+        }
+        else {
+            rv = scep_db_del(txn, SCEP_DBI_CERTS_BY_FQDN, old->fqdn, strlen(old->fqdn),
+                             key, klen);
+        }
+    }
+    if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
+        return rv;
+    }
+
+    scep_rec_init(&rec, p);
+    if (c->der && c->der_len) {
+        scep_rec_put_bytes(&rec, CERT_DER, c->der, c->der_len);
+    }
+    scep_rec_put_str(&rec, CERT_FQDN, c->fqdn);
+    scep_rec_put_str(&rec, CERT_SUBJECT, c->subject);
+    scep_rec_put_str(&rec, CERT_TXID, c->transaction_id);
+    scep_rec_put_i64(&rec, CERT_NOT_BEFORE, c->not_before);
+    scep_rec_put_i64(&rec, CERT_NOT_AFTER, c->not_after);
+    scep_rec_put_i64(&rec, CERT_ISSUED_AT, c->issued_at);
+    scep_rec_put_i64(&rec, CERT_REVOKED_AT, c->revoked_at);
+    rv = scep_db_put(txn, SCEP_DBI_CERTS, key, klen, rec.data, rec.len, 0);
+    if (rv == APR_SUCCESS && index) {
+        rv = scep_db_put(txn, SCEP_DBI_CERTS_BY_FQDN, c->fqdn, flen, key, klen, 0);
+    }
+    return rv;
+}
+
+apr_status_t scep_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                           scep_cert_rec_t **c)
+{
+    unsigned char *key;
+    apr_size_t klen;
+    apr_status_t rv;
+
+    *c = NULL;
+    if ((rv = serial_key(p, serial_hex, &key, &klen)) != APR_SUCCESS) {
+        return rv;
+    }
+    return cert_get_key(txn, p, key, klen, c);
+}
+
+typedef struct cert_walk_t {
+    apr_pool_t *p;
+    scep_cert_visit_fn fn;
+    void *baton;
+    apr_status_t rv;
+    apr_size_t flen;                /* by FQDN: the exact key length */
+    apr_array_header_t *serials;    /* by FQDN: the serials' bytes, as strings */
+} cert_walk_t;
+
+static int cert_visit(void *baton, const void *key, apr_size_t klen, const void *val,
+                      apr_size_t vlen)
+{
+    cert_walk_t *walk = baton;
+    scep_cert_rec_t *c;
+
+    walk->rv = cert_decode(walk->p, key, klen, val, vlen, &c);
+    if (walk->rv != APR_SUCCESS) {
+        return 1;
+    }
+    return walk->fn(walk->baton, c);
+}
+
+static int serial_visit(void *baton, const void *key, apr_size_t klen, const void *val,
+                        apr_size_t vlen)
+{
+    cert_walk_t *walk = baton;
+
+    /* The walk is by prefix, so "a.example" also meets "a.example.org".  The exact
+     * key is a prefix of every other one and sorts first, so the first longer key
+     * ends the walk. */
+    if (klen != walk->flen) {
+        return 1;
+    }
+    if (vlen == 0) {
+        walk->rv = SCEP_DB_CORRUPT;
+        return 1;
+    }
+    APR_ARRAY_PUSH(walk->serials, const char *) = scep_hex_upper(walk->p, val, vlen);
+    return 0;
+}
+
+apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                               scep_cert_visit_fn fn, void *baton)
+{
+    cert_walk_t walk;
+    apr_status_t rv;
+    int i;
+
+    memset(&walk, 0, sizeof(walk));
+    walk.p = p;
+    walk.fn = fn;
+    walk.baton = baton;
+    if (!fqdn) {
+        rv = scep_db_foreach(txn, SCEP_DBI_CERTS, NULL, 0, cert_visit, &walk);
+        return rv != APR_SUCCESS ? rv : walk.rv;
+    }
+    if ((rv = text_key(fqdn, &walk.flen)) != APR_SUCCESS || walk.flen == 0) {
+        return rv;      /* "" would be the prefix of every name */
+    }
+    /* Serials first, certificates after: no lookups while scep_db's cursor runs. */
+    walk.serials = apr_array_make(p, 4, sizeof(const char *));
+    rv = scep_db_foreach(txn, SCEP_DBI_CERTS_BY_FQDN, fqdn, walk.flen, serial_visit, &walk);
+    if (rv == APR_SUCCESS) {
+        rv = walk.rv;
+    }
+    for (i = 0; rv == APR_SUCCESS && i < walk.serials->nelts; i++) {
+        scep_cert_rec_t *c;
+
+        rv = scep_cert_get(txn, p, APR_ARRAY_IDX(walk.serials, i, const char *), &c);
+        /* Both entries are written in one transaction; an index entry without its
+         * certificate is damage, not an absent result. */
+        if (rv == SCEP_DB_NOTFOUND) {
+            rv = SCEP_DB_CORRUPT;
+        }
+        if (rv == APR_SUCCESS && fn(baton, c)) {
+            break;
+        }
+    }
+    return rv;
+}

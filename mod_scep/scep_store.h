@@ -1,0 +1,180 @@
+/* What mod_scep keeps in its database, as plain C records: device registrations, minted
+ * (dynamic) challenges, failure counters, transactions and issued certificates, with
+ * their encoding into scep_db's versioned records.  Also the canonical forms every
+ * caller must use for keys (FQDNs, IP addresses) and the challenge verifier.
+ *
+ * Every function works inside a transaction the caller owns (scep_db_begin/commit), so
+ * a caller can combine several steps into one atomic write.  Records returned are
+ * copied into the given pool and outlive the transaction.  Times are Unix seconds, and
+ * `now` is always passed in so the policy and the tests decide what time it is. */
+#ifndef SCEP_STORE_H
+#define SCEP_STORE_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_errno.h>
+
+#include "scep_db.h"
+
+/* ---- canonical names ------------------------------------------------------------ */
+
+#define SCEP_FQDN_MAX 253
+
+/* Lower-cases a host name and drops one trailing dot.  Labels of letters, digits, '-'
+ * and '_' (1 to 63 each), SCEP_FQDN_MAX in all.  With allow_wildcard, "*" and
+ * "*.<name>" are accepted too.  NULL if the name is not acceptable. */
+const char *scep_store_fqdn(apr_pool_t *p, const char *name, int allow_wildcard);
+
+/* An IPv4 or IPv6 address in canonical text form (inet_ntop), or NULL. */
+const char *scep_store_ip(apr_pool_t *p, const char *text);
+
+/* Whether a registration key matches a canonical FQDN: equal, or "*" (any name), or
+ * "*.suffix" (any name of one or more labels followed by ".suffix"). */
+int scep_store_fqdn_matches(const char *key, const char *fqdn);
+
+/* ---- challenge verifiers ---------------------------------------------------------
+ * Challenges are stored only as salted verifiers: PBKDF2-HMAC-SHA256 with a random
+ * 16-byte salt.  The iteration count is stored per verifier, so it can change later. */
+#define SCEP_VERIFIER_PBKDF2_SHA256 1
+#define SCEP_VERIFIER_SALT_LEN 16
+#define SCEP_VERIFIER_HASH_LEN 32
+#define SCEP_VERIFIER_ITERATIONS 1000   /* see docs/performance.md for the cost */
+
+typedef struct scep_verifier_t {
+    int algorithm;                      /* SCEP_VERIFIER_*; 0 = none */
+    apr_uint32_t iterations;
+    unsigned char salt[SCEP_VERIFIER_SALT_LEN];
+    unsigned char hash[SCEP_VERIFIER_HASH_LEN];
+} scep_verifier_t;
+
+apr_status_t scep_verifier_make(const char *secret, apr_size_t len, scep_verifier_t *v);
+/* 1 if `secret` matches; the comparison of the hashes takes constant time. */
+int scep_verifier_matches(const scep_verifier_t *v, const char *secret, apr_size_t len);
+
+/* ---- devices ------------------------------------------------------------------- */
+
+#define SCEP_DEVICE_ONE_TIME 0x1        /* the challenge works for one enrollment */
+#define SCEP_DEVICE_DISABLED 0x2
+#define SCEP_DEVICE_USED     0x4        /* a one-time challenge has been consumed */
+
+typedef struct scep_device_t {
+    const char *fqdn;                   /* canonical; "*" or "*.suffix" for wildcards */
+    apr_array_header_t *ips;            /* const char *, canonical; may be empty */
+    const char *serial;                 /* device serial number; NULL = not checked */
+    scep_verifier_t verifier;           /* algorithm 0 = no challenge stored */
+    unsigned int flags;                 /* SCEP_DEVICE_* */
+    apr_int64_t expires;                /* 0 = never */
+    const char *profile;                /* NULL = any endpoint */
+    const char *comment;
+    apr_int64_t created, updated;
+    /* enrollment state, kept by the policy */
+    const char *last_serial;            /* hex, upper-case; NULL = never enrolled */
+    apr_int64_t last_not_after;
+    apr_int64_t last_enrolled;
+    apr_int64_t enrollments;
+} scep_device_t;
+
+/* A zeroed device with an empty ips array. */
+scep_device_t *scep_device_new(apr_pool_t *p, const char *fqdn);
+
+/* The record stored under exactly this (canonical) key.  SCEP_DB_NOTFOUND if none. */
+apr_status_t scep_device_get(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                             scep_device_t **dev);
+
+/* The registration that applies to a canonical FQDN: the exact one, else the most
+ * specific wildcard ("*.a.b.c" before "*.b.c" before "*").  SCEP_DB_NOTFOUND if none. */
+apr_status_t scep_device_find(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                              scep_device_t **dev);
+
+apr_status_t scep_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t *dev);
+apr_status_t scep_device_delete(scep_txn_t *txn, const char *fqdn);
+
+typedef int (*scep_device_visit_fn)(void *baton, const scep_device_t *dev);
+/* In key order; fn returns non-zero to stop.  Records that cannot be decoded stop the
+ * walk with their status. */
+apr_status_t scep_device_foreach(scep_txn_t *txn, apr_pool_t *p, scep_device_visit_fn fn,
+                                 void *baton);
+
+/* ---- minted (dynamic) challenges -------------------------------------------------
+ * Random one-time challenges handed out by the admin endpoint or the tool.  They are
+ * 128-bit random values, so an unsalted SHA-256 is the key: it cannot be reversed, and
+ * lets a device's challenge be found without knowing the device. */
+#define SCEP_MINTED_BYTES 16            /* random bytes; the text is their hex */
+
+typedef struct scep_minted_t {
+    apr_int64_t created, expires;
+    const char *fqdn;                   /* NULL = any name */
+    const char *profile;                /* NULL = any endpoint */
+} scep_minted_t;
+
+/* Makes and stores a new challenge; *challenge is its text (32 hex characters). */
+apr_status_t scep_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                apr_int64_t ttl, const char *fqdn, const char *profile,
+                                const char **challenge, scep_minted_t **rec);
+
+/* The record for a challenge text, expired or not.  SCEP_DB_NOTFOUND if none. */
+apr_status_t scep_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *secret,
+                             apr_size_t len, scep_minted_t **rec);
+/* Removes it (consumption).  SCEP_DB_NOTFOUND if it was already gone. */
+apr_status_t scep_minted_delete(scep_txn_t *txn, const char *secret, apr_size_t len);
+/* Removes every expired challenge; *removed counts them. */
+apr_status_t scep_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                               apr_size_t *removed);
+apr_status_t scep_minted_count(scep_txn_t *txn, apr_size_t *count);
+
+/* ---- failure counters (lockout) --------------------------------------------------
+ * Kept per requested FQDN, apart from the registration, so that one device guessing at
+ * a wildcard's challenge locks out only its own name. */
+typedef struct scep_failure_t {
+    apr_int64_t count;                  /* consecutive failures */
+    apr_int64_t last;                   /* time of the last failure */
+    apr_int64_t locked_until;           /* 0 = not locked */
+} scep_failure_t;
+
+apr_status_t scep_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t *f);
+apr_status_t scep_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                              const scep_failure_t *f);
+apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn);
+
+/* ---- transactions ------------------------------------------------------------- */
+
+#define SCEP_REQUEST_DIGEST_LEN 32      /* SHA-256 of the PKCS#10 DER */
+
+typedef struct scep_transaction_t {
+    const char *transaction_id;
+    const char *state;                  /* "issued" (later: "pending", "rejected") */
+    unsigned char request_digest[SCEP_REQUEST_DIGEST_LEN];
+    const char *fqdn;
+    const char *serial;                 /* hex, upper-case */
+    apr_int64_t created;
+} scep_transaction_t;
+
+apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                  scep_transaction_t **t);
+apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
+                                  const scep_transaction_t *t);
+
+/* ---- issued certificates ------------------------------------------------------- */
+
+typedef struct scep_cert_rec_t {
+    const char *serial;                 /* hex, upper-case (the key is its bytes) */
+    const unsigned char *der;
+    apr_size_t der_len;
+    const char *fqdn;                   /* the registration name it was issued to */
+    const char *subject;                /* RFC 2253 text */
+    const char *transaction_id;
+    apr_int64_t not_before, not_after, issued_at;
+    apr_int64_t revoked_at;             /* 0 = not revoked */
+} scep_cert_rec_t;
+
+/* Stores the certificate and its FQDN index entry. */
+apr_status_t scep_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c);
+apr_status_t scep_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                           scep_cert_rec_t **c);
+
+typedef int (*scep_cert_visit_fn)(void *baton, const scep_cert_rec_t *c);
+/* Every certificate (fqdn NULL, in serial order) or those of one FQDN. */
+apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                               scep_cert_visit_fn fn, void *baton);
+
+#endif

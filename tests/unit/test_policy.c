@@ -1,0 +1,405 @@
+/* Unit tests of scep_policy: authorization against registrations in a scratch LMDB
+ * database, lockout, minted challenges, transactions and the recording of certificates.
+ * The CSRs are plain scep_csr_t values: the policy reads only their fields. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "scep_policy.h"
+
+#define NOW ((apr_int64_t)1800000000)
+
+typedef struct fixture_t {
+    apr_pool_t *pool;
+    char dir[64];
+    scep_db_t *db;
+    scep_policy_conf_t conf;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    const char *why = NULL;
+
+    apr_pool_create(&f->pool, NULL);
+    strcpy(f->dir, "/tmp/scep-test-policy.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(scep_db_open(f->pool, f->dir, 0, SCEP_DB_CREATE, NULL, &f->db, &why),
+                     APR_SUCCESS);
+    f->conf.lockout_failures = 3;
+    f->conf.lockout_seconds = 600;
+    f->conf.transaction_window = 3600;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    char path[128];
+
+    apr_pool_destroy(f->pool);
+    snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
+    unlink(path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static scep_csr_t *csr_for(apr_pool_t *p, const char *dns, const char *challenge)
+{
+    scep_csr_t *csr = apr_pcalloc(p, sizeof(*csr));
+
+    csr->dns_names = apr_array_make(p, 1, sizeof(const char *));
+    csr->ip_addresses = apr_array_make(p, 1, sizeof(const char *));
+    if (dns) {
+        APR_ARRAY_PUSH(csr->dns_names, const char *) = dns;
+    }
+    if (challenge) {
+        csr->challenge = challenge;
+        csr->challenge_len = strlen(challenge);
+    }
+    return csr;
+}
+
+/* register_device DIR FQDN CHALLENGE FLAGS: one write transaction */
+static void register_device(fixture_t *f, const char *fqdn, const char *challenge,
+                            unsigned int flags, void (*adjust)(scep_device_t *, apr_pool_t *))
+{
+    scep_device_t *dev = scep_device_new(f->pool, fqdn);
+    scep_txn_t *txn;
+
+    if (challenge) {
+        assert_int_equal(scep_verifier_make(challenge, strlen(challenge), &dev->verifier),
+                         APR_SUCCESS);
+    }
+    dev->flags = flags;
+    if (adjust) {
+        adjust(dev, f->pool);
+    }
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_device_put(txn, f->pool, dev), APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+}
+
+static apr_status_t decide(fixture_t *f, const scep_csr_t *csr, const char *client,
+                           scep_grant_t **grant, const char **why)
+{
+    const char *fqdn = NULL;
+
+    *why = NULL;
+    return scep_policy_authorize(f->pool, f->db, &f->conf, csr, client, NOW, grant, &fqdn, why);
+}
+
+static scep_cert_rec_t *cert_rec(apr_pool_t *p, const char *serial, const char *fqdn)
+{
+    scep_cert_rec_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->serial = serial;
+    c->der = (const unsigned char *)apr_pstrcat(p, "DER of ", serial, NULL);
+    c->der_len = strlen((const char *)c->der);
+    c->fqdn = fqdn;
+    c->subject = apr_pstrcat(p, "CN=", fqdn, NULL);
+    c->transaction_id = "tx";
+    c->not_before = NOW - 300;
+    c->not_after = NOW + 86400;
+    c->issued_at = NOW;
+    return c;
+}
+
+static void test_requested_name(void **state)
+{
+    fixture_t *f = *state;
+    scep_csr_t *csr = csr_for(f->pool, NULL, NULL);
+
+    assert_null(scep_policy_requested_name(f->pool, csr));
+    csr->common_name = "Not A Host Name";
+    assert_null(scep_policy_requested_name(f->pool, csr));
+    csr->common_name = "Host.Example.COM.";
+    assert_string_equal(scep_policy_requested_name(f->pool, csr), "host.example.com");
+    csr->unstructured_name = "router.example.com";
+    assert_string_equal(scep_policy_requested_name(f->pool, csr), "router.example.com");
+    APR_ARRAY_PUSH(csr->dns_names, const char *) = "san.example.com";
+    assert_string_equal(scep_policy_requested_name(f->pool, csr), "san.example.com");
+}
+
+static void set_router(scep_device_t *dev, apr_pool_t *p)
+{
+    APR_ARRAY_PUSH(dev->ips, const char *) = "192.0.2.10";
+    dev->serial = "FTX123";
+}
+
+static void test_registered_router(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    scep_csr_t *csr;
+    const char *why;
+
+    f->conf.lockout_failures = 0;     /* this test fails on purpose, often */
+    register_device(f, "rtr.example.net", "s3cret", 0, set_router);
+    csr = csr_for(f->pool, NULL, "s3cret");
+    csr->unstructured_name = "RTR.example.net";
+    csr->unstructured_address = "192.0.2.10";
+    csr->serial_number = "ftx123";
+    assert_int_equal(decide(f, csr, "198.51.100.1", &grant, &why), APR_SUCCESS);
+    assert_int_equal(grant->kind, SCEP_GRANT_DEVICE);
+    assert_string_equal(grant->identity.fqdn, "rtr.example.net");
+    assert_string_equal(grant->identity.serial_number, "FTX123");
+    assert_int_equal(grant->identity.ips->nelts, 1);
+
+    csr->unstructured_address = "192.0.2.11";
+    assert_int_equal(decide(f, csr, "192.0.2.10", &grant, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "address"));
+    /* the client address counts only when the endpoint says so */
+    f->conf.check_client_address = 1;
+    assert_int_equal(decide(f, csr, "192.0.2.10", &grant, &why), APR_SUCCESS);
+    csr->serial_number = "OTHER";
+    assert_int_equal(decide(f, csr, "192.0.2.10", &grant, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "serialNumber"));
+    csr->serial_number = "FTX123";
+    csr->challenge = "wrong";
+    csr->challenge_len = 5;
+    assert_int_equal(decide(f, csr, "192.0.2.10", &grant, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "challengePassword is wrong"));
+    assert_null(strstr(why, "wrong\""));
+    csr->challenge = NULL;
+    assert_int_equal(decide(f, csr, "192.0.2.10", &grant, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "no challengePassword"));
+}
+
+static void test_unknown_disabled_expired_profile(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    const char *why;
+
+    assert_int_equal(decide(f, csr_for(f->pool, "nobody.example.net", "x"), NULL, &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "no registration"));
+    assert_int_equal(decide(f, csr_for(f->pool, NULL, "x"), NULL, &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "names no host"));
+
+    register_device(f, "off.example.net", "pw", SCEP_DEVICE_DISABLED, NULL);
+    assert_int_equal(decide(f, csr_for(f->pool, "off.example.net", "pw"), NULL, &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "disabled"));
+    register_device(f, "nochal.example.net", NULL, 0, NULL);
+    assert_int_equal(decide(f, csr_for(f->pool, "nochal.example.net", "pw"), NULL, &grant,
+                            &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "minted challenges only"));
+}
+
+static void set_expired(scep_device_t *dev, apr_pool_t *p)
+{
+    dev->expires = NOW - 1;
+}
+
+static void set_profile(scep_device_t *dev, apr_pool_t *p)
+{
+    dev->profile = "routers";
+}
+
+static void test_expiry_and_profile(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    const char *why;
+
+    register_device(f, "old.example.net", "pw", 0, set_expired);
+    assert_int_equal(decide(f, csr_for(f->pool, "old.example.net", "pw"), NULL, &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "expired"));
+    register_device(f, "edge.example.net", "pw", 0, set_profile);
+    assert_int_equal(decide(f, csr_for(f->pool, "edge.example.net", "pw"), NULL, &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "profile"));
+    f->conf.profile_name = "routers";
+    assert_int_equal(decide(f, csr_for(f->pool, "edge.example.net", "pw"), NULL, &grant, &why),
+                     APR_SUCCESS);
+}
+
+static void test_wildcards(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    scep_csr_t *csr;
+    const char *why;
+
+    register_device(f, "*", "any", 0, NULL);
+    register_device(f, "*.fleet.example.net", "fleet", 0, set_router);
+    register_device(f, "c.fleet.example.net", "exact", 0, NULL);
+    csr = csr_for(f->pool, "a.fleet.example.net", "fleet");
+    assert_int_equal(decide(f, csr, NULL, &grant, &why), SCEP_POLICY_DENIED);
+    csr->unstructured_address = "192.0.2.10";
+    csr->serial_number = "FTX123";
+    assert_int_equal(decide(f, csr, NULL, &grant, &why), APR_SUCCESS);
+    assert_int_equal(grant->kind, SCEP_GRANT_WILDCARD);
+    assert_string_equal(grant->registration, "*.fleet.example.net");
+    assert_string_equal(grant->identity.fqdn, "a.fleet.example.net");
+    /* a wildcard's addresses and serial belong to no single device */
+    assert_int_equal(grant->identity.ips->nelts, 0);
+    assert_null(grant->identity.serial_number);
+    assert_int_equal(decide(f, csr_for(f->pool, "c.fleet.example.net", "fleet"), NULL, &grant,
+                            &why), SCEP_POLICY_DENIED);
+    assert_int_equal(decide(f, csr_for(f->pool, "c.fleet.example.net", "exact"), NULL, &grant,
+                            &why), APR_SUCCESS);
+    assert_int_equal(decide(f, csr_for(f->pool, "elsewhere.org", "any"), NULL, &grant, &why),
+                     APR_SUCCESS);
+    assert_string_equal(grant->registration, "*");
+}
+
+static void test_lockout(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    scep_failure_t fail;
+    scep_txn_t *txn;
+    const char *why;
+    int i;
+
+    register_device(f, "*.fleet.example.net", "fleet", 0, NULL);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(decide(f, csr_for(f->pool, "a.fleet.example.net", "bad"), NULL,
+                                &grant, &why), SCEP_POLICY_DENIED);
+    }
+    assert_int_equal(decide(f, csr_for(f->pool, "a.fleet.example.net", "fleet"), NULL, &grant,
+                            &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "locked out"));
+    /* the lockout is the name's, not the wildcard's */
+    assert_int_equal(decide(f, csr_for(f->pool, "b.fleet.example.net", "fleet"), NULL, &grant,
+                            &why), APR_SUCCESS);
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_failure_get(txn, "a.fleet.example.net", &fail), APR_SUCCESS);
+    assert_true(fail.locked_until == NOW + 600);
+    scep_db_abort(txn);
+    /* lockout off: failures never lock */
+    f->conf.lockout_failures = 0;
+    for (i = 0; i < 5; i++) {
+        decide(f, csr_for(f->pool, "b.fleet.example.net", "bad"), NULL, &grant, &why);
+    }
+    assert_int_equal(decide(f, csr_for(f->pool, "b.fleet.example.net", "fleet"), NULL, &grant,
+                            &why), APR_SUCCESS);
+}
+
+static void test_one_time_and_transactions(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant, *second;
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN], other[SCEP_REQUEST_DIGEST_LEN];
+    const unsigned char *der;
+    apr_size_t der_len;
+    scep_device_t *dev;
+    scep_txn_t *txn;
+    const char *why;
+
+    memset(digest, 1, sizeof(digest));
+    memset(other, 2, sizeof(other));
+    register_device(f, "ot.example.net", "once", SCEP_DEVICE_ONE_TIME, NULL);
+    /* two requests pass authorization before either is recorded */
+    assert_int_equal(decide(f, csr_for(f->pool, "ot.example.net", "once"), NULL, &grant, &why),
+                     APR_SUCCESS);
+    assert_int_equal(decide(f, csr_for(f->pool, "ot.example.net", "once"), NULL, &second, &why),
+                     APR_SUCCESS);
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NOW, digest, &der, &der_len, &why),
+                     SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, grant, "tx1", digest,
+                                        cert_rec(f->pool, "0A01", "ot.example.net"), NOW,
+                                        &der, &der_len, &why), APR_SUCCESS);
+    assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, second, "tx2", other,
+                                        cert_rec(f->pool, "0A02", "ot.example.net"), NOW,
+                                        &der, &der_len, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "one-time"));
+    /* the used challenge is refused from now on */
+    assert_int_equal(decide(f, csr_for(f->pool, "ot.example.net", "once"), NULL, &grant, &why),
+                     SCEP_POLICY_DENIED);
+    /* a retry gets the recorded certificate; a different request with its id does not */
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NOW, digest, &der, &der_len, &why),
+                     SCEP_POLICY_REPLAY);
+    assert_int_equal(der_len, strlen("DER of 0A01"));
+    assert_memory_equal(der, "DER of 0A01", der_len);
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NOW, other, &der, &der_len, &why),
+                     SCEP_POLICY_DENIED);
+    /* after the window, the same id (the same key) starts a new transaction */
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NOW + 3600, other,
+                                        &der, &der_len, &why), SCEP_DB_NOTFOUND);
+    /* the registration shows its enrollment */
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_device_get(txn, f->pool, "ot.example.net", &dev), APR_SUCCESS);
+    assert_string_equal(dev->last_serial, "0A01");
+    assert_true(dev->enrollments == 1);
+    assert_true((dev->flags & SCEP_DEVICE_USED) != 0);
+    scep_db_abort(txn);
+}
+
+static void test_minted(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    scep_minted_t *rec;
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN];
+    const unsigned char *der;
+    apr_size_t der_len;
+    const char *why, *bound, *any, *late;
+    scep_txn_t *txn;
+
+    memset(digest, 3, sizeof(digest));
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_minted_create(txn, f->pool, NOW, 3600, "dyn.example.net", NULL,
+                                        &bound, &rec), APR_SUCCESS);
+    assert_int_equal(scep_minted_create(txn, f->pool, NOW, 3600, NULL, NULL, &any, &rec),
+                     APR_SUCCESS);
+    assert_int_equal(scep_minted_create(txn, f->pool, NOW - 7200, 60, NULL, NULL, &late, &rec),
+                     APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+
+    assert_int_equal(decide(f, csr_for(f->pool, "other.example.net", bound), NULL, &grant,
+                            &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "bound"));
+    /* a bound challenge supplies the name when the request has none */
+    assert_int_equal(decide(f, csr_for(f->pool, NULL, bound), NULL, &grant, &why), APR_SUCCESS);
+    assert_int_equal(grant->kind, SCEP_GRANT_MINTED);
+    assert_string_equal(grant->identity.fqdn, "dyn.example.net");
+    assert_int_equal(decide(f, csr_for(f->pool, NULL, late), NULL, &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "expired"));
+    assert_int_equal(decide(f, csr_for(f->pool, "free.example.net", any), NULL, &grant, &why),
+                     APR_SUCCESS);
+    assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, grant, "txm", digest,
+                                        cert_rec(f->pool, "0B01", "free.example.net"), NOW,
+                                        &der, &der_len, &why), APR_SUCCESS);
+    /* consumed */
+    assert_int_equal(decide(f, csr_for(f->pool, "free.example.net", any), NULL, &grant, &why),
+                     SCEP_POLICY_DENIED);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_requested_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registered_router, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_disabled_expired_profile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_and_profile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wildcards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_time_and_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_minted, setup, teardown),
+    };
+    int rc;
+
+    apr_initialize();
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_terminate();
+    return rc;
+}
