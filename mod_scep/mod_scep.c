@@ -298,6 +298,10 @@ static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
         conf->profile.registrations.check_client_address = on;
     }
     else {
+        if (conf->db_ref) {
+            return "ScepAllowNoChallenge: this section authorizes with ScepDeviceDB "
+                   "registrations; register a wildcard (scepreg DB '*') instead";
+        }
         conf->profile.allow_no_challenge = on;
     }
     conf->set |= (unsigned int)(intptr_t)cmd->info;

@@ -724,6 +724,11 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
             }
             return RC_ILLEGAL;
         }
+        /* a minted challenge is bound to the one name a request asks for */
+        if (o->mode == 'M' && o->fqdn[0] == '*') {
+            complain("a minted challenge binds one name, not a wildcard ('%s')", o->fqdn);
+            return RC_ILLEGAL;
+        }
     }
     if (o->challenge_arg && strlen(o->challenge_arg) > CHALLENGE_MAX) {
         complain("the challenge is longer than %d characters", CHALLENGE_MAX);

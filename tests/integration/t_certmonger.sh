@@ -14,9 +14,14 @@ done
 make_pki "$T/pki" Monger
 make_pki "$T/pki2" Lone
 CHAL=$(openssl rand -hex 12)
+# a registered device, for the enrollment against registrations
+REG_CHAL=$(openssl rand -hex 12)
+timeout 60 "${SCEPREG:-$TOP/scepreg}" -c -b "$T/db" cm.example.net "$REG_CHAL" 2>/dev/null \
+    || die "scepreg could not register cm.example.net"
 httpd_conf "$(
     scep_location /scep "$T/pki" ra "ScepChallenge $CHAL"
     scep_location /lone "$T/pki2" nora "ScepChallenge $CHAL"
+    scep_location /reg "$T/pki" ra "ScepDeviceDB $T/db"
 )"
 httpd_start || t_done
 URL="http://127.0.0.1:$PORT/scep"
@@ -63,7 +68,7 @@ mkdir -p "$C/config" "$C/cas" "$C/requests" "$C/localca" "$C/tmp" "$C/out"
 # Runs inside the private bus, under the daemon (certmonger -c); one line per result.
 cat >"$C/inner.sh" <<'INNER'
 set -u
-C=$1 URL=$2 LONE_URL=$3 CHAL=$4 LONE_CA=$5
+C=$1 URL=$2 LONE_URL=$3 CHAL=$4 LONE_CA=$5 REG_URL=$6 REG_CHAL=$7
 run() { echo "+ $*"; timeout 120 "$@"; }
 run getcert add-scep-ca -s -c ModScep -u "$URL"
 echo "result add-scep-ca $?"
@@ -75,11 +80,15 @@ echo "result add-scep-ca-lone $?"
 run getcert request -s -c LoneCA -f "$C/out/lone-cert.pem" -k "$C/out/lone-key.pem" \
     -N "CN=certmonger-lone,O=mod_scep tests" -L "$CHAL" -w -v
 echo "result request-lone $?"
+run getcert add-scep-ca -s -c Registered -u "$REG_URL"
+run getcert request -s -c Registered -f "$C/out/reg-cert.pem" -k "$C/out/reg-key.pem" \
+    -N "CN=cm.example.net" -D cm.example.net -L "$REG_CHAL" -w -v
+echo "result request-reg $?"
 run getcert list -s
 INNER
 rc=0
 timeout 400 dbus-run-session -- certmonger -s -n -B -c \
-    "bash $C/inner.sh $C $URL http://127.0.0.1:$PORT/lone $CHAL $T/pki2/ca.pem" \
+    "bash $C/inner.sh $C $URL http://127.0.0.1:$PORT/lone $CHAL $T/pki2/ca.pem http://127.0.0.1:$PORT/reg $REG_CHAL" \
     >"$C/daemon.out" 2>&1 || rc=$?
 expect_eq "$rc" 0 "private certmonger daemon ran the enrollments"
 
@@ -110,6 +119,10 @@ cm_check() {
 cm_check "certmonger, CA + RA" request "$C/out/cert.pem" "$C/out/key.pem" "$T/pki/ca.pem" certmonger-device
 cm_check "certmonger, lone CA with -N" request-lone "$C/out/lone-cert.pem" "$C/out/lone-key.pem" \
     "$T/pki2/ca.pem" certmonger-lone
+cm_check "certmonger, registered device" request-reg "$C/out/reg-cert.pem" "$C/out/reg-key.pem" \
+    "$T/pki/ca.pem" cm.example.net
+expect_eq "$(timeout 30 "${SCEPREG:-$TOP/scepreg}" -L "$T/db" cm.example.net 2>/dev/null | tail -n +2 | grep -c .)" 1 \
+    "certmonger's certificate is recorded for cm.example.net"
 
 # certmonger uses GET for PKIOperation
 if grep -qE '^GET /scep 200 application/x-pki-message \?.*operation=PKIOperation' "$ACCESS_LOG"; then
@@ -122,4 +135,5 @@ fi
 httpd_stop || fail "httpd did not stop cleanly"
 check_error_log
 expect_log_lacks "$CHAL" "the challenge never appears in the error log"
+expect_log_lacks "$REG_CHAL" "the registered challenge never appears in the error log"
 t_done

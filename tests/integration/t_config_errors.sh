@@ -158,6 +158,16 @@ refused_conf "ScepDeviceDB after ScepChallenge" 'register a wildcard' '' \
     Require all granted
 </Location>"
 
+refused_conf "ScepAllowNoChallenge after ScepDeviceDB" 'register a wildcard' '' \
+    "<Location /scep>
+    SetHandler scep
+    ScepCACertificateFile $P/ca.pem
+    ScepCAKeyFile $P/ca.key
+    ScepDeviceDB $T/db-c
+    ScepAllowNoChallenge On
+    Require all granted
+</Location>"
+
 # a device database httpd's User cannot reach refuses the start (httpd -t reads no
 # folders, so only a real start can tell)
 if [[ $(id -u) == 0 ]]; then

@@ -329,6 +329,8 @@ expect_match "$(cat "$T/out")" '^[0-9a-f]{32}$' "-M with an FQDN prints a challe
 expect_absent "$M1" "two minted challenges differ" "$T/out"
 reg -M "$DB" "bad_name!"
 expect_rc 6 "-M with an illegal FQDN"
+reg -M "$DB" "*.example.com"
+expect_rc 6 "-M with a wildcard (a minted challenge binds one name)"
 
 # ---- CSV import -------------------------------------------------------------------------
 before=$(count "$DB")
