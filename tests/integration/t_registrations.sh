@@ -36,12 +36,17 @@ CH_EXACT=$(openssl rand -hex 12)
 reg -b "$DB" c.fleet.example.net "$CH_EXACT" || die "scepreg: exact under wildcard"
 CH_RT=$(openssl rand -hex 12)
 reg -b -p routers -a 127.0.0.1 "$DB" edge.example.net "$CH_RT" || die "scepreg: edge"
+CH_PX=$(openssl rand -hex 12)
+reg -b -p routers -a 192.0.2.77 "$DB" behind.example.net "$CH_PX" || die "scepreg: behind"
 
 command -v htpasswd >/dev/null || die "htpasswd (apache2-utils) is missing"
 htpasswd -bc "$T/admins" mdm "mdm-secret" >/dev/null 2>&1
 chmod 644 "$T/admins"
 
-httpd_conf "LoadModule authn_core_module $APACHE_MODDIR/mod_authn_core.so
+httpd_conf "LoadModule remoteip_module $APACHE_MODDIR/mod_remoteip.so
+RemoteIPHeader X-Forwarded-For
+RemoteIPInternalProxy 127.0.0.1
+LoadModule authn_core_module $APACHE_MODDIR/mod_authn_core.so
 LoadModule authn_file_module $APACHE_MODDIR/mod_authn_file.so
 LoadModule auth_basic_module $APACHE_MODDIR/mod_auth_basic.so
 LoadModule authz_user_module $APACHE_MODDIR/mod_authz_user.so
@@ -181,6 +186,12 @@ refused fx /scep "a name outside the wildcard"
 req edge --challenge "$CH_RT" --san-dns edge.example.net
 refused edge /scep "a registration for profile 'routers' at an endpoint without it"
 ok edge /routers "the client address matches the registered IP (ScepCheckClientAddress On)"
+# behind a reverse proxy: mod_remoteip turns X-Forwarded-For into the client address
+req behind --challenge "$CH_PX" --san-dns behind.example.net
+send_request behind /routers POST
+expect_failure behind "$RA" 2 "behind a proxy, without the forwarded address" || true
+http_post "/routers?operation=PKIOperation" "$T/behind.req" "$T/behind.rep" -H "X-Forwarded-For: 192.0.2.77"
+check_success behind "$RA" "$CA" "behind a proxy: mod_remoteip's client address matches" || true
 
 # ---- the tool writes while httpd serves ----
 CH_LIVE=$(openssl rand -hex 12)
