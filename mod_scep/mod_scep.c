@@ -29,7 +29,8 @@ enum {
     SET_VALIDITY = 1 << 0, SET_KEY_USAGE = 1 << 1, SET_EKU = 1 << 2, SET_SUBJECT = 1 << 3,
     SET_MIN_KEY = 1 << 4, SET_LEGACY = 1 << 5, SET_CHALLENGE = 1 << 6,
     SET_NO_CHALLENGE = 1 << 7, SET_MAX_MESSAGE = 1 << 8, SET_PROFILE_NAME = 1 << 9,
-    SET_CHECK_ADDRESS = 1 << 10, SET_LOCKOUT = 1 << 11, SET_TXN_WINDOW = 1 << 12
+    SET_CHECK_ADDRESS = 1 << 10, SET_LOCKOUT = 1 << 11, SET_TXN_WINDOW = 1 << 12,
+    SET_RENEWAL_GRACE = 1 << 13, SET_RENEWAL_CHALLENGE = 1 << 14, SET_RENEWAL_REVOKE = 1 << 15
 };
 
 /* Every CA section of the configuration being read, loaded by check_config. */
@@ -68,6 +69,9 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_failures);
     MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_seconds);
     MERGE_MEMBER(SET_TXN_WINDOW, registrations.transaction_window);
+    MERGE_MEMBER(SET_RENEWAL_GRACE, registrations.renewal_grace);
+    MERGE_MEMBER(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
+    MERGE_MEMBER(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
     if (add->set & SET_EKU) {
         conf->profile.eku_der = add->profile.eku_der;
         conf->profile.eku_der_len = add->profile.eku_der_len;
@@ -95,6 +99,9 @@ static void effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out)
     TAKE(SET_LOCKOUT, registrations.lockout_failures);
     TAKE(SET_LOCKOUT, registrations.lockout_seconds);
     TAKE(SET_TXN_WINDOW, registrations.transaction_window);
+    TAKE(SET_RENEWAL_GRACE, registrations.renewal_grace);
+    TAKE(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
+    TAKE(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
 #undef TAKE
 }
 
@@ -297,6 +304,12 @@ static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
     else if ((intptr_t)cmd->info == SET_CHECK_ADDRESS) {
         conf->profile.registrations.check_client_address = on;
     }
+    else if ((intptr_t)cmd->info == SET_RENEWAL_CHALLENGE) {
+        conf->profile.registrations.renewal_challenge = on;
+    }
+    else if ((intptr_t)cmd->info == SET_RENEWAL_REVOKE) {
+        conf->profile.registrations.renewal_revokes_old = on;
+    }
     else {
         if (conf->db_ref) {
             return "ScepAllowNoChallenge: this section authorizes with ScepDeviceDB "
@@ -436,6 +449,24 @@ static const char *set_transaction_window(cmd_parms *cmd, void *dconf, const cha
     return NULL;
 }
 
+static const char *set_renewal_grace(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    /* 0 is meaningful here: no grace at all */
+    if (strcmp(arg, "0") != 0 && (err = set_positive(cmd, arg, 366L * 24 * 3600, &v)) != NULL) {
+        return err;
+    }
+    conf->profile.registrations.renewal_grace = v;
+    conf->set |= SET_RENEWAL_GRACE;
+    return NULL;
+}
+
 static const char *set_challenge_ttl(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
@@ -494,6 +525,12 @@ static const command_rec scep_cmds[] = {
                    "(default 5 900), or Off"),
     AP_INIT_TAKE1("ScepTransactionWindow", set_transaction_window, NULL, DIR_CONTEXT,
                   "seconds a transactionID stays bound to its request (default 604800)"),
+    AP_INIT_TAKE1("ScepRenewalGrace", set_renewal_grace, NULL, DIR_CONTEXT,
+                  "seconds after expiry a certificate still renews itself (default 0)"),
+    AP_INIT_FLAG("ScepRenewalChallenge", set_flag, (void *)SET_RENEWAL_CHALLENGE, DIR_CONTEXT,
+                 "On: renewals must carry the registration's challenge too (default Off)"),
+    AP_INIT_FLAG("ScepRenewalRevokesOld", set_flag, (void *)SET_RENEWAL_REVOKE, DIR_CONTEXT,
+                 "On: a renewal revokes the certificate it replaces (default Off)"),
     AP_INIT_TAKE1("ScepChallengeTTL", set_challenge_ttl, NULL, DIR_CONTEXT,
                   "lifetime of minted challenges in seconds (default 3600)"),
     AP_INIT_TAKE1("ScepAuditLog", scep_glue_set_audit_log, NULL, RSRC_CONF,
@@ -636,7 +673,8 @@ static void audit_pki_operation(request_rec *r, const scep_reply_t *reply)
     if (!reply->transaction_id || !reply->outcome) {
         return;         /* not a message anybody decided on */
     }
-    if (strcmp(reply->outcome, "issued") == 0 || strcmp(reply->outcome, "replayed") == 0) {
+    if (strcmp(reply->outcome, "issued") == 0 || strcmp(reply->outcome, "replayed") == 0
+        || strcmp(reply->outcome, "renewed") == 0) {
         event = "issued";
     }
     else if (strncmp(reply->outcome, "failure:", 8) == 0) {
@@ -743,7 +781,10 @@ static int scep_handler(request_rec *r)
         return HTTP_BAD_REQUEST;
     }
     if (strcasecmp(operation, "GetCACaps") == 0) {
-        const char *caps = scep_ca_caps(ca);
+        /* Renewal needs the records of issued certificates. */
+        const char *caps = conf->db_ref ? apr_pstrcat(r->pool, scep_ca_caps(ca), "Renewal\n",
+                                                      NULL)
+                                        : scep_ca_caps(ca);
 
         return scep_glue_send(r, "text/plain", caps, strlen(caps));
     }

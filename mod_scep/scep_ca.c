@@ -22,7 +22,8 @@
 
 /* Advertise only what is true.  SCEPStandard: RFC 8894 section 2.9's mandatory set
  * (GetCACaps, GetCACert, PKCSReq, POST, AES-128, SHA-256) is all implemented.
- * Renewal and GetNextCACert are not offered yet. */
+ * Renewal is added per endpoint where certificate records exist (the glue);
+ * GetNextCACert is not offered yet. */
 static const char caps_text[] =
     "POSTPKIOperation\n"
     "AES\n"
@@ -580,4 +581,13 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
     }
     *out = x;
     return APR_SUCCESS;
+}
+
+int scep_ca_issued(const scep_ca_t *ca, X509 *cert)
+{
+    int ok = X509_check_issued(ca->ca_cert, cert) == X509_V_OK
+             && X509_verify(cert, X509_get0_pubkey(ca->ca_cert)) == 1;
+
+    ERR_clear_error();
+    return ok;
 }

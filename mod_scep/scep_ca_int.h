@@ -37,4 +37,7 @@ struct scep_ca_t {
 apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profile_t *profile,
                            const scep_csr_t *csr, const scep_identity_t *forced,
                            X509 **cert, const char **why);
+/* Whether `cert` was issued by this CA (issuer name and signature). */
+int scep_ca_issued(const scep_ca_t *ca, X509 *cert);
+
 #endif

@@ -164,8 +164,11 @@ static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *co
 }
 
 /* The checks that do not involve a secret, in the order an operator would look. */
-static const char *registration_problem(apr_pool_t *p, const scep_policy_conf_t *conf,
-                                        const scep_device_t *dev, apr_int64_t now)
+/* The registration checks that also bind a renewal: the device may no longer enroll once
+ * its registration is disabled, expired or moved to another profile.  A used one-time
+ * challenge or a registration without a challenge of its own does not stop a renewal. */
+static const char *renewal_problem(apr_pool_t *p, const scep_policy_conf_t *conf,
+                                   const scep_device_t *dev, apr_int64_t now)
 {
     if (dev->flags & SCEP_DEVICE_DISABLED) {
         return apr_psprintf(p, "the registration %s is disabled", dev->fqdn);
@@ -179,6 +182,17 @@ static const char *registration_problem(apr_pool_t *p, const scep_policy_conf_t 
                             "serves '%s'", dev->fqdn, dev->profile,
                             conf->profile_name ? conf->profile_name : "(none)");
     }
+    return NULL;
+}
+
+static const char *registration_problem(apr_pool_t *p, const scep_policy_conf_t *conf,
+                                        const scep_device_t *dev, apr_int64_t now)
+{
+    const char *problem = renewal_problem(p, conf, dev, now);
+
+    if (problem) {
+        return problem;
+    }
     if ((dev->flags & SCEP_DEVICE_ONE_TIME) && (dev->flags & SCEP_DEVICE_USED)) {
         return apr_psprintf(p, "the one-time challenge of %s has been used", dev->fqdn);
     }
@@ -189,6 +203,29 @@ static const char *registration_problem(apr_pool_t *p, const scep_policy_conf_t 
     return NULL;
 }
 
+/* The registration that applies to `fqdn`, unless the name is locked out or none applies
+ * (SCEP_POLICY_DENIED with *why). */
+static apr_status_t find_registration(apr_pool_t *p, scep_txn_t *txn, const char *fqdn,
+                                      apr_int64_t now, scep_device_t **dev, const char **why)
+{
+    scep_failure_t failures;
+    apr_status_t rv = scep_failure_get(txn, fqdn, &failures);
+
+    if (rv == APR_SUCCESS && failures.locked_until > now) {
+        *why = apr_psprintf(p, "%s is locked out until %s after repeated failures", fqdn,
+                            iso_time(p, failures.locked_until));
+        return SCEP_POLICY_DENIED;
+    }
+    if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
+        rv = scep_device_find(txn, p, fqdn, dev);
+    }
+    if (rv == SCEP_DB_NOTFOUND) {
+        *why = apr_psprintf(p, "no registration applies to %s", fqdn);
+        return SCEP_POLICY_DENIED;
+    }
+    return rv;
+}
+
 apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
                                    const scep_csr_t *csr, const char *client_ip,
                                    apr_int64_t now, scep_grant_t **grant, const char **fqdn,
@@ -197,7 +234,6 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     scep_txn_t *txn;
     scep_device_t *dev = NULL;
     scep_minted_t *minted = NULL;
-    scep_failure_t failures;
     scep_grant_t *g;
     const char *problem = NULL;
     apr_status_t rv;
@@ -224,21 +260,8 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
         *why = "the request names no host (no dNSName SAN, unstructuredName or host-name CN)";
         return SCEP_POLICY_DENIED;
     }
-    rv = scep_failure_get(txn, *fqdn, &failures);
-    if (rv == APR_SUCCESS && failures.locked_until > now) {
-        scep_db_abort(txn);
-        *why = apr_psprintf(p, "%s is locked out until %s after repeated failures", *fqdn,
-                            iso_time(p, failures.locked_until));
-        return SCEP_POLICY_DENIED;
-    }
-    if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
-        rv = scep_device_find(txn, p, *fqdn, &dev);
-    }
+    rv = find_registration(p, txn, *fqdn, now, &dev, why);
     scep_db_abort(txn);
-    if (rv == SCEP_DB_NOTFOUND) {
-        *why = apr_psprintf(p, "no registration applies to %s", *fqdn);
-        return SCEP_POLICY_DENIED;
-    }
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -281,11 +304,97 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     return APR_SUCCESS;
 }
 
+apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
+                                           const scep_policy_conf_t *conf,
+                                           const scep_csr_t *csr, const char *signer_serial,
+                                           apr_int64_t now, scep_grant_t **grant,
+                                           const char **fqdn, const char **why)
+{
+    scep_txn_t *txn;
+    scep_cert_rec_t *old;
+    scep_device_t *dev = NULL;
+    scep_grant_t *g;
+    const char *problem;
+    apr_status_t rv;
+    int wildcard;
+
+    *grant = NULL;
+    *fqdn = scep_policy_requested_name(p, csr);
+    if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = scep_cert_get(txn, p, signer_serial, &old);
+    if (rv == SCEP_DB_NOTFOUND) {
+        scep_db_abort(txn);
+        *why = apr_psprintf(p, "the signer certificate %s is not in this server's records",
+                            signer_serial);
+        return SCEP_POLICY_UNKNOWN;
+    }
+    if (rv != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return rv;
+    }
+    if (!*fqdn) {
+        *fqdn = old->fqdn;     /* a renewal may leave the names to the old certificate */
+    }
+    if (old->revoked_at) {
+        scep_db_abort(txn);
+        *why = apr_psprintf(p, "the signer certificate %s of %s was revoked at %s",
+                            signer_serial, old->fqdn, iso_time(p, old->revoked_at));
+        return SCEP_POLICY_DENIED;
+    }
+    if (old->not_after + conf->renewal_grace <= now) {
+        scep_db_abort(txn);
+        *why = apr_psprintf(p, "the signer certificate %s of %s expired at %s (renewal grace "
+                            "%ld s)", signer_serial, old->fqdn, iso_time(p, old->not_after),
+                            (long)conf->renewal_grace);
+        return SCEP_POLICY_EXPIRED;
+    }
+    if (!old->fqdn || strcmp(old->fqdn, *fqdn) != 0) {
+        scep_db_abort(txn);
+        *why = apr_psprintf(p, "the request asks for %s, but the signer certificate %s was "
+                            "issued to %s", *fqdn, signer_serial, old->fqdn ? old->fqdn : "?");
+        return SCEP_POLICY_DENIED;
+    }
+    rv = find_registration(p, txn, *fqdn, now, &dev, why);
+    scep_db_abort(txn);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if ((*why = renewal_problem(p, conf, dev, now)) != NULL) {
+        return SCEP_POLICY_DENIED;
+    }
+    if (conf->renewal_challenge) {
+        problem = !dev->verifier.algorithm
+                  ? apr_psprintf(p, "renewals need a challenge, and the registration %s has "
+                                 "none of its own", dev->fqdn)
+                  : !csr->challenge ? "the renewal carries no challengePassword"
+                  : !scep_verifier_matches(&dev->verifier, csr->challenge, csr->challenge_len)
+                  ? apr_psprintf(p, "the challengePassword is wrong for %s", dev->fqdn)
+                  : NULL;
+        if (problem) {
+            *why = problem;
+            rv = count_failure(p, db, conf, *fqdn, now);
+            return rv == APR_SUCCESS ? SCEP_POLICY_DENIED : rv;
+        }
+    }
+    wildcard = dev->fqdn[0] == '*';
+    g = apr_pcalloc(p, sizeof(*g));
+    g->kind = SCEP_GRANT_RENEWAL;
+    g->registration = dev->fqdn;
+    g->identity.fqdn = *fqdn;
+    g->identity.ips = wildcard ? apr_array_make(p, 0, sizeof(const char *)) : dev->ips;
+    g->identity.serial_number = wildcard ? NULL : dev->serial;
+    g->renews = signer_serial;
+    *grant = g;
+    return APR_SUCCESS;
+}
+
 /* Looks up `transaction_id` inside `txn`: NOTFOUND, REPLAY with the certificate, or
  * DENIED when the recorded request differs. */
 static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
                                      const scep_policy_conf_t *conf, apr_int64_t now,
-                                     const char *transaction_id,
+                                     const char *transaction_id, const char *renews,
                                      const unsigned char *request_digest,
                                      const unsigned char **der, apr_size_t *der_len,
                                      const char **why)
@@ -299,6 +408,10 @@ static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
     }
     if (conf->transaction_window > 0 && t->created + conf->transaction_window <= now) {
         return SCEP_DB_NOTFOUND;        /* a new enrollment with the same key */
+    }
+    if (memcmp(t->request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN) != 0
+        && renews && t->serial && strcasecmp(t->serial, renews) == 0) {
+        return SCEP_DB_NOTFOUND;        /* renewing what this transaction issued */
     }
     if (memcmp(t->request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN) != 0) {
         *why = apr_psprintf(p, "the transactionID was used at %s for a different request "
@@ -318,7 +431,8 @@ static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
 }
 
 apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
-                                const char *transaction_id, apr_int64_t now,
+                                const char *transaction_id, const char *renews,
+                                apr_int64_t now,
                                 const unsigned char *request_digest,
                                 const unsigned char **der, apr_size_t *der_len,
                                 const char **why)
@@ -329,8 +443,8 @@ apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = find_transaction(p, txn, conf, now, transaction_id, request_digest, der, der_len,
-                          why);
+    rv = find_transaction(p, txn, conf, now, transaction_id, renews, request_digest, der,
+                          der_len, why);
     scep_db_abort(txn);
     return rv;
 }
@@ -356,7 +470,7 @@ static apr_status_t consume_registration(apr_pool_t *p, scep_txn_t *txn,
         *why = apr_psprintf(p, "the registration %s was disabled meanwhile", dev->fqdn);
         return SCEP_POLICY_DENIED;
     }
-    if (dev->flags & SCEP_DEVICE_ONE_TIME) {
+    if ((dev->flags & SCEP_DEVICE_ONE_TIME) && grant->kind != SCEP_GRANT_RENEWAL) {
         if (dev->flags & SCEP_DEVICE_USED) {
             *why = apr_psprintf(p, "the one-time challenge of %s was used by another "
                                 "request", dev->fqdn);
@@ -386,8 +500,8 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = find_transaction(p, txn, conf, now, transaction_id, request_digest, der, der_len,
-                          why);
+    rv = find_transaction(p, txn, conf, now, transaction_id, grant ? grant->renews : NULL,
+                          request_digest, der, der_len, why);
     if (rv != SCEP_DB_NOTFOUND) {
         scep_db_abort(txn);
         return rv == APR_SUCCESS ? SCEP_DB_CORRUPT : rv;
@@ -402,6 +516,23 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
         }
         else {
             rv = consume_registration(p, txn, grant, cert, now, why);
+        }
+        if (rv == APR_SUCCESS && grant->kind == SCEP_GRANT_RENEWAL) {
+            scep_cert_rec_t *old;
+
+            /* The old certificate may have been revoked since the decision. */
+            rv = scep_cert_get(txn, p, grant->renews, &old);
+            if (rv == APR_SUCCESS && old->revoked_at) {
+                *why = apr_psprintf(p, "the signer certificate %s was revoked meanwhile",
+                                    grant->renews);
+                rv = SCEP_POLICY_DENIED;
+            }
+            else if (rv == APR_SUCCESS && conf->renewal_revokes_old) {
+                int already;
+
+                rv = scep_cert_revoke(txn, p, grant->renews, now, SCEP_REASON_SUPERSEDED,
+                                      &already);
+            }
         }
         if (rv != APR_SUCCESS) {
             scep_db_abort(txn);

@@ -27,6 +27,10 @@ typedef struct scep_policy_conf_t {
      * key (RFC 8894 recommends a hash of it), so after this a new request with the same
      * key starts a new transaction instead of being refused forever. */
     apr_int64_t transaction_window;
+    /* Renewal: a request signed with a certificate this server issued. */
+    apr_int64_t renewal_grace;         /* seconds after notAfter it still renews */
+    int renewal_challenge;             /* also require the registration's challenge */
+    int renewal_revokes_old;           /* revoke the superseded certificate */
 } scep_policy_conf_t;
 
 #define SCEP_TRANSACTION_WINDOW_DEFAULT (7 * 24 * 3600)
@@ -41,7 +45,8 @@ typedef struct scep_identity_t {
 typedef enum scep_grant_kind_e {
     SCEP_GRANT_DEVICE,                 /* an exact registration */
     SCEP_GRANT_WILDCARD,               /* a wildcard registration */
-    SCEP_GRANT_MINTED                  /* a minted one-time challenge */
+    SCEP_GRANT_MINTED,                 /* a minted one-time challenge */
+    SCEP_GRANT_RENEWAL                 /* the device's current certificate */
 } scep_grant_kind_e;
 
 /* What authorization found; the input of scep_policy_record. */
@@ -52,6 +57,7 @@ typedef struct scep_grant_t {
     const char *secret;                /* minted: the challenge to consume (not logged) */
     apr_size_t secret_len;
     scep_identity_t identity;
+    const char *renews;                /* renewal: serial of the signer certificate */
 } scep_grant_t;
 
 /* The FQDN a request asks for: its first dNSName SAN, else unstructuredName, else a
@@ -61,6 +67,8 @@ const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr);
 /* Results of scep_policy_authorize and scep_policy_record beyond APR_SUCCESS. */
 #define SCEP_POLICY_DENIED  (APR_OS_START_USERERR + 150) /* *why says why (no secrets) */
 #define SCEP_POLICY_REPLAY  (APR_OS_START_USERERR + 151) /* answered from the record */
+#define SCEP_POLICY_UNKNOWN (APR_OS_START_USERERR + 152) /* renewal: no such certificate */
+#define SCEP_POLICY_EXPIRED (APR_OS_START_USERERR + 153) /* renewal: expired beyond grace */
 
 /* Decides whether `csr` from `client_ip` may be certified.  SCEP_POLICY_DENIED with *why
  * and *fqdn (the name asked for, may be NULL) for a device mistake; a failed challenge,
@@ -71,12 +79,28 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
                                    apr_int64_t now, scep_grant_t **grant, const char **fqdn,
                                    const char **why);
 
+/* Decides whether a request signed with the certificate `signer_serial` (issued by this
+ * CA) renews it: the certificate must be recorded (else SCEP_POLICY_UNKNOWN), unexpired
+ * or within conf->renewal_grace (else SCEP_POLICY_EXPIRED), unrevoked, and issued to the
+ * name the request asks for, whose registration must still allow enrollment (else
+ * SCEP_POLICY_DENIED).  With conf->renewal_challenge the registration's challenge is
+ * checked as for a first enrollment.  *why says why for every refusal. */
+apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
+                                           const scep_policy_conf_t *conf,
+                                           const scep_csr_t *csr, const char *signer_serial,
+                                           apr_int64_t now, scep_grant_t **grant,
+                                           const char **fqdn, const char **why);
+
 /* A transaction seen within conf->transaction_window: SCEP_POLICY_REPLAY with the
  * certificate's DER when the same transactionID came with the same request,
  * SCEP_POLICY_DENIED when it came with a different one, SCEP_DB_NOTFOUND when it is new
- * (or older than the window). */
+ * (or older than the window).  `renews`, for a request signed with a certificate of
+ * ours, is its serial: renewing the certificate a transaction issued starts a new
+ * transaction, since clients that derive the transactionID from a reused key send the
+ * same one again. */
 apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
-                                const char *transaction_id, apr_int64_t now,
+                                const char *transaction_id, const char *renews,
+                                apr_int64_t now,
                                 const unsigned char *request_digest,
                                 const unsigned char **der, apr_size_t *der_len,
                                 const char **why);

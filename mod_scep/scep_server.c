@@ -30,6 +30,7 @@ void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p)
     profile->registrations.lockout_failures = 5;
     profile->registrations.lockout_seconds = 15 * 60;
     profile->registrations.transaction_window = SCEP_TRANSACTION_WINDOW_DEFAULT;
+    profile->registrations.renewal_grace = 0;
     scep_profile_set_eku(profile, p, 1, client_auth);
 }
 
@@ -345,11 +346,43 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
     }
     return rv;
 }
+/* A request signed with a certificate this CA issued: a RenewalReq, or the PKCSReq that
+ * Cisco IOS, macOS and sscep send instead.  APR_SUCCESS with *grant to issue; a made
+ * reply with *grant NULL; or APR_ENOENT when a PKCSReq should be treated as a first
+ * enrollment (its certificate is not on record, or expired beyond the grace). */
+static apr_status_t admit_renewal(op_ctx_t *c, const scep_csr_t *csr, scep_grant_t **grant)
+{
+    const char *why = NULL, *fqdn = NULL;
+    const char *serial = serial_hex(c->p, c->msg->signer);
+    int renewal_req = c->msg->message_type == SCEP_MSG_RENEWALREQ;
+    apr_status_t rv;
+
+    rv = scep_policy_authorize_renewal(c->p, c->db, &c->profile->registrations, csr, serial,
+                                       (apr_int64_t)time(NULL), grant, &fqdn, &why);
+    c->reply->fqdn = fqdn;
+    if (rv == APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    if ((rv == SCEP_POLICY_UNKNOWN || rv == SCEP_POLICY_EXPIRED) && !renewal_req) {
+        scep_log(c->log, SCEP_LOG_INFO, "SCEP00218: scep(%s,PKIOperation): PKCSReq signed "
+                 "with certificate %s is treated as a first enrollment: %s",
+                 c->msg->transaction_id, serial, why);
+        return APR_ENOENT;
+    }
+    if (rv == SCEP_POLICY_UNKNOWN) {
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_CERT_ID, "SCEP00216", why);
+    }
+    if (rv == SCEP_POLICY_DENIED || rv == SCEP_POLICY_EXPIRED) {
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00217", why);
+    }
+    return db_failure(c, rv, "checking the renewal");
+}
+
 /* Authorizes against the registrations; a retried transaction is answered from its
  * record.  Returns APR_SUCCESS with *grant to go on and issue, or the answer's status
  * with the reply already made (*grant NULL). */
 static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned char *digest,
-                          scep_grant_t **grant)
+                          int renewing, scep_grant_t **grant)
 {
     const unsigned char *der;
     apr_size_t der_len;
@@ -358,6 +391,7 @@ static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned cha
 
     *grant = NULL;
     rv = scep_policy_replay(c->p, c->db, &c->profile->registrations, c->msg->transaction_id,
+                            renewing ? serial_hex(c->p, c->msg->signer) : NULL,
                             (apr_int64_t)time(NULL), digest, &der, &der_len, &why);
     if (rv == SCEP_POLICY_REPLAY) {
         return send_recorded(c, der, der_len);
@@ -367,6 +401,12 @@ static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned cha
     }
     if (rv != SCEP_DB_NOTFOUND) {
         return db_failure(c, rv, "looking up the transaction");
+    }
+    if (renewing) {
+        rv = admit_renewal(c, csr, grant);
+        if (rv != APR_ENOENT) {
+            return rv;
+        }
     }
     rv = scep_policy_authorize(c->p, c->db, &c->profile->registrations, csr,
                                c->peer ? c->peer->client_ip : NULL, (apr_int64_t)time(NULL),
@@ -390,6 +430,7 @@ static apr_status_t enroll(op_ctx_t *c)
     const char *why = NULL;
     X509 *issued;
     apr_status_t rv;
+    int renewing;
 
     if (scep_csr_parse(c->p, c->msg->content, c->msg->content_len, &csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00210", why);
@@ -397,12 +438,22 @@ static apr_status_t enroll(op_ctx_t *c)
     if (check_key(c, csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00211", why);
     }
+    renewing = c->msg->signer && scep_ca_issued(c->ca, c->msg->signer);
+    if (c->msg->message_type == SCEP_MSG_RENEWALREQ && !renewing) {
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_CERT_ID, "SCEP00216",
+                    "a RenewalReq must be signed with a certificate this CA issued");
+    }
+    if (c->msg->message_type == SCEP_MSG_RENEWALREQ && !c->db) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00216",
+                    "renewal needs the certificate records of a ScepDeviceDB at this "
+                    "endpoint");
+    }
     if (c->db) {
         if (EVP_Digest(c->msg->content, c->msg->content_len, digest, &digest_len,
                        EVP_sha256(), NULL) != 1) {
             return db_failure(c, APR_EGENERAL, "hashing the request");
         }
-        if ((rv = admit(c, csr, digest, &grant)) != APR_SUCCESS || !grant) {
+        if ((rv = admit(c, csr, digest, renewing, &grant)) != APR_SUCCESS || !grant) {
             return rv;
         }
     }
@@ -434,16 +485,18 @@ static apr_status_t enroll(op_ctx_t *c)
             return db_failure(c, rv, "recording the certificate");
         }
     }
-    rv = send_certificate(c, issued, "issued");
+    rv = send_certificate(c, issued, grant && grant->renews ? "renewed" : "issued");
     if (rv == APR_SUCCESS) {
         if (!c->reply->fqdn) {
             c->reply->fqdn = csr_identity(c->p, csr);
         }
         scep_log(c->log, SCEP_LOG_NOTICE,
-                 "SCEP00220: scep(%s,PKIOperation): issued serial %s to %s for %s, %d-bit key",
-                 c->msg->transaction_id, c->reply->serial,
+                 "SCEP00220: scep(%s,PKIOperation): issued serial %s to %s for %s, %d-bit "
+                 "key%s%s", c->msg->transaction_id, c->reply->serial,
                  grant ? grant->identity.fqdn : csr_identity(c->p, csr),
-                 c->peer && c->peer->client_ip ? c->peer->client_ip : "?", csr->key_bits);
+                 c->peer && c->peer->client_ip ? c->peer->client_ip : "?", csr->key_bits,
+                 grant && grant->renews ? ", renewing " : "",
+                 grant && grant->renews ? grant->renews : "");
     }
     ERR_clear_error();
     return rv;
@@ -486,6 +539,7 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
              OBJ_nid2sn(c.msg->digest_nid), OBJ_nid2sn(c.msg->cipher_nid));
     switch (c.msg->message_type) {
     case SCEP_MSG_PKCSREQ:
+    case SCEP_MSG_RENEWALREQ:
         return enroll(&c);
     default:
         return fail(&c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00207",

@@ -25,15 +25,18 @@
  *    8 created           2 fqdn             6 not_after
  *    9 updated           3 subject          7 issued_at
  *   10 last_serial       4 transaction_id   8 revoked_at
- *   11 last_not_after
+ *   11 last_not_after                       9 revocation_reason
  *   12 last_enrolled
  *   13 enrollments
+ *
+ *   meta "crl": 1 generation, 2 changed_at
  *
  * The verifier field is the algorithm (1 byte), the iterations (4 bytes, big-endian),
  * the salt (16) and the hash (32); absent when the device has no challenge.  Integers
  * are scep_rec_put_i64's.  A field of the wrong length makes the record
  * SCEP_DB_CORRUPT rather than being read as a default, so damage is noticed. */
 #include <string.h>
+#include <strings.h>
 #include <limits.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -52,7 +55,10 @@ enum { MINT_CREATED = 1, MINT_EXPIRES, MINT_FQDN, MINT_PROFILE };
 enum { FAIL_COUNT = 1, FAIL_LAST, FAIL_LOCKED_UNTIL };
 enum { TXN_STATE = 1, TXN_DIGEST, TXN_FQDN, TXN_SERIAL, TXN_CREATED };
 enum { CERT_DER = 1, CERT_FQDN, CERT_SUBJECT, CERT_TXID, CERT_NOT_BEFORE,
-       CERT_NOT_AFTER, CERT_ISSUED_AT, CERT_REVOKED_AT };
+       CERT_NOT_AFTER, CERT_ISSUED_AT, CERT_REVOKED_AT, CERT_REVOCATION_REASON };
+enum { CRL_GENERATION = 1, CRL_CHANGED_AT };
+
+static const char crl_key[] = "crl";
 
 #define VERIFIER_LEN (1 + 4 + SCEP_VERIFIER_SALT_LEN + SCEP_VERIFIER_HASH_LEN)
 #define I64_LEN 8
@@ -802,6 +808,7 @@ static apr_status_t cert_decode(apr_pool_t *p, const unsigned char *key, apr_siz
     c->not_after = rd_i64(&r, CERT_NOT_AFTER);
     c->issued_at = rd_i64(&r, CERT_ISSUED_AT);
     c->revoked_at = rd_i64(&r, CERT_REVOKED_AT);
+    c->revocation_reason = (int)rd_i64(&r, CERT_REVOCATION_REASON);
     if (r.rv == APR_SUCCESS) {
         *out = c;
     }
@@ -858,6 +865,9 @@ apr_status_t scep_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t
     scep_rec_put_i64(&rec, CERT_NOT_AFTER, c->not_after);
     scep_rec_put_i64(&rec, CERT_ISSUED_AT, c->issued_at);
     scep_rec_put_i64(&rec, CERT_REVOKED_AT, c->revoked_at);
+    if (c->revoked_at) {
+        scep_rec_put_i64(&rec, CERT_REVOCATION_REASON, c->revocation_reason);
+    }
     rv = scep_db_put(txn, SCEP_DBI_CERTS, key, klen, rec.data, rec.len, 0);
     if (rv == APR_SUCCESS && index) {
         rv = scep_db_put(txn, SCEP_DBI_CERTS_BY_FQDN, c->fqdn, flen, key, klen, 0);
@@ -958,4 +968,95 @@ apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
         }
     }
     return rv;
+}
+
+/* ---- revocation ---------------------------------------------------------------- */
+
+static const char *const reason_names[] = {
+    "unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded",
+    "cessationOfOperation", "certificateHold", NULL, "removeFromCRL", "privilegeWithdrawn",
+    "aACompromise"
+};
+
+const char *scep_revocation_reason_name(int reason)
+{
+    if (reason < 0 || reason >= (int)(sizeof(reason_names) / sizeof(reason_names[0]))
+        || !reason_names[reason]) {
+        return "unknown";
+    }
+    return reason_names[reason];
+}
+
+int scep_revocation_reason_parse(const char *name)
+{
+    int i;
+
+    for (i = 0; i < (int)(sizeof(reason_names) / sizeof(reason_names[0])); i++) {
+        /* Holds and their removal need an unrevoke this server does not offer, and a
+         * CA compromise is a CA's own matter, not a device's. */
+        if (reason_names[i] && strcasecmp(reason_names[i], name) == 0
+            && i != SCEP_REASON_CERTIFICATE_HOLD && i != SCEP_REASON_REMOVE_FROM_CRL
+            && i != SCEP_REASON_CA_COMPROMISE && i != SCEP_REASON_AA_COMPROMISE) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+apr_status_t scep_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state)
+{
+    const void *val;
+    apr_size_t vlen;
+    reader_t r;
+    apr_status_t rv = scep_db_get(txn, SCEP_DBI_META, crl_key, sizeof(crl_key) - 1, &val,
+                                  &vlen);
+
+    memset(state, 0, sizeof(*state));
+    if (rv == SCEP_DB_NOTFOUND) {
+        return APR_SUCCESS;             /* nothing was ever revoked */
+    }
+    if (rv != APR_SUCCESS || reader_init(&r, NULL, val, vlen) != APR_SUCCESS) {
+        return rv != APR_SUCCESS ? rv : r.rv;
+    }
+    state->generation = rd_i64(&r, CRL_GENERATION);
+    state->changed_at = rd_i64(&r, CRL_CHANGED_AT);
+    return r.rv;
+}
+
+static apr_status_t crl_state_bump(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now)
+{
+    scep_crl_state_t state;
+    scep_rec_t rec;
+    apr_status_t rv = scep_crl_state_get(txn, &state);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    scep_rec_init(&rec, p);
+    scep_rec_put_i64(&rec, CRL_GENERATION, state.generation + 1);
+    scep_rec_put_i64(&rec, CRL_CHANGED_AT, now);
+    return scep_db_put(txn, SCEP_DBI_META, crl_key, sizeof(crl_key) - 1, rec.data, rec.len,
+                       0);
+}
+
+apr_status_t scep_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                              apr_int64_t now, int reason, int *already)
+{
+    scep_cert_rec_t *c;
+    apr_status_t rv = scep_cert_get(txn, p, serial_hex, &c);
+
+    *already = 0;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (c->revoked_at) {
+        *already = 1;                   /* the first revocation's time and reason stand */
+        return APR_SUCCESS;
+    }
+    c->revoked_at = now;
+    c->revocation_reason = reason;
+    if ((rv = scep_cert_put(txn, p, c)) != APR_SUCCESS) {
+        return rv;
+    }
+    return crl_state_bump(txn, p, now);
 }

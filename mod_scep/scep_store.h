@@ -165,6 +165,7 @@ typedef struct scep_cert_rec_t {
     const char *transaction_id;
     apr_int64_t not_before, not_after, issued_at;
     apr_int64_t revoked_at;             /* 0 = not revoked */
+    int revocation_reason;              /* RFC 5280 CRLReason, when revoked */
 } scep_cert_rec_t;
 
 /* Stores the certificate and its FQDN index entry. */
@@ -176,5 +177,40 @@ typedef int (*scep_cert_visit_fn)(void *baton, const scep_cert_rec_t *c);
 /* Every certificate (fqdn NULL, in serial order) or those of one FQDN. */
 apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
                                scep_cert_visit_fn fn, void *baton);
+
+/* ---- revocation -----------------------------------------------------------------
+ * Revocation marks the certificate record and bumps the CRL generation, the number the
+ * published CRL carries as its CRLNumber: a CRL is rebuilt only when it changed. */
+
+enum {                                  /* RFC 5280 CRLReason values */
+    SCEP_REASON_UNSPECIFIED = 0,
+    SCEP_REASON_KEY_COMPROMISE = 1,
+    SCEP_REASON_CA_COMPROMISE = 2,
+    SCEP_REASON_AFFILIATION_CHANGED = 3,
+    SCEP_REASON_SUPERSEDED = 4,
+    SCEP_REASON_CESSATION_OF_OPERATION = 5,
+    SCEP_REASON_CERTIFICATE_HOLD = 6,
+    SCEP_REASON_REMOVE_FROM_CRL = 8,
+    SCEP_REASON_PRIVILEGE_WITHDRAWN = 9,
+    SCEP_REASON_AA_COMPROMISE = 10
+};
+
+/* The RFC 5280 name ("keyCompromise"); "unknown" for a value without one. */
+const char *scep_revocation_reason_name(int reason);
+/* A reason an operator may give (case-insensitive name), or -1: holds, which would need
+ * an unrevoke, and CA/AA compromise are not device revocations. */
+int scep_revocation_reason_parse(const char *name);
+
+typedef struct scep_crl_state_t {
+    apr_int64_t generation;             /* revocations so far; 0 = none ever */
+    apr_int64_t changed_at;             /* time of the last revocation */
+} scep_crl_state_t;
+
+apr_status_t scep_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state);
+
+/* Revokes a recorded certificate.  A certificate already revoked keeps its first time
+ * and reason (*already set).  SCEP_DB_NOTFOUND if there is no such certificate. */
+apr_status_t scep_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                              apr_int64_t now, int reason, int *already);
 
 #endif

@@ -105,6 +105,7 @@ static void usage(void)
         "  %s -v [-i|-b] DBDIR FQDN [CHALLENGE]   verify a challenge\n"
         "  %s -l [-j] DBDIR [FQDN|PATTERN]        list devices\n"
         "  %s -L [-j] DBDIR [FQDN]                list issued certificates\n"
+        "  %s -R [-r REASON] DBDIR SERIAL|FQDN    revoke a certificate, or all of a device's\n"
         "  %s -M [-T TTL] [-p PROFILE] [-m SIZE] DBDIR [FQDN]   mint a one-time challenge\n"
         "  %s -I FILE [-k] [-c] [-m SIZE] [-o USER] DBDIR       import CSV (\"-\": stdin)\n"
         "Options:\n"
@@ -117,11 +118,13 @@ static void usage(void)
         "  -e  expiry: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, +30d, +12h, +90m or never\n"
         "  -j  JSON lines    -T  lifetime of a minted challenge (3600, 60m, 1h, 1d; default 1h)\n"
         "  -k  import the valid rows even if some are rejected\n"
+        "  -r  revocation reason: unspecified (default), keyCompromise, affiliationChanged,\n"
+        "      superseded, cessationOfOperation, privilegeWithdrawn\n"
         "Exit status: 0 ok, 1 database access, 2 syntax, 3 challenge mismatch, 4 interrupted,\n"
         "  5 value too long, 6 illegal value or no such device, 7 invalid database,\n"
         "  8 database full\n",
         SCEP_VERSION, progname, progname, progname, progname, progname, progname, progname,
-        progname, progname, progname);
+        progname, progname, progname, progname);
 }
 
 static int syntax(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -580,6 +583,33 @@ static int prompt_secret(const char *prompt, char *buf, apr_size_t *len)
 
 /* ---- the command line --------------------------------------------------------------- */
 
+/* A certificate serial number as the operator types it ("0A1B", "0a:1b", "A1B"), in the
+ * upper-case, even-length hex the records use; NULL if it is not one. */
+static const char *serial_text(apr_pool_t *p, const char *s)
+{
+    apr_size_t n = strlen(s), i, len = 0;
+    char *out = apr_palloc(p, n + 2);
+
+    if (n == 0 || n > 2 * 20 + 19) {        /* RFC 5280: at most 20 octets */
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        if (s[i] == ':' && i > 0 && i + 1 < n && s[i + 1] != ':') {
+            continue;
+        }
+        if (!isxdigit((unsigned char)s[i])) {
+            return NULL;
+        }
+        out[len++] = (char)toupper((unsigned char)s[i]);
+    }
+    out[len] = '\0';
+    if (len % 2) {
+        memmove(out + 1, out, len + 1);
+        out[0] = '0';
+    }
+    return out;
+}
+
 typedef struct opts_t {
     int mode;                       /* 'a' (add/update) or the option letter */
     int source;                     /* challenge: 0 (prompt/keep), 'i', 'b', 'g', 'n' */
@@ -587,6 +617,8 @@ typedef struct opts_t {
     apr_size_t map_size;            /* 0: keep */
     apr_array_header_t *ips;        /* canonical, const char * */
     const char *serial, *expiry_text, *profile, *comment, *owner, *ttl_text, *import_file;
+    const char *revoke_serial;      /* -R by serial (hex, upper-case); else o->fqdn */
+    int reason;                     /* -R: RFC 5280 CRLReason */
     apr_int64_t expires, ttl;
     int expires_set;
     const char *dbdir, *name, *fqdn, *challenge_arg;
@@ -603,6 +635,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         { 'l', "j", 1, 2 }, { 'L', "j", 1, 2 },
         { 'M', "Tpm", 1, 2 },
         { 'I', "kcmo", 1, 1 },
+        { 'R', "r", 2, 2 },
     };
     const char *raw_ips[64];
     int n_ips = 0, c, i, nargs;
@@ -614,9 +647,9 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
     opterr = 0;
     /* '+': options end at the first operand, so a challenge given with -b may start
      * with '-' (as may anything after "--") */
-    while ((c = getopt(argc, argv, "+cm:o:ibgn1a:As:e:p:t:DdEUvlLjMT:I:kh")) != -1) {
+    while ((c = getopt(argc, argv, "+cm:o:ibgn1a:As:e:p:t:DdEUvlLjMT:I:kRr:h")) != -1) {
         if (c == '?' || c == ':') {
-            return syntax(strchr("cmoaseptTI", optopt) && optopt
+            return syntax(strchr("cmoaseptTIr", optopt) && optopt
                           ? "option -%c needs a value" : "unknown option -%c", optopt);
         }
         if (c == 'h') {
@@ -629,7 +662,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         o->seen[c] = 1;
         switch (c) {
         case 'D': case 'd': case 'E': case 'U': case 'v': case 'l': case 'L': case 'M':
-        case 'I':
+        case 'I': case 'R':
             if (o->mode != 'a') {
                 return syntax("options -%c and -%c cannot be combined", o->mode, c);
             }
@@ -667,6 +700,13 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         case 'j': o->json = 1; break;
         case 'T': o->ttl_text = optarg; break;
         case 'k': o->keep_going = 1; break;
+        case 'r':
+            if ((o->reason = scep_revocation_reason_parse(optarg)) < 0) {
+                return syntax("-r: '%s' is not a reason (unspecified, keyCompromise, "
+                              "affiliationChanged, superseded, cessationOfOperation, "
+                              "privilegeWithdrawn)", optarg);
+            }
+            break;
         default:
             return syntax("unknown option -%c", c);
         }
@@ -678,7 +718,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         }
     }
     for (c = 1; c < 256; c++) {
-        if (o->seen[c] && c != o->mode && !strchr("DdEUvlLMI", c) && !strchr(allowed, c)) {
+        if (o->seen[c] && c != o->mode && !strchr("DdEUvlLMIR", c) && !strchr(allowed, c)) {
             if (o->mode == 'a') {
                 return syntax("option -%c cannot be used when adding a device", c);
             }
@@ -707,6 +747,12 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
     o->challenge_arg = nargs > 2 ? argv[optind + 2] : NULL;
     if (!*o->dbdir) {
         return syntax("the database folder is empty");
+    }
+
+    /* -R takes a serial (hex digits, colons allowed) or else an FQDN; a trailing dot
+     * makes a name of digits and a-f an FQDN */
+    if (o->mode == 'R' && o->name && (o->revoke_serial = serial_text(p, o->name)) != NULL) {
+        o->name = NULL;
     }
 
     /* values: lengths first (5), then legality (6), then formats (2) */
@@ -1501,16 +1547,20 @@ static int print_cert(void *baton, const scep_cert_rec_t *c)
         json_string(out, c->transaction_id);
         fputs(",\"revoked\":", out);
         json_time(out, c->revoked_at);
+        fputs(",\"revocation_reason\":", out);
+        json_string(out, c->revoked_at ? scep_revocation_reason_name(c->revocation_reason)
+                                       : NULL);
         fputs("}\n", out);
         return 0;
     }
-    fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c->serial ? c->serial : "-",
+    fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c->serial ? c->serial : "-",
             c->fqdn ? c->fqdn : "-", c->subject ? c->subject : "-",
             c->not_before ? iso_time(t1, sizeof(t1), c->not_before) : "-",
             c->not_after ? iso_time(t2, sizeof(t2), c->not_after) : "-",
             c->issued_at ? iso_time(t3, sizeof(t3), c->issued_at) : "-",
             c->transaction_id ? c->transaction_id : "-",
-            c->revoked_at ? iso_time(t4, sizeof(t4), c->revoked_at) : "no");
+            c->revoked_at ? iso_time(t4, sizeof(t4), c->revoked_at) : "no",
+            c->revoked_at ? scep_revocation_reason_name(c->revocation_reason) : "-");
     return 0;
 }
 
@@ -1532,7 +1582,7 @@ static int cmd_list_certs(apr_pool_t *p, const opts_t *o)
     }
     if (!o->json) {
         fputs("serial\tfqdn\tsubject\tnot_before\tnot_after\tissued_at\ttransaction_id\t"
-              "revoked\n", stdout);
+              "revoked\treason\n", stdout);
     }
     rv = scep_cert_foreach(ctx.txn, p, o->fqdn, print_cert, &ctx);
     scep_db_abort(ctx.txn);
@@ -1542,6 +1592,73 @@ static int cmd_list_certs(apr_pool_t *p, const opts_t *o)
     }
     if ((rc = finish_output()) != RC_OK) {
         return rc;
+    }
+    return fix_ownership(p, o);
+}
+
+/* ---- revoke ------------------------------------------------------------------------------ */
+
+static int collect_serial(void *baton, const scep_cert_rec_t *c)
+{
+    APR_ARRAY_PUSH((apr_array_header_t *)baton, const char *) = c->serial;
+    return 0;
+}
+
+/* Revokes one certificate, or every certificate of a device, in one write transaction:
+ * the module sees the whole revocation or none of it. */
+static int cmd_revoke(apr_pool_t *p, const opts_t *o, apr_int64_t now)
+{
+    scep_db_t *db;
+    scep_txn_t *txn;
+    apr_array_header_t *serials = apr_array_make(p, 8, sizeof(const char *));
+    int revoked = 0, before = 0, already, rc, i;
+    apr_status_t rv;
+
+    if ((rc = open_db(p, o, 1, &db)) != RC_OK) {
+        return rc;
+    }
+    if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
+        return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
+    }
+    if (o->revoke_serial) {
+        APR_ARRAY_PUSH(serials, const char *) = o->revoke_serial;
+        rv = APR_SUCCESS;
+    }
+    else {
+        rv = scep_cert_foreach(txn, p, o->fqdn, collect_serial, serials);
+    }
+    for (i = 0; rv == APR_SUCCESS && i < serials->nelts; i++) {
+        rv = scep_cert_revoke(txn, p, APR_ARRAY_IDX(serials, i, const char *), now,
+                              o->reason, &already);
+        revoked += rv == APR_SUCCESS && !already;
+        before += rv == APR_SUCCESS && already;
+    }
+    if (rv == SCEP_DB_NOTFOUND || (rv == APR_SUCCESS && serials->nelts == 0)) {
+        scep_db_abort(txn);
+        if (o->revoke_serial) {
+            complain("no certificate with serial %s in %s", o->revoke_serial, o->dbdir);
+        }
+        else {
+            complain("no certificates issued to '%s' in %s", o->fqdn, o->dbdir);
+        }
+        return RC_ILLEGAL;
+    }
+    if (rv != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return db_failed(p, o->dbdir, "cannot revoke", rv);
+    }
+    if ((rc = commit_unless_interrupted(p, o->dbdir, txn)) != RC_OK) {
+        return rc;
+    }
+    if (o->revoke_serial) {
+        complain(revoked ? "revoked certificate %s (%s)"
+                         : "certificate %s was already revoked (reason and time kept, not %s)",
+                 o->revoke_serial, scep_revocation_reason_name(o->reason));
+    }
+    else {
+        complain("revoked %d certificate%s of %s (%s); %d already revoked", revoked,
+                 revoked == 1 ? "" : "s", o->fqdn, scep_revocation_reason_name(o->reason),
+                 before);
     }
     return fix_ownership(p, o);
 }
@@ -2090,6 +2207,7 @@ int main(int argc, char **argv)
         case 'L': rc = cmd_list_certs(pool, &o); break;
         case 'M': rc = cmd_mint(pool, &o, now); break;
         case 'I': rc = cmd_import(pool, &o, now); break;
+        case 'R': rc = cmd_revoke(pool, &o, now); break;
         default: rc = cmd_change(pool, &o, now); break;
         }
     }

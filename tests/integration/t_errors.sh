@@ -59,7 +59,9 @@ failure_case nochal /scep 2 "no challenge at all" --no-challenge
 failure_case garbagecsr /scep 2 "garbage instead of a PKCS#10" --challenge "$CHAL" --break-csr
 make_key "$T/small1024.key" 1024
 failure_case small1024 /scep 2 "1024-bit device key" --challenge "$CHAL"
-for t in 17 20 21 22; do
+failure_case msgtype17 /scep 4 "RenewalReq signed with a self-signed certificate" \
+    --challenge "$CHAL" --msgtype 17
+for t in 20 21 22; do
     failure_case "msgtype$t" /scep 2 "messageType $t" --challenge "$CHAL" --msgtype "$t"
 done
 failure_case unconfigured /nochal 2 "no ScepChallenge configured, ScepAllowNoChallenge Off" \

@@ -314,11 +314,27 @@ expect_file_contains "$T/err" "no device 'unknown.example.com' in $DB" "the mess
 reg -L "$DB"
 expect_rc 0 "-L"
 expect_eq "$(cat "$T/out")" \
-    "$(printf 'serial\tfqdn\tsubject\tnot_before\tnot_after\tissued_at\ttransaction_id\trevoked')" \
+    "$(printf 'serial\tfqdn\tsubject\tnot_before\tnot_after\tissued_at\ttransaction_id\trevoked\treason')" \
     "-L prints its header (no certificates yet)"
 reg -L -j "$DB" a.example.com
 expect_rc 0 "-L -j for one FQDN"
 expect_eq "$(wc -c <"$T/out")" 0 "-L -j prints nothing without certificates"
+# revocation itself is tested with real certificates in t_renewal.sh
+reg -R "$DB"
+expect_rc 2 "-R without a serial or FQDN"
+reg -R -r onHold "$DB" 0A1B
+expect_rc 2 "-R with an unknown reason"
+reg -R -r certificateHold "$DB" 0A1B
+expect_rc 2 "-R with certificateHold (no unrevoke, so no holds)"
+reg -r keyCompromise -l "$DB"
+expect_rc 2 "-r without -R"
+reg -R "$DB" 0a:1b
+expect_rc 6 "-R on a serial that is not recorded"
+expect_file_contains "$T/err" "no certificate with serial 0A1B" "-R reads 0a:1b as the serial 0A1B"
+reg -R -r superseded "$DB" a.example.com
+expect_rc 6 "-R on a device without certificates"
+reg -R "$DB" 'bad name!'
+expect_rc 6 "-R on something neither serial nor FQDN"
 reg -M "$DB"
 expect_rc 0 "-M"
 expect_match "$(cat "$T/out")" '^[0-9a-f]{32}$' "-M prints 32 hex characters, alone"

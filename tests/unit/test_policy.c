@@ -312,7 +312,7 @@ static void test_one_time_and_transactions(void **state)
                      APR_SUCCESS);
     assert_int_equal(decide(f, csr_for(f->pool, "ot.example.net", "once"), NULL, &second, &why),
                      APR_SUCCESS);
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NOW, digest, &der, &der_len, &why),
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NOW, digest, &der, &der_len, &why),
                      SCEP_DB_NOTFOUND);
     assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, grant, "tx1", digest,
                                         cert_rec(f->pool, "0A01", "ot.example.net"), NOW,
@@ -325,14 +325,14 @@ static void test_one_time_and_transactions(void **state)
     assert_int_equal(decide(f, csr_for(f->pool, "ot.example.net", "once"), NULL, &grant, &why),
                      SCEP_POLICY_DENIED);
     /* a retry gets the recorded certificate; a different request with its id does not */
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NOW, digest, &der, &der_len, &why),
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NOW, digest, &der, &der_len, &why),
                      SCEP_POLICY_REPLAY);
     assert_int_equal(der_len, strlen("DER of 0A01"));
     assert_memory_equal(der, "DER of 0A01", der_len);
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NOW, other, &der, &der_len, &why),
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NOW, other, &der, &der_len, &why),
                      SCEP_POLICY_DENIED);
     /* after the window, the same id (the same key) starts a new transaction */
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NOW + 3600, other,
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NOW + 3600, other,
                                         &der, &der_len, &why), SCEP_DB_NOTFOUND);
     /* the registration shows its enrollment */
     assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
@@ -384,6 +384,122 @@ static void test_minted(void **state)
                      SCEP_POLICY_DENIED);
 }
 
+/* Records a certificate issued to `fqdn` as the server would, expiring at `not_after`. */
+static void record_cert(fixture_t *f, const char *serial, const char *fqdn,
+                        apr_int64_t not_after, const char *txid)
+{
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN];
+    scep_cert_rec_t *c = cert_rec(f->pool, serial, fqdn);
+    const unsigned char *der;
+    apr_size_t der_len;
+    const char *why;
+
+    memset(digest, serial[3], sizeof(digest));
+    c->not_after = not_after;
+    assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, NULL, txid, digest, c, NOW,
+                                        &der, &der_len, &why), APR_SUCCESS);
+}
+
+static apr_status_t renew(fixture_t *f, const char *fqdn, const char *challenge,
+                          const char *signer, scep_grant_t **grant, const char **why)
+{
+    const char *name = NULL;
+
+    *why = NULL;
+    return scep_policy_authorize_renewal(f->pool, f->db, &f->conf,
+                                         csr_for(f->pool, fqdn, challenge), signer, NOW,
+                                         grant, &name, why);
+}
+
+static void test_renewal(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    scep_txn_t *txn;
+    int already;
+    const char *why;
+
+    register_device(f, "r1.example.net", "pw", SCEP_DEVICE_ONE_TIME | SCEP_DEVICE_USED, NULL);
+    register_device(f, "r2.example.net", "pw2", 0, NULL);
+    record_cert(f, "0C01", "r1.example.net", NOW + 86400, "t1");
+    record_cert(f, "0C02", "r2.example.net", NOW + 86400, "t2");
+    record_cert(f, "0C03", "r1.example.net", NOW - 10, "t3");
+
+    /* the current certificate renews, without a challenge, though one-time was used */
+    assert_int_equal(renew(f, "r1.example.net", NULL, "0C01", &grant, &why), APR_SUCCESS);
+    assert_int_equal(grant->kind, SCEP_GRANT_RENEWAL);
+    assert_string_equal(grant->renews, "0C01");
+    /* a renewal request without names takes the old certificate's */
+    assert_int_equal(renew(f, NULL, NULL, "0C01", &grant, &why), APR_SUCCESS);
+    assert_string_equal(grant->identity.fqdn, "r1.example.net");
+    /* another device's certificate */
+    assert_int_equal(renew(f, "r1.example.net", NULL, "0C02", &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "issued to r2.example.net"));
+    /* not on record */
+    assert_int_equal(renew(f, "r1.example.net", NULL, "0CFF", &grant, &why),
+                     SCEP_POLICY_UNKNOWN);
+    /* expired, then within a grace */
+    assert_int_equal(renew(f, "r1.example.net", NULL, "0C03", &grant, &why),
+                     SCEP_POLICY_EXPIRED);
+    f->conf.renewal_grace = 60;
+    assert_int_equal(renew(f, "r1.example.net", NULL, "0C03", &grant, &why), APR_SUCCESS);
+    /* a challenge when the endpoint wants one */
+    f->conf.renewal_challenge = 1;
+    assert_int_equal(renew(f, "r1.example.net", NULL, "0C01", &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_int_equal(renew(f, "r1.example.net", "pw", "0C01", &grant, &why), APR_SUCCESS);
+    f->conf.renewal_challenge = 0;
+    /* revoked */
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_cert_revoke(txn, f->pool, "0C01", NOW, SCEP_REASON_KEY_COMPROMISE,
+                                      &already), APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+    assert_int_equal(renew(f, "r1.example.net", NULL, "0C01", &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "revoked"));
+    /* a disabled registration stops renewals */
+    assert_false(already);
+    register_device(f, "r2.example.net", "pw2", SCEP_DEVICE_DISABLED, NULL);
+    assert_int_equal(renew(f, "r2.example.net", NULL, "0C02", &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "disabled"));
+}
+
+static void test_renewal_records(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN];
+    const unsigned char *der;
+    apr_size_t der_len;
+    scep_cert_rec_t *old;
+    scep_txn_t *txn;
+    const char *why;
+
+    register_device(f, "r1.example.net", "pw", 0, NULL);
+    record_cert(f, "0D01", "r1.example.net", NOW + 86400, "same-key-txid");
+    f->conf.renewal_revokes_old = 1;
+    assert_int_equal(renew(f, "r1.example.net", NULL, "0D01", &grant, &why), APR_SUCCESS);
+    /* the client reuses its key, so its transactionID: renewing starts a new transaction */
+    memset(digest, 9, sizeof(digest));
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "same-key-txid", "0D01", NOW,
+                                        digest, &der, &der_len, &why), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, grant, "same-key-txid",
+                                        digest, cert_rec(f->pool, "0D02", "r1.example.net"),
+                                        NOW, &der, &der_len, &why), APR_SUCCESS);
+    /* the superseded certificate is revoked */
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_cert_get(txn, f->pool, "0D01", &old), APR_SUCCESS);
+    assert_true(old->revoked_at == NOW);
+    assert_int_equal(old->revocation_reason, 4);
+    scep_db_abort(txn);
+    /* a retry of the renewal gets the new certificate */
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "same-key-txid", "0D01", NOW,
+                                        digest, &der, &der_len, &why), SCEP_POLICY_REPLAY);
+    assert_memory_equal(der, "DER of 0D02", der_len);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +511,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_time_and_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_records, setup, teardown),
     };
     int rc;
 

@@ -863,6 +863,67 @@ static void test_cert(void **state)
     scep_db_abort(txn);
 }
 
+static void test_revoke(void **state)
+{
+    fixture_t *fx = *state;
+    scep_crl_state_t crl;
+    scep_cert_rec_t *c;
+    int already = -1;
+    scep_txn_t *txn = begin(fx, 1);
+
+    assert_int_equal(scep_crl_state_get(txn, &crl), APR_SUCCESS);
+    assert_true(crl.generation == 0 && crl.changed_at == 0);
+    put_cert(fx, txn, "0A01", "a.example");
+    put_cert(fx, txn, "0A02", "a.example");
+    assert_int_equal(scep_cert_revoke(txn, fx->p, "0a01", 5000, SCEP_REASON_KEY_COMPROMISE,
+                                      &already), APR_SUCCESS);
+    assert_false(already);
+    commit(txn);
+
+    /* A second revocation keeps the first time and reason and changes no CRL. */
+    txn = begin(fx, 1);
+    assert_int_equal(scep_cert_revoke(txn, fx->p, "0A01", 6000, SCEP_REASON_SUPERSEDED,
+                                      &already), APR_SUCCESS);
+    assert_true(already);
+    assert_int_equal(scep_cert_revoke(txn, fx->p, "0B99", 6000, SCEP_REASON_SUPERSEDED,
+                                      &already), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_crl_state_get(txn, &crl), APR_SUCCESS);
+    assert_true(crl.generation == 1 && crl.changed_at == 5000);
+    assert_int_equal(scep_cert_revoke(txn, fx->p, "0A02", 7000, SCEP_REASON_UNSPECIFIED,
+                                      &already), APR_SUCCESS);
+    commit(txn);
+
+    txn = begin(fx, 0);
+    assert_int_equal(scep_cert_get(txn, fx->p, "0A01", &c), APR_SUCCESS);
+    assert_true(c->revoked_at == 5000);
+    assert_int_equal(c->revocation_reason, SCEP_REASON_KEY_COMPROMISE);
+    assert_int_equal(scep_cert_get(txn, fx->p, "0A02", &c), APR_SUCCESS);
+    assert_true(c->revoked_at == 7000);
+    assert_int_equal(c->revocation_reason, SCEP_REASON_UNSPECIFIED);
+    /* still listed under its device */
+    assert_string_equal(serials_of(fx, txn, "a.example"), " 0A01@a.example 0A02@a.example");
+    assert_int_equal(scep_crl_state_get(txn, &crl), APR_SUCCESS);
+    assert_true(crl.generation == 2 && crl.changed_at == 7000);
+    scep_db_abort(txn);
+}
+
+static void test_reason_names(void **state)
+{
+    (void)state;
+    assert_string_equal(scep_revocation_reason_name(1), "keyCompromise");
+    assert_string_equal(scep_revocation_reason_name(4), "superseded");
+    assert_string_equal(scep_revocation_reason_name(7), "unknown");
+    assert_string_equal(scep_revocation_reason_name(-1), "unknown");
+    assert_string_equal(scep_revocation_reason_name(11), "unknown");
+    assert_int_equal(scep_revocation_reason_parse("keycompromise"), 1);
+    assert_int_equal(scep_revocation_reason_parse("cessationOfOperation"), 5);
+    assert_int_equal(scep_revocation_reason_parse("privilegeWithdrawn"), 9);
+    assert_int_equal(scep_revocation_reason_parse("certificateHold"), -1);
+    assert_int_equal(scep_revocation_reason_parse("cACompromise"), -1);
+    assert_int_equal(scep_revocation_reason_parse("unknown"), -1);
+    assert_int_equal(scep_revocation_reason_parse(""), -1);
+}
+
 /* ---- records from elsewhere ------------------------------------------------------- */
 
 static void put_raw(fixture_t *fx, scep_dbi_e dbi, const char *key, const void *val,
@@ -975,6 +1036,8 @@ int main(void)
         D(test_failure),
         D(test_transaction),
         D(test_cert),
+        D(test_revoke),
+        P(test_reason_names),
         D(test_newer_version),
         D(test_wrong_lengths),
 #undef P
