@@ -30,7 +30,8 @@ enum {
     SET_MIN_KEY = 1 << 4, SET_LEGACY = 1 << 5, SET_CHALLENGE = 1 << 6,
     SET_NO_CHALLENGE = 1 << 7, SET_MAX_MESSAGE = 1 << 8, SET_PROFILE_NAME = 1 << 9,
     SET_CHECK_ADDRESS = 1 << 10, SET_LOCKOUT = 1 << 11, SET_TXN_WINDOW = 1 << 12,
-    SET_RENEWAL_GRACE = 1 << 13, SET_RENEWAL_CHALLENGE = 1 << 14, SET_RENEWAL_REVOKE = 1 << 15
+    SET_RENEWAL_GRACE = 1 << 13, SET_RENEWAL_CHALLENGE = 1 << 14, SET_RENEWAL_REVOKE = 1 << 15,
+    SET_CRL_VALIDITY = 1 << 16, SET_CDP = 1 << 17
 };
 
 /* Every CA section of the configuration being read, loaded by check_config. */
@@ -72,6 +73,9 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_MEMBER(SET_RENEWAL_GRACE, registrations.renewal_grace);
     MERGE_MEMBER(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
     MERGE_MEMBER(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
+    MERGE_MEMBER(SET_CRL_VALIDITY, crl_validity);
+    MERGE_MEMBER(SET_CDP, cdp_der);
+    MERGE_MEMBER(SET_CDP, cdp_der_len);
     if (add->set & SET_EKU) {
         conf->profile.eku_der = add->profile.eku_der;
         conf->profile.eku_der_len = add->profile.eku_der_len;
@@ -80,7 +84,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 }
 
 /* The profile in force: what the sections set, the documented default elsewhere. */
-static void effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out)
+void scep_glue_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out)
 {
     *out = default_profile;
 #define TAKE(flag, member) if (conf->set & (flag)) { out->member = conf->profile.member; }
@@ -102,6 +106,9 @@ static void effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out)
     TAKE(SET_RENEWAL_GRACE, registrations.renewal_grace);
     TAKE(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
     TAKE(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
+    TAKE(SET_CRL_VALIDITY, crl_validity);
+    TAKE(SET_CDP, cdp_der);
+    TAKE(SET_CDP, cdp_der_len);
 #undef TAKE
 }
 
@@ -230,8 +237,24 @@ static const char *set_key_usage(cmd_parms *cmd, void *dconf, int argc, char *co
     return NULL;
 }
 
-static const char *set_eku(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
+/* Directives taking a list that a profile helper checks and encodes at startup. */
+typedef struct list_directive_t {
+    const char *(*set)(scep_profile_t *, apr_pool_t *, int, const char *const *);
+    unsigned int flag;
+    const char *when_empty;
+} list_directive_t;
+
+static const list_directive_t eku_list = {
+    scep_profile_set_eku, SET_EKU, "name at least one usage, or 'none'"
+};
+static const list_directive_t crl_url_list = {
+    scep_profile_set_crl_urls, SET_CDP, "name at least one URL"
+};
+
+static const char *set_profile_list(cmd_parms *cmd, void *dconf, int argc,
+                                    char *const argv[])
 {
+    const list_directive_t *list = cmd->info;
     scep_dir_conf_t *conf = dconf;
     const char *err;
 
@@ -239,13 +262,13 @@ static const char *set_eku(cmd_parms *cmd, void *dconf, int argc, char *const ar
         return err;
     }
     if (argc == 0) {
-        return "ScepExtendedKeyUsage: name at least one usage, or 'none'";
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", list->when_empty, NULL);
     }
-    if ((err = scep_profile_set_eku(&conf->profile, cmd->pool, argc,
-                                    (const char *const *)argv)) != NULL) {
-        return apr_pstrcat(cmd->pool, "ScepExtendedKeyUsage: ", err, NULL);
+    if ((err = list->set(&conf->profile, cmd->pool, argc, (const char *const *)argv))
+        != NULL) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL);
     }
-    conf->set |= SET_EKU;
+    conf->set |= list->flag;
     return NULL;
 }
 
@@ -467,6 +490,25 @@ static const char *set_renewal_grace(cmd_parms *cmd, void *dconf, const char *ar
     return NULL;
 }
 
+static const char *set_crl_validity(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL
+        || (err = set_positive(cmd, arg, 366L * 24 * 3600, &v)) != NULL) {
+        return err;
+    }
+    if (v < 3600) {
+        return apr_psprintf(cmd->pool, "%s: at least 3600 seconds, so that relying parties "
+                            "can fetch a CRL before it expires", cmd->cmd->name);
+    }
+    conf->profile.crl_validity = v;
+    conf->set |= SET_CRL_VALIDITY;
+    return NULL;
+}
+
 static const char *set_challenge_ttl(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
@@ -504,7 +546,7 @@ static const command_rec scep_cmds[] = {
     AP_INIT_TAKE_ARGV("ScepKeyUsage", set_key_usage, NULL, DIR_CONTEXT,
                       "keyUsage of issued certificates (default digitalSignature "
                       "keyEncipherment)"),
-    AP_INIT_TAKE_ARGV("ScepExtendedKeyUsage", set_eku, NULL, DIR_CONTEXT,
+    AP_INIT_TAKE_ARGV("ScepExtendedKeyUsage", set_profile_list, (void *)&eku_list, DIR_CONTEXT,
                       "extendedKeyUsage names or OIDs (default clientAuth), or none"),
     AP_INIT_TAKE1("ScepSubject", set_subject, NULL, DIR_CONTEXT,
                   "csr: the CSR's subject; cn: only its commonName (default csr)"),
@@ -531,6 +573,11 @@ static const command_rec scep_cmds[] = {
                  "On: renewals must carry the registration's challenge too (default Off)"),
     AP_INIT_FLAG("ScepRenewalRevokesOld", set_flag, (void *)SET_RENEWAL_REVOKE, DIR_CONTEXT,
                  "On: a renewal revokes the certificate it replaces (default Off)"),
+    AP_INIT_TAKE1("ScepCRLValidity", set_crl_validity, NULL, DIR_CONTEXT,
+                  "seconds from a CRL's thisUpdate to its nextUpdate (default 604800)"),
+    AP_INIT_TAKE_ARGV("ScepCRLDistributionPoint", set_profile_list, (void *)&crl_url_list,
+                      DIR_CONTEXT,
+                      "URLs of the CRL that issued certificates name (their CDP)"),
     AP_INIT_TAKE1("ScepChallengeTTL", set_challenge_ttl, NULL, DIR_CONTEXT,
                   "lifetime of minted challenges in seconds (default 3600)"),
     AP_INIT_TAKE1("ScepAuditLog", scep_glue_set_audit_log, NULL, RSRC_CONF,
@@ -799,7 +846,7 @@ static int scep_handler(request_rec *r)
         return scep_glue_send(r, type, der, len);
     }
     if (strcasecmp(operation, "PKIOperation") == 0) {
-        effective_profile(conf, &profile);
+        scep_glue_effective_profile(conf, &profile);
         return pki_operation(r, ca, &profile, conf->db_ref, message);
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -825,7 +872,8 @@ static int scep_translate_name(request_rec *r)
     }
     handler = ap_expr_str_exec(r, core_conf->expr_handler, &err);
     if (err || !handler
-        || (strcmp(handler, "scep") != 0 && strcmp(handler, SCEP_CHALLENGE_HANDLER) != 0)) {
+        || (strcmp(handler, "scep") != 0 && strcmp(handler, SCEP_CHALLENGE_HANDLER) != 0
+            && strcmp(handler, SCEP_CRL_HANDLER) != 0)) {
         return DECLINED;
     }
     r->filename = apr_pstrcat(r->pool, SCEP_FILENAME_PREFIX, r->uri, NULL);
@@ -859,6 +907,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* Serves `SetHandler scep-challenge`: minted one-time challenges. */
     ap_hook_handler(scep_glue_challenge_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Serves `SetHandler scep-crl`: the CA's CRL. */
+    ap_hook_handler(scep_glue_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 module AP_MODULE_DECLARE_DATA scep_module = {

@@ -73,8 +73,14 @@ void scep_glue_audit(request_rec *r, const char *event, const char *transaction_
 #define SCEP_DEFAULT_CHALLENGE_TTL 3600
 int scep_glue_challenge_handler(request_rec *r);
 
+/* ---- the CRL (mod_scep_crl.c) ----------------------------------------------------- */
+#define SCEP_CRL_HANDLER "scep-crl"
+int scep_glue_crl_handler(request_rec *r);
+
 /* ---- shared by the handlers (mod_scep.c) ------------------------------------------- */
 int scep_glue_send(request_rec *r, const char *content_type, const void *body,
                    apr_size_t len);
+/* The profile in force for a section: what it set, the documented defaults elsewhere. */
+void scep_glue_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out);
 
 #endif

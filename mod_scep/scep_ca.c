@@ -569,6 +569,9 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
         || !add_key_usage(x, profile->key_usage)
         || (profile->eku_der
             && !add_der_extension(x, NID_ext_key_usage, profile->eku_der, profile->eku_der_len))
+        || (profile->cdp_der
+            && !add_der_extension(x, NID_crl_distribution_points, profile->cdp_der,
+                                  profile->cdp_der_len))
         || !add_conf_extension(x, ca, NID_subject_key_identifier, "hash")
         || !add_conf_extension(x, ca, NID_authority_key_identifier, "keyid")
         || !(forced ? set_forced_names(x, forced) : add_san(x, csr))) {

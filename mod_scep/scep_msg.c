@@ -86,6 +86,12 @@ static apr_status_t cleanup_x509(void *data)
     return APR_SUCCESS;
 }
 
+static apr_status_t cleanup_name(void *data)
+{
+    X509_NAME_free(data);
+    return APR_SUCCESS;
+}
+
 static apr_status_t cleanup_bio(void *data)
 {
     BIO_free(data);
@@ -407,21 +413,68 @@ apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
     return APR_SUCCESS;
 }
 
+apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
+                               apr_size_t crl_len, unsigned char **der, apr_size_t *len)
+{
+    const unsigned char *in = crl_der;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &in, (long)crl_len);
+    PKCS7 *p7 = PKCS7_new();
+    unsigned char *buf = NULL;
+    int n = 0;
+
+    if (crl && p7 && PKCS7_set_type(p7, NID_pkcs7_signed)
+        && PKCS7_content_new(p7, NID_pkcs7_data) && PKCS7_add_crl(p7, crl)) {
+        n = i2d_PKCS7(p7, &buf);
+    }
+    PKCS7_free(p7);
+    X509_CRL_free(crl);
+    if (n <= 0) {
+        return APR_EGENERAL;
+    }
+    *der = apr_pmemdup(p, buf, (apr_size_t)n);
+    *len = (apr_size_t)n;
+    OPENSSL_free(buf);
+    return APR_SUCCESS;
+}
+
+apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,
+                                        X509_NAME **issuer, const char **serial_hex)
+{
+    const unsigned char *in = msg->content;
+    PKCS7_ISSUER_AND_SERIAL *ias = d2i_PKCS7_ISSUER_AND_SERIAL(NULL, &in,
+                                                               (long)msg->content_len);
+    BIGNUM *bn = NULL;
+    char *hex = NULL;
+    apr_status_t rv = APR_EINVAL;
+
+    if (ias && in == msg->content + msg->content_len
+        && (bn = ASN1_INTEGER_to_BN(ias->serial, NULL)) != NULL && !BN_is_negative(bn)
+        && (hex = BN_bn2hex(bn)) != NULL
+        && (*issuer = X509_NAME_dup(ias->issuer)) != NULL) {
+        apr_pool_cleanup_register(p, *issuer, cleanup_name, apr_pool_cleanup_null);
+        *serial_hex = apr_pstrdup(p, hex);
+        rv = APR_SUCCESS;
+    }
+    OPENSSL_free(hex);
+    BN_free(bn);
+    PKCS7_ISSUER_AND_SERIAL_free(ias);
+    ERR_clear_error();
+    return rv;
+}
+
 static int add_string_attr(CMS_SignerInfo *si, int nid, int type, const void *data, int len)
 {
     return CMS_signed_add1_attr_by_NID(si, nid, type, data, len) == 1;
 }
 
-/* The degenerate PKCS#7 with the issued certificate, enveloped to the requester with the
- * cipher the request used (certmonger cannot read single DES under OpenSSL 3, so no
- * cipher of our own choosing is ever substituted). */
-static apr_status_t envelope_issued(apr_pool_t *p, const scep_pkimsg_t *req, X509 *issued,
-                                    BIO *out)
+/* The degenerate PKCS#7 answer, enveloped to the requester with the cipher the request
+ * used (certmonger cannot read single DES under OpenSSL 3, so no cipher of our own
+ * choosing is ever substituted). */
+static apr_status_t envelope_payload(const scep_pkimsg_t *req, const unsigned char *inner,
+                                     apr_size_t inner_len, BIO *out)
 {
     STACK_OF(X509) *recipients = sk_X509_new_null();
     const EVP_CIPHER *cipher = EVP_get_cipherbynid(req->cipher_nid);
-    unsigned char *inner;
-    apr_size_t inner_len;
     CMS_ContentInfo *env = NULL;
     BIO *in = NULL;
     apr_status_t rv = APR_EGENERAL;
@@ -429,10 +482,6 @@ static apr_status_t envelope_issued(apr_pool_t *p, const scep_pkimsg_t *req, X50
     if (!recipients || !cipher || !sk_X509_push(recipients, req->signer)) {
         goto done;
     }
-    if ((rv = scep_msg_certs_only(p, &issued, 1, &inner, &inner_len)) != APR_SUCCESS) {
-        goto done;
-    }
-    rv = APR_EGENERAL;
     if (!(in = BIO_new_mem_buf(inner, (int)inner_len))) {
         goto done;
     }
@@ -449,7 +498,8 @@ done:
 
 apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pkimsg_t *req,
                               int status, int fail_info, const char *fail_text,
-                              X509 *issued, unsigned char **der, apr_size_t *len)
+                              const unsigned char *payload, apr_size_t payload_len,
+                              unsigned char **der, apr_size_t *len)
 {
     const EVP_MD *md = EVP_get_digestbynid(req->digest_nid ? req->digest_nid : NID_sha256);
     CMS_ContentInfo *cms = NULL;
@@ -467,10 +517,10 @@ apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pki
     if (status == SCEP_STATUS_SUCCESS) {
         apr_status_t rv;
 
-        if (!issued) {
+        if (!payload || !payload_len) {
             return APR_EINVAL;   /* SUCCESS with an empty envelope breaks clients */
         }
-        if ((rv = envelope_issued(p, req, issued, content)) != APR_SUCCESS) {
+        if ((rv = envelope_payload(req, payload, payload_len, content)) != APR_SUCCESS) {
             return rv;
         }
     }

@@ -63,11 +63,22 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
 apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
                                  unsigned char **der, apr_size_t *len);
 
-/* Builds a CertRep answering `req`: SUCCESS with `issued` enveloped to the request's
- * signer, or FAILURE with fail_info (and fail_text, may be NULL), or PENDING. */
+/* A degenerate SignedData holding only the CRL (GetCRL's answer). */
+apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
+                               apr_size_t crl_len, unsigned char **der, apr_size_t *len);
+
+/* The IssuerAndSerialNumber of a GetCert or GetCRL message (the whole messageData, DER,
+ * nothing after it); the serial as upper-case hex.  APR_EINVAL if it is not one. */
+apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,
+                                        X509_NAME **issuer, const char **serial_hex);
+
+/* Builds a CertRep answering `req`: SUCCESS with `payload` (a degenerate SignedData with
+ * the certificate or CRL) enveloped to the request's signer, or FAILURE with fail_info
+ * (and fail_text, may be NULL), or PENDING. */
 apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pkimsg_t *req,
                               int status, int fail_info, const char *fail_text,
-                              X509 *issued, unsigned char **der, apr_size_t *len);
+                              const unsigned char *payload, apr_size_t payload_len,
+                              unsigned char **der, apr_size_t *len);
 
 const char *scep_msg_fail_info_name(int fail_info);
 

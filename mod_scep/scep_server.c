@@ -13,9 +13,11 @@
 #include <openssl/x509v3.h>
 
 #include "scep_ca_int.h"
+#include "scep_crl.h"
 #include "scep_csr.h"
 #include "scep_msg.h"
 #include "scep_server.h"
+#include "scep_store.h"
 
 void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p)
 {
@@ -31,6 +33,7 @@ void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p)
     profile->registrations.lockout_seconds = 15 * 60;
     profile->registrations.transaction_window = SCEP_TRANSACTION_WINDOW_DEFAULT;
     profile->registrations.renewal_grace = 0;
+    profile->crl_validity = SCEP_CRL_VALIDITY_DEFAULT;
     scep_profile_set_eku(profile, p, 1, client_auth);
 }
 
@@ -108,6 +111,78 @@ void scep_profile_set_challenge(scep_profile_t *profile, apr_pool_t *p, const ch
     profile->challenge_sha256 = digest;
 }
 
+const char *scep_profile_set_crl_urls(scep_profile_t *profile, apr_pool_t *p,
+                                      int count, const char *const *urls)
+{
+    CRL_DIST_POINTS *cdp = sk_DIST_POINT_new_null();
+    unsigned char *der = NULL;
+    const char *err = NULL;
+    int i, len;
+
+    if (!cdp) {
+        return "out of memory";
+    }
+    for (i = 0; i < count && !err; i++) {
+        DIST_POINT *dp = NULL;
+        GENERAL_NAME *gn = NULL;
+        ASN1_IA5STRING *uri = NULL;
+        const char *u = urls[i];
+        apr_size_t n = strlen(u), k;
+
+        if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0
+            && strncasecmp(u, "ldap://", 7) != 0) {
+            err = apr_psprintf(p, "'%s' is not an http://, https:// or ldap:// URL", u);
+            break;
+        }
+        for (k = 0; k < n; k++) {
+            if ((unsigned char)u[k] <= 0x20 || (unsigned char)u[k] >= 0x7f) {
+                err = apr_psprintf(p, "the URL '%s' holds spaces or non-ASCII characters "
+                                   "(percent-encode them)", u);
+            }
+        }
+        if (err) {
+            break;
+        }
+        if (!(dp = DIST_POINT_new()) || !(dp->distpoint = DIST_POINT_NAME_new())
+            || !(dp->distpoint->name.fullname = GENERAL_NAMES_new())
+            || !(gn = GENERAL_NAME_new()) || !(uri = ASN1_IA5STRING_new())
+            || !ASN1_STRING_set(uri, u, (int)n)) {
+            err = "out of memory";
+        }
+        else {
+            dp->distpoint->type = 0;            /* fullName */
+            GENERAL_NAME_set0_value(gn, GEN_URI, uri);
+            uri = NULL;
+            if (!sk_GENERAL_NAME_push(dp->distpoint->name.fullname, gn)) {
+                err = "out of memory";
+            }
+            else {
+                gn = NULL;
+                if (!sk_DIST_POINT_push(cdp, dp)) {
+                    err = "out of memory";
+                }
+                else {
+                    dp = NULL;
+                }
+            }
+        }
+        ASN1_IA5STRING_free(uri);
+        GENERAL_NAME_free(gn);
+        DIST_POINT_free(dp);
+    }
+    if (!err && (len = i2d_CRL_DIST_POINTS(cdp, &der)) > 0) {
+        profile->cdp_der = apr_pmemdup(p, der, (apr_size_t)len);
+        profile->cdp_der_len = (apr_size_t)len;
+    }
+    else if (!err) {
+        err = "cannot encode the CRL distribution points";
+    }
+    OPENSSL_free(der);
+    sk_DIST_POINT_pop_free(cdp, DIST_POINT_free);
+    ERR_clear_error();
+    return err;
+}
+
 /* ---- PKIOperation ----------------------------------------------------------------- */
 
 typedef struct op_ctx_t {
@@ -134,12 +209,12 @@ static const char *message_type_name(int type)
 }
 
 static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *fail_text,
-                           X509 *issued)
+                           const unsigned char *payload, apr_size_t payload_len)
 {
     unsigned char *der;
     apr_size_t len;
     apr_status_t rv = scep_msg_certrep(c->p, c->ca, c->msg, status, fail_info, fail_text,
-                                       issued, &der, &len);
+                                       payload, payload_len, &der, &len);
 
     if (rv != APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_ERR,
@@ -169,7 +244,7 @@ static apr_status_t fail(op_ctx_t *c, int level, int fail_info, const char *tag,
              c->reply->fqdn ? " for " : "", c->reply->fqdn ? c->reply->fqdn : "",
              scep_msg_fail_info_name(fail_info), why);
     c->reply->reason = why;
-    return answer(c, SCEP_STATUS_FAILURE, fail_info, why, NULL);
+    return answer(c, SCEP_STATUS_FAILURE, fail_info, why, NULL, 0);
 }
 
 static const char *csr_identity(apr_pool_t *p, const scep_csr_t *csr)
@@ -286,7 +361,17 @@ static apr_int64_t asn1_time_seconds(const ASN1_TIME *t)
  * transaction. */
 static apr_status_t send_certificate(op_ctx_t *c, X509 *cert, const char *how)
 {
-    apr_status_t rv = answer(c, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, cert);
+    unsigned char *payload;
+    apr_size_t payload_len;
+    apr_status_t rv = scep_msg_certs_only(c->p, &cert, 1, &payload, &payload_len);
+
+    if (rv == APR_SUCCESS) {
+        rv = answer(c, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, payload, payload_len);
+    }
+    else {
+        c->reply->http_status = 500;
+        c->reply->outcome = "error";
+    }
 
     if (rv == APR_SUCCESS) {
         c->reply->outcome = how;
@@ -502,6 +587,117 @@ static apr_status_t enroll(op_ctx_t *c)
     return rv;
 }
 
+/* ---- GetCert and GetCRL ------------------------------------------------------------ */
+
+/* The IssuerAndSerialNumber of a GetCert/GetCRL, which must name this CA.  APR_SUCCESS
+ * with *serial set, or with *serial NULL when the FAILURE reply is made (or an error). */
+static apr_status_t read_query(op_ctx_t *c, const char **serial)
+{
+    X509_NAME *issuer;
+    const char *asked;
+
+    *serial = NULL;
+
+    if (!c->db) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00225",
+                    apr_psprintf(c->p, "%s needs the certificate records of a ScepDeviceDB "
+                                 "at this endpoint", message_type_name(c->msg->message_type)));
+    }
+    if (scep_msg_issuer_and_serial(c->p, c->msg, &issuer, &asked) != APR_SUCCESS) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00224",
+                    "the messageData is not an IssuerAndSerialNumber");
+    }
+    if (X509_NAME_cmp(issuer, X509_get_subject_name(c->ca->ca_cert)) != 0) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_CERT_ID, "SCEP00224",
+                    apr_psprintf(c->p, "the issuer %s is not this CA (%s)",
+                                 name_text(c->p, issuer),
+                                 name_text(c->p, X509_get_subject_name(c->ca->ca_cert))));
+    }
+    *serial = asked;
+    return APR_SUCCESS;
+}
+
+static apr_status_t get_cert(op_ctx_t *c)
+{
+    const char *serial = NULL;
+    const unsigned char *in;
+    scep_txn_t *txn;
+    scep_cert_rec_t *rec;
+    X509 *cert;
+    apr_status_t rv;
+
+    if ((rv = read_query(c, &serial)) != APR_SUCCESS || !serial) {
+        return rv;
+    }
+    if ((rv = scep_db_begin(c->db, c->p, 0, &txn)) == APR_SUCCESS) {
+        rv = scep_cert_get(txn, c->p, serial, &rec);
+        scep_db_abort(txn);
+    }
+    if (rv == SCEP_DB_NOTFOUND) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_CERT_ID, "SCEP00224",
+                    apr_psprintf(c->p, "no certificate with serial %s was issued here",
+                                 serial));
+    }
+    if (rv != APR_SUCCESS) {
+        return db_failure(c, rv, "looking up the certificate");
+    }
+    in = rec->der;
+    if (!rec->der || !(cert = d2i_X509(NULL, &in, (long)rec->der_len))) {
+        return db_failure(c, SCEP_DB_CORRUPT, "reading the recorded certificate");
+    }
+    c->reply->fqdn = rec->fqdn;
+    rv = send_certificate(c, cert, "certificate");
+    X509_free(cert);
+    if (rv == APR_SUCCESS) {
+        scep_log(c->log, SCEP_LOG_INFO, "SCEP00222: scep(%s,PKIOperation): GetCert from %s: "
+                 "sent certificate %s of %s", c->msg->transaction_id,
+                 c->peer && c->peer->client_ip ? c->peer->client_ip : "?", serial,
+                 rec->fqdn ? rec->fqdn : "?");
+    }
+    return rv;
+}
+
+static apr_status_t get_crl(op_ctx_t *c)
+{
+    const char *serial = NULL;
+    unsigned char *payload;
+    apr_size_t payload_len;
+    scep_crl_t *crl;
+    apr_status_t rv;
+
+    if ((rv = read_query(c, &serial)) != APR_SUCCESS || !serial) {
+        return rv;
+    }
+    rv = scep_crl_current(c->p, c->ca, c->db, c->profile->crl_validity,
+                          (apr_int64_t)time(NULL), &crl);
+    if (rv == APR_EGENERAL) {
+        scep_log(c->log, SCEP_LOG_ERR, "SCEP00226: scep(%s,PKIOperation): cannot sign the "
+                 "CRL: %s", c->msg->transaction_id, scep_openssl_errors(c->p));
+        c->reply->http_status = 500;
+        c->reply->outcome = "error";
+        return rv;
+    }
+    if (rv != APR_SUCCESS) {
+        return db_failure(c, rv, "preparing the CRL");
+    }
+    if ((rv = scep_msg_crl_only(c->p, crl->der, crl->der_len, &payload, &payload_len))
+        != APR_SUCCESS) {
+        c->reply->http_status = 500;
+        c->reply->outcome = "error";
+        return rv;
+    }
+    rv = answer(c, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, payload, payload_len);
+    if (rv == APR_SUCCESS) {
+        c->reply->outcome = "crl";
+        scep_log(c->log, SCEP_LOG_INFO, "SCEP00223: scep(%s,PKIOperation): GetCRL from %s "
+                 "(for serial %s): sent CRL number %" APR_INT64_T_FMT "%s",
+                 c->msg->transaction_id,
+                 c->peer && c->peer->client_ip ? c->peer->client_ip : "?", serial,
+                 crl->number, crl->built ? " (built now)" : "");
+    }
+    return rv;
+}
+
 apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
                                       const scep_profile_t *profile, scep_db_t *db,
                                       const unsigned char *msg, apr_size_t msg_len,
@@ -541,6 +737,10 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
     case SCEP_MSG_PKCSREQ:
     case SCEP_MSG_RENEWALREQ:
         return enroll(&c);
+    case SCEP_MSG_GETCERT:
+        return get_cert(&c);
+    case SCEP_MSG_GETCRL:
+        return get_crl(&c);
     default:
         return fail(&c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00207",
                     apr_psprintf(p, "%s is not supported by this server yet",

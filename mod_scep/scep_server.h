@@ -36,6 +36,9 @@ typedef struct scep_profile_t {
     int allow_no_challenge;
     apr_size_t max_message_size;
     scep_policy_conf_t registrations;  /* used where a device database is configured */
+    apr_int64_t crl_validity;          /* seconds from a CRL's thisUpdate to nextUpdate */
+    const unsigned char *cdp_der;      /* DER CRLDistributionPoints for issued certificates */
+    apr_size_t cdp_der_len;
 } scep_profile_t;
 
 /* Fills a profile with the documented defaults (no challenge, clientAuth EKU, …). */
@@ -46,6 +49,9 @@ const char *scep_profile_key_usage_bit(const char *word, unsigned int *bit);
 const char *scep_profile_set_eku(scep_profile_t *profile, apr_pool_t *p,
                                  int count, const char *const *words);
 void scep_profile_set_challenge(scep_profile_t *profile, apr_pool_t *p, const char *challenge);
+/* The CRL distribution point URLs (http, https or ldap) issued certificates name. */
+const char *scep_profile_set_crl_urls(scep_profile_t *profile, apr_pool_t *p,
+                                      int count, const char *const *urls);
 
 /* Where a request came from, for policy and logs. */
 typedef struct scep_peer_t {
@@ -59,7 +65,8 @@ typedef struct scep_reply_t {
     const unsigned char *body;
     apr_size_t body_len;
     const char *transaction_id;        /* NULL when the message could not be read */
-    const char *outcome;               /* "issued", "failure:badRequest", "malformed", … */
+    const char *outcome;               /* "issued", "renewed", "certificate" (GetCert), "crl",
+                                        * "failure:badRequest", "malformed", … */
     /* for the audit record */
     const char *fqdn;                  /* the name asked for or issued to, may be NULL */
     const char *serial;                /* hex serial of the certificate sent */

@@ -29,7 +29,13 @@
  *   12 last_enrolled
  *   13 enrollments
  *
+ *   transaction, held requests only: 6 request (PKCS#10), 7 grant_kind, 8 registration,
+ *     9 ips, 10 serial_number, 11 renews, 12 signer_key (32), 13 client_ip, 14 subject,
+ *     15 decided_at, 16 decided_by, 17 reason
+ *
  *   meta "crl": 1 generation, 2 changed_at
+ *   meta "crl_published": 1 number, 2 generation, 3 this_update, 4 next_update,
+ *                         5 ca_id (32), 6 der
  *
  * The verifier field is the algorithm (1 byte), the iterations (4 bytes, big-endian),
  * the salt (16) and the hash (32); absent when the device has no challenge.  Integers
@@ -53,12 +59,17 @@ enum { DEV_IPS = 1, DEV_SERIAL, DEV_VERIFIER, DEV_FLAGS, DEV_EXPIRES, DEV_PROFIL
        DEV_LAST_ENROLLED, DEV_ENROLLMENTS };
 enum { MINT_CREATED = 1, MINT_EXPIRES, MINT_FQDN, MINT_PROFILE };
 enum { FAIL_COUNT = 1, FAIL_LAST, FAIL_LOCKED_UNTIL };
-enum { TXN_STATE = 1, TXN_DIGEST, TXN_FQDN, TXN_SERIAL, TXN_CREATED };
+enum { TXN_STATE = 1, TXN_DIGEST, TXN_FQDN, TXN_SERIAL, TXN_CREATED, TXN_REQUEST,
+       TXN_GRANT_KIND, TXN_REGISTRATION, TXN_IPS, TXN_SERIAL_NUMBER, TXN_RENEWS,
+       TXN_SIGNER_KEY, TXN_CLIENT_IP, TXN_SUBJECT, TXN_DECIDED_AT, TXN_DECIDED_BY,
+       TXN_REASON };
 enum { CERT_DER = 1, CERT_FQDN, CERT_SUBJECT, CERT_TXID, CERT_NOT_BEFORE,
        CERT_NOT_AFTER, CERT_ISSUED_AT, CERT_REVOKED_AT, CERT_REVOCATION_REASON };
 enum { CRL_GENERATION = 1, CRL_CHANGED_AT };
+enum { PUB_NUMBER = 1, PUB_GENERATION, PUB_THIS_UPDATE, PUB_NEXT_UPDATE, PUB_CA_ID, PUB_DER };
 
 static const char crl_key[] = "crl";
+static const char published_key[] = "crl_published";
 
 #define VERIFIER_LEN (1 + 4 + SCEP_VERIFIER_SALT_LEN + SCEP_VERIFIER_HASH_LEN)
 #define I64_LEN 8
@@ -724,22 +735,14 @@ apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn)
 
 /* ---- transactions --------------------------------------------------------------- */
 
-apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
-                                  scep_transaction_t **t)
+static apr_status_t transaction_decode(apr_pool_t *p, const char *id, apr_size_t klen,
+                                       const void *val, apr_size_t vlen,
+                                       scep_transaction_t **t)
 {
     scep_transaction_t *rec;
-    const unsigned char *digest;
-    const void *val;
-    apr_size_t klen, vlen;
+    const unsigned char *digest, *signer_key;
     reader_t r;
-    apr_status_t rv;
 
-    *t = NULL;
-    if ((rv = text_key(id, &klen)) != APR_SUCCESS
-        || (rv = scep_db_get(txn, SCEP_DBI_TRANSACTIONS, id, klen, &val, &vlen))
-           != APR_SUCCESS) {
-        return rv;
-    }
     if (reader_init(&r, p, val, vlen) != APR_SUCCESS) {
         return r.rv;
     }
@@ -758,10 +761,87 @@ apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id
     rec->fqdn = rd_str(&r, TXN_FQDN);
     rec->serial = rd_str(&r, TXN_SERIAL);
     rec->created = rd_i64(&r, TXN_CREATED);
+    if (r.view.present[TXN_REQUEST] && r.view.field_len[TXN_REQUEST] > 0) {
+        rec->request_len = r.view.field_len[TXN_REQUEST];
+        rec->request = apr_pmemdup(p, r.view.field[TXN_REQUEST], rec->request_len);
+    }
+    rec->grant_kind = (int)rd_i64(&r, TXN_GRANT_KIND);
+    rec->registration = rd_str(&r, TXN_REGISTRATION);
+    rec->ips = rd_str(&r, TXN_IPS);
+    rec->serial_number = rd_str(&r, TXN_SERIAL_NUMBER);
+    rec->renews = rd_str(&r, TXN_RENEWS);
+    if ((signer_key = rd_fixed(&r, TXN_SIGNER_KEY, SCEP_REQUEST_DIGEST_LEN)) != NULL) {
+        memcpy(rec->signer_key, signer_key, SCEP_REQUEST_DIGEST_LEN);
+        rec->has_signer_key = 1;
+    }
+    rec->client_ip = rd_str(&r, TXN_CLIENT_IP);
+    rec->subject = rd_str(&r, TXN_SUBJECT);
+    rec->decided_at = rd_i64(&r, TXN_DECIDED_AT);
+    rec->decided_by = rd_str(&r, TXN_DECIDED_BY);
+    rec->reason = rd_str(&r, TXN_REASON);
+    if (r.rv == APR_SUCCESS && !rec->state) {
+        r.rv = SCEP_DB_CORRUPT;
+    }
     if (r.rv == APR_SUCCESS) {
         *t = rec;
     }
     return r.rv;
+}
+
+apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                  scep_transaction_t **t)
+{
+    const void *val;
+    apr_size_t klen, vlen;
+    apr_status_t rv;
+
+    *t = NULL;
+    if ((rv = text_key(id, &klen)) != APR_SUCCESS
+        || (rv = scep_db_get(txn, SCEP_DBI_TRANSACTIONS, id, klen, &val, &vlen))
+           != APR_SUCCESS) {
+        return rv;
+    }
+    return transaction_decode(p, id, klen, val, vlen, t);
+}
+
+typedef struct txn_walk_t {
+    apr_pool_t *scratch;
+    scep_transaction_visit_fn fn;
+    void *baton;
+    apr_status_t rv;
+} txn_walk_t;
+
+static int held_visit(void *baton, const void *key, apr_size_t klen, const void *val,
+                      apr_size_t vlen)
+{
+    txn_walk_t *walk = baton;
+    scep_transaction_t *t;
+    int stop;
+
+    walk->rv = transaction_decode(walk->scratch, key, klen, val, vlen, &t);
+    if (walk->rv != APR_SUCCESS) {
+        return 1;
+    }
+    stop = strcmp(t->state, SCEP_TXN_ISSUED) != 0 && walk->fn(walk->baton, t);
+    apr_pool_clear(walk->scratch);
+    return stop;
+}
+
+apr_status_t scep_transaction_foreach_held(scep_txn_t *txn, apr_pool_t *p,
+                                           scep_transaction_visit_fn fn, void *baton)
+{
+    txn_walk_t walk;
+    apr_status_t rv;
+
+    memset(&walk, 0, sizeof(walk));
+    walk.fn = fn;
+    walk.baton = baton;
+    if (apr_pool_create(&walk.scratch, p) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
+    rv = scep_db_foreach(txn, SCEP_DBI_TRANSACTIONS, NULL, 0, held_visit, &walk);
+    apr_pool_destroy(walk.scratch);
+    return rv != APR_SUCCESS ? rv : walk.rv;
 }
 
 apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
@@ -780,6 +860,26 @@ apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
     scep_rec_put_str(&rec, TXN_FQDN, t->fqdn);
     scep_rec_put_str(&rec, TXN_SERIAL, t->serial);
     scep_rec_put_i64(&rec, TXN_CREATED, t->created);
+    if (t->request && t->request_len) {
+        scep_rec_put_bytes(&rec, TXN_REQUEST, t->request, t->request_len);
+    }
+    if (t->grant_kind) {
+        scep_rec_put_i64(&rec, TXN_GRANT_KIND, t->grant_kind);
+    }
+    scep_rec_put_str(&rec, TXN_REGISTRATION, t->registration);
+    scep_rec_put_str(&rec, TXN_IPS, t->ips);
+    scep_rec_put_str(&rec, TXN_SERIAL_NUMBER, t->serial_number);
+    scep_rec_put_str(&rec, TXN_RENEWS, t->renews);
+    if (t->has_signer_key) {
+        scep_rec_put_bytes(&rec, TXN_SIGNER_KEY, t->signer_key, SCEP_REQUEST_DIGEST_LEN);
+    }
+    scep_rec_put_str(&rec, TXN_CLIENT_IP, t->client_ip);
+    scep_rec_put_str(&rec, TXN_SUBJECT, t->subject);
+    if (t->decided_at) {
+        scep_rec_put_i64(&rec, TXN_DECIDED_AT, t->decided_at);
+    }
+    scep_rec_put_str(&rec, TXN_DECIDED_BY, t->decided_by);
+    scep_rec_put_str(&rec, TXN_REASON, t->reason);
     return scep_db_put(txn, SCEP_DBI_TRANSACTIONS, t->transaction_id, klen,
                        rec.data, rec.len, 0);
 }
@@ -891,6 +991,7 @@ apr_status_t scep_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_he
 
 typedef struct cert_walk_t {
     apr_pool_t *p;
+    apr_pool_t *scratch;                /* one record at a time: walks stay small */
     scep_cert_visit_fn fn;
     void *baton;
     apr_status_t rv;
@@ -904,11 +1005,15 @@ static int cert_visit(void *baton, const void *key, apr_size_t klen, const void 
     cert_walk_t *walk = baton;
     scep_cert_rec_t *c;
 
-    walk->rv = cert_decode(walk->p, key, klen, val, vlen, &c);
+    int stop;
+
+    walk->rv = cert_decode(walk->scratch, key, klen, val, vlen, &c);
     if (walk->rv != APR_SUCCESS) {
         return 1;
     }
-    return walk->fn(walk->baton, c);
+    stop = walk->fn(walk->baton, c);
+    apr_pool_clear(walk->scratch);
+    return stop;
 }
 
 static int serial_visit(void *baton, const void *key, apr_size_t klen, const void *val,
@@ -941,8 +1046,12 @@ apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
     walk.p = p;
     walk.fn = fn;
     walk.baton = baton;
+    if (apr_pool_create(&walk.scratch, p) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
     if (!fqdn) {
         rv = scep_db_foreach(txn, SCEP_DBI_CERTS, NULL, 0, cert_visit, &walk);
+        apr_pool_destroy(walk.scratch);
         return rv != APR_SUCCESS ? rv : walk.rv;
     }
     if ((rv = text_key(fqdn, &walk.flen)) != APR_SUCCESS || walk.flen == 0) {
@@ -957,7 +1066,8 @@ apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
     for (i = 0; rv == APR_SUCCESS && i < walk.serials->nelts; i++) {
         scep_cert_rec_t *c;
 
-        rv = scep_cert_get(txn, p, APR_ARRAY_IDX(walk.serials, i, const char *), &c);
+        rv = scep_cert_get(txn, walk.scratch, APR_ARRAY_IDX(walk.serials, i, const char *),
+                           &c);
         /* Both entries are written in one transaction; an index entry without its
          * certificate is damage, not an absent result. */
         if (rv == SCEP_DB_NOTFOUND) {
@@ -966,7 +1076,9 @@ apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
         if (rv == APR_SUCCESS && fn(baton, c)) {
             break;
         }
+        apr_pool_clear(walk.scratch);
     }
+    apr_pool_destroy(walk.scratch);
     return rv;
 }
 
@@ -1059,4 +1171,58 @@ apr_status_t scep_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial
         return rv;
     }
     return crl_state_bump(txn, p, now);
+}
+
+apr_status_t scep_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
+                                    scep_crl_published_t **out)
+{
+    const void *val;
+    apr_size_t vlen;
+    const unsigned char *id;
+    scep_crl_published_t *pub;
+    reader_t r;
+    apr_status_t rv = scep_db_get(txn, SCEP_DBI_META, published_key,
+                                  sizeof(published_key) - 1, &val, &vlen);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (reader_init(&r, p, val, vlen) != APR_SUCCESS) {
+        return r.rv;
+    }
+    pub = apr_pcalloc(p, sizeof(*pub));
+    pub->number = rd_i64(&r, PUB_NUMBER);
+    pub->generation = rd_i64(&r, PUB_GENERATION);
+    pub->this_update = rd_i64(&r, PUB_THIS_UPDATE);
+    pub->next_update = rd_i64(&r, PUB_NEXT_UPDATE);
+    if ((id = rd_fixed(&r, PUB_CA_ID, sizeof(pub->ca_id))) != NULL) {
+        memcpy(pub->ca_id, id, sizeof(pub->ca_id));
+    }
+    if (r.view.present[PUB_DER] && r.view.field_len[PUB_DER] > 0) {
+        pub->der_len = r.view.field_len[PUB_DER];
+        pub->der = apr_pmemdup(p, r.view.field[PUB_DER], pub->der_len);
+    }
+    if (r.rv == APR_SUCCESS && (!id || !pub->der)) {
+        r.rv = SCEP_DB_CORRUPT;
+    }
+    if (r.rv == APR_SUCCESS) {
+        *out = pub;
+    }
+    return r.rv;
+}
+
+apr_status_t scep_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
+                                    const scep_crl_published_t *pub)
+{
+    scep_rec_t rec;
+
+    scep_rec_init(&rec, p);
+    scep_rec_put_i64(&rec, PUB_NUMBER, pub->number);
+    scep_rec_put_i64(&rec, PUB_GENERATION, pub->generation);
+    scep_rec_put_i64(&rec, PUB_THIS_UPDATE, pub->this_update);
+    scep_rec_put_i64(&rec, PUB_NEXT_UPDATE, pub->next_update);
+    scep_rec_put_bytes(&rec, PUB_CA_ID, pub->ca_id, sizeof(pub->ca_id));
+    scep_rec_put_bytes(&rec, PUB_DER, pub->der, pub->der_len);
+    return scep_db_put(txn, SCEP_DBI_META, published_key, sizeof(published_key) - 1,
+                       rec.data, rec.len, 0);
 }

@@ -56,6 +56,7 @@ int scep_verifier_matches(const scep_verifier_t *v, const char *secret, apr_size
 #define SCEP_DEVICE_ONE_TIME 0x1        /* the challenge works for one enrollment */
 #define SCEP_DEVICE_DISABLED 0x2
 #define SCEP_DEVICE_USED     0x4        /* a one-time challenge has been consumed */
+#define SCEP_DEVICE_APPROVAL 0x8        /* first enrollments wait for an operator */
 
 typedef struct scep_device_t {
     const char *fqdn;                   /* canonical; "*" or "*.suffix" for wildcards */
@@ -140,19 +141,49 @@ apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn);
 
 #define SCEP_REQUEST_DIGEST_LEN 32      /* SHA-256 of the PKCS#10 DER */
 
+/* Transaction states.  A request held for approval is "pending" until an operator makes
+ * it "approved" (the module issues on the device's next poll) or "rejected"; one never
+ * decided becomes "expired". */
+#define SCEP_TXN_ISSUED   "issued"
+#define SCEP_TXN_PENDING  "pending"
+#define SCEP_TXN_APPROVED "approved"
+#define SCEP_TXN_REJECTED "rejected"
+#define SCEP_TXN_EXPIRED  "expired"
+
 typedef struct scep_transaction_t {
     const char *transaction_id;
-    const char *state;                  /* "issued" (later: "pending", "rejected") */
+    const char *state;                  /* SCEP_TXN_* */
     unsigned char request_digest[SCEP_REQUEST_DIGEST_LEN];
     const char *fqdn;
-    const char *serial;                 /* hex, upper-case */
+    const char *serial;                 /* hex, upper-case; once issued */
     apr_int64_t created;
+    /* a held request: what issuing it later needs, and who decided */
+    const unsigned char *request;       /* the PKCS#10 (DER) */
+    apr_size_t request_len;
+    int grant_kind;                     /* scep_grant_kind_e of scep_policy.h */
+    const char *registration;           /* the registration key that granted it */
+    const char *ips;                    /* forced addresses, comma-separated; NULL = none */
+    const char *serial_number;          /* forced subject serialNumber */
+    const char *renews;                 /* serial of the certificate it renews */
+    unsigned char signer_key[SCEP_REQUEST_DIGEST_LEN]; /* SHA-256 of the signer's SPKI */
+    int has_signer_key;
+    const char *client_ip;
+    const char *subject;                /* the request's subject, for the operator */
+    apr_int64_t decided_at;
+    const char *decided_by;
+    const char *reason;                 /* the operator's reason for a rejection */
 } scep_transaction_t;
 
 apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
                                   scep_transaction_t **t);
 apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
                                   const scep_transaction_t *t);
+
+typedef int (*scep_transaction_visit_fn)(void *baton, const scep_transaction_t *t);
+/* Every transaction that is not SCEP_TXN_ISSUED (held, decided or expired), in
+ * transactionID order.  The record lives until fn returns. */
+apr_status_t scep_transaction_foreach_held(scep_txn_t *txn, apr_pool_t *p,
+                                           scep_transaction_visit_fn fn, void *baton);
 
 /* ---- issued certificates ------------------------------------------------------- */
 
@@ -174,7 +205,9 @@ apr_status_t scep_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_he
                            scep_cert_rec_t **c);
 
 typedef int (*scep_cert_visit_fn)(void *baton, const scep_cert_rec_t *c);
-/* Every certificate (fqdn NULL, in serial order) or those of one FQDN. */
+/* Every certificate (fqdn NULL, in serial order) or those of one FQDN.  The record given
+ * to fn lives only until fn returns (a walk over a large fleet stays small): copy what
+ * must be kept into a pool of your own. */
 apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
                                scep_cert_visit_fn fn, void *baton);
 
@@ -207,6 +240,23 @@ typedef struct scep_crl_state_t {
 } scep_crl_state_t;
 
 apr_status_t scep_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state);
+
+/* The CRL last signed, kept so that every process serves the same one and its number
+ * only grows. */
+typedef struct scep_crl_published_t {
+    apr_int64_t number;                 /* its CRLNumber */
+    apr_int64_t generation;             /* the scep_crl_state_t generation it reflects */
+    apr_int64_t this_update, next_update;
+    unsigned char ca_id[32];            /* SHA-256 of the signing CA certificate */
+    const unsigned char *der;
+    apr_size_t der_len;
+} scep_crl_published_t;
+
+/* SCEP_DB_NOTFOUND before the first CRL. */
+apr_status_t scep_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
+                                    scep_crl_published_t **pub);
+apr_status_t scep_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
+                                    const scep_crl_published_t *pub);
 
 /* Revokes a recorded certificate.  A certificate already revoked keeps its first time
  * and reason (*already set).  SCEP_DB_NOTFOUND if there is no such certificate. */

@@ -1600,7 +1600,9 @@ static int cmd_list_certs(apr_pool_t *p, const opts_t *o)
 
 static int collect_serial(void *baton, const scep_cert_rec_t *c)
 {
-    APR_ARRAY_PUSH((apr_array_header_t *)baton, const char *) = c->serial;
+    apr_array_header_t *serials = baton;
+
+    APR_ARRAY_PUSH(serials, const char *) = apr_pstrdup(serials->pool, c->serial);
     return 0;
 }
 

@@ -68,9 +68,11 @@ static void usage(void)
         "           [--msgtype N] [--txid ID] [--break-signature] [--break-csr]\n"
         "           [--unstructured-name FQDN] [--unstructured-address IP]\n"
         "           [--serial-number SN] [--san-dns NAME]\n"
+        "           [--query-issuer CA.pem --query-serial HEX]   (GetCert/GetCRL content)\n"
         "           --out req.der [--nonce-out nonce.bin]\n"
         "       %s reply --in rep.der --key dev.key --cert dev.pem --signer CA_OR_RA.pem\n"
-        "           [--nonce nonce.bin] [--cert-out issued.pem]\n",
+        "           [--nonce nonce.bin] [--cert-out issued.pem] [--any-cert]\n"
+        "           [--crl-out crl.pem]\n",
         progname, progname);
     exit(2);
 }
@@ -303,6 +305,7 @@ typedef struct {
     const char *recipient, *key, *cert, *subject, *challenge, *digest, *cipher;
     const char *msgtype, *txid, *out, *nonce_out;
     const char *unstructured_name, *unstructured_address, *serial_number, *san_dns;
+    const char *query_issuer, *query_serial;
     int no_challenge, oaep, pss, break_signature, break_csr, critical_aki;
 } request_opts;
 
@@ -521,6 +524,8 @@ static int cmd_request(int argc, char **argv)
         else if (strcmp(a, "--unstructured-address") == 0) slot = &o.unstructured_address;
         else if (strcmp(a, "--serial-number") == 0) slot = &o.serial_number;
         else if (strcmp(a, "--san-dns") == 0) slot = &o.san_dns;
+        else if (strcmp(a, "--query-issuer") == 0) slot = &o.query_issuer;
+        else if (strcmp(a, "--query-serial") == 0) slot = &o.query_serial;
         else if (strcmp(a, "--no-challenge") == 0) o.no_challenge = 1;
         else if (strcmp(a, "--oaep") == 0) o.oaep = 1;
         else if (strcmp(a, "--pss") == 0) o.pss = 1;
@@ -565,6 +570,22 @@ static int cmd_request(int argc, char **argv)
         }
         csr[0] = 0x04;  /* an OCTET STRING tag with a length that does not fit */
         csr[1] = 0xff;
+    }
+    else if (o.query_issuer || o.query_serial) {
+        /* GetCert and GetCRL carry an IssuerAndSerialNumber instead of a PKCS#10 */
+        PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
+        X509 *issuer = o.query_issuer ? load_cert(o.query_issuer) : NULL;
+        BIGNUM *bn = NULL;
+
+        if (!ias || !issuer || !o.query_serial || !BN_hex2bn(&bn, o.query_serial)
+            || !X509_NAME_set(&ias->issuer, X509_get_subject_name(issuer))
+            || !BN_to_ASN1_INTEGER(bn, ias->serial)
+            || (csr_len = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &csr)) <= 0) {
+            die("--query-issuer and --query-serial make an IssuerAndSerialNumber together");
+        }
+        BN_free(bn);
+        X509_free(issuer);
+        PKCS7_ISSUER_AND_SERIAL_free(ias);
     }
     else {
         csr = make_csr(&o, key, md, &csr_len);
@@ -793,7 +814,8 @@ static const ASN1_OCTET_STRING *octet_attr(CMS_SignerInfo *si, const char *dotte
 static int cmd_reply(int argc, char **argv)
 {
     const char *in = NULL, *keyfile = NULL, *certfile = NULL, *signerfile = NULL;
-    const char *noncefile = NULL, *certout = NULL;
+    const char *noncefile = NULL, *certout = NULL, *crlout = NULL;
+    int any_cert = 0;
     unsigned char *der;
     const unsigned char *p;
     long der_len;
@@ -821,6 +843,11 @@ static int cmd_reply(int argc, char **argv)
         else if (strcmp(a, "--signer") == 0) slot = &signerfile;
         else if (strcmp(a, "--nonce") == 0) slot = &noncefile;
         else if (strcmp(a, "--cert-out") == 0) slot = &certout;
+        else if (strcmp(a, "--crl-out") == 0) slot = &crlout;
+        else if (strcmp(a, "--any-cert") == 0) {
+            any_cert = 1;
+            continue;
+        }
         else {
             fprintf(stderr, "%s: unknown option '%s'\n", progname, a);
             usage();
@@ -934,6 +961,7 @@ static int cmd_reply(int argc, char **argv)
         X509 *cert, *issued = NULL;
         CMS_ContentInfo *env, *inner;
         STACK_OF(X509) *got;
+        STACK_OF(X509_CRL) *crls;
         BIO *plain;
         const unsigned char *q;
         const unsigned char *pdata;
@@ -969,26 +997,39 @@ static int cmd_reply(int argc, char **argv)
             die("the degenerate SignedData has SignerInfos");
         }
         got = CMS_get1_certs(inner);
+        crls = CMS_get1_crls(inner);
         printf("certs=%d\n", got ? sk_X509_num(got) : 0);
+        printf("crls=%d\n", crls ? sk_X509_CRL_num(crls) : 0);
         for (j = 0; got && j < sk_X509_num(got); j++) {
             X509 *x = sk_X509_value(got, j);
             EVP_PKEY *pub = X509_get0_pubkey(x);
 
-            if (pub && EVP_PKEY_eq(pub, key) == 1) {
+            if (any_cert || (pub && EVP_PKEY_eq(pub, key) == 1)) {
                 issued = x;
                 break;
             }
         }
-        if (!issued) {
+        if (crlout) {
+            BIO *w = BIO_new_file(crlout, "w");
+
+            if (!crls || sk_X509_CRL_num(crls) != 1) {
+                die("the CertRep does not hold exactly one CRL");
+            }
+            if (!w || !PEM_write_bio_X509_CRL(w, sk_X509_CRL_value(crls, 0))
+                || BIO_free(w) != 1) {
+                die("cannot write '%s'", crlout);
+            }
+        }
+        else if (!issued) {
             die("no certificate in the CertRep carries our public key");
         }
-        {
+        if (issued) {
             char *subj = X509_NAME_oneline(X509_get_subject_name(issued), NULL, 0);
 
             printf("issued.subject=%s\n", subj ? subj : "?");
             OPENSSL_free(subj);
         }
-        if (certout) {
+        if (certout && issued) {
             BIO *w = BIO_new_file(certout, "w");
 
             if (!w || !PEM_write_bio_X509(w, issued) || BIO_free(w) != 1) {
@@ -996,6 +1037,7 @@ static int cmd_reply(int argc, char **argv)
             }
         }
         sk_X509_pop_free(got, X509_free);
+        sk_X509_CRL_pop_free(crls, X509_CRL_free);
         CMS_ContentInfo_free(inner);
         CMS_ContentInfo_free(env);
         BIO_free(plain);
