@@ -31,7 +31,8 @@ enum {
     SET_NO_CHALLENGE = 1 << 7, SET_MAX_MESSAGE = 1 << 8, SET_PROFILE_NAME = 1 << 9,
     SET_CHECK_ADDRESS = 1 << 10, SET_LOCKOUT = 1 << 11, SET_TXN_WINDOW = 1 << 12,
     SET_RENEWAL_GRACE = 1 << 13, SET_RENEWAL_CHALLENGE = 1 << 14, SET_RENEWAL_REVOKE = 1 << 15,
-    SET_CRL_VALIDITY = 1 << 16, SET_CDP = 1 << 17
+    SET_CRL_VALIDITY = 1 << 16, SET_CDP = 1 << 17, SET_APPROVAL = 1 << 18,
+    SET_PENDING_TIMEOUT = 1 << 19
 };
 
 /* Every CA section of the configuration being read, loaded by check_config. */
@@ -74,6 +75,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_MEMBER(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
     MERGE_MEMBER(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
     MERGE_MEMBER(SET_CRL_VALIDITY, crl_validity);
+    MERGE_MEMBER(SET_APPROVAL, registrations.require_approval);
+    MERGE_MEMBER(SET_PENDING_TIMEOUT, registrations.pending_timeout);
     MERGE_MEMBER(SET_CDP, cdp_der);
     MERGE_MEMBER(SET_CDP, cdp_der_len);
     if (add->set & SET_EKU) {
@@ -107,6 +110,8 @@ void scep_glue_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *ou
     TAKE(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
     TAKE(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
     TAKE(SET_CRL_VALIDITY, crl_validity);
+    TAKE(SET_APPROVAL, registrations.require_approval);
+    TAKE(SET_PENDING_TIMEOUT, registrations.pending_timeout);
     TAKE(SET_CDP, cdp_der);
     TAKE(SET_CDP, cdp_der_len);
 #undef TAKE
@@ -327,6 +332,9 @@ static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
     else if ((intptr_t)cmd->info == SET_CHECK_ADDRESS) {
         conf->profile.registrations.check_client_address = on;
     }
+    else if ((intptr_t)cmd->info == SET_APPROVAL) {
+        conf->profile.registrations.require_approval = on;
+    }
     else if ((intptr_t)cmd->info == SET_RENEWAL_CHALLENGE) {
         conf->profile.registrations.renewal_challenge = on;
     }
@@ -457,23 +465,30 @@ static const char *set_lockout(cmd_parms *cmd, void *dconf, const char *count,
     return NULL;
 }
 
-static const char *set_transaction_window(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    scep_dir_conf_t *conf = dconf;
-    long v = 0;
-    const char *err;
+/* Directives that take a number of seconds for one profile member. */
+typedef struct seconds_directive_t {
+    unsigned int flag;
+    apr_size_t offset;                  /* of an apr_int64_t in scep_profile_t */
+    long min;                           /* 0: 0 is allowed and means none */
+    const char *why_min;                /* for a value under min, when min > 1 */
+} seconds_directive_t;
 
-    if ((err = endpoint_context(cmd)) != NULL
-        || (err = set_positive(cmd, arg, 366L * 24 * 3600, &v)) != NULL) {
-        return err;
-    }
-    conf->profile.registrations.transaction_window = v;
-    conf->set |= SET_TXN_WINDOW;
-    return NULL;
-}
+#define SECONDS(flag, member, min, why) \
+    { flag, APR_OFFSETOF(scep_profile_t, member), min, why }
+static const seconds_directive_t transaction_window_secs =
+    SECONDS(SET_TXN_WINDOW, registrations.transaction_window, 1, NULL);
+static const seconds_directive_t renewal_grace_secs =
+    SECONDS(SET_RENEWAL_GRACE, registrations.renewal_grace, 0, NULL);
+static const seconds_directive_t pending_timeout_secs =
+    SECONDS(SET_PENDING_TIMEOUT, registrations.pending_timeout, 1, NULL);
+static const seconds_directive_t crl_validity_secs =
+    SECONDS(SET_CRL_VALIDITY, crl_validity, 3600,
+            "so that relying parties can fetch a CRL before it expires");
+#undef SECONDS
 
-static const char *set_renewal_grace(cmd_parms *cmd, void *dconf, const char *arg)
+static const char *set_seconds(cmd_parms *cmd, void *dconf, const char *arg)
 {
+    const seconds_directive_t *d = cmd->info;
     scep_dir_conf_t *conf = dconf;
     long v = 0;
     const char *err;
@@ -481,31 +496,16 @@ static const char *set_renewal_grace(cmd_parms *cmd, void *dconf, const char *ar
     if ((err = endpoint_context(cmd)) != NULL) {
         return err;
     }
-    /* 0 is meaningful here: no grace at all */
-    if (strcmp(arg, "0") != 0 && (err = set_positive(cmd, arg, 366L * 24 * 3600, &v)) != NULL) {
+    if (!(d->min == 0 && strcmp(arg, "0") == 0)
+        && (err = set_positive(cmd, arg, 366L * 24 * 3600, &v)) != NULL) {
         return err;
     }
-    conf->profile.registrations.renewal_grace = v;
-    conf->set |= SET_RENEWAL_GRACE;
-    return NULL;
-}
-
-static const char *set_crl_validity(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    scep_dir_conf_t *conf = dconf;
-    long v = 0;
-    const char *err;
-
-    if ((err = endpoint_context(cmd)) != NULL
-        || (err = set_positive(cmd, arg, 366L * 24 * 3600, &v)) != NULL) {
-        return err;
+    if (v < d->min) {
+        return apr_psprintf(cmd->pool, "%s: at least %ld seconds, %s", cmd->cmd->name,
+                            d->min, d->why_min);
     }
-    if (v < 3600) {
-        return apr_psprintf(cmd->pool, "%s: at least 3600 seconds, so that relying parties "
-                            "can fetch a CRL before it expires", cmd->cmd->name);
-    }
-    conf->profile.crl_validity = v;
-    conf->set |= SET_CRL_VALIDITY;
+    *(apr_int64_t *)((char *)&conf->profile + d->offset) = v;
+    conf->set |= d->flag;
     return NULL;
 }
 
@@ -565,15 +565,20 @@ static const command_rec scep_cmds[] = {
     AP_INIT_TAKE12("ScepLockout", set_lockout, NULL, DIR_CONTEXT,
                    "failures before a name is locked out, and for how many seconds "
                    "(default 5 900), or Off"),
-    AP_INIT_TAKE1("ScepTransactionWindow", set_transaction_window, NULL, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepTransactionWindow", set_seconds, (void *)&transaction_window_secs,
+                  DIR_CONTEXT,
                   "seconds a transactionID stays bound to its request (default 604800)"),
-    AP_INIT_TAKE1("ScepRenewalGrace", set_renewal_grace, NULL, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepRenewalGrace", set_seconds, (void *)&renewal_grace_secs, DIR_CONTEXT,
                   "seconds after expiry a certificate still renews itself (default 0)"),
     AP_INIT_FLAG("ScepRenewalChallenge", set_flag, (void *)SET_RENEWAL_CHALLENGE, DIR_CONTEXT,
                  "On: renewals must carry the registration's challenge too (default Off)"),
     AP_INIT_FLAG("ScepRenewalRevokesOld", set_flag, (void *)SET_RENEWAL_REVOKE, DIR_CONTEXT,
                  "On: a renewal revokes the certificate it replaces (default Off)"),
-    AP_INIT_TAKE1("ScepCRLValidity", set_crl_validity, NULL, DIR_CONTEXT,
+    AP_INIT_FLAG("ScepRequireApproval", set_flag, (void *)SET_APPROVAL, DIR_CONTEXT,
+                 "On: first enrollments wait for an operator's approval (default Off)"),
+    AP_INIT_TAKE1("ScepPendingTimeout", set_seconds, (void *)&pending_timeout_secs, DIR_CONTEXT,
+                  "seconds a request waits for approval before it expires (default 604800)"),
+    AP_INIT_TAKE1("ScepCRLValidity", set_seconds, (void *)&crl_validity_secs, DIR_CONTEXT,
                   "seconds from a CRL's thisUpdate to its nextUpdate (default 604800)"),
     AP_INIT_TAKE_ARGV("ScepCRLDistributionPoint", set_profile_list, (void *)&crl_url_list,
                       DIR_CONTEXT,
@@ -726,6 +731,12 @@ static void audit_pki_operation(request_rec *r, const scep_reply_t *reply)
     }
     else if (strncmp(reply->outcome, "failure:", 8) == 0) {
         event = "refused";
+    }
+    else if (strcmp(reply->outcome, "pending") == 0) {
+        event = "pending";
+    }
+    else if (strcmp(reply->outcome, "certificate") == 0 || strcmp(reply->outcome, "crl") == 0) {
+        event = "sent";
     }
     else {
         event = "error";

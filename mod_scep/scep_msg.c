@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <openssl/asn1t.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -413,6 +414,15 @@ apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
     return APR_SUCCESS;
 }
 
+static const char *name_oneline(apr_pool_t *p, const X509_NAME *name)
+{
+    char *text = X509_NAME_oneline(name, NULL, 0);
+    const char *copy = apr_pstrdup(p, text ? text : "?");
+
+    OPENSSL_free(text);
+    return copy;
+}
+
 apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
                                apr_size_t crl_len, unsigned char **der, apr_size_t *len)
 {
@@ -458,6 +468,35 @@ apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,
     OPENSSL_free(hex);
     BN_free(bn);
     PKCS7_ISSUER_AND_SERIAL_free(ias);
+    ERR_clear_error();
+    return rv;
+}
+
+/* CertPoll's messageData (RFC 8894 3.3.3): the CA's name and the requested subject. */
+typedef struct scep_issuer_and_subject_st {
+    X509_NAME *issuer;
+    X509_NAME *subject;
+} SCEP_ISSUER_AND_SUBJECT;
+
+ASN1_SEQUENCE(SCEP_ISSUER_AND_SUBJECT) = {
+    ASN1_SIMPLE(SCEP_ISSUER_AND_SUBJECT, issuer, X509_NAME),
+    ASN1_SIMPLE(SCEP_ISSUER_AND_SUBJECT, subject, X509_NAME)
+} static_ASN1_SEQUENCE_END(SCEP_ISSUER_AND_SUBJECT)
+
+apr_status_t scep_msg_issuer_and_subject(apr_pool_t *p, const scep_pkimsg_t *msg,
+                                         const char **issuer, const char **subject)
+{
+    const unsigned char *in = msg->content;
+    SCEP_ISSUER_AND_SUBJECT *ias = (SCEP_ISSUER_AND_SUBJECT *)ASN1_item_d2i(
+        NULL, &in, (long)msg->content_len, ASN1_ITEM_rptr(SCEP_ISSUER_AND_SUBJECT));
+    apr_status_t rv = APR_EINVAL;
+
+    if (ias && in == msg->content + msg->content_len) {
+        *issuer = name_oneline(p, ias->issuer);
+        *subject = name_oneline(p, ias->subject);
+        rv = APR_SUCCESS;
+    }
+    ASN1_item_free((ASN1_VALUE *)ias, ASN1_ITEM_rptr(SCEP_ISSUER_AND_SUBJECT));
     ERR_clear_error();
     return rv;
 }

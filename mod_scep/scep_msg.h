@@ -72,6 +72,11 @@ apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
 apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,
                                         X509_NAME **issuer, const char **serial_hex);
 
+/* The IssuerAndSubject of a CertPoll, as one-line names for the log.  APR_EINVAL if the
+ * messageData is not one. */
+apr_status_t scep_msg_issuer_and_subject(apr_pool_t *p, const scep_pkimsg_t *msg,
+                                         const char **issuer, const char **subject);
+
 /* Builds a CertRep answering `req`: SUCCESS with `payload` (a degenerate SignedData with
  * the certificate or CRL) enveloped to the request's signer, or FAILURE with fail_info
  * (and fail_text, may be NULL), or PENDING. */

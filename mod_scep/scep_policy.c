@@ -155,6 +155,7 @@ static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *co
     g = apr_pcalloc(p, sizeof(*g));
     g->kind = SCEP_GRANT_MINTED;
     g->one_time = 1;
+    g->needs_approval = conf->require_approval;
     g->secret = csr->challenge;
     g->secret_len = csr->challenge_len;
     g->identity.fqdn = *fqdn;
@@ -296,6 +297,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     g->kind = wildcard ? SCEP_GRANT_WILDCARD : SCEP_GRANT_DEVICE;
     g->registration = dev->fqdn;
     g->one_time = (dev->flags & SCEP_DEVICE_ONE_TIME) != 0;
+    g->needs_approval = conf->require_approval || (dev->flags & SCEP_DEVICE_APPROVAL);
     g->identity.fqdn = *fqdn;
     /* A wildcard's addresses and serial belong to no single device. */
     g->identity.ips = wildcard ? apr_array_make(p, 0, sizeof(const char *)) : dev->ips;
@@ -390,6 +392,22 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
     return APR_SUCCESS;
 }
 
+/* SCEP_POLICY_REPLAY with the DER of the certificate an issued transaction recorded. */
+static apr_status_t issued_certificate(apr_pool_t *p, scep_txn_t *txn,
+                                       const scep_transaction_t *t,
+                                       const unsigned char **der, apr_size_t *der_len)
+{
+    scep_cert_rec_t *c;
+    apr_status_t rv = scep_cert_get(txn, p, t->serial, &c);
+
+    if (rv != APR_SUCCESS) {
+        return rv == SCEP_DB_NOTFOUND ? SCEP_DB_CORRUPT : rv;
+    }
+    *der = c->der;
+    *der_len = c->der_len;
+    return SCEP_POLICY_REPLAY;
+}
+
 /* Looks up `transaction_id` inside `txn`: NOTFOUND, REPLAY with the certificate, or
  * DENIED when the recorded request differs. */
 static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
@@ -400,7 +418,6 @@ static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
                                      const char **why)
 {
     scep_transaction_t *t;
-    scep_cert_rec_t *c;
     apr_status_t rv = scep_transaction_get(txn, p, transaction_id, &t);
 
     if (rv != APR_SUCCESS) {
@@ -415,19 +432,18 @@ static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
     }
     if (memcmp(t->request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN) != 0) {
         *why = apr_psprintf(p, "the transactionID was used at %s for a different request "
-                            "(certificate %s for %s); a new key starts a new transaction, "
+                            "(%s %s for %s); a new key starts a new transaction, "
                             "or this one may be reused after %s", iso_time(p, t->created),
-                            t->serial ? t->serial : "?", t->fqdn ? t->fqdn : "?",
+                            t->serial ? "certificate" : t->state,
+                            t->serial ? t->serial : "request", t->fqdn ? t->fqdn : "?",
                             conf->transaction_window > 0
                             ? iso_time(p, t->created + conf->transaction_window) : "never");
         return SCEP_POLICY_DENIED;
     }
-    if ((rv = scep_cert_get(txn, p, t->serial, &c)) != APR_SUCCESS) {
-        return rv == SCEP_DB_NOTFOUND ? SCEP_DB_CORRUPT : rv;
+    if (strcmp(t->state, SCEP_TXN_ISSUED) != 0) {
+        return SCEP_POLICY_HELD;
     }
-    *der = c->der;
-    *der_len = c->der_len;
-    return SCEP_POLICY_REPLAY;
+    return issued_certificate(p, txn, t, der, der_len);
 }
 
 apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
@@ -449,11 +465,12 @@ apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_
     return rv;
 }
 
-/* Re-reads the registration inside the write transaction and marks the enrollment. */
+/* Re-reads the registration inside the write transaction: uses up its one-time challenge
+ * (with `consume`) and records the enrollment of `cert` (when not NULL). */
 static apr_status_t consume_registration(apr_pool_t *p, scep_txn_t *txn,
                                          const scep_grant_t *grant,
-                                         const scep_cert_rec_t *cert, apr_int64_t now,
-                                         const char **why)
+                                         const scep_cert_rec_t *cert, int consume,
+                                         apr_int64_t now, const char **why)
 {
     scep_device_t *dev;
     apr_status_t rv = scep_device_get(txn, p, grant->registration, &dev);
@@ -470,7 +487,7 @@ static apr_status_t consume_registration(apr_pool_t *p, scep_txn_t *txn,
         *why = apr_psprintf(p, "the registration %s was disabled meanwhile", dev->fqdn);
         return SCEP_POLICY_DENIED;
     }
-    if ((dev->flags & SCEP_DEVICE_ONE_TIME) && grant->kind != SCEP_GRANT_RENEWAL) {
+    if (consume && (dev->flags & SCEP_DEVICE_ONE_TIME) && grant->kind != SCEP_GRANT_RENEWAL) {
         if (dev->flags & SCEP_DEVICE_USED) {
             *why = apr_psprintf(p, "the one-time challenge of %s was used by another "
                                 "request", dev->fqdn);
@@ -478,11 +495,63 @@ static apr_status_t consume_registration(apr_pool_t *p, scep_txn_t *txn,
         }
         dev->flags |= SCEP_DEVICE_USED;
     }
-    dev->last_serial = cert->serial;
-    dev->last_not_after = cert->not_after;
-    dev->last_enrolled = now;
-    dev->enrollments++;
+    if (cert) {
+        dev->last_serial = cert->serial;
+        dev->last_not_after = cert->not_after;
+        dev->last_enrolled = now;
+        dev->enrollments++;
+    }
     return scep_device_put(txn, p, dev);
+}
+
+/* What a grant means inside the write transaction that records its outcome: the
+ * challenge is used up (with `consume`), and with `cert` the enrollment is booked on the
+ * registration, a renewed certificate is checked (and superseded), and the name's
+ * failure counter cleared. */
+static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
+                                 const scep_policy_conf_t *conf, const scep_grant_t *grant,
+                                 const scep_cert_rec_t *cert, int consume, apr_int64_t now,
+                                 const char **why)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    if (grant->kind == SCEP_GRANT_MINTED) {
+        if (consume) {
+            rv = scep_minted_delete(txn, grant->secret, grant->secret_len);
+            if (rv == SCEP_DB_NOTFOUND) {
+                *why = "the minted challenge was used by another request";
+                rv = SCEP_POLICY_DENIED;
+            }
+        }
+    }
+    else {
+        rv = consume_registration(p, txn, grant, cert, consume, now, why);
+    }
+    if (rv != APR_SUCCESS || !cert) {
+        return rv;
+    }
+    if (grant->kind == SCEP_GRANT_RENEWAL) {
+        scep_cert_rec_t *old;
+
+        /* The old certificate may have been revoked since the decision. */
+        rv = scep_cert_get(txn, p, grant->renews, &old);
+        if (rv == APR_SUCCESS && old->revoked_at) {
+            *why = apr_psprintf(p, "the signer certificate %s was revoked meanwhile",
+                                grant->renews);
+            return SCEP_POLICY_DENIED;
+        }
+        if (rv == APR_SUCCESS && conf->renewal_revokes_old) {
+            int already;
+
+            rv = scep_cert_revoke(txn, p, grant->renews, now, SCEP_REASON_SUPERSEDED,
+                                  &already);
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    rv = scep_failure_clear(txn, grant->identity.fqdn);
+    return rv == SCEP_DB_NOTFOUND ? APR_SUCCESS : rv;
 }
 
 apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
@@ -502,57 +571,232 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
     }
     rv = find_transaction(p, txn, conf, now, transaction_id, grant ? grant->renews : NULL,
                           request_digest, der, der_len, why);
+    if (rv == SCEP_POLICY_HELD) {
+        *why = "the transaction was held for approval meanwhile";
+        rv = SCEP_POLICY_DENIED;
+    }
     if (rv != SCEP_DB_NOTFOUND) {
         scep_db_abort(txn);
         return rv == APR_SUCCESS ? SCEP_DB_CORRUPT : rv;
     }
-    if (grant) {
-        if (grant->kind == SCEP_GRANT_MINTED) {
-            rv = scep_minted_delete(txn, grant->secret, grant->secret_len);
-            if (rv == SCEP_DB_NOTFOUND) {
-                *why = "the minted challenge was used by another request";
-                rv = SCEP_POLICY_DENIED;
-            }
-        }
-        else {
-            rv = consume_registration(p, txn, grant, cert, now, why);
-        }
-        if (rv == APR_SUCCESS && grant->kind == SCEP_GRANT_RENEWAL) {
-            scep_cert_rec_t *old;
-
-            /* The old certificate may have been revoked since the decision. */
-            rv = scep_cert_get(txn, p, grant->renews, &old);
-            if (rv == APR_SUCCESS && old->revoked_at) {
-                *why = apr_psprintf(p, "the signer certificate %s was revoked meanwhile",
-                                    grant->renews);
-                rv = SCEP_POLICY_DENIED;
-            }
-            else if (rv == APR_SUCCESS && conf->renewal_revokes_old) {
-                int already;
-
-                rv = scep_cert_revoke(txn, p, grant->renews, now, SCEP_REASON_SUPERSEDED,
-                                      &already);
-            }
-        }
-        if (rv != APR_SUCCESS) {
-            scep_db_abort(txn);
-            return rv;
-        }
-        rv = scep_failure_clear(txn, grant->identity.fqdn);
-        if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
-            scep_db_abort(txn);
-            return rv;
-        }
+    if (grant && (rv = settle_grant(p, txn, conf, grant, cert, 1, now, why)) != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return rv;
     }
     memset(&t, 0, sizeof(t));
     t.transaction_id = transaction_id;
-    t.state = "issued";
+    t.state = SCEP_TXN_ISSUED;
     memcpy(t.request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN);
     t.fqdn = cert->fqdn;
     t.serial = cert->serial;
     t.created = now;
     if ((rv = scep_transaction_put(txn, p, &t)) != APR_SUCCESS
         || (rv = scep_cert_put(txn, p, cert)) != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return rv;
+    }
+    return scep_db_commit(txn);
+}
+
+/* ---- held requests --------------------------------------------------------------- */
+
+static const char *join_ips(apr_pool_t *p, const apr_array_header_t *ips)
+{
+    const char *out = NULL;
+    int i;
+
+    for (i = 0; ips && i < ips->nelts; i++) {
+        const char *ip = APR_ARRAY_IDX(ips, i, const char *);
+
+        out = out ? apr_pstrcat(p, out, ",", ip, NULL) : ip;
+    }
+    return out;
+}
+
+apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                              const scep_grant_t *grant, const char *transaction_id,
+                              const unsigned char *request_digest,
+                              const unsigned char *request, apr_size_t request_len,
+                              const unsigned char *signer_key, const char *client_ip,
+                              const char *subject, apr_int64_t now,
+                              const unsigned char **der, apr_size_t *der_len,
+                              const char **why)
+{
+    scep_txn_t *txn;
+    scep_transaction_t t;
+    apr_status_t rv = scep_db_begin(db, p, 1, &txn);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = find_transaction(p, txn, conf, now, transaction_id, grant->renews, request_digest,
+                          der, der_len, why);
+    if (rv == SCEP_DB_NOTFOUND) {
+        rv = settle_grant(p, txn, conf, grant, NULL, 1, now, why);
+        if (rv == APR_SUCCESS) {
+            memset(&t, 0, sizeof(t));
+            t.transaction_id = transaction_id;
+            t.state = SCEP_TXN_PENDING;
+            memcpy(t.request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN);
+            t.fqdn = grant->identity.fqdn;
+            t.created = now;
+            t.request = request;
+            t.request_len = request_len;
+            t.grant_kind = (int)grant->kind;
+            t.registration = grant->registration;
+            t.ips = join_ips(p, grant->identity.ips);
+            t.serial_number = grant->identity.serial_number;
+            t.renews = grant->renews;
+            if (signer_key) {
+                memcpy(t.signer_key, signer_key, SCEP_REQUEST_DIGEST_LEN);
+                t.has_signer_key = 1;
+            }
+            t.client_ip = client_ip;
+            t.subject = subject;
+            rv = scep_transaction_put(txn, p, &t);
+        }
+        if (rv == APR_SUCCESS) {
+            return scep_db_commit(txn);
+        }
+    }
+    scep_db_abort(txn);
+    return rv;
+}
+
+/* The grant a held transaction stands for, as it was when the request was held. */
+static scep_grant_t *grant_of(apr_pool_t *p, const scep_transaction_t *t)
+{
+    scep_grant_t *g = apr_pcalloc(p, sizeof(*g));
+    char *list, *last, *ip;
+
+    g->kind = (scep_grant_kind_e)t->grant_kind;
+    g->registration = t->registration;
+    g->identity.fqdn = t->fqdn;
+    g->identity.ips = apr_array_make(p, 2, sizeof(const char *));
+    if (t->ips) {
+        list = apr_pstrdup(p, t->ips);
+        for (ip = apr_strtok(list, ",", &last); ip; ip = apr_strtok(NULL, ",", &last)) {
+            APR_ARRAY_PUSH(g->identity.ips, const char *) = ip;
+        }
+    }
+    g->identity.serial_number = t->serial_number;
+    g->renews = t->renews;
+    g->held = 1;
+    return g;
+}
+
+apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                              const char *transaction_id, const unsigned char *signer_key,
+                              apr_int64_t now, scep_transaction_t **held,
+                              scep_grant_t **grant, const unsigned char **der,
+                              apr_size_t *der_len, const char **why)
+{
+    scep_txn_t *txn;
+    scep_transaction_t *t;
+    apr_status_t rv = scep_db_begin(db, p, 0, &txn);
+
+    *held = NULL;
+    *grant = NULL;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = scep_transaction_get(txn, p, transaction_id, &t);
+    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_ISSUED) == 0) {
+        rv = issued_certificate(p, txn, t, der, der_len);
+        scep_db_abort(txn);
+        return rv;
+    }
+    scep_db_abort(txn);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (signer_key && t->has_signer_key
+        && memcmp(signer_key, t->signer_key, SCEP_REQUEST_DIGEST_LEN) != 0) {
+        *why = "the poll is signed with another key than the request it asks about";
+        return SCEP_POLICY_DENIED;
+    }
+    if (strcmp(t->state, SCEP_TXN_PENDING) == 0 && conf->pending_timeout > 0
+        && t->created + conf->pending_timeout <= now) {
+        /* Marked once, so the operator's listing shows it too. */
+        if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
+            return rv;
+        }
+        rv = scep_transaction_get(txn, p, transaction_id, &t);
+        if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_PENDING) == 0) {
+            t->state = SCEP_TXN_EXPIRED;
+            t->decided_at = now;
+            rv = scep_transaction_put(txn, p, t);
+            rv = rv == APR_SUCCESS ? scep_db_commit(txn) : (scep_db_abort(txn), rv);
+        }
+        else {
+            scep_db_abort(txn);
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    if (strcmp(t->state, SCEP_TXN_PENDING) == 0) {
+        return SCEP_POLICY_PENDING;
+    }
+    if (strcmp(t->state, SCEP_TXN_APPROVED) == 0 && t->request) {
+        *held = t;
+        *grant = grant_of(p, t);
+        return SCEP_POLICY_APPROVED;
+    }
+    if (strcmp(t->state, SCEP_TXN_REJECTED) == 0) {
+        *why = apr_psprintf(p, "the request for %s was rejected by %s at %s%s%s",
+                            t->fqdn ? t->fqdn : "?", t->decided_by ? t->decided_by : "?",
+                            iso_time(p, t->decided_at), t->reason ? ": " : "",
+                            t->reason ? t->reason : "");
+        return SCEP_POLICY_DENIED;
+    }
+    if (strcmp(t->state, SCEP_TXN_EXPIRED) == 0) {
+        *why = apr_psprintf(p, "the request for %s waited since %s and expired without a "
+                            "decision", t->fqdn ? t->fqdn : "?", iso_time(p, t->created));
+        return SCEP_POLICY_DENIED;
+    }
+    *why = apr_psprintf(p, "the transaction is in the unknown state '%s'", t->state);
+    return SCEP_DB_CORRUPT;
+}
+
+apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
+                                         const scep_policy_conf_t *conf,
+                                         const scep_grant_t *grant,
+                                         const char *transaction_id,
+                                         const scep_cert_rec_t *cert, apr_int64_t now,
+                                         const unsigned char **der, apr_size_t *der_len,
+                                         const char **why)
+{
+    scep_txn_t *txn;
+    scep_transaction_t *t;
+    apr_status_t rv = scep_db_begin(db, p, 1, &txn);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = scep_transaction_get(txn, p, transaction_id, &t);
+    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_ISSUED) == 0) {
+        rv = issued_certificate(p, txn, t, der, der_len);
+        scep_db_abort(txn);
+        return rv;
+    }
+    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_APPROVED) != 0) {
+        *why = apr_psprintf(p, "the transaction became %s meanwhile", t->state);
+        rv = SCEP_POLICY_DENIED;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = settle_grant(p, txn, conf, grant, cert, 0, now, why);
+    }
+    if (rv == APR_SUCCESS) {
+        t->state = SCEP_TXN_ISSUED;
+        t->serial = cert->serial;
+        t->request = NULL;              /* the certificate is the record now */
+        t->request_len = 0;
+        if ((rv = scep_transaction_put(txn, p, t)) == APR_SUCCESS) {
+            rv = scep_cert_put(txn, p, cert);
+        }
+    }
+    if (rv != APR_SUCCESS) {
         scep_db_abort(txn);
         return rv;
     }

@@ -31,9 +31,13 @@ typedef struct scep_policy_conf_t {
     apr_int64_t renewal_grace;         /* seconds after notAfter it still renews */
     int renewal_challenge;             /* also require the registration's challenge */
     int renewal_revokes_old;           /* revoke the superseded certificate */
+    /* Manual approval: first enrollments wait for an operator (scepreg -Y/-N). */
+    int require_approval;              /* every first enrollment here; else per device */
+    apr_int64_t pending_timeout;       /* seconds a request waits before it expires */
 } scep_policy_conf_t;
 
 #define SCEP_TRANSACTION_WINDOW_DEFAULT (7 * 24 * 3600)
+#define SCEP_PENDING_TIMEOUT_DEFAULT (7 * 24 * 3600)
 
 /* The names a certificate is issued for when a registration forces them. */
 typedef struct scep_identity_t {
@@ -58,6 +62,8 @@ typedef struct scep_grant_t {
     apr_size_t secret_len;
     scep_identity_t identity;
     const char *renews;                /* renewal: serial of the signer certificate */
+    int needs_approval;                /* hold it (scep_policy_hold) instead of issuing */
+    int held;                          /* approved after a hold: scep_policy_record_approved */
 } scep_grant_t;
 
 /* The FQDN a request asks for: its first dNSName SAN, else unstructuredName, else a
@@ -69,6 +75,9 @@ const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr);
 #define SCEP_POLICY_REPLAY  (APR_OS_START_USERERR + 151) /* answered from the record */
 #define SCEP_POLICY_UNKNOWN (APR_OS_START_USERERR + 152) /* renewal: no such certificate */
 #define SCEP_POLICY_EXPIRED (APR_OS_START_USERERR + 153) /* renewal: expired beyond grace */
+#define SCEP_POLICY_HELD    (APR_OS_START_USERERR + 154) /* held for approval: poll it */
+#define SCEP_POLICY_PENDING (APR_OS_START_USERERR + 155) /* still waiting for an operator */
+#define SCEP_POLICY_APPROVED (APR_OS_START_USERERR + 156) /* approved: issue it now */
 
 /* Decides whether `csr` from `client_ip` may be certified.  SCEP_POLICY_DENIED with *why
  * and *fqdn (the name asked for, may be NULL) for a device mistake; a failed challenge,
@@ -92,7 +101,8 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
                                            const char **fqdn, const char **why);
 
 /* A transaction seen within conf->transaction_window: SCEP_POLICY_REPLAY with the
- * certificate's DER when the same transactionID came with the same request,
+ * certificate's DER when the same transactionID came with the same request (or
+ * SCEP_POLICY_HELD when that request was held for approval: see scep_policy_poll),
  * SCEP_POLICY_DENIED when it came with a different one, SCEP_DB_NOTFOUND when it is new
  * (or older than the window).  `renews`, for a request signed with a certificate of
  * ours, is its serial: renewing the certificate a transaction issued starts a new
@@ -117,5 +127,42 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
                                 const scep_cert_rec_t *cert, apr_int64_t now,
                                 const unsigned char **der, apr_size_t *der_len,
                                 const char **why);
+
+/* Holds an authorized request for an operator's decision instead of issuing: in one write
+ * transaction its challenge is used up (a one-time or minted one) and the transaction is
+ * stored as pending with what issuing it later needs.  `signer_key` is the SHA-256 of
+ * the request signer's public key, which polls must be signed with.  Results as for
+ * scep_policy_record. */
+apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                              const scep_grant_t *grant, const char *transaction_id,
+                              const unsigned char *request_digest,
+                              const unsigned char *request, apr_size_t request_len,
+                              const unsigned char *signer_key, const char *client_ip,
+                              const char *subject, apr_int64_t now,
+                              const unsigned char **der, apr_size_t *der_len,
+                              const char **why);
+
+/* Where a held transaction stands (a CertPoll, or the request sent again):
+ * SCEP_POLICY_REPLAY with the DER once issued, SCEP_POLICY_PENDING while it waits,
+ * SCEP_POLICY_APPROVED with *held and *grant to issue it now (then record it with
+ * scep_policy_record_approved), SCEP_POLICY_DENIED with *why when it was rejected, has
+ * expired (conf->pending_timeout, marked so here) or the poll is signed with another
+ * key, SCEP_DB_NOTFOUND for an unknown transactionID.  `signer_key` may be NULL. */
+apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
+                              const char *transaction_id, const unsigned char *signer_key,
+                              apr_int64_t now, scep_transaction_t **held,
+                              scep_grant_t **grant, const unsigned char **der,
+                              apr_size_t *der_len, const char **why);
+
+/* Records the certificate of an approved transaction, as scep_policy_record does for a
+ * new one, without using up a challenge again.  SCEP_POLICY_REPLAY when a concurrent
+ * poll recorded it first. */
+apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
+                                         const scep_policy_conf_t *conf,
+                                         const scep_grant_t *grant,
+                                         const char *transaction_id,
+                                         const scep_cert_rec_t *cert, apr_int64_t now,
+                                         const unsigned char **der, apr_size_t *der_len,
+                                         const char **why);
 
 #endif

@@ -34,6 +34,7 @@ void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p)
     profile->registrations.transaction_window = SCEP_TRANSACTION_WINDOW_DEFAULT;
     profile->registrations.renewal_grace = 0;
     profile->crl_validity = SCEP_CRL_VALIDITY_DEFAULT;
+    profile->registrations.pending_timeout = SCEP_PENDING_TIMEOUT_DEFAULT;
     scep_profile_set_eku(profile, p, 1, client_auth);
 }
 
@@ -422,9 +423,13 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
     rec.not_before = asn1_time_seconds(X509_get0_notBefore(issued));
     rec.not_after = asn1_time_seconds(X509_get0_notAfter(issued));
     rec.issued_at = (apr_int64_t)time(NULL);
-    rv = scep_policy_record(c->p, c->db, &c->profile->registrations, grant,
-                            c->msg->transaction_id, digest, &rec,
-                            rec.issued_at, &prior, &prior_len, why);
+    rv = grant->held
+         ? scep_policy_record_approved(c->p, c->db, &c->profile->registrations, grant,
+                                       c->msg->transaction_id, &rec, rec.issued_at, &prior,
+                                       &prior_len, why)
+         : scep_policy_record(c->p, c->db, &c->profile->registrations, grant,
+                              c->msg->transaction_id, digest, &rec, rec.issued_at, &prior,
+                              &prior_len, why);
     if (rv == SCEP_POLICY_REPLAY) {
         /* a concurrent retry of this transaction was recorded first: its certificate */
         send_recorded(c, prior, prior_len);
@@ -463,6 +468,8 @@ static apr_status_t admit_renewal(op_ctx_t *c, const scep_csr_t *csr, scep_grant
     return db_failure(c, rv, "checking the renewal");
 }
 
+static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr);
+
 /* Authorizes against the registrations; a retried transaction is answered from its
  * record.  Returns APR_SUCCESS with *grant to go on and issue, or the answer's status
  * with the reply already made (*grant NULL). */
@@ -480,6 +487,9 @@ static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned cha
                             (apr_int64_t)time(NULL), digest, &der, &der_len, &why);
     if (rv == SCEP_POLICY_REPLAY) {
         return send_recorded(c, der, der_len);
+    }
+    if (rv == SCEP_POLICY_HELD) {
+        return continue_held(c, csr);
     }
     if (rv == SCEP_POLICY_DENIED) {
         return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00214", why);
@@ -506,46 +516,15 @@ static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned cha
     return APR_SUCCESS;
 }
 
-static apr_status_t enroll(op_ctx_t *c)
+/* Issues the certificate for an admitted request (grant NULL at an endpoint without
+ * registrations), records it, and answers SUCCESS. */
+static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
+                                   const scep_grant_t *grant, const unsigned char *digest)
 {
-    scep_csr_t *csr;
-    scep_grant_t *grant = NULL;
-    unsigned char digest[SCEP_REQUEST_DIGEST_LEN];
-    unsigned int digest_len = sizeof(digest);
     const char *why = NULL;
     X509 *issued;
     apr_status_t rv;
-    int renewing;
 
-    if (scep_csr_parse(c->p, c->msg->content, c->msg->content_len, &csr, &why) != APR_SUCCESS) {
-        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00210", why);
-    }
-    if (check_key(c, csr, &why) != APR_SUCCESS) {
-        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00211", why);
-    }
-    renewing = c->msg->signer && scep_ca_issued(c->ca, c->msg->signer);
-    if (c->msg->message_type == SCEP_MSG_RENEWALREQ && !renewing) {
-        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_CERT_ID, "SCEP00216",
-                    "a RenewalReq must be signed with a certificate this CA issued");
-    }
-    if (c->msg->message_type == SCEP_MSG_RENEWALREQ && !c->db) {
-        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00216",
-                    "renewal needs the certificate records of a ScepDeviceDB at this "
-                    "endpoint");
-    }
-    if (c->db) {
-        if (EVP_Digest(c->msg->content, c->msg->content_len, digest, &digest_len,
-                       EVP_sha256(), NULL) != 1) {
-            return db_failure(c, APR_EGENERAL, "hashing the request");
-        }
-        if ((rv = admit(c, csr, digest, renewing, &grant)) != APR_SUCCESS || !grant) {
-            return rv;
-        }
-    }
-    else if (authorize(c, csr, &why) != APR_SUCCESS) {
-        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00212",
-                    apr_pstrcat(c->p, why, " (subject ", csr_identity(c->p, csr), ")", NULL));
-    }
     rv = scep_ca_issue(c->p, c->ca, c->profile, csr, grant ? &grant->identity : NULL,
                        &issued, &why);
     if (rv == APR_EINVAL) {
@@ -577,14 +556,185 @@ static apr_status_t enroll(op_ctx_t *c)
         }
         scep_log(c->log, SCEP_LOG_NOTICE,
                  "SCEP00220: scep(%s,PKIOperation): issued serial %s to %s for %s, %d-bit "
-                 "key%s%s", c->msg->transaction_id, c->reply->serial,
+                 "key%s%s%s", c->msg->transaction_id, c->reply->serial,
                  grant ? grant->identity.fqdn : csr_identity(c->p, csr),
                  c->peer && c->peer->client_ip ? c->peer->client_ip : "?", csr->key_bits,
                  grant && grant->renews ? ", renewing " : "",
-                 grant && grant->renews ? grant->renews : "");
+                 grant && grant->renews ? grant->renews : "",
+                 grant && grant->held ? ", approved by an operator" : "");
     }
     ERR_clear_error();
     return rv;
+}
+
+/* SHA-256 of the request signer's public key: what binds polls to the request. */
+static apr_status_t signer_key_digest(op_ctx_t *c, unsigned char out[SCEP_REQUEST_DIGEST_LEN])
+{
+    unsigned char *spki = NULL;
+    unsigned int len = SCEP_REQUEST_DIGEST_LEN;
+    int n = c->msg->signer ? i2d_PUBKEY(X509_get0_pubkey(c->msg->signer), &spki) : 0;
+    int ok = n > 0 && EVP_Digest(spki, (size_t)n, out, &len, EVP_sha256(), NULL) == 1;
+
+    OPENSSL_free(spki);
+    return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+static apr_status_t send_pending(op_ctx_t *c)
+{
+    apr_status_t rv = answer(c, SCEP_STATUS_PENDING, SCEP_FAIL_NONE, NULL, NULL, 0);
+
+    if (rv == APR_SUCCESS) {
+        c->reply->outcome = "pending";
+    }
+    return rv;
+}
+
+/* Holds an admitted request for an operator and answers PENDING. */
+static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t *grant,
+                         const unsigned char *digest)
+{
+    unsigned char signer_key[SCEP_REQUEST_DIGEST_LEN];
+    const unsigned char *der;
+    apr_size_t der_len;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    if (signer_key_digest(c, signer_key) != APR_SUCCESS) {
+        return db_failure(c, APR_EGENERAL, "hashing the signer's key");
+    }
+    rv = scep_policy_hold(c->p, c->db, &c->profile->registrations, grant,
+                          c->msg->transaction_id, digest, c->msg->content,
+                          c->msg->content_len, signer_key,
+                          c->peer ? c->peer->client_ip : NULL, csr_identity(c->p, csr),
+                          (apr_int64_t)time(NULL), &der, &der_len, &why);
+    if (rv == SCEP_POLICY_REPLAY) {
+        return send_recorded(c, der, der_len);
+    }
+    if (rv == SCEP_POLICY_DENIED) {
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00215", why);
+    }
+    if (rv != APR_SUCCESS) {
+        return db_failure(c, rv, "holding the request");
+    }
+    scep_log(c->log, SCEP_LOG_NOTICE, "SCEP00240: scep(%s,PKIOperation): request for %s from "
+             "%s is held for approval (scepreg -P lists it, -Y approves, -N rejects)",
+             c->msg->transaction_id, grant->identity.fqdn,
+             c->peer && c->peer->client_ip ? c->peer->client_ip : "?");
+    return send_pending(c);
+}
+
+/* A transaction that was held: answered from where it stands (the request sent again, or
+ * a CertPoll).  `csr` is the request when it came again, else NULL. */
+static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
+{
+    unsigned char signer_key[SCEP_REQUEST_DIGEST_LEN];
+    scep_transaction_t *held;
+    scep_grant_t *grant;
+    scep_csr_t *stored;
+    const unsigned char *der;
+    apr_size_t der_len;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    if (signer_key_digest(c, signer_key) != APR_SUCCESS) {
+        return db_failure(c, APR_EGENERAL, "hashing the signer's key");
+    }
+    rv = scep_policy_poll(c->p, c->db, &c->profile->registrations, c->msg->transaction_id,
+                          signer_key, (apr_int64_t)time(NULL), &held, &grant, &der, &der_len,
+                          &why);
+    switch (rv) {
+    case SCEP_POLICY_REPLAY:
+        return send_recorded(c, der, der_len);
+    case SCEP_POLICY_PENDING:
+        scep_log(c->log, SCEP_LOG_INFO, "SCEP00241: scep(%s,PKIOperation): %s from %s: the "
+                 "request is still waiting for approval", c->msg->transaction_id,
+                 message_type_name(c->msg->message_type),
+                 c->peer && c->peer->client_ip ? c->peer->client_ip : "?");
+        return send_pending(c);
+    case SCEP_POLICY_DENIED:
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00242", why);
+    case SCEP_DB_NOTFOUND:
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00242",
+                    "no request with this transactionID was held here");
+    case SCEP_POLICY_APPROVED:
+        break;
+    default:
+        return db_failure(c, rv, "looking up the held request");
+    }
+    c->reply->fqdn = grant->identity.fqdn;
+    if (!csr) {
+        if (scep_csr_parse(c->p, held->request, held->request_len, &stored, &why)
+            != APR_SUCCESS) {
+            return db_failure(c, SCEP_DB_CORRUPT, "reading the held request");
+        }
+        csr = stored;
+    }
+    return issue_and_send(c, csr, grant, held->request_digest);
+}
+
+static apr_status_t enroll(op_ctx_t *c)
+{
+    scep_csr_t *csr;
+    scep_grant_t *grant = NULL;
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN];
+    unsigned int digest_len = sizeof(digest);
+    const char *why = NULL;
+    apr_status_t rv;
+    int renewing;
+
+    if (scep_csr_parse(c->p, c->msg->content, c->msg->content_len, &csr, &why) != APR_SUCCESS) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00210", why);
+    }
+    if (check_key(c, csr, &why) != APR_SUCCESS) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00211", why);
+    }
+    renewing = c->msg->signer && scep_ca_issued(c->ca, c->msg->signer);
+    if (c->msg->message_type == SCEP_MSG_RENEWALREQ && !renewing) {
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_CERT_ID, "SCEP00216",
+                    "a RenewalReq must be signed with a certificate this CA issued");
+    }
+    if (c->msg->message_type == SCEP_MSG_RENEWALREQ && !c->db) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00216",
+                    "renewal needs the certificate records of a ScepDeviceDB at this "
+                    "endpoint");
+    }
+    if (!c->db) {
+        if (authorize(c, csr, &why) != APR_SUCCESS) {
+            return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00212",
+                        apr_pstrcat(c->p, why, " (subject ", csr_identity(c->p, csr), ")",
+                                    NULL));
+        }
+        return issue_and_send(c, csr, NULL, NULL);
+    }
+    if (EVP_Digest(c->msg->content, c->msg->content_len, digest, &digest_len, EVP_sha256(),
+                   NULL) != 1) {
+        return db_failure(c, APR_EGENERAL, "hashing the request");
+    }
+    if ((rv = admit(c, csr, digest, renewing, &grant)) != APR_SUCCESS || !grant) {
+        return rv;
+    }
+    if (grant->needs_approval) {
+        return hold(c, csr, grant, digest);
+    }
+    return issue_and_send(c, csr, grant, digest);
+}
+
+/* CertPoll (GetCertInitial): where the held request of this transactionID stands. */
+static apr_status_t cert_poll(op_ctx_t *c)
+{
+    const char *issuer, *subject;
+
+    if (!c->db) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00242",
+                    "no request is ever held at an endpoint without a ScepDeviceDB");
+    }
+    if (scep_msg_issuer_and_subject(c->p, c->msg, &issuer, &subject) != APR_SUCCESS) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00242",
+                    "the messageData is not an IssuerAndSubject");
+    }
+    scep_log(c->log, SCEP_LOG_TRACE1, "SCEP00243: scep(%s,PKIOperation): CertPoll for %s, "
+             "issuer %s", c->msg->transaction_id, subject, issuer);
+    return continue_held(c, NULL);
 }
 
 /* ---- GetCert and GetCRL ------------------------------------------------------------ */
@@ -737,6 +887,8 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
     case SCEP_MSG_PKCSREQ:
     case SCEP_MSG_RENEWALREQ:
         return enroll(&c);
+    case SCEP_MSG_CERTPOLL:
+        return cert_poll(&c);
     case SCEP_MSG_GETCERT:
         return get_cert(&c);
     case SCEP_MSG_GETCRL:

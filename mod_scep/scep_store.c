@@ -862,8 +862,6 @@ apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
     scep_rec_put_i64(&rec, TXN_CREATED, t->created);
     if (t->request && t->request_len) {
         scep_rec_put_bytes(&rec, TXN_REQUEST, t->request, t->request_len);
-    }
-    if (t->grant_kind) {
         scep_rec_put_i64(&rec, TXN_GRANT_KIND, t->grant_kind);
     }
     scep_rec_put_str(&rec, TXN_REGISTRATION, t->registration);

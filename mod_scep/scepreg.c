@@ -106,6 +106,9 @@ static void usage(void)
         "  %s -l [-j] DBDIR [FQDN|PATTERN]        list devices\n"
         "  %s -L [-j] DBDIR [FQDN]                list issued certificates\n"
         "  %s -R [-r REASON] DBDIR SERIAL|FQDN    revoke a certificate, or all of a device's\n"
+        "  %s -P [-j] DBDIR [FQDN]                list requests held for approval\n"
+        "  %s -Y DBDIR TXID|FQDN                  approve held requests\n"
+        "  %s -N [-t REASON] DBDIR TXID|FQDN      reject held requests\n"
         "  %s -M [-T TTL] [-p PROFILE] [-m SIZE] DBDIR [FQDN]   mint a one-time challenge\n"
         "  %s -I FILE [-k] [-c] [-m SIZE] [-o USER] DBDIR       import CSV (\"-\": stdin)\n"
         "Options:\n"
@@ -114,6 +117,7 @@ static void usage(void)
         "  -i  read the challenge from stdin     -b  challenge on the command line (visible!)\n"
         "  -g  generate a random challenge and print it          -n  no stored challenge\n"
         "  -1  one-time challenge    -a  allowed IP address (repeat; replaces the list)\n"
+        "  -W  on|off: first enrollments of the device wait for approval (-Y)\n"
         "  -A  clear the IP list     -s  device serial number  -p  profile  -t  comment\n"
         "  -e  expiry: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, +30d, +12h, +90m or never\n"
         "  -j  JSON lines    -T  lifetime of a minted challenge (3600, 60m, 1h, 1d; default 1h)\n"
@@ -124,7 +128,7 @@ static void usage(void)
         "  5 value too long, 6 illegal value or no such device, 7 invalid database,\n"
         "  8 database full\n",
         SCEP_VERSION, progname, progname, progname, progname, progname, progname, progname,
-        progname, progname, progname, progname);
+        progname, progname, progname, progname, progname, progname, progname);
 }
 
 static int syntax(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -618,7 +622,9 @@ typedef struct opts_t {
     apr_array_header_t *ips;        /* canonical, const char * */
     const char *serial, *expiry_text, *profile, *comment, *owner, *ttl_text, *import_file;
     const char *revoke_serial;      /* -R by serial (hex, upper-case); else o->fqdn */
+    const char *transaction_id;     /* -Y/-N: as given; o->fqdn too when it is one */
     int reason;                     /* -R: RFC 5280 CRLReason */
+    int approval;                   /* -W: 0 unset, 1 on, -1 off */
     apr_int64_t expires, ttl;
     int expires_set;
     const char *dbdir, *name, *fqdn, *challenge_arg;
@@ -629,13 +635,14 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
 {
     /* options each mode accepts beside its own letter */
     static const struct { int mode; const char *allowed; int min_args, max_args; } modes[] = {
-        { 'a', "cmoibgn1aAsept", 2, 3 },
+        { 'a', "cmoibgn1aAseptW", 2, 3 },
         { 'D', "", 2, 2 }, { 'd', "", 2, 2 }, { 'E', "", 2, 2 }, { 'U', "", 2, 2 },
         { 'v', "ib", 2, 3 },
         { 'l', "j", 1, 2 }, { 'L', "j", 1, 2 },
         { 'M', "Tpm", 1, 2 },
         { 'I', "kcmo", 1, 1 },
         { 'R', "r", 2, 2 },
+        { 'P', "j", 1, 2 }, { 'Y', "", 2, 2 }, { 'N', "t", 2, 2 },
     };
     const char *raw_ips[64];
     int n_ips = 0, c, i, nargs;
@@ -647,9 +654,9 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
     opterr = 0;
     /* '+': options end at the first operand, so a challenge given with -b may start
      * with '-' (as may anything after "--") */
-    while ((c = getopt(argc, argv, "+cm:o:ibgn1a:As:e:p:t:DdEUvlLjMT:I:kRr:h")) != -1) {
+    while ((c = getopt(argc, argv, "+cm:o:ibgn1a:As:e:p:t:DdEUvlLjMT:I:kRr:W:PYNh")) != -1) {
         if (c == '?' || c == ':') {
-            return syntax(strchr("cmoaseptTIr", optopt) && optopt
+            return syntax(strchr("cmoaseptTIrW", optopt) && optopt
                           ? "option -%c needs a value" : "unknown option -%c", optopt);
         }
         if (c == 'h') {
@@ -662,7 +669,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         o->seen[c] = 1;
         switch (c) {
         case 'D': case 'd': case 'E': case 'U': case 'v': case 'l': case 'L': case 'M':
-        case 'I': case 'R':
+        case 'I': case 'R': case 'P': case 'Y': case 'N':
             if (o->mode != 'a') {
                 return syntax("options -%c and -%c cannot be combined", o->mode, c);
             }
@@ -700,6 +707,17 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         case 'j': o->json = 1; break;
         case 'T': o->ttl_text = optarg; break;
         case 'k': o->keep_going = 1; break;
+        case 'W':
+            if (strcasecmp(optarg, "on") == 0) {
+                o->approval = 1;
+            }
+            else if (strcasecmp(optarg, "off") == 0) {
+                o->approval = -1;
+            }
+            else {
+                return syntax("-W: '%s' is neither on nor off", optarg);
+            }
+            break;
         case 'r':
             if ((o->reason = scep_revocation_reason_parse(optarg)) < 0) {
                 return syntax("-r: '%s' is not a reason (unspecified, keyCompromise, "
@@ -718,7 +736,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         }
     }
     for (c = 1; c < 256; c++) {
-        if (o->seen[c] && c != o->mode && !strchr("DdEUvlLMIR", c) && !strchr(allowed, c)) {
+        if (o->seen[c] && c != o->mode && !strchr("DdEUvlLMIRPYN", c) && !strchr(allowed, c)) {
             if (o->mode == 'a') {
                 return syntax("option -%c cannot be used when adding a device", c);
             }
@@ -752,6 +770,16 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
     /* -R takes a serial (hex digits, colons allowed) or else an FQDN; a trailing dot
      * makes a name of digits and a-f an FQDN */
     if (o->mode == 'R' && o->name && (o->revoke_serial = serial_text(p, o->name)) != NULL) {
+        o->name = NULL;
+    }
+    /* -Y and -N take a transactionID (any printable text) or else an FQDN */
+    if ((o->mode == 'Y' || o->mode == 'N') && o->name) {
+        if (strlen(o->name) > 255 || !printable(o->name)) {
+            complain("illegal transactionID or FQDN");
+            return RC_ILLEGAL;
+        }
+        o->transaction_id = o->name;
+        o->fqdn = scep_store_fqdn(p, o->name, 0);
         o->name = NULL;
     }
 
@@ -1144,6 +1172,12 @@ static int cmd_add(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     if (o->one_time) {
         dev->flags |= SCEP_DEVICE_ONE_TIME;
     }
+    if (o->approval > 0) {
+        dev->flags |= SCEP_DEVICE_APPROVAL;
+    }
+    else if (o->approval < 0) {
+        dev->flags &= ~(unsigned int)SCEP_DEVICE_APPROVAL;
+    }
     if (!keep_verifier) {
         /* a new challenge (or none) starts unused */
         dev->verifier = verifier;
@@ -1361,6 +1395,23 @@ typedef struct list_ctx_t {
     apr_array_header_t *devices;  /* const scep_device_t *, collected by the walk */
 } list_ctx_t;
 
+/* "one-time,disabled,approval" or "-". */
+static const char *device_flags(apr_pool_t *p, unsigned int flags)
+{
+    const char *out = "";
+
+    if (flags & SCEP_DEVICE_ONE_TIME) {
+        out = "one-time";
+    }
+    if (flags & SCEP_DEVICE_DISABLED) {
+        out = apr_pstrcat(p, out, *out ? "," : "", "disabled", NULL);
+    }
+    if (flags & SCEP_DEVICE_APPROVAL) {
+        out = apr_pstrcat(p, out, *out ? "," : "", "approval", NULL);
+    }
+    return *out ? out : "-";
+}
+
 /* The walk only collects: the failure records are read once it is over, so that no
  * lookup happens while scep_db's cursor runs. */
 static int collect_device(void *baton, const scep_device_t *dev)
@@ -1395,9 +1446,11 @@ static void print_device(list_ctx_t *ctx, const scep_device_t *dev, const scep_f
         }
         fputs("],\"serial\":", out);
         json_string(out, dev->serial);
-        fprintf(out, ",\"challenge\":\"%s\",\"one_time\":%s,\"disabled\":%s,\"expires\":",
+        fprintf(out, ",\"challenge\":\"%s\",\"one_time\":%s,\"disabled\":%s,"
+                "\"approval\":%s,\"expires\":",
                 challenge, (dev->flags & SCEP_DEVICE_ONE_TIME) ? "true" : "false",
-                (dev->flags & SCEP_DEVICE_DISABLED) ? "true" : "false");
+                (dev->flags & SCEP_DEVICE_DISABLED) ? "true" : "false",
+                (dev->flags & SCEP_DEVICE_APPROVAL) ? "true" : "false");
         json_time(out, dev->expires);
         fputs(",\"profile\":", out);
         json_string(out, dev->profile);
@@ -1430,9 +1483,7 @@ static void print_device(list_ctx_t *ctx, const scep_device_t *dev, const scep_f
     if (!dev->ips || dev->ips->nelts == 0) {
         fputc('-', out);
     }
-    flags = (dev->flags & SCEP_DEVICE_ONE_TIME)
-            ? ((dev->flags & SCEP_DEVICE_DISABLED) ? "one-time,disabled" : "one-time")
-            : ((dev->flags & SCEP_DEVICE_DISABLED) ? "disabled" : "-");
+    flags = device_flags(ctx->pool, dev->flags);
     if (f->locked_until > ctx->now) {
         lock = apr_pstrcat(ctx->pool, "locked until ",
                            iso_time(t1, sizeof(t1), f->locked_until), NULL);
@@ -1665,6 +1716,167 @@ static int cmd_revoke(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     return fix_ownership(p, o);
 }
 
+/* ---- requests held for approval ------------------------------------------------------ */
+
+typedef struct held_ctx_t {
+    const opts_t *o;
+    apr_pool_t *pool;
+    apr_array_header_t *ids;        /* -Y/-N: the pending transactionIDs that match */
+} held_ctx_t;
+
+static int print_held(void *baton, const scep_transaction_t *t)
+{
+    held_ctx_t *ctx = baton;
+    FILE *out = stdout;
+    char t1[40], t2[40];
+
+    if (ctx->o->fqdn && (!t->fqdn || strcmp(t->fqdn, ctx->o->fqdn) != 0)) {
+        return 0;
+    }
+    if (ctx->o->json) {
+        fputs("{\"transaction_id\":", out);
+        json_string(out, t->transaction_id);
+        fputs(",\"state\":", out);
+        json_string(out, t->state);
+        fputs(",\"fqdn\":", out);
+        json_string(out, t->fqdn);
+        fputs(",\"subject\":", out);
+        json_string(out, t->subject);
+        fputs(",\"client\":", out);
+        json_string(out, t->client_ip);
+        fputs(",\"created\":", out);
+        json_time(out, t->created);
+        fputs(",\"decided_at\":", out);
+        json_time(out, t->decided_at);
+        fputs(",\"decided_by\":", out);
+        json_string(out, t->decided_by);
+        fputs(",\"reason\":", out);
+        json_string(out, t->reason);
+        fputs("}\n", out);
+        return 0;
+    }
+    fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t->transaction_id, t->state,
+            t->fqdn ? t->fqdn : "-", t->subject ? t->subject : "-",
+            t->client_ip ? t->client_ip : "-", iso_time(t1, sizeof(t1), t->created),
+            t->decided_at ? iso_time(t2, sizeof(t2), t->decided_at) : "-",
+            t->decided_by ? t->decided_by : "-", t->reason ? t->reason : "-");
+    return 0;
+}
+
+static int cmd_list_held(apr_pool_t *p, const opts_t *o)
+{
+    scep_db_t *db;
+    scep_txn_t *txn;
+    held_ctx_t ctx = { o, p, NULL };
+    apr_status_t rv;
+    int rc;
+
+    if ((rc = open_db(p, o, 0, &db)) != RC_OK) {
+        return rc;
+    }
+    if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
+        return db_failed(p, o->dbdir, "cannot begin a read transaction", rv);
+    }
+    if (!o->json) {
+        fputs("transaction_id\tstate\tfqdn\tsubject\tclient\tcreated\tdecided_at\t"
+              "decided_by\treason\n", stdout);
+    }
+    rv = scep_transaction_foreach_held(txn, p, print_held, &ctx);
+    scep_db_abort(txn);
+    if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
+        finish_output();
+        return db_failed(p, o->dbdir, "cannot list the held requests", rv);
+    }
+    return finish_output();
+}
+
+static int collect_pending(void *baton, const scep_transaction_t *t)
+{
+    held_ctx_t *ctx = baton;
+
+    if (strcmp(t->state, SCEP_TXN_PENDING) == 0 && t->fqdn
+        && strcmp(t->fqdn, ctx->o->fqdn) == 0) {
+        APR_ARRAY_PUSH(ctx->ids, const char *) = apr_pstrdup(ctx->pool, t->transaction_id);
+    }
+    return 0;
+}
+
+/* Who decides, for the record: the user behind sudo, else the one running the tool. */
+static const char *operator_name(apr_pool_t *p)
+{
+    const char *sudo = getenv("SUDO_USER");
+    struct passwd *pw;
+
+    if (sudo && *sudo && printable(sudo)) {
+        return apr_pstrdup(p, sudo);
+    }
+    pw = getpwuid(getuid());
+    return pw ? apr_pstrdup(p, pw->pw_name) : apr_psprintf(p, "uid %lu", (unsigned long)getuid());
+}
+
+/* -Y and -N: one transactionID, or every pending request of a device, in one write
+ * transaction.  The module issues an approved request on the device's next poll. */
+static int cmd_decide(apr_pool_t *p, const opts_t *o, apr_int64_t now)
+{
+    held_ctx_t ctx = { o, p, apr_array_make(p, 4, sizeof(const char *)) };
+    const char *state = o->mode == 'Y' ? SCEP_TXN_APPROVED : SCEP_TXN_REJECTED;
+    const char *by = operator_name(p);
+    scep_transaction_t *t;
+    scep_db_t *db;
+    scep_txn_t *txn;
+    apr_status_t rv;
+    int rc, i;
+
+    if ((rc = open_db(p, o, 1, &db)) != RC_OK) {
+        return rc;
+    }
+    if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
+        return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
+    }
+    rv = scep_transaction_get(txn, p, o->transaction_id, &t);
+    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_PENDING) != 0) {
+        scep_db_abort(txn);
+        complain("the request %s is %s, not pending", o->transaction_id, t->state);
+        return RC_ILLEGAL;
+    }
+    if (rv == APR_SUCCESS) {
+        APR_ARRAY_PUSH(ctx.ids, const char *) = o->transaction_id;
+    }
+    else if (rv == SCEP_DB_NOTFOUND && o->fqdn) {
+        rv = scep_transaction_foreach_held(txn, p, collect_pending, &ctx);
+    }
+    if (rv == SCEP_DB_NOTFOUND || (rv == APR_SUCCESS && ctx.ids->nelts == 0)) {
+        scep_db_abort(txn);
+        complain("no pending request with transactionID %s%s%s in %s", o->transaction_id,
+                 o->fqdn ? " or for " : "", o->fqdn ? o->fqdn : "", o->dbdir);
+        return RC_ILLEGAL;
+    }
+    for (i = 0; rv == APR_SUCCESS && i < ctx.ids->nelts; i++) {
+        rv = scep_transaction_get(txn, p, APR_ARRAY_IDX(ctx.ids, i, const char *), &t);
+        if (rv == APR_SUCCESS) {
+            t->state = state;
+            t->decided_at = now;
+            t->decided_by = by;
+            t->reason = o->mode == 'N' && o->comment && *o->comment ? o->comment : NULL;
+            rv = scep_transaction_put(txn, p, t);
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return db_failed(p, o->dbdir, "cannot record the decision", rv);
+    }
+    if ((rc = commit_unless_interrupted(p, o->dbdir, txn)) != RC_OK) {
+        return rc;
+    }
+    for (i = 0; i < ctx.ids->nelts; i++) {
+        complain("%s request %s%s", o->mode == 'Y' ? "approved" : "rejected",
+                 APR_ARRAY_IDX(ctx.ids, i, const char *),
+                 o->mode == 'Y' ? ": the device gets its certificate when it polls next"
+                                : "");
+    }
+    return fix_ownership(p, o);
+}
+
 /* ---- mint -------------------------------------------------------------------------------- */
 
 static int cmd_mint(apr_pool_t *p, const opts_t *o, apr_int64_t now)
@@ -1868,9 +2080,13 @@ static const char *parse_row(apr_pool_t *p, char *text, apr_int64_t now, row_t *
         else if (!strcasecmp(tok, "disabled")) {
             row->flags |= SCEP_DEVICE_DISABLED;
         }
+        else if (!strcasecmp(tok, "approval")) {
+            row->flags |= SCEP_DEVICE_APPROVAL;
+        }
         else {
-            return printable(tok) ? apr_psprintf(p, "unknown flag '%s' (one-time, disabled)", tok)
-                                  : "unknown flag (one-time, disabled)";
+            return printable(tok)
+                   ? apr_psprintf(p, "unknown flag '%s' (one-time, disabled, approval)", tok)
+                   : "unknown flag (one-time, disabled, approval)";
         }
     }
     row->expires = 0;
@@ -2210,6 +2426,8 @@ int main(int argc, char **argv)
         case 'M': rc = cmd_mint(pool, &o, now); break;
         case 'I': rc = cmd_import(pool, &o, now); break;
         case 'R': rc = cmd_revoke(pool, &o, now); break;
+        case 'P': rc = cmd_list_held(pool, &o); break;
+        case 'Y': case 'N': rc = cmd_decide(pool, &o, now); break;
         default: rc = cmd_change(pool, &o, now); break;
         }
     }

@@ -335,6 +335,31 @@ reg -R -r superseded "$DB" a.example.com
 expect_rc 6 "-R on a device without certificates"
 reg -R "$DB" 'bad name!'
 expect_rc 6 "-R on something neither serial nor FQDN"
+# approval: the flag, and the held-request commands (their flow is in t_pending.sh)
+reg -n -W on "$DB" appr.example.com
+expect_rc 0 "-W on"
+expect_eq "$(field "$DB" appr.example.com 5)" approval "-l shows the approval flag"
+expect_match "$(timeout 60 "$SCEPREG" -l -j "$DB" appr.example.com)" '"approval":true' "-l -j shows it too"
+reg -W off "$DB" appr.example.com
+expect_rc 0 "-W off"
+expect_eq "$(field "$DB" appr.example.com 5)" - "-W off clears the flag"
+reg -W maybe "$DB" appr.example.com
+expect_rc 2 "-W with neither on nor off"
+reg -W on -l "$DB"
+expect_rc 2 "-W with -l"
+reg -P "$DB"
+expect_rc 0 "-P"
+expect_eq "$(cat "$T/out")" \
+    "$(printf 'transaction_id\tstate\tfqdn\tsubject\tclient\tcreated\tdecided_at\tdecided_by\treason')" \
+    "-P prints its header (nothing held)"
+reg -Y "$DB"
+expect_rc 2 "-Y without a transactionID"
+reg -Y "$DB" no-such-transaction
+expect_rc 6 "-Y on an unknown transactionID"
+reg -N -t "no" "$DB" appr.example.com
+expect_rc 6 "-N on a device with nothing pending"
+reg -Y -t "why" "$DB" appr.example.com
+expect_rc 2 "-t with -Y"
 reg -M "$DB"
 expect_rc 0 "-M"
 expect_match "$(cat "$T/out")" '^[0-9a-f]{32}$' "-M prints 32 hex characters, alone"

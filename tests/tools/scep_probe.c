@@ -69,6 +69,7 @@ static void usage(void)
         "           [--unstructured-name FQDN] [--unstructured-address IP]\n"
         "           [--serial-number SN] [--san-dns NAME]\n"
         "           [--query-issuer CA.pem --query-serial HEX]   (GetCert/GetCRL content)\n"
+        "           [--poll-issuer CA.pem]   (CertPoll content: IssuerAndSubject)\n"
         "           --out req.der [--nonce-out nonce.bin]\n"
         "       %s reply --in rep.der --key dev.key --cert dev.pem --signer CA_OR_RA.pem\n"
         "           [--nonce nonce.bin] [--cert-out issued.pem] [--any-cert]\n"
@@ -305,7 +306,7 @@ typedef struct {
     const char *recipient, *key, *cert, *subject, *challenge, *digest, *cipher;
     const char *msgtype, *txid, *out, *nonce_out;
     const char *unstructured_name, *unstructured_address, *serial_number, *san_dns;
-    const char *query_issuer, *query_serial;
+    const char *query_issuer, *query_serial, *poll_issuer;
     int no_challenge, oaep, pss, break_signature, break_csr, critical_aki;
 } request_opts;
 
@@ -493,7 +494,7 @@ static int cmd_request(int argc, char **argv)
     X509 *cert, *recipient;
     const EVP_MD *md;
     EVP_CIPHER *cipher;
-    unsigned char *csr, *env, *der = NULL, nonce[NONCE_LEN];
+    unsigned char *csr = NULL, *env, *der = NULL, nonce[NONCE_LEN];
     int csr_len, env_len, der_len, i;
     char txid[2 * EVP_MAX_MD_SIZE + 1];
     CMS_ContentInfo *cms;
@@ -526,6 +527,7 @@ static int cmd_request(int argc, char **argv)
         else if (strcmp(a, "--san-dns") == 0) slot = &o.san_dns;
         else if (strcmp(a, "--query-issuer") == 0) slot = &o.query_issuer;
         else if (strcmp(a, "--query-serial") == 0) slot = &o.query_serial;
+        else if (strcmp(a, "--poll-issuer") == 0) slot = &o.poll_issuer;
         else if (strcmp(a, "--no-challenge") == 0) o.no_challenge = 1;
         else if (strcmp(a, "--oaep") == 0) o.oaep = 1;
         else if (strcmp(a, "--pss") == 0) o.pss = 1;
@@ -570,6 +572,45 @@ static int cmd_request(int argc, char **argv)
         }
         csr[0] = 0x04;  /* an OCTET STRING tag with a length that does not fit */
         csr[1] = 0xff;
+    }
+    else if (o.poll_issuer) {
+        /* CertPoll: IssuerAndSubject ::= SEQUENCE { issuer Name, subject Name }, built
+         * by hand from the two DER names */
+        X509 *issuer = load_cert(o.poll_issuer);
+        X509_NAME *subject = parse_subject(o.subject);
+        unsigned char *in = NULL, *sn = NULL, *p;
+        int ilen = i2d_X509_NAME(X509_get_subject_name(issuer), &in);
+        int slen = i2d_X509_NAME(subject, &sn);
+        int body = ilen + slen;
+
+        if (ilen <= 0 || slen <= 0 || body > 0xffff) {
+            die("cannot encode the IssuerAndSubject");
+        }
+        csr = OPENSSL_malloc((size_t)body + 4);
+        if (!csr) {
+            die("out of memory");
+        }
+        p = csr;
+        *p++ = 0x30;
+        if (body < 0x80) {
+            *p++ = (unsigned char)body;
+        }
+        else if (body < 0x100) {
+            *p++ = 0x81;
+            *p++ = (unsigned char)body;
+        }
+        else {
+            *p++ = 0x82;
+            *p++ = (unsigned char)(body >> 8);
+            *p++ = (unsigned char)body;
+        }
+        memcpy(p, in, (size_t)ilen);
+        memcpy(p + ilen, sn, (size_t)slen);
+        csr_len = (int)(p - csr) + body;
+        OPENSSL_free(in);
+        OPENSSL_free(sn);
+        X509_NAME_free(subject);
+        X509_free(issuer);
     }
     else if (o.query_issuer || o.query_serial) {
         /* GetCert and GetCRL carry an IssuerAndSerialNumber instead of a PKCS#10 */

@@ -500,6 +500,157 @@ static void test_renewal_records(void **state)
     assert_memory_equal(der, "DER of 0D02", der_len);
 }
 
+static scep_csr_t *csr_for_router(fixture_t *f, const char *challenge)
+{
+    scep_csr_t *csr = csr_for(f->pool, "w1.example.net", challenge);
+
+    csr->unstructured_address = "192.0.2.10";
+    csr->serial_number = "FTX123";
+    return csr;
+}
+
+static apr_status_t hold(fixture_t *f, const scep_grant_t *grant, const char *txid,
+                         unsigned char fill, const char **why)
+{
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN], key[SCEP_REQUEST_DIGEST_LEN];
+    const unsigned char *der;
+    apr_size_t der_len;
+
+    memset(digest, fill, sizeof(digest));
+    memset(key, 0x4b, sizeof(key));
+    return scep_policy_hold(f->pool, f->db, &f->conf, grant, txid, digest,
+                            (const unsigned char *)"PKCS#10", 7, key, "192.0.2.1",
+                            "CN=x", NOW, &der, &der_len, why);
+}
+
+static apr_status_t poll_at(fixture_t *f, const char *txid, apr_int64_t now,
+                            scep_transaction_t **held, scep_grant_t **grant, const char **why)
+{
+    unsigned char key[SCEP_REQUEST_DIGEST_LEN];
+    const unsigned char *der;
+    apr_size_t der_len;
+
+    memset(key, 0x4b, sizeof(key));
+    return scep_policy_poll(f->pool, f->db, &f->conf, txid, key, now, held, grant, &der,
+                            &der_len, why);
+}
+
+static void set_state(fixture_t *f, const char *txid, const char *state)
+{
+    scep_transaction_t *t;
+    scep_txn_t *txn;
+
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_transaction_get(txn, f->pool, txid, &t), APR_SUCCESS);
+    t->state = state;
+    t->decided_at = NOW + 10;
+    t->decided_by = "alice";
+    t->reason = strcmp(state, SCEP_TXN_REJECTED) == 0 ? "unknown box" : NULL;
+    assert_int_equal(scep_transaction_put(txn, f->pool, t), APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+}
+
+static void test_approval(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant, *again;
+    scep_transaction_t *held;
+    scep_device_t *dev;
+    scep_txn_t *txn;
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN], other[SCEP_REQUEST_DIGEST_LEN];
+    const unsigned char *der;
+    apr_size_t der_len;
+    const char *why;
+
+    f->conf.pending_timeout = 3600;
+    register_device(f, "w1.example.net", "pw", SCEP_DEVICE_ONE_TIME | SCEP_DEVICE_APPROVAL,
+                    set_router);
+    register_device(f, "w2.example.net", "pw", 0, NULL);
+    assert_int_equal(decide(f, csr_for_router(f, "pw"), NULL, &grant, &why), APR_SUCCESS);
+    assert_true(grant->needs_approval);
+    assert_int_equal(decide(f, csr_for(f->pool, "w2.example.net", "pw"), NULL, &again, &why),
+                     APR_SUCCESS);
+    assert_false(again->needs_approval);
+    f->conf.require_approval = 1;
+    assert_int_equal(decide(f, csr_for(f->pool, "w2.example.net", "pw"), NULL, &again, &why),
+                     APR_SUCCESS);
+    assert_true(again->needs_approval);
+
+    /* held: the one-time challenge is spent, the request waits */
+    assert_int_equal(hold(f, grant, "wait-1", 1, &why), APR_SUCCESS);
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_device_get(txn, f->pool, "w1.example.net", &dev), APR_SUCCESS);
+    scep_db_abort(txn);
+    assert_true(dev->flags & SCEP_DEVICE_USED);
+    assert_null(dev->last_serial);
+    memset(digest, 1, sizeof(digest));
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "wait-1", NULL, NOW, digest,
+                                        &der, &der_len, &why), SCEP_POLICY_HELD);
+    memset(other, 2, sizeof(other));
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "wait-1", NULL, NOW, other,
+                                        &der, &der_len, &why), SCEP_POLICY_DENIED);
+    assert_int_equal(poll_at(f, "wait-1", NOW + 60, &held, &again, &why), SCEP_POLICY_PENDING);
+    assert_int_equal(poll_at(f, "nothing", NOW, &held, &again, &why), SCEP_DB_NOTFOUND);
+    {
+        unsigned char key[SCEP_REQUEST_DIGEST_LEN];
+
+        memset(key, 0x55, sizeof(key));
+        assert_int_equal(scep_policy_poll(f->pool, f->db, &f->conf, "wait-1", key, NOW,
+                                          &held, &again, &der, &der_len, &why),
+                         SCEP_POLICY_DENIED);
+        assert_non_null(strstr(why, "another key"));
+    }
+
+    /* approved: the grant comes back as it was, and is recorded once */
+    set_state(f, "wait-1", SCEP_TXN_APPROVED);
+    assert_int_equal(poll_at(f, "wait-1", NOW + 60, &held, &again, &why), SCEP_POLICY_APPROVED);
+    assert_memory_equal(held->request, "PKCS#10", 7);
+    assert_true(again->held && again->kind == SCEP_GRANT_DEVICE);
+    assert_string_equal(again->registration, "w1.example.net");
+    assert_string_equal(again->identity.fqdn, "w1.example.net");
+    assert_int_equal(again->identity.ips->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(again->identity.ips, 0, const char *), "192.0.2.10");
+    assert_string_equal(again->identity.serial_number, "FTX123");
+    assert_int_equal(scep_policy_record_approved(f->pool, f->db, &f->conf, again, "wait-1",
+                                                 cert_rec(f->pool, "0E01", "w1.example.net"),
+                                                 NOW + 70, &der, &der_len, &why),
+                     APR_SUCCESS);
+    assert_int_equal(scep_policy_record_approved(f->pool, f->db, &f->conf, again, "wait-1",
+                                                 cert_rec(f->pool, "0E02", "w1.example.net"),
+                                                 NOW + 71, &der, &der_len, &why),
+                     SCEP_POLICY_REPLAY);
+    assert_memory_equal(der, "DER of 0E01", der_len);
+    assert_int_equal(poll_at(f, "wait-1", NOW + 80, &held, &again, &why), SCEP_POLICY_REPLAY);
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_device_get(txn, f->pool, "w1.example.net", &dev), APR_SUCCESS);
+    scep_db_abort(txn);
+    assert_string_equal(dev->last_serial, "0E01");
+
+    /* rejected, and expired */
+    assert_int_equal(decide(f, csr_for(f->pool, "w2.example.net", "pw"), NULL, &grant, &why),
+                     APR_SUCCESS);
+    assert_int_equal(hold(f, grant, "wait-2", 3, &why), APR_SUCCESS);
+    set_state(f, "wait-2", SCEP_TXN_REJECTED);
+    assert_int_equal(poll_at(f, "wait-2", NOW + 60, &held, &again, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "rejected by alice"));
+    assert_non_null(strstr(why, "unknown box"));
+    assert_int_equal(hold(f, grant, "wait-3", 4, &why), APR_SUCCESS);
+    assert_int_equal(poll_at(f, "wait-3", NOW + 3599, &held, &again, &why),
+                     SCEP_POLICY_PENDING);
+    assert_int_equal(poll_at(f, "wait-3", NOW + 3600, &held, &again, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "expired"));
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_transaction_get(txn, f->pool, "wait-3", &held), APR_SUCCESS);
+    scep_db_abort(txn);
+    assert_string_equal(held->state, SCEP_TXN_EXPIRED);
+    /* an approval that comes too late changes nothing for the device */
+    set_state(f, "wait-3", SCEP_TXN_EXPIRED);
+    assert_int_equal(scep_policy_record_approved(f->pool, f->db, &f->conf, grant, "wait-3",
+                                                 cert_rec(f->pool, "0E03", "w2.example.net"),
+                                                 NOW, &der, &der_len, &why),
+                     SCEP_POLICY_DENIED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_minted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approval, setup, teardown),
     };
     int rc;
 
