@@ -537,6 +537,10 @@ static const command_rec scep_cmds[] = {
                   DIR_CONTEXT, "PEM file: a separate RA certificate that signs CertReps"),
     AP_INIT_TAKE1("ScepRASigningKeyFile", set_file, FILE_SLOT(ra_sign_key_file), DIR_CONTEXT,
                   "PEM file: its private key (mode 0600)"),
+    AP_INIT_TAKE1("ScepNextCACertificateFile", set_file, FILE_SLOT(next_ca_file), DIR_CONTEXT,
+                  "PEM file: the CA certificate(s) that take over next (GetNextCACert)"),
+    AP_INIT_TAKE1("ScepPreviousCACertificateFile", set_file, FILE_SLOT(previous_ca_file),
+                  DIR_CONTEXT, "PEM file: earlier CA certificates whose certificates renew"),
     AP_INIT_TAKE1("ScepChallenge", set_challenge, NULL, DIR_CONTEXT,
                   "the static challenge password every enrollment must carry"),
     AP_INIT_FLAG("ScepAllowNoChallenge", set_flag, (void *)SET_NO_CHALLENGE, DIR_CONTEXT,
@@ -855,6 +859,19 @@ static int scep_handler(request_rec *r)
          * one CA is served per Location, so it is ignored. */
         scep_ca_cacert(ca, &type, &der, &len);
         return scep_glue_send(r, type, der, len);
+    }
+    if (strcasecmp(operation, "GetNextCACert") == 0) {
+        const unsigned char *der;
+        apr_size_t len;
+
+        scep_ca_nextcacert(ca, &der, &len);
+        if (!der) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "SCEP00113: scep(-,GetNextCACert): no ScepNextCACertificateFile "
+                          "applies to %s (GetCACaps does not offer it here)", r->uri);
+            return HTTP_NOT_FOUND;
+        }
+        return scep_glue_send(r, "application/x-x509-next-ca-cert", der, len);
     }
     if (strcasecmp(operation, "PKIOperation") == 0) {
         scep_glue_effective_profile(conf, &profile);

@@ -22,8 +22,8 @@
 
 /* Advertise only what is true.  SCEPStandard: RFC 8894 section 2.9's mandatory set
  * (GetCACaps, GetCACert, PKCSReq, POST, AES-128, SHA-256) is all implemented.
- * Renewal is added per endpoint where certificate records exist (the glue);
- * GetNextCACert is not offered yet. */
+ * Renewal is added per endpoint where certificate records exist (the glue),
+ * GetNextCACert where a next CA is configured. */
 static const char caps_text[] =
     "POSTPKIOperation\n"
     "AES\n"
@@ -236,6 +236,72 @@ static void warn_about(const scep_log_t *log, const char *role, const char *path
     }
 }
 
+/* Every certificate of a rollover file must be a CA certificate. */
+static apr_status_t load_ca_list(apr_pool_t *p, const char *role, const char *path,
+                                 STACK_OF(X509) **certs, const char **errmsg)
+{
+    apr_status_t rv = load_certs(p, role, path, certs, errmsg);
+    int i;
+
+    for (i = 0; rv == APR_SUCCESS && i < sk_X509_num(*certs); i++) {
+        if (X509_check_ca(sk_X509_value(*certs, i)) == 0) {
+            return file_problem(p, role, path, apr_psprintf(p, "holds a certificate that is "
+                                "not a CA certificate (number %d)", i + 1), errmsg);
+        }
+    }
+    return rv;
+}
+
+/* CA rollover: the next CA, announced by GetNextCACert before the switch, and the
+ * previous CAs, whose certificates still renew after it. */
+static apr_status_t load_rollover(apr_pool_t *p, const scep_ca_files_t *files,
+                                  const scep_log_t *log, scep_ca_t *ca, const char **errmsg)
+{
+    STACK_OF(X509) *next;
+    X509 **certs;
+    apr_status_t rv;
+    int i, n;
+
+    if (files->previous_ca_file) {
+        if ((rv = load_ca_list(p, "previous CA certificate", files->previous_ca_file,
+                               &ca->previous, errmsg)) != APR_SUCCESS) {
+            return rv;
+        }
+        for (i = 0; i < sk_X509_num(ca->previous); i++) {
+            if (X509_cmp(sk_X509_value(ca->previous, i), ca->ca_cert) == 0) {
+                return file_problem(p, "previous CA certificate", files->previous_ca_file,
+                                    "holds the current CA certificate", errmsg);
+            }
+        }
+    }
+    if (!files->next_ca_file) {
+        return APR_SUCCESS;
+    }
+    if ((rv = load_ca_list(p, "next CA certificate", files->next_ca_file, &next, errmsg))
+        != APR_SUCCESS) {
+        return rv;
+    }
+    if (X509_cmp(sk_X509_value(next, 0), ca->ca_cert) == 0) {
+        return file_problem(p, "next CA certificate", files->next_ca_file,
+                            "holds the current CA certificate: after the switch, remove "
+                            "ScepNextCACertificateFile", errmsg);
+    }
+    warn_about(log, "next CA certificate", files->next_ca_file, sk_X509_value(next, 0), 0);
+    n = sk_X509_num(next);
+    certs = apr_palloc(p, sizeof(X509 *) * (size_t)n);
+    for (i = 0; i < n; i++) {
+        certs[i] = sk_X509_value(next, i);
+    }
+    if ((rv = scep_msg_signed_certs(p, ca, certs, n, &ca->nextca_der, &ca->nextca_der_len))
+        != APR_SUCCESS) {
+        *errmsg = apr_pstrcat(p, "cannot sign the GetNextCACert answer: ",
+                              scep_openssl_errors(p), NULL);
+        return rv;
+    }
+    ca->caps = apr_pstrcat(p, caps_text, "GetNextCACert\n", NULL);
+    return APR_SUCCESS;
+}
+
 apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const scep_log_t *log,
                           scep_ca_t **out, const char **errmsg)
 {
@@ -317,6 +383,9 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     ca->name = apr_pstrdup(p, name ? name : "?");
     OPENSSL_free(name);
     ca->caps = caps_text;
+    if ((rv = load_rollover(p, files, log, ca, errmsg)) != APR_SUCCESS) {
+        return rv;
+    }
     if ((rv = prepare_cacert(p, ca)) != APR_SUCCESS) {
         *errmsg = apr_pstrcat(p, "cannot encode the GetCACert answer: ",
                               scep_openssl_errors(p), NULL);
@@ -338,6 +407,12 @@ void scep_ca_cacert(const scep_ca_t *ca, const char **content_type,
     *content_type = ca->cacert_type;
     *der = ca->cacert_der;
     *der_len = ca->cacert_der_len;
+}
+
+void scep_ca_nextcacert(const scep_ca_t *ca, const unsigned char **der, apr_size_t *der_len)
+{
+    *der = ca->nextca_der;
+    *der_len = ca->nextca_der_len;
 }
 
 const char *scep_ca_name(const scep_ca_t *ca)
@@ -586,11 +661,19 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
     return APR_SUCCESS;
 }
 
+static int issued_by(X509 *issuer, X509 *cert)
+{
+    return X509_check_issued(issuer, cert) == X509_V_OK
+           && X509_verify(cert, X509_get0_pubkey(issuer)) == 1;
+}
+
 int scep_ca_issued(const scep_ca_t *ca, X509 *cert)
 {
-    int ok = X509_check_issued(ca->ca_cert, cert) == X509_V_OK
-             && X509_verify(cert, X509_get0_pubkey(ca->ca_cert)) == 1;
+    int ok = issued_by(ca->ca_cert, cert), i;
 
+    for (i = 0; !ok && ca->previous && i < sk_X509_num(ca->previous); i++) {
+        ok = issued_by(sk_X509_value(ca->previous, i), cert);
+    }
     ERR_clear_error();
     return ok;
 }

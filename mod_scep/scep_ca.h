@@ -21,6 +21,8 @@ typedef struct scep_ca_files_t {
     const char *ra_key_file;
     const char *ra_sign_cert_file; /* optional separate CertRep signer */
     const char *ra_sign_key_file;
+    const char *next_ca_file;      /* optional: the CA that takes over (GetNextCACert) */
+    const char *previous_ca_file;  /* optional: CAs whose certificates still renew */
 } scep_ca_files_t;
 
 /* Loads and cross-checks every file.  What works but will bite (an RA certificate
@@ -36,6 +38,10 @@ const char *scep_ca_caps(const scep_ca_t *ca);
 /* The GetCACert answer: content type and DER body, both owned by the CA object. */
 void scep_ca_cacert(const scep_ca_t *ca, const char **content_type,
                     const unsigned char **der, apr_size_t *der_len);
+
+/* The GetNextCACert answer (a SignedData by the current signer holding the next CA's
+ * certificates), or NULL when no next CA is configured. */
+void scep_ca_nextcacert(const scep_ca_t *ca, const unsigned char **der, apr_size_t *der_len);
 
 /* Subject of the issuing CA certificate, for log lines. */
 const char *scep_ca_name(const scep_ca_t *ca);

@@ -20,6 +20,9 @@ struct scep_ca_t {
     const char *cacert_type;
     unsigned char *cacert_der;
     apr_size_t cacert_der_len;
+    unsigned char *nextca_der;      /* NULL without a next CA */
+    apr_size_t nextca_der_len;
+    STACK_OF(X509) *previous;       /* earlier CAs whose certificates still renew */
 };
 
 
@@ -37,7 +40,8 @@ struct scep_ca_t {
 apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profile_t *profile,
                            const scep_csr_t *csr, const scep_identity_t *forced,
                            X509 **cert, const char **why);
-/* Whether `cert` was issued by this CA (issuer name and signature). */
+/* Whether `cert` was issued by this CA or one of its previous CAs (issuer name and
+ * signature). */
 int scep_ca_issued(const scep_ca_t *ca, X509 *cert);
 
 #endif

@@ -423,6 +423,40 @@ static const char *name_oneline(apr_pool_t *p, const X509_NAME *name)
     return copy;
 }
 
+apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_ca_t *ca, X509 *const *certs,
+                                   int count, unsigned char **der, apr_size_t *len)
+{
+    unsigned char *inner;
+    apr_size_t inner_len;
+    STACK_OF(X509) *stack = sk_X509_new_null();
+    BIO *content = NULL, *out = pool_mem_bio(p);
+    CMS_ContentInfo *cms = NULL;
+    apr_status_t rv;
+    int i, ok;
+
+    /* The certificates go both into the signed content (a certificates-only SignedData,
+     * as GetCACert sends) and into the certificates field, where most clients look; the
+     * signer's own certificate stays out, so that every certificate there is the next
+     * CA's (clients hold the signer from GetCACert). */
+    if ((rv = scep_msg_certs_only(p, certs, count, &inner, &inner_len)) != APR_SUCCESS) {
+        sk_X509_free(stack);
+        return rv;
+    }
+    ok = stack && out && (content = BIO_new_mem_buf(inner, (int)inner_len)) != NULL;
+    for (i = 0; ok && i < count; i++) {
+        ok = sk_X509_push(stack, certs[i]) > 0;
+    }
+    if (ok) {
+        cms = CMS_sign(ca->sign_cert, ca->sign_key, stack, content,
+                       CMS_BINARY | CMS_NOSMIMECAP | CMS_NOCERTS);
+        ok = cms && i2d_CMS_bio(out, cms) == 1;
+    }
+    CMS_ContentInfo_free(cms);
+    BIO_free(content);
+    sk_X509_free(stack);
+    return ok ? bio_to_pool(p, out, der, len) : APR_EGENERAL;
+}
+
 apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
                                apr_size_t crl_len, unsigned char **der, apr_size_t *len)
 {

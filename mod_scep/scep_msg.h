@@ -63,6 +63,10 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
 apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
                                  unsigned char **der, apr_size_t *len);
 
+/* A SignedData by the CA's CertRep signer holding `certs` (GetNextCACert's answer). */
+apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_ca_t *ca, X509 *const *certs,
+                                   int count, unsigned char **der, apr_size_t *len);
+
 /* A degenerate SignedData holding only the CRL (GetCRL's answer). */
 apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
                                apr_size_t crl_len, unsigned char **der, apr_size_t *len);

@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "scep_ca.h"
+#include "scep_ca_int.h"
 #include "scep_msg.h"
 #include "scep_server.h"
 
@@ -225,6 +226,74 @@ static void test_cacert_answers(void **state)
 
     assert_non_null(strstr(scep_ca_caps(load_ca(p, 1)), "POSTPKIOperation\n"));
     assert_null(strstr(scep_ca_caps(load_ca(p, 1)), "Renewal"));
+}
+
+/* Rollover: the next CA is announced (signed by the current RA), certificates of a
+ * previous CA count as issued here. */
+static void test_rollover(void **state)
+{
+    apr_pool_t *p = *state;
+    EVP_PKEY *old_key = rsa_key(2048);
+    X509 *old_ca = make_cert("Old CA", old_key, NULL, NULL, 1);
+    X509 *old_device = make_cert("Old device", device_key, old_ca, old_key, 0);
+    X509 *device = make_cert("Device", device_key, ca_cert, ca_key, 0);
+    scep_ca_files_t files = { 0 };
+    const unsigned char *der, *in;
+    apr_size_t len;
+    scep_ca_t *ca = load_ca(p, 1);
+    const char *err = NULL;
+    CMS_ContentInfo *cms;
+    STACK_OF(X509) *certs;
+    BIO *out;
+
+    write_pem("old-ca.pem", old_ca, NULL, 0644);
+    write_pem("next.pem", other_cert, NULL, 0644);
+    scep_ca_nextcacert(ca, &der, &len);
+    assert_null(der);
+    assert_null(strstr(scep_ca_caps(ca), "GetNextCACert"));
+    assert_true(scep_ca_issued(ca, device));
+    assert_false(scep_ca_issued(ca, old_device));
+
+    files.ca_cert_file = in_dir(p, "ca.pem");
+    files.ca_key_file = in_dir(p, "ca.key");
+    files.ra_cert_file = in_dir(p, "ra.pem");
+    files.ra_key_file = in_dir(p, "ra.key");
+    files.previous_ca_file = in_dir(p, "old-ca.pem");
+    files.next_ca_file = in_dir(p, "old-ca.pem");   /* any CA other than the current */
+    assert_int_equal(scep_ca_load(p, &files, NULL, &ca, &err), APR_SUCCESS);
+    assert_true(scep_ca_issued(ca, device));
+    assert_true(scep_ca_issued(ca, old_device));
+    assert_non_null(strstr(scep_ca_caps(ca), "GetNextCACert\n"));
+    scep_ca_nextcacert(ca, &der, &len);
+    assert_non_null(der);
+    in = der;
+    cms = d2i_CMS_ContentInfo(NULL, &in, (long)len);
+    assert_non_null(cms);
+    certs = CMS_get1_certs(cms);
+    assert_int_equal(sk_X509_num(certs), 1);
+    assert_int_equal(X509_cmp(sk_X509_value(certs, 0), old_ca), 0);
+    sk_X509_pop_free(certs, X509_free);
+    certs = sk_X509_new_null();
+    sk_X509_push(certs, ra_cert);
+    out = BIO_new(BIO_s_mem());
+    assert_int_equal(CMS_verify(cms, certs, NULL, NULL, out, CMS_NO_SIGNER_CERT_VERIFY), 1);
+    BIO_free(out);
+    sk_X509_free(certs);
+    CMS_ContentInfo_free(cms);
+
+    /* a non-CA certificate, or the current CA as the next one, is refused */
+    files.previous_ca_file = NULL;
+    files.next_ca_file = in_dir(p, "next.pem");
+    assert_int_not_equal(scep_ca_load(p, &files, NULL, &ca, &err), APR_SUCCESS);
+    assert_non_null(strstr(err, "not a CA certificate"));
+    files.next_ca_file = in_dir(p, "ca.pem");
+    assert_int_not_equal(scep_ca_load(p, &files, NULL, &ca, &err), APR_SUCCESS);
+    assert_non_null(strstr(err, "holds the current CA certificate"));
+
+    X509_free(old_ca);
+    X509_free(old_device);
+    X509_free(device);
+    EVP_PKEY_free(old_key);
 }
 
 static void test_profile_helpers(void **state)
@@ -542,6 +611,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_refusals, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_cacert_answers, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_rollover, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_profile_helpers, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_enroll_success, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_enroll_ber, pool_setup, pool_teardown),
