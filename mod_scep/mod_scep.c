@@ -56,6 +56,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     *conf = *base;
     conf->ca_ref = add->ca_ref ? add->ca_ref : base->ca_ref;
     conf->db_ref = add->db_ref ? add->db_ref : base->db_ref;
+    conf->upstream_ref = add->upstream_ref ? add->upstream_ref : base->upstream_ref;
     conf->challenge_ttl = add->challenge_ttl ? add->challenge_ttl : base->challenge_ttl;
     conf->set = base->set | add->set;
     MERGE_MEMBER(SET_VALIDITY, validity_days);
@@ -115,13 +116,14 @@ void scep_glue_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *ou
     TAKE(SET_CDP, cdp_der);
     TAKE(SET_CDP, cdp_der_len);
 #undef TAKE
+    out->upstream = conf->upstream_ref ? conf->upstream_ref->up : NULL;
 }
 
 /* ---- directives ------------------------------------------------------------------ */
 
 /* A SCEP endpoint never reaches the file system (scep_translate_name), so a setting in a
  * <Directory> or <Files> section could never apply to it: refuse it instead of ignoring it. */
-static const char *endpoint_context(cmd_parms *cmd)
+const char *scep_glue_endpoint_context(cmd_parms *cmd)
 {
     return ap_check_cmd_context(cmd, NOT_IN_DIRECTORY | NOT_IN_FILES);
 }
@@ -142,11 +144,16 @@ static ca_ref_t *section_ca(cmd_parms *cmd, scep_dir_conf_t *conf)
     return conf->ca_ref;
 }
 
+void scep_glue_mark_forwarding(cmd_parms *cmd, scep_dir_conf_t *conf)
+{
+    section_ca(cmd, conf)->files.forwarding = 1;
+}
+
 static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const char *path, **slot, *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     slot = (const char **)((char *)&section_ca(cmd, dconf)->files + (size_t)cmd->info);
@@ -165,7 +172,7 @@ static const char *set_positive(cmd_parms *cmd, const char *arg, long max, long 
     long v = strtol(arg, &end, 10);
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     if (*arg == '\0' || *end != '\0' || v <= 0 || v > max) {
@@ -222,7 +229,7 @@ static const char *set_key_usage(cmd_parms *cmd, void *dconf, int argc, char *co
     int i;
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     if (argc == 0) {
@@ -263,7 +270,7 @@ static const char *set_profile_list(cmd_parms *cmd, void *dconf, int argc,
     scep_dir_conf_t *conf = dconf;
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     if (argc == 0) {
@@ -282,7 +289,7 @@ static const char *set_subject(cmd_parms *cmd, void *dconf, const char *arg)
     scep_dir_conf_t *conf = dconf;
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     if (strcasecmp(arg, "csr") == 0) {
@@ -303,7 +310,7 @@ static const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
     scep_dir_conf_t *conf = dconf;
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     if (*arg == '\0') {
@@ -323,7 +330,7 @@ static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
     scep_dir_conf_t *conf = dconf;
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     if ((intptr_t)cmd->info == SET_LEGACY) {
@@ -385,7 +392,7 @@ static const char *set_device_db(cmd_parms *cmd, void *dconf, const char *arg)
     scep_dir_conf_t *conf = dconf;
     const char *path, *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     if (conf->set & (SET_CHALLENGE | SET_NO_CHALLENGE)) {
@@ -405,7 +412,7 @@ static const char *set_db_map_size(cmd_parms *cmd, void *dconf, const char *arg)
     apr_size_t size = 0;
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL || (err = parse_size(cmd, arg, &size)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL || (err = parse_size(cmd, arg, &size)) != NULL) {
         return err;
     }
     if (!conf->db_ref) {
@@ -423,7 +430,7 @@ static const char *set_profile_name(cmd_parms *cmd, void *dconf, const char *arg
     scep_dir_conf_t *conf = dconf;
     const char *err, *c;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     for (c = arg; *c; c++) {
@@ -446,7 +453,7 @@ static const char *set_lockout(cmd_parms *cmd, void *dconf, const char *count,
     long failures = 0, secs = 900;
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     if (strcasecmp(count, "off") == 0) {
@@ -493,7 +500,7 @@ static const char *set_seconds(cmd_parms *cmd, void *dconf, const char *arg)
     long v = 0;
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
     if (!(d->min == 0 && strcmp(arg, "0") == 0)
@@ -541,6 +548,23 @@ static const command_rec scep_cmds[] = {
                   "PEM file: the CA certificate(s) that take over next (GetNextCACert)"),
     AP_INIT_TAKE1("ScepPreviousCACertificateFile", set_file, FILE_SLOT(previous_ca_file),
                   DIR_CONTEXT, "PEM file: earlier CA certificates whose certificates renew"),
+    AP_INIT_TAKE1("ScepUpstreamURL", scep_glue_upstream_url, NULL, DIR_CONTEXT,
+                  "the upstream SCEP CA that issues for this endpoint (http or https URL)"),
+    AP_INIT_TAKE12("ScepUpstreamProxy", scep_glue_upstream_proxy, NULL, DIR_CONTEXT,
+                   "forward proxy URL for the upstream, and optionally user:password"),
+    AP_INIT_TAKE1("ScepUpstreamNoProxy", scep_glue_upstream_text, NULL, DIR_CONTEXT,
+                  "hosts reached without the proxy, comma-separated"),
+    AP_INIT_TAKE1("ScepUpstreamCAFile", scep_glue_upstream_text, NULL, DIR_CONTEXT,
+                  "PEM file of the CAs trusted for https upstreams and proxies"),
+    AP_INIT_TAKE2("ScepUpstreamClientCertificate", scep_glue_upstream_client_cert, NULL,
+                  DIR_CONTEXT, "PEM certificate and key for TLS client authentication"),
+    AP_INIT_TAKE2("ScepUpstreamTimeout", scep_glue_upstream_timeout, NULL, DIR_CONTEXT,
+                  "seconds to connect and for a whole exchange (default 5 20)"),
+    AP_INIT_TAKE1("ScepUpstreamRetries", scep_glue_upstream_retries, NULL, DIR_CONTEXT,
+                  "further attempts after a failed connection (default 1)"),
+    AP_INIT_TAKE1("ScepUpstreamRefresh", scep_glue_upstream_refresh, NULL, DIR_CONTEXT,
+                  "seconds between fetches of the upstream's GetCACaps/GetCACert "
+                  "(default 3600)"),
     AP_INIT_TAKE1("ScepChallenge", set_challenge, NULL, DIR_CONTEXT,
                   "the static challenge password every enrollment must carry"),
     AP_INIT_FLAG("ScepAllowNoChallenge", set_flag, (void *)SET_NO_CHALLENGE, DIR_CONTEXT,
@@ -602,6 +626,7 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 {
     ca_refs = NULL;   /* a new configuration cycle starts */
     scep_glue_db_reset();
+    scep_glue_forward_reset();
     scep_profile_defaults(&default_profile, pconf);
     return OK;
 }
@@ -641,7 +666,8 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     int rc;
 
     ap_add_version_component(pconf, "mod_scep/" SCEP_VERSION);
-    if ((rc = scep_glue_db_prepare(ptemp, s)) != OK) {
+    if ((rc = scep_glue_db_prepare(ptemp, s)) != OK
+        || (rc = scep_glue_forward_prepare(pconf, s)) != OK) {
         return rc;
     }
     return scep_glue_audit_open(pconf, s);
@@ -650,6 +676,7 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
     scep_glue_db_child_init(pchild, s);
+    scep_glue_forward_child_init(pchild, s);
 }
 
 /* ---- requests -------------------------------------------------------------------- */
@@ -797,6 +824,12 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     }
     if (db_ref && !(db = scep_glue_db(r, db_ref))) {
         return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (profile->upstream && !db) {
+        /* an upstream that answers PENDING needs somewhere to keep the request */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SCEP00114: ScepUpstreamURL for %s needs a ScepDeviceDB", r->uri);
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     peer.client_ip = r->useragent_ip;
     peer.location = r->uri;

@@ -11,6 +11,7 @@
 
 #include "scep_ca.h"
 #include "scep_db.h"
+#include "scep_forward.h"
 #include "scep_server.h"
 
 extern module AP_MODULE_DECLARE_DATA scep_module;
@@ -35,9 +36,19 @@ typedef struct scep_db_ref_t {
     const char *open_error;             /* in a child, why it could not be opened */
 } scep_db_ref_t;
 
+/* The upstream CA of a section that forwards (ScepUpstreamURL and friends).  The object
+ * that talks to it is made per child, from the CA section it shares its <Location> with. */
+typedef struct scep_upstream_ref_t {
+    scep_upstream_conf_t conf;
+    const char *defined_at;
+    struct scep_dir_conf_t *section;    /* whose ca_ref holds the RA */
+    scep_upstream_t *up;                /* in a child, once made */
+} scep_upstream_ref_t;
+
 typedef struct scep_dir_conf_t {
     ca_ref_t *ca_ref;
     scep_db_ref_t *db_ref;
+    scep_upstream_ref_t *upstream_ref;
     scep_profile_t profile;
     apr_int64_t challenge_ttl;          /* ScepChallengeTTL, seconds; 0 = unset */
     unsigned int set;
@@ -72,6 +83,25 @@ void scep_glue_audit(request_rec *r, const char *event, const char *transaction_
 #define SCEP_CHALLENGE_HANDLER "scep-challenge"
 #define SCEP_DEFAULT_CHALLENGE_TTL 3600
 int scep_glue_challenge_handler(request_rec *r);
+
+/* ---- forwarding to an upstream CA (mod_scep_forward.c) -------------------------------- */
+void scep_glue_forward_reset(void);
+/* post_config: libcurl's global state, once, in the parent. */
+int scep_glue_forward_prepare(apr_pool_t *pconf, server_rec *s);
+void scep_glue_forward_child_init(apr_pool_t *pchild, server_rec *s);
+const char *scep_glue_upstream_url(cmd_parms *cmd, void *dconf, const char *arg);
+const char *scep_glue_upstream_proxy(cmd_parms *cmd, void *dconf, const char *url,
+                                     const char *credentials);
+const char *scep_glue_upstream_text(cmd_parms *cmd, void *dconf, const char *arg);
+const char *scep_glue_upstream_client_cert(cmd_parms *cmd, void *dconf, const char *cert,
+                                           const char *key);
+const char *scep_glue_upstream_timeout(cmd_parms *cmd, void *dconf, const char *connect,
+                                       const char *total);
+const char *scep_glue_upstream_retries(cmd_parms *cmd, void *dconf, const char *arg);
+const char *scep_glue_upstream_refresh(cmd_parms *cmd, void *dconf, const char *arg);
+/* Marks the section's CA files as those of an RA in front of an upstream CA. */
+void scep_glue_mark_forwarding(cmd_parms *cmd, scep_dir_conf_t *conf);
+const char *scep_glue_endpoint_context(cmd_parms *cmd);
 
 /* ---- the CRL (mod_scep_crl.c) ----------------------------------------------------- */
 #define SCEP_CRL_HANDLER "scep-crl"

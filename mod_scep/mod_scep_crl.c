@@ -38,10 +38,12 @@ int scep_glue_crl_handler(request_rec *r)
         return HTTP_METHOD_NOT_ALLOWED;
     }
     conf = ap_get_module_config(r->per_dir_config, &scep_module);
-    if (!conf->ca_ref || !conf->ca_ref->ca || !conf->db_ref) {
+    if (!conf->ca_ref || !conf->ca_ref->ca || !conf->db_ref
+        || !scep_ca_can_sign(conf->ca_ref->ca)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SCEP00130: SetHandler scep-crl for %s needs ScepCACertificateFile, "
-                      "ScepCAKeyFile and ScepDeviceDB to apply here", r->uri);
+                      "ScepCAKeyFile and ScepDeviceDB to apply here (an upstream CA "
+                      "publishes its own CRL)", r->uri);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!(db = scep_glue_db(r, conf->db_ref))) {

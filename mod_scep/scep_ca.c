@@ -315,7 +315,15 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
         *errmsg = "OpenSSL does not accept the SCEP attribute OIDs";
         return APR_EGENERAL;
     }
-    if (!files->ca_cert_file || !files->ca_key_file) {
+    if (files->forwarding) {
+        if (!files->ca_cert_file || !files->ra_cert_file || files->ca_key_file) {
+            *errmsg = "where an upstream CA issues, the CA certificate file names the "
+                      "upstream CA (no CA key file), and an RA certificate and key are "
+                      "required";
+            return APR_EINVAL;
+        }
+    }
+    else if (!files->ca_cert_file || !files->ca_key_file) {
         *errmsg = "a CA certificate file and a CA key file are both required";
         return APR_EINVAL;
     }
@@ -338,8 +346,9 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     ca->ca_cert = sk_X509_shift(ca_file_certs);
     apr_pool_cleanup_register(p, ca->ca_cert, cleanup_x509, apr_pool_cleanup_null);
     ca->chain = ca_file_certs;
-    if ((rv = load_key(p, "CA key", files->ca_key_file, ca->ca_cert, files->ra_cert_file == NULL,
-                       &ca->ca_key, errmsg))) {
+    if (files->ca_key_file
+        && (rv = load_key(p, "CA key", files->ca_key_file, ca->ca_cert,
+                          files->ra_cert_file == NULL, &ca->ca_key, errmsg))) {
         return rv;
     }
     if (X509_check_ca(ca->ca_cert) == 0) {
@@ -407,6 +416,11 @@ void scep_ca_cacert(const scep_ca_t *ca, const char **content_type,
     *content_type = ca->cacert_type;
     *der = ca->cacert_der;
     *der_len = ca->cacert_der_len;
+}
+
+int scep_ca_can_sign(const scep_ca_t *ca)
+{
+    return ca->ca_key != NULL;
 }
 
 void scep_ca_nextcacert(const scep_ca_t *ca, const unsigned char **der, apr_size_t *der_len)
@@ -631,6 +645,10 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
         return APR_ENOMEM;
     }
     apr_pool_cleanup_register(p, x, cleanup_x509, apr_pool_cleanup_null);
+    if (!ca->ca_key) {
+        *why = "this endpoint holds no CA key (an upstream CA issues for it)";
+        return APR_EGENERAL;
+    }
     if (!forced && !set_subject(x, profile, csr)) {
         *why = "the request names nobody (no subject, CN, unstructuredName or dNSName)";
         return APR_EINVAL;

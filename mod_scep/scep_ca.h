@@ -23,6 +23,7 @@ typedef struct scep_ca_files_t {
     const char *ra_sign_key_file;
     const char *next_ca_file;      /* optional: the CA that takes over (GetNextCACert) */
     const char *previous_ca_file;  /* optional: CAs whose certificates still renew */
+    int forwarding;                /* an upstream CA issues: no CA key here, an RA needed */
 } scep_ca_files_t;
 
 /* Loads and cross-checks every file.  What works but will bite (an RA certificate
@@ -42,6 +43,9 @@ void scep_ca_cacert(const scep_ca_t *ca, const char **content_type,
 /* The GetNextCACert answer (a SignedData by the current signer holding the next CA's
  * certificates), or NULL when no next CA is configured. */
 void scep_ca_nextcacert(const scep_ca_t *ca, const unsigned char **der, apr_size_t *der_len);
+
+/* Whether this CA signs here (it holds the CA key), rather than an upstream CA. */
+int scep_ca_can_sign(const scep_ca_t *ca);
 
 /* Subject of the issuing CA certificate, for log lines. */
 const char *scep_ca_name(const scep_ca_t *ca);

@@ -138,6 +138,9 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
                             scep_csr_t **out, const char **why)
 {
     scep_csr_t *csr = apr_pcalloc(p, sizeof(*csr));
+
+    csr->der = der;
+    csr->der_len = len;
     const unsigned char *q = der;
     const X509_NAME *subject;
     BIO *mem;

@@ -14,6 +14,8 @@
 
 typedef struct scep_csr_t {
     X509_REQ *req;                  /* freed with the pool */
+    const unsigned char *der;       /* the input, as parsed (not copied) */
+    apr_size_t der_len;
     EVP_PKEY *public_key;           /* owned by req */
     int key_bits;
     int key_is_rsa;

@@ -93,6 +93,12 @@ static apr_status_t cleanup_name(void *data)
     return APR_SUCCESS;
 }
 
+static apr_status_t cleanup_chain_stack(void *data)
+{
+    sk_X509_pop_free(data, X509_free);
+    return APR_SUCCESS;
+}
+
 static apr_status_t cleanup_bio(void *data)
 {
     BIO_free(data);
@@ -634,4 +640,133 @@ apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pki
         return APR_EGENERAL;
     }
     return bio_to_pool(p, out, der, len);
+}
+
+/* ---- the client side ----------------------------------------------------------------- */
+
+apr_status_t scep_msg_build_request(apr_pool_t *p, X509 *signer, EVP_PKEY *key,
+                                    X509 *recipient, const EVP_CIPHER *cipher,
+                                    const EVP_MD *md, int message_type,
+                                    const char *transaction_id,
+                                    const unsigned char *content, apr_size_t content_len,
+                                    unsigned char nonce[16], unsigned char **der,
+                                    apr_size_t *len)
+{
+    STACK_OF(X509) *recipients = sk_X509_new_null();
+    CMS_ContentInfo *env = NULL, *cms = NULL;
+    CMS_SignerInfo *si;
+    BIO *in = NULL, *enveloped = pool_mem_bio(p), *out = pool_mem_bio(p);
+    char type_text[4];
+    apr_status_t rv = APR_EGENERAL;
+
+    if (!recipients || !enveloped || !out || !sk_X509_push(recipients, recipient)
+        || RAND_bytes(nonce, 16) != 1
+        || !(in = BIO_new_mem_buf(content, (int)content_len))
+        || !(env = CMS_encrypt(recipients, in, cipher, CMS_BINARY))
+        || i2d_CMS_bio(enveloped, env) != 1) {
+        goto done;
+    }
+    apr_snprintf(type_text, sizeof(type_text), "%d", message_type);
+    if (!(cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY))
+        || !(si = CMS_add1_signer(cms, signer, key, md, CMS_BINARY | CMS_NOSMIMECAP))
+        || !add_string_attr(si, nid_transaction_id, V_ASN1_PRINTABLESTRING, transaction_id,
+                            (int)strlen(transaction_id))
+        || !add_string_attr(si, nid_message_type, V_ASN1_PRINTABLESTRING, type_text,
+                            (int)strlen(type_text))
+        || !add_string_attr(si, nid_sender_nonce, V_ASN1_OCTET_STRING, nonce, 16)
+        || CMS_final(cms, enveloped, NULL, CMS_BINARY) != 1
+        || i2d_CMS_bio(out, cms) != 1) {
+        goto done;
+    }
+    rv = bio_to_pool(p, out, der, len);
+done:
+    CMS_ContentInfo_free(cms);
+    CMS_ContentInfo_free(env);
+    BIO_free(in);
+    sk_X509_free(recipients);
+    return rv;
+}
+
+apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_size_t len,
+                                 STACK_OF(X509) *signers, X509 *cert, EVP_PKEY *key,
+                                 const char *transaction_id, const unsigned char nonce[16],
+                                 scep_reply_info_t *info, const char **why)
+{
+    CMS_ContentInfo *cms, *env, *inner;
+    STACK_OF(CMS_SignerInfo) *sis;
+    CMS_SignerInfo *si;
+    ASN1_TYPE *rnonce;
+    BIO *content = pool_mem_bio(p), *plain = pool_mem_bio(p);
+    unsigned char *envelope, *certs_der;
+    apr_size_t envelope_len, certs_len;
+    const char *text;
+
+    memset(info, 0, sizeof(*info));
+    info->fail_info = SCEP_FAIL_NONE;
+    if (!content || !plain || !(cms = pool_d2i_cms(p, der, len))
+        || OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed
+        || !(sis = CMS_get0_SignerInfos(cms)) || sk_CMS_SignerInfo_num(sis) != 1) {
+        *why = "the answer is not a SignedData with one signer";
+        ERR_clear_error();
+        return APR_EINVAL;
+    }
+    si = sk_CMS_SignerInfo_value(sis, 0);
+    /* The upstream's certificates come from its GetCACert, never from the answer. */
+    if (CMS_verify(cms, signers, NULL, NULL, content,
+                   CMS_NO_SIGNER_CERT_VERIFY | CMS_NOINTERN | CMS_BINARY) != 1) {
+        *why = apr_pstrcat(p, "the answer's signature does not verify with the upstream's "
+                           "certificates: ", scep_openssl_errors(p), NULL);
+        return APR_EINVAL;
+    }
+    text = printable_attr(p, si, nid_transaction_id, SCEP_TRANSACTION_ID_MAX);
+    if (!text || strcmp(text, transaction_id) != 0) {
+        *why = "the answer is for another transactionID";
+        return APR_EINVAL;
+    }
+    rnonce = signed_attr(si, nid_recipient_nonce);
+    if (!rnonce || rnonce->type != V_ASN1_OCTET_STRING
+        || ASN1_STRING_length(rnonce->value.octet_string) != 16
+        || memcmp(ASN1_STRING_get0_data(rnonce->value.octet_string), nonce, 16) != 0) {
+        *why = "the answer's recipientNonce is not our senderNonce";
+        return APR_EINVAL;
+    }
+    text = printable_attr(p, si, nid_pki_status, 4);
+    info->status = text ? atoi(text) : -1;
+    if (!text || (info->status != SCEP_STATUS_SUCCESS && info->status != SCEP_STATUS_FAILURE
+                  && info->status != SCEP_STATUS_PENDING)) {
+        *why = "the answer has no usable pkiStatus";
+        return APR_EINVAL;
+    }
+    if (info->status == SCEP_STATUS_FAILURE) {
+        text = printable_attr(p, si, nid_fail_info, 4);
+        info->fail_info = text ? atoi(text) : SCEP_FAIL_BAD_REQUEST;
+        if (info->fail_info < SCEP_FAIL_BAD_ALG || info->fail_info > SCEP_FAIL_BAD_CERT_ID) {
+            info->fail_info = SCEP_FAIL_BAD_REQUEST;
+        }
+        info->fail_text = printable_attr(p, si, nid_fail_info_text, 512);
+        return APR_SUCCESS;
+    }
+    if (info->status == SCEP_STATUS_PENDING) {
+        return APR_SUCCESS;
+    }
+    if (bio_to_pool(p, content, &envelope, &envelope_len) != APR_SUCCESS || !envelope_len
+        || !(env = pool_d2i_cms(p, envelope, envelope_len))
+        || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped
+        || !try_decrypt(env, key, cert, plain)
+        || bio_to_pool(p, plain, &certs_der, &certs_len) != APR_SUCCESS
+        || !(inner = pool_d2i_cms(p, certs_der, certs_len))
+        || OBJ_obj2nid(CMS_get0_type(inner)) != NID_pkcs7_signed) {
+        *why = "the SUCCESS answer holds no envelope we can open with our RA key";
+        ERR_clear_error();
+        return APR_EINVAL;
+    }
+    info->certs = CMS_get1_certs(inner);
+    if (!info->certs || sk_X509_num(info->certs) == 0) {
+        sk_X509_pop_free(info->certs, X509_free);
+        info->certs = NULL;
+        *why = "the SUCCESS answer's envelope holds no certificate";
+        return APR_EINVAL;
+    }
+    apr_pool_cleanup_register(p, info->certs, cleanup_chain_stack, apr_pool_cleanup_null);
+    return APR_SUCCESS;
 }

@@ -91,4 +91,33 @@ apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pki
 
 const char *scep_msg_fail_info_name(int fail_info);
 
+/* ---- the client side (the forwarder talking to an upstream CA) ---------------------- */
+
+/* A PKCSReq, CertPoll or other request: `content` (a PKCS#10, IssuerAndSubject, …)
+ * enveloped to `recipient` with `cipher`, signed by `signer`/`key` with `md` and the SCEP
+ * attributes.  The senderNonce it carries goes to `nonce` (16 bytes). */
+apr_status_t scep_msg_build_request(apr_pool_t *p, X509 *signer, EVP_PKEY *key,
+                                    X509 *recipient, const EVP_CIPHER *cipher,
+                                    const EVP_MD *md, int message_type,
+                                    const char *transaction_id,
+                                    const unsigned char *content, apr_size_t content_len,
+                                    unsigned char nonce[16], unsigned char **der,
+                                    apr_size_t *len);
+
+/* What an upstream CertRep says. */
+typedef struct scep_reply_info_t {
+    int status;                        /* SCEP_STATUS_* */
+    int fail_info;                     /* with FAILURE; SCEP_FAIL_NONE if absent */
+    const char *fail_text;             /* failInfoText, may be NULL */
+    STACK_OF(X509) *certs;             /* with SUCCESS: the envelope's certificates */
+} scep_reply_info_t;
+
+/* Reads a CertRep: its signature must verify with one of `signers` (the upstream's CA or
+ * RA certificates), its transactionID and recipientNonce must be ours; a SUCCESS
+ * envelope is decrypted with `key`/`cert`.  APR_EINVAL with *why otherwise. */
+apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_size_t len,
+                                 STACK_OF(X509) *signers, X509 *cert, EVP_PKEY *key,
+                                 const char *transaction_id, const unsigned char nonce[16],
+                                 scep_reply_info_t *info, const char **why);
+
 #endif

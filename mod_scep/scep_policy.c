@@ -165,6 +165,72 @@ static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *co
 }
 
 /* The checks that do not involve a secret, in the order an operator would look. */
+static int name_is(apr_pool_t *p, const char *name, const char *fqdn)
+{
+    const char *canonical = scep_store_fqdn(p, name, 0);
+
+    return canonical && strcmp(canonical, fqdn) == 0;
+}
+
+/* The FQDN itself, or its first label: devices often put their short name in the CN. */
+static int name_or_short_name(apr_pool_t *p, const char *name, const char *fqdn)
+{
+    const char *canonical = scep_store_fqdn(p, name, 0);
+    apr_size_t n = canonical ? strlen(canonical) : 0;
+
+    return canonical && (strcmp(canonical, fqdn) == 0
+                         || (strncmp(canonical, fqdn, n) == 0 && fqdn[n] == '.'
+                             && !strchr(canonical, '.')));
+}
+
+static int address_is_one_of(apr_pool_t *p, const char *text, const apr_array_header_t *ips)
+{
+    const char *ip = scep_store_ip(p, text);
+    int i;
+
+    for (i = 0; ip && ips && i < ips->nelts; i++) {
+        if (strcmp(ip, APR_ARRAY_IDX(ips, i, const char *)) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+const char *scep_policy_names_beyond(apr_pool_t *p, const scep_identity_t *identity,
+                                     const scep_csr_t *csr)
+{
+    int i;
+
+    for (i = 0; csr->dns_names && i < csr->dns_names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(csr->dns_names, i, const char *);
+
+        if (!name_is(p, name, identity->fqdn)) {
+            return apr_psprintf(p, "the dNSName %s", name);
+        }
+    }
+    /* a CN or unstructuredName that is no host name ("Branch router") names no host */
+    if (csr->common_name && scep_store_fqdn(p, csr->common_name, 0)
+        && !name_or_short_name(p, csr->common_name, identity->fqdn)) {
+        return apr_psprintf(p, "the commonName %s", csr->common_name);
+    }
+    if (csr->unstructured_name && scep_store_fqdn(p, csr->unstructured_name, 0)
+        && !name_or_short_name(p, csr->unstructured_name, identity->fqdn)) {
+        return apr_psprintf(p, "the unstructuredName %s", csr->unstructured_name);
+    }
+    for (i = 0; csr->ip_addresses && i < csr->ip_addresses->nelts; i++) {
+        const char *ip = APR_ARRAY_IDX(csr->ip_addresses, i, const char *);
+
+        if (!address_is_one_of(p, ip, identity->ips)) {
+            return apr_psprintf(p, "the iPAddress %s", ip);
+        }
+    }
+    if (csr->unstructured_address
+        && !address_is_one_of(p, csr->unstructured_address, identity->ips)) {
+        return apr_psprintf(p, "the unstructuredAddress %s", csr->unstructured_address);
+    }
+    return NULL;
+}
+
 /* The registration checks that also bind a renewal: the device may no longer enroll once
  * its registration is disabled, expired or moved to another profile.  A used one-time
  * challenge or a registration without a challenge of its own does not stop a renewal. */
@@ -618,7 +684,7 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
                               const unsigned char *request_digest,
                               const unsigned char *request, apr_size_t request_len,
                               const unsigned char *signer_key, const char *client_ip,
-                              const char *subject, apr_int64_t now,
+                              const char *subject, const char *state, apr_int64_t now,
                               const unsigned char **der, apr_size_t *der_len,
                               const char **why)
 {
@@ -636,7 +702,7 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
         if (rv == APR_SUCCESS) {
             memset(&t, 0, sizeof(t));
             t.transaction_id = transaction_id;
-            t.state = SCEP_TXN_PENDING;
+            t.state = state;
             memcpy(t.request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN);
             t.fqdn = grant->identity.fqdn;
             t.created = now;
@@ -715,33 +781,24 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
         *why = "the poll is signed with another key than the request it asks about";
         return SCEP_POLICY_DENIED;
     }
-    if (strcmp(t->state, SCEP_TXN_PENDING) == 0 && conf->pending_timeout > 0
-        && t->created + conf->pending_timeout <= now) {
+    if ((strcmp(t->state, SCEP_TXN_PENDING) == 0 || strcmp(t->state, SCEP_TXN_UPSTREAM) == 0)
+        && conf->pending_timeout > 0 && t->created + conf->pending_timeout <= now) {
         /* Marked once, so the operator's listing shows it too. */
-        if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
-            return rv;
-        }
-        rv = scep_transaction_get(txn, p, transaction_id, &t);
-        if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_PENDING) == 0) {
-            t->state = SCEP_TXN_EXPIRED;
-            t->decided_at = now;
-            rv = scep_transaction_put(txn, p, t);
-            rv = rv == APR_SUCCESS ? scep_db_commit(txn) : (scep_db_abort(txn), rv);
-        }
-        else {
-            scep_db_abort(txn);
-        }
+        rv = scep_policy_close_held(p, db, transaction_id, SCEP_TXN_EXPIRED, NULL, NULL, now);
         if (rv != APR_SUCCESS) {
             return rv;
         }
+        t->state = SCEP_TXN_EXPIRED;
     }
     if (strcmp(t->state, SCEP_TXN_PENDING) == 0) {
         return SCEP_POLICY_PENDING;
     }
-    if (strcmp(t->state, SCEP_TXN_APPROVED) == 0 && t->request) {
+    if ((strcmp(t->state, SCEP_TXN_APPROVED) == 0 || strcmp(t->state, SCEP_TXN_UPSTREAM) == 0)
+        && t->request) {
         *held = t;
         *grant = grant_of(p, t);
-        return SCEP_POLICY_APPROVED;
+        return strcmp(t->state, SCEP_TXN_APPROVED) == 0 ? SCEP_POLICY_APPROVED
+                                                        : SCEP_POLICY_UPSTREAM;
     }
     if (strcmp(t->state, SCEP_TXN_REJECTED) == 0) {
         *why = apr_psprintf(p, "the request for %s was rejected by %s at %s%s%s",
@@ -757,6 +814,32 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     }
     *why = apr_psprintf(p, "the transaction is in the unknown state '%s'", t->state);
     return SCEP_DB_CORRUPT;
+}
+
+apr_status_t scep_policy_close_held(apr_pool_t *p, scep_db_t *db, const char *transaction_id,
+                                    const char *state, const char *by, const char *reason,
+                                    apr_int64_t now)
+{
+    scep_txn_t *txn;
+    scep_transaction_t *t;
+    apr_status_t rv = scep_db_begin(db, p, 1, &txn);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = scep_transaction_get(txn, p, transaction_id, &t);
+    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_ISSUED) != 0
+        && strcmp(t->state, SCEP_TXN_REJECTED) != 0 && strcmp(t->state, SCEP_TXN_EXPIRED) != 0) {
+        t->state = state;
+        t->decided_at = now;
+        t->decided_by = by;
+        t->reason = reason;
+        if ((rv = scep_transaction_put(txn, p, t)) == APR_SUCCESS) {
+            return scep_db_commit(txn);
+        }
+    }
+    scep_db_abort(txn);
+    return rv;
 }
 
 apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
@@ -780,7 +863,8 @@ apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
         scep_db_abort(txn);
         return rv;
     }
-    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_APPROVED) != 0) {
+    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_APPROVED) != 0
+        && strcmp(t->state, SCEP_TXN_UPSTREAM) != 0) {
         *why = apr_psprintf(p, "the transaction became %s meanwhile", t->state);
         rv = SCEP_POLICY_DENIED;
     }

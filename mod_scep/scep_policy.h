@@ -70,6 +70,13 @@ typedef struct scep_grant_t {
  * commonName that is a host name.  Canonical, or NULL when the request names no host. */
 const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr);
 
+/* Where an upstream CA issues from the request as it is, nothing but the registered
+ * identity may be asked for: NULL when every dNSName SAN is the identity's FQDN, a
+ * host-name CN or unstructuredName is the FQDN or its first label, and every address (iPAddress SANs,
+ * unstructuredAddress) one of its addresses; else what is asked beyond it. */
+const char *scep_policy_names_beyond(apr_pool_t *p, const scep_identity_t *identity,
+                                     const scep_csr_t *csr);
+
 /* Results of scep_policy_authorize and scep_policy_record beyond APR_SUCCESS. */
 #define SCEP_POLICY_DENIED  (APR_OS_START_USERERR + 150) /* *why says why (no secrets) */
 #define SCEP_POLICY_REPLAY  (APR_OS_START_USERERR + 151) /* answered from the record */
@@ -78,6 +85,7 @@ const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr);
 #define SCEP_POLICY_HELD    (APR_OS_START_USERERR + 154) /* held for approval: poll it */
 #define SCEP_POLICY_PENDING (APR_OS_START_USERERR + 155) /* still waiting for an operator */
 #define SCEP_POLICY_APPROVED (APR_OS_START_USERERR + 156) /* approved: issue it now */
+#define SCEP_POLICY_UPSTREAM (APR_OS_START_USERERR + 157) /* ask the upstream CA again */
 
 /* Decides whether `csr` from `client_ip` may be certified.  SCEP_POLICY_DENIED with *why
  * and *fqdn (the name asked for, may be NULL) for a device mistake; a failed challenge,
@@ -128,9 +136,10 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
                                 const unsigned char **der, apr_size_t *der_len,
                                 const char **why);
 
-/* Holds an authorized request for an operator's decision instead of issuing: in one write
- * transaction its challenge is used up (a one-time or minted one) and the transaction is
- * stored as pending with what issuing it later needs.  `signer_key` is the SHA-256 of
+/* Holds an authorized request instead of issuing: for an operator's decision (`state`
+ * SCEP_TXN_PENDING) or for an upstream CA that did not issue yet (SCEP_TXN_UPSTREAM).  In
+ * one write transaction its challenge is used up (a one-time or minted one) and the
+ * transaction is stored with what issuing it later needs.  `signer_key` is the SHA-256 of
  * the request signer's public key, which polls must be signed with.  Results as for
  * scep_policy_record. */
 apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
@@ -138,14 +147,15 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
                               const unsigned char *request_digest,
                               const unsigned char *request, apr_size_t request_len,
                               const unsigned char *signer_key, const char *client_ip,
-                              const char *subject, apr_int64_t now,
+                              const char *subject, const char *state, apr_int64_t now,
                               const unsigned char **der, apr_size_t *der_len,
                               const char **why);
 
 /* Where a held transaction stands (a CertPoll, or the request sent again):
  * SCEP_POLICY_REPLAY with the DER once issued, SCEP_POLICY_PENDING while it waits,
  * SCEP_POLICY_APPROVED with *held and *grant to issue it now (then record it with
- * scep_policy_record_approved), SCEP_POLICY_DENIED with *why when it was rejected, has
+ * scep_policy_record_approved), SCEP_POLICY_UPSTREAM with the same to ask the upstream
+ * CA again, SCEP_POLICY_DENIED with *why when it was rejected, has
  * expired (conf->pending_timeout, marked so here) or the poll is signed with another
  * key, SCEP_DB_NOTFOUND for an unknown transactionID.  `signer_key` may be NULL. */
 apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
@@ -154,7 +164,13 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
                               scep_grant_t **grant, const unsigned char **der,
                               apr_size_t *der_len, const char **why);
 
-/* Records the certificate of an approved transaction, as scep_policy_record does for a
+/* Ends a held transaction without a certificate: SCEP_TXN_REJECTED (by `by`, with
+ * `reason`) or SCEP_TXN_EXPIRED. */
+apr_status_t scep_policy_close_held(apr_pool_t *p, scep_db_t *db, const char *transaction_id,
+                                    const char *state, const char *by, const char *reason,
+                                    apr_int64_t now);
+
+/* Records the certificate of an approved (or upstream-issued) transaction, as scep_policy_record does for a
  * new one, without using up a challenge again.  SCEP_POLICY_REPLAY when a concurrent
  * poll recorded it first. */
 apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,

@@ -15,6 +15,7 @@
 #include "scep_ca_int.h"
 #include "scep_crl.h"
 #include "scep_csr.h"
+#include "scep_forward.h"
 #include "scep_msg.h"
 #include "scep_server.h"
 #include "scep_store.h"
@@ -516,6 +517,58 @@ static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned cha
     return APR_SUCCESS;
 }
 
+static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t *grant,
+                         const unsigned char *digest, const char *state, const char *why);
+static apr_status_t send_pending(op_ctx_t *c);
+
+/* The upstream CA's answer for an admitted request: APR_SUCCESS with *issued, or the
+ * reply made (PENDING when the upstream has not issued yet or cannot be reached, so that
+ * nothing is lost; FAILURE when it refused). */
+static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t *grant,
+                            const unsigned char *digest, X509 **issued)
+{
+    scep_forward_result_t fwd;
+    const char *beyond;
+    apr_status_t rv;
+
+    *issued = NULL;
+    /* The upstream issues what the request asks for: it may ask for the device only. */
+    if (grant && (beyond = scep_policy_names_beyond(c->p, &grant->identity, csr)) != NULL) {
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00405",
+                    apr_psprintf(c->p, "the request also asks for %s, which the "
+                                 "registration %s does not hold, and the upstream CA would "
+                                 "certify it", beyond, grant->registration
+                                 ? grant->registration : grant->identity.fqdn));
+    }
+    rv = scep_upstream_enroll(c->p, c->profile->upstream, csr->der, csr->der_len,
+                              csr->public_key, c->msg->transaction_id, c->log, &fwd);
+    if (rv != APR_SUCCESS) {
+        scep_log(c->log, SCEP_LOG_ERR, "SCEP00402: scep(%s,PKIOperation): %s",
+                 c->msg->transaction_id, fwd.why);
+        c->reply->http_status = 500;
+        c->reply->outcome = "error";
+        return rv;
+    }
+    switch (fwd.status) {
+    case SCEP_FORWARD_ISSUED:
+        *issued = fwd.cert;
+        return APR_SUCCESS;
+    case SCEP_FORWARD_REJECTED:
+        if (grant && grant->held) {
+            scep_policy_close_held(c->p, c->db, c->msg->transaction_id, SCEP_TXN_REJECTED,
+                                   "the upstream CA", fwd.why, (apr_int64_t)time(NULL));
+        }
+        return fail(c, SCEP_LOG_WARNING, fwd.fail_info, "SCEP00401", fwd.why);
+    default:
+        if (grant && grant->held) {
+            scep_log(c->log, SCEP_LOG_INFO, "SCEP00403: scep(%s,PKIOperation): still "
+                     "waiting for the upstream CA: %s", c->msg->transaction_id, fwd.why);
+            return send_pending(c);
+        }
+        return hold(c, csr, grant, digest, SCEP_TXN_UPSTREAM, fwd.why);
+    }
+}
+
 /* Issues the certificate for an admitted request (grant NULL at an endpoint without
  * registrations), records it, and answers SUCCESS. */
 static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
@@ -525,8 +578,15 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     X509 *issued;
     apr_status_t rv;
 
-    rv = scep_ca_issue(c->p, c->ca, c->profile, csr, grant ? &grant->identity : NULL,
-                       &issued, &why);
+    if (c->profile->upstream) {
+        if ((rv = forward(c, csr, grant, digest, &issued)) != APR_SUCCESS || !issued) {
+            return rv;
+        }
+    }
+    else {
+        rv = scep_ca_issue(c->p, c->ca, c->profile, csr, grant ? &grant->identity : NULL,
+                           &issued, &why);
+    }
     if (rv == APR_EINVAL) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00213", why);
     }
@@ -561,7 +621,9 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
                  c->peer && c->peer->client_ip ? c->peer->client_ip : "?", csr->key_bits,
                  grant && grant->renews ? ", renewing " : "",
                  grant && grant->renews ? grant->renews : "",
-                 grant && grant->held ? ", approved by an operator" : "");
+                 !grant || !grant->held ? ""
+                 : c->profile->upstream ? ", after waiting for the upstream CA"
+                 : ", approved by an operator");
     }
     ERR_clear_error();
     return rv;
@@ -589,9 +651,10 @@ static apr_status_t send_pending(op_ctx_t *c)
     return rv;
 }
 
-/* Holds an admitted request for an operator and answers PENDING. */
+/* Holds an admitted request, for an operator (SCEP_TXN_PENDING) or for the upstream CA
+ * (SCEP_TXN_UPSTREAM, `why` says why), and answers PENDING. */
 static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t *grant,
-                         const unsigned char *digest)
+                         const unsigned char *digest, const char *state, const char *why_held)
 {
     unsigned char signer_key[SCEP_REQUEST_DIGEST_LEN];
     const unsigned char *der;
@@ -606,7 +669,7 @@ static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t 
                           c->msg->transaction_id, digest, c->msg->content,
                           c->msg->content_len, signer_key,
                           c->peer ? c->peer->client_ip : NULL, csr_identity(c->p, csr),
-                          (apr_int64_t)time(NULL), &der, &der_len, &why);
+                          state, (apr_int64_t)time(NULL), &der, &der_len, &why);
     if (rv == SCEP_POLICY_REPLAY) {
         return send_recorded(c, der, der_len);
     }
@@ -615,6 +678,13 @@ static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t 
     }
     if (rv != APR_SUCCESS) {
         return db_failure(c, rv, "holding the request");
+    }
+    if (strcmp(state, SCEP_TXN_UPSTREAM) == 0) {
+        scep_log(c->log, SCEP_LOG_WARNING, "SCEP00404: scep(%s,PKIOperation): request for "
+                 "%s from %s is kept and answered PENDING: %s", c->msg->transaction_id,
+                 grant->identity.fqdn,
+                 c->peer && c->peer->client_ip ? c->peer->client_ip : "?", why_held);
+        return send_pending(c);
     }
     scep_log(c->log, SCEP_LOG_NOTICE, "SCEP00240: scep(%s,PKIOperation): request for %s from "
              "%s is held for approval (scepreg -P lists it, -Y approves, -N rejects)",
@@ -657,6 +727,7 @@ static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00242",
                     "no request with this transactionID was held here");
     case SCEP_POLICY_APPROVED:
+    case SCEP_POLICY_UPSTREAM:
         break;
     default:
         return db_failure(c, rv, "looking up the held request");
@@ -714,7 +785,7 @@ static apr_status_t enroll(op_ctx_t *c)
         return rv;
     }
     if (grant->needs_approval) {
-        return hold(c, csr, grant, digest);
+        return hold(c, csr, grant, digest, SCEP_TXN_PENDING, NULL);
     }
     return issue_and_send(c, csr, grant, digest);
 }
@@ -817,6 +888,10 @@ static apr_status_t get_crl(op_ctx_t *c)
 
     if ((rv = read_query(c, &serial)) != APR_SUCCESS || !serial) {
         return rv;
+    }
+    if (!scep_ca_can_sign(c->ca)) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00225",
+                    "an upstream CA issues for this endpoint: ask it for its CRL");
     }
     rv = scep_crl_current(c->p, c->ca, c->db, c->profile->crl_validity,
                           (apr_int64_t)time(NULL), &crl);

@@ -39,6 +39,7 @@ typedef struct scep_profile_t {
     apr_int64_t crl_validity;          /* seconds from a CRL's thisUpdate to nextUpdate */
     const unsigned char *cdp_der;      /* DER CRLDistributionPoints for issued certificates */
     apr_size_t cdp_der_len;
+    struct scep_upstream_t *upstream;  /* set: an upstream CA issues (scep_forward.h) */
 } scep_profile_t;
 
 /* Fills a profile with the documented defaults (no challenge, clientAuth EKU, …). */

@@ -149,6 +149,7 @@ apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn);
 #define SCEP_TXN_APPROVED "approved"
 #define SCEP_TXN_REJECTED "rejected"
 #define SCEP_TXN_EXPIRED  "expired"
+#define SCEP_TXN_UPSTREAM "upstream"    /* waiting for an upstream CA (forwarding) */
 
 typedef struct scep_transaction_t {
     const char *transaction_id;

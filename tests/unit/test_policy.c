@@ -520,7 +520,7 @@ static apr_status_t hold(fixture_t *f, const scep_grant_t *grant, const char *tx
     memset(key, 0x4b, sizeof(key));
     return scep_policy_hold(f->pool, f->db, &f->conf, grant, txid, digest,
                             (const unsigned char *)"PKCS#10", 7, key, "192.0.2.1",
-                            "CN=x", NOW, &der, &der_len, why);
+                            "CN=x", SCEP_TXN_PENDING, NOW, &der, &der_len, why);
 }
 
 static apr_status_t poll_at(fixture_t *f, const char *txid, apr_int64_t now,
@@ -651,6 +651,39 @@ static void test_approval(void **state)
                      SCEP_POLICY_DENIED);
 }
 
+static void test_names_beyond(void **state)
+{
+    fixture_t *f = *state;
+    scep_identity_t id;
+    scep_csr_t *csr = csr_for(f->pool, "Dev.Example.NET.", NULL);
+
+    memset(&id, 0, sizeof(id));
+    id.fqdn = "dev.example.net";
+    id.ips = apr_array_make(f->pool, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(id.ips, const char *) = "192.0.2.10";
+    assert_null(scep_policy_names_beyond(f->pool, &id, csr));
+    csr->common_name = "Branch router 7";          /* no host name: no claim */
+    assert_null(scep_policy_names_beyond(f->pool, &id, csr));
+    csr->unstructured_address = "192.0.2.10";
+    APR_ARRAY_PUSH(csr->ip_addresses, const char *) = "192.0.2.10";
+    assert_null(scep_policy_names_beyond(f->pool, &id, csr));
+    csr->common_name = "dev";                       /* the short name */
+    assert_null(scep_policy_names_beyond(f->pool, &id, csr));
+    csr->common_name = "de";
+    assert_string_equal(scep_policy_names_beyond(f->pool, &id, csr), "the commonName de");
+    csr->common_name = "other.example.net";
+    assert_string_equal(scep_policy_names_beyond(f->pool, &id, csr),
+                        "the commonName other.example.net");
+    csr->common_name = NULL;
+    APR_ARRAY_PUSH(csr->dns_names, const char *) = "victim.example.net";
+    assert_string_equal(scep_policy_names_beyond(f->pool, &id, csr),
+                        "the dNSName victim.example.net");
+    apr_array_pop(csr->dns_names);
+    APR_ARRAY_PUSH(csr->ip_addresses, const char *) = "198.51.100.1";
+    assert_string_equal(scep_policy_names_beyond(f->pool, &id, csr),
+                        "the iPAddress 198.51.100.1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +698,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_renewal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_beyond, setup, teardown),
     };
     int rc;
 

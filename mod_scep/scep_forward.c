@@ -1,0 +1,431 @@
+/* The forwarding issuer (see scep_forward.h).
+ *
+ * Transport is libcurl with every limit set explicitly: no redirects, http and https
+ * only, bounded answer size, connect and total timeouts, and signals off so that worker
+ * threads are never interrupted.  A proxy is used only when configured; http_proxy and
+ * friends in httpd's environment are ignored, so what the configuration says is what
+ * happens. */
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_time.h>
+#include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pkcs7.h>
+#include <openssl/x509v3.h>
+
+#include "scep_ca_int.h"
+#include "scep_decode.h"
+#include "scep_forward.h"
+#include "scep_msg.h"
+
+/* What GetCACaps and GetCACert said, as of `fetched_at`.  Never changed once published:
+ * a refresh publishes a new one. */
+typedef struct upstream_view_t {
+    apr_int64_t fetched_at;
+    int post;
+    const EVP_CIPHER *cipher;
+    const EVP_MD *md;
+    STACK_OF(X509) *certs;             /* every certificate of GetCACert */
+    X509 *recipient;                   /* the one requests are encrypted to */
+} upstream_view_t;
+
+struct scep_upstream_t {
+    const scep_upstream_conf_t *conf;
+    const scep_ca_t *ra;
+    apr_pool_t *pool;                  /* views live here, for the process's life */
+    apr_thread_mutex_t *lock;
+    upstream_view_t *view;
+};
+
+apr_status_t scep_forward_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+apr_status_t scep_upstream_create(apr_pool_t *p, const scep_upstream_conf_t *conf,
+                                  const scep_ca_t *ra, scep_upstream_t **out)
+{
+    scep_upstream_t *up = apr_pcalloc(p, sizeof(*up));
+    apr_status_t rv;
+
+    up->conf = conf;
+    up->ra = ra;
+    up->pool = p;
+    if ((rv = apr_thread_mutex_create(&up->lock, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    *out = up;
+    return APR_SUCCESS;
+}
+
+/* ---- HTTP ---------------------------------------------------------------------------- */
+
+typedef struct answer_t {
+    apr_pool_t *p;
+    unsigned char *data;
+    apr_size_t len, cap;
+    int too_big;
+} answer_t;
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *baton)
+{
+    answer_t *a = baton;
+    apr_size_t n = size * nmemb;
+
+    if (a->len + n > SCEP_UPSTREAM_MAX_ANSWER) {
+        a->too_big = 1;
+        return 0;                       /* aborts the transfer */
+    }
+    if (a->len + n > a->cap) {
+        apr_size_t cap = a->cap ? a->cap * 2 : 16384;
+        unsigned char *bigger;
+
+        while (cap < a->len + n) {
+            cap *= 2;
+        }
+        bigger = apr_palloc(a->p, cap);
+        if (a->len) {
+            memcpy(bigger, a->data, a->len);
+        }
+        a->data = bigger;
+        a->cap = cap;
+    }
+    memcpy(a->data + a->len, ptr, n);
+    a->len += n;
+    return n;
+}
+
+/* One exchange with the upstream, retried on transport failures.  APR_SUCCESS with a 200
+ * answer; otherwise APR_EGENERAL with *why. */
+static apr_status_t http_exchange(apr_pool_t *p, scep_upstream_t *up, const char *query,
+                                  const unsigned char *body, apr_size_t body_len,
+                                  answer_t *answer, const char **content_type,
+                                  const char **why)
+{
+    const scep_upstream_conf_t *conf = up->conf;
+    const char *url = apr_pstrcat(p, conf->url, strchr(conf->url, '?') ? "&" : "?", query,
+                                  NULL);
+    char errbuf[CURL_ERROR_SIZE];
+    int attempt;
+
+    for (attempt = 0; attempt <= conf->retries; attempt++) {
+        CURL *curl;
+        struct curl_slist *headers = NULL;
+        CURLcode rc;
+        long status = 0;
+        char *ctype = NULL;
+
+        if (attempt > 0) {
+            apr_sleep(apr_time_from_msec(250L << attempt));   /* 0.5 s, 1 s, 2 s, … */
+        }
+        if (!(curl = curl_easy_init())) {
+            *why = "libcurl cannot start a transfer";
+            return APR_ENOMEM;
+        }
+        memset(answer, 0, sizeof(*answer));
+        answer->p = p;
+        errbuf[0] = '\0';
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, conf->connect_timeout);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT, conf->timeout);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, answer);
+        curl_easy_setopt(curl, CURLOPT_USERAGENT, "mod_scep forwarder");
+        /* "" turns the environment's proxy settings off */
+        curl_easy_setopt(curl, CURLOPT_PROXY, conf->proxy ? conf->proxy : "");
+        if (conf->proxy_auth) {
+            curl_easy_setopt(curl, CURLOPT_PROXYUSERPWD, conf->proxy_auth);
+            curl_easy_setopt(curl, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+        }
+        if (conf->no_proxy) {
+            curl_easy_setopt(curl, CURLOPT_NOPROXY, conf->no_proxy);
+        }
+        if (conf->ca_file) {
+            curl_easy_setopt(curl, CURLOPT_CAINFO, conf->ca_file);
+            curl_easy_setopt(curl, CURLOPT_PROXY_CAINFO, conf->ca_file);
+        }
+        if (conf->client_cert) {
+            curl_easy_setopt(curl, CURLOPT_SSLCERT, conf->client_cert);
+            curl_easy_setopt(curl, CURLOPT_SSLKEY, conf->client_key);
+        }
+        if (body) {
+            headers = curl_slist_append(NULL, "Content-Type: application/x-pki-message");
+            curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+            curl_easy_setopt(curl, CURLOPT_POSTFIELDS, (const char *)body);
+            curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        }
+        rc = curl_easy_perform(curl);
+        if (rc == CURLE_OK) {
+            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+            curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ctype);
+            *content_type = ctype ? apr_pstrdup(p, ctype) : "";
+        }
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(curl);
+        if (rc == CURLE_OK && status == 200) {
+            return APR_SUCCESS;
+        }
+        if (rc == CURLE_OK) {
+            /* an answer, if not the right one: retrying will not change it */
+            *why = apr_psprintf(p, "the upstream %s answered HTTP %ld%s", conf->url, status,
+                                status == 407 ? " (the proxy wants credentials)" : "");
+            return APR_EGENERAL;
+        }
+        *why = answer->too_big
+               ? apr_psprintf(p, "the upstream's answer exceeds %d bytes",
+                              SCEP_UPSTREAM_MAX_ANSWER)
+               : apr_psprintf(p, "%s%s%s: %s", conf->url, conf->proxy ? " via " : "",
+                              conf->proxy ? conf->proxy : "", *errbuf ? errbuf
+                              : curl_easy_strerror(rc));
+    }
+    return APR_EGENERAL;
+}
+
+/* ---- what the upstream offers ---------------------------------------------------------- */
+
+static int has_cap(const char *caps, const char *word)
+{
+    apr_size_t n = strlen(word);
+    const char *s = caps;
+
+    while (s && *s) {
+        const char *end = s + strcspn(s, "\r\n");
+
+        if ((apr_size_t)(end - s) == n && strncasecmp(s, word, n) == 0) {
+            return 1;
+        }
+        s = end + strspn(end, "\r\n");
+    }
+    return 0;
+}
+
+/* GetCACert: one DER certificate, or a degenerate SignedData of several. */
+static STACK_OF(X509) *read_ca_certs(const unsigned char *der, apr_size_t len)
+{
+    const unsigned char *in = der;
+    X509 *single = d2i_X509(NULL, &in, (long)len);
+    STACK_OF(X509) *certs = NULL;
+    PKCS7 *p7;
+
+    if (single) {
+        certs = sk_X509_new_null();
+        if (!certs || !sk_X509_push(certs, single)) {
+            X509_free(single);
+            sk_X509_free(certs);
+            return NULL;
+        }
+        return certs;
+    }
+    in = der;
+    p7 = d2i_PKCS7(NULL, &in, (long)len);
+    if (p7 && PKCS7_type_is_signed(p7) && p7->d.sign && p7->d.sign->cert
+        && sk_X509_num(p7->d.sign->cert) > 0) {
+        certs = X509_chain_up_ref(p7->d.sign->cert);
+    }
+    PKCS7_free(p7);
+    ERR_clear_error();
+    return certs;
+}
+
+/* The certificate requests are encrypted to: an RA certificate that may encipher keys,
+ * else the first CA certificate. */
+static X509 *pick_recipient(STACK_OF(X509) *certs)
+{
+    int i;
+
+    for (i = 0; i < sk_X509_num(certs); i++) {
+        X509 *x = sk_X509_value(certs, i);
+        uint32_t flags = X509_get_extension_flags(x);
+
+        if (!X509_check_ca(x) && (!(flags & EXFLAG_KUSAGE)
+                                  || (X509_get_key_usage(x) & KU_KEY_ENCIPHERMENT))) {
+            return x;
+        }
+    }
+    return sk_X509_value(certs, 0);
+}
+
+static apr_status_t cleanup_cert(void *data)
+{
+    X509_free(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cleanup_certs(void *data)
+{
+    sk_X509_pop_free(data, X509_free);
+    return APR_SUCCESS;
+}
+
+static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now,
+                                   const char **why)
+{
+    answer_t caps, cacert;
+    const char *ctype, *caps_text;
+    upstream_view_t *view;
+    STACK_OF(X509) *certs;
+
+    if (http_exchange(p, up, "operation=GetCACaps", NULL, 0, &caps, &ctype, why)
+        != APR_SUCCESS
+        || http_exchange(p, up, "operation=GetCACert", NULL, 0, &cacert, &ctype, why)
+           != APR_SUCCESS) {
+        return NULL;
+    }
+    if (!(certs = read_ca_certs(cacert.data, cacert.len))) {
+        *why = apr_psprintf(p, "the upstream's GetCACert answer (%s, %" APR_SIZE_T_FMT
+                            " bytes) holds no certificate", ctype, cacert.len);
+        return NULL;
+    }
+    caps_text = caps.len ? apr_pstrmemdup(p, (const char *)caps.data, caps.len) : "";
+    apr_thread_mutex_lock(up->lock);
+    view = apr_pcalloc(up->pool, sizeof(*view));
+    apr_pool_cleanup_register(up->pool, certs, cleanup_certs, apr_pool_cleanup_null);
+    apr_thread_mutex_unlock(up->lock);
+    view->fetched_at = now;
+    view->certs = certs;
+    view->recipient = pick_recipient(certs);
+    view->post = has_cap(caps_text, "POSTPKIOperation") || has_cap(caps_text, "SCEPStandard");
+    view->cipher = has_cap(caps_text, "AES") || has_cap(caps_text, "SCEPStandard")
+                   ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
+    view->md = has_cap(caps_text, "SHA-256") || has_cap(caps_text, "SCEPStandard")
+               ? EVP_sha256() : EVP_sha1();
+    return view;
+}
+
+static upstream_view_t *current_view(apr_pool_t *p, scep_upstream_t *up, const char **why)
+{
+    apr_int64_t now = (apr_int64_t)time(NULL);
+    upstream_view_t *view;
+
+    apr_thread_mutex_lock(up->lock);
+    view = up->view;
+    apr_thread_mutex_unlock(up->lock);
+    if (view && now - view->fetched_at < up->conf->refresh) {
+        return view;
+    }
+    /* Several threads may fetch at once; the last one wins, and all views stay valid. */
+    if (!(view = fetch_view(p, up, now, why))) {
+        return NULL;
+    }
+    apr_thread_mutex_lock(up->lock);
+    up->view = view;
+    apr_thread_mutex_unlock(up->lock);
+    return view;
+}
+
+STACK_OF(X509) *scep_upstream_ca_certs(apr_pool_t *p, scep_upstream_t *up,
+                                       const scep_log_t *log, const char **why)
+{
+    upstream_view_t *view = current_view(p, up, why);
+
+    (void)log;
+    return view ? view->certs : NULL;
+}
+
+/* ---- enrollment ------------------------------------------------------------------------ */
+
+/* Base64 for a query string: '+', '/' and '=' percent-encoded. */
+static const char *query_base64(apr_pool_t *p, const unsigned char *der, apr_size_t len)
+{
+    const char *b64 = scep_base64_encode(p, der, len);
+    char *out = apr_palloc(p, strlen(b64) * 3 + 1), *o = out;
+
+    for (; *b64; b64++) {
+        if (*b64 == '+' || *b64 == '/' || *b64 == '=') {
+            o += apr_snprintf(o, 4, "%%%02X", (unsigned char)*b64);
+        }
+        else {
+            *o++ = *b64;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
+                                  const unsigned char *csr, apr_size_t csr_len,
+                                  EVP_PKEY *csr_key, const char *transaction_id,
+                                  const scep_log_t *log, scep_forward_result_t *result)
+{
+    X509 *signer = up->ra->ra_cert ? up->ra->ra_cert : up->ra->ca_cert;
+    EVP_PKEY *key = up->ra->ra_cert ? up->ra->ra_key : up->ra->ca_key;
+    upstream_view_t *view;
+    unsigned char nonce[16], *der;
+    apr_size_t der_len;
+    scep_reply_info_t info;
+    answer_t answer;
+    const char *ctype, *query, *why = NULL;
+    int i;
+
+    memset(result, 0, sizeof(*result));
+    result->status = SCEP_FORWARD_UNREACHABLE;
+    if (!(view = current_view(p, up, &why))) {
+        result->why = why;
+        return APR_SUCCESS;
+    }
+    if (scep_msg_build_request(p, signer, key, view->recipient, view->cipher, view->md,
+                               SCEP_MSG_PKCSREQ, transaction_id, csr, csr_len, nonce, &der,
+                               &der_len) != APR_SUCCESS) {
+        result->why = apr_pstrcat(p, "cannot build the upstream request: ",
+                                  scep_openssl_errors(p), NULL);
+        return APR_EGENERAL;
+    }
+    if (view->post) {
+        query = "operation=PKIOperation";
+    }
+    else {
+        query = apr_pstrcat(p, "operation=PKIOperation&message=",
+                            query_base64(p, der, der_len), NULL);
+    }
+    if (http_exchange(p, up, query, view->post ? der : NULL, der_len, &answer, &ctype, &why)
+        != APR_SUCCESS) {
+        result->why = why;
+        return APR_SUCCESS;
+    }
+    if (scep_msg_read_reply(p, answer.data, answer.len, view->certs, signer, key,
+                            transaction_id, nonce, &info, &why) != APR_SUCCESS) {
+        result->why = apr_pstrcat(p, "the upstream's answer is unusable: ", why, NULL);
+        return APR_SUCCESS;
+    }
+    scep_log(log, SCEP_LOG_DEBUG, "SCEP00400: scep(%s,forward): upstream %s answered "
+             "pkiStatus %d", transaction_id, up->conf->url, info.status);
+    if (info.status == SCEP_STATUS_PENDING) {
+        result->status = SCEP_FORWARD_PENDING;
+        result->why = "the upstream CA answered PENDING";
+        return APR_SUCCESS;
+    }
+    if (info.status == SCEP_STATUS_FAILURE) {
+        result->status = SCEP_FORWARD_REJECTED;
+        result->fail_info = info.fail_info;
+        result->why = apr_psprintf(p, "the upstream CA refused it (%s)%s%s",
+                                   scep_msg_fail_info_name(info.fail_info),
+                                   info.fail_text ? ": " : "",
+                                   info.fail_text ? info.fail_text : "");
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < sk_X509_num(info.certs); i++) {
+        X509 *x = sk_X509_value(info.certs, i);
+
+        if (EVP_PKEY_eq(X509_get0_pubkey(x), csr_key) == 1) {
+            X509_up_ref(x);
+            result->cert = x;
+            apr_pool_cleanup_register(p, x, cleanup_cert, apr_pool_cleanup_null);
+            result->status = SCEP_FORWARD_ISSUED;
+            return APR_SUCCESS;
+        }
+    }
+    ERR_clear_error();
+    result->status = SCEP_FORWARD_REJECTED;
+    result->fail_info = SCEP_FAIL_BAD_REQUEST;
+    result->why = "the upstream's SUCCESS holds no certificate for the device's key";
+    return APR_SUCCESS;
+}

@@ -1,0 +1,77 @@
+/* The forwarding issuer: mod_scep as a registration authority in front of an upstream
+ * SCEP CA.  After the device's request was decrypted and authorized here, its own PKCS#10
+ * goes upstream in a PKCSReq signed with this endpoint's RA certificate, over HTTP(S) and
+ * optionally through a forward proxy (libcurl), and the upstream's answer comes back as
+ * ISSUED (the certificate), PENDING, REJECTED (its failInfo) or UNREACHABLE.
+ *
+ * The upstream's GetCACaps and GetCACert are fetched on first use and again after the
+ * refresh interval; the algorithms used upstream follow its capabilities.  One object per
+ * endpoint and process, shared by the process's threads. */
+#ifndef SCEP_FORWARD_H
+#define SCEP_FORWARD_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+#include <openssl/x509.h>
+
+#include "scep_ca.h"
+#include "scep_util.h"
+
+typedef struct scep_upstream_conf_t {
+    const char *url;                   /* the upstream SCEP URL, http:// or https:// */
+    const char *proxy;                 /* forward proxy URL; NULL: none (the environment
+                                        * is never consulted) */
+    const char *proxy_auth;            /* "user:password" for the proxy, or NULL */
+    const char *no_proxy;              /* hosts reached directly, comma-separated */
+    const char *ca_file;               /* trust for https upstreams and proxies */
+    const char *client_cert, *client_key; /* TLS client authentication, PEM */
+    long connect_timeout;              /* seconds */
+    long timeout;                      /* seconds for one whole exchange */
+    int retries;                       /* further attempts after a transport failure */
+    long refresh;                      /* seconds between GetCACaps/GetCACert fetches */
+} scep_upstream_conf_t;
+
+#define SCEP_UPSTREAM_CONNECT_TIMEOUT 5
+#define SCEP_UPSTREAM_TIMEOUT 20
+#define SCEP_UPSTREAM_RETRIES 1
+#define SCEP_UPSTREAM_REFRESH 3600
+#define SCEP_UPSTREAM_MAX_ANSWER (1024 * 1024)
+
+typedef struct scep_upstream_t scep_upstream_t;
+
+/* Once per process (libcurl's global state). */
+apr_status_t scep_forward_global_init(void);
+
+/* The upstream of an endpoint; `ra` holds the RA certificate and key that sign the
+ * requests sent upstream and open its answers.  Nothing is fetched yet. */
+apr_status_t scep_upstream_create(apr_pool_t *p, const scep_upstream_conf_t *conf,
+                                  const scep_ca_t *ra, scep_upstream_t **up);
+
+typedef enum scep_forward_status_e {
+    SCEP_FORWARD_ISSUED,
+    SCEP_FORWARD_PENDING,
+    SCEP_FORWARD_REJECTED,
+    SCEP_FORWARD_UNREACHABLE
+} scep_forward_status_e;
+
+typedef struct scep_forward_result_t {
+    scep_forward_status_e status;
+    X509 *cert;                        /* ISSUED: freed with the pool */
+    int fail_info;                     /* REJECTED: the upstream's */
+    const char *why;                   /* for the log: what happened upstream */
+} scep_forward_result_t;
+
+/* Sends `csr` (DER) upstream under `transaction_id` and waits at most the configured
+ * timeouts (with retries).  Sending the same request again is how a PENDING one is
+ * polled: an upstream answers a known transaction from its state. */
+apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
+                                  const unsigned char *csr, apr_size_t csr_len,
+                                  EVP_PKEY *csr_key, const char *transaction_id,
+                                  const scep_log_t *log, scep_forward_result_t *result);
+
+/* The upstream's CA certificates as last fetched (fetching them if needed), for
+ * GetCACert in RA mode; NULL with *why when it cannot be reached. */
+STACK_OF(X509) *scep_upstream_ca_certs(apr_pool_t *p, scep_upstream_t *up,
+                                       const scep_log_t *log, const char **why);
+
+#endif

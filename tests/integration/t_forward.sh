@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Forwarding to an upstream CA through a forward proxy.  The upstream is a second mod_scep
+# endpoint with its own CA (one that issues at once, one that holds every request for an
+# operator); mod_scep in front of it is the RA: it checks the device against its own
+# registrations, sends the device's PKCS#10 upstream in a PKCSReq signed with its RA
+# certificate through tinyproxy, and answers the device with the upstream's certificate.
+# Upstream PENDING, a stopped proxy, a proxy that wants credentials, and an upstream
+# refusal are each answered as RFC 8894 says, and nothing is lost: the device's poll
+# collects the certificate once the upstream issues.
+source "$(dirname "$0")/lib.sh"
+t_init
+require_module
+SCEPREG=${SCEPREG:-$TOP/scepreg}
+reg() { timeout 60 "$SCEPREG" "$@"; }
+TINYPROXY=$(command -v tinyproxy || true)
+[[ -n "$TINYPROXY" ]] || die "tinyproxy is not installed"
+
+make_pki "$T/up" Upstream
+issue_cert "$T/up" gw "Gateway RA" "digitalSignature,keyEncipherment"
+CA=$T/up/ca.pem
+GW=$T/up/gw.pem
+CH=$(openssl rand -hex 12)
+reg -c -b "$T/udb" '*' "$CH" 2>/dev/null || die "scepreg: upstream"
+reg -c -b "$T/ddb" '*.fwd.example.net' "$CH" 2>/dev/null || die "scepreg: gateway"
+
+# ---- the proxies (tinyproxy, foreground, loopback only) ----------------------------------
+PX=$T/proxy
+mkdir -p "$PX"
+# tinyproxy drops to nobody before it opens its log
+chmod 711 "$T"
+chmod 777 "$PX"
+# proxy_conf NAME PORT [BasicAuth line]
+proxy_conf() {
+    cat >"$PX/$1.conf" <<CONF
+Port $2
+Listen 127.0.0.1
+Timeout 30
+LogFile "$PX/$1.log"
+LogLevel Info
+PidFile "$PX/$1.pid"
+MaxClients 20
+Allow 127.0.0.1
+${3:-}
+CONF
+    if [[ $(id -u) == 0 ]]; then
+        printf 'User nobody\nGroup nogroup\n' >>"$PX/$1.conf"
+    fi
+}
+# proxy_start NAME: runs it and waits (at most 5 s) until it accepts connections
+proxy_start() {
+    local port
+    port=$(sed -n 's/^Port //p' "$PX/$1.conf")
+    timeout 600 "$TINYPROXY" -d -c "$PX/$1.conf" >"$PX/$1.out" 2>&1 &
+    eval "PROXY_PID_$1=$!"
+    at_exit "kill $! 2>/dev/null || true"
+    for _ in $(seq 50); do
+        nc -z 127.0.0.1 "$port" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "tinyproxy $1 did not start: $(cat "$PX/$1.out")"
+    return 1
+}
+proxy_stop() {
+    local pid_var="PROXY_PID_$1"
+    kill "${!pid_var}" 2>/dev/null || true
+    wait "${!pid_var}" 2>/dev/null || true
+}
+PPORT=$(free_port)
+APORT=$(free_port)
+proxy_conf plain "$PPORT"
+proxy_conf auth "$APORT" "BasicAuth gateway s3cret-proxy"
+proxy_start plain || t_done
+proxy_start auth || t_done
+
+PORT=$(free_port)
+UP="http://127.0.0.1:$PORT"
+gateway() {   # gateway PATH UPSTREAM-PATH [DIRECTIVE...]: an RA endpoint in front of it
+    local path=$1 upstream=$2
+    shift 2
+    echo "<Location $path>"
+    echo "    SetHandler scep"
+    echo "    ScepCACertificateFile \"$CA\""
+    echo "    ScepRACertificateFile \"$GW\""
+    echo "    ScepRAKeyFile \"$T/up/gw.key\""
+    echo "    ScepDeviceDB $T/ddb"
+    echo "    ScepUpstreamURL $UP$upstream"
+    echo "    ScepUpstreamTimeout 2 5"
+    echo "    ScepUpstreamRetries 0"
+    local line
+    for line in "$@"; do echo "    $line"; done
+    echo "    Require all granted"
+    echo "</Location>"
+}
+httpd_conf "$(
+    scep_location /upstream "$T/up" ra "ScepDeviceDB $T/udb"
+    scep_location /upstream-approve "$T/up" ra "ScepDeviceDB $T/udb" "ScepRequireApproval On"
+    gateway /ra /upstream "ScepUpstreamProxy http://127.0.0.1:$PPORT"
+    gateway /ra-approve /upstream-approve "ScepUpstreamProxy http://127.0.0.1:$PPORT"
+    gateway /ra-auth /upstream "ScepUpstreamProxy http://127.0.0.1:$APORT gateway:s3cret-proxy"
+    gateway /ra-noauth /upstream "ScepUpstreamProxy http://127.0.0.1:$APORT"
+    gateway /ra-direct /upstream
+)"
+httpd_start || t_done
+
+# request NAME PATH FQDN: a device's PKCSReq to the gateway, encrypted to its RA
+request() {
+    probe_enrollment_request "$1" "$GW" --challenge "$CH" --san-dns "$3"
+    echo "$REQ_TXID" >"$T/$1.txid"
+    send_request "$1" "$2" POST
+}
+status() { probe_reply "$1" "$GW" || true; field "$1" pkiStatus; }
+poll() {   # poll NAME FROM PATH: a CertPoll for FROM's transaction
+    cp "$T/$2.key" "$T/$1.key"
+    cp "$T/$2.selfsigned.pem" "$T/$1.selfsigned.pem"
+    probe_request "$1" "$GW" --cert "$T/$1.selfsigned.pem" --no-challenge --msgtype 20 \
+        --txid "$(cat "$T/$2.txid")" --poll-issuer "$CA" --subject "/CN=$2/O=mod_scep tests"
+    send_request "$1" "$3" POST
+}
+
+# ---- GetCACert in RA mode -------------------------------------------------------------
+http_get "/ra?operation=GetCACert" "$T/cacert.der"
+openssl pkcs7 -inform DER -in "$T/cacert.der" -print_certs -out "$T/cacert.pem" 2>/dev/null
+expect_eq "$(grep -c 'BEGIN CERT' "$T/cacert.pem")" 2 "GetCACert at the gateway: the upstream CA and the gateway's RA"
+expect_match "$(openssl crl2pkcs7 -nocrl -certfile "$T/cacert.pem" | openssl pkcs7 -print_certs -noout)" \
+    "Gateway RA" "the RA certificate is the gateway's"
+
+# ---- enrollment through the proxy -------------------------------------------------------
+request f1 /ra f1.fwd.example.net
+if check_success f1 "$GW" "$CA" "enrollment forwarded through the proxy"; then
+    expect_match "$(openssl x509 -in "$T/f1.pem" -noout -issuer)" "Upstream CA" "the upstream CA issued it"
+fi
+expect_file_contains "$PX/plain.log" "/upstream?operation=PKIOperation" "the proxy's log shows the PKIOperation going upstream"
+expect_file_contains "$PX/plain.log" "/upstream?operation=GetCACert" "and the GetCACert fetch"
+expect_eq "$(reg -L "$T/ddb" f1.fwd.example.net | tail -n +2 | grep -c .)" 1 "the gateway records the forwarded certificate"
+expect_eq "$(reg -L "$T/udb" f1.fwd.example.net | tail -n +2 | grep -c .)" 1 "the upstream recorded it too"
+send_request f1 /ra POST
+check_success f1 "$GW" "$CA" "a retry gets the recorded certificate" && \
+    expect_eq "$(reg -L "$T/udb" | tail -n +2 | grep -c .)" 1 "and nothing is issued twice upstream"
+
+if command -v pki >/dev/null; then
+    S=$T/swan
+    mkdir -p "$S"
+    openssl x509 -in "$CA" -outform DER -out "$S/ca.der"
+    openssl x509 -in "$GW" -outform DER -out "$S/gw.der"
+    timeout 60 pki --gen --type rsa --size 2048 --outform pem >"$S/key.pem" 2>/dev/null
+    if timeout 120 pki --scep --url "http://127.0.0.1:$PORT/ra" --in "$S/key.pem" \
+        --dn "CN=swan.fwd.example.net" --san swan.fwd.example.net --password "$CH" \
+        --cacert-enc "$S/gw.der" --cacert-sig "$S/gw.der" --cacert "$S/ca.der" \
+        --outform pem >"$S/cert.pem" 2>"$S/err" \
+        && openssl verify -CAfile "$CA" "$S/cert.pem" >/dev/null 2>&1; then
+        pass "strongSwan pki --scep enrolls through the gateway"
+    else
+        fail "strongSwan through the gateway: $(grep -v -e plugin -e TPM "$S/err" | tail -3)"
+    fi
+fi
+
+# ---- the upstream holds the request: PENDING, then the poll collects it -----------------
+request f2 /ra-approve f2.fwd.example.net
+expect_eq "$(status f2)" 3 "upstream PENDING becomes PENDING to the device"
+expect_log "SCEP00404: .*request for f2.fwd.example.net .* kept and answered PENDING: the upstream CA answered PENDING" \
+    "the gateway logs why it answered PENDING"
+expect_match "$(reg -P "$T/ddb" f2.fwd.example.net | tail -1)" $'\tupstream\t' "the gateway keeps the request (state upstream)"
+poll f2p1 f2 /ra-approve
+expect_eq "$(status f2p1)" 3 "a poll before the upstream decides: PENDING"
+reg -Y "$T/udb" f2.fwd.example.net 2>/dev/null && pass "the upstream's operator approves" || fail "scepreg -Y upstream"
+poll f2p2 f2 /ra-approve
+check_success f2p2 "$GW" "$CA" "the device's poll collects the certificate from upstream" || true
+
+# ---- the proxy is down: PENDING, and the request survives --------------------------------
+proxy_stop plain
+request f3 /ra f3.fwd.example.net
+expect_eq "$(status f3)" 3 "with the proxy stopped, the device gets PENDING"
+expect_log "SCEP00404: .*request for f3.fwd.example.net .*127\.0\.0\.1:$PPORT" "the log names the unreachable proxy"
+proxy_start plain || t_done
+poll f3p f3 /ra
+check_success f3p "$GW" "$CA" "once the proxy is back, the poll collects the certificate" || true
+
+# ---- a proxy that wants credentials ---------------------------------------------------
+request f4 /ra-auth f4.fwd.example.net
+check_success f4 "$GW" "$CA" "through a proxy with credentials" || true
+request f5 /ra-noauth f5.fwd.example.net
+expect_eq "$(status f5)" 3 "without them the proxy refuses, and the device gets PENDING"
+expect_log "SCEP00404: .*f5.fwd.example.net .*HTTP 407 \(the proxy wants credentials\)" "the log says the proxy wants credentials"
+
+# ---- the upstream refuses ------------------------------------------------------------
+reg -b "$T/udb" f6.fwd.example.net "another-$CH" 2>/dev/null
+request f6 /ra f6.fwd.example.net
+expect_failure f6 "$GW" 2 "an upstream FAILURE reaches the device with its failInfo" || true
+expect_log "SCEP00401: .*the upstream CA refused it \(badRequest\)" "the refusal is logged with the upstream's reason"
+
+# ---- names beyond the registration never reach the upstream ----------------------------
+probe_enrollment_request f7 "$GW" --challenge "$CH" --san-dns f7.fwd.example.net \
+    --unstructured-address 192.0.2.77
+send_request f7 /ra POST
+expect_failure f7 "$GW" 2 "a request that also asks for an address the registration lacks" || true
+expect_log "SCEP00405: .*the unstructuredAddress 192.0.2.77, which the registration \*.fwd.example.net does not hold" \
+    "the refusal names what was asked beyond the registration"
+expect_eq "$(reg -L "$T/udb" f7.fwd.example.net | tail -n +2 | grep -c .)" 0 "nothing went upstream for it"
+
+check_error_log '\[scep:warn\] .*SCEP0040[145]: ' '\[scep:warn\] .*SCEP0021[25]: '
+
+# ---- configuration mistakes ----------------------------------------------------------
+httpd_stop
+configtest() { httpd_configtest; cat "$HTTPD_ROOT/configtest.out"; }
+httpd_conf "$(scep_location /ra "$T/up" ra "ScepDeviceDB $T/ddb" "ScepUpstreamURL $UP/upstream")"
+expect_match "$(configtest)" "no CA key file" "forwarding with a CA key configured is refused at startup"
+httpd_conf "$(scep_location /ra "$T/up" ra "ScepDeviceDB $T/ddb" "ScepUpstreamURL ftp://x/")"
+expect_match "$(configtest)" "ScepUpstreamURL: 'ftp://x/' is not an http:// or https:// URL" \
+    "an upstream URL that is not http(s) is refused"
+httpd_conf "$(scep_location /ra "$T/up" ra "ScepUpstreamProxy http://127.0.0.1:1 nocolon")"
+expect_match "$(configtest)" "the credentials are user:password" "proxy credentials without a colon are refused"
+t_done
