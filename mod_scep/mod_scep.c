@@ -562,6 +562,8 @@ static const command_rec scep_cmds[] = {
                   "seconds to connect and for a whole exchange (default 5 20)"),
     AP_INIT_TAKE1("ScepUpstreamRetries", scep_glue_upstream_retries, NULL, DIR_CONTEXT,
                   "further attempts after a failed connection (default 1)"),
+    AP_INIT_TAKE1("ScepUpstreamDownAnswer", scep_glue_upstream_down_answer, NULL, DIR_CONTEXT,
+                  "Pending (default) or 503: the answer while the upstream is unreachable"),
     AP_INIT_TAKE1("ScepUpstreamRefresh", scep_glue_upstream_refresh, NULL, DIR_CONTEXT,
                   "seconds between fetches of the upstream's GetCACaps/GetCACert "
                   "(default 3600)"),

@@ -99,6 +99,7 @@ const char *scep_glue_upstream_timeout(cmd_parms *cmd, void *dconf, const char *
                                        const char *total);
 const char *scep_glue_upstream_retries(cmd_parms *cmd, void *dconf, const char *arg);
 const char *scep_glue_upstream_refresh(cmd_parms *cmd, void *dconf, const char *arg);
+const char *scep_glue_upstream_down_answer(cmd_parms *cmd, void *dconf, const char *arg);
 /* Marks the section's CA files as those of an RA in front of an upstream CA. */
 void scep_glue_mark_forwarding(cmd_parms *cmd, scep_dir_conf_t *conf);
 const char *scep_glue_endpoint_context(cmd_parms *cmd);

@@ -29,6 +29,7 @@ static scep_upstream_ref_t *section_upstream(cmd_parms *cmd, scep_dir_conf_t *co
         ref->conf.timeout = SCEP_UPSTREAM_TIMEOUT;
         ref->conf.retries = SCEP_UPSTREAM_RETRIES;
         ref->conf.refresh = SCEP_UPSTREAM_REFRESH;
+        ref->conf.down_answer = 200;
         ref->section = conf;
         ref->defined_at = cmd->directive
             ? apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
@@ -171,6 +172,28 @@ const char *scep_glue_upstream_retries(cmd_parms *cmd, void *dconf, const char *
         return err;
     }
     section_upstream(cmd, dconf)->conf.retries = (int)v;
+    return NULL;
+}
+
+const char *scep_glue_upstream_down_answer(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_upstream_ref_t *ref;
+    const char *err;
+
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    ref = section_upstream(cmd, dconf);
+    if (strcasecmp(arg, "pending") == 0) {
+        ref->conf.down_answer = 200;
+    }
+    else if (strcmp(arg, "503") == 0) {
+        ref->conf.down_answer = 503;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is neither Pending nor 503", cmd->cmd->name,
+                            arg);
+    }
     return NULL;
 }
 

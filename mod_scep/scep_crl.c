@@ -125,16 +125,25 @@ typedef struct collect_t {
     apr_array_header_t *revoked;
 } collect_t;
 
-/* Whether a recorded certificate was issued by this CA: the issuer name, and the key
- * identifier where the certificate names one (a rolled-over CA keeps its name). */
+/* Whether a recorded certificate was issued by this CA: by the key identifier recorded
+ * with it, else from the certificate itself: the issuer name, and the key identifier
+ * where the certificate names one (a rolled-over CA keeps its name).  Parsing is the
+ * slow way (OpenSSL 3 decodes the public key too), for records made before the key
+ * identifier was kept. */
 static int issued_here(const scep_ca_t *ca, const scep_cert_rec_t *c)
 {
+    const ASN1_OCTET_STRING *ca_ski = X509_get0_subject_key_id(ca->ca_cert);
     const unsigned char *in = c->der;
-    X509 *x = c->der ? d2i_X509(NULL, &in, (long)c->der_len) : NULL;
-    const ASN1_OCTET_STRING *aki, *ski = X509_get0_subject_key_id(ca->ca_cert);
+    X509 *x;
+    const ASN1_OCTET_STRING *aki, *ski = ca_ski;
     int ok;
 
-    if (!x) {
+    if (c->issuer_key_id && ca_ski) {
+        return (apr_size_t)ASN1_STRING_length(ca_ski) == c->issuer_key_id_len
+               && memcmp(ASN1_STRING_get0_data(ca_ski), c->issuer_key_id,
+                         c->issuer_key_id_len) == 0;
+    }
+    if (!(x = c->der ? d2i_X509(NULL, &in, (long)c->der_len) : NULL)) {
         ERR_clear_error();
         return 0;
     }

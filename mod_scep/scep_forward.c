@@ -322,6 +322,11 @@ static upstream_view_t *current_view(apr_pool_t *p, scep_upstream_t *up, const c
     return view;
 }
 
+int scep_upstream_down_answer(const scep_upstream_t *up)
+{
+    return up->conf->down_answer == 503 ? 503 : 200;
+}
+
 STACK_OF(X509) *scep_upstream_ca_certs(apr_pool_t *p, scep_upstream_t *up,
                                        const scep_log_t *log, const char **why)
 {
@@ -351,16 +356,30 @@ static const char *query_base64(apr_pool_t *p, const unsigned char *der, apr_siz
     return out;
 }
 
-apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
-                                  const unsigned char *csr, apr_size_t csr_len,
-                                  EVP_PKEY *csr_key, const char *transaction_id,
-                                  const scep_log_t *log, scep_forward_result_t *result)
+/* The upstream CA's own certificate: the first CA certificate of its GetCACert. */
+static X509 *upstream_ca(STACK_OF(X509) *certs)
+{
+    int i;
+
+    for (i = 0; i < sk_X509_num(certs); i++) {
+        if (X509_check_ca(sk_X509_value(certs, i))) {
+            return sk_X509_value(certs, i);
+        }
+    }
+    return sk_X509_value(certs, 0);
+}
+
+/* One request upstream (a PKCSReq, or a CertPoll when `poll`) and what its answer means. */
+static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_REQ *req,
+                             const unsigned char *csr, apr_size_t csr_len, EVP_PKEY *csr_key,
+                             const char *transaction_id, const scep_log_t *log,
+                             scep_forward_result_t *result)
 {
     X509 *signer = up->ra->ra_cert ? up->ra->ra_cert : up->ra->ca_cert;
     EVP_PKEY *key = up->ra->ra_cert ? up->ra->ra_key : up->ra->ca_key;
     upstream_view_t *view;
-    unsigned char nonce[16], *der;
-    apr_size_t der_len;
+    unsigned char nonce[16], *der, *content;
+    apr_size_t der_len, content_len;
     scep_reply_info_t info;
     answer_t answer;
     const char *ctype, *query, *why = NULL;
@@ -372,9 +391,21 @@ apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
         result->why = why;
         return APR_SUCCESS;
     }
+    if (poll) {
+        if (scep_msg_make_issuer_and_subject(p, X509_get_subject_name(upstream_ca(view->certs)),
+                                             X509_REQ_get_subject_name(req), &content,
+                                             &content_len) != APR_SUCCESS) {
+            result->why = "cannot encode the CertPoll's IssuerAndSubject";
+            return APR_EGENERAL;
+        }
+    }
+    else {
+        content = (unsigned char *)csr;
+        content_len = csr_len;
+    }
     if (scep_msg_build_request(p, signer, key, view->recipient, view->cipher, view->md,
-                               SCEP_MSG_PKCSREQ, transaction_id, csr, csr_len, nonce, &der,
-                               &der_len) != APR_SUCCESS) {
+                               poll ? SCEP_MSG_CERTPOLL : SCEP_MSG_PKCSREQ, transaction_id,
+                               content, content_len, nonce, &der, &der_len) != APR_SUCCESS) {
         result->why = apr_pstrcat(p, "cannot build the upstream request: ",
                                   scep_openssl_errors(p), NULL);
         return APR_EGENERAL;
@@ -397,7 +428,8 @@ apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
         return APR_SUCCESS;
     }
     scep_log(log, SCEP_LOG_DEBUG, "SCEP00400: scep(%s,forward): upstream %s answered "
-             "pkiStatus %d", transaction_id, up->conf->url, info.status);
+             "%s with pkiStatus %d", transaction_id, up->conf->url,
+             poll ? "CertPoll" : "PKCSReq", info.status);
     if (info.status == SCEP_STATUS_PENDING) {
         result->status = SCEP_FORWARD_PENDING;
         result->why = "the upstream CA answered PENDING";
@@ -428,4 +460,19 @@ apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
     result->fail_info = SCEP_FAIL_BAD_REQUEST;
     result->why = "the upstream's SUCCESS holds no certificate for the device's key";
     return APR_SUCCESS;
+}
+
+apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
+                                  const unsigned char *csr, apr_size_t csr_len,
+                                  EVP_PKEY *csr_key, const char *transaction_id,
+                                  const scep_log_t *log, scep_forward_result_t *result)
+{
+    return exchange(p, up, 0, NULL, csr, csr_len, csr_key, transaction_id, log, result);
+}
+
+apr_status_t scep_upstream_poll(apr_pool_t *p, scep_upstream_t *up, X509_REQ *req,
+                                EVP_PKEY *csr_key, const char *transaction_id,
+                                const scep_log_t *log, scep_forward_result_t *result)
+{
+    return exchange(p, up, 1, req, NULL, 0, csr_key, transaction_id, log, result);
 }

@@ -29,6 +29,8 @@ typedef struct scep_upstream_conf_t {
     long timeout;                      /* seconds for one whole exchange */
     int retries;                       /* further attempts after a transport failure */
     long refresh;                      /* seconds between GetCACaps/GetCACert fetches */
+    int down_answer;                   /* HTTP status for an unreachable upstream: 200
+                                        * (a PENDING CertRep) or 503 */
 } scep_upstream_conf_t;
 
 #define SCEP_UPSTREAM_CONNECT_TIMEOUT 5
@@ -62,12 +64,21 @@ typedef struct scep_forward_result_t {
 } scep_forward_result_t;
 
 /* Sends `csr` (DER) upstream under `transaction_id` and waits at most the configured
- * timeouts (with retries).  Sending the same request again is how a PENDING one is
- * polled: an upstream answers a known transaction from its state. */
+ * timeouts (with retries).  A request the upstream may never have received is sent
+ * again the same way: an upstream answers a known transaction from its state. */
 apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
                                   const unsigned char *csr, apr_size_t csr_len,
                                   EVP_PKEY *csr_key, const char *transaction_id,
                                   const scep_log_t *log, scep_forward_result_t *result);
+
+/* Asks the upstream with a CertPoll (IssuerAndSubject of `req`) about a transaction it
+ * answered PENDING. */
+apr_status_t scep_upstream_poll(apr_pool_t *p, scep_upstream_t *up, X509_REQ *req,
+                                EVP_PKEY *csr_key, const char *transaction_id,
+                                const scep_log_t *log, scep_forward_result_t *result);
+
+/* 200 (PENDING) or 503: how a device is answered while the upstream cannot be reached. */
+int scep_upstream_down_answer(const scep_upstream_t *up);
 
 /* The upstream's CA certificates as last fetched (fetching them if needed), for
  * GetCACert in RA mode; NULL with *why when it cannot be reached. */

@@ -523,6 +523,26 @@ ASN1_SEQUENCE(SCEP_ISSUER_AND_SUBJECT) = {
     ASN1_SIMPLE(SCEP_ISSUER_AND_SUBJECT, subject, X509_NAME)
 } static_ASN1_SEQUENCE_END(SCEP_ISSUER_AND_SUBJECT)
 
+apr_status_t scep_msg_make_issuer_and_subject(apr_pool_t *p, const X509_NAME *issuer,
+                                              const X509_NAME *subject, unsigned char **der,
+                                              apr_size_t *len)
+{
+    SCEP_ISSUER_AND_SUBJECT ias;
+    unsigned char *buf = NULL;
+    int n;
+
+    ias.issuer = (X509_NAME *)issuer;
+    ias.subject = (X509_NAME *)subject;
+    n = ASN1_item_i2d((ASN1_VALUE *)&ias, &buf, ASN1_ITEM_rptr(SCEP_ISSUER_AND_SUBJECT));
+    if (n <= 0) {
+        return APR_EGENERAL;
+    }
+    *der = apr_pmemdup(p, buf, (apr_size_t)n);
+    *len = (apr_size_t)n;
+    OPENSSL_free(buf);
+    return APR_SUCCESS;
+}
+
 apr_status_t scep_msg_issuer_and_subject(apr_pool_t *p, const scep_pkimsg_t *msg,
                                          const char **issuer, const char **subject)
 {

@@ -76,6 +76,11 @@ apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
 apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,
                                         X509_NAME **issuer, const char **serial_hex);
 
+/* A CertPoll's IssuerAndSubject (DER, in the pool). */
+apr_status_t scep_msg_make_issuer_and_subject(apr_pool_t *p, const X509_NAME *issuer,
+                                              const X509_NAME *subject, unsigned char **der,
+                                              apr_size_t *len);
+
 /* The IssuerAndSubject of a CertPoll, as one-line names for the log.  APR_EINVAL if the
  * messageData is not one. */
 apr_status_t scep_msg_issuer_and_subject(apr_pool_t *p, const scep_pkimsg_t *msg,

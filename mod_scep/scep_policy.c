@@ -719,6 +719,7 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
             }
             t.client_ip = client_ip;
             t.subject = subject;
+            t.upstream_pending = grant->upstream_pending;
             rv = scep_transaction_put(txn, p, &t);
         }
         if (rv == APR_SUCCESS) {
@@ -748,6 +749,7 @@ static scep_grant_t *grant_of(apr_pool_t *p, const scep_transaction_t *t)
     g->identity.serial_number = t->serial_number;
     g->renews = t->renews;
     g->held = 1;
+    g->upstream_pending = t->upstream_pending;
     return g;
 }
 
@@ -816,9 +818,10 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     return SCEP_DB_CORRUPT;
 }
 
-apr_status_t scep_policy_close_held(apr_pool_t *p, scep_db_t *db, const char *transaction_id,
-                                    const char *state, const char *by, const char *reason,
-                                    apr_int64_t now)
+/* Changes a transaction in one write transaction: `change` returns 0 to leave it be. */
+static apr_status_t update_transaction(apr_pool_t *p, scep_db_t *db, const char *transaction_id,
+                                       int (*change)(scep_transaction_t *t, void *baton),
+                                       void *baton)
 {
     scep_txn_t *txn;
     scep_transaction_t *t;
@@ -828,18 +831,57 @@ apr_status_t scep_policy_close_held(apr_pool_t *p, scep_db_t *db, const char *tr
         return rv;
     }
     rv = scep_transaction_get(txn, p, transaction_id, &t);
-    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_ISSUED) != 0
-        && strcmp(t->state, SCEP_TXN_REJECTED) != 0 && strcmp(t->state, SCEP_TXN_EXPIRED) != 0) {
-        t->state = state;
-        t->decided_at = now;
-        t->decided_by = by;
-        t->reason = reason;
-        if ((rv = scep_transaction_put(txn, p, t)) == APR_SUCCESS) {
-            return scep_db_commit(txn);
-        }
+    if (rv == APR_SUCCESS && change(t, baton)
+        && (rv = scep_transaction_put(txn, p, t)) == APR_SUCCESS) {
+        return scep_db_commit(txn);
     }
     scep_db_abort(txn);
     return rv;
+}
+
+static int mark_upstream_pending(scep_transaction_t *t, void *baton)
+{
+    (void)baton;
+    if (strcmp(t->state, SCEP_TXN_UPSTREAM) != 0 || t->upstream_pending) {
+        return 0;
+    }
+    t->upstream_pending = 1;
+    return 1;
+}
+
+apr_status_t scep_policy_note_upstream_pending(apr_pool_t *p, scep_db_t *db,
+                                               const char *transaction_id)
+{
+    return update_transaction(p, db, transaction_id, mark_upstream_pending, NULL);
+}
+
+typedef struct closing_t {
+    const char *state, *by, *reason;
+    apr_int64_t now;
+} closing_t;
+
+static int close_transaction(scep_transaction_t *t, void *baton)
+{
+    closing_t *closing = baton;
+
+    if (strcmp(t->state, SCEP_TXN_ISSUED) == 0 || strcmp(t->state, SCEP_TXN_REJECTED) == 0
+        || strcmp(t->state, SCEP_TXN_EXPIRED) == 0) {
+        return 0;
+    }
+    t->state = closing->state;
+    t->decided_at = closing->now;
+    t->decided_by = closing->by;
+    t->reason = closing->reason;
+    return 1;
+}
+
+apr_status_t scep_policy_close_held(apr_pool_t *p, scep_db_t *db, const char *transaction_id,
+                                    const char *state, const char *by, const char *reason,
+                                    apr_int64_t now)
+{
+    closing_t closing = { state, by, reason, now };
+
+    return update_transaction(p, db, transaction_id, close_transaction, &closing);
 }
 
 apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,

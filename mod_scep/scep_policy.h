@@ -64,6 +64,7 @@ typedef struct scep_grant_t {
     const char *renews;                /* renewal: serial of the signer certificate */
     int needs_approval;                /* hold it (scep_policy_hold) instead of issuing */
     int held;                          /* approved after a hold: scep_policy_record_approved */
+    int upstream_pending;              /* held: the upstream CA has it and said PENDING */
 } scep_grant_t;
 
 /* The FQDN a request asks for: its first dNSName SAN, else unstructuredName, else a
@@ -163,6 +164,11 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
                               apr_int64_t now, scep_transaction_t **held,
                               scep_grant_t **grant, const unsigned char **der,
                               apr_size_t *der_len, const char **why);
+
+/* Notes that the upstream CA now has a held request and answered PENDING, so that later
+ * polls ask it with CertPoll. */
+apr_status_t scep_policy_note_upstream_pending(apr_pool_t *p, scep_db_t *db,
+                                               const char *transaction_id);
 
 /* Ends a held transaction without a certificate: SCEP_TXN_REJECTED (by `by`, with
  * `reason`) or SCEP_TXN_EXPIRED. */

@@ -404,6 +404,7 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
                            const unsigned char *digest, X509 *issued, const char **why)
 {
     scep_cert_rec_t rec;
+    const ASN1_OCTET_STRING *aki;
     unsigned char *der = NULL;
     const unsigned char *prior;
     apr_size_t prior_len = 0;
@@ -424,6 +425,10 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
     rec.not_before = asn1_time_seconds(X509_get0_notBefore(issued));
     rec.not_after = asn1_time_seconds(X509_get0_notAfter(issued));
     rec.issued_at = (apr_int64_t)time(NULL);
+    if ((aki = X509_get0_authority_key_id(issued)) != NULL) {
+        rec.issuer_key_id = ASN1_STRING_get0_data(aki);
+        rec.issuer_key_id_len = (apr_size_t)ASN1_STRING_length(aki);
+    }
     rv = grant->held
          ? scep_policy_record_approved(c->p, c->db, &c->profile->registrations, grant,
                                        c->msg->transaction_id, &rec, rec.issued_at, &prior,
@@ -540,8 +545,13 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
                                  "certify it", beyond, grant->registration
                                  ? grant->registration : grant->identity.fqdn));
     }
-    rv = scep_upstream_enroll(c->p, c->profile->upstream, csr->der, csr->der_len,
-                              csr->public_key, c->msg->transaction_id, c->log, &fwd);
+    /* Once the upstream has the request and said PENDING, it is asked with CertPoll;
+     * before that (it was down), the request itself goes again. */
+    rv = grant && grant->held && grant->upstream_pending
+         ? scep_upstream_poll(c->p, c->profile->upstream, csr->req, csr->public_key,
+                              c->msg->transaction_id, c->log, &fwd)
+         : scep_upstream_enroll(c->p, c->profile->upstream, csr->der, csr->der_len,
+                                csr->public_key, c->msg->transaction_id, c->log, &fwd);
     if (rv != APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00402: scep(%s,PKIOperation): %s",
                  c->msg->transaction_id, fwd.why);
@@ -560,13 +570,31 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
         }
         return fail(c, SCEP_LOG_WARNING, fwd.fail_info, "SCEP00401", fwd.why);
     default:
-        if (grant && grant->held) {
-            scep_log(c->log, SCEP_LOG_INFO, "SCEP00403: scep(%s,PKIOperation): still "
-                     "waiting for the upstream CA: %s", c->msg->transaction_id, fwd.why);
-            return send_pending(c);
-        }
-        return hold(c, csr, grant, digest, SCEP_TXN_UPSTREAM, fwd.why);
+        break;
     }
+    if (grant && grant->held) {
+        if (fwd.status == SCEP_FORWARD_PENDING && !grant->upstream_pending
+            && (rv = scep_policy_note_upstream_pending(c->p, c->db, c->msg->transaction_id))
+               != APR_SUCCESS) {
+            return db_failure(c, rv, "noting the upstream's PENDING");
+        }
+        scep_log(c->log, SCEP_LOG_INFO, "SCEP00403: scep(%s,PKIOperation): still waiting for "
+                 "the upstream CA: %s", c->msg->transaction_id, fwd.why);
+        rv = send_pending(c);
+    }
+    else {
+        scep_grant_t kept = *grant;
+
+        kept.upstream_pending = fwd.status == SCEP_FORWARD_PENDING;
+        rv = hold(c, csr, &kept, digest, SCEP_TXN_UPSTREAM, fwd.why);
+    }
+    if (rv == APR_SUCCESS && fwd.status == SCEP_FORWARD_UNREACHABLE
+        && scep_upstream_down_answer(c->profile->upstream) == 503) {
+        /* kept all the same: the device's retry finds it */
+        c->reply->http_status = 503;
+        c->reply->outcome = "upstream-down";
+    }
+    return rv;
 }
 
 /* Issues the certificate for an admitted request (grant NULL at an endpoint without

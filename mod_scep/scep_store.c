@@ -26,12 +26,13 @@
  *    9 updated           3 subject          7 issued_at
  *   10 last_serial       4 transaction_id   8 revoked_at
  *   11 last_not_after                       9 revocation_reason
+ *                                           10 issuer_key_id
  *   12 last_enrolled
  *   13 enrollments
  *
  *   transaction, held requests only: 6 request (PKCS#10), 7 grant_kind, 8 registration,
  *     9 ips, 10 serial_number, 11 renews, 12 signer_key (32), 13 client_ip, 14 subject,
- *     15 decided_at, 16 decided_by, 17 reason
+ *     15 decided_at, 16 decided_by, 17 reason, 18 upstream_pending
  *
  *   meta "crl": 1 generation, 2 changed_at
  *   meta "crl_published": 1 number, 2 generation, 3 this_update, 4 next_update,
@@ -62,9 +63,10 @@ enum { FAIL_COUNT = 1, FAIL_LAST, FAIL_LOCKED_UNTIL };
 enum { TXN_STATE = 1, TXN_DIGEST, TXN_FQDN, TXN_SERIAL, TXN_CREATED, TXN_REQUEST,
        TXN_GRANT_KIND, TXN_REGISTRATION, TXN_IPS, TXN_SERIAL_NUMBER, TXN_RENEWS,
        TXN_SIGNER_KEY, TXN_CLIENT_IP, TXN_SUBJECT, TXN_DECIDED_AT, TXN_DECIDED_BY,
-       TXN_REASON };
+       TXN_REASON, TXN_UPSTREAM_PENDING };
 enum { CERT_DER = 1, CERT_FQDN, CERT_SUBJECT, CERT_TXID, CERT_NOT_BEFORE,
-       CERT_NOT_AFTER, CERT_ISSUED_AT, CERT_REVOKED_AT, CERT_REVOCATION_REASON };
+       CERT_NOT_AFTER, CERT_ISSUED_AT, CERT_REVOKED_AT, CERT_REVOCATION_REASON,
+       CERT_ISSUER_KEY_ID };
 enum { CRL_GENERATION = 1, CRL_CHANGED_AT };
 enum { PUB_NUMBER = 1, PUB_GENERATION, PUB_THIS_UPDATE, PUB_NEXT_UPDATE, PUB_CA_ID, PUB_DER };
 
@@ -779,6 +781,7 @@ static apr_status_t transaction_decode(apr_pool_t *p, const char *id, apr_size_t
     rec->decided_at = rd_i64(&r, TXN_DECIDED_AT);
     rec->decided_by = rd_str(&r, TXN_DECIDED_BY);
     rec->reason = rd_str(&r, TXN_REASON);
+    rec->upstream_pending = rd_i64(&r, TXN_UPSTREAM_PENDING) != 0;
     if (r.rv == APR_SUCCESS && !rec->state) {
         r.rv = SCEP_DB_CORRUPT;
     }
@@ -878,6 +881,9 @@ apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
     }
     scep_rec_put_str(&rec, TXN_DECIDED_BY, t->decided_by);
     scep_rec_put_str(&rec, TXN_REASON, t->reason);
+    if (t->upstream_pending) {
+        scep_rec_put_i64(&rec, TXN_UPSTREAM_PENDING, 1);
+    }
     return scep_db_put(txn, SCEP_DBI_TRANSACTIONS, t->transaction_id, klen,
                        rec.data, rec.len, 0);
 }
@@ -907,6 +913,11 @@ static apr_status_t cert_decode(apr_pool_t *p, const unsigned char *key, apr_siz
     c->issued_at = rd_i64(&r, CERT_ISSUED_AT);
     c->revoked_at = rd_i64(&r, CERT_REVOKED_AT);
     c->revocation_reason = (int)rd_i64(&r, CERT_REVOCATION_REASON);
+    if (r.view.present[CERT_ISSUER_KEY_ID] && r.view.field_len[CERT_ISSUER_KEY_ID] > 0) {
+        c->issuer_key_id_len = r.view.field_len[CERT_ISSUER_KEY_ID];
+        c->issuer_key_id = apr_pmemdup(p, r.view.field[CERT_ISSUER_KEY_ID],
+                                       c->issuer_key_id_len);
+    }
     if (r.rv == APR_SUCCESS) {
         *out = c;
     }
@@ -965,6 +976,9 @@ apr_status_t scep_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t
     scep_rec_put_i64(&rec, CERT_REVOKED_AT, c->revoked_at);
     if (c->revoked_at) {
         scep_rec_put_i64(&rec, CERT_REVOCATION_REASON, c->revocation_reason);
+    }
+    if (c->issuer_key_id && c->issuer_key_id_len) {
+        scep_rec_put_bytes(&rec, CERT_ISSUER_KEY_ID, c->issuer_key_id, c->issuer_key_id_len);
     }
     rv = scep_db_put(txn, SCEP_DBI_CERTS, key, klen, rec.data, rec.len, 0);
     if (rv == APR_SUCCESS && index) {

@@ -173,6 +173,7 @@ typedef struct scep_transaction_t {
     apr_int64_t decided_at;
     const char *decided_by;
     const char *reason;                 /* the operator's reason for a rejection */
+    int upstream_pending;               /* the upstream CA answered PENDING: poll it */
 } scep_transaction_t;
 
 apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
@@ -198,6 +199,8 @@ typedef struct scep_cert_rec_t {
     apr_int64_t not_before, not_after, issued_at;
     apr_int64_t revoked_at;             /* 0 = not revoked */
     int revocation_reason;              /* RFC 5280 CRLReason, when revoked */
+    const unsigned char *issuer_key_id; /* its authorityKeyIdentifier; may be absent */
+    apr_size_t issuer_key_id_len;
 } scep_cert_rec_t;
 
 /* Stores the certificate and its FQDN index entry. */

@@ -99,6 +99,8 @@ httpd_conf "$(
     gateway /ra-auth /upstream "ScepUpstreamProxy http://127.0.0.1:$APORT gateway:s3cret-proxy"
     gateway /ra-noauth /upstream "ScepUpstreamProxy http://127.0.0.1:$APORT"
     gateway /ra-direct /upstream
+    gateway /ra-down /nowhere "ScepUpstreamProxy http://127.0.0.1:$(free_port)" \
+        "ScepUpstreamDownAnswer 503"
 )"
 httpd_start || t_done
 
@@ -162,6 +164,8 @@ expect_log "SCEP00404: .*request for f2.fwd.example.net .* kept and answered PEN
 expect_match "$(reg -P "$T/ddb" f2.fwd.example.net | tail -1)" $'\tupstream\t' "the gateway keeps the request (state upstream)"
 poll f2p1 f2 /ra-approve
 expect_eq "$(status f2p1)" 3 "a poll before the upstream decides: PENDING"
+expect_log "SCEP00241: .*CertPoll from 127\.0\.0\.1: the request is still waiting" \
+    "the gateway polls the upstream with CertPoll once it said PENDING"
 reg -Y "$T/udb" f2.fwd.example.net 2>/dev/null && pass "the upstream's operator approves" || fail "scepreg -Y upstream"
 poll f2p2 f2 /ra-approve
 check_success f2p2 "$GW" "$CA" "the device's poll collects the certificate from upstream" || true
@@ -174,6 +178,11 @@ expect_log "SCEP00404: .*request for f3.fwd.example.net .*127\.0\.0\.1:$PPORT" "
 proxy_start plain || t_done
 poll f3p f3 /ra
 check_success f3p "$GW" "$CA" "once the proxy is back, the poll collects the certificate" || true
+
+# ---- ScepUpstreamDownAnswer 503 -----------------------------------------------------------
+request f8 /ra-down f8.fwd.example.net
+expect_eq "$HTTP_CODE" 503 "with ScepUpstreamDownAnswer 503, an unreachable upstream is a 503"
+expect_match "$(reg -P "$T/ddb" f8.fwd.example.net | tail -1)" $'\tupstream\t' "and the request is kept all the same"
 
 # ---- a proxy that wants credentials ---------------------------------------------------
 request f4 /ra-auth f4.fwd.example.net

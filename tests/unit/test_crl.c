@@ -139,6 +139,11 @@ static void record(fixture_t *f, const char *serial, long not_after, X509 *issue
     c.not_before = NOW - DAY;
     c.not_after = not_after;
     c.issued_at = NOW - DAY;
+    /* the module records the issuer's key id; records from before it did not (0A02) */
+    if (strcmp(serial, "0A02") != 0 && X509_get0_authority_key_id(x)) {
+        c.issuer_key_id = ASN1_STRING_get0_data(X509_get0_authority_key_id(x));
+        c.issuer_key_id_len = (apr_size_t)ASN1_STRING_length(X509_get0_authority_key_id(x));
+    }
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
     assert_int_equal(scep_cert_put(txn, f->pool, &c), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);

@@ -900,6 +900,7 @@ static void test_revoke(void **state)
     assert_int_equal(scep_cert_get(txn, fx->p, "0A02", &c), APR_SUCCESS);
     assert_true(c->revoked_at == 7000);
     assert_int_equal(c->revocation_reason, SCEP_REASON_UNSPECIFIED);
+    assert_null(c->issuer_key_id);
     /* still listed under its device */
     assert_string_equal(serials_of(fx, txn, "a.example"), " 0A01@a.example 0A02@a.example");
     assert_int_equal(scep_crl_state_get(txn, &crl), APR_SUCCESS);
