@@ -254,6 +254,18 @@ static X509 *pick_recipient(STACK_OF(X509) *certs)
     return sk_X509_value(certs, 0);
 }
 
+static int holds_cert(STACK_OF(X509) *certs, X509 *cert)
+{
+    int i;
+
+    for (i = 0; i < sk_X509_num(certs); i++) {
+        if (X509_cmp(sk_X509_value(certs, i), cert) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static apr_status_t cleanup_cert(void *data)
 {
     X509_free(data);
@@ -267,7 +279,7 @@ static apr_status_t cleanup_certs(void *data)
 }
 
 static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now,
-                                   const char **why)
+                                   const scep_log_t *log, const char **why)
 {
     answer_t caps, cacert;
     const char *ctype, *caps_text;
@@ -298,10 +310,18 @@ static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64
                    ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
     view->md = has_cap(caps_text, "SHA-256") || has_cap(caps_text, "SCEPStandard")
                ? EVP_sha256() : EVP_sha1();
+    if (!holds_cert(certs, up->ra->ca_cert)) {
+        /* devices get the configured CA from our GetCACert and will not trust the issuer */
+        scep_log(log, SCEP_LOG_WARNING, "SCEP00406: the upstream %s does not list the CA "
+                 "certificate of ScepCACertificateFile (%s) in its GetCACert; devices will "
+                 "not be able to verify the certificates it issues", up->conf->url,
+                 scep_ca_name(up->ra));
+    }
     return view;
 }
 
-static upstream_view_t *current_view(apr_pool_t *p, scep_upstream_t *up, const char **why)
+static upstream_view_t *current_view(apr_pool_t *p, scep_upstream_t *up,
+                                     const scep_log_t *log, const char **why)
 {
     apr_int64_t now = (apr_int64_t)time(NULL);
     upstream_view_t *view;
@@ -313,7 +333,7 @@ static upstream_view_t *current_view(apr_pool_t *p, scep_upstream_t *up, const c
         return view;
     }
     /* Several threads may fetch at once; the last one wins, and all views stay valid. */
-    if (!(view = fetch_view(p, up, now, why))) {
+    if (!(view = fetch_view(p, up, now, log, why))) {
         return NULL;
     }
     apr_thread_mutex_lock(up->lock);
@@ -330,9 +350,8 @@ int scep_upstream_down_answer(const scep_upstream_t *up)
 STACK_OF(X509) *scep_upstream_ca_certs(apr_pool_t *p, scep_upstream_t *up,
                                        const scep_log_t *log, const char **why)
 {
-    upstream_view_t *view = current_view(p, up, why);
+    upstream_view_t *view = current_view(p, up, log, why);
 
-    (void)log;
     return view ? view->certs : NULL;
 }
 
@@ -387,7 +406,7 @@ static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_
 
     memset(result, 0, sizeof(*result));
     result->status = SCEP_FORWARD_UNREACHABLE;
-    if (!(view = current_view(p, up, &why))) {
+    if (!(view = current_view(p, up, log, &why))) {
         result->why = why;
         return APR_SUCCESS;
     }

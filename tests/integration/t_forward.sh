@@ -72,6 +72,27 @@ proxy_conf auth "$APORT" "BasicAuth gateway s3cret-proxy"
 proxy_start plain || t_done
 proxy_start auth || t_done
 
+# ---- TLS for an https upstream: a server certificate for 127.0.0.1, and one for the
+# gateway's client authentication, from a TLS CA of their own ------------------------------
+make_ca "$T/tls" "TLS"
+tls_cert() {   # tls_cert NAME CN EXTENSIONS
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$T/tls/$1.key" -subj "/CN=$2" \
+        -out "$T/tls/$1.csr" 2>/dev/null
+    printf '%s\n' "$3" >"$T/tls/$1.ext"
+    openssl x509 -req -in "$T/tls/$1.csr" -CA "$T/tls/ca.pem" -CAkey "$T/tls/ca.key" \
+        -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "$T/tls/$1.ext" \
+        -out "$T/tls/$1.pem" 2>/dev/null || die "cannot issue TLS certificate $1"
+    chmod 644 "$T/tls/$1.key"
+}
+tls_cert server 127.0.0.1 "subjectAltName=IP:127.0.0.1,DNS:localhost"$'\n'"extendedKeyUsage=serverAuth"
+tls_cert client "Gateway client" "extendedKeyUsage=clientAuth"
+chmod 755 "$T/tls"
+SPORT=$(free_port)
+# a stalled upstream: accepts connections and never answers
+STALL=$(free_port)
+timeout 300 nc -lk 127.0.0.1 "$STALL" >/dev/null 2>&1 &
+at_exit "kill $! 2>/dev/null || true"
+
 PORT=$(free_port)
 UP="http://127.0.0.1:$PORT"
 gateway() {   # gateway PATH UPSTREAM-PATH [DIRECTIVE...]: an RA endpoint in front of it
@@ -79,7 +100,7 @@ gateway() {   # gateway PATH UPSTREAM-PATH [DIRECTIVE...]: an RA endpoint in fro
     shift 2
     echo "<Location $path>"
     echo "    SetHandler scep"
-    echo "    ScepCACertificateFile \"$CA\""
+    echo "    ScepCACertificateFile \"${GATEWAY_CA:-$CA}\""
     echo "    ScepRACertificateFile \"$GW\""
     echo "    ScepRAKeyFile \"$T/up/gw.key\""
     echo "    ScepDeviceDB $T/ddb"
@@ -92,6 +113,18 @@ gateway() {   # gateway PATH UPSTREAM-PATH [DIRECTIVE...]: an RA endpoint in fro
     echo "</Location>"
 }
 httpd_conf "$(
+    echo "LoadModule ssl_module $APACHE_MODDIR/mod_ssl.so"
+    echo "LoadModule socache_shmcb_module $APACHE_MODDIR/mod_socache_shmcb.so"
+    echo "SSLSessionCache shmcb:$T/httpd/run/ssl_scache(512000)"
+    echo "Listen 127.0.0.1:$SPORT"
+    echo "<VirtualHost 127.0.0.1:$SPORT>"
+    echo "    ServerName localhost"
+    echo "    SSLEngine on"
+    echo "    SSLCertificateFile \"$T/tls/server.pem\""
+    echo "    SSLCertificateKeyFile \"$T/tls/server.key\""
+    echo "    SSLCACertificateFile \"$T/tls/ca.pem\""
+    echo "    SSLVerifyClient require"
+    echo "</VirtualHost>"
     scep_location /upstream "$T/up" ra "ScepDeviceDB $T/udb"
     scep_location /upstream-approve "$T/up" ra "ScepDeviceDB $T/udb" "ScepRequireApproval On"
     gateway /ra /upstream "ScepUpstreamProxy http://127.0.0.1:$PPORT"
@@ -101,6 +134,15 @@ httpd_conf "$(
     gateway /ra-direct /upstream
     gateway /ra-down /nowhere "ScepUpstreamProxy http://127.0.0.1:$(free_port)" \
         "ScepUpstreamDownAnswer 503"
+    gateway /ra-stalled /upstream "ScepUpstreamURL http://127.0.0.1:$STALL/scep"
+    GATEWAY_CA=$T/tls/ca.pem gateway /ra-wrongca /upstream
+    gateway /ra-tls /upstream "ScepUpstreamURL https://127.0.0.1:$SPORT/upstream" \
+        "ScepUpstreamCAFile \"$T/tls/ca.pem\"" \
+        "ScepUpstreamClientCertificate \"$T/tls/client.pem\" \"$T/tls/client.key\""
+    gateway /ra-tls-nocert /upstream "ScepUpstreamURL https://127.0.0.1:$SPORT/upstream" \
+        "ScepUpstreamCAFile \"$T/tls/ca.pem\""
+    gateway /ra-tls-untrusted /upstream "ScepUpstreamURL https://127.0.0.1:$SPORT/upstream" \
+        "ScepUpstreamClientCertificate \"$T/tls/client.pem\" \"$T/tls/client.key\""
 )"
 httpd_start || t_done
 
@@ -184,6 +226,26 @@ request f8 /ra-down f8.fwd.example.net
 expect_eq "$HTTP_CODE" 503 "with ScepUpstreamDownAnswer 503, an unreachable upstream is a 503"
 expect_match "$(reg -P "$T/ddb" f8.fwd.example.net | tail -1)" $'\tupstream\t' "and the request is kept all the same"
 
+# ---- a CA file that is not the upstream's ------------------------------------------------
+request w1 /ra-wrongca w1.fwd.example.net
+probe_reply w1 "$GW" || true
+expect_log "SCEP00406: the upstream .* does not list the CA certificate of ScepCACertificateFile" \
+    "a ScepCACertificateFile that is not the upstream's CA is reported"
+
+# ---- an upstream that accepts and never answers: the timeout holds ----------------------
+request f9 /ra-stalled f9.fwd.example.net
+expect_eq "$(status f9)" 3 "a stalled upstream: PENDING once ScepUpstreamTimeout has passed"
+expect_log "SCEP00404: .*f9.fwd.example.net .*(timed out|Timeout)" "the log says the upstream timed out"
+
+# ---- an https upstream, with TLS client authentication -----------------------------------
+request t1 /ra-tls t1.fwd.example.net
+check_success t1 "$GW" "$CA" "through an https upstream with a client certificate" || true
+request t2 /ra-tls-nocert t2.fwd.example.net
+expect_eq "$(status t2)" 3 "without the client certificate the TLS upstream refuses: PENDING"
+request t3 /ra-tls-untrusted t3.fwd.example.net
+expect_eq "$(status t3)" 3 "an upstream certificate the gateway does not trust: PENDING"
+expect_log "SCEP00404: .*t3.fwd.example.net .*(certificate|SSL)" "the log names the TLS problem"
+
 # ---- a proxy that wants credentials ---------------------------------------------------
 request f4 /ra-auth f4.fwd.example.net
 check_success f4 "$GW" "$CA" "through a proxy with credentials" || true
@@ -206,7 +268,7 @@ expect_log "SCEP00405: .*the unstructuredAddress 192.0.2.77, which the registrat
     "the refusal names what was asked beyond the registration"
 expect_eq "$(reg -L "$T/udb" f7.fwd.example.net | tail -n +2 | grep -c .)" 0 "nothing went upstream for it"
 
-check_error_log '\[scep:warn\] .*SCEP0040[145]: ' '\[scep:warn\] .*SCEP0021[25]: '
+check_error_log '\[scep:warn\] .*SCEP0040[1456]: ' '\[scep:warn\] .*SCEP0021[25]: '
 
 # ---- configuration mistakes ----------------------------------------------------------
 httpd_stop
