@@ -103,3 +103,10 @@ int scep_hex_digit(int c)
     }
     return -1;
 }
+
+void scep_cli_say(const char *progname, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: ", progname);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}

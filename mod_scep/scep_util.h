@@ -6,6 +6,7 @@
 
 #include <apr_pools.h>
 #include <apr_errno.h>
+#include <stdarg.h>
 
 /* Levels follow syslog numbering so that the httpd glue can map them onto APLOG_*. */
 #define SCEP_LOG_ERR     3
@@ -38,6 +39,10 @@ int scep_secret_equal(const void *a, apr_size_t a_len, const void *b, apr_size_t
 /* Hex of a byte string, lower-case (serial numbers: upper-case), in the pool. */
 const char *scep_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len);
 const char *scep_hex_upper(apr_pool_t *p, const unsigned char *data, apr_size_t len);
+
+/* For the command-line tools: "PROGNAME: message" and a newline on stderr. */
+void scep_cli_say(const char *progname, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* The value of one hex digit, or -1. */
 int scep_hex_digit(int c);

@@ -76,11 +76,9 @@ static void complain(const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "%s: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    scep_cli_say(progname, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 static void log_to_stderr(void *baton, int level, const char *line)

@@ -1,0 +1,738 @@
+/* scepload: the load generator of mod_scep, in the spirit of ab.  It enrolls N devices
+ * with C concurrent keep-alive connections against one SCEP endpoint and reports
+ * enrollments per second, latency percentiles and failures by reason.
+ *
+ * Device keys are the expensive part of a client, so they are generated once into a pool
+ * cached on disk and reused across device identities (each enrollment still has its own
+ * name, CSR and transactionID).  With -D the run registers a wildcard with a random
+ * challenge in the device database through the core's store, as scepreg would, and
+ * removes it afterwards.  Messages are built and read by the core's scep_msg, so the
+ * client side costs what a real client costs.
+ *
+ * Bounded: at most MAX_COUNT enrollments, MAX_CONCURRENCY connections and the -t time
+ * limit; it connects only to the host of the URL given (no redirects, no proxies). */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <apr_file_io.h>
+#include <apr_general.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+#include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "scep_db.h"
+#include "scep_decode.h"
+#include "scep_msg.h"
+#include "scep_store.h"
+#include "scep_util.h"
+#include "scep_version.h"
+
+#define MAX_COUNT 1000000
+#define MAX_CONCURRENCY 256
+#define MAX_POOL 100000
+#define MAX_ANSWER (1024 * 1024)
+
+static const char *progname = "scepload";
+
+typedef struct opts_t {
+    const char *url, *challenge, *domain, *dbdir, *pool_file, *format;
+    long count, concurrency, bits, pool_size, time_limit;
+    int get, quiet;
+} opts_t;
+
+typedef struct key_t {
+    EVP_PKEY *key;
+    X509 *selfsigned;                  /* signs the requests made with this key */
+} pool_key_t;
+
+typedef struct run_t {
+    const opts_t *o;
+    pool_key_t *keys;
+    long nkeys;
+    STACK_OF(X509) *ca_certs;
+    X509 *recipient;
+    apr_thread_mutex_t *lock;
+    long next, done, ok;
+    double *latency;                   /* seconds, per finished enrollment */
+    apr_hash_t *failures;              /* reason -> count (long *) */
+    apr_pool_t *pool;                  /* for the hash, under lock */
+    double started, deadline;
+    int stop;
+} run_t;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    scep_cli_say(progname, fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+        "Usage (scepload %s, the load generator of mod_scep):\n"
+        "  %s -u URL [-n COUNT] [-c CONCURRENCY] [-m get|post] [-b 2048|3072|4096]\n"
+        "           [-C CHALLENGE -d DOMAIN | -D DBDIR] [-k POOLFILE] [-p POOLSIZE]\n"
+        "           [-t SECONDS] [-o json|csv] [-q]\n"
+        "  -u  the SCEP endpoint (http://host:port/path); nothing else is contacted\n"
+        "  -n  enrollments (default 100, at most %d)   -c  connections (default 4, at most %d)\n"
+        "  -m  PKIOperation by GET or POST (default post)   -b  device key size (default 2048)\n"
+        "  -C  the challenge of a registration covering DOMAIN (-d): devices are devN.DOMAIN\n"
+        "  -D  register a wildcard with a random challenge in this device database for the\n"
+        "      run (as scepreg would; removed afterwards)\n"
+        "  -k  key pool file (default ~/.cache/scepload/rsa-BITS.pem)   -p  pool size\n"
+        "      (default the smaller of COUNT and 1000)\n"
+        "  -t  time limit in seconds (default 600)   -o  also print json or csv\n"
+        "  -q  no progress line\n",
+        SCEP_VERSION, progname, MAX_COUNT, MAX_CONCURRENCY);
+    exit(2);
+}
+
+static long number(const char *opt, const char *s, long min, long max)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (!*s || *end || v < min || v > max) {
+        fprintf(stderr, "%s: %s: '%s' is not a number from %ld to %ld\n", progname, opt, s,
+                min, max);
+        exit(2);
+    }
+    return v;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------ */
+
+typedef struct buffer_t {
+    unsigned char *data;
+    size_t len;
+    int too_big;
+} buffer_t;
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *baton)
+{
+    buffer_t *b = baton;
+    size_t n = size * nmemb;
+    unsigned char *bigger;
+
+    if (b->len + n > MAX_ANSWER || !(bigger = realloc(b->data, b->len + n))) {
+        b->too_big = 1;
+        return 0;
+    }
+    b->data = bigger;
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    return n;
+}
+
+static CURL *new_handle(void)
+{
+    CURL *curl = curl_easy_init();
+
+    if (!curl) {
+        die("libcurl cannot start");
+    }
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "scepload/" SCEP_VERSION);
+    return curl;
+}
+
+/* One request on a kept-alive handle; the HTTP status, or 0 for a transport failure. */
+static long http(CURL *curl, const char *url, const unsigned char *body, size_t body_len,
+                 buffer_t *answer, const char **error)
+{
+    static const char *types[] = { "Content-Type: application/x-pki-message", NULL };
+    struct curl_slist *headers = NULL;
+    long status = 0;
+    CURLcode rc;
+
+    memset(answer, 0, sizeof(*answer));
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, answer);
+    if (body) {
+        headers = curl_slist_append(NULL, types[0]);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, (const char *)body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    else {
+        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+    }
+    rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    }
+    else {
+        *error = curl_easy_strerror(rc);
+    }
+    curl_slist_free_all(headers);
+    return status;
+}
+
+/* ---- the endpoint's certificates --------------------------------------------------------- */
+
+static void fetch_ca(run_t *run)
+{
+    CURL *curl = new_handle();
+    buffer_t b;
+    const char *error = NULL;
+    const unsigned char *in;
+    char *url = apr_pstrcat(run->pool, run->o->url, "?operation=GetCACert", NULL);
+    long status = http(curl, url, NULL, 0, &b, &error);
+    X509 *single;
+    PKCS7 *p7;
+    int i;
+
+    if (status != 200) {
+        die("GetCACert at %s: %s", run->o->url,
+            status ? apr_psprintf(run->pool, "HTTP %ld", status) : error);
+    }
+    in = b.data;
+    if ((single = d2i_X509(NULL, &in, (long)b.len)) != NULL) {
+        run->ca_certs = sk_X509_new_null();
+        sk_X509_push(run->ca_certs, single);
+    }
+    else {
+        in = b.data;
+        p7 = d2i_PKCS7(NULL, &in, (long)b.len);
+        if (!p7 || !PKCS7_type_is_signed(p7) || !p7->d.sign->cert) {
+            die("GetCACert at %s: no certificates in the answer", run->o->url);
+        }
+        run->ca_certs = X509_chain_up_ref(p7->d.sign->cert);
+        PKCS7_free(p7);
+    }
+    run->recipient = sk_X509_value(run->ca_certs, 0);
+    for (i = 0; i < sk_X509_num(run->ca_certs); i++) {
+        X509 *x = sk_X509_value(run->ca_certs, i);
+
+        if (!X509_check_ca(x) && (!(X509_get_extension_flags(x) & EXFLAG_KUSAGE)
+                                  || (X509_get_key_usage(x) & KU_KEY_ENCIPHERMENT))) {
+            run->recipient = x;
+            break;
+        }
+    }
+    free(b.data);
+    curl_easy_cleanup(curl);
+    ERR_clear_error();
+}
+
+/* ---- the key pool --------------------------------------------------------------------- */
+
+static X509 *self_signed(EVP_PKEY *key)
+{
+    X509 *x = X509_new();
+
+    X509_set_version(x, X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"scepload device", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    X509_gmtime_adj(X509_getm_notBefore(x), -300);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    if (X509_sign(x, key, EVP_sha256()) <= 0) {
+        die("cannot make a self-signed certificate");
+    }
+    return x;
+}
+
+typedef struct gen_t {
+    run_t *run;
+    long from, to;
+} gen_t;
+
+static void *APR_THREAD_FUNC generate(apr_thread_t *thread, void *baton)
+{
+    gen_t *g = baton;
+    long i;
+
+    for (i = g->from; i < g->to; i++) {
+        if (!(g->run->keys[i].key = EVP_RSA_gen((unsigned int)g->run->o->bits))) {
+            die("cannot generate an RSA key");
+        }
+    }
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+static const char *default_pool_file(apr_pool_t *p, long bits)
+{
+    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    const char *dir = cache && *cache ? apr_pstrcat(p, cache, "/scepload", NULL)
+                      : apr_pstrcat(p, home && *home ? home : "/tmp", "/.cache/scepload",
+                                    NULL);
+
+    apr_dir_make_recursive(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE, p);
+    return apr_psprintf(p, "%s/rsa-%ld.pem", dir, bits);
+}
+
+static void load_pool(run_t *run)
+{
+    const opts_t *o = run->o;
+    const char *file = o->pool_file ? o->pool_file : default_pool_file(run->pool, o->bits);
+    FILE *f = fopen(file, "r");
+    long have = 0, i, threads = 2, share;
+    double t0 = now_s();
+    EVP_PKEY *k;
+
+    run->nkeys = o->pool_size;
+    run->keys = calloc((size_t)run->nkeys, sizeof(*run->keys));
+    if (!run->keys) {
+        die("out of memory");
+    }
+    while (f && have < run->nkeys && (k = PEM_read_PrivateKey(f, NULL, NULL, NULL)) != NULL) {
+        if (EVP_PKEY_get_bits(k) == o->bits) {
+            run->keys[have++].key = k;
+        }
+        else {
+            EVP_PKEY_free(k);
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    ERR_clear_error();
+    if (have < run->nkeys) {
+        apr_thread_t *t[8];
+        gen_t g[8];
+        apr_status_t ignored;
+
+        if (!o->quiet) {
+            fprintf(stderr, "%s: generating %ld RSA-%ld keys for the pool %s\n", progname,
+                    run->nkeys - have, o->bits, file);
+        }
+        share = (run->nkeys - have + threads - 1) / threads;
+        for (i = 0; i < threads; i++) {
+            g[i].run = run;
+            g[i].from = have + i * share;
+            g[i].to = g[i].from + share > run->nkeys ? run->nkeys : g[i].from + share;
+            if (g[i].from >= g[i].to) {
+                t[i] = NULL;
+                continue;
+            }
+            apr_thread_create(&t[i], NULL, generate, &g[i], run->pool);
+        }
+        for (i = 0; i < threads; i++) {
+            if (t[i]) {
+                apr_thread_join(&ignored, t[i]);
+            }
+        }
+        if ((f = fopen(file, "w")) != NULL) {
+            fchmod(fileno(f), 0600);
+            for (i = 0; i < run->nkeys; i++) {
+                PEM_write_PrivateKey(f, run->keys[i].key, NULL, NULL, 0, NULL, NULL);
+            }
+            fclose(f);
+        }
+        else if (!o->quiet) {
+            fprintf(stderr, "%s: cannot cache the pool in %s: %s\n", progname, file,
+                    strerror(errno));
+        }
+    }
+    for (i = 0; i < run->nkeys; i++) {
+        run->keys[i].selfsigned = self_signed(run->keys[i].key);
+    }
+    if (!o->quiet) {
+        fprintf(stderr, "%s: %ld keys ready in %.1f s\n", progname, run->nkeys, now_s() - t0);
+    }
+}
+
+/* ---- one enrollment -------------------------------------------------------------------- */
+
+static unsigned char *make_csr(const opts_t *o, EVP_PKEY *key, const char *name, int *len)
+{
+    X509_REQ *req = X509_REQ_new();
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    X509V3_CTX ctx;
+    X509_EXTENSION *san;
+    unsigned char *der = NULL;
+    char *san_text = malloc(strlen(name) + 5);
+
+    sprintf(san_text, "DNS:%s", name);      /* sized above */
+    X509_REQ_set_version(req, 0);
+    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
+                               (const unsigned char *)name, -1, -1, 0);
+    X509_REQ_set_pubkey(req, key);
+    X509V3_set_ctx(&ctx, NULL, NULL, req, NULL, 0);
+    san = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san_text);
+    sk_X509_EXTENSION_push(exts, san);
+    X509_REQ_add_extensions(req, exts);
+    X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_UTF8,
+                              (const unsigned char *)o->challenge, -1);
+    if (X509_REQ_sign(req, key, EVP_sha256()) <= 0 || (*len = i2d_X509_REQ(req, &der)) <= 0) {
+        die("cannot make a CSR");
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_REQ_free(req);
+    free(san_text);
+    return der;
+}
+
+static void count_failure(run_t *run, const char *reason)
+{
+    long *n;
+
+    apr_thread_mutex_lock(run->lock);
+    n = apr_hash_get(run->failures, reason, APR_HASH_KEY_STRING);
+    if (!n) {
+        n = apr_pcalloc(run->pool, sizeof(*n));
+        apr_hash_set(run->failures, apr_pstrdup(run->pool, reason), APR_HASH_KEY_STRING, n);
+    }
+    (*n)++;
+    apr_thread_mutex_unlock(run->lock);
+}
+
+/* Returns NULL on success, else the reason of the failure. */
+static const char *enroll_one(run_t *run, CURL *curl, apr_pool_t *p, long index)
+{
+    const opts_t *o = run->o;
+    pool_key_t *k = &run->keys[index % run->nkeys];
+    const char *name = apr_psprintf(p, "dev%07ld.%s", index, o->domain);
+    unsigned char rnd[16], nonce[16], *der, *msg;
+    apr_size_t msg_len;
+    int csr_len, i;
+    const char *txid, *url, *error = NULL, *why = NULL;
+    scep_reply_info_t info;
+    buffer_t answer;
+    long status;
+
+    RAND_bytes(rnd, sizeof(rnd));
+    txid = scep_hex(p, rnd, sizeof(rnd));
+    der = make_csr(o, k->key, name, &csr_len);
+    if (scep_msg_build_request(p, k->selfsigned, k->key, run->recipient, EVP_aes_128_cbc(),
+                               EVP_sha256(), SCEP_MSG_PKCSREQ, txid, der,
+                               (apr_size_t)csr_len, nonce, &msg, &msg_len) != APR_SUCCESS) {
+        OPENSSL_free(der);
+        return "client: cannot build the request";
+    }
+    OPENSSL_free(der);
+    if (o->get) {
+        const char *b64 = scep_base64_encode(p, msg, msg_len);
+        char *esc = apr_palloc(p, strlen(b64) * 3 + 1), *e = esc;
+
+        for (; *b64; b64++) {
+            e += (*b64 == '+' || *b64 == '/' || *b64 == '=')
+                 ? apr_snprintf(e, 4, "%%%02X", (unsigned char)*b64)
+                 : (*e = *b64, 1);
+        }
+        *e = '\0';
+        url = apr_pstrcat(p, o->url, "?operation=PKIOperation&message=", esc, NULL);
+        status = http(curl, url, NULL, 0, &answer, &error);
+    }
+    else {
+        url = apr_pstrcat(p, o->url, "?operation=PKIOperation", NULL);
+        status = http(curl, url, msg, msg_len, &answer, &error);
+    }
+    if (status != 200) {
+        free(answer.data);
+        return status ? apr_psprintf(p, "HTTP %ld", status)
+                      : apr_pstrcat(p, "transport: ", error, NULL);
+    }
+    i = scep_msg_read_reply(p, answer.data, answer.len, run->ca_certs, k->selfsigned, k->key,
+                            txid, nonce, &info, &why) == APR_SUCCESS;
+    free(answer.data);
+    if (!i) {
+        return apr_pstrcat(p, "unusable answer: ", why, NULL);
+    }
+    if (info.status == SCEP_STATUS_PENDING) {
+        return "PENDING";
+    }
+    if (info.status == SCEP_STATUS_FAILURE) {
+        return apr_pstrcat(p, "FAILURE ", scep_msg_fail_info_name(info.fail_info), NULL);
+    }
+    for (i = 0; i < sk_X509_num(info.certs); i++) {
+        if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(info.certs, i)), k->key) == 1) {
+            return NULL;
+        }
+    }
+    return "SUCCESS without the device's certificate";
+}
+
+static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *baton)
+{
+    run_t *run = baton;
+    CURL *curl = new_handle();
+    apr_pool_t *p;
+
+    apr_pool_create(&p, NULL);
+    for (;;) {
+        long index;
+        double t0, took;
+        const char *failure;
+
+        apr_thread_mutex_lock(run->lock);
+        index = run->stop || run->next >= run->o->count || now_s() > run->deadline
+                ? -1 : run->next++;
+        apr_thread_mutex_unlock(run->lock);
+        if (index < 0) {
+            break;
+        }
+        t0 = now_s();
+        failure = enroll_one(run, curl, p, index);
+        took = now_s() - t0;
+        if (failure) {
+            count_failure(run, failure);
+        }
+        apr_thread_mutex_lock(run->lock);
+        run->latency[run->done++] = took;
+        run->ok += failure == NULL;
+        apr_thread_mutex_unlock(run->lock);
+        apr_pool_clear(p);
+        ERR_clear_error();
+    }
+    apr_pool_destroy(p);
+    curl_easy_cleanup(curl);
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+/* ---- registration for the run ------------------------------------------------------------ */
+
+static const char *wildcard_key(apr_pool_t *p, const char *domain)
+{
+    return apr_pstrcat(p, "*.", domain, NULL);
+}
+
+static void register_run(run_t *run, opts_t *o, int remove)
+{
+    scep_db_t *db;
+    scep_txn_t *txn;
+    scep_device_t *dev;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    if ((rv = scep_db_open(run->pool, o->dbdir, 0, 0, NULL, &db, &why)) != APR_SUCCESS) {
+        die("-D %s: %s", o->dbdir, why ? why : scep_db_strerror(run->pool, rv));
+    }
+    if ((rv = scep_db_begin(db, run->pool, 1, &txn)) != APR_SUCCESS) {
+        die("-D %s: %s", o->dbdir, scep_db_strerror(run->pool, rv));
+    }
+    if (remove) {
+        rv = scep_device_delete(txn, wildcard_key(run->pool, o->domain));
+    }
+    else {
+        dev = scep_device_new(run->pool, wildcard_key(run->pool, o->domain));
+        dev->created = dev->updated = (apr_int64_t)time(NULL);
+        dev->comment = "scepload run";
+        rv = scep_verifier_make(o->challenge, strlen(o->challenge), &dev->verifier);
+        if (rv == APR_SUCCESS) {
+            rv = scep_device_put(txn, run->pool, dev);
+        }
+    }
+    if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
+        rv = scep_db_commit(txn);
+    }
+    else {
+        scep_db_abort(txn);
+    }
+    if (rv != APR_SUCCESS) {
+        die("-D %s: %s", o->dbdir, scep_db_strerror(run->pool, rv));
+    }
+}
+
+/* ---- the report --------------------------------------------------------------------------- */
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double percentile(const double *sorted, long n, double q)
+{
+    long i = (long)(q * (double)(n - 1) + 0.5);
+
+    return n ? sorted[i < n ? i : n - 1] : 0;
+}
+
+static void report(run_t *run, double elapsed)
+{
+    const opts_t *o = run->o;
+    long n = run->done;
+    double rate = elapsed > 0 ? (double)run->ok / elapsed : 0;
+    apr_hash_index_t *hi;
+
+    qsort(run->latency, (size_t)n, sizeof(double), by_value);
+    printf("endpoint:        %s (%s, RSA-%ld, %ld connections)\n", o->url,
+           o->get ? "GET" : "POST", o->bits, o->concurrency);
+    printf("enrollments:     %ld done, %ld succeeded, %ld failed, in %.2f s\n", n, run->ok,
+           n - run->ok, elapsed);
+    printf("rate:            %.1f enrollments/s\n", rate);
+    printf("latency (ms):    p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n",
+           percentile(run->latency, n, 0.50) * 1e3, percentile(run->latency, n, 0.90) * 1e3,
+           percentile(run->latency, n, 0.99) * 1e3, n ? run->latency[n - 1] * 1e3 : 0);
+    for (hi = apr_hash_first(run->pool, run->failures); hi; hi = apr_hash_next(hi)) {
+        const void *key;
+        void *val;
+
+        apr_hash_this(hi, &key, NULL, &val);
+        printf("failed:          %ld x %s\n", *(long *)val, (const char *)key);
+    }
+    if (o->format && strcmp(o->format, "json") == 0) {
+        printf("{\"enrollments\":%ld,\"succeeded\":%ld,\"seconds\":%.3f,\"rate\":%.2f,"
+               "\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
+               "\"concurrency\":%ld,\"method\":\"%s\",\"bits\":%ld}\n", n, run->ok,
+               elapsed, rate, percentile(run->latency, n, 0.50) * 1e3,
+               percentile(run->latency, n, 0.90) * 1e3,
+               percentile(run->latency, n, 0.99) * 1e3, n ? run->latency[n - 1] * 1e3 : 0,
+               o->concurrency, o->get ? "GET" : "POST", o->bits);
+    }
+    else if (o->format && strcmp(o->format, "csv") == 0) {
+        printf("enrollments,succeeded,seconds,rate,p50_ms,p90_ms,p99_ms,max_ms,concurrency,"
+               "method,bits\n%ld,%ld,%.3f,%.2f,%.2f,%.2f,%.2f,%.2f,%ld,%s,%ld\n", n, run->ok,
+               elapsed, rate, percentile(run->latency, n, 0.50) * 1e3,
+               percentile(run->latency, n, 0.90) * 1e3,
+               percentile(run->latency, n, 0.99) * 1e3, n ? run->latency[n - 1] * 1e3 : 0,
+               o->concurrency, o->get ? "GET" : "POST", o->bits);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o;
+    run_t run;
+    apr_pool_t *pool;
+    apr_thread_t **threads;
+    apr_status_t ignored;
+    int c, tty;
+    long i;
+
+    memset(&o, 0, sizeof(o));
+    o.count = 100;
+    o.concurrency = 4;
+    o.bits = 2048;
+    o.time_limit = 600;
+    while ((c = getopt(argc, argv, "u:n:c:m:b:C:d:D:k:p:t:o:qh")) != -1) {
+        switch (c) {
+        case 'u': o.url = optarg; break;
+        case 'n': o.count = number("-n", optarg, 1, MAX_COUNT); break;
+        case 'c': o.concurrency = number("-c", optarg, 1, MAX_CONCURRENCY); break;
+        case 'm':
+            if (strcasecmp(optarg, "get") != 0 && strcasecmp(optarg, "post") != 0) {
+                usage();
+            }
+            o.get = strcasecmp(optarg, "get") == 0;
+            break;
+        case 'b':
+            o.bits = number("-b", optarg, 2048, 4096);
+            if (o.bits != 2048 && o.bits != 3072 && o.bits != 4096) {
+                usage();
+            }
+            break;
+        case 'C': o.challenge = optarg; break;
+        case 'd': o.domain = optarg; break;
+        case 'D': o.dbdir = optarg; break;
+        case 'k': o.pool_file = optarg; break;
+        case 'p': o.pool_size = number("-p", optarg, 1, MAX_POOL); break;
+        case 't': o.time_limit = number("-t", optarg, 1, 86400); break;
+        case 'o':
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "csv") != 0) {
+                usage();
+            }
+            o.format = optarg;
+            break;
+        case 'q': o.quiet = 1; break;
+        default: usage();
+        }
+    }
+    if (!o.url || optind != argc || (strncasecmp(o.url, "http://", 7) != 0
+                                     && strncasecmp(o.url, "https://", 8) != 0)
+        || strchr(o.url, '?') || (!o.dbdir && (!o.challenge || !o.domain))
+        || (o.dbdir && (o.challenge || o.domain))) {
+        usage();
+    }
+    if (!o.pool_size) {
+        o.pool_size = o.count < 1000 ? o.count : 1000;
+    }
+    if (apr_app_initialize(&argc, (const char *const **)&argv, NULL) != APR_SUCCESS
+        || apr_pool_create(&pool, NULL) != APR_SUCCESS
+        || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK
+        || scep_msg_global_init() != APR_SUCCESS) {
+        die("cannot initialise");
+    }
+    memset(&run, 0, sizeof(run));
+    run.o = &o;
+    run.pool = pool;
+    run.failures = apr_hash_make(pool);
+    run.latency = calloc((size_t)o.count, sizeof(double));
+    apr_thread_mutex_create(&run.lock, APR_THREAD_MUTEX_DEFAULT, pool);
+    if (o.dbdir) {
+        unsigned char rnd[12];
+
+        RAND_bytes(rnd, sizeof(rnd));
+        o.challenge = scep_hex(pool, rnd, sizeof(rnd));
+        o.domain = apr_psprintf(pool, "run%s.scepload.test", scep_hex(pool, rnd, 4));
+        register_run(&run, &o, 0);
+    }
+    fetch_ca(&run);
+    load_pool(&run);
+
+    tty = !o.quiet && isatty(STDERR_FILENO);
+    threads = apr_pcalloc(pool, sizeof(*threads) * (size_t)o.concurrency);
+    run.started = now_s();
+    run.deadline = run.started + (double)o.time_limit;
+    for (i = 0; i < o.concurrency; i++) {
+        apr_thread_create(&threads[i], NULL, worker, &run, pool);
+    }
+    while (tty) {
+        long done;
+
+        apr_thread_mutex_lock(run.lock);
+        done = run.done;
+        apr_thread_mutex_unlock(run.lock);
+        fprintf(stderr, "\r%s: %ld/%ld enrollments (%.0f%%), %.1f/s   ", progname, done,
+                o.count, 100.0 * (double)done / (double)o.count,
+                (double)done / (now_s() - run.started + 1e-9));
+        if (done >= o.count || now_s() > run.deadline) {
+            fputc('\n', stderr);
+            break;
+        }
+        apr_sleep(apr_time_from_msec(200));
+    }
+    for (i = 0; i < o.concurrency; i++) {
+        apr_thread_join(&ignored, threads[i]);
+    }
+    report(&run, now_s() - run.started);
+    if (o.dbdir) {
+        register_run(&run, &o, 1);
+    }
+    return run.ok == o.count ? 0 : 1;
+}

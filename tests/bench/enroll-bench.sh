@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The enrollment benchmark of docs/performance.md: a real httpd (event MPM) with mod_scep
+# and registrations on 127.0.0.1, driven by scepload.  Prints the crypto floor from
+# `openssl speed` (one RSA private decrypt, two private signs, one verify, one encrypt),
+# the server CPU per enrollment (user + system time of every httpd process over the run,
+# divided by the enrollments) and its ratio to the floor, and scepload's report.
+#
+#   tests/bench/enroll-bench.sh [COUNT [CONCURRENCY [get|post [BITS]]]]
+#
+# Run from the build tree after `make`; it is not part of the test suite (no timings are
+# asserted anywhere).
+T_NAME=enroll-bench
+source "$(dirname "$0")/../integration/lib.sh"
+COUNT=${1:-2000}
+CONC=${2:-8}
+METHOD=${3:-post}
+BITS=${4:-2048}
+SCEPLOAD=${SCEPLOAD:-$TOP/scepload}
+SCEPREG=${SCEPREG:-$TOP/scepreg}
+t_init
+require_module
+
+make_pki "$T/pki" Bench
+timeout 60 "$SCEPREG" -c -n "$T/db" placeholder.example.net 2>/dev/null
+httpd_conf "$(
+    scep_location /scep "$T/pki" ra "ScepDeviceDB $T/db"
+    printf 'StartServers 2\nServerLimit 4\nThreadsPerChild 16\nMaxRequestWorkers 64\n'
+    printf 'MaxSpareThreads 64\nLogLevel warn\n'
+)"
+httpd_start || exit 1
+
+# every httpd process: the parent and its children
+httpd_cpu_ticks() {
+    local pid total=0 f
+    for pid in "$HTTPD_PID" $(pgrep -P "$HTTPD_PID"); do
+        f=$(cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null) || continue
+        total=$((total + ${f% *} + ${f#* }))
+    done
+    echo "$total"
+}
+
+speed=$(openssl speed -seconds 3 "rsa$BITS" 2>/dev/null | awk -v b="$BITS" '$1 == "rsa" && $2 == b { print $6, $7 }')
+sign=${speed% *}
+verify=${speed#* }
+floor_ms=$(awk -v s="$sign" -v v="$verify" 'BEGIN { printf "%.3f", 3 * 1000 / s + 2 * 1000 / v }')
+echo "crypto floor:    $floor_ms ms (RSA-$BITS: $sign signs/s, $verify verifies/s; 3 private + 2 public operations)"
+
+# warm up: key pool, the children's first requests
+"$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n 50 -c "$CONC" -b "$BITS" \
+    -k "${POOL:-$T/pool.pem}" -p 1000 -q >/dev/null || true
+before=$(httpd_cpu_ticks)
+"$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n "$COUNT" -c "$CONC" -m "$METHOD" \
+    -b "$BITS" -k "${POOL:-$T/pool.pem}" -p 1000 -q | tee "$T/report"
+after=$(httpd_cpu_ticks)
+ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' "$T/report")
+hz=$(getconf CLK_TCK)
+awk -v t=$((after - before)) -v hz="$hz" -v n="$ok" -v f="$floor_ms" 'BEGIN {
+    ms = t * 1000 / hz / (n ? n : 1)
+    printf "server CPU:      %.3f ms per enrollment (%d ticks over %d enrollments), %.2f x the crypto floor\n", ms, t, n, ms / f
+}'
+echo "machine:         $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+t_done

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# scepload, the load generator: a run that registers its own wildcard (-D), by POST and
+# by GET, with its key pool cached on disk; failures counted by reason; limits refused.
+source "$(dirname "$0")/lib.sh"
+t_init
+require_module
+SCEPLOAD=${SCEPLOAD:-$TOP/scepload}
+[[ -x "$SCEPLOAD" ]] || die "scepload not built: $SCEPLOAD"
+SCEPREG=${SCEPREG:-$TOP/scepreg}
+
+make_pki "$T/pki" Load
+timeout 60 "$SCEPREG" -c -n "$T/db" placeholder.example.net 2>/dev/null || die "scepreg"
+CH=$(openssl rand -hex 12)
+timeout 60 "$SCEPREG" -b "$T/db" '*.fixed.example.net' "$CH" 2>/dev/null || die "scepreg"
+httpd_conf "$(scep_location /scep "$T/pki" ra "ScepDeviceDB $T/db")"
+httpd_start || t_done
+URL="http://127.0.0.1:$PORT/scep"
+
+# load NAME ARGS...: scepload's report in $T/NAME.out, its stderr in $T/NAME.err, status RC
+load() {
+    local name=$1
+    shift
+    RC=0
+    timeout 300 "$SCEPLOAD" -u "$URL" -k "$T/pool.pem" -q "$@" >"$T/$name.out" 2>"$T/$name.err" \
+        || RC=$?
+}
+
+load post -D "$T/db" -n 20 -c 4 -p 5 -o json
+expect_eq "$RC" 0 "20 enrollments by POST with 4 connections, registering its own wildcard"
+expect_file_contains "$T/post.out" "20 done, 20 succeeded, 0 failed" "the report counts them"
+expect_match "$(tail -1 "$T/post.out")" '^\{"enrollments":20,"succeeded":20,.*"p99_ms":[0-9.]+' "-o json adds a JSON line"
+expect_eq "$(grep -c 'BEGIN PRIVATE KEY' "$T/pool.pem")" 5 "the key pool is cached on disk (5 keys)"
+expect_eq "$(stat -c %a "$T/pool.pem")" 600 "the pool file is private (0600)"
+expect_match "$(timeout 60 "$SCEPREG" -l "$T/db" | cut -f1 | tr '\n' ' ')" '^fqdn \*\.fixed\.example\.net placeholder\.example\.net $' \
+    "the run's wildcard is removed afterwards"
+expect_eq "$(timeout 60 "$SCEPREG" -L "$T/db" | tail -n +2 | grep -c scepload.test)" 20 "every certificate is recorded"
+
+load get -C "$CH" -d fixed.example.net -n 10 -c 2 -m get -o csv
+expect_eq "$RC" 0 "10 enrollments by GET with a given challenge and domain"
+expect_match "$(tail -1 "$T/get.out")" '^10,10,[0-9.]+,[0-9.]+,' "-o csv adds a CSV line"
+
+load bad -C "not-$CH" -d fixed.example.net -n 6 -c 2
+expect_eq "$RC" 1 "a wrong challenge: exit 1"
+expect_file_contains "$T/bad.out" "failed:          6 x FAILURE badRequest" "failures are counted by reason"
+
+load limits -C x -d y -n 2000000
+expect_eq "$RC" 2 "more than 1,000,000 enrollments are refused"
+load nourl -C x -d y -n 1 -u "ftp://127.0.0.1/"
+expect_eq "$RC" 2 "a URL that is not http(s) is refused"
+
+check_error_log '\[scep:warn\] .*SCEP00212: .*the challengePassword is wrong'
+t_done
