@@ -42,7 +42,10 @@ static scep_profile_t default_profile;
 
 static void *create_dir_conf(apr_pool_t *p, char *dir)
 {
-    return apr_pcalloc(p, sizeof(scep_dir_conf_t));
+    scep_dir_conf_t *conf = apr_pcalloc(p, sizeof(scep_dir_conf_t));
+
+    conf->location = dir;
+    return conf;
 }
 
 #define MERGE_MEMBER(flag, member) \
@@ -57,6 +60,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->ca_ref = add->ca_ref ? add->ca_ref : base->ca_ref;
     conf->db_ref = add->db_ref ? add->db_ref : base->db_ref;
     conf->upstream_ref = add->upstream_ref ? add->upstream_ref : base->upstream_ref;
+    conf->location = add->location ? add->location : base->location;
     conf->challenge_ttl = add->challenge_ttl ? add->challenge_ttl : base->challenge_ttl;
     conf->set = base->set | add->set;
     MERGE_MEMBER(SET_VALIDITY, validity_days);
@@ -629,6 +633,7 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     ca_refs = NULL;   /* a new configuration cycle starts */
     scep_glue_db_reset();
     scep_glue_forward_reset();
+    scep_glue_status_reset();
     scep_profile_defaults(&default_profile, pconf);
     return OK;
 }
@@ -669,7 +674,8 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 
     ap_add_version_component(pconf, "mod_scep/" SCEP_VERSION);
     if ((rc = scep_glue_db_prepare(ptemp, s)) != OK
-        || (rc = scep_glue_forward_prepare(pconf, s)) != OK) {
+        || (rc = scep_glue_forward_prepare(pconf, s)) != OK
+        || (rc = scep_glue_status_prepare(pconf, s)) != OK) {
         return rc;
     }
     return scep_glue_audit_open(pconf, s);
@@ -883,6 +889,7 @@ static int scep_handler(request_rec *r)
                                                       NULL)
                                         : scep_ca_caps(ca);
 
+        apr_table_setn(r->notes, "scep-outcome", "getcacaps");
         return scep_glue_send(r, "text/plain", caps, strlen(caps));
     }
     if (strcasecmp(operation, "GetCACert") == 0) {
@@ -893,6 +900,7 @@ static int scep_handler(request_rec *r)
         /* `message` names a CA (Cisco sends its trustpoint, certmonger counts up from 0);
          * one CA is served per Location, so it is ignored. */
         scep_ca_cacert(ca, &type, &der, &len);
+        apr_table_setn(r->notes, "scep-outcome", "getcacert");
         return scep_glue_send(r, type, der, len);
     }
     if (strcasecmp(operation, "GetNextCACert") == 0) {
@@ -906,6 +914,7 @@ static int scep_handler(request_rec *r)
                           "applies to %s (GetCACaps does not offer it here)", r->uri);
             return HTTP_NOT_FOUND;
         }
+        apr_table_setn(r->notes, "scep-outcome", "getnextcacert");
         return scep_glue_send(r, "application/x-x509-next-ca-cert", der, len);
     }
     if (strcasecmp(operation, "PKIOperation") == 0) {
@@ -936,7 +945,8 @@ static int scep_translate_name(request_rec *r)
     handler = ap_expr_str_exec(r, core_conf->expr_handler, &err);
     if (err || !handler
         || (strcmp(handler, "scep") != 0 && strcmp(handler, SCEP_CHALLENGE_HANDLER) != 0
-            && strcmp(handler, SCEP_CRL_HANDLER) != 0)) {
+            && strcmp(handler, SCEP_CRL_HANDLER) != 0
+            && strcmp(handler, SCEP_STATUS_HANDLER) != 0)) {
         return DECLINED;
     }
     r->filename = apr_pstrcat(r->pool, SCEP_FILENAME_PREFIX, r->uri, NULL);
@@ -972,6 +982,9 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(scep_glue_challenge_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* Serves `SetHandler scep-crl`: the CA's CRL. */
     ap_hook_handler(scep_glue_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Serves `SetHandler scep-status`, and counts every SCEP answer for it. */
+    ap_hook_handler(scep_glue_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(scep_glue_status_log, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 module AP_MODULE_DECLARE_DATA scep_module = {

@@ -46,6 +46,7 @@ typedef struct scep_upstream_ref_t {
 } scep_upstream_ref_t;
 
 typedef struct scep_dir_conf_t {
+    const char *location;               /* the section's path, for the status counters */
     ca_ref_t *ca_ref;
     scep_db_ref_t *db_ref;
     scep_upstream_ref_t *upstream_ref;
@@ -103,6 +104,14 @@ const char *scep_glue_upstream_down_answer(cmd_parms *cmd, void *dconf, const ch
 /* Marks the section's CA files as those of an RA in front of an upstream CA. */
 void scep_glue_mark_forwarding(cmd_parms *cmd, scep_dir_conf_t *conf);
 const char *scep_glue_endpoint_context(cmd_parms *cmd);
+
+/* ---- status counters (mod_scep_status.c) ------------------------------------------- */
+#define SCEP_STATUS_HANDLER "scep-status"
+void scep_glue_status_reset(void);
+int scep_glue_status_prepare(apr_pool_t *pconf, server_rec *s);
+void scep_glue_status_count(request_rec *r, const char *location, const char *outcome);
+int scep_glue_status_log(request_rec *r);
+int scep_glue_status_handler(request_rec *r);
 
 /* ---- the CRL (mod_scep_crl.c) ----------------------------------------------------- */
 #define SCEP_CRL_HANDLER "scep-crl"

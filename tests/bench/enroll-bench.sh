@@ -48,15 +48,27 @@ echo "crypto floor:    $floor_ms ms (RSA-$BITS: $sign signs/s, $verify verifies/
 # warm up: key pool, the children's first requests
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n 50 -c "$CONC" -b "$BITS" \
     -k "${POOL:-$T/pool.pem}" -p 1000 -q >/dev/null || true
+# resident memory of the children, in KB (summed)
+httpd_rss() {
+    local pid total=0 kb
+    for pid in $(pgrep -P "$HTTPD_PID"); do
+        kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
+rss_before=$(httpd_rss)
 before=$(httpd_cpu_ticks)
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n "$COUNT" -c "$CONC" -m "$METHOD" \
     -b "$BITS" -k "${POOL:-$T/pool.pem}" -p 1000 -q | tee "$T/report"
 after=$(httpd_cpu_ticks)
+rss_after=$(httpd_rss)
 ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' "$T/report")
 hz=$(getconf CLK_TCK)
 awk -v t=$((after - before)) -v hz="$hz" -v n="$ok" -v f="$floor_ms" 'BEGIN {
     ms = t * 1000 / hz / (n ? n : 1)
     printf "server CPU:      %.3f ms per enrollment (%d ticks over %d enrollments), %.2f x the crypto floor\n", ms, t, n, ms / f
 }'
+echo "children's RSS:   $rss_before KB before the run, $rss_after KB after ($(pgrep -P "$HTTPD_PID" | wc -l) processes)"
 echo "machine:         $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 t_done

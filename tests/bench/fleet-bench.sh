@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The fleet benchmark of docs/performance.md: COUNT devices (default 50,000) registered one
+# by one with `scepreg -I`, then all enrolled end to end by scepload through a real httpd
+# (event MPM) on 127.0.0.1, with the children's resident memory before and after.
+#
+#   tests/bench/fleet-bench.sh [COUNT [CONCURRENCY]]
+#
+# Device keys come from scepload's pool (2,000 keys, generated before the clock starts
+# and cached); every device has its own name, CSR, transaction and certificate.
+T_NAME=fleet-bench
+source "$(dirname "$0")/../integration/lib.sh"
+COUNT=${1:-50000}
+CONC=${2:-8}
+SCEPLOAD=${SCEPLOAD:-$TOP/scepload}
+SCEPREG=${SCEPREG:-$TOP/scepreg}
+t_init
+require_module
+
+make_pki "$T/pki" Fleet
+CH=$(openssl rand -hex 16)
+awk -v n="$COUNT" -v ch="$CH" 'BEGIN {
+    print "fqdn,ips,serial,challenge,flags,expires,profile,comment"
+    for (i = 0; i < n; i++) printf "dev%07d.fleet.test,,,%s,,,,\n", i, ch
+}' >"$T/fleet.csv"
+t0=$(date +%s.%N)
+timeout 600 "$SCEPREG" -c -m 4G -I "$T/fleet.csv" "$T/db" 2>"$T/import.err" || { cat "$T/import.err"; exit 1; }
+t1=$(date +%s.%N)
+echo "registered:      $COUNT devices in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s (scepreg -I)"
+httpd_conf "$(
+    scep_location /scep "$T/pki" ra "ScepDeviceDB $T/db" "ScepDeviceDBMapSize 4G"
+    printf 'StartServers 2\nServerLimit 4\nThreadsPerChild 16\nMaxRequestWorkers 64\n'
+    printf 'MaxSpareThreads 64\nLogLevel warn\n'
+)"
+httpd_start || exit 1
+rss() {
+    local pid total=0 kb
+    for pid in $(pgrep -P "$HTTPD_PID"); do
+        kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
+# warm the children and the key pool outside the measurement
+"$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -C "$CH" -d warm.fleet.test -n 1 -c 1 \
+    -k "${POOL:-$HOME/.cache/scepload/rsa-2048.pem}" -p 2000 -q >/dev/null 2>&1 || true
+echo "children's RSS:  $(rss) KB before"
+"$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -C "$CH" -d fleet.test -n "$COUNT" -c "$CONC" \
+    -k "${POOL:-$HOME/.cache/scepload/rsa-2048.pem}" -p 2000 -t 1800 -q
+echo "children's RSS:  $(rss) KB after ($(pgrep -P "$HTTPD_PID" | wc -l) processes)"
+echo "recorded:        $(timeout 120 "$SCEPREG" -L "$T/db" | tail -n +2 | grep -c .) certificates"
+echo "machine:         $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+t_done
