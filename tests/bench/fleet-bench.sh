@@ -32,21 +32,25 @@ httpd_conf "$(
     printf 'MaxSpareThreads 64\nLogLevel warn\n'
 )"
 httpd_start || exit 1
+# resident memory of the children: anonymous (heap: what could leak) and file-backed
+# (LMDB's map, shared with the page cache, growing with the database)
 rss() {
-    local pid total=0 kb
+    local pid anon=0 file=0 a f
     for pid in $(pgrep -P "$HTTPD_PID"); do
-        kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
-        total=$((total + ${kb:-0}))
+        a=$(awk '/^RssAnon/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+        f=$(awk '/^RssFile/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+        anon=$((anon + ${a:-0}))
+        file=$((file + ${f:-0}))
     done
-    echo "$total"
+    echo "anonymous $anon KB, file-backed $file KB"
 }
 # warm the children and the key pool outside the measurement
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -C "$CH" -d warm.fleet.test -n 1 -c 1 \
     -k "${POOL:-$HOME/.cache/scepload/rsa-2048.pem}" -p 2000 -q >/dev/null 2>&1 || true
-echo "children's RSS:  $(rss) KB before"
+echo "children's RSS:  $(rss) before"
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -C "$CH" -d fleet.test -n "$COUNT" -c "$CONC" \
     -k "${POOL:-$HOME/.cache/scepload/rsa-2048.pem}" -p 2000 -t 1800 -q
-echo "children's RSS:  $(rss) KB after ($(pgrep -P "$HTTPD_PID" | wc -l) processes)"
+echo "children's RSS:  $(rss) after ($(pgrep -P "$HTTPD_PID" | wc -l) processes)"
 echo "recorded:        $(timeout 120 "$SCEPREG" -L "$T/db" | tail -n +2 | grep -c .) certificates"
 echo "machine:         $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 t_done
