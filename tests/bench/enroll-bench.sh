@@ -30,13 +30,15 @@ httpd_conf "$(
 httpd_start || exit 1
 
 # every httpd process: the parent and its children
+# user and system ticks of every httpd process: "USER SYSTEM"
 httpd_cpu_ticks() {
-    local pid total=0 f
+    local pid user=0 sys=0 f
     for pid in "$HTTPD_PID" $(pgrep -P "$HTTPD_PID"); do
         f=$(cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null) || continue
-        total=$((total + ${f% *} + ${f#* }))
+        user=$((user + ${f% *}))
+        sys=$((sys + ${f#* }))
     done
-    echo "$total"
+    echo "$user $sys"
 }
 
 speed=$(openssl speed -seconds 3 "rsa$BITS" 2>/dev/null | awk -v b="$BITS" '$1 == "rsa" && $2 == b { print $6, $7 }')
@@ -65,9 +67,11 @@ after=$(httpd_cpu_ticks)
 rss_after=$(httpd_rss)
 ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' "$T/report")
 hz=$(getconf CLK_TCK)
-awk -v t=$((after - before)) -v hz="$hz" -v n="$ok" -v f="$floor_ms" 'BEGIN {
-    ms = t * 1000 / hz / (n ? n : 1)
-    printf "server CPU:      %.3f ms per enrollment (%d ticks over %d enrollments), %.2f x the crypto floor\n", ms, t, n, ms / f
+awk -v u=$(( ${after% *} - ${before% *} )) -v s=$(( ${after#* } - ${before#* } )) \
+    -v hz="$hz" -v n="$ok" -v f="$floor_ms" 'BEGIN {
+    n = n ? n : 1
+    ms = (u + s) * 1000 / hz / n
+    printf "server CPU:      %.3f ms per enrollment (user %.3f, system %.3f; %d enrollments), %.2f x the crypto floor\n", ms, u * 1000 / hz / n, s * 1000 / hz / n, n, ms / f
 }'
 echo "children's RSS:   $rss_before KB before the run, $rss_after KB after ($(pgrep -P "$HTTPD_PID" | wc -l) processes)"
 echo "machine:         $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
