@@ -383,9 +383,13 @@ static unsigned char *make_csr(const opts_t *o, EVP_PKEY *key, const char *name,
     X509V3_CTX ctx;
     X509_EXTENSION *san;
     unsigned char *der = NULL;
-    char *san_text = malloc(strlen(name) + 5);
+    size_t san_len = strlen(name) + 5;
+    char *san_text = malloc(san_len);
 
-    sprintf(san_text, "DNS:%s", name);      /* sized above */
+    if (!san_text) {
+        die("out of memory");
+    }
+    snprintf(san_text, san_len, "DNS:%s", name);
     X509_REQ_set_version(req, 0);
     X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
                                (const unsigned char *)name, -1, -1, 0);

@@ -18,6 +18,7 @@
 #include "scep_ca_int.h"
 #include "scep_crl.h"
 #include "scep_store.h"
+#include "scratch_db.h"
 
 #define NOW 1900000000
 #define DAY 86400
@@ -88,13 +89,10 @@ static int teardown_all(void **state)
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    const char *why = NULL;
 
     apr_pool_create(&f->pool, NULL);
     strcpy(f->dir, "/tmp/scep-test-crl.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    assert_int_equal(scep_db_open(f->pool, f->dir, 0, SCEP_DB_CREATE, NULL, &f->db, &why),
-                     APR_SUCCESS);
+    f->db = scratch_db_open(f->pool, f->dir);
     f->ca.ca_cert = ca_cert;
     f->ca.ca_key = ca_key;
     f->ca.name = "CN=CRL Unit CA";
@@ -108,14 +106,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    char path[128];
 
     apr_pool_destroy(f->pool);
-    snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
-    unlink(path);
-    rmdir(f->dir);
+    scratch_db_remove(f->dir);
     free(f);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <apr_strings.h>
 
 #include "scep_policy.h"
+#include "scratch_db.h"
 
 #define NOW ((apr_int64_t)1800000000)
 
@@ -27,13 +28,10 @@ typedef struct fixture_t {
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    const char *why = NULL;
 
     apr_pool_create(&f->pool, NULL);
     strcpy(f->dir, "/tmp/scep-test-policy.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    assert_int_equal(scep_db_open(f->pool, f->dir, 0, SCEP_DB_CREATE, NULL, &f->db, &why),
-                     APR_SUCCESS);
+    f->db = scratch_db_open(f->pool, f->dir);
     f->conf.lockout_failures = 3;
     f->conf.lockout_seconds = 600;
     f->conf.transaction_window = 3600;
@@ -44,14 +42,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    char path[128];
 
     apr_pool_destroy(f->pool);
-    snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
-    unlink(path);
-    rmdir(f->dir);
+    scratch_db_remove(f->dir);
     free(f);
     return 0;
 }
