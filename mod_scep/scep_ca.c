@@ -214,6 +214,48 @@ static apr_status_t prepare_cacert(apr_pool_t *p, scep_ca_t *ca)
     return scep_msg_certs_only(p, certs, n, &ca->cacert_der, &ca->cacert_der_len);
 }
 
+static apr_status_t cleanup_extension(void *data)
+{
+    X509_EXTENSION_free(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cleanup_md(void *data)
+{
+    EVP_MD_free(data);
+    return APR_SUCCESS;
+}
+
+/* What every issued certificate shares, made once.  The authority key id is what
+ * "keyid" makes of the CA certificate's subject key id; a CA without one gets
+ * certificates without it, as before. */
+static apr_status_t prepare_issuance(apr_pool_t *p, scep_ca_t *ca)
+{
+    X509V3_CTX ctx;
+
+    if (!ca->ca_key) {
+        return APR_SUCCESS;
+    }
+    X509V3_set_ctx(&ctx, ca->ca_cert, NULL, NULL, NULL, 0);
+    if (!(ca->end_entity_constraints = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+                                                           "critical,CA:FALSE"))
+        || !(ca->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL))) {
+        return APR_EGENERAL;
+    }
+    apr_pool_cleanup_register(p, ca->end_entity_constraints, cleanup_extension,
+                              apr_pool_cleanup_null);
+    apr_pool_cleanup_register(p, ca->sha1, cleanup_md, apr_pool_cleanup_null);
+    if (X509_get_ext_by_NID(ca->ca_cert, NID_subject_key_identifier, -1) >= 0
+        && (ca->authority_key_id = X509V3_EXT_conf_nid(NULL, &ctx,
+                                                       NID_authority_key_identifier,
+                                                       "keyid")) != NULL) {
+        apr_pool_cleanup_register(p, ca->authority_key_id, cleanup_extension,
+                                  apr_pool_cleanup_null);
+    }
+    ERR_clear_error();
+    return APR_SUCCESS;
+}
+
 /* Problems a client or the calendar will trip over later, said once at startup. */
 static void warn_about(const scep_log_t *log, const char *role, const char *path, X509 *cert,
                        int needs_key_encipherment)
@@ -397,6 +439,11 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     }
     if ((rv = prepare_cacert(p, ca)) != APR_SUCCESS) {
         *errmsg = apr_pstrcat(p, "cannot encode the GetCACert answer: ",
+                              scep_openssl_errors(p), NULL);
+        return rv;
+    }
+    if ((rv = prepare_issuance(p, ca)) != APR_SUCCESS) {
+        *errmsg = apr_pstrcat(p, "cannot prepare the issued certificates' extensions: ",
                               scep_openssl_errors(p), NULL);
         return rv;
     }
@@ -619,18 +666,64 @@ static int add_san(X509 *x, const scep_csr_t *csr)
     return ok;
 }
 
-static int add_conf_extension(X509 *x, const scep_ca_t *ca, int nid, const char *value)
+/* The CSR's SubjectPublicKeyInfo goes into the certificate as the device encoded it.
+ * X509_set_pubkey would encode the decoded key again and decode that once more, which
+ * under OpenSSL 3.0's decoders costs more than the CA's signature. */
+static int copy_public_key(X509 *x, X509_REQ *req)
 {
-    X509V3_CTX ctx;
-    X509_EXTENSION *ext;
-    int ok;
+    const ASN1_OBJECT *algorithm;
+    const void *parameter;
+    const unsigned char *bits;
+    const X509_ALGOR *alg;
+    ASN1_OBJECT *algorithm_copy;
+    void *parameter_copy = NULL;
+    unsigned char *bits_copy;
+    int bits_len, parameter_type;
 
-    X509V3_set_ctx(&ctx, ca->ca_cert, x, NULL, NULL, 0);
-    if (!(ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value))) {
+    if (!X509_PUBKEY_get0_param(NULL, &bits, &bits_len, (X509_ALGOR **)&alg,
+                                X509_REQ_get_X509_PUBKEY(req))
+        || bits_len <= 0) {
         return 0;
     }
-    ok = X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
+    X509_ALGOR_get0(&algorithm, &parameter_type, &parameter, alg);
+    if (parameter_type == V_ASN1_OBJECT) {
+        parameter_copy = OBJ_dup(parameter);
+    }
+    else if (parameter_type != V_ASN1_UNDEF && parameter_type != V_ASN1_NULL) {
+        parameter_copy = ASN1_STRING_dup(parameter);
+    }
+    algorithm_copy = OBJ_dup(algorithm);
+    bits_copy = OPENSSL_memdup(bits, (size_t)bits_len);
+    if (!algorithm_copy || !bits_copy || (parameter && !parameter_copy)
+        || !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), algorithm_copy, parameter_type,
+                                   parameter_copy, bits_copy, bits_len)) {
+        ASN1_OBJECT_free(algorithm_copy);
+        OPENSSL_free(bits_copy);
+        if (parameter_type == V_ASN1_OBJECT) {
+            ASN1_OBJECT_free(parameter_copy);
+        }
+        else {
+            ASN1_STRING_free(parameter_copy);
+        }
+        return 0;
+    }
+    return 1;
+}
+
+/* RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits. */
+static int add_subject_key_id(X509 *x, const scep_ca_t *ca)
+{
+    const unsigned char *bits;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    ASN1_OCTET_STRING *id = ASN1_OCTET_STRING_new();
+    int bits_len, ok;
+
+    ok = id && X509_PUBKEY_get0_param(NULL, &bits, &bits_len, NULL, X509_get_X509_PUBKEY(x))
+         && EVP_Digest(bits, (size_t)bits_len, digest, &digest_len, ca->sha1, NULL) == 1
+         && ASN1_OCTET_STRING_set(id, digest, (int)digest_len)
+         && X509_add1_ext_i2d(x, NID_subject_key_identifier, id, 0, X509V3_ADD_DEFAULT) == 1;
+    ASN1_OCTET_STRING_free(id);
     return ok;
 }
 
@@ -657,16 +750,16 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
         || !set_random_serial(x)
         || !X509_set_issuer_name(x, X509_get_subject_name(ca->ca_cert))
         || !set_validity(x, ca, profile->validity_days)
-        || !X509_set_pubkey(x, csr->public_key)
-        || !add_conf_extension(x, ca, NID_basic_constraints, "critical,CA:FALSE")
+        || !copy_public_key(x, csr->req)
+        || !X509_add_ext(x, ca->end_entity_constraints, -1)
         || !add_key_usage(x, profile->key_usage)
         || (profile->eku_der
             && !add_der_extension(x, NID_ext_key_usage, profile->eku_der, profile->eku_der_len))
         || (profile->cdp_der
             && !add_der_extension(x, NID_crl_distribution_points, profile->cdp_der,
                                   profile->cdp_der_len))
-        || !add_conf_extension(x, ca, NID_subject_key_identifier, "hash")
-        || !add_conf_extension(x, ca, NID_authority_key_identifier, "keyid")
+        || !add_subject_key_id(x, ca)
+        || (ca->authority_key_id && !X509_add_ext(x, ca->authority_key_id, -1))
         || !(forced ? set_forced_names(x, forced) : add_san(x, csr))) {
         *why = "building the certificate failed";
         return APR_EGENERAL;

@@ -23,6 +23,11 @@ struct scep_ca_t {
     unsigned char *nextca_der;      /* NULL without a next CA */
     apr_size_t nextca_der_len;
     STACK_OF(X509) *previous;       /* earlier CAs whose certificates still renew */
+    /* The same in every certificate issued here, so made once at load time instead of
+     * from configuration text per certificate. */
+    X509_EXTENSION *end_entity_constraints;     /* critical basicConstraints CA:FALSE */
+    X509_EXTENSION *authority_key_id;           /* NULL: the CA has no key id to name */
+    EVP_MD *sha1;                               /* subject key ids (RFC 5280 4.2.1.2) */
 };
 
 

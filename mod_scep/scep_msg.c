@@ -2,7 +2,7 @@
  *
  * A request is SignedData(EnvelopedData(messageData)) with SCEP's authenticated
  * attributes; a reply is SignedData(EnvelopedData(certs-only SignedData)) or a bare
- * SignedData carrying a FAILURE/PENDING status.  d2i_CMS_bio reads BER as well as DER,
+ * SignedData carrying a FAILURE/PENDING status.  The CMS decoder reads BER as well as DER,
  * which Apple and jscep clients need (indefinite lengths). */
 #include <limits.h>
 #include <stdlib.h>
@@ -115,16 +115,17 @@ static BIO *pool_mem_bio(apr_pool_t *p)
     return bio;
 }
 
+/* Straight from memory: d2i_CMS_bio would first copy the whole message into a buffer of
+ * its own.  Indefinite lengths decode either way. */
 static CMS_ContentInfo *pool_d2i_cms(apr_pool_t *p, const unsigned char *der, apr_size_t len)
 {
-    BIO *in;
+    const unsigned char *in = der;
     CMS_ContentInfo *cms;
 
-    if (len > INT_MAX || !(in = BIO_new_mem_buf(der, (int)len))) {
+    if (len > LONG_MAX) {
         return NULL;
     }
-    cms = d2i_CMS_bio(in, NULL);
-    BIO_free(in);
+    cms = d2i_CMS_ContentInfo(NULL, &in, (long)len);
     if (cms) {
         apr_pool_cleanup_register(p, cms, cleanup_cms, apr_pool_cleanup_null);
     }

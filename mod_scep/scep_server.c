@@ -404,7 +404,7 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
                            const unsigned char *digest, X509 *issued, const char **why)
 {
     scep_cert_rec_t rec;
-    const ASN1_OCTET_STRING *aki;
+    AUTHORITY_KEYID *aki;
     unsigned char *der = NULL;
     const unsigned char *prior;
     apr_size_t prior_len = 0;
@@ -425,9 +425,15 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
     rec.not_before = asn1_time_seconds(X509_get0_notBefore(issued));
     rec.not_after = asn1_time_seconds(X509_get0_notAfter(issued));
     rec.issued_at = (apr_int64_t)time(NULL);
-    if ((aki = X509_get0_authority_key_id(issued)) != NULL) {
-        rec.issuer_key_id = ASN1_STRING_get0_data(aki);
-        rec.issuer_key_id_len = (apr_size_t)ASN1_STRING_length(aki);
+    /* Only this extension: X509_get0_authority_key_id would decode them all and hash
+     * the whole certificate first. */
+    if ((aki = X509_get_ext_d2i(issued, NID_authority_key_identifier, NULL, NULL)) != NULL) {
+        if (aki->keyid) {
+            rec.issuer_key_id = apr_pmemdup(c->p, ASN1_STRING_get0_data(aki->keyid),
+                                            (apr_size_t)ASN1_STRING_length(aki->keyid));
+            rec.issuer_key_id_len = (apr_size_t)ASN1_STRING_length(aki->keyid);
+        }
+        AUTHORITY_KEYID_free(aki);
     }
     rv = grant->held
          ? scep_policy_record_approved(c->p, c->db, &c->profile->registrations, grant,
