@@ -48,6 +48,8 @@
 #define MAX_COUNT 1000000
 #define MAX_CONCURRENCY 256
 #define MAX_POOL 100000
+/* -P keeps every request in memory: about 4 KB each by POST with 2048-bit keys */
+#define MAX_PREPARED 60000
 #define MAX_ANSWER (1024 * 1024)
 
 static const char *progname = "scepload";
@@ -55,7 +57,7 @@ static const char *progname = "scepload";
 typedef struct opts_t {
     const char *url, *challenge, *domain, *dbdir, *pool_file, *format;
     long count, concurrency, bits, pool_size, time_limit;
-    int get, quiet;
+    int get, quiet, prepare;
 } opts_t;
 
 typedef struct key_t {
@@ -71,11 +73,13 @@ typedef struct run_t {
     X509 *recipient;
     apr_thread_mutex_t *lock;
     long next, done, ok;
-    double *latency;                   /* seconds, per finished enrollment */
+    double *latency;                   /* seconds of HTTP exchange, per enrollment */
     apr_hash_t *failures;              /* reason -> count (long *) */
     apr_pool_t *pool;                  /* for the hash, under lock */
     double started, deadline;
     int stop;
+    struct request_t *prepared;        /* -P: built before the clock, one per enrollment */
+    apr_pool_t *pool_for_prepared;
 } run_t;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -103,7 +107,7 @@ static void usage(void)
         "Usage (scepload %s, the load generator of mod_scep):\n"
         "  %s -u URL [-n COUNT] [-c CONCURRENCY] [-m get|post] [-b 2048|3072|4096]\n"
         "           [-C CHALLENGE -d DOMAIN | -D DBDIR] [-k POOLFILE] [-p POOLSIZE]\n"
-        "           [-t SECONDS] [-o json|csv] [-q]\n"
+        "           [-t SECONDS] [-o json|csv] [-P] [-q]\n"
         "  -u  the SCEP endpoint (http://host:port/path); nothing else is contacted\n"
         "  -n  enrollments (default 100, at most %d)   -c  connections (default 4, at most %d)\n"
         "  -m  PKIOperation by GET or POST (default post)   -b  device key size (default 2048)\n"
@@ -113,8 +117,10 @@ static void usage(void)
         "  -k  key pool file (default ~/.cache/scepload/rsa-BITS.pem)   -p  pool size\n"
         "      (default the smaller of COUNT and 1000)\n"
         "  -t  time limit in seconds (default 600)   -o  also print json or csv\n"
+        "  -P  build every request before the clock starts (at most %d), so the run\n"
+        "      measures the server rather than the client's signatures\n"
         "  -q  no progress line\n",
-        SCEP_VERSION, progname, MAX_COUNT, MAX_CONCURRENCY);
+        SCEP_VERSION, progname, MAX_COUNT, MAX_CONCURRENCY, MAX_PREPARED);
     exit(2);
 }
 
@@ -423,30 +429,38 @@ static void count_failure(run_t *run, const char *reason)
     apr_thread_mutex_unlock(run->lock);
 }
 
-/* Returns NULL on success, else the reason of the failure. */
-static const char *enroll_one(run_t *run, CURL *curl, apr_pool_t *p, long index)
+/* One PKCSReq, ready to send. */
+typedef struct request_t {
+    const char *txid;
+    unsigned char nonce[16];
+    const char *url;
+    const unsigned char *body;         /* NULL: sent by GET */
+    apr_size_t body_len;
+    const char *failure;               /* it could not be built */
+} request_t;
+
+static void build_request(run_t *run, apr_pool_t *p, long index, request_t *r)
 {
     const opts_t *o = run->o;
     pool_key_t *k = &run->keys[index % run->nkeys];
     const char *name = apr_psprintf(p, "dev%07ld.%s", index, o->domain);
-    unsigned char rnd[16], nonce[16], *der, *msg;
+    unsigned char rnd[16], *der, *msg;
     apr_size_t msg_len;
-    int csr_len, i;
-    const char *txid, *url, *error = NULL, *why = NULL;
-    scep_reply_info_t info;
-    buffer_t answer;
-    long status;
+    int csr_len;
 
+    memset(r, 0, sizeof(*r));
     RAND_bytes(rnd, sizeof(rnd));
-    txid = scep_hex(p, rnd, sizeof(rnd));
+    r->txid = scep_hex(p, rnd, sizeof(rnd));
     der = make_csr(o, k->key, name, &csr_len);
     if (scep_msg_build_request(p, k->selfsigned, k->key, run->recipient, EVP_aes_128_cbc(),
-                               EVP_sha256(), SCEP_MSG_PKCSREQ, txid, der,
-                               (apr_size_t)csr_len, nonce, &msg, &msg_len) != APR_SUCCESS) {
-        OPENSSL_free(der);
-        return "client: cannot build the request";
+                               EVP_sha256(), SCEP_MSG_PKCSREQ, r->txid, der,
+                               (apr_size_t)csr_len, r->nonce, &msg, &msg_len) != APR_SUCCESS) {
+        r->failure = "client: cannot build the request";
     }
     OPENSSL_free(der);
+    if (r->failure) {
+        return;
+    }
     if (o->get) {
         const char *b64 = scep_base64_encode(p, msg, msg_len);
         char *esc = apr_palloc(p, strlen(b64) * 3 + 1), *e = esc;
@@ -457,20 +471,44 @@ static const char *enroll_one(run_t *run, CURL *curl, apr_pool_t *p, long index)
                  : (*e = *b64, 1);
         }
         *e = '\0';
-        url = apr_pstrcat(p, o->url, "?operation=PKIOperation&message=", esc, NULL);
-        status = http(curl, url, NULL, 0, &answer, &error);
+        r->url = apr_pstrcat(p, o->url, "?operation=PKIOperation&message=", esc, NULL);
     }
     else {
-        url = apr_pstrcat(p, o->url, "?operation=PKIOperation", NULL);
-        status = http(curl, url, msg, msg_len, &answer, &error);
+        r->url = apr_pstrcat(p, o->url, "?operation=PKIOperation", NULL);
+        r->body = msg;
+        r->body_len = msg_len;
     }
+}
+
+/* Sends the request and checks the answer.  Returns NULL on success, else the reason of
+ * the failure.  *exchange is the time from sending the request to the last byte of the
+ * answer: the server's latency as the device sees it, without the client's own work of
+ * building the request and checking the answer. */
+static const char *exchange(run_t *run, CURL *curl, apr_pool_t *p, long index,
+                            const request_t *r, double *took)
+{
+    pool_key_t *k = &run->keys[index % run->nkeys];
+    const char *error = NULL, *why = NULL;
+    scep_reply_info_t info;
+    buffer_t answer;
+    long status;
+    double sent;
+    int i;
+
+    *took = 0;
+    if (r->failure) {
+        return r->failure;
+    }
+    sent = now_s();
+    status = http(curl, r->url, r->body, r->body_len, &answer, &error);
+    *took = now_s() - sent;
     if (status != 200) {
         free(answer.data);
         return status ? apr_psprintf(p, "HTTP %ld", status)
                       : apr_pstrcat(p, "transport: ", error, NULL);
     }
     i = scep_msg_read_reply(p, answer.data, answer.len, run->ca_certs, k->selfsigned, k->key,
-                            txid, nonce, &info, &why) == APR_SUCCESS;
+                            r->txid, r->nonce, &info, &why) == APR_SUCCESS;
     free(answer.data);
     if (!i) {
         return apr_pstrcat(p, "unusable answer: ", why, NULL);
@@ -489,28 +527,36 @@ static const char *enroll_one(run_t *run, CURL *curl, apr_pool_t *p, long index)
     return "SUCCESS without the device's certificate";
 }
 
+/* The next enrollment to hand out, or -1 when the run is over. */
+static long next_index(run_t *run)
+{
+    long index;
+
+    apr_thread_mutex_lock(run->lock);
+    index = run->stop || run->next >= run->o->count || now_s() > run->deadline
+            ? -1 : run->next++;
+    apr_thread_mutex_unlock(run->lock);
+    return index;
+}
+
 static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *baton)
 {
     run_t *run = baton;
     CURL *curl = new_handle();
     apr_pool_t *p;
+    long index;
 
     apr_pool_create(&p, NULL);
-    for (;;) {
-        long index;
-        double t0, took;
+    while ((index = next_index(run)) >= 0) {
+        request_t built;
+        const request_t *r = run->prepared ? &run->prepared[index] : &built;
+        double took;
         const char *failure;
 
-        apr_thread_mutex_lock(run->lock);
-        index = run->stop || run->next >= run->o->count || now_s() > run->deadline
-                ? -1 : run->next++;
-        apr_thread_mutex_unlock(run->lock);
-        if (index < 0) {
-            break;
+        if (!run->prepared) {
+            build_request(run, p, index, &built);
         }
-        t0 = now_s();
-        failure = enroll_one(run, curl, p, index);
-        took = now_s() - t0;
+        failure = exchange(run, curl, p, index, r, &took);
         if (failure) {
             count_failure(run, failure);
         }
@@ -523,6 +569,23 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *baton)
     }
     apr_pool_destroy(p);
     curl_easy_cleanup(curl);
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+/* -P: every request built before the clock starts, in the pool of the thread that built
+ * it, so the run measures the server rather than the client's signatures. */
+static void *APR_THREAD_FUNC preparer(apr_thread_t *thread, void *baton)
+{
+    run_t *run = baton;
+    apr_pool_t *p;
+    long index;
+
+    apr_pool_create(&p, run->pool_for_prepared);
+    while ((index = next_index(run)) >= 0) {
+        build_request(run, p, index, &run->prepared[index]);
+        ERR_clear_error();
+    }
     apr_thread_exit(thread, APR_SUCCESS);
     return NULL;
 }
@@ -644,7 +707,7 @@ int main(int argc, char **argv)
     o.concurrency = 4;
     o.bits = 2048;
     o.time_limit = 600;
-    while ((c = getopt(argc, argv, "u:n:c:m:b:C:d:D:k:p:t:o:qh")) != -1) {
+    while ((c = getopt(argc, argv, "u:n:c:m:b:C:d:D:k:p:t:o:Pqh")) != -1) {
         switch (c) {
         case 'u': o.url = optarg; break;
         case 'n': o.count = number("-n", optarg, 1, MAX_COUNT); break;
@@ -673,6 +736,7 @@ int main(int argc, char **argv)
             }
             o.format = optarg;
             break;
+        case 'P': o.prepare = 1; break;
         case 'q': o.quiet = 1; break;
         default: usage();
         }
@@ -680,7 +744,7 @@ int main(int argc, char **argv)
     if (!o.url || optind != argc || (strncasecmp(o.url, "http://", 7) != 0
                                      && strncasecmp(o.url, "https://", 8) != 0)
         || strchr(o.url, '?') || (!o.dbdir && (!o.challenge || !o.domain))
-        || (o.dbdir && (o.challenge || o.domain))) {
+        || (o.dbdir && (o.challenge || o.domain)) || (o.prepare && o.count > MAX_PREPARED)) {
         usage();
     }
     if (!o.pool_size) {
@@ -711,6 +775,29 @@ int main(int argc, char **argv)
 
     tty = !o.quiet && isatty(STDERR_FILENO);
     threads = apr_pcalloc(pool, sizeof(*threads) * (size_t)o.concurrency);
+    if (o.prepare) {
+        double began = now_s();
+
+        run.prepared = calloc((size_t)o.count, sizeof(*run.prepared));
+        if (!run.prepared || apr_pool_create(&run.pool_for_prepared, pool) != APR_SUCCESS) {
+            die("out of memory");
+        }
+        run.deadline = began + (double)o.time_limit;
+        for (i = 0; i < o.concurrency; i++) {
+            apr_thread_create(&threads[i], NULL, preparer, &run, pool);
+        }
+        for (i = 0; i < o.concurrency; i++) {
+            apr_thread_join(&ignored, threads[i]);
+        }
+        if (run.next < o.count) {
+            die("the time limit passed while preparing the requests");
+        }
+        run.next = 0;
+        if (!o.quiet) {
+            fprintf(stderr, "%s: %ld requests prepared in %.1f s\n", progname, o.count,
+                    now_s() - began);
+        }
+    }
     run.started = now_s();
     run.deadline = run.started + (double)o.time_limit;
     for (i = 0; i < o.concurrency; i++) {

@@ -7,6 +7,9 @@
 #
 #   tests/bench/enroll-bench.sh [COUNT [CONCURRENCY [get|post [BITS]]]]
 #
+# POOL=FILE keeps the device keys between runs; SCEPLOAD_ARGS adds scepload options to the
+# measured run (SCEPLOAD_ARGS=-P: requests built before the clock).
+#
 # Run from the build tree after `make`; it is not part of the test suite (no timings are
 # asserted anywhere).
 T_NAME=enroll-bench
@@ -61,8 +64,9 @@ httpd_rss() {
 }
 rss_before=$(httpd_rss)
 before=$(httpd_cpu_ticks)
+# shellcheck disable=SC2086 # SCEPLOAD_ARGS is a list of options
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n "$COUNT" -c "$CONC" -m "$METHOD" \
-    -b "$BITS" -k "${POOL:-$T/pool.pem}" -p 1000 -q | tee "$T/report"
+    -b "$BITS" -k "${POOL:-$T/pool.pem}" -p 1000 -q ${SCEPLOAD_ARGS:-} | tee "$T/report"
 after=$(httpd_cpu_ticks)
 rss_after=$(httpd_rss)
 ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' "$T/report")

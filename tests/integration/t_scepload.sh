@@ -39,6 +39,15 @@ load get -C "$CH" -d fixed.example.net -n 10 -c 2 -m get -o csv
 expect_eq "$RC" 0 "10 enrollments by GET with a given challenge and domain"
 expect_match "$(tail -1 "$T/get.out")" '^10,10,[0-9.]+,[0-9.]+,' "-o csv adds a CSV line"
 
+# -q silences the progress line only; the preparation is still said on stderr
+timeout 300 "$SCEPLOAD" -u "$URL" -k "$T/pool.pem" -C "$CH" -d fixed.example.net -n 12 -c 3 -P \
+    >"$T/prepared.out" 2>"$T/prepared.err" && RC=0 || RC=$?
+expect_eq "$RC" 0 "12 enrollments with the requests built before the clock (-P)"
+expect_file_contains "$T/prepared.err" "12 requests prepared in" "-P says how long the preparation took"
+expect_file_contains "$T/prepared.out" "12 done, 12 succeeded, 0 failed" "-P: every prepared request enrolls"
+load toomany -P -C x -d y -n 60001
+expect_eq "$RC" 2 "-P with more than 60,000 requests is refused"
+
 load bad -C "not-$CH" -d fixed.example.net -n 6 -c 2
 expect_eq "$RC" 1 "a wrong challenge: exit 1"
 expect_file_contains "$T/bad.out" "failed:          6 x FAILURE badRequest" "failures are counted by reason"
