@@ -708,13 +708,17 @@ int scep_glue_send(request_rec *r, const char *content_type, const void *body,
 }
 
 /* Reads a POST body of at most `max` bytes into the pool.  413 before reading anything
- * when Content-Length already says too much. */
+ * when Content-Length already says too much.  The body is read with ap_get_brigade, not
+ * ap_get_client_block, which loses the reason of a failure: a client that sends too
+ * slowly for mod_reqtimeout (RequestReadTimeout) or the core Timeout gets 408, not 400. */
 static int read_body(request_rec *r, apr_size_t max, unsigned char **out, apr_size_t *len)
 {
+    apr_bucket_brigade *bb;
+    apr_bucket *b;
     apr_size_t size = 0, cap;
     unsigned char *buf;
-    long n;
-    int rc;
+    apr_status_t rv;
+    int rc, seen_eos = 0;
 
     if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
         return rc;
@@ -726,32 +730,70 @@ static int read_body(request_rec *r, apr_size_t max, unsigned char **out, apr_si
                       (unsigned long)max);
         return HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
-    cap = r->remaining > 0 ? (apr_size_t)r->remaining : 8192;
+    cap = r->remaining > 0 ? (apr_size_t)r->remaining : (max < 8192 ? max : 8192);
     buf = apr_palloc(r->pool, cap + 1);
-    if (ap_should_client_block(r)) {
-        while ((n = ap_get_client_block(r, (char *)buf + size, cap - size)) > 0) {
-            size += (apr_size_t)n;
-            if (size == cap) {
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!seen_eos) {
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
+                            HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            rc = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            if (rc == HTTP_REQUEST_TIME_OUT) {
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
+                              "SCEP00250: scep(-,PKIOperation): the body did not arrive in "
+                              "time (%lu bytes read); RequestReadTimeout or Timeout ended "
+                              "the request", (unsigned long)size);
+            }
+            else if (rc != AP_FILTER_ERROR) {
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
+                              "SCEP00104: scep(-,PKIOperation): reading the body failed "
+                              "after %lu bytes", (unsigned long)size);
+            }
+            apr_brigade_destroy(bb);
+            return rc;
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                continue;
+            }
+            if ((rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ)) != APR_SUCCESS) {
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
+                              "SCEP00104: scep(-,PKIOperation): reading the body failed "
+                              "after %lu bytes", (unsigned long)size);
+                apr_brigade_destroy(bb);
+                return HTTP_BAD_REQUEST;
+            }
+            if (n > max - size) {
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                              "SCEP00103: scep(-,PKIOperation): chunked body exceeds "
+                              "ScepMaxMessageSize %lu", (unsigned long)max);
+                apr_brigade_destroy(bb);
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+            if (n > cap - size) {
+                /* only a chunked body grows: doubling, never beyond the limit */
                 unsigned char *bigger;
 
-                if (cap >= max) {
-                    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                                  "SCEP00103: scep(-,PKIOperation): chunked body exceeds "
-                                  "ScepMaxMessageSize %lu", (unsigned long)max);
-                    return HTTP_REQUEST_ENTITY_TOO_LARGE;
-                }
-                cap = cap * 2 > max ? max : cap * 2;
+                cap = cap * 2 < size + n ? size + n : cap * 2;
+                cap = cap > max ? max : cap;
                 bigger = apr_palloc(r->pool, cap + 1);
                 memcpy(bigger, buf, size);
                 buf = bigger;
             }
+            memcpy(buf + size, data, n);
+            size += n;
         }
-        if (n < 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "SCEP00104: scep(-,PKIOperation): reading the body failed");
-            return HTTP_BAD_REQUEST;
-        }
+        apr_brigade_cleanup(bb);
     }
+    apr_brigade_destroy(bb);
     *out = buf;
     *len = size;
     return OK;

@@ -118,6 +118,12 @@ static apr_status_t read_san(apr_pool_t *p, scep_csr_t *csr, const char **why)
         *why = "the requested subjectAltName extension is malformed";
         return APR_EINVAL;
     }
+    if (sk_GENERAL_NAME_num(names) > SCEP_CSR_SAN_MAX) {
+        *why = apr_psprintf(p, "the requested subjectAltName has %d names, more than %d",
+                            sk_GENERAL_NAME_num(names), SCEP_CSR_SAN_MAX);
+        GENERAL_NAMES_free(names);
+        return APR_EINVAL;
+    }
     for (i = 0; i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
         const char *text;
@@ -144,7 +150,7 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
     const unsigned char *q = der;
     const X509_NAME *subject;
     BIO *mem;
-    int malformed = 0;
+    int malformed = 0, subject_len;
 
     *out = NULL;
     csr->dns_names = apr_array_make(p, 2, sizeof(const char *));
@@ -161,13 +167,15 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
         *why = "the PKCS#10 public key cannot be read";
         return APR_EINVAL;
     }
-    if (X509_REQ_verify(csr->req, csr->public_key) != 1) {
-        ERR_clear_error();
-        *why = "the PKCS#10 self-signature does not verify";
-        return APR_EINVAL;
-    }
     csr->key_bits = EVP_PKEY_get_bits(csr->public_key);
     csr->key_is_rsa = EVP_PKEY_get_base_id(csr->public_key) == EVP_PKEY_RSA;
+    subject = X509_REQ_get_subject_name(csr->req);
+    if ((subject_len = i2d_X509_NAME(subject, NULL)) > SCEP_CSR_SUBJECT_MAX) {
+        ERR_clear_error();
+        *why = apr_psprintf(p, "the subject is %d bytes, more than %d", subject_len,
+                            SCEP_CSR_SUBJECT_MAX);
+        return APR_EINVAL;
+    }
 
     csr->extensions = X509_REQ_get_extensions(csr->req);
     if (csr->extensions) {
@@ -184,7 +192,6 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
 
     csr->challenge = attribute_text(p, csr->req, NID_pkcs9_challengePassword,
                                     SCEP_CHALLENGE_MAX, &csr->challenge_len, &malformed);
-    subject = X509_REQ_get_subject_name(csr->req);
     csr->common_name = subject_entry(p, subject, NID_commonName);
     csr->serial_number = subject_entry(p, subject, NID_serialNumber);
     csr->unstructured_name = attribute_text(p, csr->req, NID_pkcs9_unstructuredName, 1024,
@@ -219,5 +226,15 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
     }
     ERR_clear_error();
     *out = csr;
+    return APR_SUCCESS;
+}
+
+apr_status_t scep_csr_verify(const scep_csr_t *csr, const char **why)
+{
+    if (X509_REQ_verify(csr->req, csr->public_key) != 1) {
+        ERR_clear_error();
+        *why = "the PKCS#10 self-signature does not verify";
+        return APR_EINVAL;
+    }
     return APR_SUCCESS;
 }

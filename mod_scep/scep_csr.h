@@ -12,6 +12,13 @@
 
 #define SCEP_CHALLENGE_MAX 16384   /* Intune challenges run to several KB */
 
+/* Fixed limits on what a request may ask for.  Real devices stay far below them; the
+ * limits keep what one request costs, writes into a certificate and puts into a log line
+ * small whatever ScepMaxMessageSize allows. */
+#define SCEP_CSR_RSA_MAX_BITS 16384 /* larger RSA keys are refused before any arithmetic */
+#define SCEP_CSR_SUBJECT_MAX 4096   /* bytes of the DER subject name */
+#define SCEP_CSR_SAN_MAX 100        /* names in the requested subjectAltName */
+
 typedef struct scep_csr_t {
     X509_REQ *req;                  /* freed with the pool */
     const unsigned char *der;       /* the input, as parsed (not copied) */
@@ -32,9 +39,15 @@ typedef struct scep_csr_t {
     STACK_OF(X509_EXTENSION) *extensions; /* requested extensions, freed with the pool */
 } scep_csr_t;
 
-/* Parses and checks a DER PKCS#10 (self-signature verified).  APR_EINVAL with *why on
- * anything malformed. */
+/* Parses a DER PKCS#10 and checks its form and the fixed limits above.  The
+ * self-signature is NOT verified yet: the caller first judges the key (type, size), so
+ * that an absurd key costs no public-key arithmetic, then calls scep_csr_verify.
+ * APR_EINVAL with *why on anything malformed. */
 apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t len,
                             scep_csr_t **csr, const char **why);
+
+/* Verifies the self-signature of a parsed request.  APR_EINVAL with *why when it does not
+ * verify. */
+apr_status_t scep_csr_verify(const scep_csr_t *csr, const char **why);
 
 #endif

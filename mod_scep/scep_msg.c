@@ -183,6 +183,25 @@ static const char *printable_attr(apr_pool_t *p, CMS_SignerInfo *si, int nid, ap
     return apr_pstrmemdup(p, (const char *)s, (apr_size_t)n);
 }
 
+/* messageType, pkiStatus and failInfo are decimal numbers (RFC 8894 3.2.1) and nothing
+ * else: atoi() would read "19x", " 19" or "+19" as a PKCSReq.  The text comes from
+ * printable_attr with at most 4 characters; -1 for anything that is not all digits. */
+static int decimal_value(const char *text)
+{
+    int value = 0, i;
+
+    if (!text || !text[0]) {
+        return -1;
+    }
+    for (i = 0; text[i]; i++) {
+        if (text[i] < '0' || text[i] > '9') {
+            return -1;
+        }
+        value = value * 10 + (text[i] - '0');     /* at most 4 digits: no overflow */
+    }
+    return value;
+}
+
 static int digest_allowed(int nid, int legacy)
 {
     switch (nid) {
@@ -297,7 +316,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
     *out = msg;
 
     type_text = printable_attr(p, si, nid_message_type, 4);
-    msg->message_type = type_text ? atoi(type_text) : -1;
+    msg->message_type = decimal_value(type_text);
     if (msg->message_type <= 0) {
         return refuse(msg, SCEP_FAIL_BAD_REQUEST, "no usable messageType attribute");
     }
@@ -752,7 +771,7 @@ apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_si
         return APR_EINVAL;
     }
     text = printable_attr(p, si, nid_pki_status, 4);
-    info->status = text ? atoi(text) : -1;
+    info->status = decimal_value(text);
     if (!text || (info->status != SCEP_STATUS_SUCCESS && info->status != SCEP_STATUS_FAILURE
                   && info->status != SCEP_STATUS_PENDING)) {
         *why = "the answer has no usable pkiStatus";
@@ -760,7 +779,7 @@ apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_si
     }
     if (info->status == SCEP_STATUS_FAILURE) {
         text = printable_attr(p, si, nid_fail_info, 4);
-        info->fail_info = text ? atoi(text) : SCEP_FAIL_BAD_REQUEST;
+        info->fail_info = text ? decimal_value(text) : SCEP_FAIL_BAD_REQUEST;
         if (info->fail_info < SCEP_FAIL_BAD_ALG || info->fail_info > SCEP_FAIL_BAD_CERT_ID) {
             info->fail_info = SCEP_FAIL_BAD_REQUEST;
         }

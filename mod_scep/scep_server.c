@@ -291,9 +291,9 @@ static apr_status_t check_key(op_ctx_t *c, const scep_csr_t *csr, const char **w
                                 csr->key_bits, c->profile->min_key_bits);
             return APR_EINVAL;
         }
-        if (csr->key_bits > 16384) {
-            *why = apr_psprintf(c->p, "the RSA key has %d bits, more than 16384",
-                                csr->key_bits);
+        if (csr->key_bits > SCEP_CSR_RSA_MAX_BITS) {
+            *why = apr_psprintf(c->p, "the RSA key has %d bits, more than %d",
+                                csr->key_bits, SCEP_CSR_RSA_MAX_BITS);
             return APR_EINVAL;
         }
         return APR_SUCCESS;
@@ -768,6 +768,7 @@ static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
     }
     c->reply->fqdn = grant->identity.fqdn;
     if (!csr) {
+        /* verified by enroll() before it was held; parsed again only for its fields */
         if (scep_csr_parse(c->p, held->request, held->request_len, &stored, &why)
             != APR_SUCCESS) {
             return db_failure(c, SCEP_DB_CORRUPT, "reading the held request");
@@ -792,6 +793,10 @@ static apr_status_t enroll(op_ctx_t *c)
     }
     if (check_key(c, csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00211", why);
+    }
+    /* only now, with a key of a sane type and size, the public-key arithmetic */
+    if (scep_csr_verify(csr, &why) != APR_SUCCESS) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00210", why);
     }
     renewing = c->msg->signer && scep_ca_issued(c->ca, c->msg->signer);
     if (c->msg->message_type == SCEP_MSG_RENEWALREQ && !renewing) {

@@ -21,7 +21,9 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/objects.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
@@ -70,10 +72,26 @@ static void usage(void)
         "           [--serial-number SN] [--san-dns NAME]\n"
         "           [--query-issuer CA.pem --query-serial HEX]   (GetCert/GetCRL content)\n"
         "           [--poll-issuer CA.pem]   (CertPoll content: IssuerAndSubject)\n"
+        "           [--extra-sans N] [--subject-pad BYTES] [--fake-key-bits N]\n"
+        "           [--no-envelope] [--no-signer-cert] [--unknown-digest-oid]\n"
+        "           [--unknown-cipher-oid] [--nested-attr DEPTH] [--ber-indefinite]\n"
         "           --out req.der [--nonce-out nonce.bin]\n"
         "       %s reply --in rep.der --key dev.key --cert dev.pem --signer CA_OR_RA.pem\n"
         "           [--nonce nonce.bin] [--cert-out issued.pem] [--any-cert]\n"
-        "           [--crl-out crl.pem]\n",
+        "           [--crl-out crl.pem]\n"
+        "\n"
+        "Hostile variants of a request (tests of the server's defences):\n"
+        "  --extra-sans N        N more dNSName SANs (sanK.example.org) after --san-dns\n"
+        "  --subject-pad BYTES   OU components of 60 letters until the subject grows by BYTES\n"
+        "  --fake-key-bits N     the PKCS#10 carries an RSA key of N bits (random odd modulus,\n"
+        "                        e=65537) that did not sign it\n"
+        "  --no-envelope         the PKCS#10 is signed in the clear, not in an EnvelopedData\n"
+        "  --no-signer-cert      the SignedData carries no certificates\n"
+        "  --unknown-digest-oid  the SignerInfo names digest 2.16.840.1.101.3.4.2.127\n"
+        "  --unknown-cipher-oid  the envelope names cipher 2.16.840.1.101.3.4.1.127\n"
+        "  --nested-attr DEPTH   an extra signed attribute 1.3.6.1.4.1.99999.1 whose value\n"
+        "                        is DEPTH nested indefinite-length SEQUENCEs\n"
+        "  --ber-indefinite      the pkiMessage with indefinite lengths (Apple, jscep)\n",
         progname, progname);
     exit(2);
 }
@@ -308,6 +326,8 @@ typedef struct {
     const char *unstructured_name, *unstructured_address, *serial_number, *san_dns;
     const char *query_issuer, *query_serial, *poll_issuer;
     int no_challenge, oaep, pss, break_signature, break_csr, critical_aki;
+    long extra_sans, subject_pad, fake_key_bits, nested_attr;
+    int no_envelope, no_signer_cert, unknown_digest_oid, unknown_cipher_oid, ber_indefinite;
 } request_opts;
 
 /* Windows marks the AuthorityKeyIdentifier of its self-signed request certificate
@@ -375,6 +395,53 @@ static int printable(const char *s)
     return 1;
 }
 
+/* Grows a subject by at least `bytes` with organizationalUnitName components of 60
+ * letters each, the way a hostile client inflates a request. */
+static void pad_subject(X509_NAME *name, long bytes)
+{
+    unsigned char unit[61];
+    long added;
+
+    memset(unit, 'p', 60);
+    unit[60] = '\0';
+    for (added = 0; added < bytes; added += 60) {
+        if (!X509_NAME_add_entry_by_NID(name, NID_organizationalUnitName, MBSTRING_ASC,
+                                        unit, 60, -1, 0)) {
+            die("cannot pad the subject");
+        }
+    }
+}
+
+/* An RSA public key with a random odd modulus of `bits` bits and e=65537: nobody holds
+ * its private key, and its size is whatever the caller asks for. */
+static EVP_PKEY *fake_rsa_key(long bits)
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    BIGNUM *n = BN_new(), *e = BN_new();
+    OSSL_PARAM *params;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *pkey = NULL;
+
+    if (bits < 16 || bits > 1L << 20) {
+        die("--fake-key-bits must lie between 16 and 1048576");
+    }
+    if (!bld || !n || !e || !ctx || !BN_rand(n, (int)bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD)
+        || !BN_set_word(e, 65537)
+        || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n)
+        || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e)
+        || !(params = OSSL_PARAM_BLD_to_param(bld))
+        || EVP_PKEY_fromdata_init(ctx) <= 0
+        || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+        die("cannot make a fake %ld-bit RSA key", bits);
+    }
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(ctx);
+    BN_free(n);
+    BN_free(e);
+    return pkey;
+}
+
 /* The PKCS#10 the device asks to have certified, DER-encoded. */
 static unsigned char *make_csr(const request_opts *o, EVP_PKEY *key, const EVP_MD *md,
                                int *len)
@@ -399,8 +466,20 @@ static unsigned char *make_csr(const request_opts *o, EVP_PKEY *key, const EVP_M
                                        (const unsigned char *)o->serial_number, -1, -1, 0)) {
         die("cannot add serialNumber");
     }
-    if (!req || !X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name)
-        || !X509_REQ_set_pubkey(req, key)) {
+    pad_subject(name, o->subject_pad);
+    if (!req || !X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name)) {
+        die("cannot build the PKCS#10 request");
+    }
+    if (o->fake_key_bits > 0) {
+        EVP_PKEY *fake = fake_rsa_key(o->fake_key_bits);
+
+        /* signed below with the real key: the self-signature cannot verify */
+        if (!X509_REQ_set_pubkey(req, fake)) {
+            die("cannot put the fake key into the PKCS#10 request");
+        }
+        EVP_PKEY_free(fake);
+    }
+    else if (!X509_REQ_set_pubkey(req, key)) {
         die("cannot build the PKCS#10 request");
     }
     /* PrintableString as strongSwan and sscep send it, UTF8String when it must be */
@@ -412,16 +491,26 @@ static unsigned char *make_csr(const request_opts *o, EVP_PKEY *key, const EVP_M
                                       (int)strlen(o->challenge))) {
         die("cannot add the challengePassword attribute");
     }
-    if (o->san_dns) {
+    if (o->san_dns || o->extra_sans > 0) {
         STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-        char *value = OPENSSL_zalloc(strlen(o->san_dns) + 5);
+        /* "DNS:san<K>.example.org," is at most 30 bytes for K below 10^9 */
+        size_t cap = (o->san_dns ? strlen(o->san_dns) : 0) + 5 + (size_t)o->extra_sans * 32;
+        char *value = OPENSSL_zalloc(cap);
         X509_EXTENSION *ext;
+        size_t used;
+        long k;
 
         if (!exts || !value) {
             die("out of memory");
         }
-        strcpy(value, "DNS:");
-        strcat(value, o->san_dns);
+        if (o->san_dns) {
+            snprintf(value, cap, "DNS:%s", o->san_dns);
+        }
+        for (k = 1; k <= o->extra_sans; k++) {
+            used = strlen(value);
+            snprintf(value + used, cap - used, "%sDNS:san%ld.example.org",
+                     used ? "," : "", k);
+        }
         ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, value);
         if (!ext || !sk_X509_EXTENSION_push(exts, ext) || !X509_REQ_add_extensions(req, exts)) {
             die("cannot add the subjectAltName extension request");
@@ -487,6 +576,92 @@ static void add_printable(CMS_SignerInfo *si, const char *dotted, const char *va
     ASN1_OBJECT_free(o);
 }
 
+/* Renames the content cipher in a DER EnvelopedData: the last byte of the cipher's OID
+ * becomes 127, an arc nobody assigned, and the OID length stays the same. */
+static void unknown_cipher(unsigned char *env, int env_len, const EVP_CIPHER *cipher)
+{
+    unsigned char *oid_der = NULL, *at = NULL;
+    int oid_len = i2d_ASN1_OBJECT(OBJ_nid2obj(EVP_CIPHER_get_nid(cipher)), &oid_der);
+    int k;
+
+    for (k = 0; oid_len > 0 && k + oid_len <= env_len; k++) {
+        if (memcmp(env + k, oid_der, (size_t)oid_len) == 0) {
+            at = env + k;
+        }
+    }
+    if (!at) {
+        die("the envelope does not name its cipher");
+    }
+    at[oid_len - 1] = 0x7f;
+    OPENSSL_free(oid_der);
+}
+
+/* A signed attribute of a private OID whose value nests `depth` indefinite-length
+ * SEQUENCEs: an unknown attribute a server must skip, at a depth no parser should
+ * recurse into. */
+static void add_nested_attr(CMS_SignerInfo *si, long depth)
+{
+    ASN1_STRING *value = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
+    ASN1_OBJECT *o = oid("1.3.6.1.4.1.99999.1");
+    unsigned char *buf = OPENSSL_malloc((size_t)depth * 4);
+    long k;
+
+    if (!value || !buf) {
+        die("out of memory");
+    }
+    for (k = 0; k < depth; k++) {
+        buf[2 * k] = 0x30;
+        buf[2 * k + 1] = 0x80;
+        buf[2 * depth + 2 * k] = 0x00;
+        buf[2 * depth + 2 * k + 1] = 0x00;
+    }
+    if (!ASN1_STRING_set(value, buf, (int)(depth * 4))
+        || !CMS_signed_add1_attr_by_OBJ(si, o, V_ASN1_SEQUENCE, value, -1)) {
+        die("cannot add the nested attribute");
+    }
+    OPENSSL_free(buf);
+    ASN1_OBJECT_free(o);
+    ASN1_STRING_free(value);
+}
+
+/* Writes `der` again with every constructed element in indefinite-length form (tag,
+ * 0x80, contents, end-of-contents), as streaming encoders such as Apple's and jscep's
+ * do.  Primitive elements are copied.  DER from OpenSSL nests a few dozen levels. */
+static void to_indefinite(BIO *out, const unsigned char *der, long len, int depth)
+{
+    const unsigned char *p = der, *end = der + len;
+
+    if (depth > 64) {
+        die("--ber-indefinite: the message nests too deep");
+    }
+    while (p < end) {
+        const unsigned char *q = p;
+        long clen;
+        int tag, cls, ret = ASN1_get_object(&q, &clen, &tag, &cls, end - p);
+        size_t id_len = 1;
+
+        if (ret & 0x80) {
+            die("--ber-indefinite: the message is not DER");
+        }
+        if (!(ret & V_ASN1_CONSTRUCTED)) {
+            BIO_write(out, p, (int)(q + clen - p));
+            p = q + clen;
+            continue;
+        }
+        if ((p[0] & 0x1f) == 0x1f) {    /* high tag number: continuation bytes */
+            while (p + id_len < end && (p[id_len] & 0x80)) {
+                id_len++;
+            }
+            id_len++;
+        }
+        BIO_write(out, p, (int)id_len);
+        BIO_write(out, "\x80", 1);
+        to_indefinite(out, q, clen, depth + 1);
+        BIO_write(out, "\0\0", 2);
+        p = q + clen;
+    }
+}
+
 static int cmd_request(int argc, char **argv)
 {
     request_opts o;
@@ -509,6 +684,7 @@ static int cmd_request(int argc, char **argv)
     for (i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = NULL;
+        long *num = NULL;
 
         if (strcmp(a, "--recipient") == 0) slot = &o.recipient;
         else if (strcmp(a, "--key") == 0) slot = &o.key;
@@ -534,16 +710,36 @@ static int cmd_request(int argc, char **argv)
         else if (strcmp(a, "--critical-aki") == 0) o.critical_aki = 1;
         else if (strcmp(a, "--break-signature") == 0) o.break_signature = 1;
         else if (strcmp(a, "--break-csr") == 0) o.break_csr = 1;
+        else if (strcmp(a, "--no-envelope") == 0) o.no_envelope = 1;
+        else if (strcmp(a, "--no-signer-cert") == 0) o.no_signer_cert = 1;
+        else if (strcmp(a, "--unknown-digest-oid") == 0) o.unknown_digest_oid = 1;
+        else if (strcmp(a, "--unknown-cipher-oid") == 0) o.unknown_cipher_oid = 1;
+        else if (strcmp(a, "--ber-indefinite") == 0) o.ber_indefinite = 1;
+        else if (strcmp(a, "--extra-sans") == 0) num = &o.extra_sans;
+        else if (strcmp(a, "--subject-pad") == 0) num = &o.subject_pad;
+        else if (strcmp(a, "--fake-key-bits") == 0) num = &o.fake_key_bits;
+        else if (strcmp(a, "--nested-attr") == 0) num = &o.nested_attr;
         else {
             fprintf(stderr, "%s: unknown option '%s'\n", progname, a);
             usage();
         }
-        if (slot) {
+        if (slot || num) {
             if (++i >= argc) {
                 fprintf(stderr, "%s: %s needs a value\n", progname, a);
                 usage();
             }
-            *slot = argv[i];
+            if (slot) {
+                *slot = argv[i];
+            }
+            else {
+                char *end;
+
+                *num = strtol(argv[i], &end, 10);
+                if (*end || *num < 0 || *num > 1000000) {
+                    fprintf(stderr, "%s: %s takes a number from 0 to 1000000\n", progname, a);
+                    usage();
+                }
+            }
         }
     }
     if (!o.recipient || !o.key || !o.subject || !o.out
@@ -631,7 +827,20 @@ static int cmd_request(int argc, char **argv)
     else {
         csr = make_csr(&o, key, md, &csr_len);
     }
-    env = envelope(csr, csr_len, recipient, cipher, o.oaep, &env_len);
+    if (o.no_envelope) {
+        /* the PKCS#10, challenge and all, in the clear */
+        env = OPENSSL_memdup(csr, (size_t)csr_len);
+        env_len = csr_len;
+        if (!env) {
+            die("out of memory");
+        }
+    }
+    else {
+        env = envelope(csr, csr_len, recipient, cipher, o.oaep, &env_len);
+    }
+    if (o.unknown_cipher_oid) {
+        unknown_cipher(env, env_len, cipher);
+    }
 
     /* transactionID: hex SHA-256 of the device's SubjectPublicKeyInfo, unless given */
     if (o.txid) {
@@ -662,7 +871,8 @@ static int cmd_request(int argc, char **argv)
         die("cannot start the SignedData");
     }
     si = CMS_add1_signer(cms, cert, key, md,
-                         CMS_BINARY | CMS_NOSMIMECAP | (o.pss ? CMS_KEY_PARAM : 0));
+                         CMS_BINARY | CMS_NOSMIMECAP | (o.pss ? CMS_KEY_PARAM : 0)
+                         | (o.no_signer_cert ? CMS_NOCERTS : 0));
     if (!si) {
         die("cannot add the signer");
     }
@@ -681,6 +891,9 @@ static int cmd_request(int argc, char **argv)
         die("cannot add the senderNonce");
     }
     ASN1_OBJECT_free(nonce_oid);
+    if (o.nested_attr > 0) {
+        add_nested_attr(si, o.nested_attr);
+    }
     content = BIO_new_mem_buf(env, env_len);
     if (!content || !CMS_final(cms, content, NULL, CMS_BINARY)) {
         die("cannot sign the pkiMessage");
@@ -700,11 +913,36 @@ static int cmd_request(int argc, char **argv)
         }
         OPENSSL_free(copy);
     }
+    if (o.unknown_digest_oid) {
+        X509_ALGOR *dig;
+
+        /* after signing: the signature stays, only the name of its digest changes */
+        CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, NULL);
+        if (!dig || !X509_ALGOR_set0(dig, oid("2.16.840.1.101.3.4.2.127"), V_ASN1_UNDEF, NULL)) {
+            die("cannot rename the digest algorithm");
+        }
+    }
     der_len = i2d_CMS_ContentInfo(cms, &der);
     if (der_len <= 0) {
         die("cannot encode the pkiMessage");
     }
-    write_file(o.out, der, (size_t)der_len);
+    if (o.ber_indefinite) {
+        BIO *ber = BIO_new(BIO_s_mem());
+        const unsigned char *bdata;
+        long blen;
+
+        if (!ber) {
+            die("out of memory");
+        }
+        to_indefinite(ber, der, der_len, 0);
+        blen = BIO_get_mem_data(ber, (char **)&bdata);
+        write_file(o.out, bdata, (size_t)blen);
+        der_len = (int)blen;
+        BIO_free(ber);
+    }
+    else {
+        write_file(o.out, der, (size_t)der_len);
+    }
     if (o.nonce_out) {
         write_file(o.nonce_out, nonce, NONCE_LEN);
     }

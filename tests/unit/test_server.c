@@ -22,6 +22,7 @@
 
 #include "scep_ca.h"
 #include "scep_ca_int.h"
+#include "scep_csr.h"
 #include "scep_msg.h"
 #include "scep_server.h"
 
@@ -327,14 +328,19 @@ typedef struct request_opts {
     EVP_PKEY *key;
     int break_signature;
     int message_type;
+    const char *message_type_text;  /* sent instead of message_type when set */
+    int sans;           /* dNSNames in the requested subjectAltName */
     int ber;            /* indefinite-length encoding, as Apple and jscep send */
 } request_opts;
 
 static unsigned char sent_nonce[16];
 
-static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge)
+static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge, int sans)
 {
     X509_REQ *req = X509_REQ_new();
+    GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    int i;
 
     X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
                                (const unsigned char *)cn, -1, -1, 0);
@@ -343,6 +349,22 @@ static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge)
         X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
                                   (const unsigned char *)challenge, -1);
     }
+    for (i = 0; i < sans; i++) {
+        GENERAL_NAME *gn = GENERAL_NAME_new();
+        ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+        char text[32];
+
+        snprintf(text, sizeof(text), "san%d.example.com", i);
+        ASN1_STRING_set(dns, text, -1);
+        GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+        sk_GENERAL_NAME_push(names, gn);
+    }
+    if (sans > 0) {
+        sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_subject_alt_name, 0, names));
+        X509_REQ_add_extensions(req, exts);
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    GENERAL_NAMES_free(names);
     X509_REQ_sign(req, key, EVP_sha256());
     return req;
 }
@@ -351,7 +373,7 @@ static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_si
 {
     EVP_PKEY *key = o->key ? o->key : device_key;
     X509 *self = make_cert("device", key, NULL, NULL, 0);
-    X509_REQ *req = make_csr(key, "device.example.com", o->challenge);
+    X509_REQ *req = make_csr(key, "device.example.com", o->challenge, o->sans);
     STACK_OF(X509) *recips = sk_X509_new_null();
     unsigned char *csr_der = NULL, *out;
     int csr_len = i2d_X509_REQ(req, &csr_der);
@@ -377,7 +399,12 @@ static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_si
     si = CMS_add1_signer(sd, self, key, o->md ? o->md : EVP_sha256(), CMS_BINARY);
     assert_non_null(si);
     RAND_bytes(sent_nonce, sizeof(sent_nonce));
-    snprintf(type, sizeof(type), "%d", o->message_type ? o->message_type : 19);
+    if (o->message_type_text) {
+        snprintf(type, sizeof(type), "%s", o->message_type_text);
+    }
+    else {
+        snprintf(type, sizeof(type), "%d", o->message_type ? o->message_type : 19);
+    }
     CMS_signed_add1_attr_by_txt(si, "2.16.840.1.113733.1.9.2", V_ASN1_PRINTABLESTRING,
                                 type, (int)strlen(type));
     CMS_signed_add1_attr_by_txt(si, "2.16.840.1.113733.1.9.7", V_ASN1_PRINTABLESTRING,
@@ -576,6 +603,13 @@ static void test_enroll_failures(void **state)
     request_opts poll = { .challenge = "s3cret", .message_type = 20 };
     EVP_PKEY *small = rsa_key(1024);
     request_opts weak = { .challenge = "s3cret", .key = small };
+    /* atoi() once read these as a PKCSReq */
+    request_opts type_suffix = { .challenge = "s3cret", .message_type_text = "19x" };
+    request_opts type_sign = { .challenge = "s3cret", .message_type_text = "+19" };
+    request_opts many_sans = { .challenge = "s3cret", .sans = SCEP_CSR_SAN_MAX + 1 };
+    request_opts max_sans = { .challenge = "s3cret", .sans = SCEP_CSR_SAN_MAX };
+    scep_reply_t reply;
+    CMS_ContentInfo *rep;
 
     expect_failure(p, &profile, wrong, "2");
     expect_failure(p, &profile, missing, "2");
@@ -584,6 +618,13 @@ static void test_enroll_failures(void **state)
     expect_failure(p, &profile, md5, "0");
     expect_failure(p, &profile, poll, "2");
     expect_failure(p, &profile, weak, "2");
+    expect_failure(p, &profile, type_suffix, "2");
+    expect_failure(p, &profile, type_sign, "2");
+    expect_failure(p, &profile, many_sans, "2");
+    rep = run(p, load_ca(p, 1), &profile, &max_sans, &reply);
+    assert_non_null(rep);
+    assert_string_equal(reply.outcome, "issued");
+    CMS_ContentInfo_free(rep);
     /* No challenge configured and no explicit opt-out: nobody enrolls. */
     scep_profile_defaults(&open_profile, p);
     expect_failure(p, &open_profile, missing, "2");
