@@ -247,13 +247,13 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
                                     scep_pkimsg_t **out, const char **why)
 {
     scep_pkimsg_t *msg = apr_pcalloc(p, sizeof(*msg));
-    CMS_ContentInfo *cms, *env;
+    CMS_ContentInfo *cms;
     STACK_OF(CMS_SignerInfo) *sis;
     CMS_SignerInfo *si;
     X509_ALGOR *digest_alg;
     ASN1_TYPE *nonce;
     const char *type_text;
-    BIO *content_bio, *plain_bio;
+    BIO *content_bio;
     unsigned char *envelope;
     apr_size_t envelope_len;
     int i;
@@ -360,6 +360,16 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
         || envelope_len == 0) {
         return refuse(msg, SCEP_FAIL_BAD_REQUEST, "the SignedData carries no envelope");
     }
+    return scep_msg_open_envelope(p, ca, legacy, envelope, envelope_len, msg);
+}
+
+apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_ca_t *ca, int legacy,
+                                    const unsigned char *envelope, apr_size_t envelope_len,
+                                    scep_pkimsg_t *msg)
+{
+    CMS_ContentInfo *env;
+    BIO *plain_bio;
+
     if (!(env = pool_d2i_cms(p, envelope, envelope_len))
         || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
         ERR_clear_error();
