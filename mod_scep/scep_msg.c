@@ -267,13 +267,14 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
                                     scep_pkimsg_t **out, const char **why)
 {
     scep_pkimsg_t *msg = apr_pcalloc(p, sizeof(*msg));
-    CMS_ContentInfo *cms, *env;
+    CMS_ContentInfo *cms;
     STACK_OF(CMS_SignerInfo) *sis;
     CMS_SignerInfo *si;
     X509_ALGOR *digest_alg;
+    EVP_PKEY *signer_key;
     ASN1_TYPE *nonce;
     const char *type_text;
-    BIO *content_bio, *plain_bio;
+    BIO *content_bio;
     unsigned char *envelope;
     apr_size_t envelope_len;
     int i;
@@ -355,7 +356,13 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
         msg->digest_nid = NID_sha256;   /* the FAILURE itself is signed with SHA-256 */
         return APR_SUCCESS;
     }
-    if (EVP_PKEY_get_base_id(X509_get0_pubkey(msg->signer)) != EVP_PKEY_RSA) {
+    /* X509_get0_pubkey() is NULL when the certificate's key does not decode (OpenSSL
+     * parses such a certificate all the same), and EVP_PKEY_get_base_id() dereferences
+     * its argument: without the check a mangled key in an unauthenticated request
+     * crashed the httpd child (found by tests/fuzz, fuzz_pkimsg). */
+    signer_key = X509_get0_pubkey(msg->signer);
+    if (!signer_key || EVP_PKEY_get_base_id(signer_key) != EVP_PKEY_RSA) {
+        ERR_clear_error();
         /* The reply is enveloped to this key by key transport: it must be RSA. */
         return refuse(msg, SCEP_FAIL_BAD_ALG, "the signer's key is not RSA");
     }
@@ -380,6 +387,16 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
         || envelope_len == 0) {
         return refuse(msg, SCEP_FAIL_BAD_REQUEST, "the SignedData carries no envelope");
     }
+    return scep_msg_open_envelope(p, ca, legacy, envelope, envelope_len, msg);
+}
+
+apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_ca_t *ca, int legacy,
+                                    const unsigned char *envelope, apr_size_t envelope_len,
+                                    scep_pkimsg_t *msg)
+{
+    CMS_ContentInfo *env;
+    BIO *plain_bio;
+
     if (!(env = pool_d2i_cms(p, envelope, envelope_len))
         || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
         ERR_clear_error();

@@ -59,6 +59,16 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
                                     const unsigned char *der, apr_size_t len,
                                     scep_pkimsg_t **msg, const char **why);
 
+/* The second half of scep_msg_parse_request, on its own so that it can be driven (and
+ * fuzzed) without a valid signature around it: opens `envelope`, the EnvelopedData a
+ * verified SignedData carried, with the RA key or else the CA key.  Sets msg->cipher_nid
+ * and, when it opens, msg->content (in the pool).  Like scep_msg_parse_request it answers
+ * APR_SUCCESS and records a refusal in msg->fail_info and msg->why; `msg` must have been
+ * set up by the caller (fail_info SCEP_FAIL_NONE). */
+apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_ca_t *ca, int legacy,
+                                    const unsigned char *envelope, apr_size_t envelope_len,
+                                    scep_pkimsg_t *msg);
+
 /* A degenerate certificates-only SignedData holding `certs` in order (DER, in the pool). */
 apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
                                  unsigned char **der, apr_size_t *len);

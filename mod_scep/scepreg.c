@@ -40,6 +40,7 @@
 #include <openssl/rand.h>
 
 #include "scep_db.h"
+#include "scep_import.h"
 #include "scep_store.h"
 #include "scep_util.h"
 #include "scep_version.h"
@@ -55,13 +56,7 @@
 #define RC_INVALID     7    /* not a valid mod_scep database (corrupt, newer schema) */
 #define RC_FULL        8    /* the map is full */
 
-/* Limits of what the tool accepts.  The challenge limit equals SCEP_CHALLENGE_MAX of
- * scep_csr.h, which is not included here to keep the PKCS#10 code out of the tool. */
-#define CHALLENGE_MAX  16384
-#define SERIAL_MAX     64
-#define PROFILE_MAX    64
-#define COMMENT_MAX    255
-#define IP_TEXT_MAX    64
+/* Limits of what the tool accepts: the values' in scep_import.h, and these. */
 #define LINE_MAX_BYTES (64 * 1024)      /* one CSV line */
 #define IMPORT_BATCH   1000             /* rows hashed between progress lines */
 #define MAX_THREADS    16
@@ -211,74 +206,6 @@ static int commit_unless_interrupted(apr_pool_t *p, const char *dir, scep_txn_t 
 
 /* ---- values ---------------------------------------------------------------------- */
 
-/* Printable ASCII only, so that a name can be echoed in a message without harm. */
-static int printable(const char *s)
-{
-    for (; *s; s++) {
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Valid UTF-8 without control characters: what a serial or comment may hold, so that
- * the tab-separated and the JSON listings stay well-formed. */
-static int clean_text(const char *s)
-{
-    const unsigned char *u = (const unsigned char *)s;
-
-    while (*u) {
-        unsigned int c = *u, need, cp, i;
-
-        if (c < 0x20 || c == 0x7f) {
-            return 0;
-        }
-        if (c < 0x80) {
-            u++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-        }
-        else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-        }
-        else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-        }
-        else {
-            return 0;
-        }
-        for (i = 1; i <= need; i++) {
-            if ((u[i] & 0xc0) != 0x80) {
-                return 0;
-            }
-            cp = (cp << 6) | (u[i] & 0x3f);
-        }
-        if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-            || (need == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
-            return 0;
-        }
-        u += need + 1;
-    }
-    return 1;
-}
-
-/* Profile names follow ScepProfile's rule: letters, digits, '-', '_' and '.'. */
-static int profile_name_ok(const char *s)
-{
-    for (; *s; s++) {
-        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* "512M", "2G", "65536": bytes, with K, M, G or T (powers of 1024). */
 static int parse_size(const char *s, apr_size_t *out)
 {
@@ -305,103 +232,6 @@ static int parse_size(const char *s, apr_size_t *out)
         return 0;
     }
     *out = (apr_size_t)(v * unit);
-    return 1;
-}
-
-/* "90", "90s", "60m", "12h", "30d", "2w" (an optional leading '+'); seconds > 0. */
-static int parse_duration(const char *s, apr_int64_t *out)
-{
-    char *end;
-    apr_int64_t v, unit = 1;
-
-    if (*s == '+') {
-        s++;
-    }
-    if (!isdigit((unsigned char)*s)) {
-        return 0;
-    }
-    errno = 0;
-    v = apr_strtoi64(s, &end, 10);
-    if (errno || v <= 0) {
-        return 0;
-    }
-    switch (*end) {
-    case 's': end++; break;
-    case 'm': unit = 60; end++; break;
-    case 'h': unit = 3600; end++; break;
-    case 'd': unit = 86400; end++; break;
-    case 'w': unit = 7 * 86400; end++; break;
-    default: break;
-    }
-    /* a century is plenty, and keeps now + v far from overflowing */
-    if (*end || v > APR_INT64_C(100) * 366 * 86400 / unit) {
-        return 0;
-    }
-    *out = v * unit;
-    return 1;
-}
-
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0, i;
-
-    for (i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i])) {
-            return 0;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 1;
-}
-
-/* An expiry: "never" (0), "YYYY-MM-DD" (the last second of that day, UTC),
- * "YYYY-MM-DDTHH:MM:SSZ", or "+N" with s/m/h/d/w counted from now. */
-static int parse_expiry(const char *s, apr_int64_t now, apr_int64_t *out)
-{
-    struct tm tm, back;
-    int y, mo, d, h = 23, mi = 59, sec = 59;
-    time_t t;
-
-    if (!strcmp(s, "never")) {
-        *out = 0;
-        return 1;
-    }
-    if (*s == '+') {
-        apr_int64_t dur;
-
-        if (!parse_duration(s, &dur)) {
-            return 0;
-        }
-        *out = now + dur;
-        return 1;
-    }
-    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-'
-        || !digits(s + 8, 2, &d)) {
-        return 0;
-    }
-    if (s[10] != '\0') {
-        if (s[10] != 'T' || !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi)
-            || s[16] != ':' || !digits(s + 17, 2, &sec) || s[19] != 'Z' || s[20] != '\0') {
-            return 0;
-        }
-    }
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59) {
-        return 0;
-    }
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = timegm(&tm);
-    /* timegm normalises 31 April into 1 May: refuse dates that do not come back */
-    if (t == (time_t)-1 || !gmtime_r(&t, &back) || back.tm_mday != d || back.tm_mon != mo - 1) {
-        return 0;
-    }
-    *out = (apr_int64_t)t;
     return 1;
 }
 
@@ -520,7 +350,7 @@ static int reader_line(reader_t *r, char **line, apr_size_t *len, int *too_long)
     }
 }
 
-/* Reads a secret from the terminal with echo off.  buf holds CHALLENGE_MAX + 1 bytes.
+/* Reads a secret from the terminal with echo off.  buf holds SCEP_REG_CHALLENGE_MAX + 1 bytes.
  * Returns RC_OK, RC_TOOLONG, RC_INTERRUPTED, or RC_SYNTAX when there is no terminal. */
 static int prompt_secret(const char *prompt, char *buf, apr_size_t *len)
 {
@@ -558,7 +388,7 @@ static int prompt_secret(const char *prompt, char *buf, apr_size_t *len)
         if (r <= 0 || c == '\n') {
             break;
         }
-        if (n < CHALLENGE_MAX) {
+        if (n < SCEP_REG_CHALLENGE_MAX) {
             buf[n++] = c;
         }
         else {
@@ -772,7 +602,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
     }
     /* -Y and -N take a transactionID (any printable text) or else an FQDN */
     if ((o->mode == 'Y' || o->mode == 'N') && o->name) {
-        if (strlen(o->name) > 255 || !printable(o->name)) {
+        if (strlen(o->name) > 255 || !scep_reg_printable(o->name)) {
             complain("illegal transactionID or FQDN");
             return RC_ILLEGAL;
         }
@@ -788,7 +618,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
             return RC_TOOLONG;
         }
         if (!(o->fqdn = scep_store_fqdn(p, o->name, 1))) {
-            if (printable(o->name)) {
+            if (scep_reg_printable(o->name)) {
                 complain("illegal FQDN '%s'", o->name);
             }
             else {
@@ -802,57 +632,57 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
             return RC_ILLEGAL;
         }
     }
-    if (o->challenge_arg && strlen(o->challenge_arg) > CHALLENGE_MAX) {
-        complain("the challenge is longer than %d characters", CHALLENGE_MAX);
+    if (o->challenge_arg && strlen(o->challenge_arg) > SCEP_REG_CHALLENGE_MAX) {
+        complain("the challenge is longer than %d characters", SCEP_REG_CHALLENGE_MAX);
         return RC_TOOLONG;
     }
-    if (o->serial && strlen(o->serial) > SERIAL_MAX) {
-        complain("the serial number is longer than %d characters", SERIAL_MAX);
+    if (o->serial && strlen(o->serial) > SCEP_REG_SERIAL_MAX) {
+        complain("the serial number is longer than %d characters", SCEP_REG_SERIAL_MAX);
         return RC_TOOLONG;
     }
-    if (o->profile && strlen(o->profile) > PROFILE_MAX) {
-        complain("the profile name is longer than %d characters", PROFILE_MAX);
+    if (o->profile && strlen(o->profile) > SCEP_REG_PROFILE_MAX) {
+        complain("the profile name is longer than %d characters", SCEP_REG_PROFILE_MAX);
         return RC_TOOLONG;
     }
-    if (o->comment && strlen(o->comment) > COMMENT_MAX) {
-        complain("the comment is longer than %d characters", COMMENT_MAX);
+    if (o->comment && strlen(o->comment) > SCEP_REG_COMMENT_MAX) {
+        complain("the comment is longer than %d characters", SCEP_REG_COMMENT_MAX);
         return RC_TOOLONG;
     }
     for (i = 0; i < n_ips; i++) {
         const char *ip;
 
-        if (strlen(raw_ips[i]) > IP_TEXT_MAX) {
-            complain("the IP address is longer than %d characters", IP_TEXT_MAX);
+        if (strlen(raw_ips[i]) > SCEP_REG_IP_TEXT_MAX) {
+            complain("the IP address is longer than %d characters", SCEP_REG_IP_TEXT_MAX);
             return RC_TOOLONG;
         }
         if (!(ip = scep_store_ip(p, raw_ips[i]))) {
-            complain(printable(raw_ips[i]) ? "illegal IP address '%s'" : "illegal IP address%s",
-                     printable(raw_ips[i]) ? raw_ips[i] : "");
+            complain(scep_reg_printable(raw_ips[i]) ? "illegal IP address '%s'" : "illegal IP address%s",
+                     scep_reg_printable(raw_ips[i]) ? raw_ips[i] : "");
             return RC_ILLEGAL;
         }
         APR_ARRAY_PUSH(o->ips, const char *) = ip;
     }
-    if (o->serial && !clean_text(o->serial)) {
+    if (o->serial && !scep_reg_clean_text(o->serial)) {
         complain("illegal serial number (control characters or invalid UTF-8)");
         return RC_ILLEGAL;
     }
-    if (o->comment && !clean_text(o->comment)) {
+    if (o->comment && !scep_reg_clean_text(o->comment)) {
         complain("illegal comment (control characters or invalid UTF-8)");
         return RC_ILLEGAL;
     }
-    if (o->profile && !profile_name_ok(o->profile)) {
+    if (o->profile && !scep_reg_profile_name_ok(o->profile)) {
         complain("illegal profile name (letters, digits, '-', '_' and '.' only)");
         return RC_ILLEGAL;
     }
     if (o->expiry_text) {
-        if (!parse_expiry(o->expiry_text, now, &o->expires)) {
+        if (!scep_reg_parse_expiry(o->expiry_text, now, &o->expires)) {
             return syntax("-e: '%s' is not an expiry (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, "
                           "+30d, +12h, +90m or never)", o->expiry_text);
         }
         o->expires_set = 1;
     }
     o->ttl = 3600;
-    if (o->ttl_text && !parse_duration(o->ttl_text, &o->ttl)) {
+    if (o->ttl_text && !scep_reg_parse_duration(o->ttl_text, &o->ttl)) {
         return syntax("-T: '%s' is not a lifetime (3600, 60m, 1h, 1d)", o->ttl_text);
     }
     return RC_OK;
@@ -974,7 +804,7 @@ static int fix_ownership(apr_pool_t *p, const opts_t *o)
 /* ---- add / update ------------------------------------------------------------------------ */
 
 /* Gets the challenge of an add, update or verify from where the options say.  Returns
- * RC_OK with *have set when there is one (in buf, CHALLENGE_MAX + 1 bytes). */
+ * RC_OK with *have set when there is one (in buf, SCEP_REG_CHALLENGE_MAX + 1 bytes). */
 static int get_challenge(apr_pool_t *p, const opts_t *o, int confirm, char *buf,
                          apr_size_t *len, int *have)
 {
@@ -1009,7 +839,7 @@ static int get_challenge(apr_pool_t *p, const opts_t *o, int confirm, char *buf,
         char *line;
         int too_long, got;
 
-        reader_init(&r, p, STDIN_FILENO, CHALLENGE_MAX + 2);
+        reader_init(&r, p, STDIN_FILENO, SCEP_REG_CHALLENGE_MAX + 2);
         got = reader_line(&r, &line, len, &too_long);
         if (got == READ_INTERRUPTED) {
             reader_wipe(&r);
@@ -1020,9 +850,9 @@ static int get_challenge(apr_pool_t *p, const opts_t *o, int confirm, char *buf,
             reader_wipe(&r);
             return RC_SYNTAX;
         }
-        if (too_long || *len > CHALLENGE_MAX) {
+        if (too_long || *len > SCEP_REG_CHALLENGE_MAX) {
             reader_wipe(&r);
-            complain("the challenge is longer than %d characters", CHALLENGE_MAX);
+            complain("the challenge is longer than %d characters", SCEP_REG_CHALLENGE_MAX);
             return RC_TOOLONG;
         }
         if (got == READ_EOF) {
@@ -1034,7 +864,7 @@ static int get_challenge(apr_pool_t *p, const opts_t *o, int confirm, char *buf,
         break;
     }
     default: {
-        char *again = apr_palloc(p, CHALLENGE_MAX + 1);
+        char *again = apr_palloc(p, SCEP_REG_CHALLENGE_MAX + 1);
         apr_size_t again_len;
         int same;
 
@@ -1042,17 +872,17 @@ static int get_challenge(apr_pool_t *p, const opts_t *o, int confirm, char *buf,
         if (rc == RC_OK && confirm) {
             rc = prompt_secret("Re-type new challenge: ", again, &again_len);
             same = scep_secret_equal(buf, *len, again, again_len);
-            OPENSSL_cleanse(again, CHALLENGE_MAX + 1);
+            OPENSSL_cleanse(again, SCEP_REG_CHALLENGE_MAX + 1);
             if (rc == RC_OK && !same) {
-                OPENSSL_cleanse(buf, CHALLENGE_MAX + 1);
+                OPENSSL_cleanse(buf, SCEP_REG_CHALLENGE_MAX + 1);
                 complain("challenge verification error: the two entries differ");
                 return RC_MISMATCH;
             }
         }
         if (rc != RC_OK) {
-            OPENSSL_cleanse(buf, CHALLENGE_MAX + 1);
+            OPENSSL_cleanse(buf, SCEP_REG_CHALLENGE_MAX + 1);
             if (rc == RC_TOOLONG) {
-                complain("the challenge is longer than %d characters", CHALLENGE_MAX);
+                complain("the challenge is longer than %d characters", SCEP_REG_CHALLENGE_MAX);
             }
             else if (rc == RC_INTERRUPTED) {
                 report_interrupted();
@@ -1063,7 +893,7 @@ static int get_challenge(apr_pool_t *p, const opts_t *o, int confirm, char *buf,
     }
     }
     if (*len == 0 && confirm) {
-        OPENSSL_cleanse(buf, CHALLENGE_MAX + 1);
+        OPENSSL_cleanse(buf, SCEP_REG_CHALLENGE_MAX + 1);
         complain("an empty challenge is refused (use -n for a registration without one)");
         return RC_SYNTAX;
     }
@@ -1092,7 +922,7 @@ static int cmd_add(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     scep_txn_t *txn;
     scep_device_t *dev = NULL;
     scep_verifier_t verifier;
-    char *secret = apr_palloc(p, CHALLENGE_MAX + 1);
+    char *secret = apr_palloc(p, SCEP_REG_CHALLENGE_MAX + 1);
     char *shown = NULL;
     apr_size_t len;
     apr_status_t rv;
@@ -1120,7 +950,7 @@ static int cmd_add(apr_pool_t *p, const opts_t *o, apr_int64_t now)
             if (o->source == 'g') {
                 shown = apr_pstrmemdup(p, secret, len);
             }
-            OPENSSL_cleanse(secret, CHALLENGE_MAX + 1);
+            OPENSSL_cleanse(secret, SCEP_REG_CHALLENGE_MAX + 1);
             if (rv != APR_SUCCESS) {
                 complain("cannot make the challenge verifier: %s", scep_openssl_errors(p));
                 return RC_DB;
@@ -1290,7 +1120,7 @@ static int cmd_verify(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     scep_db_t *db;
     scep_txn_t *txn;
     scep_device_t *dev;
-    char *secret = apr_palloc(p, CHALLENGE_MAX + 1);
+    char *secret = apr_palloc(p, SCEP_REG_CHALLENGE_MAX + 1);
     apr_size_t len;
     apr_status_t rv;
     int rc, have, ok;
@@ -1317,7 +1147,7 @@ static int cmd_verify(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         return rc;
     }
     ok = dev->verifier.algorithm != 0 && scep_verifier_matches(&dev->verifier, secret, len);
-    OPENSSL_cleanse(secret, CHALLENGE_MAX + 1);
+    OPENSSL_cleanse(secret, SCEP_REG_CHALLENGE_MAX + 1);
     if (interrupted) {
         return report_interrupted();
     }
@@ -1805,7 +1635,7 @@ static const char *operator_name(apr_pool_t *p)
     const char *sudo = getenv("SUDO_USER");
     struct passwd *pw;
 
-    if (sudo && *sudo && printable(sudo)) {
+    if (sudo && *sudo && scep_reg_printable(sudo)) {
         return apr_pstrdup(p, sudo);
     }
     pw = getpwuid(getuid());
@@ -1919,194 +1749,10 @@ static int cmd_mint(apr_pool_t *p, const opts_t *o, apr_int64_t now)
 
 typedef struct row_t {
     int line;
-    const char *fqdn;
-    apr_array_header_t *ips;
-    const char *serial, *profile, *comment;
-    char *challenge;                /* NULL: no challenge; wiped once hashed */
-    apr_size_t challenge_len;
-    unsigned int flags;
-    apr_int64_t expires;
+    scep_import_row_t v;
     scep_verifier_t verifier;
     apr_status_t rv;                /* of the verifier */
 } row_t;
-
-#define CSV_FIELDS 8
-
-/* Splits a CSV line in place (RFC 4180 quoting, one line per record).  Returns the
- * number of fields, or -1 with *why. */
-static int csv_split(char *line, char **fields, int *quoted, const char **why)
-{
-    char *r = line;
-    int n = 0;
-
-    for (;;) {
-        char *w, end;
-
-        if (n == CSV_FIELDS) {
-            *why = "more than 8 fields";
-            return -1;
-        }
-        quoted[n] = 0;
-        /* tolerate blanks before an opening quote: `a, "b"` */
-        for (w = r; *w == ' ' || *w == '\t'; w++) {
-        }
-        if (*w == '"') {
-            r = w + 1;
-            w = fields[n] = w;
-            quoted[n] = 1;
-            for (;;) {
-                if (*r == '\0') {
-                    *why = "unterminated quoted field (fields cannot span lines)";
-                    return -1;
-                }
-                if (*r == '"') {
-                    if (r[1] == '"') {
-                        *w++ = '"';
-                        r += 2;
-                        continue;
-                    }
-                    r++;
-                    break;
-                }
-                *w++ = *r++;
-            }
-            while (*r == ' ' || *r == '\t') {
-                r++;
-            }
-            if (*r != ',' && *r != '\0') {
-                *why = "text after a closing quote";
-                return -1;
-            }
-        }
-        else {
-            w = fields[n] = r;
-            while (*r && *r != ',') {
-                if (*r == '"') {
-                    *why = "a quote inside an unquoted field";
-                    return -1;
-                }
-                *w++ = *r++;
-            }
-        }
-        end = *r;
-        *w = '\0';
-        n++;
-        if (end == '\0') {
-            return n;
-        }
-        r++;
-    }
-}
-
-static char *trim(char *s)
-{
-    char *e;
-
-    while (*s == ' ' || *s == '\t') {
-        s++;
-    }
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) {
-        *--e = '\0';
-    }
-    return s;
-}
-
-/* Validates one row.  Returns NULL when it is good, else why (never the challenge). */
-static const char *parse_row(apr_pool_t *p, char *text, apr_int64_t now, row_t *row)
-{
-    char *fields[CSV_FIELDS], *tok, *state, empty[CSV_FIELDS][1];
-    int quoted[CSV_FIELDS], n, i;
-    const char *why = NULL;
-    char *fqdn, *ips, *serial, *flags, *expires, *profile;
-
-    n = csv_split(text, fields, quoted, &why);
-    if (n < 0) {
-        return why;
-    }
-    for (i = n; i < CSV_FIELDS; i++) {
-        empty[i][0] = '\0';
-        fields[i] = empty[i];
-        quoted[i] = 0;
-    }
-    fqdn = trim(fields[0]);
-    ips = fields[1];
-    serial = trim(fields[2]);
-    flags = fields[4];
-    expires = trim(fields[5]);
-    profile = trim(fields[6]);
-
-    if (!*fqdn) {
-        return "no FQDN";
-    }
-    if (strlen(fqdn) > SCEP_FQDN_MAX + 1) {
-        return apr_psprintf(p, "FQDN longer than %d characters", SCEP_FQDN_MAX);
-    }
-    if (!(row->fqdn = scep_store_fqdn(p, fqdn, 1))) {
-        return printable(fqdn) ? apr_psprintf(p, "illegal FQDN '%s'", fqdn) : "illegal FQDN";
-    }
-    row->ips = apr_array_make(p, 1, sizeof(const char *));
-    for (tok = apr_strtok(ips, " \t;", &state); tok; tok = apr_strtok(NULL, " \t;", &state)) {
-        const char *ip;
-
-        if (strlen(tok) > IP_TEXT_MAX) {
-            return "IP address too long";
-        }
-        if (!(ip = scep_store_ip(p, tok))) {
-            return printable(tok) ? apr_psprintf(p, "illegal IP address '%s'", tok)
-                                  : "illegal IP address";
-        }
-        APR_ARRAY_PUSH(row->ips, const char *) = ip;
-    }
-    if (strlen(serial) > SERIAL_MAX) {
-        return apr_psprintf(p, "serial number longer than %d characters", SERIAL_MAX);
-    }
-    if (!clean_text(serial)) {
-        return "illegal serial number (control characters or invalid UTF-8)";
-    }
-    row->serial = *serial ? serial : NULL;
-    row->challenge_len = strlen(fields[3]);
-    if (row->challenge_len > CHALLENGE_MAX) {
-        return apr_psprintf(p, "challenge longer than %d characters", CHALLENGE_MAX);
-    }
-    row->challenge = row->challenge_len ? fields[3] : NULL;
-    row->flags = 0;
-    for (tok = apr_strtok(flags, " \t;", &state); tok; tok = apr_strtok(NULL, " \t;", &state)) {
-        if (!strcasecmp(tok, "one-time")) {
-            row->flags |= SCEP_DEVICE_ONE_TIME;
-        }
-        else if (!strcasecmp(tok, "disabled")) {
-            row->flags |= SCEP_DEVICE_DISABLED;
-        }
-        else if (!strcasecmp(tok, "approval")) {
-            row->flags |= SCEP_DEVICE_APPROVAL;
-        }
-        else {
-            return printable(tok)
-                   ? apr_psprintf(p, "unknown flag '%s' (one-time, disabled, approval)", tok)
-                   : "unknown flag (one-time, disabled, approval)";
-        }
-    }
-    row->expires = 0;
-    if (*expires && !parse_expiry(expires, now, &row->expires)) {
-        return printable(expires) ? apr_psprintf(p, "bad expiry '%s'", expires) : "bad expiry";
-    }
-    if (strlen(profile) > PROFILE_MAX) {
-        return apr_psprintf(p, "profile name longer than %d characters", PROFILE_MAX);
-    }
-    if (!profile_name_ok(profile)) {
-        return "illegal profile name";
-    }
-    row->profile = *profile ? profile : NULL;
-    if (strlen(fields[7]) > COMMENT_MAX) {
-        return apr_psprintf(p, "comment longer than %d characters", COMMENT_MAX);
-    }
-    if (!clean_text(fields[7])) {
-        return "illegal comment (control characters or invalid UTF-8)";
-    }
-    row->comment = *fields[7] ? fields[7] : NULL;
-    return NULL;
-}
 
 /* PBKDF2 for a slice of the rows: rows[first], rows[first + step], ... below `end`. */
 typedef struct hash_job_t {
@@ -2121,10 +1767,10 @@ static void hash_rows(hash_job_t *job)
     for (i = job->first; i < job->end && !interrupted; i += job->step) {
         row_t *row = &job->rows[i];
 
-        if (row->challenge) {
-            row->rv = scep_verifier_make(row->challenge, row->challenge_len, &row->verifier);
-            OPENSSL_cleanse(row->challenge, row->challenge_len);
-            row->challenge = NULL;
+        if (row->v.challenge) {
+            row->rv = scep_verifier_make(row->v.challenge, row->v.challenge_len, &row->verifier);
+            OPENSSL_cleanse(row->v.challenge, row->v.challenge_len);
+            row->v.challenge = NULL;
         }
     }
 }
@@ -2221,9 +1867,9 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     /* 1. read and validate every row */
     for (;;) {
         row_t row;
-        const char *why;
-        char *s, *copy;
-        int *prev;
+        const char *why = NULL;
+        char *copy;
+        int *prev, kind;
 
         got = reader_line(&reader, &line, &len, &too_long);
         if (got != READ_LINE) {
@@ -2235,21 +1881,17 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
             rejected++;
             continue;
         }
-        for (s = line; *s == ' ' || *s == '\t'; s++) {
-        }
-        if (!*s || *s == '#') {
-            continue;
-        }
-        if (data_lines++ == 0 && !strncasecmp(s, "fqdn,", 5)) {
-            continue;               /* a header line */
-        }
         memset(&row, 0, sizeof(row));
         row.line = lineno;
         /* the row keeps pointers into this copy (wiped after hashing) */
         copy = apr_pstrmemdup(p, line, len);
-        why = parse_row(p, copy, now, &row);
-        if (!why && (prev = apr_hash_get(seen, row.fqdn, APR_HASH_KEY_STRING)) != NULL) {
-            why = apr_psprintf(p, "%s is already on line %d", row.fqdn, *prev);
+        kind = scep_import_line(p, copy, &data_lines, now, &row.v, &why);
+        if (kind == SCEP_IMPORT_SKIP) {
+            OPENSSL_cleanse(copy, len);
+            continue;
+        }
+        if (!why && (prev = apr_hash_get(seen, row.v.fqdn, APR_HASH_KEY_STRING)) != NULL) {
+            why = apr_psprintf(p, "%s is already on line %d", row.v.fqdn, *prev);
         }
         if (why) {
             complain("%s:%d: %s", label, lineno, why);
@@ -2259,7 +1901,7 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         }
         prev = apr_palloc(p, sizeof(*prev));
         *prev = lineno;
-        apr_hash_set(seen, row.fqdn, APR_HASH_KEY_STRING, prev);
+        apr_hash_set(seen, row.v.fqdn, APR_HASH_KEY_STRING, prev);
         APR_ARRAY_PUSH(rows, row_t) = row;
     }
     reader_wipe(&reader);
@@ -2269,8 +1911,8 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     all = (row_t *)rows->elts;
     if (got == READ_ERROR || got == READ_INTERRUPTED || interrupted) {
         for (i = 0; i < rows->nelts; i++) {
-            if (all[i].challenge) {
-                OPENSSL_cleanse(all[i].challenge, all[i].challenge_len);
+            if (all[i].v.challenge) {
+                OPENSSL_cleanse(all[i].v.challenge, all[i].v.challenge_len);
             }
         }
         if (got == READ_ERROR) {
@@ -2281,8 +1923,8 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     }
     if (rejected && !o->keep_going) {
         for (i = 0; i < rows->nelts; i++) {
-            if (all[i].challenge) {
-                OPENSSL_cleanse(all[i].challenge, all[i].challenge_len);
+            if (all[i].v.challenge) {
+                OPENSSL_cleanse(all[i].v.challenge, all[i].v.challenge_len);
             }
         }
         complain("%d row%s rejected; nothing imported (-k imports the valid rows)", rejected,
@@ -2307,9 +1949,9 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         fputc('\n', stderr);
     }
     for (i = 0; i < rows->nelts; i++) {
-        if (all[i].challenge) {         /* left over by an interrupt */
-            OPENSSL_cleanse(all[i].challenge, all[i].challenge_len);
-            all[i].challenge = NULL;
+        if (all[i].v.challenge) {         /* left over by an interrupt */
+            OPENSSL_cleanse(all[i].v.challenge, all[i].v.challenge_len);
+            all[i].v.challenge = NULL;
         }
         else if (all[i].rv != APR_SUCCESS && !interrupted) {
             complain("cannot make a challenge verifier: %s", scep_openssl_errors(p));
@@ -2334,21 +1976,21 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
             return report_interrupted();
         }
         apr_pool_clear(iter);
-        rv = scep_device_get(txn, iter, row->fqdn, &old);
+        rv = scep_device_get(txn, iter, row->v.fqdn, &old);
         if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
             scep_db_abort(txn);
-            complain("%s:%d: cannot read %s", label, row->line, row->fqdn);
+            complain("%s:%d: cannot read %s", label, row->line, row->v.fqdn);
             return db_failed(p, o->dbdir, "cannot read a device", rv);
         }
         /* a row defines the registration; only the history of an existing one stays */
-        dev = scep_device_new(iter, row->fqdn);
-        dev->ips = row->ips;
-        dev->serial = row->serial;
+        dev = scep_device_new(iter, row->v.fqdn);
+        dev->ips = row->v.ips;
+        dev->serial = row->v.serial;
         dev->verifier = row->verifier;
-        dev->flags = row->flags;
-        dev->expires = row->expires;
-        dev->profile = row->profile;
-        dev->comment = row->comment;
+        dev->flags = row->v.flags;
+        dev->expires = row->v.expires;
+        dev->profile = row->v.profile;
+        dev->comment = row->v.comment;
         dev->created = now;
         dev->updated = now;
         if (rv == APR_SUCCESS) {
@@ -2367,7 +2009,7 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         if (rv != APR_SUCCESS) {
             scep_db_abort(txn);
             if (rv != SCEP_DB_FULL) {
-                complain("%s:%d: cannot store %s", label, row->line, row->fqdn);
+                complain("%s:%d: cannot store %s", label, row->line, row->v.fqdn);
             }
             return db_failed(p, o->dbdir, "nothing imported", rv);
         }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (CI runs it through .ci/run): installs what is missing (root on
-# Debian 12), builds with -Werror, runs the unit tests, the integration tests against a
+# Debian 12), builds with -Werror, runs the unit tests, fuzzes the parsers for a bounded
+# time (tests/fuzz/run.sh), runs the integration tests against a
 # real httpd and real clients, and make distcheck.  Exit status non-zero on any failure.
 # Bounded: CHECK_TIMEOUT seconds overall (default 3600).
 set -euo pipefail
@@ -17,7 +18,7 @@ step() { printf '\n==== %s\n' "$*"; }
 packages=(build-essential autoconf automake libtool pkg-config apache2 apache2-dev
     libapr1-dev libaprutil1-dev libssl-dev liblmdb-dev libcurl4-openssl-dev libcmocka-dev
     strongswan-pki libstrongswan-extra-plugins certmonger dbus curl openssl netcat-openbsd
-    valgrind scep tinyproxy nginx-light haproxy)
+    valgrind scep tinyproxy nginx-light haproxy clang libclang-rt-14-dev)
 missing=()
 if command -v dpkg-query >/dev/null; then
     for p in "${packages[@]}"; do
@@ -56,6 +57,11 @@ if ! timeout 900 make check; then
     echo "check.sh: unit tests failed" >&2
     exit 1
 fi
+
+# ---- fuzzing ---------------------------------------------------------------------------------
+# Bounded: FUZZ_SECONDS per target (default 45, five targets), plus the clang build.
+step "fuzzing (tests/fuzz/run.sh)"
+timeout 900 bash tests/fuzz/run.sh
 
 # ---- integration tests --------------------------------------------------------------------
 step "integration tests"
