@@ -8,7 +8,10 @@
 #   tests/bench/enroll-bench.sh [COUNT [CONCURRENCY [get|post [BITS]]]]
 #
 # POOL=FILE keeps the device keys between runs; SCEPLOAD_ARGS adds scepload options to the
-# measured run (SCEPLOAD_ARGS=-P: requests built before the clock).
+# measured run (SCEPLOAD_ARGS=-P: requests built before the clock).  PERF_OUT=FILE records
+# the children with `perf record --call-graph dwarf` during the run, for
+# tests/bench/perf-buckets.py; the sampling costs CPU, so that run's CPU figures do not
+# compare with others.
 #
 # Run from the build tree after `make`; it is not part of the test suite (no timings are
 # asserted anywhere).
@@ -63,12 +66,22 @@ httpd_rss() {
     echo "$total"
 }
 rss_before=$(httpd_rss)
+if [[ -n "${PERF_OUT:-}" ]]; then
+    perf record -F 499 --call-graph dwarf,32768 -o "$PERF_OUT" \
+        -p "$(pgrep -P "$HTTPD_PID" | paste -sd,)" >"$T/perf.log" 2>&1 &
+    perf_pid=$!
+    sleep 1
+fi
 before=$(httpd_cpu_ticks)
 # shellcheck disable=SC2086 # SCEPLOAD_ARGS is a list of options
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n "$COUNT" -c "$CONC" -m "$METHOD" \
     -b "$BITS" -k "${POOL:-$T/pool.pem}" -p 1000 -q ${SCEPLOAD_ARGS:-} | tee "$T/report"
 after=$(httpd_cpu_ticks)
 rss_after=$(httpd_rss)
+if [[ -n "${PERF_OUT:-}" ]]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+fi
 ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' "$T/report")
 hz=$(getconf CLK_TCK)
 awk -v u=$(( ${after% *} - ${before% *} )) -v s=$(( ${after#* } - ${before#* } )) \
