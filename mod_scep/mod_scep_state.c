@@ -9,7 +9,9 @@
 #include <sys/types.h>
 
 #include "httpd.h"
+#include "ap_mpm.h"
 #include "http_config.h"
+#include "http_core.h"
 #include "http_log.h"
 #include "unixd.h"
 
@@ -100,6 +102,34 @@ static int reachable_by_user(apr_pool_t *ptemp, server_rec *s, const scep_db_ref
     return OK;
 }
 
+/* Every worker thread may hold one read transaction at a time, and during a graceful
+ * restart the old generation's threads still finish theirs.  More threads than reader
+ * slots means 503 answers under full load (SCEP00230): say so at (re)start. */
+static int readers_check(server_rec *s)
+{
+    int threads = 0, daemons = 0;
+
+    /* the first of the two passes at startup would say it twice */
+    if (!db_refs || apr_hash_count(db_refs) == 0
+        || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
+        || ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
+        || ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS) {
+        return OK;
+    }
+    if (threads < 1) {
+        threads = 1;            /* prefork: one request per process */
+    }
+    if ((apr_int64_t)threads * daemons > SCEP_DB_MAX_READERS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "SCEP00280: up to %d worker threads (%d processes x %d) may read the "
+                     "device database at once, more than its %d reader slots: under full "
+                     "load the rest get HTTP 503; lower MaxRequestWorkers to %d or less",
+                     threads * daemons, daemons, threads, SCEP_DB_MAX_READERS,
+                     SCEP_DB_MAX_READERS);
+    }
+    return OK;
+}
+
 int scep_glue_db_prepare(apr_pool_t *ptemp, server_rec *s)
 {
     apr_hash_index_t *hi;
@@ -148,7 +178,7 @@ int scep_glue_db_prepare(apr_pool_t *ptemp, server_rec *s)
             }
         }
     }
-    return OK;
+    return readers_check(s);
 }
 
 static void log_to_server(void *baton, int level, const char *line)

@@ -23,7 +23,7 @@
 
 /* An event MPM runs many threads per process, and every one may hold a read transaction
  * at the same time; LMDB's default of 126 slots is shared by all processes. */
-#define MAX_READERS 1024
+#define MAX_READERS SCEP_DB_MAX_READERS
 
 /* The map only grows by operator action, so more than a couple of resizes met by one
  * begin means something keeps changing it; give up rather than spin. */
@@ -218,6 +218,12 @@ static apr_status_t open_dbis(scep_db_t *db, int grew, apr_pool_t *p, const char
     int rc, i;
 
     rc = mdb_txn_begin(db->env, NULL, db->readonly ? MDB_RDONLY : 0, &t);
+    if (rc == MDB_READERS_FULL) {
+        /* open_env cleared the slots of dead processes just before: live ones hold them */
+        *why = apr_psprintf(p, "%s: every reader slot of the database is in use by a live "
+                            "process ('mdb_stat -r %s' lists them)", db->path, db->path);
+        return map_rc(db, rc);
+    }
     if (rc != MDB_SUCCESS) {
         *why = apr_psprintf(p, "%s: cannot begin a transaction: %s", db->path,
                             mdb_strerror(rc));

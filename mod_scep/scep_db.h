@@ -38,6 +38,9 @@ typedef enum scep_dbi_e {
 
 #define SCEP_DB_SCHEMA_VERSION 1
 #define SCEP_DB_DEFAULT_MAP_SIZE ((apr_size_t)1024 * 1024 * 1024)
+/* Reader slots of an environment, shared by every process that opens it: each read
+ * transaction in flight takes one (the table size is fixed by the first opener). */
+#define SCEP_DB_MAX_READERS 1024
 
 typedef struct scep_db_t scep_db_t;
 typedef struct scep_txn_t scep_txn_t;

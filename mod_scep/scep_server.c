@@ -316,7 +316,14 @@ static apr_status_t db_failure(op_ctx_t *c, apr_status_t rv, const char *doing)
     scep_log(c->log, SCEP_LOG_ERR, "SCEP00230: scep(%s,PKIOperation): %s failed: %s%s",
              c->msg->transaction_id, doing, scep_db_strerror(c->p, rv),
              rv == SCEP_DB_FULL ? " (the device database is full: raise "
-                                  "ScepDeviceDBMapSize)" : "");
+                                  "ScepDeviceDBMapSize)"
+             /* slots of dead processes were cleared already: a live process holds them */
+             : rv == SCEP_DB_BUSY ? apr_psprintf(c->p, " (no reader slot is free and none "
+                                                 "belongs to a dead process: 'mdb_stat -r "
+                                                 "%s' lists the processes holding them; end "
+                                                 "the one that keeps them)",
+                                                 c->db ? scep_db_path(c->db) : "?")
+             : "");
     c->reply->http_status = transient ? 503 : 500;
     c->reply->outcome = rv == SCEP_DB_FULL ? "store-full" : "error";
     return rv;

@@ -51,12 +51,15 @@
 /* -P keeps every request in memory: about 4 KB each by POST with 2048-bit keys */
 #define MAX_PREPARED 60000
 #define MAX_ANSWER (1024 * 1024)
+/* -r: a device that sees no answer sends the same request again a little later */
+#define MAX_RETRIES 1000
+#define RETRY_PAUSE 1
 
 static const char *progname = "scepload";
 
 typedef struct opts_t {
-    const char *url, *challenge, *domain, *dbdir, *pool_file, *format;
-    long count, concurrency, bits, pool_size, time_limit;
+    const char *url, *challenge, *domain, *dbdir, *pool_file, *format, *serials_file;
+    long count, concurrency, bits, pool_size, time_limit, retries;
     int get, quiet, prepare;
 } opts_t;
 
@@ -75,6 +78,8 @@ typedef struct run_t {
     long next, done, ok;
     double *latency;                   /* seconds of HTTP exchange, per enrollment */
     apr_hash_t *failures;              /* reason -> count (long *) */
+    apr_hash_t *retried;               /* reason of an attempt sent again -> count */
+    FILE *serials;                     /* -S: one line per certificate received */
     apr_pool_t *pool;                  /* for the hash, under lock */
     double started, deadline;
     int stop;
@@ -107,7 +112,7 @@ static void usage(void)
         "Usage (scepload %s, the load generator of mod_scep):\n"
         "  %s -u URL [-n COUNT] [-c CONCURRENCY] [-m get|post] [-b 2048|3072|4096]\n"
         "           [-C CHALLENGE -d DOMAIN | -D DBDIR] [-k POOLFILE] [-p POOLSIZE]\n"
-        "           [-t SECONDS] [-o json|csv] [-P] [-q]\n"
+        "           [-t SECONDS] [-o json|csv] [-P] [-q] [-r RETRIES] [-S FILE]\n"
         "  -u  the SCEP endpoint (http://host:port/path); nothing else is contacted\n"
         "  -n  enrollments (default 100, at most %d)   -c  connections (default 4, at most %d)\n"
         "  -m  PKIOperation by GET or POST (default post)   -b  device key size (default 2048)\n"
@@ -119,8 +124,12 @@ static void usage(void)
         "  -t  time limit in seconds (default 600)   -o  also print json or csv\n"
         "  -P  build every request before the clock starts (at most %d), so the run\n"
         "      measures the server rather than the client's signatures\n"
-        "  -q  no progress line\n",
-        SCEP_VERSION, progname, MAX_COUNT, MAX_CONCURRENCY, MAX_PREPARED);
+        "  -q  no progress line\n"
+        "  -r  send a request again, the same bytes, after a transport failure, an HTTP 5xx\n"
+        "      or PENDING, at most RETRIES times %d s apart (default 0, at most %d)\n"
+        "  -S  write \"SERIAL FQDN TRANSACTIONID\" for every certificate received to FILE\n",
+        SCEP_VERSION, progname, MAX_COUNT, MAX_CONCURRENCY, MAX_PREPARED, RETRY_PAUSE,
+        MAX_RETRIES);
     exit(2);
 }
 
@@ -415,15 +424,15 @@ static unsigned char *make_csr(const opts_t *o, EVP_PKEY *key, const char *name,
     return der;
 }
 
-static void count_failure(run_t *run, const char *reason)
+static void count_reason(run_t *run, apr_hash_t *counts, const char *reason)
 {
     long *n;
 
     apr_thread_mutex_lock(run->lock);
-    n = apr_hash_get(run->failures, reason, APR_HASH_KEY_STRING);
+    n = apr_hash_get(counts, reason, APR_HASH_KEY_STRING);
     if (!n) {
         n = apr_pcalloc(run->pool, sizeof(*n));
-        apr_hash_set(run->failures, apr_pstrdup(run->pool, reason), APR_HASH_KEY_STRING, n);
+        apr_hash_set(counts, apr_pstrdup(run->pool, reason), APR_HASH_KEY_STRING, n);
     }
     (*n)++;
     apr_thread_mutex_unlock(run->lock);
@@ -432,6 +441,7 @@ static void count_failure(run_t *run, const char *reason)
 /* One PKCSReq, ready to send. */
 typedef struct request_t {
     const char *txid;
+    const char *name;                  /* the device's FQDN */
     unsigned char nonce[16];
     const char *url;
     const unsigned char *body;         /* NULL: sent by GET */
@@ -451,6 +461,7 @@ static void build_request(run_t *run, apr_pool_t *p, long index, request_t *r)
     memset(r, 0, sizeof(*r));
     RAND_bytes(rnd, sizeof(rnd));
     r->txid = scep_hex(p, rnd, sizeof(rnd));
+    r->name = name;
     der = make_csr(o, k->key, name, &csr_len);
     if (scep_msg_build_request(p, k->selfsigned, k->key, run->recipient, EVP_aes_128_cbc(),
                                EVP_sha256(), SCEP_MSG_PKCSREQ, r->txid, der,
@@ -478,6 +489,27 @@ static void build_request(run_t *run, apr_pool_t *p, long index, request_t *r)
         r->body = msg;
         r->body_len = msg_len;
     }
+}
+
+/* -S: the serial in the form the server records and scepreg -L prints (BN_bn2hex:
+ * upper-case hexadecimal, whole bytes), so the two lists can be compared as text. */
+static void note_serial(run_t *run, X509 *cert, const request_t *r)
+{
+    BIGNUM *bn;
+    char *hex;
+
+    if (!run->serials) {
+        return;
+    }
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    hex = bn ? BN_bn2hex(bn) : NULL;
+    apr_thread_mutex_lock(run->lock);
+    /* flushed per line: what a killed run received is on disk */
+    fprintf(run->serials, "%s %s %s\n", hex ? hex : "?", r->name, r->txid);
+    fflush(run->serials);
+    apr_thread_mutex_unlock(run->lock);
+    OPENSSL_free(hex);
+    BN_free(bn);
 }
 
 /* Sends the request and checks the answer.  Returns NULL on success, else the reason of
@@ -521,10 +553,19 @@ static const char *exchange(run_t *run, CURL *curl, apr_pool_t *p, long index,
     }
     for (i = 0; i < sk_X509_num(info.certs); i++) {
         if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(info.certs, i)), k->key) == 1) {
+            note_serial(run, sk_X509_value(info.certs, i), r);
             return NULL;
         }
     }
     return "SUCCESS without the device's certificate";
+}
+
+/* Whether a device would send the same request again: the server or the path to it had
+ * a problem that may pass, or the server asked it to wait. */
+static int retryable(const char *failure)
+{
+    return strncmp(failure, "transport: ", 11) == 0 || strncmp(failure, "HTTP 5", 6) == 0
+           || strcmp(failure, "PENDING") == 0;
 }
 
 /* The next enrollment to hand out, or -1 when the run is over. */
@@ -552,13 +593,25 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *baton)
         const request_t *r = run->prepared ? &run->prepared[index] : &built;
         double took;
         const char *failure;
+        long attempt;
 
         if (!run->prepared) {
             build_request(run, p, index, &built);
         }
-        failure = exchange(run, curl, p, index, r, &took);
+        /* A retry sends the very same bytes (transactionID, senderNonce, CSR), as a
+         * device does that never saw the answer: the server must hand back the
+         * certificate it recorded for the transaction, not issue a second one. */
+        for (attempt = 0;; attempt++) {
+            failure = exchange(run, curl, p, index, r, &took);
+            if (!failure || attempt >= run->o->retries || !retryable(failure)
+                || now_s() > run->deadline) {
+                break;
+            }
+            count_reason(run, run->retried, failure);
+            apr_sleep(apr_time_from_sec(RETRY_PAUSE));
+        }
         if (failure) {
-            count_failure(run, failure);
+            count_reason(run, run->failures, failure);
         }
         apr_thread_mutex_lock(run->lock);
         run->latency[run->done++] = took;
@@ -673,6 +726,13 @@ static void report(run_t *run, double elapsed)
         apr_hash_this(hi, &key, NULL, &val);
         printf("failed:          %ld x %s\n", *(long *)val, (const char *)key);
     }
+    for (hi = apr_hash_first(run->pool, run->retried); hi; hi = apr_hash_next(hi)) {
+        const void *key;
+        void *val;
+
+        apr_hash_this(hi, &key, NULL, &val);
+        printf("sent again:      %ld x after %s\n", *(long *)val, (const char *)key);
+    }
     if (o->format && strcmp(o->format, "json") == 0) {
         printf("{\"enrollments\":%ld,\"succeeded\":%ld,\"seconds\":%.3f,\"rate\":%.2f,"
                "\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
@@ -707,7 +767,7 @@ int main(int argc, char **argv)
     o.concurrency = 4;
     o.bits = 2048;
     o.time_limit = 600;
-    while ((c = getopt(argc, argv, "u:n:c:m:b:C:d:D:k:p:t:o:Pqh")) != -1) {
+    while ((c = getopt(argc, argv, "u:n:c:m:b:C:d:D:k:p:t:o:Pqr:S:h")) != -1) {
         switch (c) {
         case 'u': o.url = optarg; break;
         case 'n': o.count = number("-n", optarg, 1, MAX_COUNT); break;
@@ -738,6 +798,8 @@ int main(int argc, char **argv)
             break;
         case 'P': o.prepare = 1; break;
         case 'q': o.quiet = 1; break;
+        case 'r': o.retries = number("-r", optarg, 0, MAX_RETRIES); break;
+        case 'S': o.serials_file = optarg; break;
         default: usage();
         }
     }
@@ -760,6 +822,10 @@ int main(int argc, char **argv)
     run.o = &o;
     run.pool = pool;
     run.failures = apr_hash_make(pool);
+    run.retried = apr_hash_make(pool);
+    if (o.serials_file && !(run.serials = fopen(o.serials_file, "w"))) {
+        die("-S %s: %s", o.serials_file, strerror(errno));
+    }
     run.latency = calloc((size_t)o.count, sizeof(double));
     apr_thread_mutex_create(&run.lock, APR_THREAD_MUTEX_DEFAULT, pool);
     if (o.dbdir) {
@@ -824,6 +890,9 @@ int main(int argc, char **argv)
     report(&run, now_s() - run.started);
     if (o.dbdir) {
         register_run(&run, &o, 1);
+    }
+    if (run.serials && fclose(run.serials) != 0) {
+        die("-S %s: %s", o.serials_file, strerror(errno));
     }
     return run.ok == o.count ? 0 : 1;
 }

@@ -38,6 +38,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "scep_db.h"
 #include "scep_import.h"
@@ -98,6 +99,8 @@ static void usage(void)
         "  %s -v [-i|-b] DBDIR FQDN [CHALLENGE]   verify a challenge\n"
         "  %s -l [-j] DBDIR [FQDN|PATTERN]        list devices\n"
         "  %s -L [-j] DBDIR [FQDN]                list issued certificates\n"
+        "  %s -V DBDIR                            check the certificates, transactions\n"
+        "                        and index agree (exit 7 if not)\n"
         "  %s -R [-r REASON] DBDIR SERIAL|FQDN    revoke a certificate, or all of a device's\n"
         "  %s -P [-j] DBDIR [FQDN]                list requests held for approval\n"
         "  %s -Y DBDIR TXID|FQDN                  approve held requests\n"
@@ -121,7 +124,7 @@ static void usage(void)
         "  5 value too long, 6 illegal value or no such device, 7 invalid database,\n"
         "  8 database full\n",
         SCEP_VERSION, progname, progname, progname, progname, progname, progname, progname,
-        progname, progname, progname, progname, progname, progname, progname);
+        progname, progname, progname, progname, progname, progname, progname, progname);
 }
 
 static int syntax(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -466,7 +469,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         { 'a', "cmoibgn1aAseptW", 2, 3 },
         { 'D', "", 2, 2 }, { 'd', "", 2, 2 }, { 'E', "", 2, 2 }, { 'U', "", 2, 2 },
         { 'v', "ib", 2, 3 },
-        { 'l', "j", 1, 2 }, { 'L', "j", 1, 2 },
+        { 'l', "j", 1, 2 }, { 'L', "j", 1, 2 }, { 'V', "", 1, 1 },
         { 'M', "Tpm", 1, 2 },
         { 'I', "kcmo", 1, 1 },
         { 'R', "r", 2, 2 },
@@ -482,7 +485,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
     opterr = 0;
     /* '+': options end at the first operand, so a challenge given with -b may start
      * with '-' (as may anything after "--") */
-    while ((c = getopt(argc, argv, "+cm:o:ibgn1a:As:e:p:t:DdEUvlLjMT:I:kRr:W:PYNh")) != -1) {
+    while ((c = getopt(argc, argv, "+cm:o:ibgn1a:As:e:p:t:DdEUvlLVjMT:I:kRr:W:PYNh")) != -1) {
         if (c == '?' || c == ':') {
             return syntax(strchr("cmoaseptTIrW", optopt) && optopt
                           ? "option -%c needs a value" : "unknown option -%c", optopt);
@@ -497,7 +500,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         o->seen[c] = 1;
         switch (c) {
         case 'D': case 'd': case 'E': case 'U': case 'v': case 'l': case 'L': case 'M':
-        case 'I': case 'R': case 'P': case 'Y': case 'N':
+        case 'I': case 'R': case 'P': case 'Y': case 'N': case 'V':
             if (o->mode != 'a') {
                 return syntax("options -%c and -%c cannot be combined", o->mode, c);
             }
@@ -1475,6 +1478,223 @@ static int cmd_list_certs(apr_pool_t *p, const opts_t *o)
     return fix_ownership(p, o);
 }
 
+/* ---- consistency check -------------------------------------------------------------------
+ * After a crash, a kill or a full map an operator wants to know that what the module
+ * answered is what the database says.  Everything is read in one read transaction, so
+ * the check sees one snapshot even while httpd keeps issuing.  Each certificate must
+ * decode, carry the serial it is stored under, appear in the name index under its name,
+ * and point at a transaction that says it issued this serial; each issued transaction
+ * must point at a certificate that names it back; each index entry must point at a
+ * certificate of that name.  So no transaction can own two certificates and no
+ * certificate can hang without its transaction. */
+
+typedef struct check_cert_t {
+    const char *serial, *fqdn, *transaction_id;
+    apr_int64_t issued_at;
+} check_cert_t;
+
+typedef struct check_index_t {
+    const char *fqdn, *serial;
+} check_index_t;
+
+typedef struct check_ctx_t {
+    apr_pool_t *pool;
+    const char *dbdir;
+    apr_array_header_t *certs;          /* check_cert_t */
+    apr_array_header_t *txids;          /* const char *: every transaction's ID */
+    apr_array_header_t *index;          /* check_index_t */
+    long problems;
+} check_ctx_t;
+
+static void check_problem(check_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void check_problem(check_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+
+    /* the first hundred say enough; the count tells the rest */
+    if (++ctx->problems <= 100) {
+        fprintf(stderr, "%s: %s: ", progname, ctx->dbdir);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+    }
+}
+
+static int check_visit_cert(void *baton, const scep_cert_rec_t *c)
+{
+    check_ctx_t *ctx = baton;
+    check_cert_t *k = apr_array_push(ctx->certs);
+    const unsigned char *in = c->der;
+    X509 *x = c->der_len ? d2i_X509(NULL, &in, (long)c->der_len) : NULL;
+    BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+
+    k->serial = apr_pstrdup(ctx->pool, c->serial);
+    k->fqdn = c->fqdn ? apr_pstrdup(ctx->pool, c->fqdn) : NULL;
+    k->transaction_id = c->transaction_id ? apr_pstrdup(ctx->pool, c->transaction_id) : NULL;
+    k->issued_at = c->issued_at;
+    if (!x) {
+        check_problem(ctx, "certificate %s: the stored DER does not decode", c->serial);
+    }
+    else if (!hex || strcmp(hex, c->serial) != 0) {
+        check_problem(ctx, "certificate %s: the DER carries serial %s", c->serial,
+                      hex ? hex : "?");
+    }
+    OPENSSL_free(hex);
+    BN_free(bn);
+    X509_free(x);
+    return 0;
+}
+
+static int check_visit_txid(void *baton, const void *key, apr_size_t klen, const void *val,
+                            apr_size_t vlen)
+{
+    check_ctx_t *ctx = baton;
+
+    (void)val;
+    (void)vlen;
+    APR_ARRAY_PUSH(ctx->txids, const char *) = apr_pstrmemdup(ctx->pool, key, klen);
+    return 0;
+}
+
+static int check_visit_index(void *baton, const void *key, apr_size_t klen, const void *val,
+                             apr_size_t vlen)
+{
+    check_ctx_t *ctx = baton;
+    check_index_t *e = apr_array_push(ctx->index);
+
+    e->fqdn = apr_pstrmemdup(ctx->pool, key, klen);
+    e->serial = scep_hex_upper(ctx->pool, val, vlen);
+    return 0;
+}
+
+static int cmd_check(apr_pool_t *p, const opts_t *o)
+{
+    scep_db_t *db;
+    scep_txn_t *txn;
+    check_ctx_t ctx;
+    apr_hash_t *by_serial = apr_hash_make(p), *indexed = apr_hash_make(p);
+    apr_pool_t *scratch;
+    apr_status_t rv;
+    long issued = 0;
+    int rc, i;
+
+    if ((rc = open_db(p, o, 0, &db)) != RC_OK) {
+        return rc;
+    }
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.pool = p;
+    ctx.dbdir = o->dbdir;
+    ctx.certs = apr_array_make(p, 64, sizeof(check_cert_t));
+    ctx.txids = apr_array_make(p, 64, sizeof(const char *));
+    ctx.index = apr_array_make(p, 64, sizeof(check_index_t));
+    if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
+        return db_failed(p, o->dbdir, "cannot begin a read transaction", rv);
+    }
+    /* the walks first, the lookups after: no lookups while a cursor runs */
+    rv = scep_cert_foreach(txn, p, NULL, check_visit_cert, &ctx);
+    if (rv == APR_SUCCESS) {
+        rv = scep_db_foreach(txn, SCEP_DBI_TRANSACTIONS, NULL, 0, check_visit_txid, &ctx);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_db_foreach(txn, SCEP_DBI_CERTS_BY_FQDN, NULL, 0, check_visit_index, &ctx);
+    }
+    if (rv != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return db_failed(p, o->dbdir, "cannot read the database", rv);
+    }
+    for (i = 0; i < ctx.certs->nelts; i++) {
+        check_cert_t *k = &APR_ARRAY_IDX(ctx.certs, i, check_cert_t);
+
+        apr_hash_set(by_serial, k->serial, APR_HASH_KEY_STRING, k);
+    }
+    for (i = 0; i < ctx.index->nelts; i++) {
+        check_index_t *e = &APR_ARRAY_IDX(ctx.index, i, check_index_t);
+        check_cert_t *k = apr_hash_get(by_serial, e->serial, APR_HASH_KEY_STRING);
+
+        if (!k) {
+            check_problem(&ctx, "index: %s lists certificate %s, which is not stored",
+                          e->fqdn, e->serial);
+        }
+        else if (!k->fqdn || strcmp(k->fqdn, e->fqdn) != 0) {
+            check_problem(&ctx, "index: %s lists certificate %s, issued to %s", e->fqdn,
+                          e->serial, k->fqdn ? k->fqdn : "(no name)");
+        }
+        else {
+            apr_hash_set(indexed, k->serial, APR_HASH_KEY_STRING, k);
+        }
+    }
+    apr_pool_create(&scratch, p);
+    for (i = 0; i < ctx.certs->nelts; i++) {
+        check_cert_t *k = &APR_ARRAY_IDX(ctx.certs, i, check_cert_t);
+        scep_transaction_t *t;
+
+        if (!apr_hash_get(indexed, k->serial, APR_HASH_KEY_STRING)) {
+            check_problem(&ctx, "certificate %s of %s is missing from the name index",
+                          k->serial, k->fqdn ? k->fqdn : "(no name)");
+        }
+        if (!k->transaction_id) {
+            check_problem(&ctx, "certificate %s names no transaction", k->serial);
+            continue;
+        }
+        rv = scep_transaction_get(txn, scratch, k->transaction_id, &t);
+        if (rv == SCEP_DB_NOTFOUND) {
+            check_problem(&ctx, "certificate %s: its transaction %s is not recorded",
+                          k->serial, k->transaction_id);
+        }
+        else if (rv != APR_SUCCESS) {
+            check_problem(&ctx, "certificate %s: its transaction %s: %s", k->serial,
+                          k->transaction_id, scep_db_strerror(scratch, rv));
+        }
+        /* A transactionID may be used again after ScepTransactionWindow, or by the
+         * renewal of the certificate it issued: the record is then newer than the
+         * certificate and rightly names the later one. */
+        else if ((!t->serial || strcmp(t->serial, k->serial) != 0)
+                 && !(t->created > k->issued_at)) {
+            check_problem(&ctx, "certificate %s: its transaction %s records %s %s",
+                          k->serial, k->transaction_id, t->state,
+                          t->serial ? t->serial : "no certificate");
+        }
+        apr_pool_clear(scratch);
+    }
+    for (i = 0; i < ctx.txids->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(ctx.txids, i, const char *);
+        scep_transaction_t *t;
+        check_cert_t *k;
+
+        rv = scep_transaction_get(txn, scratch, id, &t);
+        if (rv != APR_SUCCESS) {
+            check_problem(&ctx, "transaction %s: %s", id, scep_db_strerror(scratch, rv));
+            apr_pool_clear(scratch);
+            continue;
+        }
+        if (strcmp(t->state, SCEP_TXN_ISSUED) == 0) {
+            issued++;
+            k = t->serial ? apr_hash_get(by_serial, t->serial, APR_HASH_KEY_STRING) : NULL;
+            if (!k) {
+                check_problem(&ctx, "transaction %s: issued %s, which is not stored", id,
+                              t->serial ? t->serial : "no serial");
+            }
+            else if (!k->transaction_id || strcmp(k->transaction_id, id) != 0) {
+                check_problem(&ctx, "transaction %s: its certificate %s names transaction "
+                              "%s", id, t->serial,
+                              k->transaction_id ? k->transaction_id : "none");
+            }
+        }
+        apr_pool_clear(scratch);
+    }
+    scep_db_abort(txn);
+    printf("%d certificates, %d transactions (%ld issued), %d index entries: %s\n",
+           ctx.certs->nelts, ctx.txids->nelts, issued, ctx.index->nelts,
+           ctx.problems ? apr_psprintf(p, "%ld problem(s)", ctx.problems) : "consistent");
+    if ((rc = finish_output()) != RC_OK) {
+        return rc;
+    }
+    return ctx.problems ? RC_INVALID : RC_OK;
+}
+
 /* ---- revoke ------------------------------------------------------------------------------ */
 
 static int collect_serial(void *baton, const scep_cert_rec_t *c)
@@ -2063,6 +2283,7 @@ int main(int argc, char **argv)
         case 'v': rc = cmd_verify(pool, &o, now); break;
         case 'l': rc = cmd_list(pool, &o, now); break;
         case 'L': rc = cmd_list_certs(pool, &o); break;
+        case 'V': rc = cmd_check(pool, &o); break;
         case 'M': rc = cmd_mint(pool, &o, now); break;
         case 'I': rc = cmd_import(pool, &o, now); break;
         case 'R': rc = cmd_revoke(pool, &o, now); break;

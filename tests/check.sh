@@ -18,7 +18,7 @@ step() { printf '\n==== %s\n' "$*"; }
 packages=(build-essential autoconf automake libtool pkg-config apache2 apache2-dev
     libapr1-dev libaprutil1-dev libssl-dev liblmdb-dev libcurl4-openssl-dev libcmocka-dev
     strongswan-pki libstrongswan-extra-plugins certmonger dbus curl openssl netcat-openbsd
-    valgrind scep tinyproxy nginx-light haproxy clang libclang-rt-14-dev)
+    valgrind scep tinyproxy nginx-light haproxy clang libclang-rt-14-dev lmdb-utils)
 missing=()
 if command -v dpkg-query >/dev/null; then
     for p in "${packages[@]}"; do

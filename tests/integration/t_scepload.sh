@@ -48,9 +48,41 @@ expect_file_contains "$T/prepared.out" "12 done, 12 succeeded, 0 failed" "-P: ev
 load toomany -P -C x -d y -n 60001
 expect_eq "$RC" 2 "-P with more than 60,000 requests is refused"
 
-load bad -C "not-$CH" -d fixed.example.net -n 6 -c 2
+load bad -C "not-$CH" -d fixed.example.net -n 6 -c 2 -r 3
 expect_eq "$RC" 1 "a wrong challenge: exit 1"
 expect_file_contains "$T/bad.out" "failed:          6 x FAILURE badRequest" "failures are counted by reason"
+expect_eq "$(grep -c 'sent again' "$T/bad.out")" 0 "-r does not send a FAILURE again"
+
+# -S: what the clients received, compared with what the server recorded
+load serials -C "$CH" -d fixed.example.net -n 8 -c 2 -r 2 -S "$T/serials.txt"
+expect_eq "$RC" 0 "8 enrollments writing the certificates received (-S)"
+expect_eq "$(grep -cE '^[0-9A-F]+ dev[0-9]{7}\.fixed\.example\.net [0-9a-f]{32}$' "$T/serials.txt")" 8 \
+    "-S: one 'SERIAL FQDN TRANSACTIONID' line per certificate"
+tr ' ' '\t' <"$T/serials.txt" | sort >"$T/received.tsv"
+timeout 60 "$SCEPREG" -L "$T/db" | tail -n +2 | cut -f1,2,7 | sort >"$T/recorded.tsv"
+expect_eq "$(comm -23 "$T/received.tsv" "$T/recorded.tsv" | wc -l)" 0 \
+    "every serial received is recorded for that device and transaction"
+expect_match "$(timeout 60 "$SCEPREG" -V "$T/db")" '^50 certificates, 50 transactions \(50 issued\), 50 index entries: consistent$' \
+    "scepreg -V finds the database of 50 enrollments consistent"
+# a copy with one transaction record left out (mdb_dump's hex pairs: key line, value
+# line): -V must name the certificate whose transaction is gone
+if command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null; then
+    timeout 60 mdb_dump -a "$T/db" | awk '
+        /^database=/ { db = $0 }
+        db == "database=transactions" && /^ / && !done { if (++n <= 2) next; done = 1 }
+        { print }' >"$T/damaged.dump"
+    mkdir -p "$T/damaged"
+    timeout 60 mdb_load -f "$T/damaged.dump" "$T/damaged" 2>"$T/mdb_load.err" || fail "mdb_load of the damaged copy"
+    rc=0
+    timeout 60 "$SCEPREG" -V "$T/damaged" >"$T/damaged.out" 2>"$T/damaged.err" || rc=$?
+    expect_eq "$rc" 7 "scepreg -V exits 7 when a transaction record is missing"
+    expect_file_matches "$T/damaged.err" 'certificate [0-9A-F]+: its transaction [0-9a-f]{32} is not recorded' \
+        "scepreg -V names the certificate whose transaction is gone"
+    expect_file_contains "$T/damaged.out" "49 transactions (49 issued), 50 index entries: 1 problem(s)" \
+        "scepreg -V counts the problem"
+else
+    note "mdb_dump/mdb_load (lmdb-utils) missing: the damaged-copy check is skipped"
+fi
 
 load limits -C x -d y -n 2000000
 expect_eq "$RC" 2 "more than 1,000,000 enrollments are refused"
