@@ -144,7 +144,7 @@ const char *scep_glue_upstream_timeout(cmd_parms *cmd, void *dconf, const char *
                                const char *total)
 {
     scep_upstream_ref_t *ref;
-    long c, t;
+    long c = 0, t = 0;
     const char *err;
 
     if ((err = scep_glue_endpoint_context(cmd)) != NULL
@@ -164,7 +164,7 @@ const char *scep_glue_upstream_timeout(cmd_parms *cmd, void *dconf, const char *
 
 const char *scep_glue_upstream_retries(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    long v;
+    long v = 0;
     const char *err;
 
     if ((err = scep_glue_endpoint_context(cmd)) != NULL
@@ -199,7 +199,7 @@ const char *scep_glue_upstream_down_answer(cmd_parms *cmd, void *dconf, const ch
 
 const char *scep_glue_upstream_refresh(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    long v;
+    long v = 0;
     const char *err;
 
     if ((err = scep_glue_endpoint_context(cmd)) != NULL

@@ -130,7 +130,7 @@ static const char *label(apr_pool_t *p, const char *s)
         if (*s == '"' || *s == '\\') {
             *o++ = '\\';
         }
-        *o++ = *s == '\n' ? ' ' : *s;
+        *o++ = (char)(*s == '\n' ? ' ' : *s);
     }
     *o = '\0';
     return out;

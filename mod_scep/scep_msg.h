@@ -22,7 +22,7 @@
 #define SCEP_STATUS_FAILURE 2
 #define SCEP_STATUS_PENDING 3
 
-#define SCEP_FAIL_NONE            -1
+#define SCEP_FAIL_NONE            (-1)
 #define SCEP_FAIL_BAD_ALG          0
 #define SCEP_FAIL_BAD_MESSAGE_CHECK 1
 #define SCEP_FAIL_BAD_REQUEST      2

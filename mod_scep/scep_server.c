@@ -550,8 +550,15 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
     apr_status_t rv;
 
     *issued = NULL;
+    if (!grant) {
+        /* A request the upstream keeps pending has to be kept here too, in the device
+         * database; the glue refuses forwarding endpoints without one (SCEP00114). */
+        c->reply->http_status = 500;
+        c->reply->outcome = "error";
+        return APR_EINVAL;
+    }
     /* The upstream issues what the request asks for: it may ask for the device only. */
-    if (grant && (beyond = scep_policy_names_beyond(c->p, &grant->identity, csr)) != NULL) {
+    if ((beyond = scep_policy_names_beyond(c->p, &grant->identity, csr)) != NULL) {
         return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00405",
                     apr_psprintf(c->p, "the request also asks for %s, which the "
                                  "registration %s does not hold, and the upstream CA would "
@@ -560,7 +567,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
     }
     /* Once the upstream has the request and said PENDING, it is asked with CertPoll;
      * before that (it was down), the request itself goes again. */
-    rv = grant && grant->held && grant->upstream_pending
+    rv = grant->held && grant->upstream_pending
          ? scep_upstream_poll(c->p, c->profile->upstream, csr->req, csr->public_key,
                               c->msg->transaction_id, c->log, &fwd)
          : scep_upstream_enroll(c->p, c->profile->upstream, csr->der, csr->der_len,
@@ -577,7 +584,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
         *issued = fwd.cert;
         return APR_SUCCESS;
     case SCEP_FORWARD_REJECTED:
-        if (grant && grant->held) {
+        if (grant->held) {
             scep_policy_close_held(c->p, c->db, c->msg->transaction_id, SCEP_TXN_REJECTED,
                                    "the upstream CA", fwd.why, (apr_int64_t)time(NULL));
         }
@@ -585,7 +592,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
     default:
         break;
     }
-    if (grant && grant->held) {
+    if (grant->held) {
         if (fwd.status == SCEP_FORWARD_PENDING && !grant->upstream_pending
             && (rv = scep_policy_note_upstream_pending(c->p, c->db, c->msg->transaction_id))
                != APR_SUCCESS) {

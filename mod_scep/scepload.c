@@ -589,7 +589,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *baton)
 
     apr_pool_create(&p, NULL);
     while ((index = next_index(run)) >= 0) {
-        request_t built;
+        request_t built = { 0 };
         const request_t *r = run->prepared ? &run->prepared[index] : &built;
         double took;
         const char *failure;
@@ -840,7 +840,7 @@ int main(int argc, char **argv)
     load_pool(&run);
 
     tty = !o.quiet && isatty(STDERR_FILENO);
-    threads = apr_pcalloc(pool, sizeof(*threads) * (size_t)o.concurrency);
+    threads = apr_pcalloc(pool, sizeof(apr_thread_t *) * (size_t)o.concurrency);
     if (o.prepare) {
         double began = now_s();
 
@@ -894,5 +894,13 @@ int main(int argc, char **argv)
     if (run.serials && fclose(run.serials) != 0) {
         die("-S %s: %s", o.serials_file, strerror(errno));
     }
+    for (i = 0; i < run.nkeys; i++) {
+        EVP_PKEY_free(run.keys[i].key);
+        X509_free(run.keys[i].selfsigned);
+    }
+    free(run.keys);
+    free(run.latency);
+    free(run.prepared);
+    apr_pool_destroy(pool);
     return run.ok == o.count ? 0 : 1;
 }

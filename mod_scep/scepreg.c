@@ -868,13 +868,13 @@ static int get_challenge(apr_pool_t *p, const opts_t *o, int confirm, char *buf,
     }
     default: {
         char *again = apr_palloc(p, SCEP_REG_CHALLENGE_MAX + 1);
-        apr_size_t again_len;
+        apr_size_t again_len = 0;
         int same;
 
         rc = prompt_secret(confirm ? "New challenge: " : "Challenge: ", buf, len);
         if (rc == RC_OK && confirm) {
             rc = prompt_secret("Re-type new challenge: ", again, &again_len);
-            same = scep_secret_equal(buf, *len, again, again_len);
+            same = rc == RC_OK && scep_secret_equal(buf, *len, again, again_len);
             OPENSSL_cleanse(again, SCEP_REG_CHALLENGE_MAX + 1);
             if (rc == RC_OK && !same) {
                 OPENSSL_cleanse(buf, SCEP_REG_CHALLENGE_MAX + 1);
@@ -2007,7 +2007,7 @@ static void *APR_THREAD_FUNC hash_thread(apr_thread_t *thread, void *baton)
 /* Hashes rows [from, to) on `threads` threads. */
 static void hash_batch(apr_pool_t *p, row_t *rows, int from, int to, int threads)
 {
-    hash_job_t jobs[MAX_THREADS];
+    hash_job_t jobs[MAX_THREADS] = { { 0 } };
     int t;
 
 #if APR_HAS_THREADS
@@ -2015,7 +2015,7 @@ static void hash_batch(apr_pool_t *p, row_t *rows, int from, int to, int threads
     int started[MAX_THREADS];
     apr_pool_t *tp;
 
-    if (to - from < 2 * threads || apr_pool_create(&tp, p) != APR_SUCCESS) {
+    if (threads < 1 || to - from < 2 * threads || apr_pool_create(&tp, p) != APR_SUCCESS) {
         threads = 1;
         tp = NULL;
     }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (CI runs it through .ci/run): installs what is missing (root on
-# Debian 12), builds with -Werror, runs the unit tests, fuzzes the parsers for a bounded
-# time (tests/fuzz/run.sh), runs the integration tests against a
-# real httpd and real clients, and make distcheck.  Exit status non-zero on any failure.
-# Bounded: CHECK_TIMEOUT seconds overall (default 3600).
+# Debian 12), builds with -Werror, runs the unit tests, clang-tidy and cppcheck
+# (tests/static-analysis.sh), fuzzes the parsers for a bounded time (tests/fuzz/run.sh),
+# runs the integration tests against a real httpd and real clients, and make distcheck.
+# Exit status non-zero on any failure.  Bounded: CHECK_TIMEOUT seconds overall (default 3600).
 set -euo pipefail
 
 if [[ -z "${SCEP_CHECK_BOUNDED:-}" ]]; then
@@ -18,7 +18,8 @@ step() { printf '\n==== %s\n' "$*"; }
 packages=(build-essential autoconf automake libtool pkg-config apache2 apache2-dev
     libapr1-dev libaprutil1-dev libssl-dev liblmdb-dev libcurl4-openssl-dev libcmocka-dev
     strongswan-pki libstrongswan-extra-plugins certmonger dbus curl openssl netcat-openbsd
-    valgrind scep tinyproxy nginx-light haproxy clang libclang-rt-14-dev lmdb-utils)
+    valgrind scep tinyproxy nginx-light haproxy clang libclang-rt-14-dev lmdb-utils
+    clang-tidy cppcheck bear)
 missing=()
 if command -v dpkg-query >/dev/null; then
     for p in "${packages[@]}"; do
@@ -57,6 +58,10 @@ if ! timeout 900 make check; then
     echo "check.sh: unit tests failed" >&2
     exit 1
 fi
+
+# ---- static analysis ----------------------------------------------------------------------
+step "static analysis (tests/static-analysis.sh)"
+timeout 900 bash tests/static-analysis.sh
 
 # ---- fuzzing ---------------------------------------------------------------------------------
 # Bounded: FUZZ_SECONDS per target (default 45, five targets), plus the clang build.

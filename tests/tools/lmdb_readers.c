@@ -37,7 +37,7 @@ int main(int argc, char **argv)
         return 1;
     }
     mdb_reader_check(env, &dead);
-    while (held < count && (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) == MDB_SUCCESS) {
+    while (held < count && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == MDB_SUCCESS) {
         held++;     /* never ended: the slot stays taken until the process goes */
     }
     printf("holding %ld\n", held);

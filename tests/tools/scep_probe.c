@@ -847,7 +847,7 @@ static int cmd_request(int argc, char **argv)
         if (strlen(o.txid) >= sizeof(txid)) {
             die("--txid is too long");
         }
-        strcpy(txid, o.txid);
+        memcpy(txid, o.txid, strlen(o.txid) + 1);
     }
     else {
         unsigned char *spki = NULL, dgst[EVP_MAX_MD_SIZE];

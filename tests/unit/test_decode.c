@@ -143,7 +143,7 @@ static const char *respell(apr_pool_t *p, const char *b64, spelling_t how)
             continue;
         }
         if (how == URL_SAFE || how == EVERYTHING) {
-            c = (c == '+') ? '-' : (c == '/') ? '_' : c;
+            c = (char)((c == '+') ? '-' : (c == '/') ? '_' : c);
         }
         if ((how == ESCAPED || how == ESCAPED_LOWER) && (c == '+' || c == '/' || c == '=')) {
             d += sprintf(d, how == ESCAPED ? "%%%02X" : "%%%02x", (unsigned char)c);
