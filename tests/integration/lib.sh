@@ -397,6 +397,54 @@ expect_log_lacks() {
     fi
 }
 
+# ---- a forward proxy (tinyproxy, foreground, loopback only) ------------------------------
+
+# proxy_conf NAME PORT [extra line]: $PX/NAME.conf, logging to $PX/NAME.log
+proxy_conf() {
+    PX=$T/proxy
+    mkdir -p "$PX"
+    # tinyproxy drops to nobody before it opens its log
+    chmod 711 "$T"
+    chmod 777 "$PX"
+    cat >"$PX/$1.conf" <<CONF
+Port $2
+Listen 127.0.0.1
+Timeout 30
+LogFile "$PX/$1.log"
+LogLevel Info
+PidFile "$PX/$1.pid"
+MaxClients 40
+Allow 127.0.0.1
+${3:-}
+CONF
+    if [[ $(id -u) == 0 ]]; then
+        printf 'User nobody\nGroup nogroup\n' >>"$PX/$1.conf"
+    fi
+}
+
+# proxy_start NAME: runs it and waits (at most 5 s) until it accepts connections
+proxy_start() {
+    local port tinyproxy
+    tinyproxy=$(command -v tinyproxy) || die "tinyproxy is not installed"
+    port=$(sed -n 's/^Port //p' "$PX/$1.conf")
+    timeout 600 "$tinyproxy" -d -c "$PX/$1.conf" >>"$PX/$1.out" 2>&1 &
+    eval "PROXY_PID_$1=$!"
+    at_exit "kill $! 2>/dev/null || true"
+    for _ in $(seq 50); do
+        nc -z 127.0.0.1 "$port" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "tinyproxy $1 did not start: $(tail -3 "$PX/$1.out")"
+    return 1
+}
+
+# proxy_stop NAME
+proxy_stop() {
+    local pid_var="PROXY_PID_$1"
+    kill "${!pid_var}" 2>/dev/null || true
+    wait "${!pid_var}" 2>/dev/null || true
+}
+
 # ---- HTTP (curl, bounded) -------------------------------------------------------------
 
 URL_BASE() { echo "http://127.0.0.1:$PORT"; }

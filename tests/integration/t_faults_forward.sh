@@ -12,8 +12,6 @@ SCEPREG=${SCEPREG:-$TOP/scepreg}
 SCEPLOAD=${SCEPLOAD:-$TOP/scepload}
 [[ -x "$SCEPLOAD" ]] || die "scepload not built: $SCEPLOAD"
 reg() { timeout 60 "$SCEPREG" "$@"; }
-TINYPROXY=$(command -v tinyproxy || true)
-[[ -n "$TINYPROXY" ]] || die "tinyproxy is not installed"
 
 make_pki "$T/up" Upstream
 issue_cert "$T/up" gw "Gateway RA" "digitalSignature,keyEncipherment"
@@ -21,37 +19,9 @@ CH=$(openssl rand -hex 12)
 reg -c -b "$T/udb" '*' "$CH" 2>/dev/null || die "scepreg: upstream"
 reg -c -b "$T/ddb" '*.fwd.example.net' "$CH" 2>/dev/null || die "scepreg: gateway"
 
-# ---- the forward proxy (tinyproxy, foreground, loopback only) ------------------------------
-PX=$T/proxy
-mkdir -p "$PX"
-chmod 711 "$T"
-chmod 777 "$PX"      # tinyproxy drops to nobody before it opens its log
+# ---- the forward proxy -------------------------------------------------------------------
 PPORT=$(free_port)
-cat >"$PX/proxy.conf" <<CONF
-Port $PPORT
-Listen 127.0.0.1
-Timeout 30
-LogFile "$PX/proxy.log"
-LogLevel Info
-MaxClients 40
-Allow 127.0.0.1
-CONF
-[[ $(id -u) == 0 ]] && printf 'User nobody\nGroup nogroup\n' >>"$PX/proxy.conf"
-PROXY_PID=""
-proxy_start() {
-    timeout 600 "$TINYPROXY" -d -c "$PX/proxy.conf" >>"$PX/proxy.out" 2>&1 &
-    PROXY_PID=$!
-    at_exit "kill $PROXY_PID 2>/dev/null || true"
-    for _ in $(seq 50); do
-        nc -z 127.0.0.1 "$PPORT" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    fail "tinyproxy did not start: $(tail -3 "$PX/proxy.out")"
-}
-proxy_stop() {
-    kill "$PROXY_PID" 2>/dev/null || true
-    wait "$PROXY_PID" 2>/dev/null || true
-}
+proxy_conf fwd "$PPORT"
 
 # ---- the upstream CA: an httpd of its own, so that it can stop while the gateway runs ------
 PORT=$(free_port)
@@ -95,7 +65,7 @@ httpd_conf "$(
     echo "    Require all granted"
     echo "</Location>"
 )"
-proxy_start
+proxy_start fwd || t_done
 up_start
 httpd_start || t_done
 
@@ -110,14 +80,14 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 before=$(grep -c . "$T/fwd.serials" || true)
-proxy_stop
+proxy_stop fwd
 note "proxy stopped after $before certificates"
 sleep 3
 up_stop
 note "upstream stopped after $(grep -c . "$T/fwd.serials" || true) certificates"
 sleep 3
 during=$(grep -c . "$T/fwd.serials" || true)
-proxy_start
+proxy_start fwd || t_done
 sleep 2
 up_start
 note "both back after $during certificates"

@@ -12,8 +12,6 @@ t_init
 require_module
 SCEPREG=${SCEPREG:-$TOP/scepreg}
 reg() { timeout 60 "$SCEPREG" "$@"; }
-TINYPROXY=$(command -v tinyproxy || true)
-[[ -n "$TINYPROXY" ]] || die "tinyproxy is not installed"
 
 make_pki "$T/up" Upstream
 issue_cert "$T/up" gw "Gateway RA" "digitalSignature,keyEncipherment"
@@ -23,48 +21,7 @@ CH=$(openssl rand -hex 12)
 reg -c -b "$T/udb" '*' "$CH" 2>/dev/null || die "scepreg: upstream"
 reg -c -b "$T/ddb" '*.fwd.example.net' "$CH" 2>/dev/null || die "scepreg: gateway"
 
-# ---- the proxies (tinyproxy, foreground, loopback only) ----------------------------------
-PX=$T/proxy
-mkdir -p "$PX"
-# tinyproxy drops to nobody before it opens its log
-chmod 711 "$T"
-chmod 777 "$PX"
-# proxy_conf NAME PORT [BasicAuth line]
-proxy_conf() {
-    cat >"$PX/$1.conf" <<CONF
-Port $2
-Listen 127.0.0.1
-Timeout 30
-LogFile "$PX/$1.log"
-LogLevel Info
-PidFile "$PX/$1.pid"
-MaxClients 20
-Allow 127.0.0.1
-${3:-}
-CONF
-    if [[ $(id -u) == 0 ]]; then
-        printf 'User nobody\nGroup nogroup\n' >>"$PX/$1.conf"
-    fi
-}
-# proxy_start NAME: runs it and waits (at most 5 s) until it accepts connections
-proxy_start() {
-    local port
-    port=$(sed -n 's/^Port //p' "$PX/$1.conf")
-    timeout 600 "$TINYPROXY" -d -c "$PX/$1.conf" >"$PX/$1.out" 2>&1 &
-    eval "PROXY_PID_$1=$!"
-    at_exit "kill $! 2>/dev/null || true"
-    for _ in $(seq 50); do
-        nc -z 127.0.0.1 "$port" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    fail "tinyproxy $1 did not start: $(cat "$PX/$1.out")"
-    return 1
-}
-proxy_stop() {
-    local pid_var="PROXY_PID_$1"
-    kill "${!pid_var}" 2>/dev/null || true
-    wait "${!pid_var}" 2>/dev/null || true
-}
+# ---- the proxies: tinyproxy, one plain and one asking for credentials ------------------
 PPORT=$(free_port)
 APORT=$(free_port)
 proxy_conf plain "$PPORT"
