@@ -49,8 +49,17 @@ rss() {
     -k "${POOL:-$HOME/.cache/scepload/rsa-2048.pem}" -p 2000 -q >/dev/null 2>&1 || true
 echo "children's RSS:  $(rss) before"
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -C "$CH" -d fleet.test -n "$COUNT" -c "$CONC" \
-    -k "${POOL:-$HOME/.cache/scepload/rsa-2048.pem}" -p 2000 -t 1800 -q
-echo "children's RSS:  $(rss) after ($(pgrep -P "$HTTPD_PID" | wc -l) processes)"
+    -k "${POOL:-$HOME/.cache/scepload/rsa-2048.pem}" -p 2000 -t 1800 -q -S "$T/received" &
+load_pid=$!
+# the children's memory every 10 s, against the certificates received so far (-S writes a
+# line per certificate as it arrives); bounded by the run's own time limit
+for _ in $(seq 190); do
+    sleep 10
+    kill -0 "$load_pid" 2>/dev/null || break
+    echo "children's RSS:  $(rss) after $(wc -l <"$T/received") enrollments"
+done
+wait "$load_pid" || true
+echo "children's RSS:  $(rss) after all ($(pgrep -P "$HTTPD_PID" | wc -l) processes)"
 echo "recorded:        $(timeout 120 "$SCEPREG" -L "$T/db" | tail -n +2 | grep -c .) certificates"
 echo "machine:         $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 t_done
