@@ -57,6 +57,18 @@ if ! timeout 900 make check; then
     exit 1
 fi
 
+# ---- valgrind -----------------------------------------------------------------------------
+step "make check-valgrind (unit tests under memcheck)"
+if ! timeout 1200 make -j2 check-valgrind; then
+    for log in tests/unit/*.log; do
+        [[ -f "$log" ]] || continue
+        echo "---- $log"
+        cat "$log"
+    done
+    echo "check.sh: unit tests failed under valgrind" >&2
+    exit 1
+fi
+
 # ---- integration tests --------------------------------------------------------------------
 step "integration tests"
 timeout 2400 bash tests/integration/run.sh
