@@ -197,7 +197,8 @@ static void load_providers(int need_legacy)
     }
 }
 
-static const EVP_MD *digest_by_name(const char *name)
+/* The digest is fetched, so the caller owns it and hands it back with EVP_MD_free. */
+static EVP_MD *digest_by_name(const char *name)
 {
     static const struct { const char *opt, *ossl; } map[] = {
         { "sha1", "SHA1" }, { "sha224", "SHA224" }, { "sha256", "SHA256" },
@@ -207,7 +208,7 @@ static const EVP_MD *digest_by_name(const char *name)
 
     for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         if (strcmp(name, map[i].opt) == 0) {
-            const EVP_MD *md = EVP_MD_fetch(NULL, map[i].ossl, NULL);
+            EVP_MD *md = EVP_MD_fetch(NULL, map[i].ossl, NULL);
 
             if (!md) {
                 die("digest %s is not available", name);
@@ -492,7 +493,7 @@ static int cmd_request(int argc, char **argv)
     request_opts o;
     EVP_PKEY *key;
     X509 *cert, *recipient;
-    const EVP_MD *md;
+    EVP_MD *md;
     EVP_CIPHER *cipher;
     unsigned char *csr = NULL, *env, *der = NULL, nonce[NONCE_LEN];
     int csr_len, env_len, der_len, i;
@@ -719,6 +720,7 @@ static int cmd_request(int argc, char **argv)
     X509_free(cert);
     X509_free(recipient);
     EVP_PKEY_free(key);
+    EVP_MD_free(md);
     EVP_CIPHER_free(cipher);
     return 0;
 }
