@@ -69,6 +69,10 @@ if ! timeout 1200 make -j2 check-valgrind; then
     exit 1
 fi
 
+# ---- sanitizers ---------------------------------------------------------------------------
+step "ASan + UBSan build: unit tests and integration subset (tests/sanitize.sh)"
+timeout 1200 bash tests/sanitize.sh
+
 # ---- integration tests --------------------------------------------------------------------
 step "integration tests"
 timeout 2400 bash tests/integration/run.sh
