@@ -652,28 +652,33 @@ static const char *wildcard_key(apr_pool_t *p, const char *domain)
 
 static void register_run(run_t *run, opts_t *o, int remove)
 {
+    apr_pool_t *p;
     scep_db_t *db;
     scep_txn_t *txn;
     scep_device_t *dev;
     const char *why = NULL;
     apr_status_t rv;
 
-    if ((rv = scep_db_open(run->pool, o->dbdir, 0, 0, NULL, &db, &why)) != APR_SUCCESS) {
-        die("-D %s: %s", o->dbdir, why ? why : scep_db_strerror(run->pool, rv));
+    /* The database is opened before the run and again after it, and closed each time by
+     * destroying this pool: LMDB forbids one process two environments on the same files
+     * at once, and an environment left open in run->pool was never closed at all. */
+    apr_pool_create(&p, run->pool);
+    if ((rv = scep_db_open(p, o->dbdir, 0, 0, NULL, &db, &why)) != APR_SUCCESS) {
+        die("-D %s: %s", o->dbdir, why ? why : scep_db_strerror(p, rv));
     }
-    if ((rv = scep_db_begin(db, run->pool, 1, &txn)) != APR_SUCCESS) {
-        die("-D %s: %s", o->dbdir, scep_db_strerror(run->pool, rv));
+    if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
+        die("-D %s: %s", o->dbdir, scep_db_strerror(p, rv));
     }
     if (remove) {
-        rv = scep_device_delete(txn, wildcard_key(run->pool, o->domain));
+        rv = scep_device_delete(txn, wildcard_key(p, o->domain));
     }
     else {
-        dev = scep_device_new(run->pool, wildcard_key(run->pool, o->domain));
+        dev = scep_device_new(p, wildcard_key(p, o->domain));
         dev->created = dev->updated = (apr_int64_t)time(NULL);
         dev->comment = "scepload run";
         rv = scep_verifier_make(o->challenge, strlen(o->challenge), &dev->verifier);
         if (rv == APR_SUCCESS) {
-            rv = scep_device_put(txn, run->pool, dev);
+            rv = scep_device_put(txn, p, dev);
         }
     }
     if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
@@ -683,8 +688,9 @@ static void register_run(run_t *run, opts_t *o, int remove)
         scep_db_abort(txn);
     }
     if (rv != APR_SUCCESS) {
-        die("-D %s: %s", o->dbdir, scep_db_strerror(run->pool, rv));
+        die("-D %s: %s", o->dbdir, scep_db_strerror(p, rv));
     }
+    apr_pool_destroy(p);
 }
 
 /* ---- the report --------------------------------------------------------------------------- */
@@ -894,6 +900,8 @@ int main(int argc, char **argv)
     if (run.serials && fclose(run.serials) != 0) {
         die("-S %s: %s", o.serials_file, strerror(errno));
     }
+    /* The key pool, the latencies and the CA certificates hang off main's frame alone:
+     * left to exit, they are lost once main returns, which LeakSanitizer reports. */
     for (i = 0; i < run.nkeys; i++) {
         EVP_PKEY_free(run.keys[i].key);
         X509_free(run.keys[i].selfsigned);
@@ -901,6 +909,7 @@ int main(int argc, char **argv)
     free(run.keys);
     free(run.latency);
     free(run.prepared);
+    sk_X509_pop_free(run.ca_certs, X509_free);
     apr_pool_destroy(pool);
     return run.ok == o.count ? 0 : 1;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (CI runs it through .ci/run): installs what is missing (root on
-# Debian 12), builds with -Werror, runs the unit tests, clang-tidy and cppcheck
-# (tests/static-analysis.sh), fuzzes the parsers for a bounded time (tests/fuzz/run.sh),
+# Debian 12), builds with -Werror, runs the unit tests (also under valgrind and in an
+# ASan + UBSan build that httpd loads for an integration subset: tests/sanitize.sh),
+# clang-tidy and cppcheck (tests/static-analysis.sh), fuzzes the parsers for a bounded time (tests/fuzz/run.sh),
 # runs the integration tests against a real httpd and real clients, and make distcheck.
 # Exit status non-zero on any failure.  Bounded: CHECK_TIMEOUT seconds overall (default 3600).
 set -euo pipefail
@@ -58,6 +59,22 @@ if ! timeout 900 make check; then
     echo "check.sh: unit tests failed" >&2
     exit 1
 fi
+
+# ---- valgrind -----------------------------------------------------------------------------
+step "make check-valgrind (unit tests under memcheck)"
+if ! timeout 1200 make -j2 check-valgrind; then
+    for log in tests/unit/*.log; do
+        [[ -f "$log" ]] || continue
+        echo "---- $log"
+        cat "$log"
+    done
+    echo "check.sh: unit tests failed under valgrind" >&2
+    exit 1
+fi
+
+# ---- sanitizers ---------------------------------------------------------------------------
+step "ASan + UBSan build: unit tests and integration subset (tests/sanitize.sh)"
+timeout 1200 bash tests/sanitize.sh
 
 # ---- static analysis ----------------------------------------------------------------------
 step "static analysis (tests/static-analysis.sh)"

@@ -12,6 +12,10 @@
 #   MOD_SCEP    the module to load (default: $TOP/.libs/mod_scep.so)
 #   SCEP_PROBE  the probe (default: $TOP/tests/tools/scep_probe)
 #   HTTPD       the httpd binary (default: /usr/sbin/apache2)
+#   HTTPD_ENV   VAR=value words (split at blanks) added to httpd's environment only;
+#               tests/sanitize.sh preloads the sanitizer runtimes into httpd with it
+#   SANITIZER_REPORTS  a folder: httpd's logs that hold a sanitizer report are copied
+#               there before they are emptied or removed (tests/sanitize.sh)
 #   APACHE_MODDIR  where mod_mpm_event.so and mod_authz_core.so live
 #   KEEP=1      keep the scratch folder (its path is printed)
 #   VERBOSE=1   print the error log at the end of every test
@@ -23,6 +27,12 @@ TOP=${TOP:-$(cd "$LIB_DIR/../.." && pwd)}
 HTTPD=${HTTPD:-/usr/sbin/apache2}
 APACHE_MODDIR=${APACHE_MODDIR:-/usr/lib/apache2/modules}
 MOD_SCEP=${MOD_SCEP:-$TOP/.libs/mod_scep.so}
+# how every test starts httpd: through env(1) when HTTPD_ENV asks for more environment
+HTTPD_CMD=("$HTTPD")
+if [[ -n "${HTTPD_ENV:-}" ]]; then
+    read -ra HTTPD_CMD <<<"$HTTPD_ENV"
+    HTTPD_CMD=(env "${HTTPD_CMD[@]}" "$HTTPD")
+fi
 SCEP_PROBE=${SCEP_PROBE:-$TOP/tests/tools/scep_probe}
 T_NAME=$(basename "$0" .sh)
 # where a message's tag starts in an error log line: after "[client ...] " or, at debug
@@ -111,6 +121,7 @@ t_cleanup() {
         eval "$hook" || true
     done
     httpd_stop_quiet || true
+    sanitizer_scan
     if [[ -n "$T" && -d "$T" ]]; then
         if [[ "${VERBOSE:-0}" == 1 && -n "$ERROR_LOG" && -f "$ERROR_LOG" ]]; then
             echo "---- $ERROR_LOG"
@@ -283,15 +294,27 @@ EOF
 
 # httpd -t on the written configuration; output in $HTTPD_ROOT/configtest.out
 httpd_configtest() {
-    timeout 30 "$HTTPD" -t -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" \
+    timeout 30 "${HTTPD_CMD[@]}" -t -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" \
         >"$HTTPD_ROOT/configtest.out" 2>&1
+}
+
+# Keeps the sanitizer reports in httpd's logs (see SANITIZER_REPORTS).  GCC's UBSan
+# writes to stderr whatever its log_path says once ASan is loaded too, and the stderr of
+# httpd's children is the error log, which httpd_start empties and t_cleanup removes.
+sanitizer_scan() {
+    [[ -n "${SANITIZER_REPORTS:-}" && -n "$HTTPD_ROOT" && -d "$HTTPD_ROOT" ]] || return 0
+    local f
+    while IFS= read -r f; do
+        cp "$f" "$(mktemp "$SANITIZER_REPORTS/httpd-$T_NAME.XXXXXX")"
+    done < <(grep -rlIE 'runtime error:|AddressSanitizer|LeakSanitizer' "$HTTPD_ROOT" || true)
 }
 
 # Starts httpd in the foreground (in the background of this shell) and waits, at most
 # 5 s, until it answers.  Returns 1 (after a FAIL) when it exits or never answers.
 httpd_start() {
+    sanitizer_scan
     : >"$ERROR_LOG"
-    "$HTTPD" -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" -DFOREGROUND \
+    "${HTTPD_CMD[@]}" -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" -DFOREGROUND \
         >"$HTTPD_ROOT/stdout" 2>"$HTTPD_ROOT/stderr" &
     HTTPD_PID=$!
     local code i

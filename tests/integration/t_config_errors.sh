@@ -65,6 +65,7 @@ refused() {
 # refused_conf WHAT ERE FILE-ERE BODY: as refused, for a configuration BODY
 refused_conf() {
     local what=$1 re=$2 file_re=$3 rc=0 out
+    sanitizer_scan   # the previous case's outputs are about to be overwritten
     httpd_conf "$4"
     httpd_configtest || rc=$?
     out=$HTTPD_ROOT/configtest.out
@@ -76,7 +77,7 @@ refused_conf() {
     fi
     : >"$ERROR_LOG"
     rc=0
-    timeout 20 "$HTTPD" -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" -DFOREGROUND \
+    timeout 20 "${HTTPD_CMD[@]}" -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" -DFOREGROUND \
         >"$HTTPD_ROOT/start.out" 2>&1 || rc=$?
     cat "$ERROR_LOG" >>"$HTTPD_ROOT/start.out"
     if ((rc == 0 || rc == 124)); then
@@ -174,9 +175,10 @@ if [[ $(id -u) == 0 ]]; then
     mkdir -p "$T/private"
     chmod 700 "$T/private"
     httpd_conf "$(scep_location /scep "$P" ra "ScepDeviceDB $T/private/devices")"
+    sanitizer_scan
     : >"$ERROR_LOG"
     rc=0
-    timeout 20 "$HTTPD" -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" -DFOREGROUND \
+    timeout 20 "${HTTPD_CMD[@]}" -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" -DFOREGROUND \
         >"$HTTPD_ROOT/start.out" 2>&1 || rc=$?
     cat "$ERROR_LOG" >>"$HTTPD_ROOT/start.out"
     if ((rc != 0 && rc != 124)) && grep -q "SCEP00016: .*cannot pass through $T/private (mode 0700" \
