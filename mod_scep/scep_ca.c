@@ -226,33 +226,41 @@ static apr_status_t cleanup_md(void *data)
     return APR_SUCCESS;
 }
 
-/* What every issued certificate shares, made once.  The authority key id is what
- * "keyid" makes of the CA certificate's subject key id; a CA without one gets
- * certificates without it, as before. */
-static apr_status_t prepare_issuance(apr_pool_t *p, scep_ca_t *ca)
+/* What every issued certificate shares, made once.  RFC 5280 4.2.1.1 wants the authority
+ * key identifier in every certificate a CA issues, and it names the CA certificate's
+ * subject key identifier: a CA certificate without one cannot issue here. */
+static apr_status_t prepare_issuance(apr_pool_t *p, scep_ca_t *ca, const char *path,
+                                     const char **errmsg)
 {
     X509V3_CTX ctx;
 
     if (!ca->ca_key) {
         return APR_SUCCESS;
     }
-    X509V3_set_ctx(&ctx, ca->ca_cert, NULL, NULL, NULL, 0);
-    if (!(ca->end_entity_constraints = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
-                                                           "critical,CA:FALSE"))
-        || !(ca->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL))) {
-        return APR_EGENERAL;
+    if (X509_get_ext_by_NID(ca->ca_cert, NID_subject_key_identifier, -1) < 0) {
+        return file_problem(p, "CA certificate", path,
+                            "has no subjectKeyIdentifier, which the certificates it issues "
+                            "must name (RFC 5280 4.2.1.1)", errmsg);
     }
-    apr_pool_cleanup_register(p, ca->end_entity_constraints, cleanup_extension,
-                              apr_pool_cleanup_null);
-    apr_pool_cleanup_register(p, ca->sha1, cleanup_md, apr_pool_cleanup_null);
-    if (X509_get_ext_by_NID(ca->ca_cert, NID_subject_key_identifier, -1) >= 0
-        && (ca->authority_key_id = X509V3_EXT_conf_nid(NULL, &ctx,
-                                                       NID_authority_key_identifier,
-                                                       "keyid")) != NULL) {
+    X509V3_set_ctx(&ctx, ca->ca_cert, NULL, NULL, NULL, 0);
+    if ((ca->end_entity_constraints = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+                                                          "critical,CA:FALSE")) != NULL) {
+        apr_pool_cleanup_register(p, ca->end_entity_constraints, cleanup_extension,
+                                  apr_pool_cleanup_null);
+    }
+    if ((ca->authority_key_id = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier,
+                                                    "keyid")) != NULL) {
         apr_pool_cleanup_register(p, ca->authority_key_id, cleanup_extension,
                                   apr_pool_cleanup_null);
     }
-    ERR_clear_error();
+    if ((ca->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) != NULL) {
+        apr_pool_cleanup_register(p, ca->sha1, cleanup_md, apr_pool_cleanup_null);
+    }
+    if (!ca->end_entity_constraints || !ca->authority_key_id || !ca->sha1) {
+        *errmsg = apr_pstrcat(p, "cannot prepare the issued certificates' extensions: ",
+                              scep_openssl_errors(p), NULL);
+        return APR_EGENERAL;
+    }
     return APR_SUCCESS;
 }
 
@@ -442,9 +450,7 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
                               scep_openssl_errors(p), NULL);
         return rv;
     }
-    if ((rv = prepare_issuance(p, ca)) != APR_SUCCESS) {
-        *errmsg = apr_pstrcat(p, "cannot prepare the issued certificates' extensions: ",
-                              scep_openssl_errors(p), NULL);
+    if ((rv = prepare_issuance(p, ca, files->ca_cert_file, errmsg)) != APR_SUCCESS) {
         return rv;
     }
     ERR_clear_error();
@@ -666,45 +672,47 @@ static int add_san(X509 *x, const scep_csr_t *csr)
     return ok;
 }
 
-/* The CSR's SubjectPublicKeyInfo goes into the certificate as the device encoded it.
+/* The CSR's public key bits go into the certificate as the device encoded them.
  * X509_set_pubkey would encode the decoded key again and decode that once more, which
- * under OpenSSL 3.0's decoders costs more than the CA's signature. */
+ * under OpenSSL 3.0's decoders costs more than the CA's signature.  The parameters are
+ * written afresh: NULL for RSA (RFC 3279 2.3.1), the named curve for EC (RFC 5480 2.1.1);
+ * anything else was refused with the request (scep_server's check_key). */
 static int copy_public_key(X509 *x, X509_REQ *req)
 {
-    const ASN1_OBJECT *algorithm;
-    const void *parameter;
+    const ASN1_OBJECT *algorithm = NULL;
+    const void *parameter = NULL;
     const unsigned char *bits;
-    const X509_ALGOR *alg;
-    ASN1_OBJECT *algorithm_copy;
-    void *parameter_copy = NULL;
+    X509_ALGOR *alg;
+    ASN1_OBJECT *algorithm_copy = NULL, *curve_copy = NULL;
     unsigned char *bits_copy;
-    int bits_len, parameter_type;
+    int bits_len, parameter_type = V_ASN1_UNDEF, nid;
 
-    if (!X509_PUBKEY_get0_param(NULL, &bits, &bits_len, (X509_ALGOR **)&alg,
-                                X509_REQ_get_X509_PUBKEY(req))
+    if (!X509_PUBKEY_get0_param(NULL, &bits, &bits_len, &alg, X509_REQ_get_X509_PUBKEY(req))
         || bits_len <= 0) {
         return 0;
     }
     X509_ALGOR_get0(&algorithm, &parameter_type, &parameter, alg);
-    if (parameter_type == V_ASN1_OBJECT) {
-        parameter_copy = OBJ_dup(parameter);
+    nid = OBJ_obj2nid(algorithm);
+    if (nid == NID_rsaEncryption
+        && (parameter_type == V_ASN1_NULL || parameter_type == V_ASN1_UNDEF)) {
+        parameter_type = V_ASN1_NULL;
     }
-    else if (parameter_type != V_ASN1_UNDEF && parameter_type != V_ASN1_NULL) {
-        parameter_copy = ASN1_STRING_dup(parameter);
+    else if (nid == NID_X9_62_id_ecPublicKey && parameter_type == V_ASN1_OBJECT) {
+        if (!(curve_copy = OBJ_dup(parameter))) {
+            return 0;
+        }
+    }
+    else {
+        return 0;
     }
     algorithm_copy = OBJ_dup(algorithm);
     bits_copy = OPENSSL_memdup(bits, (size_t)bits_len);
-    if (!algorithm_copy || !bits_copy || (parameter && !parameter_copy)
+    if (!algorithm_copy || !bits_copy
         || !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), algorithm_copy, parameter_type,
-                                   parameter_copy, bits_copy, bits_len)) {
+                                   curve_copy, bits_copy, bits_len)) {
         ASN1_OBJECT_free(algorithm_copy);
+        ASN1_OBJECT_free(curve_copy);
         OPENSSL_free(bits_copy);
-        if (parameter_type == V_ASN1_OBJECT) {
-            ASN1_OBJECT_free(parameter_copy);
-        }
-        else {
-            ASN1_STRING_free(parameter_copy);
-        }
         return 0;
     }
     return 1;
@@ -759,7 +767,7 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
             && !add_der_extension(x, NID_crl_distribution_points, profile->cdp_der,
                                   profile->cdp_der_len))
         || !add_subject_key_id(x, ca)
-        || (ca->authority_key_id && !X509_add_ext(x, ca->authority_key_id, -1))
+        || !X509_add_ext(x, ca->authority_key_id, -1)
         || !(forced ? set_forced_names(x, forced) : add_san(x, csr))) {
         *why = "building the certificate failed";
         return APR_EGENERAL;

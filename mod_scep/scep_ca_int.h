@@ -26,7 +26,7 @@ struct scep_ca_t {
     /* The same in every certificate issued here, so made once at load time instead of
      * from configuration text per certificate. */
     X509_EXTENSION *end_entity_constraints;     /* critical basicConstraints CA:FALSE */
-    X509_EXTENSION *authority_key_id;           /* NULL: the CA has no key id to name */
+    X509_EXTENSION *authority_key_id;           /* names the CA certificate's key id */
     EVP_MD *sha1;                               /* subject key ids (RFC 5280 4.2.1.2) */
 };
 

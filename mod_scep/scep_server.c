@@ -283,9 +283,29 @@ static apr_status_t authorize(op_ctx_t *c, const scep_csr_t *csr, const char **w
     return APR_SUCCESS;
 }
 
+/* The type of the public key's algorithm parameters; OpenSSL's key decoders ignore what
+ * they do not need, so a CSR whose RSA key carries, say, a BOOLEAN parses and verifies. */
+static int key_parameter_type(const scep_csr_t *csr)
+{
+    X509_ALGOR *alg = NULL;
+    int type = V_ASN1_UNDEF;
+
+    if (X509_PUBKEY_get0_param(NULL, NULL, NULL, &alg, X509_REQ_get_X509_PUBKEY(csr->req))
+        && alg) {
+        X509_ALGOR_get0(NULL, &type, NULL, alg);
+    }
+    return type;
+}
+
 static apr_status_t check_key(op_ctx_t *c, const scep_csr_t *csr, const char **why)
 {
+    int parameters = key_parameter_type(csr);
+
     if (csr->key_is_rsa) {
+        if (parameters != V_ASN1_NULL && parameters != V_ASN1_UNDEF) {
+            *why = "the RSA key's algorithm parameters are not NULL (RFC 3279)";
+            return APR_EINVAL;
+        }
         if (csr->key_bits < c->profile->min_key_bits) {
             *why = apr_psprintf(c->p, "the RSA key has %d bits; ScepMinKeySize is %d",
                                 csr->key_bits, c->profile->min_key_bits);
@@ -299,6 +319,10 @@ static apr_status_t check_key(op_ctx_t *c, const scep_csr_t *csr, const char **w
         return APR_SUCCESS;
     }
     if (EVP_PKEY_get_base_id(csr->public_key) == EVP_PKEY_EC && csr->key_bits >= 256) {
+        if (parameters != V_ASN1_OBJECT) {
+            *why = "the EC key does not name its curve (RFC 5480 allows named curves only)";
+            return APR_EINVAL;
+        }
         return APR_SUCCESS;
     }
     *why = apr_psprintf(c->p, "the key type %s (%d bits) is not accepted",
@@ -553,9 +577,12 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
     if (!grant) {
         /* A request the upstream keeps pending has to be kept here too, in the device
          * database; the glue refuses forwarding endpoints without one (SCEP00114). */
+        scep_log(c->log, SCEP_LOG_ERR, "SCEP00407: scep(%s,PKIOperation): forwarding needs "
+                 "the registrations of a ScepDeviceDB at this endpoint",
+                 c->msg->transaction_id);
         c->reply->http_status = 500;
         c->reply->outcome = "error";
-        return APR_EINVAL;
+        return APR_EGENERAL;
     }
     /* The upstream issues what the request asks for: it may ask for the device only. */
     if ((beyond = scep_policy_names_beyond(c->p, &grant->identity, csr)) != NULL) {

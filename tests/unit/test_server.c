@@ -109,6 +109,16 @@ static int setup_all(void **state)
     }
     write_pem("ec.key", NULL, ec_key, 0600);
     write_pem("empty.pem", NULL, NULL, 0644);
+    {
+        /* the same CA without its subject key identifier */
+        X509 *bare = make_cert("Unit CA", ca_key, NULL, NULL, 1);
+
+        X509_EXTENSION_free(X509_delete_ext(bare, X509_get_ext_by_NID(bare,
+                                            NID_subject_key_identifier, -1)));
+        assert_true(X509_sign(bare, ca_key, EVP_sha256()) > 0);
+        write_pem("noski-ca.pem", bare, NULL, 0644);
+        X509_free(bare);
+    }
     return 0;
 }
 
@@ -196,6 +206,8 @@ static void test_load_refusals(void **state)
     expect_load_error(p, "ca.pem", "ca.key", "ra.pem", NULL, "go together");
     expect_load_error(p, NULL, "ca.key", NULL, NULL, "both required");
     expect_load_error(p, "ra.pem", "ra.key", NULL, NULL, "not a CA certificate");
+    expect_load_error(p, "noski-ca.pem", "ca.key", "ra.pem", "ra.key",
+                      "has no subjectKeyIdentifier");
 }
 
 static void test_cacert_answers(void **state)
@@ -331,11 +343,14 @@ typedef struct request_opts {
     const char *message_type_text;  /* sent instead of message_type when set */
     int sans;           /* dNSNames in the requested subjectAltName */
     int ber;            /* indefinite-length encoding, as Apple and jscep send */
+    int key_params;     /* the RSA key's parameters: 0 NULL, V_ASN1_UNDEF absent,
+                           V_ASN1_BOOLEAN a TRUE that OpenSSL's decoder ignores */
 } request_opts;
 
 static unsigned char sent_nonce[16];
 
-static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge, int sans)
+static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge, int sans,
+                          int key_params)
 {
     X509_REQ *req = X509_REQ_new();
     GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
@@ -345,6 +360,13 @@ static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge, 
     X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
                                (const unsigned char *)cn, -1, -1, 0);
     X509_REQ_set_pubkey(req, key);
+    if (key_params) {
+        /* only the AlgorithmIdentifier changes; the signature below covers it */
+        assert_int_equal(X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req),
+                                                OBJ_nid2obj(NID_rsaEncryption), key_params,
+                                                key_params == V_ASN1_BOOLEAN ? (void *)1 : NULL,
+                                                NULL, 0), 1);
+    }
     if (challenge) {
         X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
                                   (const unsigned char *)challenge, -1);
@@ -373,7 +395,8 @@ static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_si
 {
     EVP_PKEY *key = o->key ? o->key : device_key;
     X509 *self = make_cert("device", key, NULL, NULL, 0);
-    X509_REQ *req = make_csr(key, "device.example.com", o->challenge, o->sans);
+    X509_REQ *req = make_csr(key, "device.example.com", o->challenge, o->sans,
+                             o->key_params);
     STACK_OF(X509) *recips = sk_X509_new_null();
     unsigned char *csr_der = NULL, *out;
     int csr_len = i2d_X509_REQ(req, &csr_der);
@@ -608,6 +631,9 @@ static void test_enroll_failures(void **state)
     request_opts type_sign = { .challenge = "s3cret", .message_type_text = "+19" };
     request_opts many_sans = { .challenge = "s3cret", .sans = SCEP_CSR_SAN_MAX + 1 };
     request_opts max_sans = { .challenge = "s3cret", .sans = SCEP_CSR_SAN_MAX };
+    /* decodes and verifies, but copying such parameters once crashed the child */
+    request_opts boolean_params = { .challenge = "s3cret", .key_params = V_ASN1_BOOLEAN };
+    request_opts absent_params = { .challenge = "s3cret", .key_params = V_ASN1_UNDEF };
     scep_reply_t reply;
     CMS_ContentInfo *rep;
 
@@ -621,7 +647,12 @@ static void test_enroll_failures(void **state)
     expect_failure(p, &profile, type_suffix, "2");
     expect_failure(p, &profile, type_sign, "2");
     expect_failure(p, &profile, many_sans, "2");
+    expect_failure(p, &profile, boolean_params, "2");
     rep = run(p, load_ca(p, 1), &profile, &max_sans, &reply);
+    assert_non_null(rep);
+    assert_string_equal(reply.outcome, "issued");
+    CMS_ContentInfo_free(rep);
+    rep = run(p, load_ca(p, 1), &profile, &absent_params, &reply);
     assert_non_null(rep);
     assert_string_equal(reply.outcome, "issued");
     CMS_ContentInfo_free(rep);
