@@ -543,26 +543,33 @@ apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
     return APR_SUCCESS;
 }
 
+const char *scep_msg_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial)
+{
+    BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    const char *copy = hex ? apr_pstrdup(p, hex) : NULL;
+
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return copy;
+}
+
 apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,
                                         X509_NAME **issuer, const char **serial_hex)
 {
     const unsigned char *in = msg->content;
     PKCS7_ISSUER_AND_SERIAL *ias = d2i_PKCS7_ISSUER_AND_SERIAL(NULL, &in,
                                                                (long)msg->content_len);
-    BIGNUM *bn = NULL;
-    char *hex = NULL;
+    const char *hex = NULL;
     apr_status_t rv = APR_EINVAL;
 
     if (ias && in == msg->content + msg->content_len
-        && (bn = ASN1_INTEGER_to_BN(ias->serial, NULL)) != NULL && !BN_is_negative(bn)
-        && (hex = BN_bn2hex(bn)) != NULL
+        && (hex = scep_msg_serial_hex(p, ias->serial)) != NULL && hex[0] != '-'
         && (*issuer = X509_NAME_dup(ias->issuer)) != NULL) {
         apr_pool_cleanup_register(p, *issuer, cleanup_name, apr_pool_cleanup_null);
-        *serial_hex = apr_pstrdup(p, hex);
+        *serial_hex = hex;
         rv = APR_SUCCESS;
     }
-    OPENSSL_free(hex);
-    BN_free(bn);
     PKCS7_ISSUER_AND_SERIAL_free(ias);
     ERR_clear_error();
     return rv;

@@ -355,13 +355,9 @@ static apr_status_t db_failure(op_ctx_t *c, apr_status_t rv, const char *doing)
 
 static const char *serial_hex(apr_pool_t *p, X509 *x)
 {
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
-    const char *copy = hex ? apr_pstrdup(p, hex) : "?";
+    const char *hex = scep_msg_serial_hex(p, X509_get0_serialNumber(x));
 
-    OPENSSL_free(hex);
-    BN_free(bn);
-    return copy;
+    return hex ? hex : "?";
 }
 
 /* RFC 2253 text, as the tool lists it. */

@@ -493,23 +493,19 @@ static void build_request(run_t *run, apr_pool_t *p, long index, request_t *r)
 
 /* -S: the serial in the form the server records and scepreg -L prints (BN_bn2hex:
  * upper-case hexadecimal, whole bytes), so the two lists can be compared as text. */
-static void note_serial(run_t *run, X509 *cert, const request_t *r)
+static void note_serial(run_t *run, apr_pool_t *p, X509 *cert, const request_t *r)
 {
-    BIGNUM *bn;
-    char *hex;
+    const char *hex;
 
     if (!run->serials) {
         return;
     }
-    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-    hex = bn ? BN_bn2hex(bn) : NULL;
+    hex = scep_msg_serial_hex(p, X509_get0_serialNumber(cert));
     apr_thread_mutex_lock(run->lock);
     /* flushed per line: what a killed run received is on disk */
     fprintf(run->serials, "%s %s %s\n", hex ? hex : "?", r->name, r->txid);
     fflush(run->serials);
     apr_thread_mutex_unlock(run->lock);
-    OPENSSL_free(hex);
-    BN_free(bn);
 }
 
 /* Sends the request and checks the answer.  Returns NULL on success, else the reason of
@@ -553,7 +549,7 @@ static const char *exchange(run_t *run, CURL *curl, apr_pool_t *p, long index,
     }
     for (i = 0; i < sk_X509_num(info.certs); i++) {
         if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(info.certs, i)), k->key) == 1) {
-            note_serial(run, sk_X509_value(info.certs, i), r);
+            note_serial(run, p, sk_X509_value(info.certs, i), r);
             return NULL;
         }
     }

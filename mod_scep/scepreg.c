@@ -42,6 +42,7 @@
 
 #include "scep_db.h"
 #include "scep_import.h"
+#include "scep_msg.h"
 #include "scep_store.h"
 #include "scep_util.h"
 #include "scep_version.h"
@@ -1528,8 +1529,7 @@ static int check_visit_cert(void *baton, const scep_cert_rec_t *c)
     check_cert_t *k = apr_array_push(ctx->certs);
     const unsigned char *in = c->der;
     X509 *x = c->der_len ? d2i_X509(NULL, &in, (long)c->der_len) : NULL;
-    BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    const char *hex = x ? scep_msg_serial_hex(ctx->pool, X509_get0_serialNumber(x)) : NULL;
 
     k->serial = apr_pstrdup(ctx->pool, c->serial);
     k->fqdn = c->fqdn ? apr_pstrdup(ctx->pool, c->fqdn) : NULL;
@@ -1542,8 +1542,6 @@ static int check_visit_cert(void *baton, const scep_cert_rec_t *c)
         check_problem(ctx, "certificate %s: the DER carries serial %s", c->serial,
                       hex ? hex : "?");
     }
-    OPENSSL_free(hex);
-    BN_free(bn);
     X509_free(x);
     return 0;
 }
