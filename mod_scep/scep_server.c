@@ -297,6 +297,30 @@ static int key_parameter_type(const scep_csr_t *csr)
     return type;
 }
 
+/* The key's bits go into the certificate as the device sent them (scep_ca_issue), so an
+ * RSAPublicKey that OpenSSL's decoder accepted in a BER form must not pass: a certificate
+ * is DER.  Decoding and encoding it again as a plain ASN.1 sequence tells, without the
+ * cost of OpenSSL 3's key encoders. */
+static int rsa_key_is_der(const scep_csr_t *csr)
+{
+    const unsigned char *bits = NULL, *in;
+    unsigned char *again = NULL;
+    ASN1_SEQUENCE_ANY *seq;
+    int len = 0, ok;
+
+    if (!X509_PUBKEY_get0_param(NULL, &bits, &len, NULL, X509_REQ_get_X509_PUBKEY(csr->req))
+        || len <= 0) {
+        return 0;
+    }
+    in = bits;
+    seq = d2i_ASN1_SEQUENCE_ANY(NULL, &in, len);
+    ok = seq && in == bits + len && i2d_ASN1_SEQUENCE_ANY(seq, &again) == len
+         && memcmp(again, bits, (size_t)len) == 0;
+    OPENSSL_free(again);
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    return ok;
+}
+
 static apr_status_t check_key(op_ctx_t *c, const scep_csr_t *csr, const char **why)
 {
     int parameters = key_parameter_type(csr);
@@ -304,6 +328,10 @@ static apr_status_t check_key(op_ctx_t *c, const scep_csr_t *csr, const char **w
     if (csr->key_is_rsa) {
         if (parameters != V_ASN1_NULL && parameters != V_ASN1_UNDEF) {
             *why = "the RSA key's algorithm parameters are not NULL (RFC 3279)";
+            return APR_EINVAL;
+        }
+        if (!rsa_key_is_der(csr)) {
+            *why = "the RSA public key is not DER-encoded";
             return APR_EINVAL;
         }
         if (csr->key_bits < c->profile->min_key_bits) {

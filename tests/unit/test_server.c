@@ -345,12 +345,13 @@ typedef struct request_opts {
     int ber;            /* indefinite-length encoding, as Apple and jscep send */
     int key_params;     /* the RSA key's parameters: 0 NULL, V_ASN1_UNDEF absent,
                            V_ASN1_BOOLEAN a TRUE that OpenSSL's decoder ignores */
+    int ber_key;        /* the RSAPublicKey with an indefinite length, which DER forbids */
 } request_opts;
 
 static unsigned char sent_nonce[16];
 
 static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge, int sans,
-                          int key_params)
+                          int key_params, int ber_key)
 {
     X509_REQ *req = X509_REQ_new();
     GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
@@ -366,6 +367,25 @@ static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge, 
                                                 OBJ_nid2obj(NID_rsaEncryption), key_params,
                                                 key_params == V_ASN1_BOOLEAN ? (void *)1 : NULL,
                                                 NULL, 0), 1);
+    }
+    if (ber_key) {
+        /* 30 82 LL LL <n e> becomes 30 80 <n e> 00 00: the same RSAPublicKey in BER */
+        const unsigned char *bits;
+        unsigned char *ber;
+        int len;
+
+        assert_int_equal(X509_PUBKEY_get0_param(NULL, &bits, &len, NULL,
+                                                X509_REQ_get_X509_PUBKEY(req)), 1);
+        assert_true(len > 4 && bits[0] == 0x30 && bits[1] == 0x82);
+        ber = OPENSSL_malloc((size_t)len);
+        ber[0] = 0x30;
+        ber[1] = 0x80;
+        memcpy(ber + 2, bits + 4, (size_t)len - 4);
+        ber[len - 2] = 0x00;
+        ber[len - 1] = 0x00;
+        assert_int_equal(X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req),
+                                                OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL,
+                                                NULL, ber, len), 1);
     }
     if (challenge) {
         X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
@@ -396,7 +416,7 @@ static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_si
     EVP_PKEY *key = o->key ? o->key : device_key;
     X509 *self = make_cert("device", key, NULL, NULL, 0);
     X509_REQ *req = make_csr(key, "device.example.com", o->challenge, o->sans,
-                             o->key_params);
+                             o->key_params, o->ber_key);
     STACK_OF(X509) *recips = sk_X509_new_null();
     unsigned char *csr_der = NULL, *out;
     int csr_len = i2d_X509_REQ(req, &csr_der);
@@ -634,6 +654,9 @@ static void test_enroll_failures(void **state)
     /* decodes and verifies, but copying such parameters once crashed the child */
     request_opts boolean_params = { .challenge = "s3cret", .key_params = V_ASN1_BOOLEAN };
     request_opts absent_params = { .challenge = "s3cret", .key_params = V_ASN1_UNDEF };
+    /* OpenSSL's key decoder accepts this BER form, and the key bits go into the
+     * certificate as sent: refused */
+    request_opts ber_key = { .challenge = "s3cret", .ber_key = 1 };
     scep_reply_t reply;
     CMS_ContentInfo *rep;
 
@@ -648,6 +671,7 @@ static void test_enroll_failures(void **state)
     expect_failure(p, &profile, type_sign, "2");
     expect_failure(p, &profile, many_sans, "2");
     expect_failure(p, &profile, boolean_params, "2");
+    expect_failure(p, &profile, ber_key, "2");
     rep = run(p, load_ca(p, 1), &profile, &max_sans, &reply);
     assert_non_null(rep);
     assert_string_equal(reply.outcome, "issued");
