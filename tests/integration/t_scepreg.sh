@@ -460,7 +460,8 @@ for sig in TERM INT; do
     rm -f "$T/fifo"
     mkfifo "$T/fifo"
     exec 7<>"$T/fifo"                       # held open: the tool blocks reading
-    timeout 60 "$SCEPREG" -I - "$BIG" <"$T/fifo" >"$T/out" 2>"$T/err" &
+    # -k: the tool handles SIGTERM itself, so only SIGKILL bounds a tool that hangs
+    timeout -k 10 60 "$SCEPREG" -I - "$BIG" <"$T/fifo" >"$T/out" 2>"$T/err" &
     pid=$!
     printf 'new%d.example.com,,,,,,,\n' {1..100} >&7
     sleep 1
@@ -474,7 +475,7 @@ done
 expect_eq "$(count "$BIG")" "$before" "the interrupted imports wrote nothing"
 # a signal while the verifiers of 50,000 rows are computed
 sed 's/^dev/re/' "$T/big.csv" >"$T/big2.csv"
-timeout 300 "$SCEPREG" -I "$T/big2.csv" "$BIG" >"$T/out" 2>"$T/err" &
+timeout -k 10 300 "$SCEPREG" -I "$T/big2.csv" "$BIG" >"$T/out" 2>"$T/err" &
 pid=$!
 sleep 1
 kill -TERM "$pid"
