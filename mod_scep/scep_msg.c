@@ -34,22 +34,23 @@ static int known_nid(const char *oid, const char *sn, const char *ln)
     return nid;
 }
 
-/* The default provider is shared by the whole process (mod_ssl, mod_md) and is never
- * given back: once anything loads a provider explicitly, OpenSSL no longer falls back to
- * it, so unloading it at a restart could leave the parent without one.  The pointer stays
- * in a volatile so that the reference is seen as held, not lost, at exit. */
-static OSSL_PROVIDER *volatile default_provider;
-static OSSL_PROVIDER *legacy_provider;
+static OSSL_PROVIDER *default_provider, *legacy_provider;
 
-/* Hands back the legacy provider's reference.  Without it memcheck and LeakSanitizer
- * report the provider as lost at exit.  Registered with atexit, so it also runs when httpd
- * unloads this module at a restart; the next generation loads it again.  The handler runs
- * before OpenSSL's own exit handler, which the first OpenSSL call registered. */
+/* Hands back the references scep_msg_global_init took.  Without it nothing ever read the
+ * two pointers above, the compiler dropped them, and memcheck and LeakSanitizer reported
+ * the legacy provider as lost at exit.  Registered with atexit, so it also runs when httpd
+ * unloads this module at a restart: the next generation loads them again, and the
+ * activation counts no longer grow by one per generation.  It runs before OpenSSL's own
+ * exit handler, which was registered earlier, by the first OpenSSL call. */
 static void unload_providers(void)
 {
     if (legacy_provider) {
         OSSL_PROVIDER_unload(legacy_provider);
         legacy_provider = NULL;
+    }
+    if (default_provider) {
+        OSSL_PROVIDER_unload(default_provider);
+        default_provider = NULL;
     }
 }
 
@@ -72,8 +73,8 @@ apr_status_t scep_msg_global_init(void)
         return APR_EGENERAL;
     }
     /* Single DES lives in the legacy provider; it is only ever accepted when an operator
-     * switches ScepLegacyAlgorithms on, which is checked before any decryption.  Loading
-     * the default provider explicitly keeps it available once another provider is loaded. */
+     * switches ScepLegacyAlgorithms on, which is checked before any decryption. Loading the
+     * default provider explicitly keeps it available once another provider is loaded. */
     default_provider = OSSL_PROVIDER_load(NULL, "default");
     legacy_provider = OSSL_PROVIDER_load(NULL, "legacy");
     ERR_clear_error();
