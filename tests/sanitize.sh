@@ -39,28 +39,12 @@ SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all"
 SAN_CFLAGS="$SAN_FLAGS -fno-omit-frame-pointer -g -O1"
 
 cd "$(dirname "$0")/.."
-SRC=$(pwd)
+SCRIPT=sanitize.sh
+source tests/scratch-copy.sh
 step() { printf '\n== sanitize: %s\n' "$*"; }
-die() {
-    echo "sanitize.sh: $*" >&2
-    exit 1
-}
 
-[[ -f Makefile ]] || die "run ./configure in $SRC first (the copy is made with make distdir)"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/scep-sanitize.XXXXXX")
-cleanup() {
-    if [[ "${KEEP:-0}" == 1 ]]; then
-        echo "sanitize.sh: kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-
-step "copy of the sources in $WORK/src"
-timeout 300 make -s distdir distdir="$WORK/src" >"$WORK/distdir.log" 2>&1 \
-    || { cat "$WORK/distdir.log"; die "make distdir failed"; }
+scratch_copy sanitize
+step "a copy of the sources in $WORK/src"
 
 step "configure and build with $SAN_FLAGS"
 cd "$WORK/src"

@@ -17,28 +17,12 @@ if [[ -z "${SCEP_STATIC_BOUNDED:-}" ]]; then
 fi
 
 cd "$(dirname "$0")/.."
-SRC=$(pwd)
-die() {
-    echo "static-analysis.sh: $*" >&2
-    exit 1
-}
-[[ -f Makefile ]] || die "run ./configure in $SRC first (the copy is made with make distdir)"
+SCRIPT=static-analysis.sh
+source tests/scratch-copy.sh
 for tool in bear clang-tidy run-clang-tidy cppcheck; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/scep-static.XXXXXX")
-cleanup() {
-    if [[ "${KEEP:-0}" == 1 ]]; then
-        echo "static-analysis.sh: kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-
-timeout 300 make -s distdir distdir="$WORK/src" >"$WORK/distdir.log" 2>&1 \
-    || { cat "$WORK/distdir.log"; die "make distdir failed"; }
+scratch_copy static
 cd "$WORK/src"
 timeout 300 ./configure --enable-werror >"$WORK/configure.log" 2>&1 \
     || { tail -40 "$WORK/configure.log"; die "configure failed"; }
