@@ -70,7 +70,12 @@ at_exit "kill $LOAD 2>/dev/null || true"
 # run's progress rather than the clock, so a fast machine gets as many rounds as a slow
 # one, and each round finds the children the parent started after the previous one.
 # Bounded: 8 rounds, and at most 240 s of waiting for progress in all.
-received() { grep -c . "$T/kill.serials" 2>/dev/null || true; }
+# (0 until scepload has created the file)
+received() {
+    local n
+    n=$(grep -c . "$T/kill.serials" 2>/dev/null) || true
+    echo "${n:-0}"
+}
 kills=0
 rounds=0
 next=10
