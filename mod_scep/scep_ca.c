@@ -362,7 +362,7 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
 
     *out = NULL;
     if (scep_msg_global_init() != APR_SUCCESS) {
-        *errmsg = "OpenSSL does not accept the SCEP attribute OIDs";
+        *errmsg = "OpenSSL could not be set up (the SCEP attribute OIDs, or its null provider)";
         return APR_EGENERAL;
     }
     if (files->forwarding) {

@@ -12,10 +12,17 @@
 #include <openssl/x509v3.h>
 
 #include "scep_csr.h"
+#include "scep_keyless.h"
 
 static apr_status_t cleanup_req(void *data)
 {
     X509_REQ_free(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cleanup_key(void *data)
+{
+    EVP_PKEY_free(data);
     return APR_SUCCESS;
 }
 
@@ -156,17 +163,18 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
     csr->dns_names = apr_array_make(p, 2, sizeof(const char *));
     csr->ip_addresses = apr_array_make(p, 1, sizeof(const char *));
 
-    if (len > LONG_MAX || !(csr->req = d2i_X509_REQ(NULL, &q, (long)len))) {
+    if (len > LONG_MAX
+        || !(csr->req = scep_d2i_keyless(ASN1_ITEM_rptr(X509_REQ), &q, (long)len))) {
         ERR_clear_error();
         *why = "the messageData is not a PKCS#10 request";
         return APR_EINVAL;
     }
     apr_pool_cleanup_register(p, csr->req, cleanup_req, apr_pool_cleanup_null);
-    if (!(csr->public_key = X509_REQ_get0_pubkey(csr->req))) {
-        ERR_clear_error();
+    if (!(csr->public_key = scep_spki_public_key(X509_REQ_get_X509_PUBKEY(csr->req)))) {
         *why = "the PKCS#10 public key cannot be read";
         return APR_EINVAL;
     }
+    apr_pool_cleanup_register(p, csr->public_key, cleanup_key, apr_pool_cleanup_null);
     csr->key_bits = EVP_PKEY_get_bits(csr->public_key);
     csr->key_is_rsa = EVP_PKEY_get_base_id(csr->public_key) == EVP_PKEY_RSA;
     subject = X509_REQ_get_subject_name(csr->req);

@@ -20,10 +20,11 @@
 #define SCEP_CSR_SAN_MAX 100        /* names in the requested subjectAltName */
 
 typedef struct scep_csr_t {
-    X509_REQ *req;                  /* freed with the pool */
+    X509_REQ *req;                  /* freed with the pool; parsed without its key
+                                     * (scep_keyless.h): use public_key */
     const unsigned char *der;       /* the input, as parsed (not copied) */
     apr_size_t der_len;
-    EVP_PKEY *public_key;           /* owned by req */
+    EVP_PKEY *public_key;           /* freed with the pool */
     int key_bits;
     int key_is_rsa;
     const char *challenge;          /* NULL when absent; never logged */

@@ -17,6 +17,7 @@
 #include <openssl/provider.h>
 #include <openssl/rand.h>
 
+#include "scep_keyless.h"
 #include "scep_msg.h"
 #include "scep_util.h"
 
@@ -44,6 +45,7 @@ static OSSL_PROVIDER *default_provider, *legacy_provider;
  * exit handler, which was registered earlier, by the first OpenSSL call. */
 static void unload_providers(void)
 {
+    scep_keyless_release();
     if (legacy_provider) {
         OSSL_PROVIDER_unload(legacy_provider);
         legacy_provider = NULL;
@@ -80,7 +82,7 @@ apr_status_t scep_msg_global_init(void)
     ERR_clear_error();
     /* should atexit fail (out of memory), they merely stay loaded until the end */
     (void)atexit(unload_providers);
-    return APR_SUCCESS;
+    return scep_keyless_init();
 }
 
 const char *scep_msg_fail_info_name(int fail_info)
@@ -104,6 +106,19 @@ static apr_status_t cleanup_cms(void *data)
 static apr_status_t cleanup_x509(void *data)
 {
     X509_free(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cleanup_key(void *data)
+{
+    EVP_PKEY_free(data);
+    return APR_SUCCESS;
+}
+
+/* A stack that does not own what it holds. */
+static apr_status_t cleanup_plain_stack(void *data)
+{
+    sk_X509_free(data);
     return APR_SUCCESS;
 }
 
@@ -136,8 +151,11 @@ static BIO *pool_mem_bio(apr_pool_t *p)
 }
 
 /* Straight from memory: d2i_CMS_bio would first copy the whole message into a buffer of
- * its own.  Indefinite lengths decode either way. */
-static CMS_ContentInfo *pool_d2i_cms(apr_pool_t *p, const unsigned char *der, apr_size_t len)
+ * its own.  Indefinite lengths decode either way.  `keyless`: the certificates inside
+ * come without their keys (scep_keyless.h), and the message can only be verified against
+ * certificates given to CMS_verify. */
+static CMS_ContentInfo *pool_d2i_cms(apr_pool_t *p, const unsigned char *der, apr_size_t len,
+                                     int keyless)
 {
     const unsigned char *in = der;
     CMS_ContentInfo *cms;
@@ -145,11 +163,39 @@ static CMS_ContentInfo *pool_d2i_cms(apr_pool_t *p, const unsigned char *der, ap
     if (len > LONG_MAX) {
         return NULL;
     }
-    cms = d2i_CMS_ContentInfo(NULL, &in, (long)len);
+    cms = keyless ? scep_d2i_keyless(ASN1_ITEM_rptr(CMS_ContentInfo), &in, (long)len)
+                  : d2i_CMS_ContentInfo(NULL, &in, (long)len);
     if (cms) {
         apr_pool_cleanup_register(p, cms, cleanup_cms, apr_pool_cleanup_null);
     }
     return cms;
+}
+
+/* A copy of the request's signer certificate that holds `key`, for CMS_verify and for
+ * enveloping the reply.  The certificate as sent stays untouched: setting a key marks
+ * the copy's to-be-signed part modified, and X509_verify would then check the CA's
+ * signature over a re-encoding rather than over the bytes the CA signed. */
+static X509 *signer_with_key(apr_pool_t *p, X509 *as_sent, EVP_PKEY *key)
+{
+    unsigned char *der = NULL;
+    const unsigned char *in;
+    X509 *copy = NULL;
+    int len = i2d_X509(as_sent, &der);
+
+    if (len > 0) {
+        in = der;
+        copy = scep_d2i_keyless(ASN1_ITEM_rptr(X509), &in, len);
+    }
+    OPENSSL_free(der);
+    if (copy && X509_set_pubkey(copy, key) != 1) {
+        X509_free(copy);
+        copy = NULL;
+    }
+    if (copy) {
+        apr_pool_cleanup_register(p, copy, cleanup_x509, apr_pool_cleanup_null);
+    }
+    ERR_clear_error();
+    return copy;
 }
 
 /* Copies what a memory BIO holds into the pool. */
@@ -292,6 +338,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
     CMS_SignerInfo *si;
     X509_ALGOR *digest_alg;
     EVP_PKEY *signer_key;
+    STACK_OF(X509) *signers;
     ASN1_TYPE *nonce;
     const char *type_text;
     BIO *content_bio;
@@ -303,7 +350,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
     msg->fail_info = SCEP_FAIL_NONE;
     ERR_clear_error();
 
-    if (!(cms = pool_d2i_cms(p, der, len))) {
+    if (!(cms = pool_d2i_cms(p, der, len, 1))) {
         *why = "not a CMS message";
         ERR_clear_error();
         return APR_EINVAL;
@@ -352,7 +399,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
 
             if (CMS_SignerInfo_cert_cmp(si, candidate) == 0) {
                 X509_up_ref(candidate);
-                msg->signer = candidate;
+                msg->signer_as_sent = candidate;
                 apr_pool_cleanup_register(p, candidate, cleanup_x509, apr_pool_cleanup_null);
                 break;
             }
@@ -360,7 +407,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
         sk_X509_pop_free(inside, X509_free);
     }
     ERR_clear_error();
-    if (!msg->signer) {
+    if (!msg->signer_as_sent) {
         return refuse(msg, SCEP_FAIL_BAD_CERT_ID,
                       "the signer's certificate is not included in the message");
     }
@@ -376,20 +423,29 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
         msg->digest_nid = NID_sha256;   /* the FAILURE itself is signed with SHA-256 */
         return APR_SUCCESS;
     }
-    /* X509_get0_pubkey() is NULL when the certificate's key does not decode (OpenSSL
-     * parses such a certificate all the same), and EVP_PKEY_get_base_id() dereferences
-     * its argument: without the check a mangled key in an unauthenticated request
-     * crashed the httpd child (found by tests/fuzz, fuzz_pkimsg). */
-    signer_key = X509_get0_pubkey(msg->signer);
+    /* The message was parsed without its keys (scep_keyless.h).  A key that does not
+     * decode is refused here; before that was checked, such a certificate in an
+     * unauthenticated request crashed the httpd child (found by tests/fuzz, fuzz_pkimsg). */
+    signer_key = scep_spki_public_key(X509_get_X509_PUBKEY(msg->signer_as_sent));
+    if (signer_key) {
+        apr_pool_cleanup_register(p, signer_key, cleanup_key, apr_pool_cleanup_null);
+    }
     if (!signer_key || EVP_PKEY_get_base_id(signer_key) != EVP_PKEY_RSA) {
-        ERR_clear_error();
         /* The reply is enveloped to this key by key transport: it must be RSA. */
         return refuse(msg, SCEP_FAIL_BAD_ALG, "the signer's key is not RSA");
+    }
+    if (!(msg->signer = signer_with_key(p, msg->signer_as_sent, signer_key))
+        || !(signers = sk_X509_new_null())) {
+        return APR_ENOMEM;
+    }
+    apr_pool_cleanup_register(p, signers, cleanup_plain_stack, apr_pool_cleanup_null);
+    if (!sk_X509_push(signers, msg->signer)) {
+        return APR_ENOMEM;
     }
 
     content_bio = pool_mem_bio(p);
     if (!content_bio
-        || CMS_verify(cms, NULL, NULL, NULL, content_bio,
+        || CMS_verify(cms, signers, NULL, NULL, content_bio,
                       CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1) {
         const char *detail = scep_openssl_errors(p);
 
@@ -417,7 +473,7 @@ apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_ca_t *ca, int lega
     CMS_ContentInfo *env;
     BIO *plain_bio;
 
-    if (!(env = pool_d2i_cms(p, envelope, envelope_len))
+    if (!(env = pool_d2i_cms(p, envelope, envelope_len, 0))
         || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
         ERR_clear_error();
         return refuse(msg, SCEP_FAIL_BAD_REQUEST, "the content is not a CMS EnvelopedData");
@@ -787,7 +843,7 @@ apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_si
 
     memset(info, 0, sizeof(*info));
     info->fail_info = SCEP_FAIL_NONE;
-    if (!content || !plain || !(cms = pool_d2i_cms(p, der, len))
+    if (!content || !plain || !(cms = pool_d2i_cms(p, der, len, 0))
         || OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed
         || !(sis = CMS_get0_SignerInfos(cms)) || sk_CMS_SignerInfo_num(sis) != 1) {
         *why = "the answer is not a SignedData with one signer";
@@ -834,11 +890,11 @@ apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_si
         return APR_SUCCESS;
     }
     if (bio_to_pool(p, content, &envelope, &envelope_len) != APR_SUCCESS || !envelope_len
-        || !(env = pool_d2i_cms(p, envelope, envelope_len))
+        || !(env = pool_d2i_cms(p, envelope, envelope_len, 0))
         || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped
         || !try_decrypt(env, key, cert, plain)
         || bio_to_pool(p, plain, &certs_der, &certs_len) != APR_SUCCESS
-        || !(inner = pool_d2i_cms(p, certs_der, certs_len))
+        || !(inner = pool_d2i_cms(p, certs_der, certs_len, 0))
         || OBJ_obj2nid(CMS_get0_type(inner)) != NID_pkcs7_signed) {
         *why = "the SUCCESS answer holds no envelope we can open with our RA key";
         ERR_clear_error();

@@ -38,7 +38,10 @@ typedef struct scep_pkimsg_t {
     const char *transaction_id;
     unsigned char sender_nonce[SCEP_NONCE_MAX];
     apr_size_t sender_nonce_len;
-    X509 *signer;                   /* the certificate that signed the request */
+    X509 *signer;                   /* the certificate that signed the request, with its
+                                     * key (not re-encoded faithfully: see below) */
+    X509 *signer_as_sent;           /* the same, untouched, for checking who issued it;
+                                     * it has no key (scep_keyless.h) */
     int digest_nid;                 /* of the request's SignerInfo; the reply uses it too */
     int cipher_nid;                 /* of the envelope; the reply uses it too */
     unsigned char *content;         /* decrypted messageData (PKCS#10, …) */

@@ -863,7 +863,7 @@ static apr_status_t enroll(op_ctx_t *c)
     if (scep_csr_verify(csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00210", why);
     }
-    renewing = c->msg->signer && scep_ca_issued(c->ca, c->msg->signer);
+    renewing = c->msg->signer_as_sent && scep_ca_issued(c->ca, c->msg->signer_as_sent);
     if (c->msg->message_type == SCEP_MSG_RENEWALREQ && !renewing) {
         return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_CERT_ID, "SCEP00216",
                     "a RenewalReq must be signed with a certificate this CA issued");

@@ -23,6 +23,7 @@
 #include "scep_ca.h"
 #include "scep_ca_int.h"
 #include "scep_csr.h"
+#include "scep_keyless.h"
 #include "scep_msg.h"
 #include "scep_server.h"
 
@@ -346,6 +347,8 @@ typedef struct request_opts {
     int key_params;     /* the RSA key's parameters: 0 NULL, V_ASN1_UNDEF absent,
                            V_ASN1_BOOLEAN a TRUE that OpenSSL's decoder ignores */
     int ber_key;        /* the RSAPublicKey with an indefinite length, which DER forbids */
+    EVP_PKEY *csr_key;  /* the PKCS#10's key when it is not the signer's */
+    X509 *signer;       /* instead of a self-signed certificate for `key` */
 } request_opts;
 
 static unsigned char sent_nonce[16];
@@ -414,9 +417,9 @@ static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge, 
 static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_size_t *len)
 {
     EVP_PKEY *key = o->key ? o->key : device_key;
-    X509 *self = make_cert("device", key, NULL, NULL, 0);
-    X509_REQ *req = make_csr(key, "device.example.com", o->challenge, o->sans,
-                             o->key_params, o->ber_key);
+    X509 *self = o->signer ? X509_dup(o->signer) : make_cert("device", key, NULL, NULL, 0);
+    X509_REQ *req = make_csr(o->csr_key ? o->csr_key : key, "device.example.com",
+                             o->challenge, o->sans, o->key_params, o->ber_key);
     STACK_OF(X509) *recips = sk_X509_new_null();
     unsigned char *csr_der = NULL, *out;
     int csr_len = i2d_X509_REQ(req, &csr_der);
@@ -686,6 +689,90 @@ static void test_enroll_failures(void **state)
     EVP_PKEY_free(small);
 }
 
+/* The parse without OpenSSL's key decoders (scep_keyless.h) that every request goes
+ * through: the key is really left out (that is the point), and made again it is the
+ * same key. */
+static void test_keyless_parse(void **state)
+{
+    apr_pool_t *p = *state;
+    unsigned char *der = NULL, *bits_copy;
+    const unsigned char *in, *bits;
+    X509 *x;
+    X509_PUBKEY *spki;
+    EVP_PKEY *key;
+    int len, bits_len;
+
+    load_ca(p, 1);   /* scep_msg_global_init */
+    len = i2d_X509(ra_cert, &der);
+    in = der;
+    x = scep_d2i_keyless(ASN1_ITEM_rptr(X509), &in, len);
+    assert_non_null(x);
+    assert_null(X509_get0_pubkey(x));
+    ERR_clear_error();
+    key = scep_spki_public_key(X509_get_X509_PUBKEY(x));
+    assert_non_null(key);
+    assert_int_equal(EVP_PKEY_eq(key, ra_key), 1);
+    /* the CA's signature is checked over the bytes as sent */
+    assert_int_equal(X509_verify(x, ca_key), 1);
+    EVP_PKEY_free(key);
+    X509_free(x);
+    OPENSSL_free(der);
+
+    /* an RSAPublicKey followed by a stray byte inside the BIT STRING */
+    spki = X509_PUBKEY_new();
+    assert_int_equal(X509_PUBKEY_set(&spki, device_key), 1);
+    assert_int_equal(X509_PUBKEY_get0_param(NULL, &bits, &bits_len, NULL, spki), 1);
+    bits_copy = OPENSSL_malloc((size_t)bits_len + 1);
+    memcpy(bits_copy, bits, (size_t)bits_len);
+    bits_copy[bits_len] = 0;
+    assert_int_equal(X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL,
+                                            NULL, bits_copy, bits_len + 1), 1);
+    assert_null(scep_spki_public_key(spki));
+    X509_PUBKEY_free(spki);
+
+    /* other key types go through OpenSSL's decoders */
+    spki = X509_PUBKEY_new();
+    assert_int_equal(X509_PUBKEY_set(&spki, ec_key), 1);
+    key = scep_spki_public_key(spki);
+    assert_non_null(key);
+    assert_int_equal(EVP_PKEY_eq(key, ec_key), 1);
+    EVP_PKEY_free(key);
+    X509_PUBKEY_free(spki);
+}
+
+/* What follows the keyless parse of a request: a renewal's signer is still recognised
+ * as the CA's (its signature checked over the bytes as sent), an EC key in the PKCS#10
+ * still reaches the certificate, and the reply is still enveloped to the signer. */
+static void test_keyless_requests(void **state)
+{
+    apr_pool_t *p = *state;
+    scep_ca_t *ca = load_ca(p, 1);
+    scep_profile_t profile = challenge_profile(p);
+    request_opts renewal = { .challenge = "s3cret", .key = ra_key, .signer = ra_cert };
+    request_opts ec_csr = { .challenge = "s3cret", .csr_key = ec_key };
+    scep_pkimsg_t *msg = NULL;
+    const char *why = NULL;
+    apr_size_t len;
+    unsigned char *der = build_request(p, &renewal, &len);
+    scep_reply_t reply;
+    CMS_ContentInfo *rep;
+
+    assert_int_equal(scep_msg_parse_request(p, ca, 0, der, len, &msg, &why), APR_SUCCESS);
+    assert_int_equal(msg->fail_info, SCEP_FAIL_NONE);
+    assert_int_equal(scep_ca_issued(ca, msg->signer_as_sent), 1);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(msg->signer), ra_key), 1);
+    assert_int_equal(X509_cmp(msg->signer_as_sent, ra_cert), 0);
+
+    der = build_request(p, &(request_opts){ .challenge = "s3cret" }, &len);
+    assert_int_equal(scep_msg_parse_request(p, ca, 0, der, len, &msg, &why), APR_SUCCESS);
+    assert_int_equal(scep_ca_issued(ca, msg->signer_as_sent), 0);
+
+    rep = run(p, ca, &profile, &ec_csr, &reply);
+    assert_non_null(rep);
+    assert_string_equal(reply.outcome, "issued");
+    CMS_ContentInfo_free(rep);
+}
+
 static void test_malformed_and_oversized(void **state)
 {
     apr_pool_t *p = *state;
@@ -712,6 +799,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_enroll_success, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_enroll_ber, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_enroll_failures, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_keyless_parse, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_keyless_requests, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_and_oversized, pool_setup,
                                         pool_teardown),
     };
