@@ -47,11 +47,13 @@
 #include <limits.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 
 #include <apr_strings.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "scep_store.h"
 
@@ -222,17 +224,108 @@ apr_status_t scep_verifier_make(const char *secret, apr_size_t len, scep_verifie
     return APR_SUCCESS;
 }
 
+/* Challenges this process has verified, remembered so that the next request with the
+ * same challenge for the same verifier costs one SHA-256 instead of the PBKDF2 work
+ * factor.  That is the common case: an MDM profile or a wildcard registration hands one
+ * challenge to many devices.  A slot holds the verifier it was checked against (salt and
+ * hash and work factor, so a re-registered challenge never matches an old slot) and SHA-256 over a
+ * random per-process key, the verifier and the challenge, never the challenge itself.
+ * Wrong challenges are never remembered, so guessing costs what it did; a hit is only
+ * possible with the right challenge, so its speed tells an attacker nothing.  A fixed
+ * table: a slot is simply overwritten by the next verifier that hashes to it. */
+#define VERIFIED_SLOTS 1024
+
+typedef struct verified_slot_t {
+    apr_uint32_t iterations;
+    unsigned char salt[SCEP_VERIFIER_SALT_LEN];
+    unsigned char hash[SCEP_VERIFIER_HASH_LEN];
+    unsigned char tag[SHA256_DIGEST_LENGTH];
+    int used;
+} verified_slot_t;
+
+static pthread_mutex_t verified_lock = PTHREAD_MUTEX_INITIALIZER;
+static verified_slot_t verified[VERIFIED_SLOTS];
+static unsigned char verified_key[32];
+static int verified_key_set;
+
+static verified_slot_t *verified_slot(const scep_verifier_t *v)
+{
+    return &verified[((unsigned)v->salt[0] | (unsigned)v->salt[1] << 8) % VERIFIED_SLOTS];
+}
+
+/* The tag of a challenge for a verifier; 0 when no key could be made.  Takes the lock. */
+static int verified_tag(const scep_verifier_t *v, const char *secret, apr_size_t len,
+                        unsigned char tag[SHA256_DIGEST_LENGTH])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char key[sizeof(verified_key)];
+    int ok;
+
+    pthread_mutex_lock(&verified_lock);
+    if (!verified_key_set) {
+        verified_key_set = RAND_bytes(verified_key, sizeof(verified_key)) == 1;
+    }
+    ok = verified_key_set;
+    memcpy(key, verified_key, sizeof(key));
+    pthread_mutex_unlock(&verified_lock);
+    ok = ok && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+         && EVP_DigestUpdate(md, key, sizeof(key)) == 1
+         && EVP_DigestUpdate(md, v->salt, sizeof(v->salt)) == 1
+         && EVP_DigestUpdate(md, v->hash, sizeof(v->hash)) == 1
+         && EVP_DigestUpdate(md, secret, len) == 1
+         && EVP_DigestFinal_ex(md, tag, NULL) == 1;
+    OPENSSL_cleanse(key, sizeof(key));
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+static int verified_before(const scep_verifier_t *v, const unsigned char *tag)
+{
+    verified_slot_t *slot = verified_slot(v);
+    int hit;
+
+    pthread_mutex_lock(&verified_lock);
+    hit = slot->used && slot->iterations == v->iterations
+          && memcmp(slot->salt, v->salt, sizeof(slot->salt)) == 0
+          && memcmp(slot->hash, v->hash, sizeof(slot->hash)) == 0
+          && scep_secret_equal(slot->tag, sizeof(slot->tag), tag, SHA256_DIGEST_LENGTH);
+    pthread_mutex_unlock(&verified_lock);
+    return hit;
+}
+
+static void remember_verified(const scep_verifier_t *v, const unsigned char *tag)
+{
+    verified_slot_t *slot = verified_slot(v);
+
+    pthread_mutex_lock(&verified_lock);
+    slot->iterations = v->iterations;
+    memcpy(slot->salt, v->salt, sizeof(slot->salt));
+    memcpy(slot->hash, v->hash, sizeof(slot->hash));
+    memcpy(slot->tag, tag, sizeof(slot->tag));
+    slot->used = 1;
+    pthread_mutex_unlock(&verified_lock);
+}
+
 int scep_verifier_matches(const scep_verifier_t *v, const char *secret, apr_size_t len)
 {
-    unsigned char hash[SCEP_VERIFIER_HASH_LEN];
-    int ok;
+    unsigned char hash[SCEP_VERIFIER_HASH_LEN], tag[SHA256_DIGEST_LENGTH];
+    int ok, tagged;
 
     if (!v || v->algorithm != SCEP_VERIFIER_PBKDF2_SHA256 || !secret || len == 0) {
         return 0;
     }
+    tagged = verified_tag(v, secret, len, tag);
+    if (tagged && verified_before(v, tag)) {
+        OPENSSL_cleanse(tag, sizeof(tag));
+        return 1;
+    }
     ok = pbkdf2(secret, len, v->salt, v->iterations, hash)
          && scep_secret_equal(hash, sizeof(hash), v->hash, sizeof(v->hash));
+    if (ok && tagged) {
+        remember_verified(v, tag);
+    }
     OPENSSL_cleanse(hash, sizeof(hash));
+    OPENSSL_cleanse(tag, sizeof(tag));
     return ok;
 }
 
