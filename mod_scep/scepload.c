@@ -16,6 +16,7 @@
 #endif
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
 #include <curl/curl.h>
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
@@ -40,6 +42,7 @@
 
 #include "scep_db.h"
 #include "scep_decode.h"
+#include "scep_keyless.h"
 #include "scep_msg.h"
 #include "scep_store.h"
 #include "scep_util.h"
@@ -60,7 +63,7 @@ static const char *progname = "scepload";
 typedef struct opts_t {
     const char *url, *challenge, *domain, *dbdir, *pool_file, *format, *serials_file;
     long count, concurrency, bits, pool_size, time_limit, retries;
-    int get, quiet, prepare;
+    int get, quiet, prepare, check_later;
 } opts_t;
 
 typedef struct key_t {
@@ -85,6 +88,7 @@ typedef struct run_t {
     int stop;
     struct request_t *prepared;        /* -P: built before the clock, one per enrollment */
     apr_pool_t *pool_for_prepared;
+    struct buffer_t *answers;          /* -a: kept for checking after the clock */
 } run_t;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -112,7 +116,7 @@ static void usage(void)
         "Usage (scepload %s, the load generator of mod_scep):\n"
         "  %s -u URL [-n COUNT] [-c CONCURRENCY] [-m get|post] [-b 2048|3072|4096]\n"
         "           [-C CHALLENGE -d DOMAIN | -D DBDIR] [-k POOLFILE] [-p POOLSIZE]\n"
-        "           [-t SECONDS] [-o json|csv] [-P] [-q] [-r RETRIES] [-S FILE]\n"
+        "           [-t SECONDS] [-o json|csv] [-P [-a]] [-q] [-r RETRIES] [-S FILE]\n"
         "  -u  the SCEP endpoint (http://host:port/path); nothing else is contacted\n"
         "  -n  enrollments (default 100, at most %d)   -c  connections (default 4, at most %d)\n"
         "  -m  PKIOperation by GET or POST (default post)   -b  device key size (default 2048)\n"
@@ -124,6 +128,9 @@ static void usage(void)
         "  -t  time limit in seconds (default 600)   -o  also print json or csv\n"
         "  -P  build every request before the clock starts (at most %d), so the run\n"
         "      measures the server rather than the client's signatures\n"
+        "  -a  with -P: check the answers (signature, decryption, certificate) after the\n"
+        "      clock stops, so the client's own RSA work does not compete with the server\n"
+        "      for the CPU during the run; PENDING is still seen at once\n"
         "  -q  no progress line\n"
         "  -r  send a request again, the same bytes, after a transport failure, an HTTP 5xx\n"
         "      or PENDING, at most RETRIES times %d s apart (default 0, at most %d)\n"
@@ -508,37 +515,18 @@ static void note_serial(run_t *run, apr_pool_t *p, X509 *cert, const request_t *
     apr_thread_mutex_unlock(run->lock);
 }
 
-/* Sends the request and checks the answer.  Returns NULL on success, else the reason of
- * the failure.  *exchange is the time from sending the request to the last byte of the
- * answer: the server's latency as the device sees it, without the client's own work of
- * building the request and checking the answer. */
-static const char *exchange(run_t *run, CURL *curl, apr_pool_t *p, long index,
-                            const request_t *r, double *took)
+/* Checks an answer to request `index`: NULL when it is a SUCCESS holding the device's
+ * certificate (noted for -S), else the reason of the failure. */
+static const char *judge(run_t *run, apr_pool_t *p, long index, const request_t *r,
+                         const buffer_t *answer)
 {
     pool_key_t *k = &run->keys[index % run->nkeys];
-    const char *error = NULL, *why = NULL;
+    const char *why = NULL;
     scep_reply_info_t info;
-    buffer_t answer;
-    long status;
-    double sent;
     int i;
 
-    *took = 0;
-    if (r->failure) {
-        return r->failure;
-    }
-    sent = now_s();
-    status = http(curl, r->url, r->body, r->body_len, &answer, &error);
-    *took = now_s() - sent;
-    if (status != 200) {
-        free(answer.data);
-        return status ? apr_psprintf(p, "HTTP %ld", status)
-                      : apr_pstrcat(p, "transport: ", error, NULL);
-    }
-    i = scep_msg_read_reply(p, answer.data, answer.len, run->ca_certs, k->selfsigned, k->key,
-                            r->txid, r->nonce, &info, &why) == APR_SUCCESS;
-    free(answer.data);
-    if (!i) {
+    if (scep_msg_read_reply(p, answer->data, answer->len, run->ca_certs, k->selfsigned, k->key,
+                            r->txid, r->nonce, &info, &why) != APR_SUCCESS) {
         return apr_pstrcat(p, "unusable answer: ", why, NULL);
     }
     if (info.status == SCEP_STATUS_PENDING) {
@@ -554,6 +542,68 @@ static const char *exchange(run_t *run, CURL *curl, apr_pool_t *p, long index,
         }
     }
     return "SUCCESS without the device's certificate";
+}
+
+/* -a: whether an answer says PENDING, read without checking its signature (that comes
+ * after the clock), so that the request can be sent again as a device would. */
+static int says_pending(const buffer_t *answer)
+{
+    const unsigned char *in = answer->data;
+    CMS_ContentInfo *cms = answer->len <= LONG_MAX
+        ? scep_d2i_keyless(ASN1_ITEM_rptr(CMS_ContentInfo), &in, (long)answer->len) : NULL;
+    STACK_OF(CMS_SignerInfo) *sis = cms ? CMS_get0_SignerInfos(cms) : NULL;
+    ASN1_OBJECT *pki_status = OBJ_txt2obj("2.16.840.1.113733.1.9.3", 1);
+    const ASN1_STRING *status = NULL;
+    int pending;
+
+    if (sis && sk_CMS_SignerInfo_num(sis) == 1 && pki_status) {
+        status = CMS_signed_get0_data_by_OBJ(sk_CMS_SignerInfo_value(sis, 0), pki_status, -3,
+                                             V_ASN1_PRINTABLESTRING);
+    }
+    pending = status && ASN1_STRING_length(status) == 1
+              && ASN1_STRING_get0_data(status)[0] == '0' + SCEP_STATUS_PENDING;
+    ASN1_OBJECT_free(pki_status);
+    CMS_ContentInfo_free(cms);
+    ERR_clear_error();
+    return pending;
+}
+
+/* Sends the request and checks the answer (with -a: keeps it for checking after the
+ * clock).  Returns NULL on success, else the reason of the failure.  *took is the time
+ * from sending the request to the last byte of the answer: the server's latency as the
+ * device sees it, without the client's own work of building the request and checking
+ * the answer. */
+static const char *exchange(run_t *run, CURL *curl, apr_pool_t *p, long index,
+                            const request_t *r, double *took)
+{
+    const char *error = NULL, *failure;
+    buffer_t answer;
+    long status;
+    double sent;
+
+    *took = 0;
+    if (r->failure) {
+        return r->failure;
+    }
+    sent = now_s();
+    status = http(curl, r->url, r->body, r->body_len, &answer, &error);
+    *took = now_s() - sent;
+    if (status != 200) {
+        free(answer.data);
+        return status ? apr_psprintf(p, "HTTP %ld", status)
+                      : apr_pstrcat(p, "transport: ", error, NULL);
+    }
+    if (run->o->check_later) {
+        if (says_pending(&answer)) {
+            free(answer.data);
+            return "PENDING";
+        }
+        run->answers[index] = answer;   /* this thread's slot alone */
+        return NULL;
+    }
+    failure = judge(run, p, index, r, &answer);
+    free(answer.data);
+    return failure;
 }
 
 /* Whether a device would send the same request again: the server or the path to it had
@@ -611,7 +661,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *baton)
         }
         apr_thread_mutex_lock(run->lock);
         run->latency[run->done++] = took;
-        run->ok += failure == NULL;
+        run->ok += failure == NULL && !run->o->check_later;
         apr_thread_mutex_unlock(run->lock);
         apr_pool_clear(p);
         ERR_clear_error();
@@ -635,6 +685,38 @@ static void *APR_THREAD_FUNC preparer(apr_thread_t *thread, void *baton)
         build_request(run, p, index, &run->prepared[index]);
         ERR_clear_error();
     }
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+/* -a: the answers kept during the run, checked now that the clock has stopped. */
+static void *APR_THREAD_FUNC checker(apr_thread_t *thread, void *baton)
+{
+    run_t *run = baton;
+    apr_pool_t *p;
+    long index;
+
+    apr_pool_create(&p, NULL);
+    while ((index = next_index(run)) >= 0) {
+        buffer_t *answer = &run->answers[index];
+        const char *failure;
+
+        if (!answer->data) {
+            continue;   /* failed during the run, and counted then */
+        }
+        failure = judge(run, p, index, &run->prepared[index], answer);
+        free(answer->data);
+        answer->data = NULL;
+        if (failure) {
+            count_reason(run, run->failures, failure);
+        }
+        apr_thread_mutex_lock(run->lock);
+        run->ok += failure == NULL;
+        apr_thread_mutex_unlock(run->lock);
+        apr_pool_clear(p);
+        ERR_clear_error();
+    }
+    apr_pool_destroy(p);
     apr_thread_exit(thread, APR_SUCCESS);
     return NULL;
 }
@@ -761,6 +843,7 @@ int main(int argc, char **argv)
     apr_pool_t *pool;
     apr_thread_t **threads;
     apr_status_t ignored;
+    double elapsed;
     int c, tty;
     long i;
 
@@ -769,7 +852,7 @@ int main(int argc, char **argv)
     o.concurrency = 4;
     o.bits = 2048;
     o.time_limit = 600;
-    while ((c = getopt(argc, argv, "u:n:c:m:b:C:d:D:k:p:t:o:Pqr:S:h")) != -1) {
+    while ((c = getopt(argc, argv, "u:n:c:m:b:C:d:D:k:p:t:o:Paqr:S:h")) != -1) {
         switch (c) {
         case 'u': o.url = optarg; break;
         case 'n': o.count = number("-n", optarg, 1, MAX_COUNT); break;
@@ -799,6 +882,7 @@ int main(int argc, char **argv)
             o.format = optarg;
             break;
         case 'P': o.prepare = 1; break;
+        case 'a': o.check_later = 1; break;
         case 'q': o.quiet = 1; break;
         case 'r': o.retries = number("-r", optarg, 0, MAX_RETRIES); break;
         case 'S': o.serials_file = optarg; break;
@@ -808,7 +892,8 @@ int main(int argc, char **argv)
     if (!o.url || optind != argc || (strncasecmp(o.url, "http://", 7) != 0
                                      && strncasecmp(o.url, "https://", 8) != 0)
         || strchr(o.url, '?') || (!o.dbdir && (!o.challenge || !o.domain))
-        || (o.dbdir && (o.challenge || o.domain)) || (o.prepare && o.count > MAX_PREPARED)) {
+        || (o.dbdir && (o.challenge || o.domain)) || (o.prepare && o.count > MAX_PREPARED)
+        || (o.check_later && !o.prepare)) {
         usage();
     }
     if (!o.pool_size) {
@@ -847,7 +932,9 @@ int main(int argc, char **argv)
         double began = now_s();
 
         run.prepared = calloc((size_t)o.count, sizeof(*run.prepared));
-        if (!run.prepared || apr_pool_create(&run.pool_for_prepared, pool) != APR_SUCCESS) {
+        run.answers = o.check_later ? calloc((size_t)o.count, sizeof(*run.answers)) : NULL;
+        if (!run.prepared || (o.check_later && !run.answers)
+            || apr_pool_create(&run.pool_for_prepared, pool) != APR_SUCCESS) {
             die("out of memory");
         }
         run.deadline = began + (double)o.time_limit;
@@ -889,7 +976,26 @@ int main(int argc, char **argv)
     for (i = 0; i < o.concurrency; i++) {
         apr_thread_join(&ignored, threads[i]);
     }
-    report(&run, now_s() - run.started);
+    elapsed = now_s() - run.started;
+    if (o.check_later) {
+        double began = now_s();
+        long handed_out = run.next;
+
+        run.next = 0;
+        run.deadline = began + (double)o.time_limit;
+        for (i = 0; i < o.concurrency; i++) {
+            apr_thread_create(&threads[i], NULL, checker, &run, pool);
+        }
+        for (i = 0; i < o.concurrency; i++) {
+            apr_thread_join(&ignored, threads[i]);
+        }
+        run.next = handed_out;
+        if (!o.quiet) {
+            fprintf(stderr, "%s: answers checked after the clock in %.1f s\n", progname,
+                    now_s() - began);
+        }
+    }
+    report(&run, elapsed);
     if (o.dbdir) {
         register_run(&run, &o, 1);
     }
@@ -905,6 +1011,12 @@ int main(int argc, char **argv)
     free(run.keys);
     free(run.latency);
     free(run.prepared);
+    if (run.answers) {
+        for (i = 0; i < o.count; i++) {
+            free(run.answers[i].data);   /* left by a check cut off by the time limit */
+        }
+        free(run.answers);
+    }
     sk_X509_pop_free(run.ca_certs, X509_free);
     apr_pool_destroy(pool);
     return run.ok == o.count ? 0 : 1;

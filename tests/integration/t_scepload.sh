@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scepload, the load generator: a run that registers its own wildcard (-D), by POST and
-# by GET, with its key pool cached on disk; failures counted by reason; limits refused.
+# by GET, with its key pool cached on disk; requests built before the clock (-P) and
+# answers checked after it (-a); failures counted by reason; limits refused.
 source "$(dirname "$0")/lib.sh"
 t_init
 require_module
@@ -83,6 +84,21 @@ if command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null; then
 else
     note "mdb_dump/mdb_load (lmdb-utils) missing: the damaged-copy check is skipped"
 fi
+
+# -a: the answers kept during the run and checked after the clock
+timeout 300 "$SCEPLOAD" -u "$URL" -k "$T/pool.pem" -C "$CH" -d fixed.example.net -n 10 -c 2 -P -a \
+    -S "$T/later.txt" >"$T/later.out" 2>"$T/later.err" && RC=0 || RC=$?
+expect_eq "$RC" 0 "10 enrollments with the answers checked after the clock (-P -a)"
+expect_file_contains "$T/later.err" "answers checked after the clock in" "-a says how long the checks took"
+expect_file_contains "$T/later.out" "10 done, 10 succeeded, 0 failed" "-a: every answer is checked and counted"
+expect_eq "$(grep -cE '^[0-9A-F]+ dev[0-9]{7}\.fixed\.example\.net [0-9a-f]{32}$' "$T/later.txt")" 10 \
+    "-a -S: the certificates found by the late checks are written"
+load laterbad -C "not-$CH" -d fixed.example.net -n 4 -c 2 -P -a
+expect_eq "$RC" 1 "-a with a wrong challenge: exit 1"
+expect_file_contains "$T/laterbad.out" "failed:          4 x FAILURE badRequest" \
+    "-a: the FAILUREs are found by the late checks and counted by reason"
+load alone -C x -d y -n 1 -a
+expect_eq "$RC" 2 "-a without -P is refused"
 
 load limits -C x -d y -n 2000000
 expect_eq "$RC" 2 "more than 1,000,000 enrollments are refused"
