@@ -47,11 +47,16 @@ httpd_cpu_ticks() {
     echo "$user $sys"
 }
 
-speed=$(openssl speed -seconds 3 "rsa$BITS" 2>/dev/null | awk -v b="$BITS" '$1 == "rsa" && $2 == b { print $6, $7 }')
-sign=${speed% *}
-verify=${speed#* }
-floor_ms=$(awk -v s="$sign" -v v="$verify" 'BEGIN { printf "%.3f", 3 * 1000 / s + 2 * 1000 / v }')
-echo "crypto floor:    $floor_ms ms (RSA-$BITS: $sign signs/s, $verify verifies/s; 3 private + 2 public operations)"
+# the crypto floor in ms from `openssl speed`: "FLOOR SIGNS VERIFIES"
+crypto_floor() {
+    local speed
+    speed=$(openssl speed -seconds 3 "rsa$BITS" 2>/dev/null | awk -v b="$BITS" '$1 == "rsa" && $2 == b { print $6, $7 }')
+    awk -v s="${speed% *}" -v v="${speed#* }" 'BEGIN { printf "%.3f %s %s", 3 * 1000 / s + 2 * 1000 / v, s, v }'
+}
+# Measured before and after the run: this VM's speed moves by 15 % and more between
+# minutes, and the ratio uses the mean of the two.
+read -r floor_before sign verify <<<"$(crypto_floor)"
+echo "crypto floor:    $floor_before ms before the run (RSA-$BITS: $sign signs/s, $verify verifies/s; 3 private + 2 public operations)"
 
 # warm up: key pool, the children's first requests
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n 50 -c "$CONC" -b "$BITS" \
@@ -83,6 +88,9 @@ if [[ -n "${PERF_OUT:-}" ]]; then
     wait "$perf_pid" || true
 fi
 ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' "$T/report")
+read -r floor_after sign verify <<<"$(crypto_floor)"
+floor_ms=$(awk -v a="$floor_before" -v b="$floor_after" 'BEGIN { printf "%.3f", (a + b) / 2 }')
+echo "crypto floor:    $floor_after ms after the run; mean $floor_ms ms$(awk -v a="$floor_before" -v b="$floor_after" 'BEGIN { d = (a > b ? a - b : b - a) / (a < b ? a : b); if (d > 0.1) printf " (it moved %.0f %%: a noisy machine, run again)", d * 100 }')"
 hz=$(getconf CLK_TCK)
 awk -v u=$(( ${after% *} - ${before% *} )) -v s=$(( ${after#* } - ${before#* } )) \
     -v hz="$hz" -v n="$ok" -v f="$floor_ms" 'BEGIN {
