@@ -17,6 +17,7 @@
 # asserted anywhere).
 T_NAME=enroll-bench
 source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/bench-lib.sh"
 COUNT=${1:-2000}
 CONC=${2:-8}
 METHOD=${3:-post}
@@ -35,28 +36,7 @@ httpd_conf "$(
 )"
 httpd_start || exit 1
 
-# every httpd process: the parent and its children
-# user and system ticks of every httpd process: "USER SYSTEM"
-httpd_cpu_ticks() {
-    local pid user=0 sys=0 f
-    for pid in "$HTTPD_PID" $(pgrep -P "$HTTPD_PID"); do
-        f=$(cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null) || continue
-        user=$((user + ${f% *}))
-        sys=$((sys + ${f#* }))
-    done
-    echo "$user $sys"
-}
-
-# the crypto floor in ms from `openssl speed`: "FLOOR SIGNS VERIFIES"
-crypto_floor() {
-    local speed
-    speed=$(openssl speed -seconds 3 "rsa$BITS" 2>/dev/null | awk -v b="$BITS" '$1 == "rsa" && $2 == b { print $6, $7 }')
-    awk -v s="${speed% *}" -v v="${speed#* }" 'BEGIN { printf "%.3f %s %s", 3 * 1000 / s + 2 * 1000 / v, s, v }'
-}
-# Measured before and after the run: this VM's speed moves by 15 % and more between
-# minutes, and the ratio uses the mean of the two.
-read -r floor_before sign verify <<<"$(crypto_floor)"
-echo "crypto floor:    $floor_before ms before the run (RSA-$BITS: $sign signs/s, $verify verifies/s; 3 private + 2 public operations)"
+floor_before "$BITS"
 
 # warm up: key pool, the children's first requests
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n 50 -c "$CONC" -b "$BITS" \
@@ -88,16 +68,7 @@ if [[ -n "${PERF_OUT:-}" ]]; then
     wait "$perf_pid" || true
 fi
 ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' "$T/report")
-read -r floor_after sign verify <<<"$(crypto_floor)"
-floor_ms=$(awk -v a="$floor_before" -v b="$floor_after" 'BEGIN { printf "%.3f", (a + b) / 2 }')
-echo "crypto floor:    $floor_after ms after the run; mean $floor_ms ms$(awk -v a="$floor_before" -v b="$floor_after" 'BEGIN { d = (a > b ? a - b : b - a) / (a < b ? a : b); if (d > 0.1) printf " (it moved %.0f %%: a noisy machine, run again)", d * 100 }')"
-hz=$(getconf CLK_TCK)
-awk -v u=$(( ${after% *} - ${before% *} )) -v s=$(( ${after#* } - ${before#* } )) \
-    -v hz="$hz" -v n="$ok" -v f="$floor_ms" 'BEGIN {
-    n = n ? n : 1
-    ms = (u + s) * 1000 / hz / n
-    printf "server CPU:      %.3f ms per enrollment (user %.3f, system %.3f; %d enrollments), %.2f x the crypto floor\n", ms, u * 1000 / hz / n, s * 1000 / hz / n, n, ms / f
-}'
+floor_after "$BITS" "$before" "$after" "$ok"
 echo "children's RSS:   $rss_before KB before the run, $rss_after KB after ($(pgrep -P "$HTTPD_PID" | wc -l) processes)"
 echo "machine:         $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 t_done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fleet benchmark of docs/performance.md: COUNT devices (default 50,000) registered one
 # by one with `scepreg -I`, then all enrolled end to end by scepload through a real httpd
-# (event MPM) on 127.0.0.1, with the children's resident memory before and after.
+# (event MPM) on 127.0.0.1, with the children's resident memory during the run and the
+# server's CPU per enrollment against the crypto floor (as in enroll-bench.sh).
 #
 #   tests/bench/fleet-bench.sh [COUNT [CONCURRENCY]]
 #
@@ -9,6 +10,7 @@
 # and cached); every device has its own name, CSR, transaction and certificate.
 T_NAME=fleet-bench
 source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/bench-lib.sh"
 COUNT=${1:-50000}
 CONC=${2:-8}
 SCEPLOAD=${SCEPLOAD:-$TOP/scepload}
@@ -44,12 +46,17 @@ rss() {
     done
     echo "anonymous $anon KB, file-backed $file KB"
 }
-# warm the children and the key pool outside the measurement
+# warm the children and the key pool outside the measurement; scepload caches the pool
+# only in a folder that exists
+POOL=${POOL:-$HOME/.cache/scepload/rsa-2048.pem}
+mkdir -p -m 700 "$(dirname "$POOL")"
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -C "$CH" -d warm.fleet.test -n 1 -c 1 \
-    -k "${POOL:-$HOME/.cache/scepload/rsa-2048.pem}" -p 2000 -q >/dev/null 2>&1 || true
+    -k "$POOL" -p 2000 -q >/dev/null 2>&1 || true
 echo "children's RSS:  $(rss) before"
+floor_before 2048
+before=$(httpd_cpu_ticks)
 "$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -C "$CH" -d fleet.test -n "$COUNT" -c "$CONC" \
-    -k "${POOL:-$HOME/.cache/scepload/rsa-2048.pem}" -p 2000 -t 1800 -q -S "$T/received" &
+    -k "$POOL" -p 2000 -t 1800 -q -S "$T/received" &
 load_pid=$!
 # the children's memory every 10 s, against the certificates received so far (-S writes a
 # line per certificate as it arrives); bounded by the run's own time limit
@@ -59,6 +66,8 @@ for _ in $(seq 190); do
     echo "children's RSS:  $(rss) after $(wc -l <"$T/received") enrollments"
 done
 wait "$load_pid" || true
+after=$(httpd_cpu_ticks)
+floor_after 2048 "$before" "$after" "$(wc -l <"$T/received")"
 echo "children's RSS:  $(rss) after all ($(pgrep -P "$HTTPD_PID" | wc -l) processes)"
 echo "recorded:        $(timeout 120 "$SCEPREG" -L "$T/db" | tail -n +2 | grep -c .) certificates"
 echo "machine:         $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
