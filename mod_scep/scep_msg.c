@@ -504,33 +504,113 @@ apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_ca_t *ca, int lega
     return APR_SUCCESS;
 }
 
+/* A DER header: the tag, then the length in as few octets as it takes.  Returns its size;
+ * with out NULL only measures. */
+static apr_size_t der_header(unsigned char *out, unsigned char tag, apr_size_t len)
+{
+    apr_size_t octets = 0, rest, i;
+
+    if (len < 0x80) {
+        if (out) {
+            out[0] = tag;
+            out[1] = (unsigned char)len;
+        }
+        return 2;
+    }
+    for (rest = len; rest; rest >>= 8) {
+        octets++;
+    }
+    if (out) {
+        out[0] = tag;
+        out[1] = (unsigned char)(0x80 | octets);
+        for (i = 0; i < octets; i++) {
+            out[2 + i] = (unsigned char)(len >> (8 * (octets - 1 - i)));
+        }
+    }
+    return 2 + octets;
+}
+
+apr_status_t scep_msg_degenerate(apr_pool_t *p, const unsigned char *const *certs,
+                                 const apr_size_t *cert_lens, int count,
+                                 const unsigned char *crl, apr_size_t crl_len,
+                                 unsigned char **der, apr_size_t *len)
+{
+    /* ContentInfo signedData; SignedData version 1, no digest algorithms, and an
+     * encapsulated content of type data with an empty eContent, which is what OpenSSL's
+     * PKCS#7 writer produced for every earlier release of mod_scep */
+    static const unsigned char signed_data_oid[] = {
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02
+    };
+    static const unsigned char prologue[] = {
+        0x02, 0x01, 0x01, 0x31, 0x00,
+        0x30, 0x0f, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
+        0xa0, 0x02, 0x04, 0x00
+    };
+    static const unsigned char no_signers[] = { 0x31, 0x00 };
+    apr_size_t certs_len = 0, signed_len, explicit_len, info_len, total;
+    unsigned char *out, *w;
+    int i;
+
+    for (i = 0; i < count; i++) {
+        certs_len += cert_lens[i];
+    }
+    signed_len = sizeof(prologue) + sizeof(no_signers)
+                 + (count ? der_header(NULL, 0xa0, certs_len) + certs_len : 0)
+                 + (crl ? der_header(NULL, 0xa1, crl_len) + crl_len : 0);
+    explicit_len = der_header(NULL, 0x30, signed_len) + signed_len;
+    info_len = sizeof(signed_data_oid) + der_header(NULL, 0xa0, explicit_len) + explicit_len;
+    total = der_header(NULL, 0x30, info_len) + info_len;
+    if (total > INT_MAX) {
+        return APR_EINVAL;
+    }
+    if (!(w = out = apr_palloc(p, total))) {
+        return APR_ENOMEM;
+    }
+    w += der_header(w, 0x30, info_len);
+    memcpy(w, signed_data_oid, sizeof(signed_data_oid));
+    w += sizeof(signed_data_oid);
+    w += der_header(w, 0xa0, explicit_len);
+    w += der_header(w, 0x30, signed_len);
+    memcpy(w, prologue, sizeof(prologue));
+    w += sizeof(prologue);
+    if (count) {
+        /* certificates [0] IMPLICIT: kept in the caller's order */
+        w += der_header(w, 0xa0, certs_len);
+        for (i = 0; i < count; i++) {
+            memcpy(w, certs[i], cert_lens[i]);
+            w += cert_lens[i];
+        }
+    }
+    if (crl) {
+        w += der_header(w, 0xa1, crl_len);
+        memcpy(w, crl, crl_len);
+        w += crl_len;
+    }
+    memcpy(w, no_signers, sizeof(no_signers));
+    *der = out;
+    *len = total;
+    return APR_SUCCESS;
+}
+
 apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
                                  unsigned char **der, apr_size_t *len)
 {
-    PKCS7 *p7 = PKCS7_new();
-    unsigned char *buf = NULL;
-    int i, n;
+    const unsigned char **ders = apr_pcalloc(p, sizeof(*ders) * (apr_size_t)(count + 1));
+    apr_size_t *lens = apr_pcalloc(p, sizeof(*lens) * (apr_size_t)(count + 1));
+    int i;
 
-    if (!p7 || !PKCS7_set_type(p7, NID_pkcs7_signed)
-        || !PKCS7_content_new(p7, NID_pkcs7_data)) {
-        PKCS7_free(p7);
-        return APR_ENOMEM;
-    }
     for (i = 0; i < count; i++) {
-        if (!PKCS7_add_certificate(p7, certs[i])) {
-            PKCS7_free(p7);
-            return APR_ENOMEM;
+        unsigned char *buf = NULL;
+        int n = i2d_X509(certs[i], &buf);
+
+        if (n <= 0) {
+            return APR_EGENERAL;
         }
+        ders[i] = apr_pmemdup(p, buf, (apr_size_t)n);
+        lens[i] = (apr_size_t)n;
+        OPENSSL_free(buf);
     }
-    n = i2d_PKCS7(p7, &buf);
-    PKCS7_free(p7);
-    if (n <= 0) {
-        return APR_EGENERAL;
-    }
-    *der = apr_pmemdup(p, buf, (apr_size_t)n);
-    *len = (apr_size_t)n;
-    OPENSSL_free(buf);
-    return APR_SUCCESS;
+    return scep_msg_degenerate(p, ders, lens, count, NULL, 0, der, len);
 }
 
 static const char *name_oneline(apr_pool_t *p, const X509_NAME *name)
@@ -574,30 +654,6 @@ apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_ca_t *ca, X509 *con
     BIO_free(content);
     sk_X509_free(stack);
     return ok ? bio_to_pool(p, out, der, len) : APR_EGENERAL;
-}
-
-apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
-                               apr_size_t crl_len, unsigned char **der, apr_size_t *len)
-{
-    const unsigned char *in = crl_der;
-    X509_CRL *crl = d2i_X509_CRL(NULL, &in, (long)crl_len);
-    PKCS7 *p7 = PKCS7_new();
-    unsigned char *buf = NULL;
-    int n = 0;
-
-    if (crl && p7 && PKCS7_set_type(p7, NID_pkcs7_signed)
-        && PKCS7_content_new(p7, NID_pkcs7_data) && PKCS7_add_crl(p7, crl)) {
-        n = i2d_PKCS7(p7, &buf);
-    }
-    PKCS7_free(p7);
-    X509_CRL_free(crl);
-    if (n <= 0) {
-        return APR_EGENERAL;
-    }
-    *der = apr_pmemdup(p, buf, (apr_size_t)n);
-    *len = (apr_size_t)n;
-    OPENSSL_free(buf);
-    return APR_SUCCESS;
 }
 
 const char *scep_msg_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial)

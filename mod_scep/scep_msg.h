@@ -72,17 +72,21 @@ apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_ca_t *ca, int lega
                                     const unsigned char *envelope, apr_size_t envelope_len,
                                     scep_pkimsg_t *msg);
 
-/* A degenerate certificates-only SignedData holding `certs` in order (DER, in the pool). */
+/* A degenerate SignedData (no signers) holding `count` certificates, in order, and `crl`
+ * if not NULL, all given in DER and copied as they are (the result in the pool).  It
+ * does not parse them: the callers hold them from their own encoding or record. */
+apr_status_t scep_msg_degenerate(apr_pool_t *p, const unsigned char *const *certs,
+                                 const apr_size_t *cert_lens, int count,
+                                 const unsigned char *crl, apr_size_t crl_len,
+                                 unsigned char **der, apr_size_t *len);
+
+/* scep_msg_degenerate of certificates held as X509 (DER, in the pool). */
 apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
                                  unsigned char **der, apr_size_t *len);
 
 /* A SignedData by the CA's CertRep signer holding `certs` (GetNextCACert's answer). */
 apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_ca_t *ca, X509 *const *certs,
                                    int count, unsigned char **der, apr_size_t *len);
-
-/* A degenerate SignedData holding only the CRL (GetCRL's answer). */
-apr_status_t scep_msg_crl_only(apr_pool_t *p, const unsigned char *crl_der,
-                               apr_size_t crl_len, unsigned char **der, apr_size_t *len);
 
 /* A serial number as the database records it and scepreg prints it: upper-case hex of
  * whole bytes (BN_bn2hex; negative ones with a leading '-'), in the pool.  NULL if it

@@ -4,6 +4,7 @@
  *
  * Log lines: device mistakes are WARNING (authentication) or INFO (malformed input),
  * server failures ERR; every line names the transaction and never a secret. */
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,6 +17,7 @@
 #include "scep_crl.h"
 #include "scep_csr.h"
 #include "scep_forward.h"
+#include "scep_keyless.h"
 #include "scep_msg.h"
 #include "scep_server.h"
 #include "scep_store.h"
@@ -414,13 +416,15 @@ static apr_int64_t asn1_time_seconds(const ASN1_TIME *t)
     return (apr_int64_t)timegm(&tm);
 }
 
-/* Sends the certificate: from the CA just now, or from the record of a retried
- * transaction. */
-static apr_status_t send_certificate(op_ctx_t *c, X509 *cert, const char *how)
+/* Sends a certificate as encoded: by the CA just now, or in the database's record (a
+ * retried transaction, GetCert); it is not parsed again. */
+static apr_status_t send_certificate(op_ctx_t *c, const unsigned char *der, apr_size_t len,
+                                     const char *serial, const char *how)
 {
     unsigned char *payload;
     apr_size_t payload_len;
-    apr_status_t rv = scep_msg_certs_only(c->p, &cert, 1, &payload, &payload_len);
+    apr_status_t rv = scep_msg_degenerate(c->p, &der, &len, 1, NULL, 0, &payload,
+                                          &payload_len);
 
     if (rv == APR_SUCCESS) {
         rv = answer(c, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, payload, payload_len);
@@ -432,48 +436,48 @@ static apr_status_t send_certificate(op_ctx_t *c, X509 *cert, const char *how)
 
     if (rv == APR_SUCCESS) {
         c->reply->outcome = how;
-        c->reply->serial = serial_hex(c->p, cert);
+        c->reply->serial = serial;
     }
     return rv;
 }
 
+/* The recorded certificate of a retried transaction.  Its serial is read without
+ * OpenSSL's key decoders: nothing else of it is needed. */
 static apr_status_t send_recorded(op_ctx_t *c, const unsigned char *der, apr_size_t len)
 {
     const unsigned char *in = der;
-    X509 *cert = d2i_X509(NULL, &in, (long)len);
-    apr_status_t rv;
+    X509 *cert = len <= LONG_MAX ? scep_d2i_keyless(ASN1_ITEM_rptr(X509), &in, (long)len)
+                 : NULL;
+    const char *serial;
 
     if (!cert) {
         return db_failure(c, SCEP_DB_CORRUPT, "reading the recorded certificate");
     }
+    serial = serial_hex(c->p, cert);
+    X509_free(cert);
     scep_log(c->log, SCEP_LOG_NOTICE, "SCEP00221: scep(%s,PKIOperation): retried transaction "
              "from %s: the recorded certificate is sent again",
              c->msg->transaction_id, c->peer && c->peer->client_ip ? c->peer->client_ip : "?");
-    rv = send_certificate(c, cert, "replayed");
-    X509_free(cert);
-    return rv;
+    return send_certificate(c, der, len, serial, "replayed");
 }
 
-/* Records the certificate before it is sent: without the record there is no answer. */
+/* Records the certificate (`issued`, encoded as `der`) before it is sent: without the
+ * record there is no answer. */
 static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
-                           const unsigned char *digest, X509 *issued, const char **why)
+                           const unsigned char *digest, X509 *issued,
+                           const unsigned char *der, apr_size_t der_len, const char *serial,
+                           const char **why)
 {
     scep_cert_rec_t rec;
     AUTHORITY_KEYID *aki;
-    unsigned char *der = NULL;
     const unsigned char *prior;
     apr_size_t prior_len = 0;
-    int len;
     apr_status_t rv;
 
-    if ((len = i2d_X509(issued, &der)) <= 0) {
-        return db_failure(c, APR_ENOMEM, "encoding the certificate");
-    }
     memset(&rec, 0, sizeof(rec));
-    rec.serial = serial_hex(c->p, issued);
-    rec.der = apr_pmemdup(c->p, der, (apr_size_t)len);
-    rec.der_len = (apr_size_t)len;
-    OPENSSL_free(der);
+    rec.serial = serial;
+    rec.der = der;
+    rec.der_len = der_len;
     rec.fqdn = grant->identity.fqdn;
     rec.subject = name_text(c->p, X509_get_subject_name(issued));
     rec.transaction_id = c->msg->transaction_id;
@@ -673,8 +677,10 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
 static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
                                    const scep_grant_t *grant, const unsigned char *digest)
 {
-    const char *why = NULL;
+    const char *why = NULL, *serial;
     X509 *issued;
+    unsigned char *encoded = NULL, *der;
+    int len;
     apr_status_t rv;
 
     if (c->profile->upstream) {
@@ -696,8 +702,15 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
         c->reply->outcome = "error";
         return rv;
     }
+    /* encoded once, for the record and for the answer */
+    if ((len = i2d_X509(issued, &encoded)) <= 0) {
+        return db_failure(c, APR_ENOMEM, "encoding the certificate");
+    }
+    der = apr_pmemdup(c->p, encoded, (apr_size_t)len);
+    OPENSSL_free(encoded);
+    serial = serial_hex(c->p, issued);
     if (grant) {
-        rv = record(c, grant, digest, issued, &why);
+        rv = record(c, grant, digest, issued, der, (apr_size_t)len, serial, &why);
         if (rv == SCEP_POLICY_DENIED) {
             return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00215", why);
         }
@@ -708,7 +721,8 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
             return db_failure(c, rv, "recording the certificate");
         }
     }
-    rv = send_certificate(c, issued, grant && grant->renews ? "renewed" : "issued");
+    rv = send_certificate(c, der, (apr_size_t)len, serial,
+                          grant && grant->renews ? "renewed" : "issued");
     if (rv == APR_SUCCESS) {
         if (!c->reply->fqdn) {
             c->reply->fqdn = csr_identity(c->p, csr);
@@ -945,10 +959,8 @@ static apr_status_t read_query(op_ctx_t *c, const char **serial)
 static apr_status_t get_cert(op_ctx_t *c)
 {
     const char *serial = NULL;
-    const unsigned char *in;
     scep_txn_t *txn;
     scep_cert_rec_t *rec;
-    X509 *cert;
     apr_status_t rv;
 
     if ((rv = read_query(c, &serial)) != APR_SUCCESS || !serial) {
@@ -966,13 +978,12 @@ static apr_status_t get_cert(op_ctx_t *c)
     if (rv != APR_SUCCESS) {
         return db_failure(c, rv, "looking up the certificate");
     }
-    in = rec->der;
-    if (!rec->der || !(cert = d2i_X509(NULL, &in, (long)rec->der_len))) {
+    if (!rec->der || !rec->der_len) {
         return db_failure(c, SCEP_DB_CORRUPT, "reading the recorded certificate");
     }
     c->reply->fqdn = rec->fqdn;
-    rv = send_certificate(c, cert, "certificate");
-    X509_free(cert);
+    rv = send_certificate(c, rec->der, rec->der_len, rec->serial ? rec->serial : serial,
+                          "certificate");
     if (rv == APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_INFO, "SCEP00222: scep(%s,PKIOperation): GetCert from %s: "
                  "sent certificate %s of %s", c->msg->transaction_id,
@@ -1009,8 +1020,8 @@ static apr_status_t get_crl(op_ctx_t *c)
     if (rv != APR_SUCCESS) {
         return db_failure(c, rv, "preparing the CRL");
     }
-    if ((rv = scep_msg_crl_only(c->p, crl->der, crl->der_len, &payload, &payload_len))
-        != APR_SUCCESS) {
+    if ((rv = scep_msg_degenerate(c->p, NULL, NULL, 0, crl->der, crl->der_len, &payload,
+                                  &payload_len)) != APR_SUCCESS) {
         c->reply->http_status = 500;
         c->reply->outcome = "error";
         return rv;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -240,6 +241,95 @@ static void test_cacert_answers(void **state)
 
     assert_non_null(strstr(scep_ca_caps(load_ca(p, 1)), "POSTPKIOperation\n"));
     assert_null(strstr(scep_ca_caps(load_ca(p, 1)), "Renewal"));
+}
+
+/* OpenSSL's PKCS#7 writer, which built these answers before scep_msg_degenerate: the
+ * reference the hand-written DER must equal byte for byte. */
+static unsigned char *reference_degenerate(X509 *const *certs, int count, X509_CRL *crl,
+                                           int *len)
+{
+    PKCS7 *p7 = PKCS7_new();
+    unsigned char *der = NULL;
+    int i;
+
+    assert_non_null(p7);
+    assert_true(PKCS7_set_type(p7, NID_pkcs7_signed));
+    assert_true(PKCS7_content_new(p7, NID_pkcs7_data));
+    for (i = 0; i < count; i++) {
+        assert_true(PKCS7_add_certificate(p7, certs[i]));
+    }
+    if (crl) {
+        assert_true(PKCS7_add_crl(p7, crl));
+    }
+    *len = i2d_PKCS7(p7, &der);
+    assert_true(*len > 0);
+    PKCS7_free(p7);
+    return der;
+}
+
+/* A CRL of `revoked` entries signed by the unit CA: over 64 KB from about 2,500, so that
+ * three length octets are needed. */
+static X509_CRL *make_crl(int revoked)
+{
+    X509_CRL *crl = X509_CRL_new();
+    ASN1_TIME *now = ASN1_TIME_set(NULL, time(NULL));
+    int i;
+
+    assert_non_null(crl);
+    assert_true(X509_CRL_set_version(crl, 1));
+    assert_true(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca_cert)));
+    assert_true(X509_CRL_set1_lastUpdate(crl, now));
+    for (i = 0; i < revoked; i++) {
+        X509_REVOKED *r = X509_REVOKED_new();
+        ASN1_INTEGER *serial = ASN1_INTEGER_new();
+
+        assert_true(ASN1_INTEGER_set_int64(serial, 0x10000000LL + i));
+        assert_true(X509_REVOKED_set_serialNumber(r, serial));
+        assert_true(X509_REVOKED_set_revocationDate(r, now));
+        assert_true(X509_CRL_add0_revoked(crl, r));
+        ASN1_INTEGER_free(serial);
+    }
+    assert_true(X509_CRL_sign(crl, ca_key, EVP_sha256()) > 0);
+    ASN1_TIME_free(now);
+    return crl;
+}
+
+/* GetCACert's, CertRep's and GetCRL's degenerate SignedData, written by hand, equal what
+ * OpenSSL's PKCS#7 writer made of the same certificates and CRLs. */
+static void test_degenerate(void **state)
+{
+    apr_pool_t *p = *state;
+    X509 *certs[3] = { ca_cert, ra_cert, other_cert };
+    int counts[] = { 1, 2, 3 }, revoked[] = { 0, 3, 3000 };
+    unsigned char *der, *ref, *crl_der;
+    apr_size_t len;
+    int i, ref_len, crl_len;
+
+    for (i = 0; i < 3; i++) {
+        ref = reference_degenerate(certs, counts[i], NULL, &ref_len);
+        assert_int_equal(scep_msg_certs_only(p, certs, counts[i], &der, &len), APR_SUCCESS);
+        assert_int_equal(len, ref_len);
+        assert_memory_equal(der, ref, len);
+        OPENSSL_free(ref);
+    }
+    for (i = 0; i < 3; i++) {
+        X509_CRL *crl = make_crl(revoked[i]);
+
+        crl_der = NULL;
+        crl_len = i2d_X509_CRL(crl, &crl_der);
+        assert_true(crl_len > 0);
+        ref = reference_degenerate(NULL, 0, crl, &ref_len);
+        assert_int_equal(scep_msg_degenerate(p, NULL, NULL, 0, crl_der, (apr_size_t)crl_len,
+                                             &der, &len), APR_SUCCESS);
+        assert_int_equal(len, ref_len);
+        assert_memory_equal(der, ref, len);
+        if (revoked[i] == 3000) {
+            assert_true(len > 65535);
+        }
+        OPENSSL_free(ref);
+        OPENSSL_free(crl_der);
+        X509_CRL_free(crl);
+    }
 }
 
 /* Rollover: the next CA is announced (signed by the current RA), certificates of a
@@ -794,6 +884,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_refusals, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_cacert_answers, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_degenerate, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_rollover, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_profile_helpers, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_enroll_success, pool_setup, pool_teardown),
