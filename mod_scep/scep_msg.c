@@ -551,7 +551,14 @@ apr_status_t scep_msg_degenerate(apr_pool_t *p, const unsigned char *const *cert
     unsigned char *out, *w;
     int i;
 
+    /* every sum below stays far from overflow once the parts are under INT_MAX */
+    if (count < 0 || (crl && (crl_len == 0 || crl_len > INT_MAX))) {
+        return APR_EINVAL;
+    }
     for (i = 0; i < count; i++) {
+        if (cert_lens[i] == 0 || cert_lens[i] > INT_MAX - certs_len) {
+            return APR_EINVAL;
+        }
         certs_len += cert_lens[i];
     }
     signed_len = sizeof(prologue) + sizeof(no_signers)

@@ -441,20 +441,28 @@ static apr_status_t send_certificate(op_ctx_t *c, const unsigned char *der, apr_
     return rv;
 }
 
-/* The recorded certificate of a retried transaction.  Its serial is read without
- * OpenSSL's key decoders: nothing else of it is needed. */
-static apr_status_t send_recorded(op_ctx_t *c, const unsigned char *der, apr_size_t len)
+/* A recorded certificate is sent as it is, so it must be one certificate and nothing
+ * more; its serial is read without OpenSSL's key decoders.  NULL if the record is not. */
+static const char *recorded_serial(op_ctx_t *c, const unsigned char *der, apr_size_t len)
 {
     const unsigned char *in = der;
-    X509 *cert = len <= LONG_MAX ? scep_d2i_keyless(ASN1_ITEM_rptr(X509), &in, (long)len)
-                 : NULL;
-    const char *serial;
+    X509 *cert = der && len <= LONG_MAX
+                 ? scep_d2i_keyless(ASN1_ITEM_rptr(X509), &in, (long)len) : NULL;
+    const char *serial = cert && in == der + len ? serial_hex(c->p, cert) : NULL;
 
-    if (!cert) {
+    X509_free(cert);
+    ERR_clear_error();
+    return serial;
+}
+
+/* The recorded certificate of a retried transaction. */
+static apr_status_t send_recorded(op_ctx_t *c, const unsigned char *der, apr_size_t len)
+{
+    const char *serial = recorded_serial(c, der, len);
+
+    if (!serial) {
         return db_failure(c, SCEP_DB_CORRUPT, "reading the recorded certificate");
     }
-    serial = serial_hex(c->p, cert);
-    X509_free(cert);
     scep_log(c->log, SCEP_LOG_NOTICE, "SCEP00221: scep(%s,PKIOperation): retried transaction "
              "from %s: the recorded certificate is sent again",
              c->msg->transaction_id, c->peer && c->peer->client_ip ? c->peer->client_ip : "?");
@@ -704,7 +712,12 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     }
     /* encoded once, for the record and for the answer */
     if ((len = i2d_X509(issued, &encoded)) <= 0) {
-        return db_failure(c, APR_ENOMEM, "encoding the certificate");
+        scep_log(c->log, SCEP_LOG_ERR, "SCEP00202: scep(%s,PKIOperation): cannot encode the "
+                 "issued certificate: %s", c->msg->transaction_id, scep_openssl_errors(c->p));
+        c->reply->http_status = 500;
+        c->reply->outcome = "error";
+        ERR_clear_error();
+        return APR_EGENERAL;
     }
     der = apr_pmemdup(c->p, encoded, (apr_size_t)len);
     OPENSSL_free(encoded);
@@ -978,7 +991,7 @@ static apr_status_t get_cert(op_ctx_t *c)
     if (rv != APR_SUCCESS) {
         return db_failure(c, rv, "looking up the certificate");
     }
-    if (!rec->der || !rec->der_len) {
+    if (!recorded_serial(c, rec->der, rec->der_len)) {
         return db_failure(c, SCEP_DB_CORRUPT, "reading the recorded certificate");
     }
     c->reply->fqdn = rec->fqdn;

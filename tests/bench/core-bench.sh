@@ -7,7 +7,7 @@
 #
 # Prints the CPU per enrollment of a plain run of COUNT (default 2000) against the crypto
 # floor, then counts instructions with callgrind over 50 enrollments: in all, and outside
-# the RSA arithmetic (BN_mod_exp_mont_consttime and BN_mod_exp_mont: the private and
+# the RSA arithmetic (BN_mod_exp_mont_consttime_x2 and BN_mod_exp_mont: the private and
 # public operations).  Instruction counts are exact and repeatable, so they show a change
 # of a few per cent that timing on a shared VM cannot.  Run from the build tree after
 # `make`; not part of the test suite.

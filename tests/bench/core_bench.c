@@ -41,10 +41,14 @@ int main(int argc, const char *const argv[])
     char *request;
     apr_size_t len;
     apr_file_t *f;
-    long count, i;
+    long count = 0, i;
+    char *end = NULL;
     double t0;
 
-    if (argc != 5 || (count = strtol(argv[4], NULL, 10)) < 1 || count > 100000) {
+    if (argc == 5) {
+        count = strtol(argv[4], &end, 10);
+    }
+    if (argc != 5 || !end || *end || count < 1 || count > 100000) {
         fprintf(stderr, "usage: core_bench PKI_DIR CHALLENGE REQUEST.der COUNT (1-100000)\n");
         return 2;
     }
@@ -63,8 +67,8 @@ int main(int argc, const char *const argv[])
     request = apr_palloc(p, MAX_REQUEST);
     len = MAX_REQUEST;
     if (apr_file_open(&f, argv[3], APR_FOPEN_READ, 0, p) != APR_SUCCESS
-        || apr_file_read(f, request, &len) != APR_SUCCESS || len == MAX_REQUEST) {
-        fprintf(stderr, "core_bench: cannot read %s (at most %d bytes)\n", argv[3],
+        || apr_file_read_full(f, request, MAX_REQUEST, &len) != APR_EOF || len == 0) {
+        fprintf(stderr, "core_bench: cannot read %s (1 to %d bytes)\n", argv[3],
                 MAX_REQUEST - 1);
         return 1;
     }

@@ -330,6 +330,18 @@ static void test_degenerate(void **state)
         OPENSSL_free(crl_der);
         X509_CRL_free(crl);
     }
+    /* nothing is written for parts that cannot be DER */
+    {
+        const unsigned char *empty = (const unsigned char *)"";
+        apr_size_t zero = 0;
+
+        assert_int_equal(scep_msg_degenerate(p, &empty, &zero, 1, NULL, 0, &der, &len),
+                         APR_EINVAL);
+        assert_int_equal(scep_msg_degenerate(p, NULL, NULL, -1, NULL, 0, &der, &len),
+                         APR_EINVAL);
+        assert_int_equal(scep_msg_degenerate(p, NULL, NULL, 0, empty, 0, &der, &len),
+                         APR_EINVAL);
+    }
 }
 
 /* Rollover: the next CA is announced (signed by the current RA), certificates of a
