@@ -27,6 +27,7 @@
 #include "scep_keyless.h"
 #include "scep_msg.h"
 #include "scep_server.h"
+#include "scep_store.h"
 
 static char dir[] = "/tmp/scep-unit-XXXXXX";
 static EVP_PKEY *ca_key, *ra_key, *device_key, *ec_key;
@@ -451,6 +452,8 @@ typedef struct request_opts {
     int ber_key;        /* the RSAPublicKey with an indefinite length, which DER forbids */
     EVP_PKEY *csr_key;  /* the PKCS#10's key when it is not the signer's */
     X509 *signer;       /* instead of a self-signed certificate for `key` */
+    const unsigned char *content;   /* enveloped instead of a PKCS#10 (GetCert's query) */
+    int content_len;
 } request_opts;
 
 static unsigned char sent_nonce[16];
@@ -525,7 +528,8 @@ static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_si
     STACK_OF(X509) *recips = sk_X509_new_null();
     unsigned char *csr_der = NULL, *out;
     int csr_len = i2d_X509_REQ(req, &csr_der);
-    BIO *in = BIO_new_mem_buf(csr_der, csr_len), *env_bio = BIO_new(BIO_s_mem()),
+    BIO *in = o->content ? BIO_new_mem_buf(o->content, o->content_len)
+              : BIO_new_mem_buf(csr_der, csr_len), *env_bio = BIO_new(BIO_s_mem()),
         *result = BIO_new(BIO_s_mem());
     CMS_ContentInfo *env, *sd;
     CMS_SignerInfo *si;
@@ -650,6 +654,87 @@ static CMS_ContentInfo *run(apr_pool_t *p, const scep_ca_t *ca, const scep_profi
         assert_int_equal(OBJ_obj2nid(sig_alg->algorithm), NID_rsaEncryption);
     }
     return rep;
+}
+
+/* GetCert for `cert`'s serial from `db`: the reply's HTTP status and outcome. */
+static int get_recorded(apr_pool_t *p, const scep_ca_t *ca, scep_db_t *db, X509 *cert,
+                        const char **outcome)
+{
+    PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
+    unsigned char *query = NULL, *msg;
+    scep_profile_t profile;
+    scep_peer_t peer = { "127.0.0.1", "/scep" };
+    scep_reply_t reply;
+    request_opts o = { .message_type = 21 };
+    apr_size_t len;
+
+    assert_true(X509_NAME_set(&ias->issuer, X509_get_subject_name(ca_cert)));
+    ASN1_INTEGER_free(ias->serial);
+    ias->serial = ASN1_INTEGER_dup(X509_get0_serialNumber(cert));
+    o.content_len = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &query);
+    assert_true(o.content_len > 0);
+    o.content = query;
+    msg = build_request(p, &o, &len);
+    scep_profile_defaults(&profile, p);
+    memset(&reply, 0, sizeof(reply));
+    scep_server_pkioperation(p, ca, &profile, db, msg, len, &peer, NULL, &reply);
+    OPENSSL_free(query);
+    PKCS7_ISSUER_AND_SERIAL_free(ias);
+    *outcome = reply.outcome;
+    return reply.http_status;
+}
+
+/* A recorded certificate is sent as recorded, so GetCert refuses a record that is not
+ * exactly one certificate rather than wrap it in a SUCCESS. */
+static void test_recorded_certificate(void **state)
+{
+    apr_pool_t *p = *state;
+    scep_ca_t *ca = load_ca(p, 1);
+    scep_db_t *db;
+    scep_txn_t *txn;
+    const char *why = NULL, *outcome;
+    X509 *certs[3];
+    unsigned char *der[3];
+    int lens[3], i;
+
+    assert_int_equal(scep_db_open(p, in_dir(p, "getcert-db"), 0, SCEP_DB_CREATE, NULL, &db,
+                                  &why), APR_SUCCESS);
+    assert_int_equal(scep_db_begin(db, p, 1, &txn), APR_SUCCESS);
+    for (i = 0; i < 3; i++) {
+        scep_cert_rec_t rec = { 0 };
+
+        certs[i] = make_cert("Recorded", device_key, ca_cert, ca_key, 0);
+        der[i] = NULL;
+        lens[i] = i2d_X509(certs[i], &der[i]);
+        assert_true(lens[i] > 100);
+        rec.serial = scep_msg_serial_hex(p, X509_get0_serialNumber(certs[i]));
+        rec.der = der[i];
+        /* as issued; with a byte after it; cut short */
+        rec.der_len = (apr_size_t)(i == 0 ? lens[i] : i == 1 ? lens[i] + 1 : lens[i] - 10);
+        if (i == 1) {
+            unsigned char *longer = apr_palloc(p, (apr_size_t)lens[i] + 1);
+
+            memcpy(longer, der[i], (apr_size_t)lens[i]);
+            longer[lens[i]] = 0;
+            rec.der = longer;
+        }
+        rec.fqdn = "recorded.example.com";
+        rec.subject = "CN=Recorded";
+        rec.transaction_id = apr_psprintf(p, "recorded-%d", i);
+        assert_int_equal(scep_cert_put(txn, p, &rec), APR_SUCCESS);
+    }
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+
+    assert_int_equal(get_recorded(p, ca, db, certs[0], &outcome), 200);
+    assert_string_equal(outcome, "certificate");
+    assert_int_equal(get_recorded(p, ca, db, certs[1], &outcome), 500);
+    assert_string_equal(outcome, "error");
+    assert_int_equal(get_recorded(p, ca, db, certs[2], &outcome), 500);
+    assert_string_equal(outcome, "error");
+    for (i = 0; i < 3; i++) {
+        OPENSSL_free(der[i]);
+        X509_free(certs[i]);
+    }
 }
 
 static scep_profile_t challenge_profile(apr_pool_t *p)
@@ -897,6 +982,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_refusals, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_cacert_answers, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_degenerate, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_recorded_certificate, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_rollover, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_profile_helpers, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_enroll_success, pool_setup, pool_teardown),
