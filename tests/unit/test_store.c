@@ -20,6 +20,8 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_time.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "scep_store.h"
 
@@ -354,6 +356,43 @@ static void test_verifier(void **state)
     bad = v;
     bad.salt[0] ^= 1;
     assert_false(scep_verifier_matches(&bad, SECRET("s3cret")));
+}
+
+/* The verifier is PBKDF2-HMAC-SHA256 as OpenSSL computes it, for challenges shorter
+ * than, as long as, and longer than a SHA-256 block (HMAC hashes those first), so that
+ * verifiers written by any release match and an operator can recompute one. */
+static void test_verifier_is_pbkdf2(void **state)
+{
+    size_t lengths[] = { 1, 6, 32, 63, 64, 65, 200, 8000 };
+    char *secret = malloc(8000);
+    unsigned char expected[SCEP_VERIFIER_HASH_LEN];
+    scep_verifier_t v, theirs;
+    size_t i;
+
+    (void)state;
+    assert_non_null(secret);
+    for (i = 0; i < 8000; i++) {
+        secret[i] = (char)('!' + i % 90);
+    }
+    for (i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+        assert_int_equal(scep_verifier_make(secret, lengths[i], &v), APR_SUCCESS);
+        assert_int_equal(PKCS5_PBKDF2_HMAC(secret, (int)lengths[i], v.salt, sizeof(v.salt),
+                                           (int)v.iterations, EVP_sha256(), sizeof(expected),
+                                           expected), 1);
+        assert_memory_equal(v.hash, expected, sizeof(expected));
+
+        /* and a verifier made by OpenSSL's PBKDF2, with a fresh salt, matches */
+        theirs = v;
+        assert_int_equal(RAND_bytes(theirs.salt, sizeof(theirs.salt)), 1);
+        assert_int_equal(PKCS5_PBKDF2_HMAC(secret, (int)lengths[i], theirs.salt,
+                                           sizeof(theirs.salt), (int)theirs.iterations,
+                                           EVP_sha256(), sizeof(theirs.hash), theirs.hash),
+                         1);
+        assert_true(scep_verifier_matches(&theirs, secret, lengths[i]));
+        assert_false(scep_verifier_matches(&theirs, secret, lengths[i] - 1 ? lengths[i] - 1
+                                                                          : lengths[i] + 1));
+    }
+    free(secret);
 }
 
 static void test_verifier_cost(void **state)
@@ -1040,6 +1079,7 @@ int main(void)
         P(test_ip_canonical),
         P(test_fqdn_matches),
         P(test_verifier),
+        P(test_verifier_is_pbkdf2),
         P(test_verifier_cost),
         D(test_device_round_trip),
         D(test_device_foreach),
