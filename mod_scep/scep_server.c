@@ -971,7 +971,7 @@ static apr_status_t read_query(op_ctx_t *c, const char **serial)
 
 static apr_status_t get_cert(op_ctx_t *c)
 {
-    const char *serial = NULL;
+    const char *serial = NULL, *recorded;
     scep_txn_t *txn;
     scep_cert_rec_t *rec;
     apr_status_t rv;
@@ -991,12 +991,11 @@ static apr_status_t get_cert(op_ctx_t *c)
     if (rv != APR_SUCCESS) {
         return db_failure(c, rv, "looking up the certificate");
     }
-    if (!recorded_serial(c, rec->der, rec->der_len)) {
+    if (!(recorded = recorded_serial(c, rec->der, rec->der_len))) {
         return db_failure(c, SCEP_DB_CORRUPT, "reading the recorded certificate");
     }
     c->reply->fqdn = rec->fqdn;
-    rv = send_certificate(c, rec->der, rec->der_len, rec->serial ? rec->serial : serial,
-                          "certificate");
+    rv = send_certificate(c, rec->der, rec->der_len, recorded, "certificate");
     if (rv == APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_INFO, "SCEP00222: scep(%s,PKIOperation): GetCert from %s: "
                  "sent certificate %s of %s", c->msg->transaction_id,
