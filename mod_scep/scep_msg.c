@@ -434,12 +434,19 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
         /* The reply is enveloped to this key by key transport: it must be RSA. */
         return refuse(msg, SCEP_FAIL_BAD_ALG, "the signer's key is not RSA");
     }
-    if (!(msg->signer = signer_with_key(p, msg->signer_as_sent, signer_key))
-        || !(signers = sk_X509_new_null())) {
+    /* A certificate OpenSSL decodes but cannot encode again (found by fuzz_pkimsg)
+     * cannot be copied with its key: the device's mistake, not a server failure. */
+    if (!(msg->signer = signer_with_key(p, msg->signer_as_sent, signer_key))) {
+        return refuse(msg, SCEP_FAIL_BAD_REQUEST,
+                      "the signer certificate cannot be encoded again as it was sent");
+    }
+    if (!(signers = sk_X509_new_null())) {
+        *why = "out of memory";
         return APR_ENOMEM;
     }
     apr_pool_cleanup_register(p, signers, cleanup_plain_stack, apr_pool_cleanup_null);
     if (!sk_X509_push(signers, msg->signer)) {
+        *why = "out of memory";
         return APR_ENOMEM;
     }
 
