@@ -11,7 +11,9 @@
 # measured run (SCEPLOAD_ARGS=-P: requests built before the clock).  PERF_OUT=FILE records
 # the children with `perf record --call-graph dwarf` during the run, for
 # tests/bench/perf-buckets.py; the sampling costs CPU, so that run's CPU figures do not
-# compare with others.
+# compare with others.  DB_DIR=FOLDER puts only the database there (in a new folder,
+# removed afterwards), so that a run with DB_DIR=/dev/shm against one without shows what
+# the durable commit of each enrollment costs on this machine's disk.
 #
 # Run from the build tree after `make`; it is not part of the test suite (no timings are
 # asserted anywhere).
@@ -26,11 +28,16 @@ SCEPLOAD=${SCEPLOAD:-$TOP/scepload}
 SCEPREG=${SCEPREG:-$TOP/scepreg}
 t_init
 require_module
+DB="$T/db"
+if [[ -n "${DB_DIR:-}" ]]; then
+    DB=$(mktemp -d "$DB_DIR/scep-bench-db.XXXXXX") || die "cannot make a folder in $DB_DIR"
+    at_exit "rm -rf '$DB'"
+fi
 
 make_pki "$T/pki" Bench
-timeout 60 "$SCEPREG" -c -n "$T/db" placeholder.example.net 2>/dev/null
+timeout 60 "$SCEPREG" -c -n "$DB" placeholder.example.net 2>/dev/null
 httpd_conf "$(
-    scep_location /scep "$T/pki" ra "ScepDeviceDB $T/db"
+    scep_location /scep "$T/pki" ra "ScepDeviceDB $DB"
     printf 'StartServers 2\nServerLimit 4\nThreadsPerChild 16\nMaxRequestWorkers 64\n'
     printf 'MaxSpareThreads 64\nLogLevel warn\n'
 )"
@@ -39,7 +46,7 @@ httpd_start || exit 1
 floor_before "$BITS"
 
 # warm up: key pool, the children's first requests
-"$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n 50 -c "$CONC" -b "$BITS" \
+"$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$DB" -n 50 -c "$CONC" -b "$BITS" \
     -k "${POOL:-$T/pool.pem}" -p 1000 -q >/dev/null || true
 # resident memory of the children, in KB (summed)
 httpd_rss() {
@@ -59,7 +66,7 @@ if [[ -n "${PERF_OUT:-}" ]]; then
 fi
 before=$(httpd_cpu_ticks)
 # shellcheck disable=SC2086 # SCEPLOAD_ARGS is a list of options
-"$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$T/db" -n "$COUNT" -c "$CONC" -m "$METHOD" \
+"$SCEPLOAD" -u "http://127.0.0.1:$PORT/scep" -D "$DB" -n "$COUNT" -c "$CONC" -m "$METHOD" \
     -b "$BITS" -k "${POOL:-$T/pool.pem}" -p 1000 -q ${SCEPLOAD_ARGS:-} | tee "$T/report"
 after=$(httpd_cpu_ticks)
 rss_after=$(httpd_rss)
