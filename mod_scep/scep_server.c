@@ -470,17 +470,16 @@ static apr_status_t send_recorded(op_ctx_t *c, const unsigned char *der, apr_siz
 }
 
 /* Records the certificate (`issued`, encoded as `der`) before it is sent: without the
- * record there is no answer. */
+ * record there is no answer.  SCEP_POLICY_REPLAY when a concurrent retry of the
+ * transaction was recorded first, with that certificate in *prior. */
 static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
                            const unsigned char *digest, X509 *issued,
                            const unsigned char *der, apr_size_t der_len, const char *serial,
+                           const unsigned char **prior, apr_size_t *prior_len,
                            const char **why)
 {
     scep_cert_rec_t rec;
     AUTHORITY_KEYID *aki;
-    const unsigned char *prior;
-    apr_size_t prior_len = 0;
-    apr_status_t rv;
 
     memset(&rec, 0, sizeof(rec));
     rec.serial = serial;
@@ -502,18 +501,13 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
         }
         AUTHORITY_KEYID_free(aki);
     }
-    rv = grant->held
-         ? scep_policy_record_approved(c->p, c->db, &c->profile->registrations, grant,
-                                       c->msg->transaction_id, &rec, rec.issued_at, &prior,
-                                       &prior_len, why)
-         : scep_policy_record(c->p, c->db, &c->profile->registrations, grant,
-                              c->msg->transaction_id, digest, &rec, rec.issued_at, &prior,
-                              &prior_len, why);
-    if (rv == SCEP_POLICY_REPLAY) {
-        /* a concurrent retry of this transaction was recorded first: its certificate */
-        send_recorded(c, prior, prior_len);
-    }
-    return rv;
+    return grant->held
+           ? scep_policy_record_approved(c->p, c->db, &c->profile->registrations, grant,
+                                         c->msg->transaction_id, &rec, rec.issued_at, prior,
+                                         prior_len, why)
+           : scep_policy_record(c->p, c->db, &c->profile->registrations, grant,
+                                c->msg->transaction_id, digest, &rec, rec.issued_at, prior,
+                                prior_len, why);
 }
 /* A request signed with a certificate this CA issued: a RenewalReq, or the PKCSReq that
  * Cisco IOS, macOS and sscep send instead.  APR_SUCCESS with *grant to issue; a made
@@ -723,12 +717,16 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     OPENSSL_free(encoded);
     serial = serial_hex(c->p, issued);
     if (grant) {
-        rv = record(c, grant, digest, issued, der, (apr_size_t)len, serial, &why);
+        const unsigned char *prior = NULL;
+        apr_size_t prior_len = 0;
+
+        rv = record(c, grant, digest, issued, der, (apr_size_t)len, serial, &prior,
+                    &prior_len, &why);
         if (rv == SCEP_POLICY_DENIED) {
             return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00215", why);
         }
         if (rv == SCEP_POLICY_REPLAY) {
-            return APR_SUCCESS;
+            return send_recorded(c, prior, prior_len);
         }
         if (rv != APR_SUCCESS) {
             return db_failure(c, rv, "recording the certificate");
