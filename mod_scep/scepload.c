@@ -16,6 +16,7 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -321,8 +322,43 @@ static const char *default_pool_file(apr_pool_t *p, long bits)
                       : apr_pstrcat(p, home && *home ? home : "/tmp", "/.cache/scepload",
                                     NULL);
 
-    apr_dir_make_recursive(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE, p);
     return apr_psprintf(p, "%s/rsa-%ld.pem", dir, bits);
+}
+
+/* Private keys: the file is made 0600 before a key is written, in a folder made 0700 if
+ * it is missing.  A message and no cache when that cannot be done; the run goes on. */
+static void save_pool(run_t *run, const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    const char *dir = slash && slash != file
+                      ? apr_pstrndup(run->pool, file, (apr_size_t)(slash - file)) : NULL;
+    int fd = -1;
+    FILE *f = NULL;
+    long i;
+
+    if (dir) {
+        apr_dir_make_recursive(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE,
+                               run->pool);
+    }
+    fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* an existing file keeps its mode through O_CREAT: narrow it before the keys go in */
+    if (fd < 0 || fchmod(fd, 0600) != 0 || (f = fdopen(fd, "w")) == NULL) {
+        if (!run->o->quiet) {
+            fprintf(stderr, "%s: cannot cache the pool in %s: %s\n", progname, file,
+                    strerror(errno));
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;
+    }
+    for (i = 0; i < run->nkeys; i++) {
+        PEM_write_PrivateKey(f, run->keys[i].key, NULL, NULL, 0, NULL, NULL);
+    }
+    if (fclose(f) != 0 && !run->o->quiet) {
+        fprintf(stderr, "%s: cannot cache the pool in %s: %s\n", progname, file,
+                strerror(errno));
+    }
 }
 
 static void load_pool(run_t *run)
@@ -376,17 +412,7 @@ static void load_pool(run_t *run)
                 apr_thread_join(&ignored, t[i]);
             }
         }
-        if ((f = fopen(file, "w")) != NULL) {
-            fchmod(fileno(f), 0600);
-            for (i = 0; i < run->nkeys; i++) {
-                PEM_write_PrivateKey(f, run->keys[i].key, NULL, NULL, 0, NULL, NULL);
-            }
-            fclose(f);
-        }
-        else if (!o->quiet) {
-            fprintf(stderr, "%s: cannot cache the pool in %s: %s\n", progname, file,
-                    strerror(errno));
-        }
+        save_pool(run, file);
     }
     for (i = 0; i < run->nkeys; i++) {
         run->keys[i].selfsigned = self_signed(run->keys[i].key);

@@ -100,6 +100,25 @@ expect_file_contains "$T/laterbad.out" "failed:          4 x FAILURE badRequest"
 load alone -C x -d y -n 1 -a
 expect_eq "$RC" 2 "-a without -P is refused"
 
+# an explicit pool in a missing folder, and one left world-readable by something else
+timeout 300 "$SCEPLOAD" -u "$URL" -k "$T/new/keys/pool.pem" -q -C "$CH" -d fixed.example.net \
+    -n 2 -p 2 >/dev/null 2>&1 && RC=0 || RC=$?
+expect_eq "$RC" 0 "a run with its pool in a folder that does not exist yet"
+expect_eq "$(stat -c %a "$T/new/keys")" 700 "the pool's folder is made, private (0700)"
+expect_eq "$(grep -c 'BEGIN PRIVATE KEY' "$T/new/keys/pool.pem")" 2 "the pool is cached there"
+: >"$T/wide.pem"
+chmod 644 "$T/wide.pem"
+timeout 300 "$SCEPLOAD" -u "$URL" -k "$T/wide.pem" -q -C "$CH" -d fixed.example.net \
+    -n 1 -p 1 >/dev/null 2>&1 && RC=0 || RC=$?
+expect_eq "$RC" 0 "a run whose pool file exists with mode 0644"
+expect_eq "$(stat -c %a "$T/wide.pem")" 600 "the file is made private before the keys go in"
+ln -s "$T/elsewhere.pem" "$T/link.pem"
+timeout 300 "$SCEPLOAD" -u "$URL" -k "$T/link.pem" -C "$CH" -d fixed.example.net \
+    -n 1 -p 1 >"$T/link.out" 2>"$T/link.err" && RC=0 || RC=$?
+expect_eq "$RC" 0 "a pool path that is a symbolic link: the run goes on"
+expect_file_contains "$T/link.err" "cannot cache the pool in $T/link.pem" "the link is not followed, and that is said"
+expect_eq "$(test -e "$T/elsewhere.pem" && echo written || echo absent)" absent "nothing is written where the link points"
+
 load limits -C x -d y -n 2000000
 expect_eq "$RC" 2 "more than 1,000,000 enrollments are refused"
 load nourl -C x -d y -n 1 -u "ftp://127.0.0.1/"
