@@ -18,6 +18,7 @@
 #include "mod_scep.h"
 #include "scep_ca.h"
 #include "scep_decode.h"
+#include "scep_import.h"
 #include "scep_server.h"
 #include "scep_store.h"
 #include "scep_version.h"
@@ -432,17 +433,12 @@ static const char *set_db_map_size(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_profile_name(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
-    const char *err, *c;
+    const char *err;
 
     if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
-    for (c = arg; *c; c++) {
-        if (!apr_isalnum(*c) && *c != '-' && *c != '_' && *c != '.') {
-            break;
-        }
-    }
-    if (*c || c == arg || c - arg > 64) {
+    if (!*arg || strlen(arg) > SCEP_REG_PROFILE_MAX || !scep_reg_profile_name_ok(arg)) {
         return "ScepProfileName: 1 to 64 letters, digits, '-', '_' or '.'";
     }
     conf->profile.registrations.profile_name = arg;

@@ -19,6 +19,7 @@
 #include <apr_strings.h>
 
 #include "mod_scep.h"
+#include "scep_import.h"
 #include "scep_store.h"
 
 APLOG_USE_MODULE(scep);
@@ -94,18 +95,6 @@ static int wants_json(request_rec *r, const char *format)
     return accept && ap_strcasestr(accept, "application/json") != NULL;
 }
 
-static int valid_profile_name(const char *s)
-{
-    apr_size_t n = 0;
-
-    for (; *s; s++, n++) {
-        if (!apr_isalnum(*s) && *s != '-' && *s != '_' && *s != '.') {
-            return 0;
-        }
-    }
-    return n > 0 && n <= 64;
-}
-
 int scep_glue_challenge_handler(request_rec *r)
 {
     const scep_dir_conf_t *conf;
@@ -141,7 +130,8 @@ int scep_glue_challenge_handler(request_rec *r)
                       ap_escape_logitem(r->pool, fqdn_arg));
         return HTTP_BAD_REQUEST;
     }
-    if (profile && *profile && !valid_profile_name(profile)) {
+    if (profile && *profile
+        && (strlen(profile) > SCEP_REG_PROFILE_MAX || !scep_reg_profile_name_ok(profile))) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "SCEP00122: scep-challenge: profile '%s' is not a profile name",
                       ap_escape_logitem(r->pool, profile));

@@ -76,11 +76,14 @@ int scep_reg_clean_text(const char *s)
     return 1;
 }
 
-/* Profile names follow ScepProfile's rule: letters, digits, '-', '_' and '.'. */
+/* The one rule for profile names, shared by ScepProfileName, the challenge handler, the
+ * import and scepreg.  ASCII whatever the locale, so that a name the tool accepts is one
+ * httpd accepts. */
 int scep_reg_profile_name_ok(const char *s)
 {
     for (; *s; s++) {
-        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.') {
+        if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9')
+            && *s != '-' && *s != '_' && *s != '.') {
             return 0;
         }
     }

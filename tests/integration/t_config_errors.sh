@@ -122,6 +122,12 @@ refused "CA key not matching the CA certificate" 'match' \
 refused "RA key not matching the RA certificate" 'match' \
     "$(re_path "$P/ra.pem")|$(re_path "$T/pki2/ra.key")" \
     "${CA_OK[@]}" "ScepRACertificateFile $P/ra.pem" "ScepRAKeyFile $T/pki2/ra.key"
+refused "a profile name outside ASCII" 'ScepProfileName: 1 to 64 letters' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepProfileName caf$(printf '\303\251')"
+refused "a profile name of 65 characters" 'ScepProfileName: 1 to 64 letters' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepProfileName $(printf 'p%.0s' {1..65})"
+accepted "a profile name of 64 characters" \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepProfileName $(printf 'p%.0s' {1..64})"
 refused "CA key file mode 644" 'group|other|world|permission|mode|readable' "$(re_path "$T/ca-644.key")" \
     "ScepCACertificateFile $P/ca.pem" "ScepCAKeyFile $T/ca-644.key" "${RA_OK[@]}"
 refused "RA key file mode 640" 'group|other|world|permission|mode|readable' "$(re_path "$T/ra-640.key")" \
