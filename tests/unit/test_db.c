@@ -3,7 +3,8 @@
  * the dup-sorted index, a full map and its growth, read-only opens, a schema from the
  * future, pools destroyed under open transactions, concurrent writers in two processes,
  * reader slots of a killed process, a full reader table and a map grown by another
- * process; and the record codec, whose parser is fed every truncation from a buffer of
+ * process; a commit that returns only once its meta page is on disk, a failed sync that
+ * stops the environment, and commits of many threads sharing syncs; and the record codec, whose parser is fed every truncation from a buffer of
  * exactly that length so valgrind sees any read past the end.
  *
  * Children of fork() never touch cmocka or the parent's pools: they report through their
@@ -18,7 +19,10 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +33,88 @@
 #include <lmdb.h>
 
 #include "scep_db.h"
+
+/* ---- the file system as LMDB sees it ---------------------------------------------- */
+
+/* liblmdb calls pwrite, fdatasync and fsync through the PLT, so these definitions stand in
+ * for libc's: they let a test see whether a commit's meta page (page 0 or 1 of data.mdb)
+ * reached the disk before the commit returned, and make a sync fail.  Only the calls of
+ * the thread that set `watching` are looked at. */
+static struct {
+    pthread_t watcher;
+    int watching;
+    int meta_writes;            /* meta pages written while watching */
+    int meta_unsynced;          /* one was written without O_DSYNC and not synced since */
+    int fail_meta_sync;         /* the next sync after such a write fails with EIO */
+} io;
+
+static int watched(void)
+{
+    return io.watching && pthread_equal(pthread_self(), io.watcher);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    ssize_t r;
+
+    if (!real) {
+        *(void **)&real = dlsym(RTLD_NEXT, "pwrite");
+    }
+    r = real(fd, buf, n, off);
+    if (r > 0 && watched() && off < 2 * sysconf(_SC_PAGESIZE)) {
+        io.meta_writes++;
+        if (!(fcntl(fd, F_GETFL) & O_DSYNC)) {
+            io.meta_unsynced = 1;
+        }
+    }
+    return r;
+}
+
+static int synced(int r)
+{
+    if (r == 0 && watched()) {
+        io.meta_unsynced = 0;
+    }
+    return r;
+}
+
+static int failed_on_purpose(void)
+{
+    if (watched() && io.fail_meta_sync && io.meta_unsynced) {
+        io.fail_meta_sync = 0;
+        errno = EIO;
+        return 1;
+    }
+    return 0;
+}
+
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+
+    if (!real) {
+        *(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
+    }
+    return failed_on_purpose() ? -1 : synced(real(fd));
+}
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+
+    if (!real) {
+        *(void **)&real = dlsym(RTLD_NEXT, "fsync");
+    }
+    return failed_on_purpose() ? -1 : synced(real(fd));
+}
+
+static void watch_io(int on)
+{
+    memset(&io, 0, sizeof(io));
+    io.watcher = pthread_self();
+    io.watching = on;
+}
 
 /* ---- fixtures -------------------------------------------------------------------- */
 
@@ -870,6 +956,148 @@ static void wait_ok(pid_t pid)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* A commit returns only when the meta page that makes it current is on disk, whether
+ * LMDB wrote it through its O_DSYNC descriptor or scep_db synced it afterwards. */
+static void test_commit_durable_on_return(void **state)
+{
+    fixture_t *f = *state;
+    scep_db_t *db = open_db(f->p, f->dir, 0, SCEP_DB_CREATE, NULL);
+    apr_status_t rv;
+    char key[16];
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        apr_pool_t *tp = subpool(f->p);
+        scep_txn_t *txn = begin(db, tp, 1);
+
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(put_str(txn, SCEP_DBI_META, key, "v", 0), APR_SUCCESS);
+        watch_io(1);
+        rv = scep_db_commit(txn);
+        io.watching = 0;
+        assert_int_equal(rv, APR_SUCCESS);
+        assert_true(io.meta_writes > 0);    /* the stand-ins above do see LMDB's writes */
+        assert_false(io.meta_unsynced);
+        apr_pool_destroy(tp);
+    }
+}
+
+/* A failed sync stops the environment (reads too: they could see what never reached the
+ * disk), with a log line that says what to do; opening it again resumes. */
+static void test_failed_sync_stops_until_reopened(void **state)
+{
+    fixture_t *f = *state;
+    scep_log_t log = { log_sink, NULL, SCEP_LOG_TRACE1 };
+    log_buf_t *lines = apr_pcalloc(f->p, sizeof(*lines));
+    apr_pool_t *dp = subpool(f->p), *tp;
+    scep_db_t *db;
+    scep_txn_t *txn;
+    apr_status_t rv;
+
+    log.baton = lines;
+    db = open_db(dp, f->dir, 0, SCEP_DB_CREATE, &log);
+    tp = subpool(dp);
+    txn = begin(db, tp, 1);
+    assert_int_equal(put_str(txn, SCEP_DBI_META, "before", "1", 0), APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+
+    txn = begin(db, tp, 1);
+    assert_int_equal(put_str(txn, SCEP_DBI_META, "lost", "2", 0), APR_SUCCESS);
+    watch_io(1);
+    io.fail_meta_sync = 1;
+    rv = scep_db_commit(txn);
+    io.watching = 0;
+    assert_int_equal(io.fail_meta_sync, 0);          /* the sync after the meta write failed */
+    assert_int_equal(rv, SCEP_DB_UNSYNCED);
+    assert_non_null(strstr(lines->text, "SCEP00311"));
+    assert_non_null(strstr(lines->text, "fdatasync failed"));
+    assert_non_null(strstr(scep_db_strerror(tp, rv), "restarted"));
+
+    txn = NULL;
+    assert_int_equal(scep_db_begin(db, tp, 1, &txn), SCEP_DB_UNSYNCED);
+    assert_null(txn);
+    assert_int_equal(scep_db_begin(db, tp, 0, &txn), SCEP_DB_UNSYNCED);
+    assert_null(txn);
+    apr_pool_destroy(dp);
+
+    dp = subpool(f->p);
+    db = open_db(dp, f->dir, 0, 0, NULL);
+    txn = begin(db, dp, 1);
+    assert_value(txn, SCEP_DBI_META, "before", "1", dp);
+    assert_int_equal(put_str(txn, SCEP_DBI_META, "after", "3", 0), APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+    apr_pool_destroy(dp);
+}
+
+#define SYNC_THREADS 6
+#define SYNC_COMMITS 25
+
+typedef struct committer_t {
+    scep_db_t *db;
+    apr_pool_t *p;
+    int id;
+    int failures;
+} committer_t;
+
+static void *commit_many(void *arg)
+{
+    committer_t *c = arg;
+    char key[32];
+    int i;
+
+    for (i = 0; i < SYNC_COMMITS; i++) {
+        apr_pool_t *tp;
+        scep_txn_t *txn = NULL;
+
+        if (apr_pool_create(&tp, c->p) != APR_SUCCESS) {
+            c->failures++;
+            continue;
+        }
+        snprintf(key, sizeof(key), "t%d-%d", c->id, i);
+        if (scep_db_begin(c->db, tp, 1, &txn) != APR_SUCCESS
+            || put_str(txn, SCEP_DBI_META, key, key, 0) != APR_SUCCESS
+            || scep_db_commit(txn) != APR_SUCCESS) {
+            c->failures++;
+        }
+        apr_pool_destroy(tp);
+    }
+    return NULL;
+}
+
+/* Threads of one process committing at once: each waits for a sync that covers its own
+ * transaction, none is lost and none is left waiting. */
+static void test_threads_share_syncs(void **state)
+{
+    fixture_t *f = *state;
+    scep_db_t *db = open_db(f->p, f->dir, 0, SCEP_DB_CREATE, NULL);
+    committer_t c[SYNC_THREADS];
+    pthread_t t[SYNC_THREADS];
+    apr_pool_t *rp = subpool(f->p);
+    scep_txn_t *txn;
+    char key[32];
+    int i, j;
+
+    for (i = 0; i < SYNC_THREADS; i++) {
+        c[i].db = db;
+        c[i].p = subpool(f->p);     /* pools are made here: APR's parents are not locked */
+        c[i].id = i;
+        c[i].failures = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, commit_many, &c[i]), 0);
+    }
+    for (i = 0; i < SYNC_THREADS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(c[i].failures, 0);
+    }
+    txn = begin(db, rp, 0);
+    for (i = 0; i < SYNC_THREADS; i++) {
+        for (j = 0; j < SYNC_COMMITS; j++) {
+            snprintf(key, sizeof(key), "t%d-%d", i, j);
+            assert_value(txn, SCEP_DBI_META, key, key, rp);
+        }
+    }
+    scep_db_abort(txn);
+}
+
 static void test_two_processes_write(void **state)
 {
     fixture_t *f = *state;
@@ -1333,6 +1561,9 @@ int main(void)
         D(test_readonly_missing_folder),
         D(test_schema_too_new),
         D(test_destroyed_pool_releases_locks),
+        D(test_commit_durable_on_return),
+        D(test_failed_sync_stops_until_reopened),
+        D(test_threads_share_syncs),
         D(test_two_processes_write),
         D(test_stale_reader_of_killed_process),
         D(test_reader_table_full),
