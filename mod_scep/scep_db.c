@@ -10,8 +10,11 @@
  * their steps one after the other and look at the result once, at the end.
  *
  * A commit returns once its transaction is on disk, as with LMDB's defaults, but the
- * second of its two flushes is shared: see make_durable. */
+ * second of its two flushes is shared: see wait_for_sync. */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <apr_file_info.h>
 #include <apr_file_io.h>
@@ -57,13 +60,14 @@ struct scep_db_t {
     scep_log_t log;                 /* a copy: the caller's may live on its stack */
     MDB_dbi dbi[SCEP_DBI_COUNT];
     int have[SCEP_DBI_COUNT];       /* 0 only when opened read-only and never created */
-    /* make_durable's state, for the transactions this process commits */
+    /* wait_for_sync's state (read-write opens only) */
+    int sync_fd;                    /* data.mdb, this process's own descriptor: see below */
     apr_thread_mutex_t *sync_lock;
     apr_thread_cond_t *sync_done;
-    size_t committed;               /* the newest transaction committed here */
-    size_t synced;                  /* every transaction up to this one is on disk */
+    apr_uint64_t tickets;           /* handed out, one per wait */
+    apr_uint64_t synced;            /* every ticket up to this one is served */
     int syncing;                    /* a thread is in fdatasync */
-    int sync_failed;                /* an fdatasync failed: the errno; no more transactions */
+    int stopped;                    /* an fdatasync failed (its errno): no more transactions */
 };
 
 struct scep_txn_t {
@@ -72,6 +76,7 @@ struct scep_txn_t {
     MDB_txn *txn;
     apr_status_t status;            /* the first error met */
     int write;
+    int touched;                    /* a put or delete was tried: the commit must be synced */
     int open;                       /* neither committed nor aborted yet */
 };
 
@@ -141,26 +146,43 @@ const char *scep_db_strerror(apr_pool_t *p, apr_status_t status)
 /* The environment is opened with MDB_NOMETASYNC: a commit writes and syncs the new pages
  * while it holds the write lock, then writes the meta page that makes them current
  * without syncing it.  LMDB stays consistent like that (it never reuses the pages of the
- * last two snapshots), but the transaction would not yet survive a power cut; so, before
- * scep_db_commit returns, the meta page is synced here, outside the lock.  One fdatasync
- * serves every transaction this process committed before it began, and a thread whose
- * transaction is covered by a sync already running waits for that one.  The write lock
- * is thus held for one flush instead of two, and concurrent commits share the second: at
- * 8 connections the benchmark's p99 fell by a fifth (docs/performance.md).
+ * last two snapshots), but the transaction would not yet survive a power cut, and other
+ * transactions can already read it; so scep_db_commit waits for a sync of the meta page
+ * before it returns, outside the lock, and so does scep_db_sync before an answer built
+ * from what a transaction read.  Each wait takes a ticket, after its commit returned; one
+ * fdatasync serves every ticket taken before it began, and a thread whose ticket is
+ * served by a sync already running waits for that one.  The write lock is thus held for
+ * one flush instead of two, and concurrent commits share the second: at 8 connections the
+ * benchmark's p99 fell by a fifth (docs/performance.md).
  *
- * A failed fdatasync may have dropped the pages it was given, and a later one would not
- * say so; like LMDB after a failed write, the environment then refuses every transaction
- * until it is opened again. */
-static int make_durable(scep_db_t *db, size_t txnid)
+ * The syncs go through a descriptor of data.mdb that only this code uses.  Linux reports
+ * a failed write-back once to each open file description: through LMDB's own, the error of
+ * one thread's page could be reported to the sync of another, and the first would return
+ * as if its page were on disk.  A failed fdatasync may have dropped the pages it was
+ * given and a later one would not say so: the environment then refuses every transaction
+ * until it is opened again, as LMDB does after a failed write. */
+
+/* Under sync_lock. */
+static void stop(scep_db_t *db, int err)
 {
+    if (!db->stopped) {
+        db->stopped = err;
+        scep_log(&db->log, SCEP_LOG_ERR, "SCEP00311: %s: fdatasync failed: %s; what was "
+                 "written since the last sync may not be on disk, and this process refuses "
+                 "the database from now on: check the disk and the kernel log, restart "
+                 "httpd, then run 'scepreg -V %s'", db->path, strerror(err), db->path);
+    }
+}
+
+static int wait_for_sync(scep_db_t *db)
+{
+    apr_uint64_t ticket;
     int rc;
 
     apr_thread_mutex_lock(db->sync_lock);
-    if (txnid > db->committed) {
-        db->committed = txnid;
-    }
-    while (db->synced < txnid && !db->sync_failed) {
-        size_t covers = db->committed;
+    ticket = ++db->tickets;
+    while (db->synced < ticket && !db->stopped) {
+        apr_uint64_t serves = db->tickets;
 
         if (db->syncing) {
             apr_thread_cond_wait(db->sync_done, db->sync_lock);
@@ -168,56 +190,58 @@ static int make_durable(scep_db_t *db, size_t txnid)
         }
         db->syncing = 1;
         apr_thread_mutex_unlock(db->sync_lock);
-        rc = mdb_env_sync(db->env, 1);
+        rc = fdatasync(db->sync_fd) == 0 ? 0 : errno;
         apr_thread_mutex_lock(db->sync_lock);
         db->syncing = 0;
-        if (rc == MDB_SUCCESS) {
-            db->synced = covers > db->synced ? covers : db->synced;
+        if (rc == 0) {
+            db->synced = serves > db->synced ? serves : db->synced;
         }
         else {
-            db->sync_failed = rc;
-            scep_log(&db->log, SCEP_LOG_ERR, "SCEP00311: %s: fdatasync failed: %s; what was "
-                     "written since the last sync may not be on disk, and the database "
-                     "refuses every transaction until httpd (or the tool) opens it again: "
-                     "check the disk and the kernel log, then restart", db->path,
-                     mdb_strerror(rc));
+            stop(db, rc);
         }
         apr_thread_cond_broadcast(db->sync_done);
     }
-    rc = db->synced >= txnid ? MDB_SUCCESS : db->sync_failed;
+    rc = db->synced >= ticket ? 0 : db->stopped;
     apr_thread_mutex_unlock(db->sync_lock);
     return rc;
 }
 
-static int sync_failed(scep_db_t *db)
+static int stopped(scep_db_t *db)
 {
-    int failed;
+    int err;
 
     if (db->readonly) {
         return 0;
     }
     apr_thread_mutex_lock(db->sync_lock);
-    failed = db->sync_failed;
+    err = db->stopped;
     apr_thread_mutex_unlock(db->sync_lock);
-    return failed;
+    return err;
 }
 
-/* mdb_txn_commit, and for a write transaction that wrote something, make_durable.  An
- * empty commit leaves LMDB's last transaction id where it was (the next writer reuses
- * it), so that id is only taken as this process's once the environment has reached it. */
-static int commit_durably(scep_db_t *db, MDB_txn *t, int write)
+/* mdb_txn_commit, then for a transaction that may have written, the wait.  A stopped
+ * environment aborts instead: its files may lack pages a new snapshot would build on. */
+static int commit_durably(scep_db_t *db, MDB_txn *t, int touched)
 {
-    size_t txnid = mdb_txn_id(t);
-    MDB_envinfo info;
-    int rc = mdb_txn_commit(t);     /* frees the transaction even when it fails */
+    int rc;
 
-    if (rc != MDB_SUCCESS || !write || db->readonly) {
+    if (stopped(db)) {
+        mdb_txn_abort(t);
+        return EIO;
+    }
+    rc = mdb_txn_commit(t);         /* frees the transaction even when it fails */
+    if (rc != MDB_SUCCESS || !touched || db->readonly) {
         return rc;
     }
-    if ((rc = mdb_env_info(db->env, &info)) != MDB_SUCCESS || info.me_last_txnid < txnid) {
-        return rc;
+    return wait_for_sync(db);
+}
+
+apr_status_t scep_db_sync(scep_db_t *db)
+{
+    if (db->readonly) {
+        return APR_SUCCESS;
     }
-    return make_durable(db, txnid);
+    return wait_for_sync(db) == 0 ? APR_SUCCESS : SCEP_DB_UNSYNCED;
 }
 
 /* ---- the environment ----------------------------------------------------------------- */
@@ -229,6 +253,10 @@ static apr_status_t db_cleanup(void *data)
     if (db->env) {
         mdb_env_close(db->env);
         db->env = NULL;
+    }
+    if (db->sync_fd >= 0) {
+        close(db->sync_fd);
+        db->sync_fd = -1;
     }
     return APR_SUCCESS;
 }
@@ -348,7 +376,7 @@ static apr_status_t open_dbis(scep_db_t *db, int grew, apr_pool_t *p, const char
         }
     }
     /* A commit, even read-only: handles opened in an aborted transaction are closed. */
-    rc = commit_durably(db, t, !db->readonly);
+    rc = commit_durably(db, t, 1);
     if (rc != MDB_SUCCESS) {
         *why = apr_psprintf(p, "%s: cannot commit the database layout: %s", db->path,
                             mdb_strerror(rc));
@@ -436,6 +464,17 @@ static apr_status_t open_env(scep_db_t *db, apr_size_t map_size, int flags, apr_
                             mdb_strerror(rc));
         return map_rc(db, rc);
     }
+    if (!db->readonly) {
+        const char *data = apr_pstrcat(p, db->path, "/data.mdb", NULL);
+
+        db->sync_fd = open(data, O_RDONLY | O_CLOEXEC);
+        if (db->sync_fd < 0) {
+            rv = APR_FROM_OS_ERROR(errno);
+            *why = apr_psprintf(p, "%s: cannot open it for syncing: %s", data,
+                                apr_strerror(rv, buf, sizeof(buf)));
+            return rv;
+        }
+    }
 
     /* Slots of processes that died inside a read transaction pin old pages forever and
      * eventually fill the reader table. */
@@ -472,6 +511,7 @@ apr_status_t scep_db_open(apr_pool_t *p, const char *dir, apr_size_t map_size, i
     d->pool = p;
     d->path = apr_pstrdup(p, dir);
     d->readonly = (flags & SCEP_DB_READONLY) != 0;
+    d->sync_fd = -1;
     if (log) {
         d->log = *log;
     }
@@ -575,7 +615,7 @@ apr_status_t scep_db_begin(scep_db_t *db, apr_pool_t *p, int write, scep_txn_t *
     int rc, cleared = 0, resizes = 0, dead;
 
     *txn = NULL;
-    if (sync_failed(db)) {
+    if (stopped(db)) {
         return SCEP_DB_UNSYNCED;
     }
     for (;;) {
@@ -628,11 +668,11 @@ apr_status_t scep_db_commit(scep_txn_t *txn)
         mdb_txn_abort(txn->txn);
     }
     else {
-        rc = commit_durably(txn->db, txn->txn, 1);
+        rc = commit_durably(txn->db, txn->txn, txn->touched);
     }
     txn_finished(txn);
     if (rc != MDB_SUCCESS) {
-        txn_fail(txn, sync_failed(txn->db) ? SCEP_DB_UNSYNCED : map_rc(txn->db, rc));
+        txn_fail(txn, stopped(txn->db) ? SCEP_DB_UNSYNCED : map_rc(txn->db, rc));
     }
     return txn->status;
 }
@@ -694,6 +734,7 @@ apr_status_t scep_db_put(scep_txn_t *txn, scep_dbi_e dbi, const void *key, apr_s
     if (!txn->write) {
         return txn_fail(txn, APR_EACCES);
     }
+    txn->touched = 1;
     dupsort = (dbi_specs[dbi].flags & MDB_DUPSORT) != 0;
     if (flags & SCEP_DB_NOOVERWRITE) {
         /* In the dup-sorted database "exists" means this very key/value pair. */
@@ -726,6 +767,7 @@ apr_status_t scep_db_del(scep_txn_t *txn, scep_dbi_e dbi, const void *key, apr_s
     if (!txn->write) {
         return txn_fail(txn, APR_EACCES);
     }
+    txn->touched = 1;
     if (!key_storable(txn, klen)) {
         return SCEP_DB_NOTFOUND;
     }

@@ -76,6 +76,12 @@ apr_status_t scep_db_begin(scep_db_t *db, apr_pool_t *p, int write, scep_txn_t *
  * until the database is opened again). */
 apr_status_t scep_db_commit(scep_txn_t *txn);
 
+/* Returns once everything a transaction could read before the call is on disk (a commit
+ * is made current before it is synced: see scep_db.c).  For an answer that hands out what
+ * a read found, such as a recorded certificate.  SCEP_DB_UNSYNCED when the sync failed.
+ * A read-only database returns APR_SUCCESS at once. */
+apr_status_t scep_db_sync(scep_db_t *db);
+
 /* Throws the transaction away.  Safe on NULL and after commit. */
 void scep_db_abort(scep_txn_t *txn);
 

@@ -37,83 +37,80 @@
 /* ---- the file system as LMDB sees it ---------------------------------------------- */
 
 /* liblmdb calls pwrite, fdatasync and fsync through the PLT, so these definitions stand in
- * for libc's: they let a test see whether a commit's meta page (page 0 or 1 of data.mdb)
- * reached the disk before the commit returned, and make a sync fail.  Only the calls of
- * the thread that set `watching` are looked at. */
-static struct {
-    pthread_t watcher;
-    int watching;
-    int meta_writes;            /* meta pages written while watching */
-    int meta_unsynced;          /* one was written without O_DSYNC and not synced since */
-    int fail_meta_sync;         /* the next sync after such a write fails with EIO */
-} io;
+ * for libc's.  Every meta page written (page 0 or 1 of data.mdb) and every sync that
+ * starts takes the next number of one sequence; a sync that succeeds raises io_synced to
+ * its number, and a meta page written through an O_DSYNC descriptor raises it to its own.
+ * So a thread's last meta page is on disk exactly when io_synced >= my_meta.  A test can
+ * also make the sync that follows its meta page fail. */
+static unsigned long io_seq, io_synced;
+static __thread unsigned long my_meta;      /* this thread's last meta page */
+static __thread int my_meta_writes;
+static __thread int fail_my_meta_sync;      /* the next sync after an unsynced one fails */
+static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static int (*real_fdatasync)(int);
+static int (*real_fsync)(int);
 
-static int watched(void)
+__attribute__((constructor)) static void find_real_io(void)
 {
-    return io.watching && pthread_equal(pthread_self(), io.watcher);
+    *(void **)&real_pwrite = dlsym(RTLD_NEXT, "pwrite");
+    *(void **)&real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
+    *(void **)&real_fsync = dlsym(RTLD_NEXT, "fsync");
+}
+
+static void raise_synced(unsigned long to)
+{
+    unsigned long was = __atomic_load_n(&io_synced, __ATOMIC_SEQ_CST);
+
+    while (was < to && !__atomic_compare_exchange_n(&io_synced, &was, to, 0,
+                                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+}
+
+static int my_meta_on_disk(void)
+{
+    return __atomic_load_n(&io_synced, __ATOMIC_SEQ_CST) >= my_meta;
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    static ssize_t (*real)(int, const void *, size_t, off_t);
-    ssize_t r;
+    /* LMDB's pages are the system's, at most 32 KB */
+    long page = sysconf(_SC_PAGESIZE) < 32768 ? sysconf(_SC_PAGESIZE) : 32768;
+    ssize_t r = real_pwrite(fd, buf, n, off);
 
-    if (!real) {
-        *(void **)&real = dlsym(RTLD_NEXT, "pwrite");
-    }
-    r = real(fd, buf, n, off);
-    if (r > 0 && watched() && off < 2 * sysconf(_SC_PAGESIZE)) {
-        io.meta_writes++;
-        if (!(fcntl(fd, F_GETFL) & O_DSYNC)) {
-            io.meta_unsynced = 1;
+    if (r > 0 && off < 2 * page) {
+        my_meta = __atomic_add_fetch(&io_seq, 1, __ATOMIC_SEQ_CST);
+        my_meta_writes++;
+        if (fcntl(fd, F_GETFL) & O_DSYNC) {
+            raise_synced(my_meta);
         }
     }
     return r;
 }
 
-static int synced(int r)
+static int traced_sync(int (*real)(int), int fd)
 {
-    if (r == 0 && watched()) {
-        io.meta_unsynced = 0;
-    }
-    return r;
-}
+    unsigned long start = __atomic_add_fetch(&io_seq, 1, __ATOMIC_SEQ_CST);
 
-static int failed_on_purpose(void)
-{
-    if (watched() && io.fail_meta_sync && io.meta_unsynced) {
-        io.fail_meta_sync = 0;
+    if (fail_my_meta_sync && !my_meta_on_disk()) {
+        fail_my_meta_sync = 0;
         errno = EIO;
-        return 1;
+        return -1;
     }
+    if (real(fd) != 0) {
+        return -1;
+    }
+    raise_synced(start);
     return 0;
 }
 
 int fdatasync(int fd)
 {
-    static int (*real)(int);
-
-    if (!real) {
-        *(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
-    }
-    return failed_on_purpose() ? -1 : synced(real(fd));
+    return traced_sync(real_fdatasync, fd);
 }
 
 int fsync(int fd)
 {
-    static int (*real)(int);
-
-    if (!real) {
-        *(void **)&real = dlsym(RTLD_NEXT, "fsync");
-    }
-    return failed_on_purpose() ? -1 : synced(real(fd));
-}
-
-static void watch_io(int on)
-{
-    memset(&io, 0, sizeof(io));
-    io.watcher = pthread_self();
-    io.watching = on;
+    return traced_sync(real_fsync, fd);
 }
 
 /* ---- fixtures -------------------------------------------------------------------- */
@@ -957,12 +954,13 @@ static void wait_ok(pid_t pid)
 }
 
 /* A commit returns only when the meta page that makes it current is on disk, whether
- * LMDB wrote it through its O_DSYNC descriptor or scep_db synced it afterwards. */
+ * LMDB wrote it through its O_DSYNC descriptor or scep_db synced it afterwards; and
+ * scep_db_sync returns only after a sync that began after it was called. */
 static void test_commit_durable_on_return(void **state)
 {
     fixture_t *f = *state;
     scep_db_t *db = open_db(f->p, f->dir, 0, SCEP_DB_CREATE, NULL);
-    apr_status_t rv;
+    unsigned long called;
     char key[16];
     int i;
 
@@ -972,14 +970,15 @@ static void test_commit_durable_on_return(void **state)
 
         snprintf(key, sizeof(key), "k%d", i);
         assert_int_equal(put_str(txn, SCEP_DBI_META, key, "v", 0), APR_SUCCESS);
-        watch_io(1);
-        rv = scep_db_commit(txn);
-        io.watching = 0;
-        assert_int_equal(rv, APR_SUCCESS);
-        assert_true(io.meta_writes > 0);    /* the stand-ins above do see LMDB's writes */
-        assert_false(io.meta_unsynced);
+        my_meta_writes = 0;
+        assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+        assert_true(my_meta_writes > 0);    /* the stand-ins above do see LMDB's writes */
+        assert_true(my_meta_on_disk());
         apr_pool_destroy(tp);
     }
+    called = __atomic_add_fetch(&io_seq, 1, __ATOMIC_SEQ_CST);
+    assert_int_equal(scep_db_sync(db), APR_SUCCESS);
+    assert_true(__atomic_load_n(&io_synced, __ATOMIC_SEQ_CST) > called);
 }
 
 /* A failed sync stops the environment (reads too: they could see what never reached the
@@ -1003,11 +1002,9 @@ static void test_failed_sync_stops_until_reopened(void **state)
 
     txn = begin(db, tp, 1);
     assert_int_equal(put_str(txn, SCEP_DBI_META, "lost", "2", 0), APR_SUCCESS);
-    watch_io(1);
-    io.fail_meta_sync = 1;
+    fail_my_meta_sync = 1;
     rv = scep_db_commit(txn);
-    io.watching = 0;
-    assert_int_equal(io.fail_meta_sync, 0);          /* the sync after the meta write failed */
+    assert_int_equal(fail_my_meta_sync, 0);     /* the sync after the meta page failed */
     assert_int_equal(rv, SCEP_DB_UNSYNCED);
     assert_non_null(strstr(lines->text, "SCEP00311"));
     assert_non_null(strstr(lines->text, "fdatasync failed"));
@@ -1018,6 +1015,7 @@ static void test_failed_sync_stops_until_reopened(void **state)
     assert_null(txn);
     assert_int_equal(scep_db_begin(db, tp, 0, &txn), SCEP_DB_UNSYNCED);
     assert_null(txn);
+    assert_int_equal(scep_db_sync(db), SCEP_DB_UNSYNCED);
     apr_pool_destroy(dp);
 
     dp = subpool(f->p);
@@ -1026,6 +1024,7 @@ static void test_failed_sync_stops_until_reopened(void **state)
     assert_value(txn, SCEP_DBI_META, "before", "1", dp);
     assert_int_equal(put_str(txn, SCEP_DBI_META, "after", "3", 0), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+    assert_true(my_meta_on_disk());
     apr_pool_destroy(dp);
 }
 
@@ -1037,6 +1036,7 @@ typedef struct committer_t {
     apr_pool_t *p;
     int id;
     int failures;
+    int not_on_disk;
 } committer_t;
 
 static void *commit_many(void *arg)
@@ -1054,18 +1054,23 @@ static void *commit_many(void *arg)
             continue;
         }
         snprintf(key, sizeof(key), "t%d-%d", c->id, i);
+        my_meta_writes = 0;
         if (scep_db_begin(c->db, tp, 1, &txn) != APR_SUCCESS
             || put_str(txn, SCEP_DBI_META, key, key, 0) != APR_SUCCESS
             || scep_db_commit(txn) != APR_SUCCESS) {
             c->failures++;
+        }
+        else if (my_meta_writes == 0 || !my_meta_on_disk()) {
+            c->not_on_disk++;
         }
         apr_pool_destroy(tp);
     }
     return NULL;
 }
 
-/* Threads of one process committing at once: each waits for a sync that covers its own
- * transaction, none is lost and none is left waiting. */
+/* Threads of one process committing at once: each returns only after a sync that began
+ * after its own meta page was written (its own or another thread's), none is lost and
+ * none is left waiting. */
 static void test_threads_share_syncs(void **state)
 {
     fixture_t *f = *state;
@@ -1078,15 +1083,16 @@ static void test_threads_share_syncs(void **state)
     int i, j;
 
     for (i = 0; i < SYNC_THREADS; i++) {
+        memset(&c[i], 0, sizeof(c[i]));
         c[i].db = db;
         c[i].p = subpool(f->p);     /* pools are made here: APR's parents are not locked */
         c[i].id = i;
-        c[i].failures = 0;
         assert_int_equal(pthread_create(&t[i], NULL, commit_many, &c[i]), 0);
     }
     for (i = 0; i < SYNC_THREADS; i++) {
         assert_int_equal(pthread_join(t[i], NULL), 0);
         assert_int_equal(c[i].failures, 0);
+        assert_int_equal(c[i].not_on_disk, 0);
     }
     txn = begin(db, rp, 0);
     for (i = 0; i < SYNC_THREADS; i++) {
