@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <apr_file_info.h>
@@ -134,8 +135,8 @@ const char *scep_db_strerror(apr_pool_t *p, apr_status_t status)
     case SCEP_DB_BUSY:
         return "every reader slot of the database is in use";
     case SCEP_DB_UNSYNCED:
-        return "a write to the database could not be synced to disk; it refuses every "
-               "transaction until httpd (or the tool) is restarted";
+        return "a write to the database could not be synced to disk; it is refused until "
+               "the disk is checked and " SCEP_DB_SYNC_FAILED " is removed from its folder";
     default:
         return apr_pstrdup(p, apr_strerror(status, buf, sizeof(buf)));
     }
@@ -159,19 +160,36 @@ const char *scep_db_strerror(apr_pool_t *p, apr_status_t status)
  * a failed write-back once to each open file description: through LMDB's own, the error of
  * one thread's page could be reported to the sync of another, and the first would return
  * as if its page were on disk.  A failed fdatasync may have dropped the pages it was
- * given and a later one would not say so: the environment then refuses every transaction
- * until it is opened again, as LMDB does after a failed write. */
+ * given and a later one would not say so: the environment then refuses every transaction,
+ * as LMDB does after a failed write.  Other processes learn it from a file left in the
+ * folder, which refuses read-write opens until an operator has looked (open_env); a
+ * process started after the error would otherwise go on writing over the gap. */
 
-/* Under sync_lock. */
+/* Under sync_lock: no pool (APR's are not shared between threads). */
 static void stop(scep_db_t *db, int err)
 {
-    if (!db->stopped) {
-        db->stopped = err;
-        scep_log(&db->log, SCEP_LOG_ERR, "SCEP00311: %s: fdatasync failed: %s; what was "
-                 "written since the last sync may not be on disk, and this process refuses "
-                 "the database from now on: check the disk and the kernel log, restart "
-                 "httpd, then run 'scepreg -V %s'", db->path, strerror(err), db->path);
+    char marker[4096];
+    int fd, left = 0;
+
+    if (db->stopped) {
+        return;
     }
+    db->stopped = err;
+    if (snprintf(marker, sizeof(marker), "%s/" SCEP_DB_SYNC_FAILED, db->path)
+            < (int)sizeof(marker)
+        && (fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0) {
+        left = dprintf(fd, "fdatasync of %s/data.mdb failed at %ld: %s\n", db->path,
+                       (long)time(NULL), strerror(err)) > 0;
+        left = fsync(fd) == 0 && left;
+        left = close(fd) == 0 && left;
+    }
+    scep_log(&db->log, SCEP_LOG_ERR, "SCEP00311: %s: fdatasync failed: %s; what was written "
+             "since the last sync may not be on disk, and the database is refused from now "
+             "on%s: check the disk and the kernel log, run 'scepreg -V %s', %sthen restart "
+             "httpd", db->path, strerror(err),
+             left ? "" : " by this process (the file that tells the others could not be "
+                         "written)",
+             db->path, left ? "remove " SCEP_DB_SYNC_FAILED " from the folder, " : "");
 }
 
 static int wait_for_sync(scep_db_t *db)
@@ -394,6 +412,15 @@ static apr_status_t open_env(scep_db_t *db, apr_size_t map_size, int flags, apr_
     int rc, existing, dead = 0, grew = 0;
     char buf[256];
 
+    if (!db->readonly
+        && apr_stat(&finfo, apr_pstrcat(p, db->path, "/" SCEP_DB_SYNC_FAILED, NULL),
+                    APR_FINFO_TYPE, p) == APR_SUCCESS) {
+        *why = apr_psprintf(p, "%s: a sync of the database failed earlier (see the file "
+                            SCEP_DB_SYNC_FAILED " in it, and SCEP00311 in the error log): "
+                            "check the disk, run 'scepreg -V %s', then remove that file",
+                            db->path, db->path);
+        return SCEP_DB_UNSYNCED;
+    }
     rv = apr_stat(&finfo, apr_pstrcat(p, db->path, "/data.mdb", NULL), APR_FINFO_SIZE, p);
     existing = (rv == APR_SUCCESS && finfo.size > 0);
     if (!existing && (db->readonly || !(flags & SCEP_DB_CREATE))) {

@@ -23,7 +23,10 @@
 #define SCEP_DB_CORRUPT  (APR_OS_START_USERERR + 103) /* a record that cannot be decoded */
 #define SCEP_DB_EXISTS   (APR_OS_START_USERERR + 104) /* put with SCEP_DB_NOOVERWRITE */
 #define SCEP_DB_BUSY     (APR_OS_START_USERERR + 105) /* reader table full after cleanup */
-#define SCEP_DB_UNSYNCED (APR_OS_START_USERERR + 106) /* an fdatasync failed: reopen */
+#define SCEP_DB_UNSYNCED (APR_OS_START_USERERR + 106) /* an fdatasync failed: see below */
+
+/* Left in the folder when a sync fails; read-write opens are refused while it is there. */
+#define SCEP_DB_SYNC_FAILED "SYNC-FAILED"
 
 /* The named databases.  The numbering is internal; names on disk are fixed. */
 typedef enum scep_dbi_e {
@@ -71,9 +74,9 @@ apr_status_t scep_db_begin(scep_db_t *db, apr_pool_t *p, int write, scep_txn_t *
 
 /* Commits a write transaction (or ends a read one), and returns once it is on disk.
  * Returns the first error the transaction met, in which case nothing is written;
- * SCEP_DB_FULL when the map is full; SCEP_DB_UNSYNCED when the sync failed (the commit
- * may or may not have reached the disk, and every later begin returns SCEP_DB_UNSYNCED
- * until the database is opened again). */
+ * SCEP_DB_FULL when the map is full; SCEP_DB_UNSYNCED when the sync failed: the commit
+ * may or may not have reached the disk, every later begin returns SCEP_DB_UNSYNCED, and
+ * read-write opens of the folder are refused while SCEP_DB_SYNC_FAILED is in it. */
 apr_status_t scep_db_commit(scep_txn_t *txn);
 
 /* Returns once everything a transaction could read before the call is on disk (a commit

@@ -11,7 +11,10 @@
 #     refuses with mod_scep's startup message and the running generation keeps issuing;
 #     a bare SIGUSR1 makes httpd exit (AH00018) without anything half-issued; with the
 #     key back, httpd starts and enrolls.
-#  4. A configuration with more worker threads than reader slots is warned about at
+#  4. A database that a failed fdatasync left its SYNC-FAILED file in: httpd's children
+#     refuse it with the steps to take, enrollment gets 503, GetCACaps still answers,
+#     scepreg reads it but does not write; with the file removed, httpd enrolls again.
+#  5. A configuration with more worker threads than reader slots is warned about at
 #     startup (SCEP00280).
 source "$(dirname "$0")/lib.sh"
 t_init
@@ -209,7 +212,32 @@ ERROR_LOG=$ERROR_LOG_NOW
 # httpd left its pid file when it exited on the failed restart
 check_error_log '\[core:warn\] .*AH00098: pid file .* overwritten'
 
-# ---- 4. more worker threads than reader slots: said at startup ------------------------------
+# ---- 4. the file a failed sync leaves --------------------------------------------------------
+# A real failed fdatasync needs a failing disk (test_db makes one fail); what the operator
+# then meets is this file, made here by hand.
+httpd_stop || fail "httpd did not stop cleanly"
+echo "fdatasync of $DB/data.mdb failed (made by t_faults)" >"$DB/SYNC-FAILED"
+chmod 600 "$DB/SYNC-FAILED"
+httpd_start || t_done
+probe_enrollment_request f1 "$RA" --challenge "$CH" --san-dns f1.key.example.net
+send_request f1 /scep POST
+expect_eq "$HTTP_CODE" 503 "with SYNC-FAILED in the database's folder: enrollment gets HTTP 503"
+expect_log "\\[scep:error\\] .*SCEP00013: ScepDeviceDB $DB .*a sync of the database failed earlier .*check the disk, run 'scepreg -V $DB', then remove that file" \
+    "the children say why, and what to do"
+http_get "/scep?operation=GetCACaps" "$T/caps.syncfailed"
+expect_eq "$HTTP_CODE" 200 "GetCACaps still answers"
+expect_match "$(reg -V "$DB")" ': consistent$' "scepreg -V reads the database"
+rc=0
+reg -b "$DB" f2.key.example.net "$CH" 2>"$T/reg-syncfailed.err" || rc=$?
+expect_eq "$rc" 1 "scepreg refuses to write to it (exit 1)"
+expect_file_contains "$T/reg-syncfailed.err" "a sync of the database failed earlier" "scepreg says why"
+check_error_log '\[scep:error\] .*SCEP00013: ' '\[scep:error\] .*SCEP00111: '
+rm -f "$DB/SYNC-FAILED"
+httpd_restart || t_done
+send_request f1 /scep POST
+check_success f1 "$RA" "$CA" "with the file removed and httpd restarted, the same request enrolls" || true
+
+# ---- 5. more worker threads than reader slots: said at startup ------------------------------
 httpd_stop || fail "httpd did not stop cleanly"
 httpd_conf "$(scep_location /scep "$T/pki" ra "ScepDeviceDB $DB")
 ThreadLimit 520

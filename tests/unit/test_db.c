@@ -982,8 +982,10 @@ static void test_commit_durable_on_return(void **state)
 }
 
 /* A failed sync stops the environment (reads too: they could see what never reached the
- * disk), with a log line that says what to do; opening it again resumes. */
-static void test_failed_sync_stops_until_reopened(void **state)
+ * disk), with a log line that says what to do, and leaves a file that refuses read-write
+ * opens, by other processes and after a restart, until it is removed; read-only opens
+ * (scepreg -V) still work. */
+static void test_failed_sync_stops_until_cleared(void **state)
 {
     fixture_t *f = *state;
     scep_log_t log = { log_sink, NULL, SCEP_LOG_TRACE1 };
@@ -992,6 +994,9 @@ static void test_failed_sync_stops_until_reopened(void **state)
     scep_db_t *db;
     scep_txn_t *txn;
     apr_status_t rv;
+    const char *why;
+    char marker[128];
+    struct stat st;
 
     log.baton = lines;
     db = open_db(dp, f->dir, 0, SCEP_DB_CREATE, &log);
@@ -1008,7 +1013,8 @@ static void test_failed_sync_stops_until_reopened(void **state)
     assert_int_equal(rv, SCEP_DB_UNSYNCED);
     assert_non_null(strstr(lines->text, "SCEP00311"));
     assert_non_null(strstr(lines->text, "fdatasync failed"));
-    assert_non_null(strstr(scep_db_strerror(tp, rv), "restarted"));
+    assert_non_null(strstr(scep_db_strerror(tp, rv), SCEP_DB_SYNC_FAILED));
+    assert_non_null(strstr(lines->text, "remove " SCEP_DB_SYNC_FAILED));
 
     txn = NULL;
     assert_int_equal(scep_db_begin(db, tp, 1, &txn), SCEP_DB_UNSYNCED);
@@ -1018,6 +1024,23 @@ static void test_failed_sync_stops_until_reopened(void **state)
     assert_int_equal(scep_db_sync(db), SCEP_DB_UNSYNCED);
     apr_pool_destroy(dp);
 
+    dp = subpool(f->p);
+    snprintf(marker, sizeof(marker), "%s/%s", f->dir, SCEP_DB_SYNC_FAILED);
+    assert_int_equal(stat(marker, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    db = NULL;
+    why = NULL;
+    assert_int_equal(scep_db_open(dp, f->dir, 0, 0, NULL, &db, &why), SCEP_DB_UNSYNCED);
+    assert_null(db);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "scepreg -V"));
+    db = open_db(dp, f->dir, 0, SCEP_DB_READONLY, NULL);
+    txn = begin(db, dp, 0);
+    assert_value(txn, SCEP_DBI_META, "before", "1", dp);
+    scep_db_abort(txn);
+    apr_pool_destroy(dp);
+
+    assert_int_equal(unlink(marker), 0);
     dp = subpool(f->p);
     db = open_db(dp, f->dir, 0, 0, NULL);
     txn = begin(db, dp, 1);
@@ -1568,7 +1591,7 @@ int main(void)
         D(test_schema_too_new),
         D(test_destroyed_pool_releases_locks),
         D(test_commit_durable_on_return),
-        D(test_failed_sync_stops_until_reopened),
+        D(test_failed_sync_stops_until_cleared),
         D(test_threads_share_syncs),
         D(test_two_processes_write),
         D(test_stale_reader_of_killed_process),
