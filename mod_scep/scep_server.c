@@ -455,19 +455,32 @@ static const char *recorded_serial(op_ctx_t *c, const unsigned char *der, apr_si
     return serial;
 }
 
-/* The recorded certificate of a retried transaction.  The record may come from a
- * concurrent request whose commit is not yet on disk: a device must not hold a
- * certificate that a power cut could take off the record. */
-static apr_status_t send_recorded(op_ctx_t *c, const unsigned char *der, apr_size_t len)
+/* Before a recorded certificate is sent again: it must be one certificate (its serial in
+ * *serial), and on disk.  The record may come from a concurrent request whose commit is
+ * not synced yet: a device must not hold a certificate a power cut could take off the
+ * record.  The failure is answered here. */
+static apr_status_t resendable(op_ctx_t *c, const unsigned char *der, apr_size_t len,
+                               const char **serial)
 {
-    const char *serial = recorded_serial(c, der, len);
     apr_status_t rv;
 
-    if (!serial) {
+    if (!(*serial = recorded_serial(c, der, len))) {
         return db_failure(c, SCEP_DB_CORRUPT, "reading the recorded certificate");
     }
     if ((rv = scep_db_sync(c->db)) != APR_SUCCESS) {
         return db_failure(c, rv, "syncing the recorded certificate");
+    }
+    return APR_SUCCESS;
+}
+
+/* The recorded certificate of a retried transaction. */
+static apr_status_t send_recorded(op_ctx_t *c, const unsigned char *der, apr_size_t len)
+{
+    const char *serial;
+    apr_status_t rv;
+
+    if ((rv = resendable(c, der, len, &serial)) != APR_SUCCESS) {
+        return rv;
     }
     scep_log(c->log, SCEP_LOG_NOTICE, "SCEP00221: scep(%s,PKIOperation): retried transaction "
              "from %s: the recorded certificate is sent again",
@@ -995,11 +1008,8 @@ static apr_status_t get_cert(op_ctx_t *c)
     if (rv != APR_SUCCESS) {
         return db_failure(c, rv, "looking up the certificate");
     }
-    if (!(recorded = recorded_serial(c, rec->der, rec->der_len))) {
-        return db_failure(c, SCEP_DB_CORRUPT, "reading the recorded certificate");
-    }
-    if ((rv = scep_db_sync(c->db)) != APR_SUCCESS) {   /* as send_recorded */
-        return db_failure(c, rv, "syncing the recorded certificate");
+    if ((rv = resendable(c, rec->der, rec->der_len, &recorded)) != APR_SUCCESS) {
+        return rv;
     }
     c->reply->fqdn = rec->fqdn;
     rv = send_certificate(c, rec->der, rec->der_len, recorded, "certificate");
