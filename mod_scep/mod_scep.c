@@ -438,7 +438,7 @@ static const char *set_profile_name(cmd_parms *cmd, void *dconf, const char *arg
     if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
-    if (!*arg || strlen(arg) > SCEP_REG_PROFILE_MAX || !scep_reg_profile_name_ok(arg)) {
+    if (!*arg || !scep_reg_profile_name_ok(arg)) {
         return "ScepProfileName: 1 to 64 letters, digits, '-', '_' or '.'";
     }
     conf->profile.registrations.profile_name = arg;

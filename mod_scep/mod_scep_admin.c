@@ -130,8 +130,7 @@ int scep_glue_challenge_handler(request_rec *r)
                       ap_escape_logitem(r->pool, fqdn_arg));
         return HTTP_BAD_REQUEST;
     }
-    if (profile && *profile
-        && (strlen(profile) > SCEP_REG_PROFILE_MAX || !scep_reg_profile_name_ok(profile))) {
+    if (profile && *profile && !scep_reg_profile_name_ok(profile)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "SCEP00122: scep-challenge: profile '%s' is not a profile name",
                       ap_escape_logitem(r->pool, profile));

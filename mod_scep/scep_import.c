@@ -81,6 +81,9 @@ int scep_reg_clean_text(const char *s)
  * httpd accepts. */
 int scep_reg_profile_name_ok(const char *s)
 {
+    if (strlen(s) > SCEP_REG_PROFILE_MAX) {
+        return 0;
+    }
     for (; *s; s++) {
         if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9')
             && *s != '-' && *s != '_' && *s != '.') {

@@ -24,8 +24,8 @@ int scep_reg_printable(const char *s);
 /* Valid UTF-8 without control characters (a serial number or a comment). */
 int scep_reg_clean_text(const char *s);
 
-/* The rule for profile names everywhere: ASCII letters, digits, '-', '_' and '.'; "" is accepted
- * (no profile), the length (SCEP_REG_PROFILE_MAX) is checked by the caller. */
+/* The rule for profile names everywhere: at most SCEP_REG_PROFILE_MAX ASCII letters,
+ * digits, '-', '_' and '.'; "" is accepted (no profile). */
 int scep_reg_profile_name_ok(const char *s);
 
 /* "90", "90s", "60m", "12h", "30d", "2w", optionally after a '+': seconds, at most a
