@@ -33,7 +33,7 @@ enum {
     SET_CHECK_ADDRESS = 1 << 10, SET_LOCKOUT = 1 << 11, SET_TXN_WINDOW = 1 << 12,
     SET_RENEWAL_GRACE = 1 << 13, SET_RENEWAL_CHALLENGE = 1 << 14, SET_RENEWAL_REVOKE = 1 << 15,
     SET_CRL_VALIDITY = 1 << 16, SET_CDP = 1 << 17, SET_APPROVAL = 1 << 18,
-    SET_PENDING_TIMEOUT = 1 << 19
+    SET_PENDING_TIMEOUT = 1 << 19, SET_FAILURE_DETAIL = 1 << 20
 };
 
 /* Every CA section of the configuration being read, loaded by check_config. */
@@ -83,6 +83,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_MEMBER(SET_CRL_VALIDITY, crl_validity);
     MERGE_MEMBER(SET_APPROVAL, registrations.require_approval);
     MERGE_MEMBER(SET_PENDING_TIMEOUT, registrations.pending_timeout);
+    MERGE_MEMBER(SET_FAILURE_DETAIL, failure_detail);
     MERGE_MEMBER(SET_CDP, cdp_der);
     MERGE_MEMBER(SET_CDP, cdp_der_len);
     if (add->set & SET_EKU) {
@@ -118,6 +119,7 @@ void scep_glue_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *ou
     TAKE(SET_CRL_VALIDITY, crl_validity);
     TAKE(SET_APPROVAL, registrations.require_approval);
     TAKE(SET_PENDING_TIMEOUT, registrations.pending_timeout);
+    TAKE(SET_FAILURE_DETAIL, failure_detail);
     TAKE(SET_CDP, cdp_der);
     TAKE(SET_CDP, cdp_der_len);
 #undef TAKE
@@ -352,6 +354,9 @@ static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
     }
     else if ((intptr_t)cmd->info == SET_RENEWAL_REVOKE) {
         conf->profile.registrations.renewal_revokes_old = on;
+    }
+    else if ((intptr_t)cmd->info == SET_FAILURE_DETAIL) {
+        conf->profile.failure_detail = on;
     }
     else {
         if (conf->db_ref) {
@@ -617,6 +622,9 @@ static const command_rec scep_cmds[] = {
                   "lifetime of minted challenges in seconds (default 3600)"),
     AP_INIT_TAKE1("ScepAuditLog", scep_glue_set_audit_log, NULL, RSRC_CONF,
                   "file or |program receiving one JSON line per decision"),
+    AP_INIT_FLAG("ScepFailureDetail", set_flag, (void *)SET_FAILURE_DETAIL, DIR_CONTEXT,
+                 "On: refusals tell the client the reason the log gives (for debugging; it "
+                 "reveals registration state); Off (default): a generic text"),
     AP_INIT_FLAG("ScepLegacyAlgorithms", set_flag, (void *)SET_LEGACY, DIR_CONTEXT,
                  "On: accept MD5 signatures and single-DES envelopes (default Off)"),
     { NULL }

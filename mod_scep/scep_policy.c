@@ -39,40 +39,6 @@ const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr)
     return NULL;
 }
 
-/* Counts a failed challenge, address or serial against `fqdn`, locking the name out
- * when the endpoint's threshold is reached.  The count restarts with each lockout so
- * that the next lockout again takes that many failures. */
-static apr_status_t count_failure(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
-                                  const char *fqdn, apr_int64_t now)
-{
-    scep_txn_t *txn;
-    scep_failure_t f;
-    apr_status_t rv = scep_db_begin(db, p, 1, &txn);
-
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = scep_failure_get(txn, fqdn, &f);
-    if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
-        scep_db_abort(txn);
-        return rv;
-    }
-    if (rv == SCEP_DB_NOTFOUND) {
-        memset(&f, 0, sizeof(f));
-    }
-    f.count++;
-    f.last = now;
-    if (conf->lockout_failures > 0 && f.count >= conf->lockout_failures) {
-        f.locked_until = now + conf->lockout_seconds;
-        f.count = 0;
-    }
-    if ((rv = scep_failure_put(txn, p, fqdn, &f)) != APR_SUCCESS) {
-        scep_db_abort(txn);
-        return rv;
-    }
-    return scep_db_commit(txn);
-}
-
 static int ip_matches(apr_pool_t *p, const apr_array_header_t *registered, const char *text)
 {
     const char *ip = text ? scep_store_ip(p, text) : NULL;
@@ -270,27 +236,245 @@ static const char *registration_problem(apr_pool_t *p, const scep_policy_conf_t 
     return NULL;
 }
 
+/* ---- lockout ----------------------------------------------------------------------
+ * A wrong guess is counted against the requested name, so that one device guessing at a
+ * wildcard's challenge locks out only its own name.  Two rules keep that honest:
+ * - The guess is judged inside the write transaction that counts it, after that
+ *   transaction has seen the name unlocked: concurrent guesses queue on LMDB's write
+ *   lock, so however requests are spread over connections and processes, at most
+ *   ScepLockout's count of wrong guesses is judged per lockout period.  The PBKDF2 of a
+ *   guess (0.15 ms) is the only cryptography held under the write lock; the right
+ *   challenge that this process verified before is recognised without it and needs no
+ *   write (the record's transaction re-checks the lock).
+ * - The records are bounded whatever the traffic: they take at most an eighth of the
+ *   map (FAILURE_RECORD_BYTES each).  When that is reached, records that neither lock
+ *   nor count any more are purged; if that is not enough, the failures of names that
+ *   have no record yet are counted against their registration (the wildcard), which
+ *   then locks out every name it covers: a flood of wrong guesses costs availability,
+ *   never the database. */
+#define FAILURE_RECORD_BYTES 512
+#define FAILURE_RECORDS_MIN 64
+
+static apr_size_t failure_record_cap(scep_db_t *db)
+{
+    apr_size_t cap = scep_db_map_size(db) / 8 / FAILURE_RECORD_BYTES;
+
+    return cap < FAILURE_RECORDS_MIN ? FAILURE_RECORDS_MIN : cap;
+}
+
+/* Why `key` is locked at `now`, or NULL; a record that cannot be read is an error. */
+static apr_status_t lock_of(apr_pool_t *p, scep_txn_t *txn, const char *key,
+                            apr_int64_t now, scep_failure_t *f, const char **locked)
+{
+    apr_status_t rv = scep_failure_get(txn, key, f);
+
+    if (rv == SCEP_DB_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv == APR_SUCCESS && f->locked_until > now) {
+        *locked = apr_psprintf(p, "%s is locked out until %s after repeated failures", key,
+                               iso_time(p, f->locked_until));
+    }
+    return rv;
+}
+
+/* Whether the name, or (for a wildcard) the registration that covers it, is locked. */
+static apr_status_t locked_out(apr_pool_t *p, scep_txn_t *txn, const char *fqdn,
+                               const char *registration, apr_int64_t now,
+                               const char **locked)
+{
+    scep_failure_t f;
+    apr_status_t rv = lock_of(p, txn, fqdn, now, &f, locked);
+
+    if (rv == APR_SUCCESS && !*locked && registration && strcmp(registration, fqdn) != 0) {
+        rv = lock_of(p, txn, registration, now, &f, locked);
+    }
+    return rv;
+}
+
+/* The record a failure of `fqdn` counts against: its own, unless the records are at their
+ * cap even after a purge (see above). */
+static apr_status_t failure_scope(apr_pool_t *p, scep_txn_t *txn, scep_db_t *db,
+                                  const scep_policy_conf_t *conf, const char *fqdn,
+                                  const char *registration, apr_int64_t now,
+                                  const char **scope)
+{
+    scep_failure_t f;
+    apr_size_t count, removed, cap = failure_record_cap(db);
+    apr_status_t rv = scep_failure_get(txn, fqdn, &f);
+
+    *scope = fqdn;
+    if (rv != SCEP_DB_NOTFOUND || !registration || strcmp(registration, fqdn) == 0) {
+        return rv == SCEP_DB_NOTFOUND ? APR_SUCCESS : rv;
+    }
+    if ((rv = scep_failure_count(txn, &count)) != APR_SUCCESS || count < cap) {
+        return rv;
+    }
+    rv = scep_failure_purge(txn, p, now, conf->lockout_seconds, &removed);
+    if (rv == APR_SUCCESS && (rv = scep_failure_count(txn, &count)) == APR_SUCCESS
+        && count >= cap) {
+        *scope = registration;
+    }
+    return rv;
+}
+
+/* Counts one failure against `scope` in `txn`.  The count restarts with each lockout so
+ * that the next lockout again takes that many failures, and after a lockout period without
+ * a failure. */
+static apr_status_t count_failure(apr_pool_t *p, scep_txn_t *txn,
+                                  const scep_policy_conf_t *conf, const char *scope,
+                                  apr_int64_t now)
+{
+    scep_failure_t f;
+    apr_status_t rv = scep_failure_get(txn, scope, &f);
+
+    if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
+        return rv;
+    }
+    /* failures a lockout period apart are forgotten, as a purge would */
+    if (f.locked_until <= now && f.last + conf->lockout_seconds <= now) {
+        f.count = 0;
+    }
+    f.count++;
+    f.last = now;
+    if (f.count >= conf->lockout_failures) {
+        f.locked_until = now + conf->lockout_seconds;
+        f.count = 0;
+    }
+    return scep_failure_put(txn, p, scope, &f);
+}
+
+/* Judges what the device proves (`judge` returns why it fails, or NULL) under the lockout
+ * rules above: APR_SUCCESS, SCEP_POLICY_DENIED with *why (counted), or a database error.
+ * `remembered` says the request carries a challenge this process verified before. */
+typedef const char *(*credential_judge_fn)(apr_pool_t *p, void *baton);
+
+static apr_status_t judge_under_lockout(apr_pool_t *p, scep_db_t *db,
+                                        const scep_policy_conf_t *conf, const char *fqdn,
+                                        const char *registration, int remembered,
+                                        credential_judge_fn judge, void *baton,
+                                        apr_int64_t now, const char **why)
+{
+    scep_txn_t *txn;
+    const char *locked = NULL, *scope, *problem;
+    apr_status_t rv;
+
+    if (conf->lockout_failures <= 0 || (remembered && !judge(p, baton))) {
+        /* nothing to count, or the right challenge: the record re-checks the lock */
+        problem = conf->lockout_failures <= 0 ? judge(p, baton) : NULL;
+        *why = problem;
+        return problem ? SCEP_POLICY_DENIED : APR_SUCCESS;
+    }
+    if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = locked_out(p, txn, fqdn, registration, now, &locked);
+    if (rv != APR_SUCCESS || locked) {
+        scep_db_abort(txn);
+        *why = locked;
+        return rv == APR_SUCCESS ? SCEP_POLICY_DENIED : rv;
+    }
+    if (!(problem = judge(p, baton))) {
+        scep_db_abort(txn);             /* nothing written: no sync */
+        return APR_SUCCESS;
+    }
+    *why = problem;
+    rv = failure_scope(p, txn, db, conf, fqdn, registration, now, &scope);
+    if (rv == APR_SUCCESS) {
+        rv = count_failure(p, txn, conf, scope, now);
+    }
+    if (rv != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return rv;
+    }
+    rv = scep_db_commit(txn);
+    return rv == APR_SUCCESS ? SCEP_POLICY_DENIED : rv;
+}
+
 /* The registration that applies to `fqdn`, unless the name is locked out or none applies
  * (SCEP_POLICY_DENIED with *why). */
 static apr_status_t find_registration(apr_pool_t *p, scep_txn_t *txn, const char *fqdn,
                                       apr_int64_t now, scep_device_t **dev, const char **why)
 {
-    scep_failure_t failures;
-    apr_status_t rv = scep_failure_get(txn, fqdn, &failures);
+    const char *locked = NULL;
+    apr_status_t rv = scep_device_find(txn, p, fqdn, dev);
 
-    if (rv == APR_SUCCESS && failures.locked_until > now) {
-        *why = apr_psprintf(p, "%s is locked out until %s after repeated failures", fqdn,
-                            iso_time(p, failures.locked_until));
-        return SCEP_POLICY_DENIED;
-    }
-    if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
-        rv = scep_device_find(txn, p, fqdn, dev);
-    }
     if (rv == SCEP_DB_NOTFOUND) {
         *why = apr_psprintf(p, "no registration applies to %s", fqdn);
         return SCEP_POLICY_DENIED;
     }
+    if (rv == APR_SUCCESS) {
+        rv = locked_out(p, txn, fqdn, (*dev)->fqdn, now, &locked);
+    }
+    if (rv == APR_SUCCESS && locked) {
+        *why = locked;
+        return SCEP_POLICY_DENIED;
+    }
     return rv;
+}
+
+/* What a first enrollment must prove against its registration. */
+typedef struct enrollment_proof_t {
+    const scep_policy_conf_t *conf;
+    const scep_device_t *dev;
+    const scep_csr_t *csr;
+    const char *client_ip;
+} enrollment_proof_t;
+
+static const char *address_or_serial_problem(apr_pool_t *p, const enrollment_proof_t *e)
+{
+    const scep_csr_t *csr = e->csr;
+
+    if (e->dev->ips->nelts > 0 && !address_matches(p, e->conf, e->dev, csr, e->client_ip)) {
+        return apr_psprintf(p, "the address (request: %s%s%s) is not registered for %s",
+                            request_addresses(p, csr),
+                            e->conf->check_client_address ? ", client: " : "",
+                            e->conf->check_client_address && e->client_ip ? e->client_ip : "",
+                            e->dev->fqdn);
+    }
+    if (e->dev->serial && (!csr->serial_number
+                           || strcasecmp(csr->serial_number, e->dev->serial) != 0)) {
+        return apr_psprintf(p, "the serialNumber (%s) is not the one registered for %s",
+                            csr->serial_number ? csr->serial_number : "none", e->dev->fqdn);
+    }
+    return NULL;
+}
+
+static const char *challenge_problem(apr_pool_t *p, const scep_device_t *dev,
+                                     const scep_csr_t *csr)
+{
+    if (!csr->challenge) {
+        return "the request carries no challengePassword";
+    }
+    if (!scep_verifier_matches(&dev->verifier, csr->challenge, csr->challenge_len)) {
+        return apr_psprintf(p, "the challengePassword is wrong for %s", dev->fqdn);
+    }
+    return NULL;
+}
+
+static const char *enrollment_problem(apr_pool_t *p, void *baton)
+{
+    const enrollment_proof_t *e = baton;
+    const char *problem = address_or_serial_problem(p, e);
+
+    return problem ? problem : challenge_problem(p, e->dev, e->csr);
+}
+
+static const char *renewal_challenge_problem(apr_pool_t *p, void *baton)
+{
+    const enrollment_proof_t *e = baton;
+
+    if (!e->dev->verifier.algorithm) {
+        return apr_psprintf(p, "renewals need a challenge, and the registration %s has "
+                            "none of its own", e->dev->fqdn);
+    }
+    return challenge_problem(p, e->dev, e->csr);
+}
+
+static int challenge_remembered(const scep_device_t *dev, const scep_csr_t *csr)
+{
+    return csr->challenge
+           && scep_verifier_remembered(&dev->verifier, csr->challenge, csr->challenge_len);
 }
 
 apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
@@ -302,7 +486,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     scep_device_t *dev = NULL;
     scep_minted_t *minted = NULL;
     scep_grant_t *g;
-    const char *problem = NULL;
+    enrollment_proof_t proof;
     apr_status_t rv;
     int wildcard;
 
@@ -336,28 +520,14 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
         return SCEP_POLICY_DENIED;
     }
     wildcard = dev->fqdn[0] == '*';
-    if (dev->ips->nelts > 0 && !address_matches(p, conf, dev, csr, client_ip)) {
-        problem = apr_psprintf(p, "the address (request: %s%s%s) is not registered for %s",
-                               request_addresses(p, csr),
-                               conf->check_client_address ? ", client: " : "",
-                               conf->check_client_address && client_ip ? client_ip : "",
-                               dev->fqdn);
-    }
-    else if (dev->serial && (!csr->serial_number
-                             || strcasecmp(csr->serial_number, dev->serial) != 0)) {
-        problem = apr_psprintf(p, "the serialNumber (%s) is not the one registered for %s",
-                               csr->serial_number ? csr->serial_number : "none", dev->fqdn);
-    }
-    else if (!csr->challenge) {
-        problem = "the request carries no challengePassword";
-    }
-    else if (!scep_verifier_matches(&dev->verifier, csr->challenge, csr->challenge_len)) {
-        problem = apr_psprintf(p, "the challengePassword is wrong for %s", dev->fqdn);
-    }
-    if (problem) {
-        *why = problem;
-        rv = count_failure(p, db, conf, *fqdn, now);
-        return rv == APR_SUCCESS ? SCEP_POLICY_DENIED : rv;
+    proof.conf = conf;
+    proof.dev = dev;
+    proof.csr = csr;
+    proof.client_ip = client_ip;
+    rv = judge_under_lockout(p, db, conf, *fqdn, dev->fqdn, challenge_remembered(dev, csr),
+                             enrollment_problem, &proof, now, why);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     g = apr_pcalloc(p, sizeof(*g));
     g->kind = wildcard ? SCEP_GRANT_WILDCARD : SCEP_GRANT_DEVICE;
@@ -382,7 +552,7 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
     scep_cert_rec_t *old;
     scep_device_t *dev = NULL;
     scep_grant_t *g;
-    const char *problem;
+    enrollment_proof_t proof;
     apr_status_t rv;
     int wildcard;
 
@@ -433,17 +603,15 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
         return SCEP_POLICY_DENIED;
     }
     if (conf->renewal_challenge) {
-        problem = !dev->verifier.algorithm
-                  ? apr_psprintf(p, "renewals need a challenge, and the registration %s has "
-                                 "none of its own", dev->fqdn)
-                  : !csr->challenge ? "the renewal carries no challengePassword"
-                  : !scep_verifier_matches(&dev->verifier, csr->challenge, csr->challenge_len)
-                  ? apr_psprintf(p, "the challengePassword is wrong for %s", dev->fqdn)
-                  : NULL;
-        if (problem) {
-            *why = problem;
-            rv = count_failure(p, db, conf, *fqdn, now);
-            return rv == APR_SUCCESS ? SCEP_POLICY_DENIED : rv;
+        proof.conf = conf;
+        proof.dev = dev;
+        proof.csr = csr;
+        proof.client_ip = NULL;
+        rv = judge_under_lockout(p, db, conf, *fqdn, dev->fqdn,
+                                 challenge_remembered(dev, csr), renewal_challenge_problem,
+                                 &proof, now, why);
+        if (rv != APR_SUCCESS) {
+            return rv;
         }
     }
     wildcard = dev->fqdn[0] == '*';
@@ -474,17 +642,52 @@ static apr_status_t issued_certificate(apr_pool_t *p, scep_txn_t *txn,
     return SCEP_POLICY_REPLAY;
 }
 
-/* Looks up `transaction_id` inside `txn`: NOTFOUND, REPLAY with the certificate, or
- * DENIED when the recorded request differs. */
+/* Whether a record from before requesters were kept (stored under the bare ID) belongs
+ * to `requester`: by the signer key it recorded, else by the request itself, whose digest
+ * covers the requester's key.  Anyone else's use of the ID neither finds nor blocks it. */
+static int bare_record_is_theirs(const scep_transaction_t *t, const unsigned char *requester,
+                                 const unsigned char *request_digest)
+{
+    if (!t->bare_key || !requester) {
+        return 1;
+    }
+    if (t->has_signer_key) {
+        return memcmp(t->signer_key, requester, SCEP_REQUEST_DIGEST_LEN) == 0;
+    }
+    return request_digest
+           && memcmp(t->request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN) == 0;
+}
+
+/* The transaction `requester` started under `transaction_id` (any requester's when NULL:
+ * the operator's view).  SCEP_DB_NOTFOUND when there is none of theirs. */
+static apr_status_t get_transaction(apr_pool_t *p, scep_txn_t *txn,
+                                    const char *transaction_id,
+                                    const unsigned char *requester,
+                                    const unsigned char *request_digest,
+                                    scep_transaction_t **t)
+{
+    apr_status_t rv = requester
+                      ? scep_transaction_get_for(txn, p, transaction_id, requester, t)
+                      : scep_transaction_get(txn, p, transaction_id, t);
+
+    if (rv == APR_SUCCESS && !bare_record_is_theirs(*t, requester, request_digest)) {
+        rv = SCEP_DB_NOTFOUND;
+    }
+    return rv;
+}
+
+/* Looks up the requester's `transaction_id` inside `txn`: NOTFOUND, REPLAY with the
+ * certificate, or DENIED when the recorded request differs. */
 static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
                                      const scep_policy_conf_t *conf, apr_int64_t now,
-                                     const char *transaction_id, const char *renews,
+                                     const char *transaction_id,
+                                     const unsigned char *requester, const char *renews,
                                      const unsigned char *request_digest,
                                      const unsigned char **der, apr_size_t *der_len,
                                      const char **why)
 {
     scep_transaction_t *t;
-    apr_status_t rv = scep_transaction_get(txn, p, transaction_id, &t);
+    apr_status_t rv = get_transaction(p, txn, transaction_id, requester, request_digest, &t);
 
     if (rv != APR_SUCCESS) {
         return rv;
@@ -513,8 +716,8 @@ static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
 }
 
 apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
-                                const char *transaction_id, const char *renews,
-                                apr_int64_t now,
+                                const char *transaction_id, const unsigned char *requester,
+                                const char *renews, apr_int64_t now,
                                 const unsigned char *request_digest,
                                 const unsigned char **der, apr_size_t *der_len,
                                 const char **why)
@@ -525,8 +728,8 @@ apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = find_transaction(p, txn, conf, now, transaction_id, renews, request_digest, der,
-                          der_len, why);
+    rv = find_transaction(p, txn, conf, now, transaction_id, requester, renews,
+                          request_digest, der, der_len, why);
     scep_db_abort(txn);
     return rv;
 }
@@ -579,8 +782,21 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
                                  const scep_cert_rec_t *cert, int consume, apr_int64_t now,
                                  const char **why)
 {
+    const char *locked = NULL;
     apr_status_t rv = APR_SUCCESS;
 
+    /* A lockout set since the decision refuses the right challenge too; an operator's
+     * approval was decided before it. */
+    if (consume && grant->kind != SCEP_GRANT_MINTED) {
+        rv = locked_out(p, txn, grant->identity.fqdn, grant->registration, now, &locked);
+        if (rv == APR_SUCCESS && locked) {
+            *why = locked;
+            rv = SCEP_POLICY_DENIED;
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
     if (grant->kind == SCEP_GRANT_MINTED) {
         if (consume) {
             rv = scep_minted_delete(txn, grant->secret, grant->secret_len);
@@ -623,6 +839,7 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
 apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
                                 const scep_grant_t *grant,
                                 const char *transaction_id,
+                                const unsigned char *requester,
                                 const unsigned char *request_digest,
                                 const scep_cert_rec_t *cert, apr_int64_t now,
                                 const unsigned char **der, apr_size_t *der_len,
@@ -635,8 +852,8 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = find_transaction(p, txn, conf, now, transaction_id, grant ? grant->renews : NULL,
-                          request_digest, der, der_len, why);
+    rv = find_transaction(p, txn, conf, now, transaction_id, requester,
+                          grant ? grant->renews : NULL, request_digest, der, der_len, why);
     if (rv == SCEP_POLICY_HELD) {
         *why = "the transaction was held for approval meanwhile";
         rv = SCEP_POLICY_DENIED;
@@ -656,6 +873,10 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
     t.fqdn = cert->fqdn;
     t.serial = cert->serial;
     t.created = now;
+    if (requester) {
+        memcpy(t.signer_key, requester, SCEP_REQUEST_DIGEST_LEN);
+        t.has_signer_key = 1;
+    }
     if ((rv = scep_transaction_put(txn, p, &t)) != APR_SUCCESS
         || (rv = scep_cert_put(txn, p, cert)) != APR_SUCCESS) {
         scep_db_abort(txn);
@@ -683,10 +904,10 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
                               const scep_grant_t *grant, const char *transaction_id,
                               const unsigned char *request_digest,
                               const unsigned char *request, apr_size_t request_len,
-                              const unsigned char *signer_key, const char *client_ip,
-                              const char *subject, const char *state, apr_int64_t now,
-                              const unsigned char **der, apr_size_t *der_len,
-                              const char **why)
+                              const unsigned char *signer_key, const char *endpoint,
+                              const char *client_ip, const char *subject, const char *state,
+                              apr_int64_t now, const unsigned char **der,
+                              apr_size_t *der_len, const char **why)
 {
     scep_txn_t *txn;
     scep_transaction_t t;
@@ -695,8 +916,8 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = find_transaction(p, txn, conf, now, transaction_id, grant->renews, request_digest,
-                          der, der_len, why);
+    rv = find_transaction(p, txn, conf, now, transaction_id, signer_key, grant->renews,
+                          request_digest, der, der_len, why);
     if (rv == SCEP_DB_NOTFOUND) {
         rv = settle_grant(p, txn, conf, grant, NULL, 1, now, why);
         if (rv == APR_SUCCESS) {
@@ -720,6 +941,7 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
             t.client_ip = client_ip;
             t.subject = subject;
             t.upstream_pending = grant->upstream_pending;
+            t.endpoint = endpoint;
             rv = scep_transaction_put(txn, p, &t);
         }
         if (rv == APR_SUCCESS) {
@@ -728,6 +950,20 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     }
     scep_db_abort(txn);
     return rv;
+}
+
+const char *scep_policy_endpoint(apr_pool_t *p, const scep_policy_conf_t *conf, int forwards,
+                                 const unsigned char *ca_sha256)
+{
+    char hex[2 * 32 + 1];
+    int i;
+
+    for (i = 0; i < 32; i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", ca_sha256[i]);
+    }
+    return apr_psprintf(p, "profile '%s', %s CA %s",
+                        conf->profile_name ? conf->profile_name : "(none)",
+                        forwards ? "upstream" : "local", hex);
 }
 
 /* The grant a held transaction stands for, as it was when the request was held. */
@@ -755,9 +991,10 @@ static scep_grant_t *grant_of(apr_pool_t *p, const scep_transaction_t *t)
 
 apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
                               const char *transaction_id, const unsigned char *signer_key,
-                              apr_int64_t now, scep_transaction_t **held,
-                              scep_grant_t **grant, const unsigned char **der,
-                              apr_size_t *der_len, const char **why)
+                              const char *endpoint, int forwards, apr_int64_t now,
+                              scep_transaction_t **held, scep_grant_t **grant,
+                              const unsigned char **der, apr_size_t *der_len,
+                              const char **why)
 {
     scep_txn_t *txn;
     scep_transaction_t *t;
@@ -768,7 +1005,20 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = scep_transaction_get(txn, p, transaction_id, &t);
+    rv = signer_key ? scep_transaction_get_for(txn, p, transaction_id, signer_key, &t)
+                    : scep_transaction_get(txn, p, transaction_id, &t);
+    /* Only a record from before requesters were kept can be another key's: it answers
+     * the key it recorded, and a certificate it holds is not handed to a mere poll. */
+    if (rv == APR_SUCCESS && t->bare_key && signer_key
+        && (!t->has_signer_key
+            || memcmp(signer_key, t->signer_key, SCEP_REQUEST_DIGEST_LEN) != 0)) {
+        scep_db_abort(txn);
+        *why = t->has_signer_key
+               ? "the poll is signed with another key than the request it asks about"
+               : "the transaction was recorded without its requester's key: only the "
+                 "request itself, sent again, gets its certificate";
+        return SCEP_POLICY_DENIED;
+    }
     if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_ISSUED) == 0) {
         rv = issued_certificate(p, txn, t, der, der_len);
         scep_db_abort(txn);
@@ -778,15 +1028,23 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (signer_key && t->has_signer_key
-        && memcmp(signer_key, t->signer_key, SCEP_REQUEST_DIGEST_LEN) != 0) {
-        *why = "the poll is signed with another key than the request it asks about";
+    /* A held request is completed by the endpoint that held it, with its profile and its
+     * issuer; a record from before endpoints were kept at least by the same kind of
+     * issuer, so that what waits for an upstream CA is only ever completed by asking it. */
+    if (t->endpoint ? endpoint && strcmp(t->endpoint, endpoint) != 0
+                    : strcmp(t->state, SCEP_TXN_UPSTREAM) == 0 && !forwards) {
+        *why = t->endpoint
+               ? apr_psprintf(p, "the request was held at another endpoint (%s), and only "
+                              "that one completes it (this one: %s)", t->endpoint,
+                              endpoint)
+               : "the request waits for an upstream CA, and this endpoint issues itself";
         return SCEP_POLICY_DENIED;
     }
     if ((strcmp(t->state, SCEP_TXN_PENDING) == 0 || strcmp(t->state, SCEP_TXN_UPSTREAM) == 0)
         && conf->pending_timeout > 0 && t->created + conf->pending_timeout <= now) {
         /* Marked once, so the operator's listing shows it too. */
-        rv = scep_policy_close_held(p, db, transaction_id, SCEP_TXN_EXPIRED, NULL, NULL, now);
+        rv = scep_policy_close_held(p, db, transaction_id, signer_key, SCEP_TXN_EXPIRED, NULL,
+                                    NULL, now);
         if (rv != APR_SUCCESS) {
             return rv;
         }
@@ -820,6 +1078,7 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
 
 /* Changes a transaction in one write transaction: `change` returns 0 to leave it be. */
 static apr_status_t update_transaction(apr_pool_t *p, scep_db_t *db, const char *transaction_id,
+                                       const unsigned char *requester,
                                        int (*change)(scep_transaction_t *t, void *baton),
                                        void *baton)
 {
@@ -830,7 +1089,7 @@ static apr_status_t update_transaction(apr_pool_t *p, scep_db_t *db, const char 
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = scep_transaction_get(txn, p, transaction_id, &t);
+    rv = get_transaction(p, txn, transaction_id, requester, NULL, &t);
     if (rv == APR_SUCCESS && change(t, baton)
         && (rv = scep_transaction_put(txn, p, t)) == APR_SUCCESS) {
         return scep_db_commit(txn);
@@ -850,9 +1109,10 @@ static int mark_upstream_pending(scep_transaction_t *t, void *baton)
 }
 
 apr_status_t scep_policy_note_upstream_pending(apr_pool_t *p, scep_db_t *db,
-                                               const char *transaction_id)
+                                               const char *transaction_id,
+                                               const unsigned char *requester)
 {
-    return update_transaction(p, db, transaction_id, mark_upstream_pending, NULL);
+    return update_transaction(p, db, transaction_id, requester, mark_upstream_pending, NULL);
 }
 
 typedef struct closing_t {
@@ -876,18 +1136,19 @@ static int close_transaction(scep_transaction_t *t, void *baton)
 }
 
 apr_status_t scep_policy_close_held(apr_pool_t *p, scep_db_t *db, const char *transaction_id,
-                                    const char *state, const char *by, const char *reason,
-                                    apr_int64_t now)
+                                    const unsigned char *requester, const char *state,
+                                    const char *by, const char *reason, apr_int64_t now)
 {
     closing_t closing = { state, by, reason, now };
 
-    return update_transaction(p, db, transaction_id, close_transaction, &closing);
+    return update_transaction(p, db, transaction_id, requester, close_transaction, &closing);
 }
 
 apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
                                          const scep_policy_conf_t *conf,
                                          const scep_grant_t *grant,
                                          const char *transaction_id,
+                                         const unsigned char *requester,
                                          const scep_cert_rec_t *cert, apr_int64_t now,
                                          const unsigned char **der, apr_size_t *der_len,
                                          const char **why)
@@ -899,7 +1160,7 @@ apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = scep_transaction_get(txn, p, transaction_id, &t);
+    rv = get_transaction(p, txn, transaction_id, requester, NULL, &t);
     if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_ISSUED) == 0) {
         rv = issued_certificate(p, txn, t, der, der_len);
         scep_db_abort(txn);

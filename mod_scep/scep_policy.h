@@ -109,7 +109,13 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
                                            apr_int64_t now, scep_grant_t **grant,
                                            const char **fqdn, const char **why);
 
-/* A transaction seen within conf->transaction_window: SCEP_POLICY_REPLAY with the
+/* Transactions belong to their requester: `requester` is the SHA-256 of the DER
+ * SubjectPublicKeyInfo of the key that signed the pkiMessage, so that another device using
+ * the same transactionID (clients derive it from their public key, which anyone can read
+ * in the certificate) neither finds, blocks nor learns about it.  NULL, in the tests and
+ * for the operator, looks a transaction up by its ID alone.
+ *
+ * A transaction seen within conf->transaction_window: SCEP_POLICY_REPLAY with the
  * certificate's DER when the same transactionID came with the same request (or
  * SCEP_POLICY_HELD when that request was held for approval: see scep_policy_poll),
  * SCEP_POLICY_DENIED when it came with a different one, SCEP_DB_NOTFOUND when it is new
@@ -118,8 +124,8 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
  * transaction, since clients that derive the transactionID from a reused key send the
  * same one again. */
 apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
-                                const char *transaction_id, const char *renews,
-                                apr_int64_t now,
+                                const char *transaction_id, const unsigned char *requester,
+                                const char *renews, apr_int64_t now,
                                 const unsigned char *request_digest,
                                 const unsigned char **der, apr_size_t *der_len,
                                 const char **why);
@@ -132,6 +138,7 @@ apr_status_t scep_policy_replay(apr_pool_t *p, scep_db_t *db, const scep_policy_
 apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
                                 const scep_grant_t *grant,
                                 const char *transaction_id,
+                                const unsigned char *requester,
                                 const unsigned char *request_digest,
                                 const scep_cert_rec_t *cert, apr_int64_t now,
                                 const unsigned char **der, apr_size_t *der_len,
@@ -140,41 +147,50 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
 /* Holds an authorized request instead of issuing: for an operator's decision (`state`
  * SCEP_TXN_PENDING) or for an upstream CA that did not issue yet (SCEP_TXN_UPSTREAM).  In
  * one write transaction its challenge is used up (a one-time or minted one) and the
- * transaction is stored with what issuing it later needs.  `signer_key` is the SHA-256 of
- * the request signer's public key, which polls must be signed with.  Results as for
- * scep_policy_record. */
+ * transaction is stored with what issuing it later needs.  `signer_key` is the requester
+ * (see scep_policy_replay), which polls must be signed with; `endpoint` names the endpoint
+ * (scep_policy_endpoint) that alone may complete it.  Results as for scep_policy_record. */
 apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
                               const scep_grant_t *grant, const char *transaction_id,
                               const unsigned char *request_digest,
                               const unsigned char *request, apr_size_t request_len,
-                              const unsigned char *signer_key, const char *client_ip,
-                              const char *subject, const char *state, apr_int64_t now,
-                              const unsigned char **der, apr_size_t *der_len,
-                              const char **why);
+                              const unsigned char *signer_key, const char *endpoint,
+                              const char *client_ip, const char *subject, const char *state,
+                              apr_int64_t now, const unsigned char **der,
+                              apr_size_t *der_len, const char **why);
+
+/* What binds a held request to the endpoint that held it: the profile name and the
+ * issuer, a local CA or an upstream CA, by the SHA-256 of its certificate. */
+const char *scep_policy_endpoint(apr_pool_t *p, const scep_policy_conf_t *conf, int forwards,
+                                 const unsigned char *ca_sha256);
 
 /* Where a held transaction stands (a CertPoll, or the request sent again):
  * SCEP_POLICY_REPLAY with the DER once issued, SCEP_POLICY_PENDING while it waits,
  * SCEP_POLICY_APPROVED with *held and *grant to issue it now (then record it with
  * scep_policy_record_approved), SCEP_POLICY_UPSTREAM with the same to ask the upstream
  * CA again, SCEP_POLICY_DENIED with *why when it was rejected, has
- * expired (conf->pending_timeout, marked so here) or the poll is signed with another
- * key, SCEP_DB_NOTFOUND for an unknown transactionID.  `signer_key` may be NULL. */
+ * expired (conf->pending_timeout, marked so here), was held at another endpoint than
+ * `endpoint` (or waits for an upstream CA and this endpoint does not `forward`), SCEP_DB_NOTFOUND
+ * when the requester `signer_key` has no transaction of this ID.  `signer_key` may be
+ * NULL (the ID alone). */
 apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
                               const char *transaction_id, const unsigned char *signer_key,
-                              apr_int64_t now, scep_transaction_t **held,
-                              scep_grant_t **grant, const unsigned char **der,
-                              apr_size_t *der_len, const char **why);
+                              const char *endpoint, int forwards, apr_int64_t now,
+                              scep_transaction_t **held, scep_grant_t **grant,
+                              const unsigned char **der, apr_size_t *der_len,
+                              const char **why);
 
 /* Notes that the upstream CA now has a held request and answered PENDING, so that later
  * polls ask it with CertPoll. */
 apr_status_t scep_policy_note_upstream_pending(apr_pool_t *p, scep_db_t *db,
-                                               const char *transaction_id);
+                                               const char *transaction_id,
+                                               const unsigned char *requester);
 
 /* Ends a held transaction without a certificate: SCEP_TXN_REJECTED (by `by`, with
  * `reason`) or SCEP_TXN_EXPIRED. */
 apr_status_t scep_policy_close_held(apr_pool_t *p, scep_db_t *db, const char *transaction_id,
-                                    const char *state, const char *by, const char *reason,
-                                    apr_int64_t now);
+                                    const unsigned char *requester, const char *state,
+                                    const char *by, const char *reason, apr_int64_t now);
 
 /* Records the certificate of an approved (or upstream-issued) transaction, as scep_policy_record does for a
  * new one, without using up a challenge again.  SCEP_POLICY_REPLAY when a concurrent
@@ -183,6 +199,7 @@ apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
                                          const scep_policy_conf_t *conf,
                                          const scep_grant_t *grant,
                                          const char *transaction_id,
+                                         const unsigned char *requester,
                                          const scep_cert_rec_t *cert, apr_int64_t now,
                                          const unsigned char **der, apr_size_t *der_len,
                                          const char **why);

@@ -198,6 +198,8 @@ typedef struct op_ctx_t {
     const scep_log_t *log;
     scep_reply_t *reply;
     scep_pkimsg_t *msg;
+    /* SHA-256 of the signer's SubjectPublicKeyInfo: whose transaction this is */
+    unsigned char requester[SCEP_REQUEST_DIGEST_LEN];
 } op_ctx_t;
 
 static const char *message_type_name(int type)
@@ -238,17 +240,28 @@ static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *f
     return APR_SUCCESS;
 }
 
+/* What an unauthenticated client is told of a refusal by policy (WARNING): whether a
+ * name is registered, disabled, locked, bound to an address or a profile, or used by
+ * another device is the operator's to read in the log, not the client's.  A refusal of
+ * the message itself (INFO: malformed, a key too small) keeps its reason, which speaks of
+ * nothing but what the client sent. */
+#define SCEP_POLICY_REFUSAL_TEXT "refused by the server's policy; the server's log " \
+                                 "has the reason"
+
 /* A FAILURE for a device mistake; authentication failures log at WARNING. */
 static apr_status_t fail(op_ctx_t *c, int level, int fail_info, const char *tag,
                          const char *why)
 {
+    int detail = c->profile->failure_detail || level > SCEP_LOG_WARNING;
+
     scep_log(c->log, level, "%s: scep(%s,PKIOperation): %s from %s%s%s refused (%s): %s",
              tag, c->msg->transaction_id, message_type_name(c->msg->message_type),
              c->peer && c->peer->client_ip ? c->peer->client_ip : "?",
              c->reply->fqdn ? " for " : "", c->reply->fqdn ? c->reply->fqdn : "",
              scep_msg_fail_info_name(fail_info), why);
     c->reply->reason = why;
-    return answer(c, SCEP_STATUS_FAILURE, fail_info, why, NULL, 0);
+    return answer(c, SCEP_STATUS_FAILURE, fail_info,
+                  detail ? why : SCEP_POLICY_REFUSAL_TEXT, NULL, 0);
 }
 
 static const char *csr_identity(apr_pool_t *p, const scep_csr_t *csr)
@@ -522,11 +535,11 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
     }
     return grant->held
            ? scep_policy_record_approved(c->p, c->db, &c->profile->registrations, grant,
-                                         c->msg->transaction_id, &rec, rec.issued_at, prior,
-                                         prior_len, why)
+                                         c->msg->transaction_id, c->requester, &rec,
+                                         rec.issued_at, prior, prior_len, why)
            : scep_policy_record(c->p, c->db, &c->profile->registrations, grant,
-                                c->msg->transaction_id, digest, &rec, rec.issued_at, prior,
-                                prior_len, why);
+                                c->msg->transaction_id, c->requester, digest, &rec,
+                                rec.issued_at, prior, prior_len, why);
 }
 /* A request signed with a certificate this CA issued: a RenewalReq, or the PKCSReq that
  * Cisco IOS, macOS and sscep send instead.  APR_SUCCESS with *grant to issue; a made
@@ -575,7 +588,7 @@ static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned cha
 
     *grant = NULL;
     rv = scep_policy_replay(c->p, c->db, &c->profile->registrations, c->msg->transaction_id,
-                            renewing ? serial_hex(c->p, c->msg->signer) : NULL,
+                            c->requester, renewing ? serial_hex(c->p, c->msg->signer) : NULL,
                             (apr_int64_t)time(NULL), digest, &der, &der_len, &why);
     if (rv == SCEP_POLICY_REPLAY) {
         return send_recorded(c, der, der_len);
@@ -661,8 +674,9 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
         return APR_SUCCESS;
     case SCEP_FORWARD_REJECTED:
         if (grant->held) {
-            scep_policy_close_held(c->p, c->db, c->msg->transaction_id, SCEP_TXN_REJECTED,
-                                   "the upstream CA", fwd.why, (apr_int64_t)time(NULL));
+            scep_policy_close_held(c->p, c->db, c->msg->transaction_id, c->requester,
+                                   SCEP_TXN_REJECTED, "the upstream CA", fwd.why,
+                                   (apr_int64_t)time(NULL));
         }
         return fail(c, SCEP_LOG_WARNING, fwd.fail_info, "SCEP00401", fwd.why);
     default:
@@ -670,8 +684,8 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
     }
     if (grant->held) {
         if (fwd.status == SCEP_FORWARD_PENDING && !grant->upstream_pending
-            && (rv = scep_policy_note_upstream_pending(c->p, c->db, c->msg->transaction_id))
-               != APR_SUCCESS) {
+            && (rv = scep_policy_note_upstream_pending(c->p, c->db, c->msg->transaction_id,
+                                                       c->requester)) != APR_SUCCESS) {
             return db_failure(c, rv, "noting the upstream's PENDING");
         }
         scep_log(c->log, SCEP_LOG_INFO, "SCEP00403: scep(%s,PKIOperation): still waiting for "
@@ -772,16 +786,31 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     return rv;
 }
 
-/* SHA-256 of the request signer's public key: what binds polls to the request. */
-static apr_status_t signer_key_digest(op_ctx_t *c, unsigned char out[SCEP_REQUEST_DIGEST_LEN])
+/* SHA-256 of the signer's SubjectPublicKeyInfo as the certificate carries it: the
+ * requester a transaction belongs to.  The DER of the certificate's own field, so no key
+ * encoder runs. */
+static apr_status_t requester_digest(op_ctx_t *c)
 {
     unsigned char *spki = NULL;
     unsigned int len = SCEP_REQUEST_DIGEST_LEN;
-    int n = c->msg->signer ? i2d_PUBKEY(X509_get0_pubkey(c->msg->signer), &spki) : 0;
-    int ok = n > 0 && EVP_Digest(spki, (size_t)n, out, &len, EVP_sha256(), NULL) == 1;
+    int n = c->msg->signer ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(c->msg->signer), &spki) : 0;
+    int ok = n > 0 && EVP_Digest(spki, (size_t)n, c->requester, &len, EVP_sha256(), NULL) == 1;
 
     OPENSSL_free(spki);
     return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* The endpoint a held request is bound to: this one's profile and issuer. */
+static const char *endpoint_binding(op_ctx_t *c)
+{
+    unsigned char md[32];
+    unsigned int len = sizeof(md);
+
+    if (X509_digest(c->ca->ca_cert, EVP_sha256(), md, &len) != 1 || len != sizeof(md)) {
+        return NULL;
+    }
+    return scep_policy_endpoint(c->p, &c->profile->registrations, c->profile->upstream != NULL,
+                                md);
 }
 
 static apr_status_t send_pending(op_ctx_t *c)
@@ -799,18 +828,18 @@ static apr_status_t send_pending(op_ctx_t *c)
 static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t *grant,
                          const unsigned char *digest, const char *state, const char *why_held)
 {
-    unsigned char signer_key[SCEP_REQUEST_DIGEST_LEN];
+    const char *endpoint = endpoint_binding(c);
     const unsigned char *der;
     apr_size_t der_len;
     const char *why = NULL;
     apr_status_t rv;
 
-    if (signer_key_digest(c, signer_key) != APR_SUCCESS) {
-        return db_failure(c, APR_EGENERAL, "hashing the signer's key");
+    if (!endpoint) {
+        return db_failure(c, APR_EGENERAL, "naming the endpoint");
     }
     rv = scep_policy_hold(c->p, c->db, &c->profile->registrations, grant,
                           c->msg->transaction_id, digest, c->msg->content,
-                          c->msg->content_len, signer_key,
+                          c->msg->content_len, c->requester, endpoint,
                           c->peer ? c->peer->client_ip : NULL, csr_identity(c->p, csr),
                           state, (apr_int64_t)time(NULL), &der, &der_len, &why);
     if (rv == SCEP_POLICY_REPLAY) {
@@ -840,7 +869,7 @@ static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t 
  * a CertPoll).  `csr` is the request when it came again, else NULL. */
 static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
 {
-    unsigned char signer_key[SCEP_REQUEST_DIGEST_LEN];
+    const char *endpoint = endpoint_binding(c);
     scep_transaction_t *held;
     scep_grant_t *grant;
     scep_csr_t *stored;
@@ -849,12 +878,12 @@ static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
     const char *why = NULL;
     apr_status_t rv;
 
-    if (signer_key_digest(c, signer_key) != APR_SUCCESS) {
-        return db_failure(c, APR_EGENERAL, "hashing the signer's key");
+    if (!endpoint) {
+        return db_failure(c, APR_EGENERAL, "naming the endpoint");
     }
     rv = scep_policy_poll(c->p, c->db, &c->profile->registrations, c->msg->transaction_id,
-                          signer_key, (apr_int64_t)time(NULL), &held, &grant, &der, &der_len,
-                          &why);
+                          c->requester, endpoint, c->profile->upstream != NULL,
+                          (apr_int64_t)time(NULL), &held, &grant, &der, &der_len, &why);
     switch (rv) {
     case SCEP_POLICY_REPLAY:
         return send_recorded(c, der, der_len);
@@ -1073,7 +1102,7 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
                                       const scep_peer_t *peer, const scep_log_t *log,
                                       scep_reply_t *reply)
 {
-    op_ctx_t c = { p, ca, profile, db, peer, log, reply, NULL };
+    op_ctx_t c = { p, ca, profile, db, peer, log, reply, NULL, { 0 } };
     const char *why = NULL;
 
     memset(reply, 0, sizeof(*reply));
@@ -1098,6 +1127,13 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
     reply->transaction_id = c.msg->transaction_id;
     if (c.msg->fail_info != SCEP_FAIL_NONE) {
         return fail(&c, SCEP_LOG_INFO, c.msg->fail_info, "SCEP00205", c.msg->why);
+    }
+    if (requester_digest(&c) != APR_SUCCESS) {
+        scep_log(log, SCEP_LOG_ERR, "SCEP00270: scep(%s,PKIOperation): cannot hash the "
+                 "signer's key: %s", c.msg->transaction_id, scep_openssl_errors(p));
+        reply->http_status = 500;
+        reply->outcome = "error";
+        return APR_EGENERAL;
     }
     scep_log(log, SCEP_LOG_TRACE1, "SCEP00206: scep(%s,PKIOperation): %s, digest %s, cipher %s",
              c.msg->transaction_id, message_type_name(c.msg->message_type),

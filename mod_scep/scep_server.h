@@ -32,6 +32,7 @@ typedef struct scep_profile_t {
     int subject_mode;                  /* SCEP_SUBJECT_* */
     int min_key_bits;
     int legacy_algorithms;             /* accept MD5 and single DES */
+    int failure_detail;                /* refusals carry the log's reason to the client */
     const unsigned char *challenge_sha256; /* NULL = no static challenge configured */
     int allow_no_challenge;
     apr_size_t max_message_size;

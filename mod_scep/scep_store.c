@@ -65,7 +65,7 @@ enum { FAIL_COUNT = 1, FAIL_LAST, FAIL_LOCKED_UNTIL };
 enum { TXN_STATE = 1, TXN_DIGEST, TXN_FQDN, TXN_SERIAL, TXN_CREATED, TXN_REQUEST,
        TXN_GRANT_KIND, TXN_REGISTRATION, TXN_IPS, TXN_SERIAL_NUMBER, TXN_RENEWS,
        TXN_SIGNER_KEY, TXN_CLIENT_IP, TXN_SUBJECT, TXN_DECIDED_AT, TXN_DECIDED_BY,
-       TXN_REASON, TXN_UPSTREAM_PENDING };
+       TXN_REASON, TXN_UPSTREAM_PENDING, TXN_ENDPOINT };
 enum { CERT_DER = 1, CERT_FQDN, CERT_SUBJECT, CERT_TXID, CERT_NOT_BEFORE,
        CERT_NOT_AFTER, CERT_ISSUED_AT, CERT_REVOKED_AT, CERT_REVOCATION_REASON,
        CERT_ISSUER_KEY_ID };
@@ -370,6 +370,19 @@ static void remember_verified(const scep_verifier_t *v, const unsigned char *tag
     memcpy(slot->tag, tag, sizeof(slot->tag));
     slot->used = 1;
     pthread_mutex_unlock(&verified_lock);
+}
+
+int scep_verifier_remembered(const scep_verifier_t *v, const char *secret, apr_size_t len)
+{
+    unsigned char tag[SHA256_DIGEST_LENGTH];
+    int hit;
+
+    if (!v || v->algorithm != SCEP_VERIFIER_PBKDF2_SHA256 || !secret || len == 0) {
+        return 0;
+    }
+    hit = verified_tag(v, secret, len, tag) && verified_before(v, tag);
+    OPENSSL_cleanse(tag, sizeof(tag));
+    return hit;
 }
 
 int scep_verifier_matches(const scep_verifier_t *v, const char *secret, apr_size_t len)
@@ -894,21 +907,119 @@ apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn)
     return rv == APR_SUCCESS ? scep_db_del(txn, SCEP_DBI_FAILURES, fqdn, klen, NULL, 0) : rv;
 }
 
+typedef struct failure_purge_t {
+    apr_pool_t *p;
+    apr_int64_t now, idle;
+    apr_array_header_t *keys;           /* const char *: deleted once the walk is over */
+    apr_status_t rv;
+} failure_purge_t;
+
+static int failure_stale(void *baton, const void *key, apr_size_t klen, const void *val,
+                         apr_size_t vlen)
+{
+    failure_purge_t *purge = baton;
+    scep_failure_t f;
+    reader_t r;
+
+    if (reader_init(&r, NULL, val, vlen) != APR_SUCCESS) {
+        purge->rv = r.rv;
+        return 1;
+    }
+    f.last = rd_i64(&r, FAIL_LAST);
+    f.locked_until = rd_i64(&r, FAIL_LOCKED_UNTIL);
+    if (r.rv != APR_SUCCESS) {
+        purge->rv = r.rv;
+        return 1;
+    }
+    if (f.locked_until <= purge->now && f.last + purge->idle <= purge->now) {
+        APR_ARRAY_PUSH(purge->keys, const char *) = apr_pstrmemdup(purge->p, key, klen);
+    }
+    return 0;
+}
+
+apr_status_t scep_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                apr_int64_t idle, apr_size_t *removed)
+{
+    failure_purge_t purge;
+    apr_status_t rv;
+    int i;
+
+    *removed = 0;
+    memset(&purge, 0, sizeof(purge));
+    purge.p = p;
+    purge.now = now;
+    purge.idle = idle;
+    purge.keys = apr_array_make(p, 64, sizeof(const char *));
+    rv = scep_db_foreach(txn, SCEP_DBI_FAILURES, NULL, 0, failure_stale, &purge);
+    if (rv == APR_SUCCESS) {
+        rv = purge.rv;
+    }
+    for (i = 0; rv == APR_SUCCESS && i < purge.keys->nelts; i++) {
+        rv = scep_failure_clear(txn, APR_ARRAY_IDX(purge.keys, i, const char *));
+        if (rv == APR_SUCCESS) {
+            ++*removed;
+        }
+    }
+    return rv;
+}
+
+apr_status_t scep_failure_count(scep_txn_t *txn, apr_size_t *count)
+{
+    return scep_db_count(txn, SCEP_DBI_FAILURES, count);
+}
+
 /* ---- transactions --------------------------------------------------------------- */
 
-static apr_status_t transaction_decode(apr_pool_t *p, const char *id, apr_size_t klen,
+/* A transaction is stored under its ID, a NUL and the SHA-256 of its requester's key, so
+ * that the ID one requester chose never finds, blocks or reveals another's.  Records
+ * written before requesters were kept are under the bare ID (bare_key). */
+#define TXN_SCOPED_KEY_EXTRA (1 + SCEP_REQUEST_DIGEST_LEN)
+
+static apr_status_t transaction_key(apr_pool_t *p, const char *id,
+                                    const unsigned char *requester, const void **key,
+                                    apr_size_t *klen)
+{
+    apr_size_t idlen;
+    unsigned char *k;
+    apr_status_t rv = text_key(id, &idlen);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!requester) {
+        *key = id;
+        *klen = idlen;
+        return APR_SUCCESS;
+    }
+    k = apr_palloc(p, idlen + TXN_SCOPED_KEY_EXTRA);
+    memcpy(k, id, idlen);
+    k[idlen] = '\0';
+    memcpy(k + idlen + 1, requester, SCEP_REQUEST_DIGEST_LEN);
+    *key = k;
+    *klen = idlen + TXN_SCOPED_KEY_EXTRA;
+    return APR_SUCCESS;
+}
+
+static apr_status_t transaction_decode(apr_pool_t *p, const void *key, apr_size_t klen,
                                        const void *val, apr_size_t vlen,
                                        scep_transaction_t **t)
 {
     scep_transaction_t *rec;
     const unsigned char *digest, *signer_key;
+    const char *nul = memchr(key, '\0', klen);
+    apr_size_t idlen = nul ? (apr_size_t)(nul - (const char *)key) : klen;
     reader_t r;
 
+    /* A NUL is only ever followed by the requester's digest, which the record repeats. */
+    if (nul && klen != idlen + TXN_SCOPED_KEY_EXTRA) {
+        return SCEP_DB_CORRUPT;
+    }
     if (reader_init(&r, p, val, vlen) != APR_SUCCESS) {
         return r.rv;
     }
     rec = apr_pcalloc(p, sizeof(*rec));
-    rec->transaction_id = apr_pstrmemdup(p, id, klen);
+    rec->transaction_id = apr_pstrmemdup(p, key, idlen);
+    rec->bare_key = !nul;
     rec->state = rd_str(&r, TXN_STATE);
     /* The digest is what tells a retry from a different request under the same ID,
      * so a transaction without one is damaged, not merely old. */
@@ -941,7 +1052,13 @@ static apr_status_t transaction_decode(apr_pool_t *p, const char *id, apr_size_t
     rec->decided_by = rd_str(&r, TXN_DECIDED_BY);
     rec->reason = rd_str(&r, TXN_REASON);
     rec->upstream_pending = rd_i64(&r, TXN_UPSTREAM_PENDING) != 0;
+    rec->endpoint = rd_str(&r, TXN_ENDPOINT);
     if (r.rv == APR_SUCCESS && !rec->state) {
+        r.rv = SCEP_DB_CORRUPT;
+    }
+    if (r.rv == APR_SUCCESS && nul
+        && (!rec->has_signer_key
+            || memcmp(rec->signer_key, nul + 1, SCEP_REQUEST_DIGEST_LEN) != 0)) {
         r.rv = SCEP_DB_CORRUPT;
     }
     if (r.rv == APR_SUCCESS) {
@@ -950,20 +1067,82 @@ static apr_status_t transaction_decode(apr_pool_t *p, const char *id, apr_size_t
     return r.rv;
 }
 
-apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
-                                  scep_transaction_t **t)
+apr_status_t scep_transaction_get_for(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                      const unsigned char *requester,
+                                      scep_transaction_t **t)
 {
-    const void *val;
+    const void *key, *val;
     apr_size_t klen, vlen;
     apr_status_t rv;
 
     *t = NULL;
-    if ((rv = text_key(id, &klen)) != APR_SUCCESS
-        || (rv = scep_db_get(txn, SCEP_DBI_TRANSACTIONS, id, klen, &val, &vlen))
-           != APR_SUCCESS) {
+    if ((rv = transaction_key(p, id, requester, &key, &klen)) != APR_SUCCESS) {
         return rv;
     }
-    return transaction_decode(p, id, klen, val, vlen, t);
+    rv = scep_db_get(txn, SCEP_DBI_TRANSACTIONS, key, klen, &val, &vlen);
+    if (rv == SCEP_DB_NOTFOUND && requester) {
+        key = id;
+        klen = strlen(id);
+        rv = scep_db_get(txn, SCEP_DBI_TRANSACTIONS, key, klen, &val, &vlen);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return transaction_decode(p, key, klen, val, vlen, t);
+}
+
+typedef struct txn_by_id_t {
+    apr_pool_t *p;
+    apr_size_t idlen;
+    scep_transaction_t *found;
+    int matches;
+    apr_status_t rv;
+} txn_by_id_t;
+
+static int txn_with_id(void *baton, const void *key, apr_size_t klen, const void *val,
+                       apr_size_t vlen)
+{
+    txn_by_id_t *by = baton;
+    scep_transaction_t *t;
+
+    /* the prefix walk also meets longer IDs that start with this one */
+    if (klen != by->idlen && ((const char *)key)[by->idlen] != '\0') {
+        return 0;
+    }
+    if ((by->rv = transaction_decode(by->p, key, klen, val, vlen, &t)) != APR_SUCCESS) {
+        return 1;
+    }
+    by->found = t;
+    return ++by->matches > 1;
+}
+
+apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                  scep_transaction_t **t)
+{
+    txn_by_id_t by;
+    apr_status_t rv;
+
+    *t = NULL;
+    memset(&by, 0, sizeof(by));
+    by.p = p;
+    if ((rv = text_key(id, &by.idlen)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (by.idlen == 0) {
+        return SCEP_DB_NOTFOUND;
+    }
+    rv = scep_db_foreach(txn, SCEP_DBI_TRANSACTIONS, id, by.idlen, txn_with_id, &by);
+    if (rv == APR_SUCCESS) {
+        rv = by.rv;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = by.matches == 0 ? SCEP_DB_NOTFOUND : by.matches > 1 ? SCEP_DB_EXISTS
+             : APR_SUCCESS;
+    }
+    if (rv == APR_SUCCESS) {
+        *t = by.found;
+    }
+    return rv;
 }
 
 typedef struct txn_walk_t {
@@ -1010,10 +1189,14 @@ apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
                                   const scep_transaction_t *t)
 {
     scep_rec_t rec;
+    const void *key;
     apr_size_t klen;
     apr_status_t rv;
 
-    if ((rv = text_key(t->transaction_id, &klen)) != APR_SUCCESS) {
+    rv = transaction_key(p, t->transaction_id,
+                         t->has_signer_key && !t->bare_key ? t->signer_key : NULL, &key,
+                         &klen);
+    if (rv != APR_SUCCESS) {
         return rv;
     }
     scep_rec_init(&rec, p);
@@ -1043,8 +1226,8 @@ apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
     if (t->upstream_pending) {
         scep_rec_put_i64(&rec, TXN_UPSTREAM_PENDING, 1);
     }
-    return scep_db_put(txn, SCEP_DBI_TRANSACTIONS, t->transaction_id, klen,
-                       rec.data, rec.len, 0);
+    scep_rec_put_str(&rec, TXN_ENDPOINT, t->endpoint);
+    return scep_db_put(txn, SCEP_DBI_TRANSACTIONS, key, klen, rec.data, rec.len, 0);
 }
 
 /* ---- issued certificates ------------------------------------------------------- */

@@ -50,6 +50,9 @@ typedef struct scep_verifier_t {
 apr_status_t scep_verifier_make(const char *secret, apr_size_t len, scep_verifier_t *v);
 /* 1 if `secret` matches; the comparison of the hashes takes constant time. */
 int scep_verifier_matches(const scep_verifier_t *v, const char *secret, apr_size_t len);
+/* 1 if this process verified exactly `secret` against `v` before (one SHA-256, no
+ * PBKDF2); 0 says nothing about the secret: scep_verifier_matches must then judge it. */
+int scep_verifier_remembered(const scep_verifier_t *v, const char *secret, apr_size_t len);
 
 /* ---- devices ------------------------------------------------------------------- */
 
@@ -136,6 +139,11 @@ apr_status_t scep_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t 
 apr_status_t scep_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
                               const scep_failure_t *f);
 apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn);
+/* Removes the records that neither lock nor count any more: not locked at `now` and no
+ * failure for `idle` seconds.  *removed counts them. */
+apr_status_t scep_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                apr_int64_t idle, apr_size_t *removed);
+apr_status_t scep_failure_count(scep_txn_t *txn, apr_size_t *count);
 
 /* ---- transactions ------------------------------------------------------------- */
 
@@ -174,10 +182,23 @@ typedef struct scep_transaction_t {
     const char *decided_by;
     const char *reason;                 /* the operator's reason for a rejection */
     int upstream_pending;               /* the upstream CA answered PENDING: poll it */
+    const char *endpoint;               /* held: the endpoint that may complete it
+                                         * (scep_policy.h); NULL in older records */
+    int bare_key;                       /* stored under the ID alone (older records) */
 } scep_transaction_t;
 
+/* The transaction `requester` (SHA-256 of its key's SubjectPublicKeyInfo) started under
+ * `id`; else a record from before requesters were kept, stored under the ID alone, which
+ * the caller must judge (bare_key set).  SCEP_DB_NOTFOUND if neither. */
+apr_status_t scep_transaction_get_for(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                      const unsigned char *requester,
+                                      scep_transaction_t **t);
+/* The one transaction with this ID, whoever started it: for the operator, who names a
+ * transaction by its ID.  SCEP_DB_EXISTS when several requesters used the ID. */
 apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
                                   scep_transaction_t **t);
+/* Stored under the ID and the requester (signer_key), or under the ID alone when the
+ * record has no signer key or was read from there (bare_key). */
 apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
                                   const scep_transaction_t *t);
 

@@ -54,6 +54,7 @@ ScepAuditLog $AUDIT
 $(scep_location /scep "$T/pki" ra "ScepDeviceDB $DB" "ScepLockout 3 600")
 $(scep_location /routers "$T/pki" ra "ScepDeviceDB $DB" "ScepProfileName routers" \
     "ScepCheckClientAddress On")
+$(scep_location /detail "$T/pki" ra "ScepDeviceDB $DB" "ScepFailureDetail On")
 <Location /admin/challenge>
     SetHandler scep-challenge
     ScepDeviceDB $DB
@@ -103,10 +104,21 @@ if check_success rtr1 "$RA" "$CA" "retried transaction"; then
     expect_eq "$(serial_of rtr1)" "$RTR1_SERIAL" "a retry returns the recorded certificate"
 fi
 expect_log 'SCEP00221: ' "the retry is logged"
-# the same transactionID with a different request
+# the same transactionID with a different request of the same requester (its key)
+cp "$T/rtr1.key" "$T/rtr1b.key"
 req rtr1b --challenge "$CH_RTR" --unstructured-name rtr1.example.net \
-    --unstructured-address 192.0.2.10 --serial-number FTX1234ABC --txid "$RTR1_TXID"
+    --unstructured-address 192.0.2.10 --serial-number FTX1234ABC --txid "$RTR1_TXID" \
+    --san-dns rtr1.example.net
 refused rtr1b /scep "the same transactionID with a different request"
+# point 8: another requester with that transactionID (clients derive it from the public
+# key, which anyone reads in the certificate) is a transaction of its own: neither blocked
+# nor told about rtr1's
+req point8 --challenge "$CH_FLEET" --san-dns squat.fleet.example.net --txid "$RTR1_TXID"
+ok point8 /scep "point8 another device with rtr1's transactionID"
+send_request rtr1 /scep POST
+if check_success rtr1 "$RA" "$CA" "point8 rtr1's retry after the squat"; then
+    expect_eq "$(serial_of rtr1)" "$RTR1_SERIAL" "point8 rtr1 still gets its own certificate"
+fi
 
 # a second device with the same challenge
 req rtr2 --challenge "$CH_RTR" --unstructured-name rtr2.example.net \
@@ -127,6 +139,17 @@ req off --challenge "$CH_OFF" --san-dns off.example.net
 refused off /scep "disabled registration"
 req nobody --challenge "$CH_RTR" --san-dns nobody.example.net
 refused nobody /scep "unknown device"
+# point 7: a refusal tells the client nothing of the registrations; the log does
+GENERIC="refused by the server's policy; the server's log has the reason"
+for n in rtr1-wrong rtr1-ip rtr1-sn old off nobody; do
+    expect_eq "$(field $n failInfoText)" "$GENERIC" "point7 $n: the client gets the generic text"
+done
+expect_log "SCEP00212: .*the serialNumber \(FTX0000000\) is not the one registered" \
+    "point7 the log keeps the reason"
+send_request nobody /detail POST
+expect_failure nobody "$RA" 2 "point7 the same at an endpoint with ScepFailureDetail On" || true
+expect_match "$(field nobody failInfoText)" "no registration applies to nobody.example.net" \
+    "point7 ScepFailureDetail On tells the reason"
 expect_log '\[scep:warn\] .*SCEP00212: .*127\.0\.0\.1 for rtr1\.example\.net refused \(badRequest\): the challengePassword is wrong' \
     "the WARNING names the FQDN, the client and the transaction"
 
