@@ -11,6 +11,7 @@ SCEPREG=${SCEPREG:-$TOP/scepreg}
 reg() { timeout 60 "$SCEPREG" "$@"; }
 
 make_pki "$T/pki" Approving
+make_pki "$T/pki2" Elsewhere
 RA=$T/pki/ra.pem
 CA=$T/pki/ca.pem
 DB=$T/db
@@ -24,6 +25,11 @@ httpd_conf "$(
     scep_location /manual "$T/pki" ra "ScepDeviceDB $DB" "ScepRequireApproval On"
     scep_location /brief "$T/pki" ra "ScepDeviceDB $DB" "ScepRequireApproval On" \
         "ScepPendingTimeout 1"
+    scep_location /p1 "$T/pki" ra "ScepDeviceDB $DB" "ScepRequireApproval On" \
+        "ScepProfileName p1" "ScepValidityDays 30"
+    scep_location /p2 "$T/pki" ra "ScepDeviceDB $DB" "ScepProfileName p2" \
+        "ScepValidityDays 3650" "ScepExtendedKeyUsage serverAuth"
+    scep_location /other-ca "$T/pki2" ra "ScepDeviceDB $DB" "ScepProfileName p1"
 )"
 httpd_start || t_done
 
@@ -126,6 +132,30 @@ expect_failure ghostp "$RA" 2 "a CertPoll for an unknown transactionID: FAILURE 
 rc=0
 reg -Y "$DB" no-such-transaction 2>/dev/null || rc=$?
 expect_eq "$rc" 6 "-Y on an unknown transactionID: exit 6"
+
+# ---- point 2: a held request is completed only by the endpoint that held it -----------
+request e1 /p1 e1.fleet.example.net
+expect_eq "$(status e1)" 3 "point2 held at the endpoint of profile p1"
+reg -Y "$DB" "$(txid_of e1)" 2>/dev/null || fail "point2 scepreg -Y"
+poll e1x e1 /p2
+expect_failure e1x "$RA" 2 "point2 approved, then polled at profile p2's endpoint: FAILURE" || true
+expect_log "SCEP00242: .*held at another endpoint \\(profile 'p1', local CA [0-9a-f]{64}\\).*this one: profile 'p2'" \
+    "point2 the log names both endpoints"
+cp "$T/e1.key" "$T/e1y.key"
+cp "$T/e1.selfsigned.pem" "$T/e1y.selfsigned.pem"
+probe_request e1y "$T/pki2/ra.pem" --cert "$T/e1y.selfsigned.pem" --no-challenge \
+    --msgtype 20 --txid "$(txid_of e1)" --poll-issuer "$CA" --subject "/CN=e1/O=mod_scep tests"
+send_request e1y /other-ca POST
+expect_failure e1y "$T/pki2/ra.pem" 2 "point2 polled at an endpoint of profile p1 with another CA: FAILURE" || true
+send_request e1 /p2 POST
+expect_eq "$(status e1)" 2 "point2 the request sent again at p2's endpoint: FAILURE"
+poll e1p e1 /p1
+if check_success e1p "$RA" "$CA" "point2 polled where it was held"; then
+    days=$(( ($(date -d "$(openssl x509 -in "$T/e1p.pem" -noout -enddate | cut -d= -f2)" +%s) \
+              - $(date +%s)) / 86400 ))
+    expect_match "$days" '^(29|30)$' "point2 issued with the profile that held it (30 days)"
+fi
+expect_eq "$(reg -L "$DB" e1.fleet.example.net | tail -n +2 | grep -c .)" 1 "point2 exactly one certificate"
 
 # ---- strongSwan polls while an operator approves ---------------------------------------
 if command -v pki >/dev/null; then
