@@ -75,6 +75,7 @@ static void usage(void)
         "           [--extra-sans N] [--subject-pad BYTES] [--fake-key-bits N]\n"
         "           [--no-envelope] [--no-signer-cert] [--unknown-digest-oid]\n"
         "           [--unknown-cipher-oid] [--nested-attr DEPTH] [--ber-indefinite]\n"
+        "           [--csr-exponent E] [--signer-exponent E]\n"
         "           --out req.der [--nonce-out nonce.bin]\n"
         "       %s reply --in rep.der --key dev.key --cert dev.pem --signer CA_OR_RA.pem\n"
         "           [--nonce nonce.bin] [--cert-out issued.pem] [--any-cert]\n"
@@ -91,7 +92,13 @@ static void usage(void)
         "  --unknown-cipher-oid  the envelope names cipher 2.16.840.1.101.3.4.1.127\n"
         "  --nested-attr DEPTH   an extra signed attribute 1.3.6.1.4.1.99999.1 whose value\n"
         "                        is DEPTH nested indefinite-length SEQUENCEs\n"
-        "  --ber-indefinite      the pkiMessage with indefinite lengths (Apple, jscep)\n",
+        "  --ber-indefinite      the pkiMessage with indefinite lengths (Apple, jscep)\n"
+        "  --csr-exponent E      the PKCS#10 carries the device key's modulus with public\n"
+        "                        exponent E (decimal, 0x-hex, or bits:N for a random odd\n"
+        "                        N-bit number), signed with the device key; for E=1 the\n"
+        "                        self-signature is forged (the padded digest itself)\n"
+        "  --signer-exponent E   the same for the key of the signer certificate; for E=1\n"
+        "                        the SignerInfo's signature is forged\n",
         progname, progname);
     exit(2);
 }
@@ -350,6 +357,7 @@ typedef struct {
     int no_challenge, oaep, pss, break_signature, break_csr, critical_aki;
     long extra_sans, subject_pad, fake_key_bits, nested_attr;
     int no_envelope, no_signer_cert, unknown_digest_oid, unknown_cipher_oid, ber_indefinite;
+    const char *csr_exponent, *signer_exponent;
 } request_opts;
 
 /* Windows marks the AuthorityKeyIdentifier of its self-signed request certificate
@@ -464,6 +472,89 @@ static EVP_PKEY *fake_rsa_key(long bits)
     return pkey;
 }
 
+/* An exponent as --csr-exponent and --signer-exponent take it: decimal, 0x-hex, or
+ * bits:N for a random odd number of exactly N bits. */
+static BIGNUM *exponent_arg(const char *text)
+{
+    BIGNUM *e = NULL;
+    char *end;
+    long bits;
+
+    if (strncmp(text, "bits:", 5) == 0) {
+        bits = strtol(text + 5, &end, 10);
+        if (*end || bits < 2 || bits > 16384 || !(e = BN_new())
+            || !BN_rand(e, (int)bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD)) {
+            die("exponent '%s': bits:N takes N from 2 to 16384", text);
+        }
+        return e;
+    }
+    if (!BN_asc2bn(&e, text)) {
+        die("exponent '%s' is not a number", text);
+    }
+    return e;
+}
+
+/* The modulus of `key` with the public exponent `text`: no private key matches it
+ * (unless it is the key's own), and OpenSSL builds it without a check. */
+static EVP_PKEY *with_exponent(EVP_PKEY *key, const char *text)
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    BIGNUM *n = NULL, *e = exponent_arg(text);
+    OSSL_PARAM *params;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *pkey = NULL;
+
+    if (!bld || !ctx || !EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n)
+        || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n)
+        || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e)
+        || !(params = OSSL_PARAM_BLD_to_param(bld))
+        || EVP_PKEY_fromdata_init(ctx) <= 0
+        || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+        die("cannot give the RSA key the exponent %s", text);
+    }
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(ctx);
+    BN_free(n);
+    BN_free(e);
+    return pkey;
+}
+
+/* Whether an exponent argument is 1, whose signatures are forged. */
+static int exponent_is_one(const char *text)
+{
+    BIGNUM *e = exponent_arg(text);
+    int one = BN_is_one(e);
+
+    BN_free(e);
+    return one;
+}
+
+/* Turns a PKCS#1 v1.5 signature made with `key` into one that verifies under the same
+ * modulus with e = 1: what it decrypts to with the real exponent, the padded digest.
+ * Anybody can write that without a private key; the real key only spares coding the
+ * padding here. */
+static void forge_for_e1(EVP_PKEY *key, ASN1_STRING *sig)
+{
+    BIGNUM *n = NULL, *e = NULL;
+    BIGNUM *s = BN_bin2bn(ASN1_STRING_get0_data(sig), ASN1_STRING_length(sig), NULL);
+    BN_CTX *ctx = BN_CTX_new();
+    unsigned char em[2048];
+    int k = ASN1_STRING_length(sig);
+
+    if (!s || !ctx || k <= 0 || k > (int)sizeof(em)
+        || !EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n)
+        || !EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e)
+        || !BN_mod_exp(s, s, e, n, ctx) || BN_bn2binpad(s, em, k) != k
+        || !ASN1_STRING_set(sig, em, k)) {
+        die("cannot forge the signature for e=1");
+    }
+    BN_free(n);
+    BN_free(e);
+    BN_free(s);
+    BN_CTX_free(ctx);
+}
+
 /* The PKCS#10 the device asks to have certified, DER-encoded. */
 static unsigned char *make_csr(const request_opts *o, EVP_PKEY *key, const EVP_MD *md,
                                int *len)
@@ -500,6 +591,15 @@ static unsigned char *make_csr(const request_opts *o, EVP_PKEY *key, const EVP_M
             die("cannot put the fake key into the PKCS#10 request");
         }
         EVP_PKEY_free(fake);
+    }
+    else if (o->csr_exponent) {
+        EVP_PKEY *odd = with_exponent(key, o->csr_exponent);
+
+        /* signed below with the real key, and forged afterwards for e=1 */
+        if (!X509_REQ_set_pubkey(req, odd)) {
+            die("cannot put the key with exponent %s into the PKCS#10", o->csr_exponent);
+        }
+        EVP_PKEY_free(odd);
     }
     else if (!X509_REQ_set_pubkey(req, key)) {
         die("cannot build the PKCS#10 request");
@@ -542,6 +642,12 @@ static unsigned char *make_csr(const request_opts *o, EVP_PKEY *key, const EVP_M
     }
     if (!X509_REQ_sign(req, key, md)) {
         die("cannot sign the PKCS#10 request");
+    }
+    if (o->csr_exponent && exponent_is_one(o->csr_exponent)) {
+        const ASN1_BIT_STRING *sig = NULL;
+
+        X509_REQ_get0_signature(req, &sig, NULL);
+        forge_for_e1(key, (ASN1_STRING *)sig);
     }
     *len = i2d_X509_REQ(req, &der);
     if (*len <= 0) {
@@ -726,6 +832,8 @@ static int cmd_request(int argc, char **argv)
         else if (strcmp(a, "--query-issuer") == 0) slot = &o.query_issuer;
         else if (strcmp(a, "--query-serial") == 0) slot = &o.query_serial;
         else if (strcmp(a, "--poll-issuer") == 0) slot = &o.poll_issuer;
+        else if (strcmp(a, "--csr-exponent") == 0) slot = &o.csr_exponent;
+        else if (strcmp(a, "--signer-exponent") == 0) slot = &o.signer_exponent;
         else if (strcmp(a, "--no-challenge") == 0) o.no_challenge = 1;
         else if (strcmp(a, "--oaep") == 0) o.oaep = 1;
         else if (strcmp(a, "--pss") == 0) o.pss = 1;
@@ -894,9 +1002,22 @@ static int cmd_request(int argc, char **argv)
     }
     si = CMS_add1_signer(cms, cert, key, md,
                          CMS_BINARY | CMS_NOSMIMECAP | (o.pss ? CMS_KEY_PARAM : 0)
-                         | (o.no_signer_cert ? CMS_NOCERTS : 0));
+                         | (o.no_signer_cert || o.signer_exponent ? CMS_NOCERTS : 0));
     if (!si) {
         die("cannot add the signer");
+    }
+    if (o.signer_exponent) {
+        /* the same issuer and serial, so the SignerInfo names it, with the odd key */
+        X509 *odd_cert = X509_dup(cert);
+        EVP_PKEY *odd = with_exponent(key, o.signer_exponent);
+
+        if (!odd_cert || !X509_set_pubkey(odd_cert, odd)
+            || !X509_sign(odd_cert, key, EVP_sha256())   /* encodes it again */
+            || !CMS_add1_cert(cms, odd_cert)) {
+            die("cannot add the signer certificate with exponent %s", o.signer_exponent);
+        }
+        X509_free(odd_cert);
+        EVP_PKEY_free(odd);
     }
     if (o.pss) {
         EVP_PKEY_CTX *pctx = CMS_SignerInfo_get0_pkey_ctx(si);
@@ -919,6 +1040,9 @@ static int cmd_request(int argc, char **argv)
     content = BIO_new_mem_buf(env, env_len);
     if (!content || !CMS_final(cms, content, NULL, CMS_BINARY)) {
         die("cannot sign the pkiMessage");
+    }
+    if (o.signer_exponent && exponent_is_one(o.signer_exponent)) {
+        forge_for_e1(key, CMS_SignerInfo_get0_signature(si));
     }
     if (o.break_signature) {
         ASN1_OCTET_STRING *sig = CMS_SignerInfo_get0_signature(si);
