@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "scep_ca_int.h"
+#include "scep_keyless.h"
 #include "scep_msg.h"
 #include "scep_util.h"
 
@@ -100,13 +101,28 @@ static BIO *open_file(apr_pool_t *p, const char *role, const char *path, int is_
     return bio;
 }
 
-/* Every certificate of a PEM file, in order; at least one. */
+/* A certificate's subject, for a message that must say which one of a file. */
+static const char *subject_text(apr_pool_t *p, X509 *x)
+{
+    char *name = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
+    const char *copy = apr_pstrdup(p, name ? name : "?");
+
+    OPENSSL_free(name);
+    return copy;
+}
+
+/* Every certificate of a PEM file, in order; at least one.  Each RSA key among them
+ * passes the exponent rule: clients verify what the CA and RA sign and encrypt to the
+ * RA, and an unusable exponent (issue 15, points 10 and 12) is better refused here, by
+ * name, than met by every client later. */
 static apr_status_t load_certs(apr_pool_t *p, const char *role, const char *path,
                                STACK_OF(X509) **out, const char **errmsg)
 {
     BIO *bio = open_file(p, role, path, 0, errmsg);
     STACK_OF(X509) *certs;
+    const char *problem;
     X509 *x;
+    int i;
 
     if (!bio) {
         return APR_EINVAL;
@@ -121,6 +137,18 @@ static apr_status_t load_certs(apr_pool_t *p, const char *role, const char *path
     if (sk_X509_num(certs) == 0) {
         return file_problem(p, role, path, "holds no PEM certificate", errmsg);
     }
+    for (i = 0; i < sk_X509_num(certs); i++) {
+        if ((problem = scep_rsa_exponent_problem(X509_get0_pubkey(sk_X509_value(certs, i))))
+            != NULL) {
+            ERR_clear_error();
+            return file_problem(p, role, path,
+                                apr_psprintf(p, "holds a certificate (number %d, subject %s) "
+                                             "whose key cannot be used: %s", i + 1,
+                                             subject_text(p, sk_X509_value(certs, i)),
+                                             problem), errmsg);
+        }
+    }
+    ERR_clear_error();
     *out = certs;
     return APR_SUCCESS;
 }

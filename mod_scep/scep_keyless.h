@@ -6,7 +6,11 @@
  * two (the signer's certificate and the PKCS#10).  Parsed here, the structures come out
  * complete except for the cached public key, and scep_spki_public_key makes the key the
  * cheap way for RSA.  The structures otherwise behave as usual (X509_verify,
- * X509_REQ_verify with an explicit key, CMS_verify once the signer has a key). */
+ * X509_REQ_verify with an explicit key, CMS_verify once the signer has a key).
+ *
+ * Also here, since this is where keys are made from their bytes: the one rule on RSA
+ * public exponents, applied to every RSA key read from the wire or from a file before
+ * any arithmetic is done with it. */
 #ifndef SCEP_KEYLESS_H
 #define SCEP_KEYLESS_H
 
@@ -28,5 +32,12 @@ void *scep_d2i_keyless(const ASN1_ITEM *it, const unsigned char **in, long len);
  * read directly (the key must fill the BIT STRING exactly); every other type goes through
  * OpenSSL's decoders.  NULL when the key does not decode. */
 EVP_PKEY *scep_spki_public_key(const X509_PUBKEY *spki);
+
+/* Why `key` cannot be used as an RSA public key because of its public exponent e, as a
+ * sentence starting "the RSA public exponent ..."; NULL when e is usable or the key is
+ * not RSA.  Usable: odd, 3 <= e < 2^256, and e < n.  It reads the two numbers and
+ * compares them, nothing more, so a hostile key costs nothing here; call it before any
+ * verification or encryption with the key.  The sentence is a constant (no pool). */
+const char *scep_rsa_exponent_problem(const EVP_PKEY *key);
 
 #endif

@@ -340,7 +340,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
     EVP_PKEY *signer_key;
     STACK_OF(X509) *signers;
     ASN1_TYPE *nonce;
-    const char *type_text;
+    const char *type_text, *problem;
     BIO *content_bio;
     unsigned char *envelope;
     apr_size_t envelope_len;
@@ -433,6 +433,15 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
     if (!signer_key || EVP_PKEY_get_base_id(signer_key) != EVP_PKEY_RSA) {
         /* The reply is enveloped to this key by key transport: it must be RSA. */
         return refuse(msg, SCEP_FAIL_BAD_ALG, "the signer's key is not RSA");
+    }
+    /* Before CMS_verify does any arithmetic with the key: with e = 1 anyone could write
+     * the signature, and a 3071-bit e cost some 5 requests' CPU (issue 15, points 10
+     * and 12).  No signature can be checked with such a key: badMessageCheck, as for
+     * one that does not verify. */
+    if ((problem = scep_rsa_exponent_problem(signer_key)) != NULL) {
+        return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
+                      apr_pstrcat(p, "the signer certificate's key is unusable: ", problem,
+                                  NULL));
     }
     /* A certificate OpenSSL decodes but cannot encode again (found by fuzz_pkimsg)
      * cannot be copied with its key: the device's mistake, not a server failure. */

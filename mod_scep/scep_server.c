@@ -359,6 +359,11 @@ static apr_status_t check_key(op_ctx_t *c, const scep_csr_t *csr, const char **w
                                 csr->key_bits, SCEP_CSR_RSA_MAX_BITS);
             return APR_EINVAL;
         }
+        /* e = 1 makes a self-signature anyone can write, and a huge e an expensive one
+         * to check (issue 15, points 10 and 12) */
+        if ((*why = scep_rsa_exponent_problem(csr->public_key)) != NULL) {
+            return APR_EINVAL;
+        }
         return APR_SUCCESS;
     }
     if (EVP_PKEY_get_base_id(csr->public_key) == EVP_PKEY_EC && csr->key_bits >= 256) {

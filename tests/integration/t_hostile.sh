@@ -273,6 +273,10 @@ EOF
         || { fail "$CUR: not every slow client finished"; cat "$T/$CUR.slow"; }
 }
 
+# RSA exponents (issue 15, points 10 and 12): 2^256+1 is odd and just too big; a 3071-bit
+# e on a 3072-bit modulus passes OpenSSL's own bound, which starts above 3072 bits
+E_2P256_PLUS_1=0x1$(printf '0%.0s' {1..63})1
+
 # ---- the table ------------------------------------------------------------------------
 # row | how the request is made | expected answer | error-log line expected (ERE; - none)
 mapfile -t TABLE <<EOF
@@ -312,6 +316,16 @@ garbage-csr    | req /scep --challenge $CHAL --break-csr            | fail:badRe
 key-512        | req /scep --key k512 --challenge $CHAL             | fail:badRequest | SCEP00211: .*512 bits; ScepMinKeySize is 2048
 key-fake-16k   | req /scep --challenge $CHAL --fake-key-bits 16384  | fail:badRequest | SCEP00210: .*self-signature does not verify
 key-fake-200k  | req /scep --challenge $CHAL --fake-key-bits 200000 | fail:badRequest | SCEP00211: .*200000 bits, more than 16384
+point10-csr-e1 | req /scep --challenge $CHAL --csr-exponent 1          | fail:badRequest | SCEP00211: .*RSA public exponent is 1, with which anyone can forge
+point10-csr-e2 | req /scep --challenge $CHAL --csr-exponent 2          | fail:badRequest | SCEP00211: .*RSA public exponent is below 3
+point10-csr-e65536 | req /scep --challenge $CHAL --csr-exponent 65536  | fail:badRequest | SCEP00211: .*RSA public exponent is even
+point12-csr-e2p256 | req /scep --challenge $CHAL --csr-exponent $E_2P256_PLUS_1 | fail:badRequest | SCEP00211: .*RSA public exponent has more than 256 bits
+point12-csr-e3071 | req /scep --key k3072 --challenge $CHAL --csr-exponent bits:3071 | fail:badRequest | SCEP00211: .*RSA public exponent has more than 256 bits
+point10-signer-e1 | req /scep --challenge $CHAL --signer-exponent 1    | fail:badMessageCheck | SCEP00205: .*signer certificate's key is unusable: the RSA public exponent is 1,
+point10-signer-e2 | req /scep --challenge $CHAL --signer-exponent 2    | fail:badMessageCheck | SCEP00205: .*signer certificate's key is unusable: the RSA public exponent is below 3
+point10-signer-e65536 | req /scep --challenge $CHAL --signer-exponent 65536 | fail:badMessageCheck | SCEP00205: .*signer certificate's key is unusable: the RSA public exponent is even
+point12-signer-e2p256 | req /scep --challenge $CHAL --signer-exponent $E_2P256_PLUS_1 | fail:badMessageCheck | SCEP00205: .*signer certificate's key is unusable: the RSA public exponent has more than 256 bits
+point12-signer-e3071 | req /scep --key k3072 --challenge $CHAL --signer-exponent bits:3071 | fail:badMessageCheck | SCEP00205: .*signer certificate's key is unusable: the RSA public exponent has more than 256 bits
 sans-100       | req /scep --challenge $CHAL --san-dns h.example.org --extra-sans 99 | success | SCEP00220: scep\(HOSTILE-sans-100-
 sans-300       | req /scep --challenge $CHAL --san-dns h.example.org --extra-sans 299 | fail:badRequest | SCEP00210: .*300 names, more than 100
 subject-big    | req /scep --challenge $CHAL --subject-pad 40000    | fail:badRequest | SCEP00210: .*subject .* bytes, more than 4096
@@ -342,6 +356,7 @@ failinfo_num() {
 }
 serial_of() { openssl x509 -in "$T/$1.pem" -noout -serial | sed 's/^serial=//'; }
 make_key "$T/k512.key" 512
+make_key "$T/k3072.key" 3072
 trim() { sed 's/^ *//; s/ *$//' <<<"$1"; }
 
 for row in "${TABLE[@]}"; do

@@ -15,7 +15,9 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <openssl/cms.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -454,12 +456,15 @@ typedef struct request_opts {
     X509 *signer;       /* instead of a self-signed certificate for `key` */
     const unsigned char *content;   /* enveloped instead of a PKCS#10 (GetCert's query) */
     int content_len;
+    EVP_PKEY *csr_fake;     /* the PKCS#10 carries this public key, signed with `key` */
+    EVP_PKEY *signer_fake;  /* the signer certificate carries this public key */
+    int forge;              /* the signature(s) made for a fake key with e = 1 */
 } request_opts;
 
 static unsigned char sent_nonce[16];
 
-static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge, int sans,
-                          int key_params, int ber_key)
+static X509_REQ *make_csr(EVP_PKEY *key, EVP_PKEY *sign_key, const char *cn,
+                          const char *challenge, int sans, int key_params, int ber_key)
 {
     X509_REQ *req = X509_REQ_new();
     GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
@@ -515,7 +520,98 @@ static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *challenge, 
     }
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     GENERAL_NAMES_free(names);
-    X509_REQ_sign(req, key, EVP_sha256());
+    X509_REQ_sign(req, sign_key ? sign_key : key, EVP_sha256());
+    return req;
+}
+
+/* An RSA public key of modulus n and exponent e, whatever they are: OpenSSL checks
+ * neither when it makes a key from its numbers, so nor does a hostile client. */
+static EVP_PKEY *rsa_public(const BIGNUM *n, const BIGNUM *e)
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    OSSL_PARAM *params;
+    EVP_PKEY *key = NULL;
+
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e), 1);
+    params = OSSL_PARAM_BLD_to_param(bld);
+    assert_non_null(params);
+    assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params), 1);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(ctx);
+    return key;
+}
+
+/* The modulus of `key` (or, with `bits`, a random odd number of that many bits) with
+ * the exponent written in hex, or with `e_bits`, a random odd exponent of that many
+ * bits. */
+static EVP_PKEY *with_exponent(EVP_PKEY *key, int bits, const char *e_hex, int e_bits)
+{
+    BIGNUM *n = NULL, *e = NULL;
+    EVP_PKEY *out;
+
+    if (bits) {
+        n = BN_new();
+        assert_int_equal(BN_rand(n, bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD), 1);
+    }
+    else {
+        assert_int_equal(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+    }
+    if (e_bits) {
+        e = BN_new();
+        assert_int_equal(BN_rand(e, e_bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD), 1);
+    }
+    else {
+        assert_true(BN_hex2bn(&e, e_hex) > 0);
+    }
+    out = rsa_public(n, e);
+    BN_free(n);
+    BN_free(e);
+    return out;
+}
+
+/* A PKCS#1 v1.5 signature made with `key` becomes a signature by the same modulus with
+ * e = 1: what it decrypts to under the real exponent, the padded digest itself.  That
+ * anyone can write it is the defect of point 10 (the real key only saves coding the
+ * padding here). */
+static void forge_for_e1(EVP_PKEY *key, ASN1_STRING *sig)
+{
+    BIGNUM *n = NULL, *e = NULL, *s = BN_bin2bn(ASN1_STRING_get0_data(sig),
+                                                ASN1_STRING_length(sig), NULL);
+    BN_CTX *ctx = BN_CTX_new();
+    unsigned char em[1024];
+    int k = ASN1_STRING_length(sig);
+
+    assert_true(k > 0 && k <= (int)sizeof(em));
+    assert_int_equal(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+    assert_int_equal(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e), 1);
+    assert_int_equal(BN_mod_exp(s, s, e, n, ctx), 1);
+    assert_int_equal(BN_bn2binpad(s, em, k), k);
+    assert_int_equal(ASN1_STRING_set(sig, em, k), 1);
+    BN_free(n);
+    BN_free(e);
+    BN_free(s);
+    BN_CTX_free(ctx);
+}
+
+/* The request's PKCS#10, with the device key or the fake one of the options. */
+static X509_REQ *request_csr(const request_opts *o, EVP_PKEY *key)
+{
+    const ASN1_BIT_STRING *sig = NULL;
+    X509_REQ *req;
+
+    if (!o->csr_fake) {
+        return make_csr(o->csr_key ? o->csr_key : key, NULL, "device.example.com",
+                        o->challenge, o->sans, o->key_params, o->ber_key);
+    }
+    req = make_csr(o->csr_fake, key, "device.example.com", o->challenge, o->sans, 0, 0);
+    if (o->forge) {
+        X509_REQ_get0_signature(req, &sig, NULL);
+        forge_for_e1(key, (ASN1_STRING *)sig);
+    }
     return req;
 }
 
@@ -523,8 +619,7 @@ static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_si
 {
     EVP_PKEY *key = o->key ? o->key : device_key;
     X509 *self = o->signer ? X509_dup(o->signer) : make_cert("device", key, NULL, NULL, 0);
-    X509_REQ *req = make_csr(o->csr_key ? o->csr_key : key, "device.example.com",
-                             o->challenge, o->sans, o->key_params, o->ber_key);
+    X509_REQ *req = request_csr(o, key);
     STACK_OF(X509) *recips = sk_X509_new_null();
     unsigned char *csr_der = NULL, *out;
     int csr_len = i2d_X509_REQ(req, &csr_der);
@@ -548,8 +643,19 @@ static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_si
         i2d_CMS_bio(env_bio, env);
     }
     sd = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY | (o->ber ? CMS_STREAM : 0));
-    si = CMS_add1_signer(sd, self, key, o->md ? o->md : EVP_sha256(), CMS_BINARY);
+    si = CMS_add1_signer(sd, self, key, o->md ? o->md : EVP_sha256(),
+                         CMS_BINARY | (o->signer_fake ? CMS_NOCERTS : 0));
     assert_non_null(si);
+    if (o->signer_fake) {
+        /* the same issuer and serial, so the SignerInfo names it, with the other key */
+        X509 *fake = X509_dup(self);
+
+        assert_int_equal(X509_set_pubkey(fake, o->signer_fake), 1);
+        /* signing encodes it again (its self-signature cannot verify, and is not read) */
+        assert_true(X509_sign(fake, key, EVP_sha256()) > 0);
+        assert_int_equal(CMS_add1_cert(sd, fake), 1);
+        X509_free(fake);
+    }
     RAND_bytes(sent_nonce, sizeof(sent_nonce));
     if (o->message_type_text) {
         snprintf(type, sizeof(type), "%s", o->message_type_text);
@@ -571,6 +677,9 @@ static unsigned char *build_request(apr_pool_t *p, const request_opts *o, apr_si
         goto encoded;
     }
     assert_int_equal(CMS_final(sd, env_bio, NULL, CMS_BINARY), 1);
+    if (o->signer_fake && o->forge) {
+        forge_for_e1(key, CMS_SignerInfo_get0_signature(si));
+    }
     if (o->break_signature) {
         ASN1_OCTET_STRING *sig = CMS_SignerInfo_get0_signature(si);
 
@@ -876,6 +985,166 @@ static void test_enroll_failures(void **state)
     EVP_PKEY_free(small);
 }
 
+/* Issue 15, points 10 and 12: the rule on RSA public exponents itself.  1 makes
+ * signatures anyone can write, an even e belongs to no key, and a huge e makes each
+ * verification cost thousands of modular multiplications. */
+#define E_2_256_PLUS_1 "10000000000000000000000000000000000000000000000000000000000000001"
+#define E_2_256_MINUS_1 "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+
+static void expect_exponent(EVP_PKEY *key, const char *needle)
+{
+    const char *problem = scep_rsa_exponent_problem(key);
+
+    if (!needle) {
+        if (problem) {
+            fail_msg("a usable exponent is refused: %s", problem);
+        }
+    }
+    else if (!problem || !strstr(problem, needle)) {
+        fail_msg("'%s' does not say '%s'", problem ? problem : "(accepted)", needle);
+    }
+    EVP_PKEY_free(key);
+}
+
+static void test_point10_point12_exponent_rule(void **state)
+{
+    EVP_PKEY *tiny;
+    BIGNUM *n = NULL, *e = BN_new();
+
+    expect_exponent(with_exponent(device_key, 0, "1", 0), "is 1,");
+    expect_exponent(with_exponent(device_key, 0, "0", 0), "below 3");
+    expect_exponent(with_exponent(device_key, 0, "2", 0), "below 3");
+    expect_exponent(with_exponent(device_key, 0, "10000", 0), "even");
+    expect_exponent(with_exponent(device_key, 0, E_2_256_PLUS_1, 0), "more than 256 bits");
+    expect_exponent(with_exponent(NULL, 3072, NULL, 3071), "more than 256 bits");
+    expect_exponent(with_exponent(device_key, 0, "3", 0), NULL);
+    expect_exponent(with_exponent(device_key, 0, "10001", 0), NULL);
+    expect_exponent(with_exponent(device_key, 0, E_2_256_MINUS_1, 0), NULL);
+    /* e below 2^256 but not below a (toy) modulus */
+    tiny = with_exponent(NULL, 200, "3", 0);
+    assert_int_equal(EVP_PKEY_get_bn_param(tiny, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+    assert_int_equal(BN_add_word(n, 2), 1);
+    EVP_PKEY_free(tiny);
+    assert_non_null(BN_copy(e, n));
+    assert_int_equal(BN_sub_word(n, 2), 1);
+    expect_exponent(rsa_public(n, e), "not smaller than the modulus");
+    /* keys that are not RSA have no such exponent */
+    assert_null(scep_rsa_exponent_problem(ec_key));
+    assert_null(scep_rsa_exponent_problem(device_key));
+    BN_free(n);
+    BN_free(e);
+}
+
+/* A refused request whose reason says `needle`: the refusal came from that check and
+ * from no later one (a bad exponent reaching the signature check would read "does not
+ * verify"). */
+static void expect_refusal(apr_pool_t *p, request_opts o, const char *fail_info,
+                           const char *needle)
+{
+    scep_profile_t profile = challenge_profile(p);
+    scep_reply_t reply;
+    CMS_ContentInfo *rep = run(p, load_ca(p, 1), &profile, &o, &reply);
+
+    assert_non_null(rep);
+    if (!reply.reason || !strstr(reply.reason, needle)) {
+        fail_msg("outcome %s, reason '%s' does not say '%s'", reply.outcome,
+                 reply.reason ? reply.reason : "(none)", needle);
+    }
+    assert_string_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.3"), "2");
+    assert_string_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.4"), fail_info);
+    CMS_ContentInfo_free(rep);
+}
+
+/* The PKCS#10's key.  With e = 1 and the forged self-signature the request was
+ * certified before; the huge exponent was refused only after the costly verification. */
+static void test_point10_point12_csr_exponent(void **state)
+{
+    apr_pool_t *p = *state;
+    EVP_PKEY *k3072 = rsa_key(3072);
+    struct { EVP_PKEY *signer, *fake; int forge; const char *needle; } cases[] = {
+        { device_key, with_exponent(device_key, 0, "1", 0), 1, "exponent is 1," },
+        { device_key, with_exponent(device_key, 0, "2", 0), 0, "below 3" },
+        { device_key, with_exponent(device_key, 0, "10000", 0), 0, "even" },
+        { device_key, with_exponent(device_key, 0, E_2_256_PLUS_1, 0), 0,
+          "more than 256 bits" },
+        /* the signature as long as the modulus: OpenSSL would do the arithmetic */
+        { k3072, with_exponent(k3072, 0, NULL, 3071), 0, "more than 256 bits" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        expect_refusal(p, (request_opts){ .challenge = "s3cret", .key = cases[i].signer,
+                                          .csr_fake = cases[i].fake, .forge = cases[i].forge },
+                       "2", cases[i].needle);
+        EVP_PKEY_free(cases[i].fake);
+    }
+    EVP_PKEY_free(k3072);
+}
+
+/* The signer certificate's key, refused before CMS_verify: with e = 1 the forged
+ * signature verified before, and the huge exponent was paid for. */
+static void test_point10_point12_signer_exponent(void **state)
+{
+    apr_pool_t *p = *state;
+    EVP_PKEY *k3072 = rsa_key(3072);
+    struct { EVP_PKEY *signer, *fake; int forge; const char *needle; } cases[] = {
+        { device_key, with_exponent(device_key, 0, "1", 0), 1, "exponent is 1," },
+        { device_key, with_exponent(device_key, 0, "2", 0), 0, "below 3" },
+        { device_key, with_exponent(device_key, 0, "10000", 0), 0, "even" },
+        { device_key, with_exponent(device_key, 0, E_2_256_PLUS_1, 0), 0,
+          "more than 256 bits" },
+        /* the signature as long as the modulus: OpenSSL would do the arithmetic */
+        { k3072, with_exponent(k3072, 0, NULL, 3071), 0, "more than 256 bits" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        expect_refusal(p, (request_opts){ .challenge = "s3cret", .key = cases[i].signer,
+                                          .signer_fake = cases[i].fake,
+                                          .forge = cases[i].forge },
+                       "1", cases[i].needle);
+        EVP_PKEY_free(cases[i].fake);
+    }
+    EVP_PKEY_free(k3072);
+}
+
+/* Certificates loaded at startup: the CA's, and a next CA's (no key of ours matches it,
+ * so nothing else would have noticed). */
+static void test_point10_point12_startup(void **state)
+{
+    apr_pool_t *p = *state;
+    scep_ca_files_t files = { 0 };
+    scep_ca_t *ca = NULL;
+    const char *err = NULL;
+    EVP_PKEY *one = with_exponent(ca_key, 0, "1", 0);
+    EVP_PKEY *huge = with_exponent(NULL, 3072, NULL, 3071);
+    X509 *ca_e1 = make_cert("Unit CA", ca_key, NULL, NULL, 1);
+    X509 *next_huge = make_cert("Next CA", ca_key, NULL, NULL, 1);
+
+    assert_int_equal(X509_set_pubkey(ca_e1, one), 1);
+    assert_true(X509_sign(ca_e1, ca_key, EVP_sha256()) > 0);
+    write_pem("ca-e1.pem", ca_e1, NULL, 0644);
+    assert_int_equal(X509_set_pubkey(next_huge, huge), 1);
+    assert_true(X509_sign(next_huge, ca_key, EVP_sha256()) > 0);
+    write_pem("next-huge.pem", next_huge, NULL, 0644);
+
+    expect_load_error(p, "ca-e1.pem", "ca.key", "ra.pem", "ra.key", "exponent is 1,");
+    files.ca_cert_file = in_dir(p, "ca.pem");
+    files.ca_key_file = in_dir(p, "ca.key");
+    files.ra_cert_file = in_dir(p, "ra.pem");
+    files.ra_key_file = in_dir(p, "ra.key");
+    files.next_ca_file = in_dir(p, "next-huge.pem");
+    assert_int_not_equal(scep_ca_load(p, &files, NULL, &ca, &err), APR_SUCCESS);
+    assert_non_null(err);
+    if (!strstr(err, "next-huge.pem") || !strstr(err, "more than 256 bits")) {
+        fail_msg("error '%s' does not name the file and the exponent", err);
+    }
+    X509_free(ca_e1);
+    X509_free(next_huge);
+    EVP_PKEY_free(one);
+    EVP_PKEY_free(huge);
+}
+
 /* The parse without OpenSSL's key decoders (scep_keyless.h) that every request goes
  * through: the key is really left out (that is the point), and made again it is the
  * same key. */
@@ -989,6 +1258,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_enroll_ber, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_enroll_failures, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_keyless_parse, pool_setup, pool_teardown),
+        cmocka_unit_test(test_point10_point12_exponent_rule),
+        cmocka_unit_test_setup_teardown(test_point10_point12_csr_exponent, pool_setup,
+                                        pool_teardown),
+        cmocka_unit_test_setup_teardown(test_point10_point12_signer_exponent, pool_setup,
+                                        pool_teardown),
+        cmocka_unit_test_setup_teardown(test_point10_point12_startup, pool_setup,
+                                        pool_teardown),
         cmocka_unit_test_setup_teardown(test_keyless_requests, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_and_oversized, pool_setup,
                                         pool_teardown),
