@@ -261,6 +261,20 @@ static void fetch_ca(run_t *run)
         run->ca_certs = X509_chain_up_ref(p7->d.sign->cert);
         PKCS7_free(p7);
     }
+    /* Requests are encrypted to one of these keys and answers verified with another:
+     * with e = 1 both would be worthless (issue 15, point 10), and a huge e would slow
+     * the measurement down (point 12) */
+    for (i = 0; i < sk_X509_num(run->ca_certs); i++) {
+        X509 *x = sk_X509_value(run->ca_certs, i);
+        const char *problem = scep_rsa_exponent_problem(X509_get0_pubkey(x));
+
+        if (problem) {
+            char *name = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
+
+            die("GetCACert at %s: certificate %d (%s) cannot be used: %s", run->o->url,
+                i + 1, name ? name : "?", problem);
+        }
+    }
     run->recipient = sk_X509_value(run->ca_certs, 0);
     for (i = 0; i < sk_X509_num(run->ca_certs); i++) {
         X509 *x = sk_X509_value(run->ca_certs, i);

@@ -124,5 +124,47 @@ expect_eq "$RC" 2 "more than 1,000,000 enrollments are refused"
 load nourl -C x -d y -n 1 -u "ftp://127.0.0.1/"
 expect_eq "$RC" 2 "a URL that is not http(s) is refused"
 
+# issue 15, point 10: an endpoint whose RA certificate has the RSA exponent 1, which
+# leaves what is encrypted to it readable by anyone: refused before anything is sent.
+# The endpoint is a stand-in (mod_scep itself refuses to start with such a certificate).
+printf 'asn1=SEQUENCE:spki\n[spki]\nalg=SEQUENCE:alg\nkey=BITWRAP,SEQUENCE:rsapub\n[alg]\noid=OID:rsaEncryption\nnull=NULL\n[rsapub]\nn=INTEGER:0x%s\ne=INTEGER:1\n' \
+    "$(openssl x509 -in "$T/pki/ra.pem" -noout -modulus | sed 's/^Modulus=//')" >"$T/ra-e1.cnf"
+timeout 30 openssl asn1parse -genconf "$T/ra-e1.cnf" -out "$T/ra-e1.spki" -noout >/dev/null \
+    && timeout 30 openssl pkey -pubin -inform DER -in "$T/ra-e1.spki" -out "$T/ra-e1.pub" \
+    && timeout 30 openssl x509 -new -subj "/CN=Load RA e1" -key "$T/pki/ca.key" \
+        -force_pubkey "$T/ra-e1.pub" -days 2 -out "$T/ra-e1.pem" 2>/dev/null \
+    && timeout 30 openssl crl2pkcs7 -nocrl -certfile "$T/pki/ca.pem" -certfile "$T/ra-e1.pem" \
+        -outform DER -out "$T/ra-e1.p7" || die "cannot make the RA certificate with e=1"
+FAKE_PORT=$(free_port)
+timeout 120 python3 - "$FAKE_PORT" "$T/ra-e1.p7" <<'EOF' &
+import http.server, sys
+port, body = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        ok = "operation=GetCACert" in self.path
+        self.send_response(200 if ok else 500)
+        self.send_header("Content-Type", "application/x-x509-ca-ra-cert")
+        self.send_header("Content-Length", str(len(body) if ok else 0))
+        self.end_headers()
+        if ok:
+            self.wfile.write(body)
+    do_GET = do_POST = answer
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+EOF
+FAKE_PID=$!
+for _ in $(seq 50); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$FAKE_PORT/" && break
+    sleep 0.1
+done
+timeout 60 "$SCEPLOAD" -u "http://127.0.0.1:$FAKE_PORT/scep" -k "$T/pool.pem" -q -C x \
+    -d fixed.example.net -n 1 -p 1 >"$T/e1.out" 2>"$T/e1.err" && RC=0 || RC=$?
+kill "$FAKE_PID" 2>/dev/null || true
+wait "$FAKE_PID" 2>/dev/null || true
+expect_eq "$RC" 1 "point10: an RA certificate whose RSA exponent is 1: exit 1"
+expect_file_contains "$T/e1.err" "certificate 2 (/CN=Load RA e1) cannot be used: the RSA public exponent is 1," \
+    "point10: the certificate and the reason are named"
+
 check_error_log '\[scep:warn\] .*SCEP00212: .*the challengePassword is wrong'
 t_done
