@@ -29,20 +29,33 @@ chmod 640 "$T/ra-640.key"
 # the RSA key (N, E), both in hex: OpenSSL makes such a key from its numbers unchecked
 odd_key_ca() {
     local out=$1 subject=$2 n=$3 e=$4
-    printf 'asn1=SEQUENCE:spki\n[spki]\nalg=SEQUENCE:alg\nkey=BITWRAP,SEQUENCE:rsapub\n[alg]\noid=OID:rsaEncryption\nnull=NULL\n[rsapub]\nn=INTEGER:0x%s\ne=INTEGER:0x%s\n' \
-        "$n" "$e" >"$out.cnf"
+    cat >"$out.cnf" <<EOF
+asn1=SEQUENCE:spki
+[spki]
+alg=SEQUENCE:alg
+key=BITWRAP,SEQUENCE:rsapub
+[alg]
+oid=OID:rsaEncryption
+null=NULL
+[rsapub]
+n=INTEGER:0x$n
+e=INTEGER:0x$e
+EOF
+    printf '%s\n' basicConstraints=critical,CA:TRUE keyUsage=critical,keyCertSign,cRLSign \
+        subjectKeyIdentifier=hash >"$out.ext"
     timeout 30 openssl asn1parse -genconf "$out.cnf" -out "$out.spki" -noout >/dev/null \
         && timeout 30 openssl pkey -pubin -inform DER -in "$out.spki" -out "$out.pub" \
-        && timeout 30 openssl x509 -new -subj "$subject" -key "$P/ca.key" -force_pubkey "$out.pub" \
-            -days 30 -out "$out" -extfile <(printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n') \
-            2>/dev/null || die "cannot make $out"
+        && timeout 30 openssl x509 -new -subj "$subject" -key "$P/ca.key" \
+            -force_pubkey "$out.pub" -days 30 -extfile "$out.ext" -out "$out" 2>/dev/null \
+        || die "cannot make $out"
 }
 # issue 15, point 10: the CA's own modulus with e = 1; point 12: a 3072-bit modulus with
 # a 3071-bit exponent, as a next CA (no key of ours would have noticed it)
 odd_key_ca "$T/ca-e1.pem" "/CN=Conf CA" \
     "$(openssl x509 -in "$P/ca.pem" -noout -modulus | sed 's/^Modulus=//')" 1
 odd_key_ca "$T/next-e3071.pem" "/CN=Next CA" \
-    "$(openssl rand -hex 384 | sed 's/^./f/; s/.$/1/')" "$(openssl rand -hex 384 | sed 's/^./7/; s/.$/1/')"
+    "$(openssl rand -hex 384 | sed 's/^./f/; s/.$/1/')" \
+    "$(openssl rand -hex 384 | sed 's/^./7/; s/.$/1/')"
 
 # location LINES...: one SCEP Location with exactly these directives
 location() {
@@ -158,7 +171,7 @@ refused "EC CA key without an RA" 'RSA' \
     "$(re_path "$T/ecca/ca.key")|$(re_path "$T/ecca/ca.pem")" \
     "ScepCACertificateFile $T/ecca/ca.pem" "ScepCAKeyFile $T/ecca/ca.key"
 refused "point10: a CA certificate whose RSA exponent is 1" \
-    'holds a certificate \(number 1, subject /CN=Conf CA\) whose key cannot be used: the RSA public exponent is 1,' \
+    'CA certificate file .* holds a certificate \(number 1, subject /CN=Conf CA\) whose key cannot be used: the RSA public exponent is 1,' \
     "$(re_path "$T/ca-e1.pem")" \
     "ScepCACertificateFile $T/ca-e1.pem" "ScepCAKeyFile $P/ca.key" "${RA_OK[@]}"
 refused "point12: a next CA certificate whose RSA exponent has 3071 bits" \

@@ -127,8 +127,18 @@ expect_eq "$RC" 2 "a URL that is not http(s) is refused"
 # issue 15, point 10: an endpoint whose RA certificate has the RSA exponent 1, which
 # leaves what is encrypted to it readable by anyone: refused before anything is sent.
 # The endpoint is a stand-in (mod_scep itself refuses to start with such a certificate).
-printf 'asn1=SEQUENCE:spki\n[spki]\nalg=SEQUENCE:alg\nkey=BITWRAP,SEQUENCE:rsapub\n[alg]\noid=OID:rsaEncryption\nnull=NULL\n[rsapub]\nn=INTEGER:0x%s\ne=INTEGER:1\n' \
-    "$(openssl x509 -in "$T/pki/ra.pem" -noout -modulus | sed 's/^Modulus=//')" >"$T/ra-e1.cnf"
+cat >"$T/ra-e1.cnf" <<EOF
+asn1=SEQUENCE:spki
+[spki]
+alg=SEQUENCE:alg
+key=BITWRAP,SEQUENCE:rsapub
+[alg]
+oid=OID:rsaEncryption
+null=NULL
+[rsapub]
+n=INTEGER:0x$(openssl x509 -in "$T/pki/ra.pem" -noout -modulus | sed 's/^Modulus=//')
+e=INTEGER:1
+EOF
 timeout 30 openssl asn1parse -genconf "$T/ra-e1.cnf" -out "$T/ra-e1.spki" -noout >/dev/null \
     && timeout 30 openssl pkey -pubin -inform DER -in "$T/ra-e1.spki" -out "$T/ra-e1.pub" \
     && timeout 30 openssl x509 -new -subj "/CN=Load RA e1" -key "$T/pki/ca.key" \
@@ -163,7 +173,8 @@ timeout 60 "$SCEPLOAD" -u "http://127.0.0.1:$FAKE_PORT/scep" -k "$T/pool.pem" -q
 kill "$FAKE_PID" 2>/dev/null || true
 wait "$FAKE_PID" 2>/dev/null || true
 expect_eq "$RC" 1 "point10: an RA certificate whose RSA exponent is 1: exit 1"
-expect_file_contains "$T/e1.err" "certificate 2 (/CN=Load RA e1) cannot be used: the RSA public exponent is 1," \
+expect_file_contains "$T/e1.err" \
+    "certificate 2 (/CN=Load RA e1) cannot be used: the RSA public exponent is 1," \
     "point10: the certificate and the reason are named"
 
 check_error_log '\[scep:warn\] .*SCEP00212: .*the challengePassword is wrong'
