@@ -208,50 +208,141 @@ static int has_cap(const char *caps, const char *word)
     return 0;
 }
 
-/* GetCACert: one DER certificate, or a degenerate SignedData of several. */
-static STACK_OF(X509) *read_ca_certs(const unsigned char *der, apr_size_t len)
+/* GetCACert: one DER certificate, or a degenerate SignedData of several, and nothing
+ * after it.  What cannot be read this way is refused with *why, never taken as "no
+ * certificates": an answer cut short or padded is not the upstream's. */
+static STACK_OF(X509) *read_ca_certs(apr_pool_t *p, const unsigned char *der,
+                                     apr_size_t len, const char *ctype, const char **why)
 {
     const unsigned char *in = der;
     X509 *single = d2i_X509(NULL, &in, (long)len);
     STACK_OF(X509) *certs = NULL;
-    PKCS7 *p7;
+    PKCS7 *p7 = NULL;
 
-    if (single) {
-        certs = sk_X509_new_null();
-        if (!certs || !sk_X509_push(certs, single)) {
-            X509_free(single);
-            sk_X509_free(certs);
-            return NULL;
-        }
-        return certs;
+    if (!single) {
+        in = der;
+        p7 = d2i_PKCS7(NULL, &in, (long)len);
     }
-    in = der;
-    p7 = d2i_PKCS7(NULL, &in, (long)len);
-    if (p7 && PKCS7_type_is_signed(p7) && p7->d.sign && p7->d.sign->cert
-        && sk_X509_num(p7->d.sign->cert) > 0) {
-        certs = X509_chain_up_ref(p7->d.sign->cert);
-    }
-    PKCS7_free(p7);
     ERR_clear_error();
+    if (!single && !p7) {
+        *why = apr_psprintf(p, "its GetCACert answer (%s, %" APR_SIZE_T_FMT " bytes) is "
+                            "neither a DER certificate nor a SignedData", ctype, len);
+    }
+    else if (in != der + len) {
+        *why = apr_psprintf(p, "its GetCACert answer (%s, %" APR_SIZE_T_FMT " bytes) has %"
+                            APR_SIZE_T_FMT " bytes after its end", ctype, len,
+                            (apr_size_t)(der + len - in));
+    }
+    else if (single) {
+        certs = sk_X509_new_null();
+        if (certs && sk_X509_push(certs, single)) {
+            return certs;
+        }
+        sk_X509_free(certs);
+        certs = NULL;
+        *why = "out of memory reading its GetCACert answer";
+    }
+    else if (!PKCS7_type_is_signed(p7) || !p7->d.sign || !p7->d.sign->cert
+             || sk_X509_num(p7->d.sign->cert) < 1) {
+        *why = apr_psprintf(p, "its GetCACert answer (%s, %" APR_SIZE_T_FMT " bytes) holds "
+                            "no certificate", ctype, len);
+    }
+    else if (sk_X509_num(p7->d.sign->cert) > SCEP_UPSTREAM_MAX_CA_CERTS) {
+        *why = apr_psprintf(p, "its GetCACert answer holds %d certificates, more than the "
+                            "%d a CA and its RAs need", sk_X509_num(p7->d.sign->cert),
+                            SCEP_UPSTREAM_MAX_CA_CERTS);
+    }
+    else if (!(certs = X509_chain_up_ref(p7->d.sign->cert))) {
+        *why = "out of memory reading its GetCACert answer";
+    }
+    X509_free(single);
+    PKCS7_free(p7);
     return certs;
 }
 
-/* The certificate requests are encrypted to: an RA certificate that may encipher keys,
- * else the first CA certificate. */
-static X509 *pick_recipient(STACK_OF(X509) *certs)
+/* How a log line names a certificate the upstream showed: subject, issuer and the
+ * SHA-256 fingerprint an operator compares with `openssl x509 -fingerprint -sha256`. */
+static const char *describe(apr_pool_t *p, X509 *x)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0, i;
+    char *subject = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
+    char *issuer = X509_NAME_oneline(X509_get_issuer_name(x), NULL, 0);
+    char *fpr;
+    const char *text;
+
+    if (X509_digest(x, EVP_sha256(), md, &md_len) != 1) {
+        md_len = 0;
+    }
+    fpr = apr_pcalloc(p, md_len * 3 + 2);
+    for (i = 0; i < md_len; i++) {
+        apr_snprintf(fpr + i * 3, 4, "%02X%s", md[i], i + 1 < md_len ? ":" : "");
+    }
+    text = apr_psprintf(p, "'%s' issued by '%s' (SHA-256 %s)", subject ? subject : "?",
+                        issuer ? issuer : "?", md_len ? fpr : "?");
+    OPENSSL_free(subject);
+    OPENSSL_free(issuer);
+    ERR_clear_error();
+    return text;
+}
+
+/* Whether `x` chains to the configured CA (ScepCACertificateFile's first certificate,
+ * an anchor even when it is an intermediate), through `intermediates`, at the current
+ * time; *error says why not.  Only this endpoint's configuration is trusted here:
+ * whatever the upstream sends is at most a path towards it. */
+static int chains_to_ca(const scep_ca_t *ca, X509 *x, STACK_OF(X509) *intermediates,
+                        const char **error)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int ok = 0;
+
+    *error = "out of memory";
+    if (store && ctx && X509_STORE_add_cert(store, ca->ca_cert) == 1
+        && X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN) == 1
+        && X509_STORE_CTX_init(ctx, store, x, intermediates) == 1) {
+        ok = X509_verify_cert(ctx) == 1;
+        if (!ok) {
+            *error = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
+        }
+    }
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    ERR_clear_error();
+    return ok;
+}
+
+static int in_ca_file(const scep_ca_t *ca, X509 *x)
 {
     int i;
 
-    for (i = 0; i < sk_X509_num(certs); i++) {
-        X509 *x = sk_X509_value(certs, i);
-        uint32_t flags = X509_get_extension_flags(x);
-
-        if (!X509_check_ca(x) && (!(flags & EXFLAG_KUSAGE)
-                                  || (X509_get_key_usage(x) & KU_KEY_ENCIPHERMENT))) {
-            return x;
+    for (i = 0; i < sk_X509_num(ca->chain); i++) {
+        if (X509_cmp(sk_X509_value(ca->chain, i), x) == 0) {
+            return 1;
         }
     }
-    return sk_X509_value(certs, 0);
+    return 0;
+}
+
+/* NULL when a request may be encrypted to `x`, else what stands against it.  The key
+ * carries the device's challenge and SCEP has only RSA key transport.  An RA must allow
+ * keyEncipherment: a CA issues certificates for other uses too (a device's, an RA's
+ * signing certificate), and such a key is not meant to receive secrets.  A CA
+ * certificate is encrypted to only where the upstream lists no RA, as RFC 8894 3.1
+ * says; its keyUsage is not asked for, since SCEP CAs rarely assert keyEncipherment
+ * (micromdm's does not) and the CA's own key receives nothing it could not issue for
+ * anyway. */
+static const char *encipher_problem(apr_pool_t *p, X509 *x, int is_ra)
+{
+    if (EVP_PKEY_get_base_id(X509_get0_pubkey(x)) != EVP_PKEY_RSA) {
+        return apr_pstrcat(p, describe(p, x), " has no RSA key", NULL);
+    }
+    if (is_ra && (X509_get_extension_flags(x) & EXFLAG_KUSAGE)
+        && !(X509_get_key_usage(x) & KU_KEY_ENCIPHERMENT)) {
+        return apr_pstrcat(p, describe(p, x), " has no keyEncipherment in its keyUsage",
+                           NULL);
+    }
+    return NULL;
 }
 
 static int holds_cert(STACK_OF(X509) *certs, X509 *cert)
@@ -264,6 +355,70 @@ static int holds_cert(STACK_OF(X509) *certs, X509 *cert)
         }
     }
     return 0;
+}
+
+/* Decides what of a GetCACert answer may be used, before anything goes upstream.  Every
+ * certificate in it must chain to the configured CA, or be one of the CA file's other
+ * certificates (its issuers, which the upstream may list too; they are used for
+ * nothing).  Requests are encrypted to the first RA certificate that may encipher keys,
+ * or, where no RA is listed, to the first CA certificate with an RSA key.
+ * Returns the certificates that may sign the upstream's answers (the configured CA
+ * always among them) with *recipient, or NULL with *why; `certs` stays the caller's. */
+static STACK_OF(X509) *trusted_ca_certs(apr_pool_t *p, const scep_upstream_t *up,
+                                        STACK_OF(X509) *certs, X509 **recipient,
+                                        const char **why)
+{
+    const scep_ca_t *ca = up->ra;
+    STACK_OF(X509) *trusted = sk_X509_new_null();
+    const char *refused = NULL, *error = NULL;
+    int i, has_ca = 0, has_ra = 0, ok = trusted != NULL;
+
+    *recipient = NULL;
+    *why = NULL;
+    for (i = 0; ok && !*why && i < sk_X509_num(certs); i++) {
+        X509 *x = sk_X509_value(certs, i);
+        int is_ra = X509_check_ca(x) == 0;
+
+        if (X509_cmp(x, ca->ca_cert) != 0 && in_ca_file(ca, x)) {
+            continue;
+        }
+        if (!chains_to_ca(ca, x, certs, &error)) {
+            *why = apr_psprintf(p, "its GetCACert holds %s, which fails verification "
+                                "against the CA of ScepCACertificateFile (%s): %s",
+                                describe(p, x), scep_ca_name(ca), error);
+        }
+        else if ((ok = sk_X509_push(trusted, x) > 0)) {
+            X509_up_ref(x);
+            has_ca |= X509_cmp(x, ca->ca_cert) == 0;
+            has_ra |= is_ra;
+        }
+    }
+    if (ok && !*why && !has_ca && (ok = sk_X509_push(trusted, ca->ca_cert) > 0)) {
+        X509_up_ref(ca->ca_cert);
+    }
+    if (!ok) {
+        *why = "out of memory checking its GetCACert";
+    }
+    for (i = 0; !*why && i < sk_X509_num(trusted); i++) {
+        X509 *x = sk_X509_value(trusted, i);
+        int is_ra = X509_check_ca(x) == 0;
+        const char *problem;
+
+        if (is_ra != has_ra) {
+            continue;
+        }
+        if (!(problem = encipher_problem(p, x, is_ra))) {
+            *recipient = x;
+            return trusted;
+        }
+        refused = refused ? apr_pstrcat(p, refused, "; ", problem, NULL) : problem;
+    }
+    if (!*why) {
+        *why = apr_pstrcat(p, "no certificate of its GetCACert may encrypt: ",
+                           refused ? refused : "it lists none", NULL);
+    }
+    sk_X509_pop_free(trusted, X509_free);
+    return NULL;
 }
 
 static apr_status_t cleanup_cert(void *data)
@@ -282,9 +437,10 @@ static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64
                                    const scep_log_t *log, const char **why)
 {
     answer_t caps, cacert;
-    const char *ctype, *caps_text;
+    const char *ctype, *caps_text, *problem = NULL;
     upstream_view_t *view;
-    STACK_OF(X509) *certs;
+    STACK_OF(X509) *certs, *trusted;
+    X509 *recipient = NULL;
 
     if (http_exchange(p, up, "operation=GetCACaps", NULL, 0, &caps, &ctype, why)
         != APR_SUCCESS
@@ -292,24 +448,11 @@ static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64
            != APR_SUCCESS) {
         return NULL;
     }
-    if (!(certs = read_ca_certs(cacert.data, cacert.len))) {
-        *why = apr_psprintf(p, "the upstream's GetCACert answer (%s, %" APR_SIZE_T_FMT
-                            " bytes) holds no certificate", ctype, cacert.len);
+    if (!(certs = read_ca_certs(p, cacert.data, cacert.len, ctype, &problem))) {
+        *why = apr_psprintf(p, "nothing was sent to the upstream %s: %s", up->conf->url,
+                            problem);
         return NULL;
     }
-    caps_text = caps.len ? apr_pstrmemdup(p, (const char *)caps.data, caps.len) : "";
-    apr_thread_mutex_lock(up->lock);
-    view = apr_pcalloc(up->pool, sizeof(*view));
-    apr_pool_cleanup_register(up->pool, certs, cleanup_certs, apr_pool_cleanup_null);
-    apr_thread_mutex_unlock(up->lock);
-    view->fetched_at = now;
-    view->certs = certs;
-    view->recipient = pick_recipient(certs);
-    view->post = has_cap(caps_text, "POSTPKIOperation") || has_cap(caps_text, "SCEPStandard");
-    view->cipher = has_cap(caps_text, "AES") || has_cap(caps_text, "SCEPStandard")
-                   ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
-    view->md = has_cap(caps_text, "SHA-256") || has_cap(caps_text, "SCEPStandard")
-               ? EVP_sha256() : EVP_sha1();
     if (!holds_cert(certs, up->ra->ca_cert)) {
         /* devices get the configured CA from our GetCACert and will not trust the issuer */
         scep_log(log, SCEP_LOG_WARNING, "SCEP00406: the upstream %s does not list the CA "
@@ -317,6 +460,29 @@ static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64
                  "not be able to verify the certificates it issues", up->conf->url,
                  scep_ca_name(up->ra));
     }
+    trusted = trusted_ca_certs(p, up, certs, &recipient, &problem);
+    sk_X509_pop_free(certs, X509_free);
+    if (!trusted) {
+        *why = apr_psprintf(p, "nothing was sent to the upstream %s: %s", up->conf->url,
+                            problem);
+        return NULL;
+    }
+    scep_log(log, SCEP_LOG_DEBUG, "SCEP00430: the upstream %s: GetCACert verified against "
+             "ScepCACertificateFile (%s); requests are encrypted to %s", up->conf->url,
+             scep_ca_name(up->ra), describe(p, recipient));
+    caps_text = caps.len ? apr_pstrmemdup(p, (const char *)caps.data, caps.len) : "";
+    apr_thread_mutex_lock(up->lock);
+    view = apr_pcalloc(up->pool, sizeof(*view));
+    apr_pool_cleanup_register(up->pool, trusted, cleanup_certs, apr_pool_cleanup_null);
+    apr_thread_mutex_unlock(up->lock);
+    view->fetched_at = now;
+    view->certs = trusted;
+    view->recipient = recipient;
+    view->post = has_cap(caps_text, "POSTPKIOperation") || has_cap(caps_text, "SCEPStandard");
+    view->cipher = has_cap(caps_text, "AES") || has_cap(caps_text, "SCEPStandard")
+                   ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
+    view->md = has_cap(caps_text, "SHA-256") || has_cap(caps_text, "SCEPStandard")
+               ? EVP_sha256() : EVP_sha1();
     return view;
 }
 
@@ -386,6 +552,29 @@ static X509 *upstream_ca(STACK_OF(X509) *certs)
         }
     }
     return sk_X509_value(certs, 0);
+}
+
+/* Whether the certificate the upstream issued chains to the configured CA, through the
+ * upstream's verified certificates or those its answer carries; *why otherwise. */
+static int issued_by_ca(apr_pool_t *p, scep_upstream_t *up, const upstream_view_t *view,
+                        STACK_OF(X509) *carried, X509 *issued, const char **why)
+{
+    STACK_OF(X509) *path = sk_X509_dup(view->certs);
+    const char *error = "out of memory";
+    int i, ok = path != NULL;
+
+    for (i = 0; ok && i < sk_X509_num(carried); i++) {
+        ok = sk_X509_push(path, sk_X509_value(carried, i)) > 0;
+    }
+    if (ok && chains_to_ca(up->ra, issued, path, &error)) {
+        sk_X509_free(path);
+        return 1;
+    }
+    sk_X509_free(path);
+    *why = apr_psprintf(p, "the certificate the upstream issued, %s, fails verification "
+                        "against the CA of ScepCACertificateFile (%s): %s; it is not "
+                        "passed on", describe(p, issued), scep_ca_name(up->ra), error);
+    return 0;
 }
 
 /* One request upstream (a PKCSReq, or a CertPoll when `poll`) and what its answer means. */
@@ -467,6 +656,14 @@ static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_
         X509 *x = sk_X509_value(info.certs, i);
 
         if (EVP_PKEY_eq(X509_get0_pubkey(x), csr_key) == 1) {
+            if (!issued_by_ca(p, up, view, info.certs, x, &why)) {
+                /* Devices trust the configured CA; whatever else the upstream
+                 * certified is not passed on.  Kept, like an unusable answer, so
+                 * that the device's retry succeeds once the configuration is
+                 * corrected (an upstream CA rollover). */
+                result->why = why;
+                return APR_SUCCESS;
+            }
             X509_up_ref(x);
             result->cert = x;
             apr_pool_cleanup_register(p, x, cleanup_cert, apr_pool_cleanup_null);

@@ -5,7 +5,9 @@
  * ISSUED (the certificate), PENDING, REJECTED (its failInfo) or UNREACHABLE.
  *
  * The upstream's GetCACaps and GetCACert are fetched on first use and again after the
- * refresh interval; the algorithms used upstream follow its capabilities.  One object per
+ * refresh interval; the algorithms used upstream follow its capabilities.  Its
+ * certificates are used only once they chain to the endpoint's ScepCACertificateFile:
+ * the device's request, challenge included, is encrypted to them.  One object per
  * endpoint and process, shared by the process's threads. */
 #ifndef SCEP_FORWARD_H
 #define SCEP_FORWARD_H
@@ -38,6 +40,7 @@ typedef struct scep_upstream_conf_t {
 #define SCEP_UPSTREAM_RETRIES 1
 #define SCEP_UPSTREAM_REFRESH 3600
 #define SCEP_UPSTREAM_MAX_ANSWER (1024 * 1024)
+#define SCEP_UPSTREAM_MAX_CA_CERTS 16    /* in one GetCACert answer */
 
 typedef struct scep_upstream_t scep_upstream_t;
 
@@ -80,8 +83,9 @@ apr_status_t scep_upstream_poll(apr_pool_t *p, scep_upstream_t *up, X509_REQ *re
 /* 200 (PENDING) or 503: how a device is answered while the upstream cannot be reached. */
 int scep_upstream_down_answer(const scep_upstream_t *up);
 
-/* The upstream's CA certificates as last fetched (fetching them if needed), for
- * GetCACert in RA mode; NULL with *why when it cannot be reached. */
+/* The upstream's CA and RA certificates as last fetched and verified (fetching them if
+ * needed), for GetCACert in RA mode; NULL with *why when it cannot be reached or its
+ * certificates are not trusted. */
 STACK_OF(X509) *scep_upstream_ca_certs(apr_pool_t *p, scep_upstream_t *up,
                                        const scep_log_t *log, const char **why);
 
