@@ -561,6 +561,8 @@ static const command_rec scep_cmds[] = {
                   "hosts reached without the proxy, comma-separated"),
     AP_INIT_TAKE1("ScepUpstreamCAFile", scep_glue_upstream_text, NULL, DIR_CONTEXT,
                   "PEM file of the CAs trusted for https upstreams and proxies"),
+    AP_INIT_TAKE1("ScepUpstreamRACertificateFile", scep_glue_upstream_text, NULL,
+                  DIR_CONTEXT, "PEM file: the only RA certificates the upstream may use"),
     AP_INIT_TAKE2("ScepUpstreamClientCertificate", scep_glue_upstream_client_cert, NULL,
                   DIR_CONTEXT, "PEM certificate and key for TLS client authentication"),
     AP_INIT_TAKE2("ScepUpstreamTimeout", scep_glue_upstream_timeout, NULL, DIR_CONTEXT,

@@ -105,6 +105,12 @@ const char *scep_glue_upstream_text(cmd_parms *cmd, void *dconf, const char *arg
     if (!(path = ap_server_root_relative(cmd->pool, arg))) {
         return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path '", arg, "'", NULL);
     }
+    if (strcmp(cmd->cmd->name, "ScepUpstreamRACertificateFile") == 0) {
+        /* read here, as root and for `httpd -t` too; the children share what was read */
+        ref->conf.ra_file = path;
+        return scep_upstream_load_ra_file(cmd->pool, &ref->conf, &err) == APR_SUCCESS
+               ? NULL : err;
+    }
     ref->conf.ca_file = path;
     return NULL;
 }

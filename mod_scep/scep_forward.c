@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 #include <openssl/x509v3.h>
 
@@ -288,18 +289,20 @@ static const char *describe(apr_pool_t *p, X509 *x)
 
 /* Whether `x` chains to the configured CA (ScepCACertificateFile's first certificate,
  * an anchor even when it is an intermediate), through `intermediates`, at the current
- * time; *error says why not.  Only this endpoint's configuration is trusted here:
- * whatever the upstream sends is at most a path towards it. */
+ * time unless `any_time`; *error says why not.  Only this endpoint's configuration is
+ * trusted here: whatever the upstream sends is at most a path towards it. */
 static int chains_to_ca(const scep_ca_t *ca, X509 *x, STACK_OF(X509) *intermediates,
-                        const char **error)
+                        int any_time, const char **error)
 {
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN
+                          | (any_time ? X509_V_FLAG_NO_CHECK_TIME : 0);
     int ok = 0;
 
     *error = "out of memory";
     if (store && ctx && X509_STORE_add_cert(store, ca->ca_cert) == 1
-        && X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN) == 1
+        && X509_STORE_set_flags(store, flags) == 1
         && X509_STORE_CTX_init(ctx, store, x, intermediates) == 1) {
         ok = X509_verify_cert(ctx) == 1;
         if (!ok) {
@@ -310,6 +313,58 @@ static int chains_to_ca(const scep_ca_t *ca, X509 *x, STACK_OF(X509) *intermedia
     X509_STORE_free(store);
     ERR_clear_error();
     return ok;
+}
+
+static apr_status_t cleanup_certs(void *data);
+
+apr_status_t scep_upstream_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *conf,
+                                        const char **errmsg)
+{
+    const char *role = "ScepUpstreamRACertificateFile";
+    STACK_OF(X509) *pins = sk_X509_new_null();
+    BIO *bio;
+    X509 *x;
+    int i;
+
+    *errmsg = NULL;
+    ERR_clear_error();
+    if (pins) {
+        apr_pool_cleanup_register(p, pins, cleanup_certs, apr_pool_cleanup_null);
+    }
+    bio = BIO_new_file(conf->ra_file, "r");
+    if (!bio || !pins) {
+        *errmsg = apr_psprintf(p, "%s: '%s' cannot be read: %s", role, conf->ra_file,
+                               scep_openssl_errors(p));
+    }
+    while (!*errmsg && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_push(pins, x)) {
+            X509_free(x);
+            *errmsg = apr_pstrcat(p, role, ": out of memory", NULL);
+        }
+    }
+    /* the end of the file is "no start line"; anything else is a broken certificate */
+    if (!*errmsg && ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
+        *errmsg = apr_psprintf(p, "%s: '%s': certificate number %d cannot be read: %s", role,
+                               conf->ra_file, sk_X509_num(pins) + 1, scep_openssl_errors(p));
+    }
+    ERR_clear_error();
+    BIO_free(bio);
+    if (!*errmsg && sk_X509_num(pins) == 0) {
+        *errmsg = apr_psprintf(p, "%s: '%s' holds no PEM certificate", role, conf->ra_file);
+    }
+    for (i = 0; !*errmsg && i < sk_X509_num(pins); i++) {
+        x = sk_X509_value(pins, i);
+        if (X509_check_ca(x)) {
+            *errmsg = apr_psprintf(p, "%s: '%s': certificate number %d, %s, is a CA "
+                                   "certificate, not an RA's", role, conf->ra_file, i + 1,
+                                   describe(p, x));
+        }
+    }
+    if (*errmsg) {
+        return APR_EINVAL;
+    }
+    conf->ra_pins = pins;
+    return APR_SUCCESS;
 }
 
 static int in_ca_file(const scep_ca_t *ca, X509 *x)
@@ -360,8 +415,9 @@ static int holds_cert(STACK_OF(X509) *certs, X509 *cert)
 /* Decides what of a GetCACert answer may be used, before anything goes upstream.  Every
  * certificate in it must chain to the configured CA, or be one of the CA file's other
  * certificates (its issuers, which the upstream may list too; they are used for
- * nothing).  Requests are encrypted to the first RA certificate that may encipher keys,
- * or, where no RA is listed, to the first CA certificate with an RSA key.
+ * nothing); with ScepUpstreamRACertificateFile, every RA certificate must also be one
+ * of that file's.  Requests are encrypted to the first RA certificate that may encipher
+ * keys, or, where no RA is listed, to the first CA certificate with an RSA key.
  * Returns the certificates that may sign the upstream's answers (the configured CA
  * always among them) with *recipient, or NULL with *why; `certs` stays the caller's. */
 static STACK_OF(X509) *trusted_ca_certs(apr_pool_t *p, const scep_upstream_t *up,
@@ -369,6 +425,7 @@ static STACK_OF(X509) *trusted_ca_certs(apr_pool_t *p, const scep_upstream_t *up
                                         const char **why)
 {
     const scep_ca_t *ca = up->ra;
+    STACK_OF(X509) *pins = up->conf->ra_pins;
     STACK_OF(X509) *trusted = sk_X509_new_null();
     const char *refused = NULL, *error = NULL;
     int i, has_ca = 0, has_ra = 0, ok = trusted != NULL;
@@ -382,10 +439,15 @@ static STACK_OF(X509) *trusted_ca_certs(apr_pool_t *p, const scep_upstream_t *up
         if (X509_cmp(x, ca->ca_cert) != 0 && in_ca_file(ca, x)) {
             continue;
         }
-        if (!chains_to_ca(ca, x, certs, &error)) {
+        if (!chains_to_ca(ca, x, certs, 0, &error)) {
             *why = apr_psprintf(p, "its GetCACert holds %s, which fails verification "
                                 "against the CA of ScepCACertificateFile (%s): %s",
                                 describe(p, x), scep_ca_name(ca), error);
+        }
+        else if (is_ra && pins && !holds_cert(pins, x)) {
+            *why = apr_psprintf(p, "its GetCACert holds the RA certificate %s, which is not "
+                                "one of ScepUpstreamRACertificateFile (%s)", describe(p, x),
+                                up->conf->ra_file);
         }
         else if ((ok = sk_X509_push(trusted, x) > 0)) {
             X509_up_ref(x);
@@ -566,7 +628,7 @@ static int issued_by_ca(apr_pool_t *p, scep_upstream_t *up, const upstream_view_
     for (i = 0; ok && i < sk_X509_num(carried); i++) {
         ok = sk_X509_push(path, sk_X509_value(carried, i)) > 0;
     }
-    if (ok && chains_to_ca(up->ra, issued, path, &error)) {
+    if (ok && chains_to_ca(up->ra, issued, path, 0, &error)) {
         sk_X509_free(path);
         return 1;
     }

@@ -6,9 +6,10 @@
  *
  * The upstream's GetCACaps and GetCACert are fetched on first use and again after the
  * refresh interval; the algorithms used upstream follow its capabilities.  Its
- * certificates are used only once they chain to the endpoint's ScepCACertificateFile:
- * the device's request, challenge included, is encrypted to them.  One object per
- * endpoint and process, shared by the process's threads. */
+ * certificates are used only once they chain to the endpoint's ScepCACertificateFile
+ * (and, where configured, its RA is one of ScepUpstreamRACertificateFile): the device's
+ * request, challenge included, is encrypted to them.  One object per endpoint and
+ * process, shared by the process's threads. */
 #ifndef SCEP_FORWARD_H
 #define SCEP_FORWARD_H
 
@@ -33,6 +34,9 @@ typedef struct scep_upstream_conf_t {
     long refresh;                      /* seconds between GetCACaps/GetCACert fetches */
     int down_answer;                   /* HTTP status for an unreachable upstream: 200
                                         * (a PENDING CertRep) or 503 */
+    const char *ra_file;               /* ScepUpstreamRACertificateFile, or NULL */
+    STACK_OF(X509) *ra_pins;           /* its certificates, once loaded: the only RA
+                                        * certificates the upstream may use */
 } scep_upstream_conf_t;
 
 #define SCEP_UPSTREAM_CONNECT_TIMEOUT 5
@@ -43,6 +47,13 @@ typedef struct scep_upstream_conf_t {
 #define SCEP_UPSTREAM_MAX_CA_CERTS 16    /* in one GetCACert answer */
 
 typedef struct scep_upstream_t scep_upstream_t;
+
+/* Reads conf->ra_file into conf->ra_pins (freed with `p`): PEM certificates of the
+ * upstream's RA, none a CA certificate.  Whether they chain to ScepCACertificateFile is
+ * checked when the upstream lists them, where intermediates and the time are known.
+ * APR_EINVAL with *errmsg otherwise. */
+apr_status_t scep_upstream_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *conf,
+                                        const char **errmsg);
 
 /* Once per process (libcurl's global state). */
 apr_status_t scep_forward_global_init(void);

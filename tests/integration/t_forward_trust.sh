@@ -5,9 +5,10 @@
 # issued, with an RA that may not encipher keys, with garbage, and with a good answer
 # followed by stray bytes: the gateway sends them no PKIOperation at all (the device's
 # challenge travels in its request), answers the device PENDING (or 503 with
-# ScepUpstreamDownAnswer 503) and says in its log which certificate was wrong.  A real
-# upstream that issues from a CA other than the configured one gets its certificate
-# refused too, and a correct upstream still issues.
+# ScepUpstreamDownAnswer 503) and says in its log which certificate was wrong.  With
+# ScepUpstreamRACertificateFile, a device's certificate of the right CA cannot pose as
+# the RA.  A real upstream that issues from a CA other than the configured one gets its
+# certificate refused too, and a correct upstream still issues.
 source "$(dirname "$0")/lib.sh"
 t_init
 require_module
@@ -18,6 +19,8 @@ make_pki "$T/up" Upstream
 issue_cert "$T/up" gw "Gateway RA" "digitalSignature,keyEncipherment"
 # an RA of the right CA that may only sign
 issue_cert "$T/up" signonly "Upstream RA" "digitalSignature"
+# a device's certificate from the right CA, which may encipher keys like an RA's
+issue_cert "$T/up" device "impostor.trust.example.net" "digitalSignature,keyEncipherment"
 # a rogue CA and an RA of it under the real RA's name
 make_ca "$T/rogue" "Upstream CA"
 issue_cert "$T/rogue" ra "Upstream RA" "digitalSignature,keyEncipherment"
@@ -50,6 +53,8 @@ certs_only() {   # certs_only OUT PEM...: a degenerate SignedData of the certifi
 certs_only "$F/untrusted.p7" "$CA" "$T/rogue/ra.pem"
 certs_only "$F/signonly.p7" "$CA" "$T/up/signonly.pem"
 certs_only "$F/good.p7" "$CA" "$T/up/ra.pem"
+certs_only "$F/impostor.p7" "$CA" "$T/up/device.pem"
+cp "$F/impostor.p7" "$F/pinned.p7"
 head -c 700 /dev/urandom >"$F/garbage.p7"
 cat "$F/good.p7" >"$F/trailing.p7"
 printf 'stray bytes after the SignedData' >>"$F/trailing.p7"
@@ -94,6 +99,10 @@ httpd_conf "$(
     gateway /gw-signonly "$UP/fake/signonly"
     gateway /gw-garbage "$UP/fake/garbage"
     gateway /gw-trailing "$UP/fake/trailing"
+    gateway /gw-impostor "$UP/fake/impostor"
+    gateway /gw-impostor-pinned "$UP/fake/pinned" \
+        "ScepUpstreamRACertificateFile \"$T/up/ra.pem\""
+    gateway /gw-pinned "$UP/upstream" "ScepUpstreamRACertificateFile \"$T/up/ra.pem\""
     GATEWAY_CA=$T/up-and-other.pem gateway /gw-other "$UP/upstream-other"
 )"
 httpd_start || t_done
@@ -150,6 +159,17 @@ expect_eq "$(sent_to good)" 1 "an upstream with the right certificates gets the 
 expect_log "SCEP00430: the upstream $UP/fake/good: GetCACert verified .*requests are encrypted to '[^']*CN=Upstream RA[^']*'" \
     "the gateway logs what it verified"
 
+# ---- a certificate the CA issued to a device, posing as the RA ---------------------------
+request i1 /gw-impostor
+expect_eq "$(sent_to impostor)" 1 \
+    "without ScepUpstreamRACertificateFile a device's certificate of that CA passes as RA (the documented limit)"
+request i2 /gw-impostor-pinned
+expect_eq "$(status i2)" 3 "with ScepUpstreamRACertificateFile it does not: PENDING"
+expect_eq "$(fetched pinned)" 1 "its GetCACert was fetched"
+expect_eq "$(sent_to pinned)" 0 "and nothing was sent"
+expect_log "SCEP00404: .*i2\.trust\.example\.net .*nothing was sent to the upstream $UP/fake/pinned: its GetCACert holds the RA certificate '[^']*CN=impostor\.trust\.example\.net[^']*' issued by '[^']*CN=Upstream CA[^']*' \\(SHA-256 $(fpr "$T/up/device.pem")\\), which is not one of ScepUpstreamRACertificateFile" \
+    "the log names the certificate that is not the configured RA"
+
 # ---- a real upstream that issues from a CA other than the configured one ---------------
 request o1 /gw-other
 expect_eq "$(status o1)" 3 "a certificate that does not chain to ScepCACertificateFile is not passed on: PENDING"
@@ -163,8 +183,23 @@ if check_success c1 "$GW" "$CA" "a correct upstream issues through the gateway";
     expect_match "$(openssl x509 -in "$T/c1.pem" -noout -issuer)" "Upstream CA" "the upstream CA issued it"
 fi
 expect_eq "$(reg -L "$T/ddb" c1.trust.example.net | tail -n +2 | grep -c .)" 1 "and the gateway recorded it"
+request c2 /gw-pinned
+check_success c2 "$GW" "$CA" "and with its RA in ScepUpstreamRACertificateFile" || true
 
 # the upstream that issues from another CA does not list the configured one (SCEP00406)
 check_error_log '\[scep:warn\] .*SCEP0040[46]: '
 
+# ---- ScepUpstreamRACertificateFile mistakes are configuration errors ----------------------
+httpd_stop
+configtest() { httpd_configtest; cat "$HTTPD_ROOT/configtest.out"; }
+httpd_conf "$(gateway /gw "$UP/upstream" "ScepUpstreamRACertificateFile \"$CA\"")"
+expect_match "$(configtest)" "ScepUpstreamRACertificateFile: '$CA': certificate number 1, '[^']*CN=Upstream CA[^']*' .*, is a CA certificate, not an RA's" \
+    "a CA certificate in ScepUpstreamRACertificateFile is refused"
+httpd_conf "$(gateway /gw "$UP/upstream" "ScepUpstreamRACertificateFile \"$F/good.p7\"")"
+expect_match "$(configtest)" "ScepUpstreamRACertificateFile: '$F/good.p7' holds no PEM certificate" \
+    "a file without a PEM certificate is refused"
+{ cat "$T/up/ra.pem"; sed 's/^M/A/' "$T/up/ra.pem"; } >"$T/broken.pem"
+httpd_conf "$(gateway /gw "$UP/upstream" "ScepUpstreamRACertificateFile \"$T/broken.pem\"")"
+expect_match "$(configtest)" "ScepUpstreamRACertificateFile: '$T/broken.pem': certificate number 2 cannot be read" \
+    "a broken second certificate is refused, not skipped"
 t_done
