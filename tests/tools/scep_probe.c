@@ -70,6 +70,7 @@ static void usage(void)
         "           [--msgtype N] [--txid ID] [--break-signature] [--break-csr]\n"
         "           [--unstructured-name FQDN] [--unstructured-address IP]\n"
         "           [--serial-number SN] [--san-dns NAME]\n"
+        "           [--csr req.der]   (this DER PKCS#10 as it is, instead of one made here)\n"
         "           [--query-issuer CA.pem --query-serial HEX]   (GetCert/GetCRL content)\n"
         "           [--poll-issuer CA.pem]   (CertPoll content: IssuerAndSubject)\n"
         "           [--extra-sans N] [--subject-pad BYTES] [--fake-key-bits N]\n"
@@ -358,6 +359,7 @@ typedef struct {
     long extra_sans, subject_pad, fake_key_bits, nested_attr;
     int no_envelope, no_signer_cert, unknown_digest_oid, unknown_cipher_oid, ber_indefinite;
     const char *csr_exponent, *signer_exponent;
+    const char *csr_file;   /* --csr: requests no option here builds (t_forward_names) */
 } request_opts;
 
 /* Windows marks the AuthorityKeyIdentifier of its self-signed request certificate
@@ -834,6 +836,7 @@ static int cmd_request(int argc, char **argv)
         else if (strcmp(a, "--poll-issuer") == 0) slot = &o.poll_issuer;
         else if (strcmp(a, "--csr-exponent") == 0) slot = &o.csr_exponent;
         else if (strcmp(a, "--signer-exponent") == 0) slot = &o.signer_exponent;
+        else if (strcmp(a, "--csr") == 0) slot = &o.csr_file;
         else if (strcmp(a, "--no-challenge") == 0) o.no_challenge = 1;
         else if (strcmp(a, "--oaep") == 0) o.oaep = 1;
         else if (strcmp(a, "--pss") == 0) o.pss = 1;
@@ -953,6 +956,12 @@ static int cmd_request(int argc, char **argv)
         BN_free(bn);
         X509_free(issuer);
         PKCS7_ISSUER_AND_SERIAL_free(ias);
+    }
+    else if (o.csr_file) {
+        long n;
+
+        csr = read_file(o.csr_file, &n);
+        csr_len = (int)n;
     }
     else {
         csr = make_csr(&o, key, md, &csr_len);
