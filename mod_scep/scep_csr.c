@@ -3,7 +3,11 @@
  * challengePassword is a DirectoryString (PrintableString, UTF8String, …, and BMPString
  * from some Windows stacks): it is taken as the bytes of its UTF-8 form.  Cisco IOS puts
  * its identity in unstructuredName/unstructuredAddress, as request attributes or inside
- * the subject, and sends no SAN; both places are read. */
+ * the subject, and sends no SAN; both places are read.
+ *
+ * The complete view (every subject attribute, SAN, extension and attribute) costs one
+ * walk over structures OpenSSL has already decoded, plus a small decode of the few
+ * extension kinds a gateway may pass on: no second parse of the request. */
 #include <limits.h>
 #include <string.h>
 
@@ -110,40 +114,277 @@ static const char *ip_text(apr_pool_t *p, const ASN1_OCTET_STRING *ip)
     return NULL;
 }
 
-static apr_status_t read_san(apr_pool_t *p, scep_csr_t *csr, const char **why)
-{
-    int idx = X509v3_get_ext_by_NID(csr->extensions, NID_subject_alt_name, -1);
-    GENERAL_NAMES *names;
-    int i;
+/* Logs show at most this many bytes of a value from the request. */
+#define SHOWN_MAX 64
 
-    if (idx < 0) {
-        return APR_SUCCESS;
+/* For logs: the bytes with anything but printable ASCII (and the backslash) as \xNN,
+ * shortened to SHOWN_MAX bytes with the full length said. */
+static const char *shown(apr_pool_t *p, const unsigned char *data, apr_size_t len)
+{
+    apr_size_t n = len < SHOWN_MAX ? len : SHOWN_MAX, i;
+    char *out = apr_palloc(p, n * 4 + 40), *o = out;
+
+    for (i = 0; i < n; i++) {
+        if (data[i] >= 0x20 && data[i] < 0x7f && data[i] != '\\') {
+            *o++ = (char)data[i];
+        }
+        else {
+            apr_snprintf(o, 5, "\\x%02x", data[i]);
+            o += 4;
+        }
     }
-    csr->san = X509v3_get_ext(csr->extensions, idx);
-    names = X509V3_EXT_d2i((X509_EXTENSION *)csr->san);
+    if (len > n) {
+        apr_snprintf(o, 40, "... (%" APR_SIZE_T_FMT " bytes)", len);
+    }
+    else {
+        *o = '\0';
+    }
+    return out;
+}
+
+/* A string value for logs: its UTF-8 when it has one, else its bytes. */
+static const char *shown_string(apr_pool_t *p, const ASN1_STRING *s, const char *utf8)
+{
+    if (utf8) {
+        return shown(p, (const unsigned char *)utf8, strlen(utf8));
+    }
+    return shown(p, ASN1_STRING_get0_data(s), (apr_size_t)ASN1_STRING_length(s));
+}
+
+static void oid_of(apr_pool_t *p, const ASN1_OBJECT *obj, scep_csr_oid_t *out)
+{
+    char buf[128];
+
+    out->nid = OBJ_obj2nid(obj);
+    out->dotted = apr_pstrdup(p, OBJ_obj2txt(buf, sizeof(buf), obj, 1) > 0 ? buf : "?");
+    out->name = out->nid != NID_undef ? OBJ_nid2sn(out->nid) : out->dotted;
+}
+
+static const char *name_text(apr_pool_t *p, const X509_NAME *name)
+{
+    BIO *mem = BIO_new(BIO_s_mem());
+    const char *text = "";
+    char *data;
+    long n;
+
+    if (mem && X509_NAME_print_ex(mem, name, 0, XN_FLAG_RFC2253) >= 0
+        && (n = BIO_get_mem_data(mem, &data)) > 0) {
+        text = shown(p, (const unsigned char *)data, (apr_size_t)n);
+    }
+    BIO_free(mem);
+    return text;
+}
+
+const char *scep_csr_san_type_name(int type)
+{
+    static const char *const names[] = {
+        [GEN_OTHERNAME] = "otherName", [GEN_EMAIL] = "rfc822Name", [GEN_DNS] = "dNSName",
+        [GEN_X400] = "x400Address", [GEN_DIRNAME] = "directoryName",
+        [GEN_EDIPARTY] = "ediPartyName", [GEN_URI] = "URI", [GEN_IPADD] = "iPAddress",
+        [GEN_RID] = "registeredID"
+    };
+
+    return type >= 0 && type < (int)(sizeof(names) / sizeof(names[0])) && names[type]
+           ? names[type] : "unknown GeneralName";
+}
+
+/* The value of an extension decoded as `it`, or NULL when it does not decode or bytes
+ * follow it (OpenSSL's own X509V3_EXT_d2i ignores them; an upstream copying the
+ * extension would not). */
+static void *decode_whole(const X509_EXTENSION *ext, const ASN1_ITEM *it)
+{
+    const ASN1_OCTET_STRING *v = X509_EXTENSION_get_data((X509_EXTENSION *)ext);
+    const unsigned char *q = ASN1_STRING_get0_data(v);
+    long len = ASN1_STRING_length(v);
+    ASN1_VALUE *value = ASN1_item_d2i(NULL, &q, len, it);
+
+    if (value && q != ASN1_STRING_get0_data(v) + len) {
+        ASN1_item_free(value, it);
+        value = NULL;
+    }
+    ERR_clear_error();
+    return value;
+}
+
+/* Every name of one SAN extension into csr->sans; the first extension also fills
+ * dns_names and ip_addresses, as the issuer and the authorization read them. */
+static apr_status_t read_san(apr_pool_t *p, scep_csr_t *csr, const X509_EXTENSION *ext,
+                             const char **why)
+{
+    GENERAL_NAMES *names = decode_whole(ext, ASN1_ITEM_rptr(GENERAL_NAMES));
+    int first = !csr->san, i;
+
     if (!names) {
-        *why = "the requested subjectAltName extension is malformed";
+        *why = "a requested subjectAltName extension is malformed";
         return APR_EINVAL;
     }
-    if (sk_GENERAL_NAME_num(names) > SCEP_CSR_SAN_MAX) {
+    if (csr->sans->nelts + sk_GENERAL_NAME_num(names) > SCEP_CSR_SAN_MAX) {
         *why = apr_psprintf(p, "the requested subjectAltName has %d names, more than %d",
-                            sk_GENERAL_NAME_num(names), SCEP_CSR_SAN_MAX);
+                            csr->sans->nelts + sk_GENERAL_NAME_num(names), SCEP_CSR_SAN_MAX);
         GENERAL_NAMES_free(names);
         return APR_EINVAL;
     }
+    if (first) {
+        csr->san = ext;
+    }
+    csr->san_extensions++;
     for (i = 0; i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
-        const char *text;
+        scep_csr_san_t *san = apr_array_push(csr->sans);
 
-        if (gn->type == GEN_DNS
-            && (text = string_value(p, gn->d.dNSName, 253, NULL)) != NULL) {
-            APR_ARRAY_PUSH(csr->dns_names, const char *) = text;
+        memset(san, 0, sizeof(*san));
+        san->type = gn->type;
+        switch (gn->type) {
+        case GEN_DNS:
+        case GEN_EMAIL:
+        case GEN_URI:
+            san->value = string_value(p, gn->d.ia5, 1024, NULL);
+            san->shown = shown_string(p, gn->d.ia5, san->value);
+            if (first && gn->type == GEN_DNS && san->value && strlen(san->value) <= 253) {
+                APR_ARRAY_PUSH(csr->dns_names, const char *) = san->value;
+            }
+            break;
+        case GEN_IPADD:
+            san->value = ip_text(p, gn->d.iPAddress);
+            san->shown = san->value ? san->value
+                         : apr_psprintf(p, "of %d bytes", ASN1_STRING_length(gn->d.iPAddress));
+            if (first && san->value) {
+                APR_ARRAY_PUSH(csr->ip_addresses, const char *) = san->value;
+            }
+            break;
+        case GEN_OTHERNAME: {
+            scep_csr_oid_t type;
+
+            oid_of(p, gn->d.otherName->type_id, &type);
+            san->shown = type.name;
+            break;
         }
-        else if (gn->type == GEN_IPADD && (text = ip_text(p, gn->d.iPAddress)) != NULL) {
-            APR_ARRAY_PUSH(csr->ip_addresses, const char *) = text;
+        case GEN_RID: {
+            scep_csr_oid_t type;
+
+            oid_of(p, gn->d.registeredID, &type);
+            san->shown = type.name;
+            break;
+        }
+        case GEN_DIRNAME:
+            san->shown = name_text(p, gn->d.directoryName);
+            break;
+        default:
+            san->shown = "";
+            break;
         }
     }
     GENERAL_NAMES_free(names);
+    ERR_clear_error();
+    return APR_SUCCESS;
+}
+
+/* Every requested extension into csr->requested, decoding the kinds a gateway may pass
+ * on; the SANs into csr->sans. */
+static apr_status_t read_extensions(apr_pool_t *p, scep_csr_t *csr, const char **why)
+{
+    int n = csr->extensions ? sk_X509_EXTENSION_num(csr->extensions) : 0, i;
+
+    csr->requested = apr_array_make(p, n > 0 ? n : 1, sizeof(scep_csr_ext_t));
+    csr->sans = apr_array_make(p, 2, sizeof(scep_csr_san_t));
+    if (n > SCEP_CSR_EXTENSIONS_MAX) {
+        *why = apr_psprintf(p, "the request asks for %d extensions, more than %d", n,
+                            SCEP_CSR_EXTENSIONS_MAX);
+        return APR_EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        const X509_EXTENSION *ext = sk_X509_EXTENSION_value(csr->extensions, i);
+        scep_csr_ext_t *x = apr_array_push(csr->requested);
+        void *value;
+
+        memset(x, 0, sizeof(*x));
+        oid_of(p, X509_EXTENSION_get_object((X509_EXTENSION *)ext), &x->type);
+        x->critical = X509_EXTENSION_get_critical(ext) > 0;
+        switch (x->type.nid) {
+        case NID_subject_alt_name:
+            if (read_san(p, csr, ext, why) != APR_SUCCESS) {
+                return APR_EINVAL;
+            }
+            break;
+        case NID_key_usage: {
+            ASN1_BIT_STRING *bits = decode_whole(ext, ASN1_ITEM_rptr(ASN1_BIT_STRING));
+
+            /* nine bits are defined: two bytes at most */
+            x->malformed = !bits || bits->length > 2;
+            if (bits && bits->length > 0) {
+                x->key_usage = bits->data[0] | (bits->length > 1 ? bits->data[1] << 8 : 0);
+            }
+            ASN1_BIT_STRING_free(bits);
+            break;
+        }
+        case NID_ext_key_usage: {
+            EXTENDED_KEY_USAGE *eku = decode_whole(ext, ASN1_ITEM_rptr(EXTENDED_KEY_USAGE));
+            int k;
+
+            x->malformed = !eku;
+            x->purposes = apr_array_make(p, eku ? sk_ASN1_OBJECT_num(eku) + 1 : 1,
+                                         sizeof(scep_csr_oid_t));
+            for (k = 0; eku && k < sk_ASN1_OBJECT_num(eku); k++) {
+                oid_of(p, sk_ASN1_OBJECT_value(eku, k), apr_array_push(x->purposes));
+            }
+            EXTENDED_KEY_USAGE_free(eku);
+            break;
+        }
+        case NID_basic_constraints: {
+            BASIC_CONSTRAINTS *bc = decode_whole(ext, ASN1_ITEM_rptr(BASIC_CONSTRAINTS));
+
+            x->malformed = !bc;
+            x->ca = bc && bc->ca;
+            x->path_len = bc && bc->pathlen;
+            BASIC_CONSTRAINTS_free(bc);
+            break;
+        }
+        case NID_subject_key_identifier:
+            value = decode_whole(ext, ASN1_ITEM_rptr(ASN1_OCTET_STRING));
+            x->malformed = !value;
+            ASN1_OCTET_STRING_free(value);
+            break;
+        default:
+            break;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static void read_subject(apr_pool_t *p, scep_csr_t *csr, const X509_NAME *subject)
+{
+    int n = X509_NAME_entry_count(subject), i;
+
+    csr->subject_rdns = apr_array_make(p, n > 0 ? n : 1, sizeof(scep_csr_rdn_t));
+    for (i = 0; i < n; i++) {
+        const X509_NAME_ENTRY *entry = X509_NAME_get_entry(subject, i);
+        const ASN1_STRING *data = X509_NAME_ENTRY_get_data(entry);
+        scep_csr_rdn_t *rdn = apr_array_push(csr->subject_rdns);
+
+        oid_of(p, X509_NAME_ENTRY_get_object(entry), &rdn->type);
+        rdn->value = string_value(p, data, 1024, NULL);
+        rdn->shown = shown_string(p, data, rdn->value);
+    }
+    ERR_clear_error();
+}
+
+static apr_status_t read_attributes(apr_pool_t *p, scep_csr_t *csr, const char **why)
+{
+    int n = X509_REQ_get_attr_count(csr->req), i;
+
+    csr->attributes = apr_array_make(p, n > 0 ? n : 1, sizeof(scep_csr_attr_t));
+    if (n > SCEP_CSR_ATTRIBUTES_MAX) {
+        *why = apr_psprintf(p, "the request has %d attributes, more than %d", n,
+                            SCEP_CSR_ATTRIBUTES_MAX);
+        return APR_EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        X509_ATTRIBUTE *attr = X509_REQ_get_attr(csr->req, i);
+        scep_csr_attr_t *a = apr_array_push(csr->attributes);
+
+        oid_of(p, X509_ATTRIBUTE_get0_object(attr), &a->type);
+        a->values = X509_ATTRIBUTE_count(attr);
+    }
     return APR_SUCCESS;
 }
 
@@ -194,9 +435,12 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
         *why = "the PKCS#10 extensionRequest attribute is malformed";
         return APR_EINVAL;
     }
-    if (read_san(p, csr, why) != APR_SUCCESS) {
+    if (read_attributes(p, csr, why) != APR_SUCCESS
+        || read_extensions(p, csr, why) != APR_SUCCESS) {
+        ERR_clear_error();
         return APR_EINVAL;
     }
+    read_subject(p, csr, subject);
 
     csr->challenge = attribute_text(p, csr->req, NID_pkcs9_challengePassword,
                                     SCEP_CHALLENGE_MAX, &csr->challenge_len, &malformed);
