@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <apr_strings.h>
+#include <openssl/x509v3.h>
 
 #include "scep_policy.h"
 
@@ -162,39 +163,286 @@ static int address_is_one_of(apr_pool_t *p, const char *text, const apr_array_he
     return 0;
 }
 
-const char *scep_policy_names_beyond(apr_pool_t *p, const scep_identity_t *identity,
-                                     const scep_csr_t *csr)
+/* ---- what a forwarding gateway passes to its upstream CA --------------------------------
+ * The upstream certifies the device's PKCS#10 as it is (the device signed it; nothing
+ * can be taken out), so everything in it is checked and anything not known to be
+ * harmless refuses the request.  Each check returns SCEP_POLICY_FWD_OK, or the kind of
+ * refusal with *what naming the first thing refused. */
+
+/* The informational attributes of Windows requests (MS-WCCE 3.2.1.4.2.1.4.1.1: the CA
+ * ignores or only records them).  Not 1.3.6.1.4.1.311.13.2.1 (enrollmentNameValuePair),
+ * from which an ADCS CA takes a SAN or a template, nor 1.3.6.1.4.1.311.2.1.14, which
+ * carries extensions to add. */
+static const char *const informational_attributes[] = {
+    "1.3.6.1.4.1.311.13.2.3",          /* szOID_OS_VERSION */
+    "1.3.6.1.4.1.311.13.2.2",          /* szOID_ENROLLMENT_CSP_PROVIDER */
+    "1.3.6.1.4.1.311.21.20"            /* szOID_REQUEST_CLIENT_INFO */
+};
+
+static int attribute_allowed(const scep_csr_attr_t *a)
 {
-    int i;
+    apr_size_t i;
 
-    for (i = 0; csr->dns_names && i < csr->dns_names->nelts; i++) {
-        const char *name = APR_ARRAY_IDX(csr->dns_names, i, const char *);
-
-        if (!name_is(p, name, identity->fqdn)) {
-            return apr_psprintf(p, "the dNSName %s", name);
+    switch (a->type.nid) {
+    case NID_pkcs9_challengePassword:
+    case NID_ext_req:
+    case NID_pkcs9_unstructuredName:   /* names: checked below */
+    case NID_pkcs9_unstructuredAddress:
+    case NID_friendlyName:             /* certmonger names its request; no CA certifies it */
+        return 1;
+    default:
+        break;
+    }
+    for (i = 0; i < sizeof(informational_attributes) / sizeof(informational_attributes[0]);
+         i++) {
+        if (strcmp(a->type.dotted, informational_attributes[i]) == 0) {
+            return 1;
         }
     }
-    /* a CN or unstructuredName that is no host name ("Branch router") names no host */
-    if (csr->common_name && scep_store_fqdn(p, csr->common_name, 0)
-        && !name_or_short_name(p, csr->common_name, identity->fqdn)) {
-        return apr_psprintf(p, "the commonName %s", csr->common_name);
+    return 0;
+}
+
+static scep_policy_fwd_e check_attributes(apr_pool_t *p, const scep_identity_t *identity,
+                                          const scep_csr_t *csr, const char **what)
+{
+    int i, j;
+
+    for (i = 0; i < csr->attributes->nelts; i++) {
+        const scep_csr_attr_t *a = &APR_ARRAY_IDX(csr->attributes, i, scep_csr_attr_t);
+
+        if (!attribute_allowed(a)) {
+            *what = apr_psprintf(p, "the request attribute %s", a->type.name);
+            return SCEP_POLICY_FWD_NEVER;
+        }
+        /* the parse reads the first value of the first instance; an upstream may read
+         * another */
+        if (a->values != 1) {
+            *what = apr_psprintf(p, "the request attribute %s with %d values", a->type.name,
+                                 a->values);
+            return SCEP_POLICY_FWD_NEVER;
+        }
+        for (j = 0; j < i; j++) {
+            if (strcmp(APR_ARRAY_IDX(csr->attributes, j, scep_csr_attr_t).type.dotted,
+                       a->type.dotted) == 0) {
+                *what = apr_psprintf(p, "the request attribute %s twice", a->type.name);
+                return SCEP_POLICY_FWD_NEVER;
+            }
+        }
     }
-    if (csr->unstructured_name && scep_store_fqdn(p, csr->unstructured_name, 0)
+    if (csr->unstructured_name
         && !name_or_short_name(p, csr->unstructured_name, identity->fqdn)) {
-        return apr_psprintf(p, "the unstructuredName %s", csr->unstructured_name);
-    }
-    for (i = 0; csr->ip_addresses && i < csr->ip_addresses->nelts; i++) {
-        const char *ip = APR_ARRAY_IDX(csr->ip_addresses, i, const char *);
-
-        if (!address_is_one_of(p, ip, identity->ips)) {
-            return apr_psprintf(p, "the iPAddress %s", ip);
-        }
+        *what = apr_psprintf(p, "the unstructuredName %s", csr->unstructured_name);
+        return SCEP_POLICY_FWD_NAME;
     }
     if (csr->unstructured_address
         && !address_is_one_of(p, csr->unstructured_address, identity->ips)) {
-        return apr_psprintf(p, "the unstructuredAddress %s", csr->unstructured_address);
+        *what = apr_psprintf(p, "the unstructuredAddress %s", csr->unstructured_address);
+        return SCEP_POLICY_FWD_NAME;
     }
-    return NULL;
+    return SCEP_POLICY_FWD_OK;
+}
+
+/* keyUsage bits a device's certificate may have: signing, key transport and agreement.
+ * keyCertSign and cRLSign would make it a CA's; encipherOnly/decipherOnly no client
+ * asks for. */
+#define KEY_USAGE_ALLOWED (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION | KU_KEY_ENCIPHERMENT \
+                           | KU_DATA_ENCIPHERMENT | KU_KEY_AGREEMENT)
+
+static const char *key_usage_name(unsigned long bits)
+{
+    return (bits & KU_KEY_CERT_SIGN) ? "keyCertSign"
+           : (bits & KU_CRL_SIGN) ? "cRLSign"
+           : (bits & KU_ENCIPHER_ONLY) ? "encipherOnly"
+           : (bits & KU_DECIPHER_ONLY) ? "decipherOnly"
+           : "bits beyond decipherOnly";
+}
+
+/* extendedKeyUsage purposes for a device: TLS and IPsec peers, S/MIME (MDM profiles
+ * offer it).  Not codeSigning, timeStamping, OCSPSigning, smart-card logon or
+ * anyExtendedKeyUsage: those let the certificate speak for others. */
+static int purpose_allowed(int nid)
+{
+    switch (nid) {
+    case NID_server_auth:
+    case NID_client_auth:
+    case NID_email_protect:
+    case NID_ipsec_IKE:
+    case NID_ipsecEndSystem:
+    case NID_ipsecTunnel:
+    case NID_ipsecUser:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static scep_policy_fwd_e check_extensions(apr_pool_t *p, const scep_csr_t *csr,
+                                          const char **what)
+{
+    int i, j;
+
+    for (i = 0; i < csr->requested->nelts; i++) {
+        const scep_csr_ext_t *x = &APR_ARRAY_IDX(csr->requested, i, scep_csr_ext_t);
+
+        /* a second instance is what a reader of the first one never sees */
+        for (j = 0; j < i; j++) {
+            if (strcmp(APR_ARRAY_IDX(csr->requested, j, scep_csr_ext_t).type.dotted,
+                       x->type.dotted) == 0) {
+                *what = apr_psprintf(p, "the extension %s twice", x->type.name);
+                return SCEP_POLICY_FWD_NEVER;
+            }
+        }
+        if (x->malformed) {
+            *what = apr_psprintf(p, "an extension %s that does not decode", x->type.name);
+            return SCEP_POLICY_FWD_NEVER;
+        }
+        switch (x->type.nid) {
+        case NID_subject_alt_name:     /* its names: check_sans */
+        case NID_subject_key_identifier: /* certmonger and Windows send one; it grants
+                                          * nothing */
+            break;
+        case NID_key_usage:
+            if (x->key_usage & ~(unsigned long)KEY_USAGE_ALLOWED) {
+                *what = apr_psprintf(p, "the keyUsage %s",
+                                     key_usage_name(x->key_usage & ~KEY_USAGE_ALLOWED));
+                return SCEP_POLICY_FWD_NEVER;
+            }
+            break;
+        case NID_ext_key_usage:
+            for (j = 0; j < x->purposes->nelts; j++) {
+                const scep_csr_oid_t *purpose = &APR_ARRAY_IDX(x->purposes, j, scep_csr_oid_t);
+
+                if (!purpose_allowed(purpose->nid)) {
+                    *what = apr_psprintf(p, "the extendedKeyUsage %s", purpose->name);
+                    return SCEP_POLICY_FWD_NEVER;
+                }
+            }
+            break;
+        case NID_basic_constraints:
+            if (x->ca || x->path_len) {
+                *what = apr_psprintf(p, "the extension basicConstraints with %s",
+                                     x->ca ? "cA TRUE" : "a pathLenConstraint");
+                return SCEP_POLICY_FWD_NEVER;
+            }
+            break;
+        default:
+            *what = apr_psprintf(p, "the extension %s%s", x->type.name,
+                                 x->critical ? " (critical)" : "");
+            return SCEP_POLICY_FWD_NEVER;
+        }
+    }
+    return SCEP_POLICY_FWD_OK;
+}
+
+static scep_policy_fwd_e check_subject(apr_pool_t *p, const scep_identity_t *identity,
+                                       const scep_csr_t *csr, const char **what)
+{
+    int i;
+
+    for (i = 0; i < csr->subject_rdns->nelts; i++) {
+        const scep_csr_rdn_t *rdn = &APR_ARRAY_IDX(csr->subject_rdns, i, scep_csr_rdn_t);
+
+        if (!rdn->value) {
+            *what = apr_psprintf(p, "a subject attribute %s that is no string: %s",
+                                 rdn->type.name, rdn->shown);
+            return SCEP_POLICY_FWD_NEVER;
+        }
+        switch (rdn->type.nid) {
+        case NID_commonName:
+            /* every CN: the upstream certifies a second one, or free text, verbatim */
+            if (!name_or_short_name(p, rdn->value, identity->fqdn)) {
+                *what = apr_psprintf(p, "the commonName %s", rdn->shown);
+                return SCEP_POLICY_FWD_NAME;
+            }
+            break;
+        case NID_pkcs9_unstructuredName:
+            if (!name_or_short_name(p, rdn->value, identity->fqdn)) {
+                *what = apr_psprintf(p, "the unstructuredName %s", rdn->shown);
+                return SCEP_POLICY_FWD_NAME;
+            }
+            break;
+        case NID_pkcs9_unstructuredAddress:
+            if (!address_is_one_of(p, rdn->value, identity->ips)) {
+                *what = apr_psprintf(p, "the unstructuredAddress %s", rdn->shown);
+                return SCEP_POLICY_FWD_NAME;
+            }
+            break;
+        case NID_serialNumber:
+            /* Cisco's chassis serial: only the registered one (scepreg -s) */
+            if (!identity->serial_number
+                || strcasecmp(rdn->value, identity->serial_number) != 0) {
+                *what = apr_psprintf(p, "the serialNumber %s", rdn->shown);
+                return SCEP_POLICY_FWD_NAME;
+            }
+            break;
+        default:
+            *what = apr_psprintf(p, "the subject attribute %s=%s", rdn->type.name,
+                                 rdn->shown);
+            return SCEP_POLICY_FWD_NEVER;
+        }
+    }
+    return SCEP_POLICY_FWD_OK;
+}
+
+static scep_policy_fwd_e check_sans(apr_pool_t *p, const scep_identity_t *identity,
+                                    const scep_csr_t *csr, const char **what)
+{
+    int i;
+
+    for (i = 0; i < csr->sans->nelts; i++) {
+        const scep_csr_san_t *san = &APR_ARRAY_IDX(csr->sans, i, scep_csr_san_t);
+
+        switch (san->type) {
+        case GEN_DNS:
+            if (!san->value || !scep_store_fqdn(p, san->value, 0)) {
+                *what = apr_psprintf(p, "a dNSName that is no host name: %s", san->shown);
+                return SCEP_POLICY_FWD_NEVER;
+            }
+            if (!name_is(p, san->value, identity->fqdn)) {
+                *what = apr_psprintf(p, "the dNSName %s", san->shown);
+                return SCEP_POLICY_FWD_NAME;
+            }
+            break;
+        case GEN_IPADD:
+            if (!san->value) {
+                *what = apr_psprintf(p, "an iPAddress %s", san->shown);
+                return SCEP_POLICY_FWD_NEVER;
+            }
+            if (!address_is_one_of(p, san->value, identity->ips)) {
+                *what = apr_psprintf(p, "the iPAddress %s", san->shown);
+                return SCEP_POLICY_FWD_NAME;
+            }
+            break;
+        default:
+            *what = apr_psprintf(p, "the subjectAltName %s%s%s",
+                                 scep_csr_san_type_name(san->type), *san->shown ? " " : "",
+                                 san->shown);
+            return SCEP_POLICY_FWD_NEVER;
+        }
+    }
+    return SCEP_POLICY_FWD_OK;
+}
+
+scep_policy_fwd_e scep_policy_forward_check(apr_pool_t *p, const scep_identity_t *identity,
+                                            const scep_csr_t *csr, const char **what)
+{
+    scep_policy_fwd_e kind;
+
+    *what = NULL;
+    if (!csr->subject_rdns || !csr->sans || !csr->requested || !csr->attributes) {
+        *what = "a request that was not read in full";
+        return SCEP_POLICY_FWD_NEVER;
+    }
+    if (!identity->fqdn) {
+        *what = "any name (the registration names no host)";
+        return SCEP_POLICY_FWD_NAME;
+    }
+    if ((kind = check_attributes(p, identity, csr, what)) == SCEP_POLICY_FWD_OK
+        && (kind = check_extensions(p, csr, what)) == SCEP_POLICY_FWD_OK
+        && (kind = check_subject(p, identity, csr, what)) == SCEP_POLICY_FWD_OK) {
+        kind = check_sans(p, identity, csr, what);
+    }
+    return kind;
 }
 
 /* The registration checks that also bind a renewal: the device may no longer enroll once

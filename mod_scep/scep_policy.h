@@ -71,12 +71,29 @@ typedef struct scep_grant_t {
  * commonName that is a host name.  Canonical, or NULL when the request names no host. */
 const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr);
 
-/* Where an upstream CA issues from the request as it is, nothing but the registered
- * identity may be asked for: NULL when every dNSName SAN is the identity's FQDN, a
- * host-name CN or unstructuredName is the FQDN or its first label, and every address (iPAddress SANs,
- * unstructuredAddress) one of its addresses; else what is asked beyond it. */
-const char *scep_policy_names_beyond(apr_pool_t *p, const scep_identity_t *identity,
-                                     const scep_csr_t *csr);
+/* What a forwarding gateway decides about a request before it goes upstream. */
+typedef enum scep_policy_fwd_e {
+    SCEP_POLICY_FWD_OK,                /* forward it */
+    SCEP_POLICY_FWD_NAME,              /* a name, address or serial the identity lacks */
+    SCEP_POLICY_FWD_NEVER              /* something no registration allows: another
+                                        * subject attribute or SAN type, an extension or
+                                        * attribute not known to be harmless, a value that
+                                        * does not decode, a second instance */
+} scep_policy_fwd_e;
+
+/* Where an upstream CA issues from the request as it is, the request may ask for nothing
+ * but the registered identity, and every part of it is checked (csr's complete view):
+ * subject attributes only CN and unstructuredName (the FQDN or its first label),
+ * unstructuredAddress (one of the addresses) and serialNumber (the registered one);
+ * subjectAltNames only dNSNames equal to the FQDN and iPAddresses among the addresses,
+ * in one SAN extension; requested extensions only subjectAltName, keyUsage without
+ * keyCertSign/cRLSign, extendedKeyUsage for TLS, IPsec or e-mail, basicConstraints with
+ * cA FALSE and subjectKeyIdentifier, each once and decoding; request attributes only
+ * challengePassword, extensionRequest, unstructuredName/Address, friendlyName and the
+ * informational ones of Windows, each once with one value.  SCEP_POLICY_FWD_OK, or the
+ * kind of refusal with *what naming the first thing refused (values escaped for logs). */
+scep_policy_fwd_e scep_policy_forward_check(apr_pool_t *p, const scep_identity_t *identity,
+                                            const scep_csr_t *csr, const char **what);
 
 /* Results of scep_policy_authorize and scep_policy_record beyond APR_SUCCESS. */
 #define SCEP_POLICY_DENIED  (APR_OS_START_USERERR + 150) /* *why says why (no secrets) */

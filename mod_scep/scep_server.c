@@ -637,7 +637,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
                             const unsigned char *digest, X509 **issued)
 {
     scep_forward_result_t fwd;
-    const char *beyond;
+    const char *refused;
     apr_status_t rv;
 
     *issued = NULL;
@@ -652,11 +652,20 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
         return APR_EGENERAL;
     }
     /* The upstream issues what the request asks for: it may ask for the device only. */
-    if ((beyond = scep_policy_names_beyond(c->p, &grant->identity, csr)) != NULL) {
+    switch (scep_policy_forward_check(c->p, &grant->identity, csr, &refused)) {
+    case SCEP_POLICY_FWD_OK:
+        break;
+    case SCEP_POLICY_FWD_NAME:
         return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00405",
                     apr_psprintf(c->p, "the request also asks for %s, which the "
                                  "registration %s does not hold, and the upstream CA would "
-                                 "certify it", beyond, grant->registration
+                                 "certify it", refused, grant->registration
+                                 ? grant->registration : grant->identity.fqdn));
+    default:
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00420",
+                    apr_psprintf(c->p, "the request asks for %s, which a forwarding "
+                                 "gateway never lets through to the upstream CA "
+                                 "(registration %s)", refused, grant->registration
                                  ? grant->registration : grant->identity.fqdn));
     }
     /* Once the upstream has the request and said PENDING, it is asked with CertPoll;

@@ -66,7 +66,8 @@ httpd_conf "$(
 )"
 httpd_start || t_done
 
-probe_enrollment_request m1 "$T/gw/ra.pem" --challenge "$CH" --san-dns m1.mm.example.net
+probe_enrollment_request m1 "$T/gw/ra.pem" --challenge "$CH" --san-dns m1.mm.example.net \
+    --subject /CN=m1.mm.example.net
 send_request m1 /ra POST
 if check_success m1 "$T/gw/ra.pem" "$MM/depot/ca.pem" "enrollment issued by micromdm's scepserver through the proxy"; then
     expect_match "$(openssl x509 -in "$T/m1.pem" -noout -issuer)" "micromdm upstream" "the micromdm CA issued it"
@@ -94,7 +95,8 @@ fi
 # micromdm stopped: PENDING, and once it is back the device's poll collects the certificate
 kill "$MM_PID" 2>/dev/null || true
 wait "$MM_PID" 2>/dev/null || true
-probe_enrollment_request m3 "$T/gw/ra.pem" --challenge "$CH" --san-dns m3.mm.example.net
+probe_enrollment_request m3 "$T/gw/ra.pem" --challenge "$CH" --san-dns m3.mm.example.net \
+    --subject /CN=m3.mm.example.net
 M3_TXID=$REQ_TXID
 send_request m3 /ra POST
 probe_reply m3 "$T/gw/ra.pem" || true
@@ -109,7 +111,8 @@ check_success m3p "$T/gw/ra.pem" "$MM/depot/ca.pem" "once micromdm is back, the 
 
 # micromdm refuses a wrong challenge; the device learns it with the upstream's failInfo
 reg -b "$T/db" bad.mm.example.net "not-$CH" 2>/dev/null
-probe_enrollment_request bad "$T/gw/ra.pem" --challenge "not-$CH" --san-dns bad.mm.example.net
+probe_enrollment_request bad "$T/gw/ra.pem" --challenge "not-$CH" --san-dns bad.mm.example.net \
+    --subject /CN=bad.mm.example.net
 send_request bad /ra POST
 expect_failure bad "$T/gw/ra.pem" 2 "micromdm's FAILURE reaches the device" || true
 expect_log "SCEP00401: .*the upstream CA refused it" "the gateway logs micromdm's refusal"

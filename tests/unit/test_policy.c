@@ -1,6 +1,7 @@
 /* Unit tests of scep_policy: authorization against registrations in a scratch LMDB
  * database, lockout, minted challenges, transactions and the recording of certificates.
- * The CSRs are plain scep_csr_t values: the policy reads only their fields. */
+ * The CSRs are plain scep_csr_t values: the policy reads only their fields; those of the
+ * forwarding checks are real requests read by scep_csr_parse. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -644,37 +645,380 @@ static void test_approval(void **state)
                      SCEP_POLICY_DENIED);
 }
 
+/* ---- issue 15 point 1: what a forwarding gateway lets through (forward_names) ------------
+ * Real PKCS#10 requests, made here with OpenSSL and read by scep_csr_parse, so that the
+ * policy sees what the parser makes of every subject attribute, SAN, extension and
+ * attribute, as on the request path. */
+#include <openssl/conf.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+static EVP_PKEY *point1_key;
+
+/* OpenSSL refuses to add an attribute twice; a request from the wire may hold it twice.
+ * When set, the DER of the attribute type counterSignature (1.2.840.113549.1.9.6) is
+ * turned into challengePassword (…9.7) after signing: the parse does not verify. */
+static int point1_second_challenge;
+static X509_ATTRIBUTE *point1_extra_attribute; /* added as it is when set */
+
+/* One request: `subject` as "type=value" lines, `exts` as openssl.cnf lines of a section
+ * [ext] (more sections may follow), `attrs` as "type=value" lines of request attributes. */
+static scep_csr_t *point1_csr(apr_pool_t *p, const char *subject, const char *exts,
+                              const char *attrs)
+{
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *name = X509_NAME_new();
+    unsigned char *der = NULL, *copy;
+    scep_csr_t *csr = NULL;
+    const char *why = NULL, *line;
+    char *lines, *last, *eq;
+    int len;
+
+    if (!point1_key) {
+        point1_key = EVP_EC_gen("P-256");
+    }
+    assert_non_null(point1_key);
+    lines = apr_pstrdup(p, subject);
+    for (line = apr_strtok(lines, "\n", &last); line; line = apr_strtok(NULL, "\n", &last)) {
+        eq = strchr(line, '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        assert_int_equal(X509_NAME_add_entry_by_txt(name, line, MBSTRING_UTF8,
+                                                    (const unsigned char *)eq + 1, -1, -1, 0),
+                         1);
+    }
+    assert_int_equal(X509_REQ_set_subject_name(req, name), 1);
+    assert_int_equal(X509_REQ_set_pubkey(req, point1_key), 1);
+    assert_int_equal(X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
+                                               MBSTRING_ASC, (const unsigned char *)"s3cret",
+                                               -1), 1);
+    if (point1_extra_attribute) {
+        assert_int_equal(X509_REQ_add1_attr(req, point1_extra_attribute), 1);
+    }
+    if (attrs) {
+        lines = apr_pstrdup(p, attrs);
+        for (line = apr_strtok(lines, "\n", &last); line;
+             line = apr_strtok(NULL, "\n", &last)) {
+            eq = strchr(line, '=');
+            assert_non_null(eq);
+            *eq = '\0';
+            if (X509_REQ_add1_attr_by_txt(req, line, MBSTRING_UTF8,
+                                          (const unsigned char *)eq + 1, -1) != 1) {
+                fail_msg("cannot add the attribute %s", line);
+            }
+        }
+    }
+    if (exts) {
+        const char *text = apr_pstrcat(p, "[ext]\n", exts, "\n", NULL);
+        BIO *bio = BIO_new_mem_buf(text, -1);
+        CONF *conf = NCONF_new(NULL);
+        STACK_OF(X509_EXTENSION) *sk = sk_X509_EXTENSION_new_null();
+        STACK_OF(CONF_VALUE) *section;
+        X509V3_CTX ctx;
+        int i;
+
+        assert_true(bio && conf && sk && NCONF_load_bio(conf, bio, NULL) > 0);
+        X509V3_set_ctx(&ctx, NULL, NULL, req, NULL, 0);
+        X509V3_set_nconf(&ctx, conf);
+        section = NCONF_get_section(conf, "ext");
+        assert_non_null(section);
+        /* one by one, so that an extension may come twice */
+        for (i = 0; i < sk_CONF_VALUE_num(section); i++) {
+            CONF_VALUE *v = sk_CONF_VALUE_value(section, i);
+            X509_EXTENSION *ext = X509V3_EXT_nconf(conf, &ctx, v->name, v->value);
+
+            assert_non_null(ext);
+            assert_true(sk_X509_EXTENSION_push(sk, ext) > 0);
+        }
+        assert_int_equal(X509_REQ_add_extensions(req, sk), 1);
+        sk_X509_EXTENSION_pop_free(sk, X509_EXTENSION_free);
+        NCONF_free(conf);
+        BIO_free(bio);
+    }
+    assert_true(X509_REQ_sign(req, point1_key, EVP_sha256()) > 0);
+    len = i2d_X509_REQ(req, &der);
+    assert_true(len > 0);
+    copy = apr_pmemdup(p, der, (apr_size_t)len);
+    OPENSSL_free(der);
+    if (point1_second_challenge) {
+        static const unsigned char counter_signature[] = {
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x06
+        };
+        int i;
+
+        for (i = 0; i + (int)sizeof(counter_signature) <= len; i++) {
+            if (memcmp(copy + i, counter_signature, sizeof(counter_signature)) == 0) {
+                copy[i + sizeof(counter_signature) - 1] = 0x07;
+                break;
+            }
+        }
+        assert_true(i + (int)sizeof(counter_signature) <= len);
+    }
+    X509_NAME_free(name);
+    X509_REQ_free(req);
+    if (scep_csr_parse(p, copy, (apr_size_t)len, &csr, &why) != APR_SUCCESS) {
+        fail_msg("scep_csr_parse: %s", why);
+    }
+    return csr;
+}
+
+static scep_identity_t *point1_identity(apr_pool_t *p, const char *ip, const char *serial)
+{
+    scep_identity_t *id = apr_pcalloc(p, sizeof(*id));
+
+    id->fqdn = "fwd1.example.net";
+    id->ips = apr_array_make(p, 1, sizeof(const char *));
+    if (ip) {
+        APR_ARRAY_PUSH(id->ips, const char *) = ip;
+    }
+    id->serial_number = serial;
+    return id;
+}
+
+/* What the gateway refuses of `csr` (NULL: it forwards it); the kind must say so */
+static const char *point1_refusal(apr_pool_t *p, const scep_identity_t *id,
+                                  const scep_csr_t *csr)
+{
+    const char *what = "unset";
+    scep_policy_fwd_e kind = scep_policy_forward_check(p, id, csr, &what);
+
+    assert_true((kind == SCEP_POLICY_FWD_OK) == (what == NULL));
+    return what;
+}
+
+/* the kind of refusal: a name the registration lacks, or something never forwarded */
+static scep_policy_fwd_e point1_kind(apr_pool_t *p, const scep_identity_t *id,
+                                     const scep_csr_t *csr)
+{
+    const char *what;
+
+    return scep_policy_forward_check(p, id, csr, &what);
+}
+
+#define POINT1_REFUSED(p, id, csr, phrase) do {                                          \
+        const char *what_ = point1_refusal(p, id, csr);                                  \
+        if (!what_ || !strstr(what_, phrase)) {                                          \
+            fail_msg("expected a refusal naming '%s', got %s", phrase,                   \
+                     what_ ? what_ : "none (forwarded)");                               \
+        }                                                                               \
+    } while (0)
+
+/* The cases of the first names-beyond test, on real requests: a CN that is no host name
+ * is now refused too, since the upstream certifies it verbatim. */
 static void test_names_beyond(void **state)
 {
     fixture_t *f = *state;
-    scep_identity_t id;
-    scep_csr_t *csr = csr_for(f->pool, "Dev.Example.NET.", NULL);
+    apr_pool_t *p = f->pool;
+    scep_identity_t *id = point1_identity(p, "192.0.2.10", NULL);
+    scep_csr_t *csr;
 
-    memset(&id, 0, sizeof(id));
-    id.fqdn = "dev.example.net";
-    id.ips = apr_array_make(f->pool, 1, sizeof(const char *));
-    APR_ARRAY_PUSH(id.ips, const char *) = "192.0.2.10";
-    assert_null(scep_policy_names_beyond(f->pool, &id, csr));
-    csr->common_name = "Branch router 7";          /* no host name: no claim */
-    assert_null(scep_policy_names_beyond(f->pool, &id, csr));
-    csr->unstructured_address = "192.0.2.10";
-    APR_ARRAY_PUSH(csr->ip_addresses, const char *) = "192.0.2.10";
-    assert_null(scep_policy_names_beyond(f->pool, &id, csr));
-    csr->common_name = "dev";                       /* the short name */
-    assert_null(scep_policy_names_beyond(f->pool, &id, csr));
-    csr->common_name = "de";
-    assert_string_equal(scep_policy_names_beyond(f->pool, &id, csr), "the commonName de");
-    csr->common_name = "other.example.net";
-    assert_string_equal(scep_policy_names_beyond(f->pool, &id, csr),
+    id->fqdn = "dev.example.net";
+    assert_null(point1_refusal(p, id, point1_csr(p, "", "subjectAltName=DNS:Dev.Example.NET.",
+                                                 NULL)));
+    csr = point1_csr(p, "CN=Branch router 7", "subjectAltName=DNS:dev.example.net", NULL);
+    assert_string_equal(point1_refusal(p, id, csr), "the commonName Branch router 7");
+    assert_int_equal(point1_kind(p, id, csr), SCEP_POLICY_FWD_NAME);
+    assert_null(point1_refusal(p, id, point1_csr(p, "unstructuredAddress=192.0.2.10",
+                                                 "subjectAltName=DNS:dev.example.net,"
+                                                 "IP:192.0.2.10", NULL)));
+    assert_null(point1_refusal(p, id, point1_csr(p, "CN=dev", NULL, NULL)));
+    assert_string_equal(point1_refusal(p, id, point1_csr(p, "CN=de", NULL, NULL)),
+                        "the commonName de");
+    assert_string_equal(point1_refusal(p, id, point1_csr(p, "CN=other.example.net", NULL,
+                                                         NULL)),
                         "the commonName other.example.net");
-    csr->common_name = NULL;
-    APR_ARRAY_PUSH(csr->dns_names, const char *) = "victim.example.net";
-    assert_string_equal(scep_policy_names_beyond(f->pool, &id, csr),
+    assert_string_equal(point1_refusal(p, id, point1_csr(p, "", "subjectAltName="
+                                                         "DNS:dev.example.net,"
+                                                         "DNS:victim.example.net", NULL)),
                         "the dNSName victim.example.net");
-    apr_array_pop(csr->dns_names);
-    APR_ARRAY_PUSH(csr->ip_addresses, const char *) = "198.51.100.1";
-    assert_string_equal(scep_policy_names_beyond(f->pool, &id, csr),
-                        "the iPAddress 198.51.100.1");
+    csr = point1_csr(p, "", "subjectAltName=IP:192.0.2.10,IP:198.51.100.1", NULL);
+    assert_string_equal(point1_refusal(p, id, csr), "the iPAddress 198.51.100.1");
+    assert_int_equal(point1_kind(p, id, csr), SCEP_POLICY_FWD_NAME);
+    /* a request not read by scep_csr_parse has no complete view: never forwarded */
+    csr = csr_for(p, "dev.example.net", NULL);
+    assert_int_equal(point1_kind(p, id, csr), SCEP_POLICY_FWD_NEVER);
+}
+
+static void test_forward_names_point1_allowed(void **state)
+{
+    fixture_t *f = *state;
+    apr_pool_t *p = f->pool;
+    scep_identity_t *id = point1_identity(p, "192.0.2.10", "FTX123");
+    scep_csr_t *csr;
+
+    /* strongSwan, sscep, scepload: a CN and a dNSName */
+    csr = point1_csr(p, "CN=fwd1.example.net", "subjectAltName=DNS:FWD1.example.net.", NULL);
+    assert_null(point1_refusal(p, id, csr));
+    /* certmonger: CA:FALSE, a key identifier, a friendlyName; Apple and Windows: key usages */
+    csr = point1_csr(p, "CN=fwd1",
+                     "subjectAltName=DNS:fwd1.example.net,IP:192.0.2.10\n"
+                     "basicConstraints=critical,CA:FALSE\n"
+                     "subjectKeyIdentifier=hash\n"
+                     "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                     "extendedKeyUsage=clientAuth,serverAuth,1.3.6.1.5.5.7.3.17",
+                     "friendlyName=20261203085212\n1.3.6.1.4.1.311.13.2.3=10.0.19045.2");
+    assert_null(point1_refusal(p, id, csr));
+    /* Cisco IOS: its names in the subject, the chassis serial */
+    csr = point1_csr(p, "unstructuredName=fwd1.example.net\nunstructuredAddress=192.0.2.10\n"
+                     "serialNumber=ftx123", NULL, NULL);
+    assert_null(point1_refusal(p, id, csr));
+    csr = point1_csr(p, "CN=fwd1.example.net", NULL,
+                     "unstructuredName=fwd1.example.net\nunstructuredAddress=192.0.2.10");
+    assert_null(point1_refusal(p, id, csr));
+}
+
+static void test_forward_names_point1_subject(void **state)
+{
+    fixture_t *f = *state;
+    apr_pool_t *p = f->pool;
+    scep_identity_t *id = point1_identity(p, "192.0.2.10", NULL);
+
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1.example.net\nCN=b.example.org", NULL, NULL),
+                   "the commonName b.example.org");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=Branch router 7",
+                                     "subjectAltName=DNS:fwd1.example.net", NULL),
+                   "the commonName Branch router 7");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1.example.net\nO=Evil Corp", NULL, NULL),
+                   "the subject attribute O=Evil Corp");
+    POINT1_REFUSED(p, id, point1_csr(p, "OU=Admins\nCN=fwd1.example.net", NULL, NULL),
+                   "the subject attribute OU=Admins");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1.example.net\nemailAddress=a@example.org",
+                                     NULL, NULL),
+                   "the subject attribute emailAddress=a@example.org");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1.example.net\nC=US", NULL, NULL),
+                   "the subject attribute C=US");
+    POINT1_REFUSED(p, id, point1_csr(p, "unstructuredName=fwd1.example.net\n"
+                                     "unstructuredName=b.example.org", NULL, NULL),
+                   "the unstructuredName b.example.org");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1\nunstructuredAddress=192.0.2.10\n"
+                                     "unstructuredAddress=192.0.2.99", NULL, NULL),
+                   "the unstructuredAddress 192.0.2.99");
+    /* a serialNumber where the registration holds none, or another one */
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1\nserialNumber=FTX999", NULL, NULL),
+                   "the serialNumber FTX999");
+    POINT1_REFUSED(p, point1_identity(p, NULL, "FTX123"),
+                   point1_csr(p, "CN=fwd1\nserialNumber=FTX999", NULL, NULL),
+                   "the serialNumber FTX999");
+}
+
+static void test_forward_names_point1_san(void **state)
+{
+    fixture_t *f = *state;
+    apr_pool_t *p = f->pool;
+    scep_identity_t *id = point1_identity(p, "192.0.2.10", NULL);
+    char long_name[300];
+
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=DNS:fwd1.example.net,"
+                                     "otherName:1.3.6.1.4.1.311.20.2.3;UTF8:admin@example.org",
+                                     NULL),
+                   "the subjectAltName otherName msUPN");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=email:admin@example.org",
+                                     NULL),
+                   "the subjectAltName rfc822Name admin@example.org");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=URI:https://example.org/",
+                                     NULL),
+                   "the subjectAltName URI https://example.org/");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=dirName:dir\n[dir]\n"
+                                     "CN=Administrator", NULL),
+                   "the subjectAltName directoryName CN=Administrator");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=RID:1.2.3.4", NULL),
+                   "the subjectAltName registeredID");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=DNS:fwd1.example.net,"
+                                     "DNS:b.example.org", NULL),
+                   "the dNSName b.example.org");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=IP:192.0.2.99", NULL),
+                   "the iPAddress 192.0.2.99");
+    /* "fwd1.example.net\0.b.example.org" */
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=DER:3021821f66776431"
+                                     "2e6578616d706c652e6e6574002e622e6578616d706c652e6f7267",
+                                     NULL),
+                   "a dNSName that is no host name: fwd1.example.net\\x00.b.example.org");
+    memset(long_name, 'a', sizeof(long_name));
+    memcpy(long_name + 260, ".fwd1.example.net", 18);
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", apr_pstrcat(p, "subjectAltName=DNS:",
+                                                               long_name, NULL), NULL),
+                   "(277 bytes)");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=DNS:bad_name!.example.net",
+                                     NULL),
+                   "a dNSName that is no host name: bad_name!.example.net");
+    /* a second SAN extension, which a parser reading the first one never sees */
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "subjectAltName=DNS:fwd1.example.net\n"
+                                     "2.5.29.17=DER:300f820d622e6578616d706c652e6f7267",
+                                     NULL),
+                   "the extension subjectAltName twice");
+}
+
+static void test_forward_names_point1_extensions(void **state)
+{
+    fixture_t *f = *state;
+    apr_pool_t *p = f->pool;
+    scep_identity_t *id = point1_identity(p, NULL, NULL);
+
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "basicConstraints=critical,CA:TRUE", NULL),
+                   "the extension basicConstraints with cA TRUE");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "basicConstraints=CA:FALSE,pathlen:0",
+                                     NULL),
+                   "a pathLenConstraint");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "keyUsage=digitalSignature,keyCertSign",
+                                     NULL),
+                   "the keyUsage keyCertSign");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "keyUsage=cRLSign", NULL),
+                   "the keyUsage cRLSign");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "extendedKeyUsage=clientAuth,codeSigning",
+                                     NULL),
+                   "the extendedKeyUsage codeSigning");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "extendedKeyUsage=anyExtendedKeyUsage",
+                                     NULL),
+                   "the extendedKeyUsage anyExtendedKeyUsage");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "extendedKeyUsage=1.3.6.1.4.1.311.20.2.2",
+                                     NULL),
+                   "the extendedKeyUsage msSmartcardLogin");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "1.3.6.1.4.1.99999.7=ASN1:UTF8:x", NULL),
+                   "the extension 1.3.6.1.4.1.99999.7");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "certificatePolicies=1.2.3.4", NULL),
+                   "the extension certificatePolicies");
+    /* values that do not decode as their type, or carry bytes after it */
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "keyUsage=DER:0c03616263", NULL),
+                   "an extension keyUsage that does not decode");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "keyUsage=DER:030205a00500", NULL),
+                   "an extension keyUsage that does not decode");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "basicConstraints=DER:04020000", NULL),
+                   "an extension basicConstraints that does not decode");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", "extendedKeyUsage=DER:3003020101", NULL),
+                   "an extension extendedKeyUsage that does not decode");
+}
+
+static void test_forward_names_point1_attributes(void **state)
+{
+    fixture_t *f = *state;
+    apr_pool_t *p = f->pool;
+    scep_identity_t *id = point1_identity(p, NULL, NULL);
+
+    /* ADCS reads a SAN and a template from it (ESC6); and extensions from the other */
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", NULL,
+                                     "1.3.6.1.4.1.311.13.2.1=CertificateTemplate:SubCA"),
+                   "the request attribute 1.3.6.1.4.1.311.13.2.1");
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", NULL, "emailAddress=a@example.org"),
+                   "the request attribute emailAddress");
+    point1_second_challenge = 1;
+    POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", NULL, "1.2.840.113549.1.9.6=second"),
+                   "the request attribute challengePassword twice");
+    point1_second_challenge = 0;
+    /* the parse reads an attribute's first value; the upstream might read the second */
+    {
+        X509_ATTRIBUTE *two = X509_ATTRIBUTE_create_by_NID(NULL, NID_pkcs9_unstructuredName,
+                                                           MBSTRING_UTF8,
+                                                           "fwd1.example.net", -1);
+
+        assert_non_null(two);
+        assert_int_equal(X509_ATTRIBUTE_set1_data(two, MBSTRING_UTF8, "b.example.org", -1),
+                         1);
+        point1_extra_attribute = two;
+        POINT1_REFUSED(p, id, point1_csr(p, "CN=fwd1", NULL, NULL),
+                       "the request attribute unstructuredName with 2 values");
+        point1_extra_attribute = NULL;
+        X509_ATTRIBUTE_free(two);
+    }
 }
 
 int main(void)
@@ -692,11 +1036,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_renewal_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_beyond, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_names_point1_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_names_point1_subject, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_names_point1_san, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_names_point1_extensions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_names_point1_attributes, setup, teardown),
     };
     int rc;
 
     apr_initialize();
     rc = cmocka_run_group_tests(tests, NULL, NULL);
+    EVP_PKEY_free(point1_key);
     apr_terminate();
     return rc;
 }
