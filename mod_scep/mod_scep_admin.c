@@ -6,6 +6,7 @@
  * Answers plain text (the challenge alone), JSON (format=json or Accept:
  * application/json), or, for MDMs written against Microsoft NDES, the page shape of
  * /certsrv/mscep_admin (format=mscep, or a path ending in mscep_admin). */
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,29 +22,48 @@
 #include "mod_scep.h"
 #include "scep_import.h"
 #include "scep_store.h"
+#include "scep_util.h"
 
 APLOG_USE_MODULE(scep);
 
 #define TTL_MAX (30L * 24 * 3600)
 
-/* Every parameter of a query string, decoded the way the SCEP parser decodes. */
-static const char *query_param(request_rec *r, const char *name)
+/* What the query string may hold; in this order in `params` below. */
+enum { P_FQDN, P_PROFILE, P_TTL, P_FORMAT, P_COUNT };
+
+/* A value from the wire, for a log line and the one-line answer: escaped like any log
+ * item, and cut short, since it only has to be recognised. */
+static const char *shown(request_rec *r, const char *value)
 {
-    const char *args = r->args, *end;
-    apr_size_t nlen = strlen(name);
+    return ap_escape_logitem(r->pool, strlen(value) > 80
+                             ? apr_pstrcat(r->pool, apr_pstrndup(r->pool, value, 80), "...",
+                                           NULL)
+                             : value);
+}
 
-    while (args && *args) {
-        end = strchr(args, '&');
-        if (strncasecmp(args, name, nlen) == 0 && args[nlen] == '=') {
-            char *value = apr_pstrmemdup(r->pool, args + nlen + 1,
-                                         (apr_size_t)((end ? end : args + strlen(args))
-                                                      - (args + nlen + 1)));
+/* Every refusal of a request: 400 with the reason as a one-line text answer (the caller
+ * is a script or an MDM that shows it), an info line, an audit line, nothing minted. */
+static int refuse(request_rec *r, const char *tag, const char *why)
+{
+    const char *body = apr_pstrcat(r->pool, "scep-challenge: ", why,
+                                   "; no challenge was minted\n", NULL);
 
-            return ap_unescape_url(value) == OK ? value : NULL;
-        }
-        args = end ? end + 1 : NULL;
-    }
-    return NULL;
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "%s: scep-challenge: %s; nothing minted "
+                  "for %s", tag, why, r->user ? r->user : "an unauthenticated caller");
+    scep_glue_audit(r, "refused", NULL, NULL, NULL, "bad-parameter", why);
+    r->status = HTTP_BAD_REQUEST;
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    return scep_glue_send(r, "text/plain", body, strlen(body));
+}
+
+/* A request body is never read, so parameters there would be silently lost (a form
+ * POST with fqdn= would mint a challenge for any name): a request with one is refused. */
+static int has_body(request_rec *r)
+{
+    const char *length = apr_table_get(r->headers_in, "Content-Length");
+
+    return apr_table_get(r->headers_in, "Transfer-Encoding") != NULL
+           || (length && strspn(length, "0") != strlen(length));
 }
 
 static const char *iso_time(apr_pool_t *p, apr_int64_t t)
@@ -98,7 +118,10 @@ static int wants_json(request_rec *r, const char *format)
 int scep_glue_challenge_handler(request_rec *r)
 {
     const scep_dir_conf_t *conf;
-    const char *fqdn_arg, *fqdn = NULL, *profile, *ttl_arg, *format, *challenge;
+    scep_param_t params[P_COUNT] = {
+        { "fqdn", NULL }, { "profile", NULL }, { "ttl", NULL }, { "format", NULL }
+    };
+    const char *fqdn_arg, *fqdn = NULL, *profile, *ttl_arg, *format, *challenge, *why;
     apr_int64_t ttl, now;
     scep_minted_t *rec;
     scep_txn_t *txn;
@@ -119,43 +142,52 @@ int scep_glue_challenge_handler(request_rec *r)
                       "applies here", r->uri);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    fqdn_arg = query_param(r, "fqdn");
-    profile = query_param(r, "profile");
-    ttl_arg = query_param(r, "ttl");
-    format = query_param(r, "format");
+    if (has_body(r)) {
+        return refuse(r, "SCEP00151", "the request has a body, which is not read: give "
+                      "the parameters in the query string");
+    }
+    if (scep_params_parse(r->pool, r->args, params, P_COUNT, &why) != APR_SUCCESS) {
+        return refuse(r, "SCEP00150", apr_psprintf(r->pool, "%s in the query '%s'", why,
+                                                   shown(r, r->args)));
+    }
+    fqdn_arg = params[P_FQDN].value;
+    profile = params[P_PROFILE].value;
+    ttl_arg = params[P_TTL].value;
+    format = params[P_FORMAT].value;
     ttl = conf->challenge_ttl ? conf->challenge_ttl : SCEP_DEFAULT_CHALLENGE_TTL;
-    if (fqdn_arg && *fqdn_arg && !(fqdn = scep_store_fqdn(r->pool, fqdn_arg, 0))) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "SCEP00121: scep-challenge: fqdn '%s' is not a host name",
-                      ap_escape_logitem(r->pool, fqdn_arg));
-        return HTTP_BAD_REQUEST;
+    if (fqdn_arg && !(fqdn = scep_store_fqdn(r->pool, fqdn_arg, 0))) {
+        return refuse(r, "SCEP00121", apr_psprintf(r->pool, "fqdn '%s' is not a host name "
+                                                   "(no wildcards)", shown(r, fqdn_arg)));
     }
-    if (profile && *profile && !scep_reg_profile_name_ok(profile)) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "SCEP00122: scep-challenge: profile '%s' is not a profile name",
-                      ap_escape_logitem(r->pool, profile));
-        return HTTP_BAD_REQUEST;
-    }
-    if (profile && !*profile) {
-        profile = NULL;
+    if (profile && !scep_reg_profile_name_ok(profile)) {
+        return refuse(r, "SCEP00122", apr_psprintf(r->pool, "profile '%s' is not a profile "
+                                                   "name", shown(r, profile)));
     }
     if (!profile) {
         profile = conf->profile.registrations.profile_name;
     }
     if (ttl_arg) {
         char *end;
-        apr_int64_t asked = apr_strtoi64(ttl_arg, &end, 10);
+        apr_int64_t asked;
 
-        /* a caller may shorten the lifetime, never extend it past ScepChallengeTTL */
-        if (*ttl_arg == '\0' || *end != '\0' || asked <= 0 || asked > TTL_MAX) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "SCEP00123: scep-challenge: ttl '%s' is not a number of seconds "
-                          "from 1 to %ld", ap_escape_logitem(r->pool, ttl_arg), TTL_MAX);
-            return HTTP_BAD_REQUEST;
+        /* digits only: strtoll would also take blanks, a sign and overflow quietly */
+        errno = 0;
+        asked = strspn(ttl_arg, "0123456789") == strlen(ttl_arg)
+                ? apr_strtoi64(ttl_arg, &end, 10) : 0;
+        if (errno || asked <= 0 || asked > TTL_MAX) {
+            return refuse(r, "SCEP00123", apr_psprintf(r->pool, "ttl '%s' is not a number "
+                                                       "of seconds from 1 to %ld",
+                                                       shown(r, ttl_arg), TTL_MAX));
         }
+        /* a caller may shorten the lifetime, never extend it past ScepChallengeTTL */
         if (asked < ttl) {
             ttl = asked;
         }
+    }
+    if (format && strcasecmp(format, "text") != 0 && strcasecmp(format, "json") != 0
+        && strcasecmp(format, "mscep") != 0) {
+        return refuse(r, "SCEP00152", apr_psprintf(r->pool, "format '%s' is none of text, "
+                                                   "json and mscep", shown(r, format)));
     }
     if (!(db = scep_glue_db(r, conf->db_ref))) {
         return HTTP_SERVICE_UNAVAILABLE;

@@ -1,6 +1,7 @@
 /* `SetHandler scep-status`: counters and latency histograms of every SCEP endpoint, per
- * <Location> and outcome, in the Prometheus text format or as JSON (?format=json).  Like
- * mod_status it authenticates nobody itself: protect its Location.
+ * <Location> and outcome, in the Prometheus text format (or ?format=prometheus) or as
+ * JSON (?format=json); any other query is refused with 400.  Like mod_status it
+ * authenticates nobody itself: protect its Location.
  *
  * The counters live in one anonymous shared memory segment made by the parent before
  * the children fork, so every process adds to the same numbers with atomic operations
@@ -17,6 +18,7 @@
 #include <apr_strings.h>
 
 #include "mod_scep.h"
+#include "scep_util.h"
 
 APLOG_USE_MODULE(scep);
 
@@ -247,6 +249,9 @@ int scep_glue_status_log(request_rec *r)
 
 int scep_glue_status_handler(request_rec *r)
 {
+    scep_param_t format = { "format", NULL };
+    const char *why = NULL;
+
     if (!r->handler || strcmp(r->handler, SCEP_STATUS_HANDLER) != 0) {
         return DECLINED;
     }
@@ -257,11 +262,26 @@ int scep_glue_status_handler(request_rec *r)
     if (!slots) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
+    /* Read as strictly as scep-challenge's: a scraper that asks for something this
+     * handler does not know learns it at once instead of parsing the wrong format. */
+    if (scep_params_parse(r->pool, r->args, &format, 1, &why) == APR_SUCCESS
+        && format.value && strcmp(format.value, "json") != 0
+        && strcmp(format.value, "prometheus") != 0) {
+        why = "parameter 'format' is neither json nor prometheus";
+    }
+    if (why) {
+        const char *body = apr_pstrcat(r->pool, "scep-status: ", why, "\n", NULL);
+
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SCEP00153: scep-status: %s in the "
+                      "query '%s'", why, ap_escape_logitem(r->pool, r->args));
+        r->status = HTTP_BAD_REQUEST;
+        return scep_glue_send(r, "text/plain", body, strlen(body));
+    }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (r->header_only) {
         return OK;
     }
-    if (r->args && strstr(r->args, "format=json")) {
+    if (format.value && strcmp(format.value, "json") == 0) {
         json(r);
     }
     else {

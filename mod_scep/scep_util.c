@@ -1,8 +1,10 @@
 /* Shared helpers of the core: formatting log lines for a host-supplied sink, draining
- * OpenSSL's error queue into those lines, and constant-time comparison of secrets. */
+ * OpenSSL's error queue into those lines, constant-time comparison of secrets, and the
+ * strict reading of the query strings of the operator-facing handlers. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <apr_strings.h>
 #include <openssl/crypto.h>
@@ -109,4 +111,105 @@ void scep_cli_say(const char *progname, const char *fmt, va_list ap)
     fprintf(stderr, "%s: ", progname);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+/* A name from the wire, fit for a log line and an error body: printable ASCII only, and
+ * short, since it only has to be recognised. */
+static const char *shown_name(apr_pool_t *p, const char *name, apr_size_t len)
+{
+    apr_size_t i, n = len > 32 ? 32 : len;
+    char *out = apr_palloc(p, n + 4);
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        out[i] = (char)(c > 0x20 && c < 0x7f && c != '\'' ? c : '?');
+    }
+    strcpy(out + n, len > n ? "..." : "");
+    return out;
+}
+
+apr_status_t scep_params_parse(apr_pool_t *p, const char *text, scep_param_t *params,
+                               apr_size_t count, const char **why)
+{
+    const char **found = apr_pcalloc(p, (count ? count : 1) * sizeof(*found));
+    const char *s = text;
+    apr_size_t i;
+
+    *why = NULL;
+    while (s && *s) {
+        const char *start = s, *eq = NULL, *name;
+        apr_size_t name_len, value_len, j;
+        char *value, *o;
+
+        while (*s && *s != '&') {
+            if (!eq && *s == '=') {
+                eq = s;
+            }
+            s++;
+        }
+        if (s == start) {
+            *why = "an empty parameter (two '&' in a row, or one at an end)";
+            return APR_EINVAL;
+        }
+        name = start;
+        name_len = (apr_size_t)((eq ? eq : s) - start);
+        for (i = 0; i < count; i++) {
+            if (strlen(params[i].name) == name_len
+                && strncasecmp(params[i].name, name, name_len) == 0) {
+                break;
+            }
+        }
+        if (i == count) {
+            *why = apr_psprintf(p, "unknown parameter '%s'", shown_name(p, name, name_len));
+            return APR_EINVAL;
+        }
+        if (found[i]) {
+            *why = apr_psprintf(p, "parameter '%s' given twice", params[i].name);
+            return APR_EINVAL;
+        }
+        if (!eq || eq + 1 == s) {
+            *why = apr_psprintf(p, "parameter '%s' has no value", params[i].name);
+            return APR_EINVAL;
+        }
+        /* decoding only shrinks, so the value's own length bounds the allocation */
+        value_len = (apr_size_t)(s - (eq + 1));
+        o = value = apr_palloc(p, value_len + 1);
+        for (j = 0; j < value_len; j++) {
+            const char *v = eq + 1 + j;
+            int hi, lo;
+
+            if (*v != '%') {
+                *o++ = *v;
+                continue;
+            }
+            if (value_len - j < 3 || (hi = scep_hex_digit((unsigned char)v[1])) < 0
+                || (lo = scep_hex_digit((unsigned char)v[2])) < 0) {
+                *why = apr_psprintf(p, "parameter '%s' has a bad or truncated %%-escape",
+                                    params[i].name);
+                return APR_EINVAL;
+            }
+            if ((hi | lo) == 0) {
+                /* a NUL would cut the value short where C reads it */
+                *why = apr_psprintf(p, "parameter '%s' holds an escaped NUL (%%00)",
+                                    params[i].name);
+                return APR_EINVAL;
+            }
+            *o++ = (char)((hi << 4) | lo);
+            j += 2;
+        }
+        *o = '\0';
+        found[i] = value;
+        if (*s == '&') {
+            s++;
+            if (!*s) {
+                *why = "an empty parameter (two '&' in a row, or one at an end)";
+                return APR_EINVAL;
+            }
+        }
+    }
+    for (i = 0; i < count; i++) {
+        params[i].value = found[i];
+    }
+    return APR_SUCCESS;
 }

@@ -47,4 +47,25 @@ void scep_cli_say(const char *progname, const char *fmt, va_list ap)
 /* The value of one hex digit, or -1. */
 int scep_hex_digit(int c);
 
+/* One parameter of an operator-facing handler (scep-challenge, scep-status): its name,
+ * lower case and matched without regard to letter case, and, once scep_params_parse has
+ * succeeded, its decoded value (NULL when absent). */
+typedef struct scep_param_t {
+    const char *name;
+    const char *value;
+} scep_param_t;
+
+/* Reads a query string ("name=value&name=value") strictly, for handlers whose
+ * parameters decide something: scep-challenge binds a challenge to what they say, so a
+ * parameter it cannot read must refuse the request, never count as absent.  Values are
+ * percent-decoded ('+' stays '+'; none of these values holds a space).
+ *
+ * APR_EINVAL, with a one-line reason in *why (printable ASCII, safe to log and to send
+ * back), for: an empty parameter ("a&&b", a leading or trailing '&'), a parameter
+ * without '=' or with an empty value, a name not among `params`, a name given twice (in
+ * any letter case), a bad or truncated %-escape, an escaped NUL (%00).  On failure no
+ * value is set.  `text` may be NULL or empty: no parameters.  Output in the pool. */
+apr_status_t scep_params_parse(apr_pool_t *p, const char *text, scep_param_t *params,
+                               apr_size_t count, const char **why);
+
 #endif
