@@ -94,7 +94,8 @@ static void usage(void)
         "  %s [-c] [-m SIZE] [-o USER] [-i|-b|-g|-n] [-1] [-a IP]... [-A] [-s SERIAL]\n"
         "          [-e EXPIRY] [-p PROFILE] [-t COMMENT] DBDIR FQDN [CHALLENGE]\n"
         "                        add or update a device (FQDN may be \"*\" or \"*.domain\")\n"
-        "  %s -D DBDIR FQDN      delete a device\n"
+        "  %s -D [-R [-r REASON]] DBDIR FQDN     delete a device; with -R, revoke its\n"
+        "                        certificates too (a wildcard would still renew them)\n"
         "  %s -d DBDIR FQDN      disable a device      %s -E DBDIR FQDN  enable it\n"
         "  %s -U DBDIR FQDN      unlock a name (clear its failure counter)\n"
         "  %s -v [-i|-b] DBDIR FQDN [CHALLENGE]   verify a challenge\n"
@@ -456,6 +457,7 @@ typedef struct opts_t {
     const char *revoke_serial;      /* -R by serial (hex, upper-case); else o->fqdn */
     const char *transaction_id;     /* -Y/-N: as given; o->fqdn too when it is one */
     int reason;                     /* -R: RFC 5280 CRLReason */
+    int revoke_too;                 /* -D -R: revoke the device's certificates as well */
     int approval;                   /* -W: 0 unset, 1 on, -1 off */
     apr_int64_t expires, ttl;
     int expires_set;
@@ -468,7 +470,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
     /* options each mode accepts beside its own letter */
     static const struct { int mode; const char *allowed; int min_args, max_args; } modes[] = {
         { 'a', "cmoibgn1aAseptW", 2, 3 },
-        { 'D', "", 2, 2 }, { 'd', "", 2, 2 }, { 'E', "", 2, 2 }, { 'U', "", 2, 2 },
+        { 'D', "r", 2, 2 }, { 'd', "", 2, 2 }, { 'E', "", 2, 2 }, { 'U', "", 2, 2 },
         { 'v', "ib", 2, 3 },
         { 'l', "j", 1, 2 }, { 'L', "j", 1, 2 }, { 'V', "", 1, 1 },
         { 'M', "Tpm", 1, 2 },
@@ -502,6 +504,12 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
         switch (c) {
         case 'D': case 'd': case 'E': case 'U': case 'v': case 'l': case 'L': case 'M':
         case 'I': case 'R': case 'P': case 'Y': case 'N': case 'V':
+            /* -D -R, in either order: one deletion that revokes too */
+            if ((o->mode == 'D' && c == 'R') || (o->mode == 'R' && c == 'D')) {
+                o->mode = 'D';
+                o->revoke_too = 1;
+                break;
+            }
             if (o->mode != 'a') {
                 return syntax("options -%c and -%c cannot be combined", o->mode, c);
             }
@@ -574,6 +582,9 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
             }
             return syntax("option -%c cannot be used with -%c", c, o->mode);
         }
+    }
+    if (o->mode == 'D' && o->seen['r'] && !o->revoke_too) {
+        return syntax("option -r needs -R (-D -R -r REASON deletes and revokes)");
     }
     nargs = argc - optind;
     if (o->mode == 'a' || o->mode == 'v') {
@@ -1035,6 +1046,94 @@ static int cmd_add(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     return fix_ownership(p, o);
 }
 
+/* ---- revoke ------------------------------------------------------------------------------ */
+
+static int collect_serial(void *baton, const scep_cert_rec_t *c)
+{
+    apr_array_header_t *serials = baton;
+
+    APR_ARRAY_PUSH(serials, const char *) = apr_pstrdup(serials->pool, c->serial);
+    return 0;
+}
+
+/* Revokes one certificate (`serial`), or every certificate of the name `fqdn`, inside
+ * the caller's write transaction, so that -R and -D -R share it and the module sees a
+ * whole change or none.  Counts the certificates revoked now and those revoked before;
+ * SCEP_DB_NOTFOUND for a serial that is not recorded. */
+static apr_status_t revoke_in(scep_txn_t *txn, apr_pool_t *p, const char *serial,
+                              const char *fqdn, int reason, apr_int64_t now, int *revoked,
+                              int *before)
+{
+    apr_array_header_t *serials = apr_array_make(p, 8, sizeof(const char *));
+    apr_status_t rv = APR_SUCCESS;
+    int already, i;
+
+    *revoked = *before = 0;
+    if (serial) {
+        APR_ARRAY_PUSH(serials, const char *) = serial;
+    }
+    else {
+        rv = scep_cert_foreach(txn, p, fqdn, collect_serial, serials);
+    }
+    for (i = 0; rv == APR_SUCCESS && i < serials->nelts; i++) {
+        rv = scep_cert_revoke(txn, p, APR_ARRAY_IDX(serials, i, const char *), now, reason,
+                              &already);
+        *revoked += rv == APR_SUCCESS && !already;
+        *before += rv == APR_SUCCESS && already;
+    }
+    return rv;
+}
+
+static void report_revoked(const opts_t *o, int revoked, int before)
+{
+    complain("revoked %d certificate%s of %s (%s); %d already revoked", revoked,
+             revoked == 1 ? "" : "s", o->fqdn, scep_revocation_reason_name(o->reason),
+             before);
+}
+
+/* Revokes one certificate, or every certificate of a device, in one write transaction. */
+static int cmd_revoke(apr_pool_t *p, const opts_t *o, apr_int64_t now)
+{
+    scep_db_t *db;
+    scep_txn_t *txn;
+    int revoked, before, rc;
+    apr_status_t rv;
+
+    if ((rc = open_db(p, o, 1, &db)) != RC_OK) {
+        return rc;
+    }
+    if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
+        return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
+    }
+    rv = revoke_in(txn, p, o->revoke_serial, o->fqdn, o->reason, now, &revoked, &before);
+    if (rv == SCEP_DB_NOTFOUND || (rv == APR_SUCCESS && revoked + before == 0)) {
+        scep_db_abort(txn);
+        if (o->revoke_serial) {
+            complain("no certificate with serial %s in %s", o->revoke_serial, o->dbdir);
+        }
+        else {
+            complain("no certificates issued to '%s' in %s", o->fqdn, o->dbdir);
+        }
+        return RC_ILLEGAL;
+    }
+    if (rv != APR_SUCCESS) {
+        scep_db_abort(txn);
+        return db_failed(p, o->dbdir, "cannot revoke", rv);
+    }
+    if ((rc = commit_unless_interrupted(p, o->dbdir, txn)) != RC_OK) {
+        return rc;
+    }
+    if (o->revoke_serial) {
+        complain(revoked ? "revoked certificate %s (%s)"
+                         : "certificate %s was already revoked (reason and time kept, not %s)",
+                 o->revoke_serial, scep_revocation_reason_name(o->reason));
+    }
+    else {
+        report_revoked(o, revoked, before);
+    }
+    return fix_ownership(p, o);
+}
+
 /* ---- delete, disable, enable, unlock --------------------------------------------------- */
 
 static int no_device(const opts_t *o)
@@ -1043,15 +1142,51 @@ static int no_device(const opts_t *o)
     return RC_ILLEGAL;
 }
 
+typedef struct valid_count_t {
+    apr_int64_t now;
+    int valid;
+} valid_count_t;
+
+static int count_valid(void *baton, const scep_cert_rec_t *c)
+{
+    valid_count_t *count = baton;
+
+    count->valid += !c->revoked_at && c->not_after > count->now;
+    return 0;
+}
+
+/* After -D of an exact name, inside the same transaction: the wildcard that still covers
+ * the name, if any (*cover), and how many of the name's certificates are unrevoked and
+ * unexpired (*valid), since those keep renewing through it. */
+static apr_status_t wildcard_after_delete(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                          apr_int64_t now, const char **cover, int *valid)
+{
+    valid_count_t count = { now, 0 };
+    scep_device_t *dev;
+    apr_status_t rv = scep_device_find(txn, p, fqdn, &dev);
+
+    if (rv == SCEP_DB_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_cert_foreach(txn, p, fqdn, count_valid, &count);
+    }
+    if (rv == APR_SUCCESS) {
+        *cover = dev->fqdn;
+        *valid = count.valid;
+    }
+    return rv;
+}
+
 static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
 {
     scep_db_t *db;
     scep_txn_t *txn;
     scep_device_t *dev;
     scep_failure_t f;
-    const char *done = NULL;
+    const char *done = NULL, *cover = NULL;
     apr_status_t rv;
-    int rc;
+    int rc, revoked = 0, before = 0, valid = 0;
 
     if ((rc = open_db(p, o, 1, &db)) != RC_OK) {
         return rc;
@@ -1075,6 +1210,12 @@ static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     case 'D':
         rv = scep_device_delete(txn, o->fqdn);
         done = apr_pstrcat(p, "deleted device ", o->fqdn, NULL);
+        if (rv == APR_SUCCESS && o->revoke_too) {
+            rv = revoke_in(txn, p, NULL, o->fqdn, o->reason, now, &revoked, &before);
+        }
+        if (rv == APR_SUCCESS && o->fqdn[0] != '*') {
+            rv = wildcard_after_delete(txn, p, o->fqdn, now, &cover, &valid);
+        }
         break;
     case 'd':
     case 'E':
@@ -1114,6 +1255,23 @@ static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         return rc;
     }
     complain("%s", done);
+    if (o->revoke_too) {
+        report_revoked(o, revoked, before);
+    }
+    if (cover) {
+        /* Deleting the name does not stop a wildcard: it authorises renewals of the
+         * name's certificates and new enrollments with its own challenge. */
+        if (valid) {
+            complain("note: '%s' still covers %s: its %d unrevoked certificate%s %s valid "
+                     "and renewable through that wildcard; revoke %s with -R %s (-D -R "
+                     "deletes and revokes in one step)", cover, o->fqdn, valid, valid == 1 ? "" : "s",
+                     valid == 1 ? "stays" : "stay", valid == 1 ? "it" : "them", o->fqdn);
+        }
+        else {
+            complain("note: '%s' still covers %s: the name can enroll again with that "
+                     "wildcard's challenge", cover, o->fqdn);
+        }
+    }
     return fix_ownership(p, o);
 }
 
@@ -1691,75 +1849,6 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
         return rc;
     }
     return ctx.problems ? RC_INVALID : RC_OK;
-}
-
-/* ---- revoke ------------------------------------------------------------------------------ */
-
-static int collect_serial(void *baton, const scep_cert_rec_t *c)
-{
-    apr_array_header_t *serials = baton;
-
-    APR_ARRAY_PUSH(serials, const char *) = apr_pstrdup(serials->pool, c->serial);
-    return 0;
-}
-
-/* Revokes one certificate, or every certificate of a device, in one write transaction:
- * the module sees the whole revocation or none of it. */
-static int cmd_revoke(apr_pool_t *p, const opts_t *o, apr_int64_t now)
-{
-    scep_db_t *db;
-    scep_txn_t *txn;
-    apr_array_header_t *serials = apr_array_make(p, 8, sizeof(const char *));
-    int revoked = 0, before = 0, already, rc, i;
-    apr_status_t rv;
-
-    if ((rc = open_db(p, o, 1, &db)) != RC_OK) {
-        return rc;
-    }
-    if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
-        return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
-    }
-    if (o->revoke_serial) {
-        APR_ARRAY_PUSH(serials, const char *) = o->revoke_serial;
-        rv = APR_SUCCESS;
-    }
-    else {
-        rv = scep_cert_foreach(txn, p, o->fqdn, collect_serial, serials);
-    }
-    for (i = 0; rv == APR_SUCCESS && i < serials->nelts; i++) {
-        rv = scep_cert_revoke(txn, p, APR_ARRAY_IDX(serials, i, const char *), now,
-                              o->reason, &already);
-        revoked += rv == APR_SUCCESS && !already;
-        before += rv == APR_SUCCESS && already;
-    }
-    if (rv == SCEP_DB_NOTFOUND || (rv == APR_SUCCESS && serials->nelts == 0)) {
-        scep_db_abort(txn);
-        if (o->revoke_serial) {
-            complain("no certificate with serial %s in %s", o->revoke_serial, o->dbdir);
-        }
-        else {
-            complain("no certificates issued to '%s' in %s", o->fqdn, o->dbdir);
-        }
-        return RC_ILLEGAL;
-    }
-    if (rv != APR_SUCCESS) {
-        scep_db_abort(txn);
-        return db_failed(p, o->dbdir, "cannot revoke", rv);
-    }
-    if ((rc = commit_unless_interrupted(p, o->dbdir, txn)) != RC_OK) {
-        return rc;
-    }
-    if (o->revoke_serial) {
-        complain(revoked ? "revoked certificate %s (%s)"
-                         : "certificate %s was already revoked (reason and time kept, not %s)",
-                 o->revoke_serial, scep_revocation_reason_name(o->reason));
-    }
-    else {
-        complain("revoked %d certificate%s of %s (%s); %d already revoked", revoked,
-                 revoked == 1 ? "" : "s", o->fqdn, scep_revocation_reason_name(o->reason),
-                 before);
-    }
-    return fix_ownership(p, o);
 }
 
 /* ---- requests held for approval ------------------------------------------------------ */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# scepreg, the registration tool, through its command line only (no httpd): every command
+# scepreg, the registration tool, through its command line (httpd only at the end): every command
 # and option, every exit status, CSV import (good, bad, -k, 50,000 rows), concurrent
 # writers, interruption (nothing written), map growth and a full map, damaged databases,
-# and file ownership when run as root.
+# and file ownership when run as root.  At the end, with httpd: -D of a name that a
+# wildcard covers says so, and -D -R revokes what would otherwise still renew.
 source "$(dirname "$0")/lib.sh"
 t_init
 SCEPREG=${SCEPREG:-$TOP/scepreg}
@@ -561,4 +562,77 @@ else
 fi
 
 rm -f "$T/big.csv" "$T/nochal.csv" "$T/good.csv" "$T/bad.csv"
+
+# ---- issue 15, point 13: -D of a name that a wildcard covers ------------------------------
+# The only part of this test with httpd: what -D says must hold for a real renewal.
+require_module
+require_probe
+field() { sed -n "s/^$2=//p" "$T/$1.out" | head -1; }   # lib.sh's again, for the probe
+make_pki "$T/pki13" Wild
+RA13=$T/pki13/ra.pem
+CA13=$T/pki13/ca.pem
+WDB=$T/wild
+reg -c -b "$WDB" '*.fleet.example.net' "$(secret)"
+expect_rc 0 "point13: a wildcard registration"
+CHW1=$(secret)
+CHW2=$(secret)
+reg -b "$WDB" w1.fleet.example.net "$CHW1" && reg -b "$WDB" w2.fleet.example.net "$CHW2"
+expect_rc 0 "point13: two names under it, each with its own challenge"
+httpd_conf "$(scep_location /scep "$T/pki13" ra "ScepDeviceDB $WDB")"
+httpd_start || t_done
+renew13() {   # renew13 NAME OLD FQDN: a RenewalReq signed with OLD's certificate and key
+    cp "$T/$2.key" "$T/$1.key"
+    cp "$T/$2.pem" "$T/$1.selfsigned.pem"
+    probe_request "$1" "$RA13" --cert "$T/$1.selfsigned.pem" --msgtype 17 --no-challenge \
+        --san-dns "$3"
+    send_request "$1" /scep POST
+}
+for n in 1 2; do
+    chal_var=CHW$n
+    probe_enrollment_request "w$n" "$RA13" --challenge "${!chal_var}" --san-dns "w$n.fleet.example.net"
+    send_request "w$n" /scep POST
+    check_success "w$n" "$RA13" "$CA13" "point13: w$n enrolls with its own challenge" \
+        || die "w$n has no certificate"
+done
+
+reg -D "$WDB" w1.fleet.example.net
+expect_rc 0 "point13: -D of a name a wildcard covers"
+expect_file_contains "$T/err" "'*.fleet.example.net' still covers w1.fleet.example.net" \
+    "point13: -D names the wildcard that still covers the name"
+expect_file_contains "$T/err" "its 1 unrevoked certificate stays valid and renewable" \
+    "point13: -D says the certificates stay valid and renewable"
+expect_file_contains "$T/err" "-D -R" "point13: -D tells how to revoke them as well"
+renew13 w1r w1 w1.fleet.example.net
+check_success w1r "$RA13" "$CA13" "point13: as the note says, w1 still renews through the wildcard" || true
+
+reg -D -R -r keyCompromise "$WDB" w2.fleet.example.net
+expect_rc 0 "point13: -D -R deletes and revokes in one command"
+expect_file_contains "$T/err" "revoked 1 certificate of w2.fleet.example.net (keyCompromise); 0 already revoked" \
+    "point13: -D -R reports the revocation as -R does"
+expect_file_contains "$T/err" "'*.fleet.example.net' still covers w2.fleet.example.net" \
+    "point13: -D -R still names the covering wildcard"
+reg -l "$WDB" w2.fleet.example.net
+expect_rc 6 "point13: the registration is gone"
+expect_match "$(timeout 60 "$SCEPREG" -L "$WDB" w2.fleet.example.net | tail -n +2)" \
+    $'\t20[0-9-]+T[0-9:]+Z\tkeyCompromise$' "point13: its certificate is listed as revoked"
+renew13 w2r w2 w2.fleet.example.net
+expect_failure w2r "$RA13" 2 "point13: after -D -R the renewal through the wildcard is refused" || true
+expect_log "SCEP00217: .*$(openssl x509 -in "$T/w2.pem" -noout -serial | sed 's/^serial=//') of w2.fleet.example.net was revoked" \
+    "point13: the refusal names the revoked certificate"
+
+reg -R -D "$WDB" w1.fleet.example.net
+expect_rc 6 "point13: -R -D of a name already deleted: no such device, nothing revoked"
+expect_eq "$(timeout 60 "$SCEPREG" -L "$WDB" w1.fleet.example.net | tail -n +2 | grep -c $'\tno\t')" 2 \
+    "point13: ... and w1's two certificates stay unrevoked"
+reg -D -r superseded "$WDB" w1.fleet.example.net
+expect_rc 2 "point13: -D -r without -R"
+reg -b "$WDB" solo.example.org "$(secret)"
+reg -D "$WDB" solo.example.org
+expect_rc 0 "point13: -D of a name no wildcard covers"
+if grep -q "still covers" "$T/err"; then
+    fail "point13: -D adds the wildcard note where no wildcard covers the name"
+else
+    pass "point13: no wildcard note where no wildcard covers the name"
+fi
+check_error_log '\[scep:warn\] .*SCEP00217: '
 t_done
