@@ -167,8 +167,9 @@ mkdir -p "$(dirname "$DB")"
 sed -e "s#/etc/apache2/scep/#$STATE/#g" -e "s#/var/lib/scep/devices#$DB#g" \
     "$REPO/conf-examples/scep-minimal.conf" > scep.conf.new
 if ! grep -q "ScepCAKeyFile[[:space:]]*$STATE/ca.key" scep.conf.new \
-        || ! grep -q "ScepDeviceDB[[:space:]]*$DB\$" scep.conf.new; then
-    die "conf-examples/scep-minimal.conf no longer has the paths this script replaces"
+        || ! grep -q "ScepDeviceDB[[:space:]]*$DB\$" scep.conf.new \
+        || ! grep -q "^[[:space:]]*RequestReadTimeout .*body=" scep.conf.new; then
+    die "conf-examples/scep-minimal.conf no longer has the paths this script replaces, or its RequestReadTimeout"
 fi
 mv -f scep.conf.new scep.conf
 
@@ -185,6 +186,9 @@ mv -f scep.conf.new scep.conf
     echo
     echo "LoadModule mpm_event_module $MODDIR/mod_mpm_event.so"
     echo "LoadModule authz_core_module $MODDIR/mod_authz_core.so"
+    echo "# Closes the connections of clients that send too slowly (RequestReadTimeout"
+    echo "# in scep.conf): 400 workers would otherwise be held by 400 slow clients."
+    echo "LoadModule reqtimeout_module $MODDIR/mod_reqtimeout.so"
     echo "LoadModule scep_module \"$MODULE\""
     echo
     if (( IS_ROOT )); then
@@ -197,7 +201,7 @@ mv -f scep.conf.new scep.conf
     echo
     echo "# Both logs go to this terminal."
     echo "ErrorLog /dev/stderr"
-    echo "LogLevel warn scep:info"
+    echo "LogLevel warn scep:info reqtimeout:info"
     echo "LogFormat \"%h %m %U %>s %b %{ms}Tms scep=%{scep-outcome}n\" scep"
     echo "CustomLog /dev/stdout scep"
     echo
