@@ -5,7 +5,12 @@
  *
  * Answers plain text (the challenge alone), JSON (format=json or Accept:
  * application/json), or, for MDMs written against Microsoft NDES, the page shape of
- * /certsrv/mscep_admin (format=mscep, or a path ending in mscep_admin). */
+ * /certsrv/mscep_admin (format=mscep, or a path ending in mscep_admin).
+ *
+ * The parameters bind the challenge, so they are read strictly: one that is present but
+ * cannot be decoded or used, an unknown or repeated one, or a request body refuses the
+ * request with 400 and mints nothing.  Reading one as absent would mint a challenge for
+ * any name where the caller asked for one name. */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
