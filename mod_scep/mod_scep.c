@@ -76,6 +76,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_MEMBER(SET_CHECK_ADDRESS, registrations.check_client_address);
     MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_failures);
     MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_seconds);
+    MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_shared_failures);
     MERGE_MEMBER(SET_TXN_WINDOW, registrations.transaction_window);
     MERGE_MEMBER(SET_RENEWAL_GRACE, registrations.renewal_grace);
     MERGE_MEMBER(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
@@ -112,6 +113,7 @@ void scep_glue_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *ou
     TAKE(SET_CHECK_ADDRESS, registrations.check_client_address);
     TAKE(SET_LOCKOUT, registrations.lockout_failures);
     TAKE(SET_LOCKOUT, registrations.lockout_seconds);
+    TAKE(SET_LOCKOUT, registrations.lockout_shared_failures);
     TAKE(SET_TXN_WINDOW, registrations.transaction_window);
     TAKE(SET_RENEWAL_GRACE, registrations.renewal_grace);
     TAKE(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
@@ -451,28 +453,37 @@ static const char *set_profile_name(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
-static const char *set_lockout(cmd_parms *cmd, void *dconf, const char *count,
-                               const char *seconds)
+static const char *set_lockout(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
 {
     scep_dir_conf_t *conf = dconf;
-    long failures = 0, secs = 900;
+    long failures = 0, secs = 900, shared = 0;
     const char *err;
 
     if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
-    if (strcasecmp(count, "off") == 0) {
-        if (seconds) {
+    if (argc < 1 || argc > 3) {
+        return "ScepLockout takes failures [seconds [wildcard-failures]], or Off";
+    }
+    if (strcasecmp(argv[0], "off") == 0) {
+        if (argc > 1) {
             return "ScepLockout: Off takes no duration";
         }
     }
-    else if ((err = set_positive(cmd, count, 1000, &failures)) != NULL
-             || (seconds && (err = set_positive(cmd, seconds, 30L * 24 * 3600, &secs))
-                 != NULL)) {
+    else if ((err = set_positive(cmd, argv[0], 1000, &failures)) != NULL
+             || (argc > 1 && (err = set_positive(cmd, argv[1], 30L * 24 * 3600, &secs))
+                 != NULL)
+             || (argc > 2 && (err = set_positive(cmd, argv[2], 1000000, &shared)) != NULL)) {
         return err;
+    }
+    if (argc > 2 && shared < failures) {
+        return "ScepLockout: the failures that lock a wildcard cannot be fewer than those "
+               "that lock one name";
     }
     conf->profile.registrations.lockout_failures = (int)failures;
     conf->profile.registrations.lockout_seconds = secs;
+    conf->profile.registrations.lockout_shared_failures =
+        argc > 2 ? (int)shared : (int)failures * SCEP_LOCKOUT_SHARED_FACTOR;
     conf->set |= SET_LOCKOUT;
     return NULL;
 }
@@ -599,9 +610,9 @@ static const command_rec scep_cmds[] = {
                   "the profile this endpoint serves, as registrations name it"),
     AP_INIT_FLAG("ScepCheckClientAddress", set_flag, (void *)SET_CHECK_ADDRESS, DIR_CONTEXT,
                  "On: a registered IP may match the client address (default Off)"),
-    AP_INIT_TAKE12("ScepLockout", set_lockout, NULL, DIR_CONTEXT,
-                   "failures before a name is locked out, and for how many seconds "
-                   "(default 5 900), or Off"),
+    AP_INIT_TAKE_ARGV("ScepLockout", set_lockout, NULL, DIR_CONTEXT,
+                      "failures before a name is locked out, for how many seconds, and "
+                      "failures before a wildcard's challenge is (default 5 900 50), or Off"),
     AP_INIT_TAKE1("ScepTransactionWindow", set_seconds, (void *)&transaction_window_secs,
                   DIR_CONTEXT,
                   "seconds a transactionID stays bound to its request (default 604800)"),

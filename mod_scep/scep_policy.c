@@ -3,6 +3,7 @@
  * The read that decides and the write that records are separate transactions so that
  * no certificate is signed while LMDB's write lock is held; scep_policy_record therefore
  * re-checks everything another request could have changed in between. */
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -486,28 +487,58 @@ static const char *registration_problem(apr_pool_t *p, const scep_policy_conf_t 
 
 /* ---- lockout ----------------------------------------------------------------------
  * A wrong guess is counted against the requested name, so that one device guessing at a
- * wildcard's challenge locks out only its own name.  Two rules keep that honest:
+ * wildcard's challenge locks out only its own name; under a wildcard it also counts
+ * against the wildcard, whose challenge is one secret for every name it covers, with a
+ * higher threshold (lockout_shared_failures): otherwise new names would give an attacker
+ * failures-1 guesses each.  Three rules keep that honest:
  * - The guess is judged inside the write transaction that counts it, after that
- *   transaction has seen the name unlocked: concurrent guesses queue on LMDB's write
- *   lock, so however requests are spread over connections and processes, at most
- *   ScepLockout's count of wrong guesses is judged per lockout period.  The PBKDF2 of a
- *   guess (0.15 ms) is the only cryptography held under the write lock; the right
+ *   transaction has seen the name and its wildcard unlocked: concurrent guesses queue on
+ *   LMDB's write lock, so however requests are spread over connections and processes,
+ *   no more guesses are judged per lockout period than the thresholds allow.  The PBKDF2
+ *   of a guess (0.15 ms) is the only cryptography held under the write lock; the right
  *   challenge that this process verified before is recognised without it and needs no
  *   write (the record's transaction re-checks the lock).
  * - The records are bounded whatever the traffic: they take at most an eighth of the
  *   map (FAILURE_RECORD_BYTES each).  When that is reached, records that neither lock
- *   nor count any more are purged; if that is not enough, the failures of names that
- *   have no record yet are counted against their registration (the wildcard), which
- *   then locks out every name it covers: a flood of wrong guesses costs availability,
- *   never the database. */
+ *   nor count any more are purged, by each process at most once a FAILURE_PURGE_INTERVAL
+ *   (a walk of the whole table holds the write lock: 37 ms for 262,144 records); past the
+ *   cap, the failures of names that have no record yet are counted against their
+ *   registration alone: a flood of wrong guesses costs availability, never the database.
+ * - A record keeps the longest lockout period that counted in it, so that an endpoint
+ *   with a short period never forgets what one with a long period relies on. */
 #define FAILURE_RECORD_BYTES 512
 #define FAILURE_RECORDS_MIN 64
+#define FAILURE_PURGE_INTERVAL 60
+
+static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
+static apr_int64_t last_purge;
 
 static apr_size_t failure_record_cap(scep_db_t *db)
 {
     apr_size_t cap = scep_db_map_size(db) / 8 / FAILURE_RECORD_BYTES;
 
     return cap < FAILURE_RECORDS_MIN ? FAILURE_RECORDS_MIN : cap;
+}
+
+/* Whether this process walks the records now. */
+static int purge_due(apr_int64_t now)
+{
+    int due;
+
+    pthread_mutex_lock(&purge_lock);
+    due = last_purge == 0 || now - last_purge >= FAILURE_PURGE_INTERVAL || now < last_purge;
+    if (due) {
+        last_purge = now;
+    }
+    pthread_mutex_unlock(&purge_lock);
+    return due;
+}
+
+static int shared_threshold(const scep_policy_conf_t *conf)
+{
+    return conf->lockout_shared_failures > 0
+           ? conf->lockout_shared_failures
+           : conf->lockout_failures * SCEP_LOCKOUT_SHARED_FACTOR;
 }
 
 /* Why `key` is locked at `now`, or NULL; a record that cannot be read is an error. */
@@ -540,56 +571,59 @@ static apr_status_t locked_out(apr_pool_t *p, scep_txn_t *txn, const char *fqdn,
     return rv;
 }
 
-/* The record a failure of `fqdn` counts against: its own, unless the records are at their
- * cap even after a purge (see above). */
-static apr_status_t failure_scope(apr_pool_t *p, scep_txn_t *txn, scep_db_t *db,
-                                  const scep_policy_conf_t *conf, const char *fqdn,
-                                  const char *registration, apr_int64_t now,
-                                  const char **scope)
+/* Whether a failure of `fqdn` gets a record of its own: always when it has one, else
+ * while the records are under their cap (after a purge, when one is due). */
+static apr_status_t name_counts(apr_pool_t *p, scep_txn_t *txn, scep_db_t *db,
+                                const scep_policy_conf_t *conf, const char *fqdn,
+                                apr_int64_t now, int *own)
 {
     scep_failure_t f;
     apr_size_t count, removed, cap = failure_record_cap(db);
     apr_status_t rv = scep_failure_get(txn, fqdn, &f);
 
-    *scope = fqdn;
-    if (rv != SCEP_DB_NOTFOUND || !registration || strcmp(registration, fqdn) == 0) {
-        return rv == SCEP_DB_NOTFOUND ? APR_SUCCESS : rv;
+    *own = 1;
+    if (rv != SCEP_DB_NOTFOUND) {
+        return rv;
     }
     if ((rv = scep_failure_count(txn, &count)) != APR_SUCCESS || count < cap) {
         return rv;
     }
-    rv = scep_failure_purge(txn, p, now, conf->lockout_seconds, &removed);
-    if (rv == APR_SUCCESS && (rv = scep_failure_count(txn, &count)) == APR_SUCCESS
-        && count >= cap) {
-        *scope = registration;
+    if (purge_due(now)) {
+        rv = scep_failure_purge(txn, p, now, conf->lockout_seconds, &removed);
+        if (rv == APR_SUCCESS) {
+            rv = scep_failure_count(txn, &count);
+        }
     }
+    *own = count < cap;
     return rv;
 }
 
-/* Counts one failure against `scope` in `txn`.  The count restarts with each lockout so
- * that the next lockout again takes that many failures, and after a lockout period without
- * a failure. */
+/* Counts one failure against `key` in `txn`, locking it at `threshold`.  The count
+ * restarts with each lockout, so that the next lockout again takes that many failures,
+ * and after a lockout period without a failure. */
 static apr_status_t count_failure(apr_pool_t *p, scep_txn_t *txn,
-                                  const scep_policy_conf_t *conf, const char *scope,
-                                  apr_int64_t now)
+                                  const scep_policy_conf_t *conf, const char *key,
+                                  int threshold, apr_int64_t now)
 {
     scep_failure_t f;
-    apr_status_t rv = scep_failure_get(txn, scope, &f);
+    apr_status_t rv = scep_failure_get(txn, key, &f);
 
     if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
         return rv;
     }
-    /* failures a lockout period apart are forgotten, as a purge would */
-    if (f.locked_until <= now && f.last + conf->lockout_seconds <= now) {
+    if (f.period < conf->lockout_seconds) {
+        f.period = conf->lockout_seconds;
+    }
+    if (f.locked_until <= now && f.last + f.period <= now) {
         f.count = 0;
     }
     f.count++;
     f.last = now;
-    if (f.count >= conf->lockout_failures) {
+    if (f.count >= threshold) {
         f.locked_until = now + conf->lockout_seconds;
         f.count = 0;
     }
-    return scep_failure_put(txn, p, scope, &f);
+    return scep_failure_put(txn, p, key, &f);
 }
 
 /* Judges what the device proves (`judge` returns why it fails, or NULL) under the lockout
@@ -604,14 +638,16 @@ static apr_status_t judge_under_lockout(apr_pool_t *p, scep_db_t *db,
                                         apr_int64_t now, const char **why)
 {
     scep_txn_t *txn;
-    const char *locked = NULL, *scope, *problem;
+    const char *locked = NULL, *problem;
+    int own, wildcard = registration && strcmp(registration, fqdn) != 0;
     apr_status_t rv;
 
-    if (conf->lockout_failures <= 0 || (remembered && !judge(p, baton))) {
-        /* nothing to count, or the right challenge: the record re-checks the lock */
-        problem = conf->lockout_failures <= 0 ? judge(p, baton) : NULL;
-        *why = problem;
-        return problem ? SCEP_POLICY_DENIED : APR_SUCCESS;
+    if (conf->lockout_failures <= 0) {
+        *why = judge(p, baton);        /* nothing to count */
+        return *why ? SCEP_POLICY_DENIED : APR_SUCCESS;
+    }
+    if (remembered && !(*why = judge(p, baton))) {
+        return APR_SUCCESS;             /* the record re-checks the lock */
     }
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
         return rv;
@@ -624,12 +660,16 @@ static apr_status_t judge_under_lockout(apr_pool_t *p, scep_db_t *db,
     }
     if (!(problem = judge(p, baton))) {
         scep_db_abort(txn);             /* nothing written: no sync */
+        *why = NULL;
         return APR_SUCCESS;
     }
     *why = problem;
-    rv = failure_scope(p, txn, db, conf, fqdn, registration, now, &scope);
-    if (rv == APR_SUCCESS) {
-        rv = count_failure(p, txn, conf, scope, now);
+    rv = name_counts(p, txn, db, conf, fqdn, now, &own);
+    if (rv == APR_SUCCESS && (own || !wildcard)) {
+        rv = count_failure(p, txn, conf, fqdn, conf->lockout_failures, now);
+    }
+    if (rv == APR_SUCCESS && wildcard) {
+        rv = count_failure(p, txn, conf, registration, shared_threshold(conf), now);
     }
     if (rv != APR_SUCCESS) {
         scep_db_abort(txn);
@@ -639,10 +679,11 @@ static apr_status_t judge_under_lockout(apr_pool_t *p, scep_db_t *db,
     return rv == APR_SUCCESS ? SCEP_POLICY_DENIED : rv;
 }
 
-/* The registration that applies to `fqdn`, unless the name is locked out or none applies
- * (SCEP_POLICY_DENIED with *why). */
+/* The registration that applies to `fqdn`, unless none applies or (with `lockable`) the
+ * name is locked out: SCEP_POLICY_DENIED with *why. */
 static apr_status_t find_registration(apr_pool_t *p, scep_txn_t *txn, const char *fqdn,
-                                      apr_int64_t now, scep_device_t **dev, const char **why)
+                                      int lockable, apr_int64_t now, scep_device_t **dev,
+                                      const char **why)
 {
     const char *locked = NULL;
     apr_status_t rv = scep_device_find(txn, p, fqdn, dev);
@@ -651,7 +692,7 @@ static apr_status_t find_registration(apr_pool_t *p, scep_txn_t *txn, const char
         *why = apr_psprintf(p, "no registration applies to %s", fqdn);
         return SCEP_POLICY_DENIED;
     }
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && lockable) {
         rv = locked_out(p, txn, fqdn, (*dev)->fqdn, now, &locked);
     }
     if (rv == APR_SUCCESS && locked) {
@@ -759,7 +800,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
         *why = "the request names no host (no dNSName SAN, unstructuredName or host-name CN)";
         return SCEP_POLICY_DENIED;
     }
-    rv = find_registration(p, txn, *fqdn, now, &dev, why);
+    rv = find_registration(p, txn, *fqdn, 1, now, &dev, why);
     scep_db_abort(txn);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -842,7 +883,10 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
                             "issued to %s", *fqdn, signer_serial, old->fqdn ? old->fqdn : "?");
         return SCEP_POLICY_DENIED;
     }
-    rv = find_registration(p, txn, *fqdn, now, &dev, why);
+    /* The certificate is the proof: a lockout of the challenge does not stop it, unless
+     * the challenge is asked for too.  Otherwise anyone knowing a name (it is in the
+     * certificate) could keep the device from renewing with a few wrong guesses. */
+    rv = find_registration(p, txn, *fqdn, conf->renewal_challenge, now, &dev, why);
     scep_db_abort(txn);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -1034,8 +1078,9 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
     apr_status_t rv = APR_SUCCESS;
 
     /* A lockout set since the decision refuses the right challenge too; an operator's
-     * approval was decided before it. */
-    if (consume && grant->kind != SCEP_GRANT_MINTED) {
+     * approval was decided before it, and a renewal without a challenge is not one. */
+    if (consume && grant->kind != SCEP_GRANT_MINTED
+        && (grant->kind != SCEP_GRANT_RENEWAL || conf->renewal_challenge)) {
         rv = locked_out(p, txn, grant->identity.fqdn, grant->registration, now, &locked);
         if (rv == APR_SUCCESS && locked) {
             *why = locked;
@@ -1234,6 +1279,7 @@ static scep_grant_t *grant_of(apr_pool_t *p, const scep_transaction_t *t)
     g->renews = t->renews;
     g->held = 1;
     g->upstream_pending = t->upstream_pending;
+    g->legacy_upstream_id = !t->endpoint;
     return g;
 }
 
@@ -1256,16 +1302,13 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     rv = signer_key ? scep_transaction_get_for(txn, p, transaction_id, signer_key, &t)
                     : scep_transaction_get(txn, p, transaction_id, &t);
     /* Only a record from before requesters were kept can be another key's: it answers
-     * the key it recorded, and a certificate it holds is not handed to a mere poll. */
+     * the key it recorded, and a certificate it holds is not handed to a mere poll (the
+     * request itself, sent again, still gets it).  To anyone else it is not there, as
+     * another requester's transaction is not. */
     if (rv == APR_SUCCESS && t->bare_key && signer_key
         && (!t->has_signer_key
             || memcmp(signer_key, t->signer_key, SCEP_REQUEST_DIGEST_LEN) != 0)) {
-        scep_db_abort(txn);
-        *why = t->has_signer_key
-               ? "the poll is signed with another key than the request it asks about"
-               : "the transaction was recorded without its requester's key: only the "
-                 "request itself, sent again, gets its certificate";
-        return SCEP_POLICY_DENIED;
+        rv = SCEP_DB_NOTFOUND;
     }
     if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_ISSUED) == 0) {
         rv = issued_certificate(p, txn, t, der, der_len);

@@ -23,6 +23,9 @@ typedef struct scep_policy_conf_t {
     int check_client_address;          /* a registered IP may match the client address */
     int lockout_failures;              /* 0 = no lockout */
     apr_int64_t lockout_seconds;
+    /* A wildcard's challenge is one secret for every name it covers: the failures of all
+     * its names together lock it after this many (ScepLockout's third number). */
+    int lockout_shared_failures;
     /* How long a transactionID stays bound to its request.  Clients derive it from the
      * key (RFC 8894 recommends a hash of it), so after this a new request with the same
      * key starts a new transaction instead of being refused forever. */
@@ -37,6 +40,7 @@ typedef struct scep_policy_conf_t {
 } scep_policy_conf_t;
 
 #define SCEP_TRANSACTION_WINDOW_DEFAULT (7 * 24 * 3600)
+#define SCEP_LOCKOUT_SHARED_FACTOR 10  /* default lockout_shared_failures per failures */
 #define SCEP_PENDING_TIMEOUT_DEFAULT (7 * 24 * 3600)
 
 /* The names a certificate is issued for when a registration forces them. */
@@ -65,6 +69,8 @@ typedef struct scep_grant_t {
     int needs_approval;                /* hold it (scep_policy_hold) instead of issuing */
     int held;                          /* approved after a hold: scep_policy_record_approved */
     int upstream_pending;              /* held: the upstream CA has it and said PENDING */
+    int legacy_upstream_id;            /* held before upstream transactionIDs were
+                                        * derived: the upstream knows the device's own */
 } scep_grant_t;
 
 /* The FQDN a request asks for: its first dNSName SAN, else unstructuredName, else a

@@ -34,6 +34,7 @@ void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p)
     profile->max_message_size = 128 * 1024;
     profile->registrations.lockout_failures = 5;
     profile->registrations.lockout_seconds = 15 * 60;
+    profile->registrations.lockout_shared_failures = 5 * SCEP_LOCKOUT_SHARED_FACTOR;
     profile->registrations.transaction_window = SCEP_TRANSACTION_WINDOW_DEFAULT;
     profile->registrations.renewal_grace = 0;
     profile->crl_validity = SCEP_CRL_VALIDITY_DEFAULT;
@@ -630,6 +631,64 @@ static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t 
                          const unsigned char *digest, const char *state, const char *why);
 static apr_status_t send_pending(op_ctx_t *c);
 
+/* Whether the upstream may see this request: it issues what the request asks for, so the
+ * request may ask for the registered device only.  Else the FAILURE is made (*rv). */
+static int forwardable(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t *grant,
+                       apr_status_t *rv)
+{
+    const char *refused = NULL;
+
+    switch (scep_policy_forward_check(c->p, &grant->identity, csr, &refused)) {
+    case SCEP_POLICY_FWD_OK:
+        return 1;
+    case SCEP_POLICY_FWD_NAME:
+        *rv = fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00405",
+                   apr_psprintf(c->p, "the request also asks for %s, which the "
+                                "registration %s does not hold, and the upstream CA would "
+                                "certify it", refused, grant->registration
+                                ? grant->registration : grant->identity.fqdn));
+        return 0;
+    default:
+        *rv = fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00420",
+                   apr_psprintf(c->p, "the request asks for %s, which a forwarding "
+                                "gateway never lets through to the upstream CA "
+                                "(registration %s)", refused, grant->registration
+                                ? grant->registration : grant->identity.fqdn));
+        return 0;
+    }
+}
+
+/* The transactionID the gateway uses upstream.  There every device behind the gateway is
+ * one requester, its RA key, so the device's own ID (derived from a public key anyone can
+ * read) would let one device take another's transaction upstream: the ID is derived from
+ * the requester and its ID instead.  Requests held before keep the ID the upstream knows. */
+static const char *upstream_transaction_id(op_ctx_t *c, const scep_grant_t *grant)
+{
+    unsigned char md[32];
+    unsigned int len = sizeof(md);
+    EVP_MD_CTX *ctx;
+    char hex[2 * sizeof(md) + 1];
+    int ok, i;
+
+    if (grant->held && grant->legacy_upstream_id) {
+        return c->msg->transaction_id;
+    }
+    ctx = EVP_MD_CTX_new();
+    ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
+         && EVP_DigestUpdate(ctx, c->requester, sizeof(c->requester)) == 1
+         && EVP_DigestUpdate(ctx, c->msg->transaction_id,
+                             strlen(c->msg->transaction_id)) == 1
+         && EVP_DigestFinal_ex(ctx, md, &len) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        return NULL;
+    }
+    for (i = 0; i < (int)sizeof(md); i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02X", md[i]);
+    }
+    return apr_pstrdup(c->p, hex);
+}
+
 /* The upstream CA's answer for an admitted request: APR_SUCCESS with *issued, or the
  * reply made (PENDING when the upstream has not issued yet or cannot be reached, so that
  * nothing is lost; FAILURE when it refused). */
@@ -637,7 +696,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
                             const unsigned char *digest, X509 **issued)
 {
     scep_forward_result_t fwd;
-    const char *refused;
+    const char *upstream_id;
     apr_status_t rv;
 
     *issued = NULL;
@@ -651,30 +710,19 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
         c->reply->outcome = "error";
         return APR_EGENERAL;
     }
-    /* The upstream issues what the request asks for: it may ask for the device only. */
-    switch (scep_policy_forward_check(c->p, &grant->identity, csr, &refused)) {
-    case SCEP_POLICY_FWD_OK:
-        break;
-    case SCEP_POLICY_FWD_NAME:
-        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00405",
-                    apr_psprintf(c->p, "the request also asks for %s, which the "
-                                 "registration %s does not hold, and the upstream CA would "
-                                 "certify it", refused, grant->registration
-                                 ? grant->registration : grant->identity.fqdn));
-    default:
-        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00420",
-                    apr_psprintf(c->p, "the request asks for %s, which a forwarding "
-                                 "gateway never lets through to the upstream CA "
-                                 "(registration %s)", refused, grant->registration
-                                 ? grant->registration : grant->identity.fqdn));
+    if (!forwardable(c, csr, grant, &rv)) {
+        return rv;
+    }
+    if (!(upstream_id = upstream_transaction_id(c, grant))) {
+        return db_failure(c, APR_EGENERAL, "deriving the upstream transactionID");
     }
     /* Once the upstream has the request and said PENDING, it is asked with CertPoll;
      * before that (it was down), the request itself goes again. */
     rv = grant->held && grant->upstream_pending
          ? scep_upstream_poll(c->p, c->profile->upstream, csr->req, csr->public_key,
-                              c->msg->transaction_id, c->log, &fwd)
+                              upstream_id, c->log, &fwd)
          : scep_upstream_enroll(c->p, c->profile->upstream, csr->der, csr->der_len,
-                                csr->public_key, c->msg->transaction_id, c->log, &fwd);
+                                csr->public_key, upstream_id, c->log, &fwd);
     if (rv != APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00402: scep(%s,PKIOperation): %s",
                  c->msg->transaction_id, fwd.why);
@@ -800,9 +848,10 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     return rv;
 }
 
-/* SHA-256 of the signer's SubjectPublicKeyInfo as the certificate carries it: the
- * requester a transaction belongs to.  The DER of the certificate's own field, so no key
- * encoder runs. */
+/* SHA-256 of the signer's SubjectPublicKeyInfo: the requester a transaction belongs to.
+ * The signer is the copy that holds the key made from its bytes (scep_keyless.h), so this
+ * is the same DER the key's own encoder gives, and polls of requests held before
+ * transactions were keyed by requester still match the signer key they recorded. */
 static apr_status_t requester_digest(op_ctx_t *c)
 {
     unsigned char *spki = NULL;
@@ -858,6 +907,9 @@ static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t 
                           state, (apr_int64_t)time(NULL), &der, &der_len, &why);
     if (rv == SCEP_POLICY_REPLAY) {
         return send_recorded(c, der, der_len);
+    }
+    if (rv == SCEP_POLICY_HELD) {
+        return continue_held(c, csr);   /* the same request was held meanwhile */
     }
     if (rv == SCEP_POLICY_DENIED) {
         return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00215", why);
@@ -927,6 +979,10 @@ static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
         }
         csr = stored;
     }
+    /* judged again by today's rules: it may have been held before they were stricter */
+    if (check_key(c, csr, &why) != APR_SUCCESS) {
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00211", why);
+    }
     return issue_and_send(c, csr, grant, held->request_digest);
 }
 
@@ -976,6 +1032,10 @@ static apr_status_t enroll(op_ctx_t *c)
         return rv;
     }
     if (grant->needs_approval) {
+        /* what a gateway would refuse after the approval is refused before it */
+        if (c->profile->upstream && !forwardable(c, csr, grant, &rv)) {
+            return rv;
+        }
         return hold(c, csr, grant, digest, SCEP_TXN_PENDING, NULL);
     }
     return issue_and_send(c, csr, grant, digest);

@@ -61,7 +61,7 @@ enum { DEV_IPS = 1, DEV_SERIAL, DEV_VERIFIER, DEV_FLAGS, DEV_EXPIRES, DEV_PROFIL
        DEV_COMMENT, DEV_CREATED, DEV_UPDATED, DEV_LAST_SERIAL, DEV_LAST_NOT_AFTER,
        DEV_LAST_ENROLLED, DEV_ENROLLMENTS };
 enum { MINT_CREATED = 1, MINT_EXPIRES, MINT_FQDN, MINT_PROFILE };
-enum { FAIL_COUNT = 1, FAIL_LAST, FAIL_LOCKED_UNTIL };
+enum { FAIL_COUNT = 1, FAIL_LAST, FAIL_LOCKED_UNTIL, FAIL_PERIOD };
 enum { TXN_STATE = 1, TXN_DIGEST, TXN_FQDN, TXN_SERIAL, TXN_CREATED, TXN_REQUEST,
        TXN_GRANT_KIND, TXN_REGISTRATION, TXN_IPS, TXN_SERIAL_NUMBER, TXN_RENEWS,
        TXN_SIGNER_KEY, TXN_CLIENT_IP, TXN_SUBJECT, TXN_DECIDED_AT, TXN_DECIDED_BY,
@@ -876,6 +876,7 @@ apr_status_t scep_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t 
     f->count = rd_i64(&r, FAIL_COUNT);
     f->last = rd_i64(&r, FAIL_LAST);
     f->locked_until = rd_i64(&r, FAIL_LOCKED_UNTIL);
+    f->period = rd_i64(&r, FAIL_PERIOD);
     if (r.rv != APR_SUCCESS) {
         memset(f, 0, sizeof(*f));
     }
@@ -896,6 +897,9 @@ apr_status_t scep_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
     scep_rec_put_i64(&rec, FAIL_COUNT, f->count);
     scep_rec_put_i64(&rec, FAIL_LAST, f->last);
     scep_rec_put_i64(&rec, FAIL_LOCKED_UNTIL, f->locked_until);
+    if (f->period) {
+        scep_rec_put_i64(&rec, FAIL_PERIOD, f->period);
+    }
     return scep_db_put(txn, SCEP_DBI_FAILURES, fqdn, klen, rec.data, rec.len, 0);
 }
 
@@ -927,11 +931,13 @@ static int failure_stale(void *baton, const void *key, apr_size_t klen, const vo
     }
     f.last = rd_i64(&r, FAIL_LAST);
     f.locked_until = rd_i64(&r, FAIL_LOCKED_UNTIL);
+    f.period = rd_i64(&r, FAIL_PERIOD);
     if (r.rv != APR_SUCCESS) {
         purge->rv = r.rv;
         return 1;
     }
-    if (f.locked_until <= purge->now && f.last + purge->idle <= purge->now) {
+    if (f.locked_until <= purge->now
+        && f.last + (f.period > purge->idle ? f.period : purge->idle) <= purge->now) {
         APR_ARRAY_PUSH(purge->keys, const char *) = apr_pstrmemdup(purge->p, key, klen);
     }
     return 0;
@@ -1145,15 +1151,34 @@ apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id
     return rv;
 }
 
+apr_status_t scep_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
+                                     const scep_transaction_t *t,
+                                     scep_transaction_t **fresh)
+{
+    const void *key, *val;
+    apr_size_t klen, vlen;
+    apr_status_t rv;
+
+    *fresh = NULL;
+    rv = transaction_key(p, t->transaction_id,
+                         t->has_signer_key && !t->bare_key ? t->signer_key : NULL, &key,
+                         &klen);
+    if (rv == APR_SUCCESS) {
+        rv = scep_db_get(txn, SCEP_DBI_TRANSACTIONS, key, klen, &val, &vlen);
+    }
+    return rv == APR_SUCCESS ? transaction_decode(p, key, klen, val, vlen, fresh) : rv;
+}
+
 typedef struct txn_walk_t {
     apr_pool_t *scratch;
+    int held_only;
     scep_transaction_visit_fn fn;
     void *baton;
     apr_status_t rv;
 } txn_walk_t;
 
-static int held_visit(void *baton, const void *key, apr_size_t klen, const void *val,
-                      apr_size_t vlen)
+static int txn_visit(void *baton, const void *key, apr_size_t klen, const void *val,
+                     apr_size_t vlen)
 {
     txn_walk_t *walk = baton;
     scep_transaction_t *t;
@@ -1163,26 +1188,40 @@ static int held_visit(void *baton, const void *key, apr_size_t klen, const void 
     if (walk->rv != APR_SUCCESS) {
         return 1;
     }
-    stop = strcmp(t->state, SCEP_TXN_ISSUED) != 0 && walk->fn(walk->baton, t);
+    stop = (!walk->held_only || strcmp(t->state, SCEP_TXN_ISSUED) != 0)
+           && walk->fn(walk->baton, t);
     apr_pool_clear(walk->scratch);
     return stop;
 }
 
-apr_status_t scep_transaction_foreach_held(scep_txn_t *txn, apr_pool_t *p,
-                                           scep_transaction_visit_fn fn, void *baton)
+static apr_status_t transaction_walk(scep_txn_t *txn, apr_pool_t *p, int held_only,
+                                     scep_transaction_visit_fn fn, void *baton)
 {
     txn_walk_t walk;
     apr_status_t rv;
 
     memset(&walk, 0, sizeof(walk));
+    walk.held_only = held_only;
     walk.fn = fn;
     walk.baton = baton;
     if (apr_pool_create(&walk.scratch, p) != APR_SUCCESS) {
         return APR_ENOMEM;
     }
-    rv = scep_db_foreach(txn, SCEP_DBI_TRANSACTIONS, NULL, 0, held_visit, &walk);
+    rv = scep_db_foreach(txn, SCEP_DBI_TRANSACTIONS, NULL, 0, txn_visit, &walk);
     apr_pool_destroy(walk.scratch);
     return rv != APR_SUCCESS ? rv : walk.rv;
+}
+
+apr_status_t scep_transaction_foreach_held(scep_txn_t *txn, apr_pool_t *p,
+                                           scep_transaction_visit_fn fn, void *baton)
+{
+    return transaction_walk(txn, p, 1, fn, baton);
+}
+
+apr_status_t scep_transaction_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                      scep_transaction_visit_fn fn, void *baton)
+{
+    return transaction_walk(txn, p, 0, fn, baton);
 }
 
 apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,

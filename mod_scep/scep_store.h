@@ -133,6 +133,8 @@ typedef struct scep_failure_t {
     apr_int64_t count;                  /* consecutive failures */
     apr_int64_t last;                   /* time of the last failure */
     apr_int64_t locked_until;           /* 0 = not locked */
+    apr_int64_t period;                 /* the longest lockout period that counted here:
+                                         * the record matters that long after `last` */
 } scep_failure_t;
 
 apr_status_t scep_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t *f);
@@ -140,7 +142,7 @@ apr_status_t scep_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
                               const scep_failure_t *f);
 apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn);
 /* Removes the records that neither lock nor count any more: not locked at `now` and no
- * failure for `idle` seconds.  *removed counts them. */
+ * failure for their period (at least `idle` seconds).  *removed counts them. */
 apr_status_t scep_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
                                 apr_int64_t idle, apr_size_t *removed);
 apr_status_t scep_failure_count(scep_txn_t *txn, apr_size_t *count);
@@ -207,6 +209,14 @@ typedef int (*scep_transaction_visit_fn)(void *baton, const scep_transaction_t *
  * transactionID order.  The record lives until fn returns. */
 apr_status_t scep_transaction_foreach_held(scep_txn_t *txn, apr_pool_t *p,
                                            scep_transaction_visit_fn fn, void *baton);
+/* Every transaction, issued ones too, in key order (transactionID, then requester). */
+apr_status_t scep_transaction_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                      scep_transaction_visit_fn fn, void *baton);
+/* The record stored under exactly the key `t` was read from (its ID, and its requester
+ * unless bare_key): what a walk found, read again to be changed. */
+apr_status_t scep_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
+                                     const scep_transaction_t *t,
+                                     scep_transaction_t **fresh);
 
 /* ---- issued certificates ------------------------------------------------------- */
 

@@ -1660,7 +1660,7 @@ typedef struct check_ctx_t {
     apr_pool_t *pool;
     const char *dbdir;
     apr_array_header_t *certs;          /* check_cert_t */
-    apr_array_header_t *txids;          /* const char *: every transaction's ID */
+    apr_array_header_t *txns;           /* check_txn_t: every transaction */
     apr_array_header_t *index;          /* check_index_t */
     long problems;
 } check_ctx_t;
@@ -1704,14 +1704,19 @@ static int check_visit_cert(void *baton, const scep_cert_rec_t *c)
     return 0;
 }
 
-static int check_visit_txid(void *baton, const void *key, apr_size_t klen, const void *val,
-                            apr_size_t vlen)
+/* What the check needs of a transaction, copied out of the walk's scratch pool. */
+typedef struct check_txn_t {
+    const char *id, *state, *serial;
+} check_txn_t;
+
+static int check_visit_txn(void *baton, const scep_transaction_t *t)
 {
     check_ctx_t *ctx = baton;
+    check_txn_t *k = apr_array_push(ctx->txns);
 
-    (void)val;
-    (void)vlen;
-    APR_ARRAY_PUSH(ctx->txids, const char *) = apr_pstrmemdup(ctx->pool, key, klen);
+    k->id = apr_pstrdup(ctx->pool, t->transaction_id);
+    k->state = apr_pstrdup(ctx->pool, t->state);
+    k->serial = t->serial ? apr_pstrdup(ctx->pool, t->serial) : NULL;
     return 0;
 }
 
@@ -1744,7 +1749,7 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
     ctx.pool = p;
     ctx.dbdir = o->dbdir;
     ctx.certs = apr_array_make(p, 64, sizeof(check_cert_t));
-    ctx.txids = apr_array_make(p, 64, sizeof(const char *));
+    ctx.txns = apr_array_make(p, 64, sizeof(check_txn_t));
     ctx.index = apr_array_make(p, 64, sizeof(check_index_t));
     if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
         return db_failed(p, o->dbdir, "cannot begin a read transaction", rv);
@@ -1752,7 +1757,7 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
     /* the walks first, the lookups after: no lookups while a cursor runs */
     rv = scep_cert_foreach(txn, p, NULL, check_visit_cert, &ctx);
     if (rv == APR_SUCCESS) {
-        rv = scep_db_foreach(txn, SCEP_DBI_TRANSACTIONS, NULL, 0, check_visit_txid, &ctx);
+        rv = scep_transaction_foreach(txn, p, check_visit_txn, &ctx);
     }
     if (rv == APR_SUCCESS) {
         rv = scep_db_foreach(txn, SCEP_DBI_CERTS_BY_FQDN, NULL, 0, check_visit_index, &ctx);
@@ -1796,6 +1801,13 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
             continue;
         }
         rv = scep_transaction_get(txn, scratch, k->transaction_id, &t);
+        if (rv == SCEP_DB_EXISTS) {
+            /* several requesters used the ID (a device renewing under it after an upgrade
+             * keeps its older record too): the certificate names no requester, and the
+             * walk below checks each transaction */
+            apr_pool_clear(scratch);
+            continue;
+        }
         if (rv == SCEP_DB_NOTFOUND) {
             check_problem(&ctx, "certificate %s: its transaction %s is not recorded",
                           k->serial, k->transaction_id);
@@ -1815,17 +1827,11 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
         }
         apr_pool_clear(scratch);
     }
-    for (i = 0; i < ctx.txids->nelts; i++) {
-        const char *id = APR_ARRAY_IDX(ctx.txids, i, const char *);
-        scep_transaction_t *t;
+    for (i = 0; i < ctx.txns->nelts; i++) {
+        const check_txn_t *t = &APR_ARRAY_IDX(ctx.txns, i, check_txn_t);
+        const char *id = t->id;
         check_cert_t *k;
 
-        rv = scep_transaction_get(txn, scratch, id, &t);
-        if (rv != APR_SUCCESS) {
-            check_problem(&ctx, "transaction %s: %s", id, scep_db_strerror(scratch, rv));
-            apr_pool_clear(scratch);
-            continue;
-        }
         if (strcmp(t->state, SCEP_TXN_ISSUED) == 0) {
             issued++;
             k = t->serial ? apr_hash_get(by_serial, t->serial, APR_HASH_KEY_STRING) : NULL;
@@ -1843,7 +1849,7 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
     }
     scep_db_abort(txn);
     printf("%d certificates, %d transactions (%ld issued), %d index entries: %s\n",
-           ctx.certs->nelts, ctx.txids->nelts, issued, ctx.index->nelts,
+           ctx.certs->nelts, ctx.txns->nelts, issued, ctx.index->nelts,
            ctx.problems ? apr_psprintf(p, "%ld problem(s)", ctx.problems) : "consistent");
     if ((rc = finish_output()) != RC_OK) {
         return rc;
@@ -1856,8 +1862,18 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
 typedef struct held_ctx_t {
     const opts_t *o;
     apr_pool_t *pool;
-    apr_array_header_t *ids;        /* -Y/-N: the pending transactionIDs that match */
+    apr_array_header_t *held;       /* -Y/-N: scep_transaction_t *, the pending ones that
+                                     * match, as far as scep_transaction_reread needs */
 } held_ctx_t;
+
+/* Where a walk's record is stored (its ID, and its requester), in the context's pool. */
+static void keep_held(held_ctx_t *ctx, const scep_transaction_t *t)
+{
+    scep_transaction_t *k = apr_pmemdup(ctx->pool, t, sizeof(*t));
+
+    k->transaction_id = apr_pstrdup(ctx->pool, t->transaction_id);
+    APR_ARRAY_PUSH(ctx->held, scep_transaction_t *) = k;
+}
 
 static int print_held(void *baton, const scep_transaction_t *t)
 {
@@ -1931,7 +1947,7 @@ static int collect_pending(void *baton, const scep_transaction_t *t)
 
     if (strcmp(t->state, SCEP_TXN_PENDING) == 0 && t->fqdn
         && strcmp(t->fqdn, ctx->o->fqdn) == 0) {
-        APR_ARRAY_PUSH(ctx->ids, const char *) = apr_pstrdup(ctx->pool, t->transaction_id);
+        keep_held(ctx, t);
     }
     return 0;
 }
@@ -1953,7 +1969,7 @@ static const char *operator_name(apr_pool_t *p)
  * transaction.  The module issues an approved request on the device's next poll. */
 static int cmd_decide(apr_pool_t *p, const opts_t *o, apr_int64_t now)
 {
-    held_ctx_t ctx = { o, p, apr_array_make(p, 4, sizeof(const char *)) };
+    held_ctx_t ctx = { o, p, apr_array_make(p, 4, sizeof(scep_transaction_t *)) };
     const char *state = o->mode == 'Y' ? SCEP_TXN_APPROVED : SCEP_TXN_REJECTED;
     const char *by = operator_name(p);
     scep_transaction_t *t;
@@ -1974,20 +1990,29 @@ static int cmd_decide(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         complain("the request %s is %s, not pending", o->transaction_id, t->state);
         return RC_ILLEGAL;
     }
-    if (rv == APR_SUCCESS) {
-        APR_ARRAY_PUSH(ctx.ids, const char *) = o->transaction_id;
+    if (rv == SCEP_DB_EXISTS && !o->fqdn) {
+        /* another device used the same ID: the operator must say which one is meant */
+        scep_db_abort(txn);
+        complain("several devices sent requests with transactionID %s (scepreg -P lists "
+                 "them): name the device instead, scepreg -%c %s FQDN", o->transaction_id,
+                 o->mode, o->dbdir);
+        return RC_ILLEGAL;
     }
-    else if (rv == SCEP_DB_NOTFOUND && o->fqdn) {
+    if (rv == APR_SUCCESS) {
+        keep_held(&ctx, t);
+    }
+    else if ((rv == SCEP_DB_NOTFOUND || rv == SCEP_DB_EXISTS) && o->fqdn) {
         rv = scep_transaction_foreach_held(txn, p, collect_pending, &ctx);
     }
-    if (rv == SCEP_DB_NOTFOUND || (rv == APR_SUCCESS && ctx.ids->nelts == 0)) {
+    if (rv == SCEP_DB_NOTFOUND || (rv == APR_SUCCESS && ctx.held->nelts == 0)) {
         scep_db_abort(txn);
         complain("no pending request with transactionID %s%s%s in %s", o->transaction_id,
                  o->fqdn ? " or for " : "", o->fqdn ? o->fqdn : "", o->dbdir);
         return RC_ILLEGAL;
     }
-    for (i = 0; rv == APR_SUCCESS && i < ctx.ids->nelts; i++) {
-        rv = scep_transaction_get(txn, p, APR_ARRAY_IDX(ctx.ids, i, const char *), &t);
+    for (i = 0; rv == APR_SUCCESS && i < ctx.held->nelts; i++) {
+        rv = scep_transaction_reread(txn, p, APR_ARRAY_IDX(ctx.held, i, scep_transaction_t *),
+                                     &t);
         if (rv == APR_SUCCESS) {
             t->state = state;
             t->decided_at = now;
@@ -2003,9 +2028,9 @@ static int cmd_decide(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     if ((rc = commit_unless_interrupted(p, o->dbdir, txn)) != RC_OK) {
         return rc;
     }
-    for (i = 0; i < ctx.ids->nelts; i++) {
+    for (i = 0; i < ctx.held->nelts; i++) {
         complain("%s request %s%s", o->mode == 'Y' ? "approved" : "rejected",
-                 APR_ARRAY_IDX(ctx.ids, i, const char *),
+                 APR_ARRAY_IDX(ctx.held, i, scep_transaction_t *)->transaction_id,
                  o->mode == 'Y' ? ": the device gets its certificate when it polls next"
                                 : "");
     }

@@ -109,7 +109,8 @@ httpd_start || t_done
 
 # request NAME PATH: a device's PKCSReq to the gateway, encrypted to its RA
 request() {
-    probe_enrollment_request "$1" "$GW" --challenge "$CH" --san-dns "$1.trust.example.net"
+    probe_enrollment_request "$1" "$GW" --challenge "$CH" --san-dns "$1.trust.example.net" \
+        --subject "/CN=$1.trust.example.net"
     send_request "$1" "$2" POST
 }
 status() { probe_reply "$1" "$GW" || true; field "$1" pkiStatus; }

@@ -332,11 +332,12 @@ subject-big    | req /scep --challenge $CHAL --subject-pad 40000    | fail:badRe
 rp-first       | req /reg --key rp --challenge $CH_RP --san-dns rp.example.net --subject /CN=rp | success | SCEP00220: .*to rp\.example\.net
 rp-same-bytes  | resend rp-first /reg                               | same:rp-first | SCEP00221: scep\(HOSTILE-rp-first-
 rp-new-nonce   | req /reg --key rp --txid HOSTILE-rp-first-$RUN --challenge $CH_RP --san-dns rp.example.net --subject /CN=rp | same:rp-first | SCEP00221: scep\(HOSTILE-rp-first-
-rp-other-key   | req /reg --key thief --txid HOSTILE-rp-first-$RUN --challenge $CH_RP --san-dns rp.example.net --subject /CN=rp | fail:badRequest | SCEP00214: scep\(HOSTILE-rp-first-.*used at .* for a different request
+rp-other-key   | req /reg --key thief --txid HOSTILE-rp-first-$RUN --challenge $CH_RP --san-dns rp.example.net --subject /CN=rp | success | SCEP00220: scep\(HOSTILE-rp-first-.*to rp\.example\.net
 held-first     | req /reg --key held --challenge $CH_HELD --san-dns held.example.net | pending | SCEP00240: .*held\.example\.net .*held for approval
 held-again     | resend held-first /reg                             | pending  | SCEP00241: scep\(HOSTILE-held-first-
-held-hijack    | req /reg --key thief --txid HOSTILE-held-first-$RUN --challenge $CH_HELD --san-dns held.example.net | fail:badRequest | SCEP00214: scep\(HOSTILE-held-first-.*pending request for held\.example\.net
-held-poll-thief | req /reg --key thief --txid HOSTILE-held-first-$RUN --no-challenge --msgtype 20 --poll-issuer \$CA | fail:badRequest | SCEP00242: scep\(HOSTILE-held-first-.*another key
+held-hijack    | req /reg --key thief --txid HOSTILE-held-first-$RUN --challenge $CH_HELD --san-dns held.example.net | pending | SCEP00240: scep\(HOSTILE-held-first-.*held\.example\.net .*held for approval
+held-poll-thief | req /reg --key thief2 --txid HOSTILE-held-first-$RUN --no-challenge --msgtype 20 --poll-issuer \$CA | fail:badRequest | SCEP00242: scep\(HOSTILE-held-first-.*no request with this transactionID was held here
+held-poll-owner | req /reg --key held --txid HOSTILE-held-first-$RUN --no-challenge --msgtype 20 --poll-issuer \$CA | pending | SCEP00241: scep\(HOSTILE-held-first-
 brute-1        | req /reg --key bf --challenge ${WRONG[0]} --san-dns bf.example.net | fail:badRequest | SCEP00212: .*for bf\.example\.net refused .*challengePassword is wrong
 brute-2        | req /reg --key bf --challenge ${WRONG[1]} --san-dns bf.example.net | fail:badRequest | SCEP00212: .*for bf\.example\.net refused .*challengePassword is wrong
 brute-3        | req /reg --key bf --challenge ${WRONG[2]} --san-dns bf.example.net | fail:badRequest | SCEP00212: .*for bf\.example\.net refused .*challengePassword is wrong

@@ -157,6 +157,24 @@ if check_success e1p "$RA" "$CA" "point2 polled where it was held"; then
 fi
 expect_eq "$(reg -L "$DB" e1.fleet.example.net | tail -n +2 | grep -c .)" 1 "point2 exactly one certificate"
 
+# ---- point 8: two devices held under one transactionID; the operator names the device --
+request s1 /manual s1.fleet.example.net
+probe_enrollment_request s2 "$RA" --challenge "$CH" --san-dns s2.fleet.example.net \
+    --txid "$(txid_of s1)"
+cp "$T/s1.txid" "$T/s2.txid"
+send_request s2 /manual POST
+expect_eq "$(status s2)" 3 "point8 another device under s1's transactionID is held on its own"
+rc=0
+out=$(reg -Y "$DB" "$(txid_of s1)" 2>&1) || rc=$?
+expect_eq "$rc" 6 "point8 -Y by a transactionID two devices used: exit 6"
+expect_match "$out" "several devices sent requests with transactionID" "point8 -Y says why"
+reg -Y "$DB" s1.fleet.example.net 2>/dev/null && pass "point8 -Y by FQDN" || fail "point8 -Y by FQDN"
+poll s1p s1 /manual
+check_success s1p "$RA" "$CA" "point8 s1 collects its certificate" || true
+poll s2p s2 /manual
+expect_eq "$(status s2p)" 3 "point8 s2's request is still pending"
+expect_match "$($SCEPREG -V "$DB" 2>&1)" "consistent" "point8 scepreg -V finds nothing wrong"
+
 # ---- strongSwan polls while an operator approves ---------------------------------------
 if command -v pki >/dev/null; then
     reg -b -W on "$DB" swan.example.net "$CH" 2>/dev/null || fail "scepreg: swan"

@@ -262,11 +262,80 @@ static void test_point3_lock_checked_when_recorded(void **state)
     assert_non_null(strstr(why, "locked out"));
 }
 
+/* A wildcard's challenge is one secret: guesses spread over new names (four each, under
+ * ScepLockout 5) still lock it, at its own threshold, and then no name under it enrolls
+ * with the challenge. */
+static void test_point3_wildcard_shared_count(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    const char *why;
+    apr_pool_t *scratch;
+    int i, j, judged = 0;
+
+    f->conf.lockout_shared_failures = 50;
+    register_device(f, "*.fleet.example.net", "fleet-secret");
+    register_device(f, "exact.fleet.example.net", "exact-secret");
+    apr_pool_create(&scratch, f->pool);
+    for (i = 0; i < 500; i++) {
+        for (j = 0; j < 4; j++) {
+            decide(f, scratch, apr_psprintf(scratch, "n%d.fleet.example.net", i), "wrong",
+                   NOW, &grant, &why);
+            judged += why && strstr(why, "is wrong") != NULL;
+            apr_pool_clear(scratch);
+        }
+    }
+    assert_int_equal(judged, 50);
+    assert_int_equal(decide(f, f->pool, "fresh.fleet.example.net", "fleet-secret", NOW,
+                            &grant, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "*.fleet.example.net is locked out"));
+    /* an exact registration under the wildcard's domain is its own */
+    assert_int_equal(decide(f, f->pool, "exact.fleet.example.net", "exact-secret", NOW, &grant,
+                            &why), APR_SUCCESS);
+    assert_int_equal(decide(f, f->pool, "fresh.fleet.example.net", "fleet-secret", NOW + 901,
+                            &grant, &why), APR_SUCCESS);
+}
+
+/* A renewal signed with the device's certificate is not stopped by a lockout someone
+ * caused with wrong guesses; with ScepRenewalChallenge it is, since it then guesses too. */
+static void test_point3_renewal_not_locked(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    scep_txn_t *txn;
+    const char *why, *fqdn;
+    int i;
+
+    register_device(f, "*.fleet.example.net", "fleet-secret");
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_cert_put(txn, f->pool, cert_rec(f->pool, "0F01",
+                                                          "r.fleet.example.net")),
+                     APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+    for (i = 0; i < 5; i++) {
+        decide(f, f->pool, "r.fleet.example.net", "wrong", NOW, &grant, &why);
+    }
+    assert_int_equal(decide(f, f->pool, "r.fleet.example.net", "fleet-secret", NOW, &grant,
+                            &why), SCEP_POLICY_DENIED);
+    assert_int_equal(scep_policy_authorize_renewal(f->pool, f->db, &f->conf,
+                                                   csr_for(f->pool, "r.fleet.example.net",
+                                                           NULL),
+                                                   "0F01", NOW, &grant, &fqdn, &why),
+                     APR_SUCCESS);
+    f->conf.renewal_challenge = 1;
+    assert_int_equal(scep_policy_authorize_renewal(f->pool, f->db, &f->conf,
+                                                   csr_for(f->pool, "r.fleet.example.net",
+                                                           "fleet-secret"),
+                                                   "0F01", NOW, &grant, &fqdn, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "locked out"));
+}
+
 /* ---- point 5 --------------------------------------------------------------------- */
 
 /* Wrong guesses for ever new names under a wildcard store at most an eighth of the map,
  * legitimate enrollments go on being recorded, and the lockout still works: past the cap
- * the failures count against the wildcard. */
+ * the failures count against the wildcard alone. */
 static void test_point5_failures_bounded(void **state)
 {
     fixture_t *f = *state;
@@ -278,6 +347,8 @@ static void test_point5_failures_bounded(void **state)
     apr_pool_t *scratch;
     int i, locked_by_registration = 0;
 
+    /* the wildcard's own count high enough for the cap to be reached first */
+    f->conf.lockout_shared_failures = 1000;
     register_device(f, "*", "any-secret");
     register_device(f, "exact.example.org", "exact-secret");
     apr_pool_create(&scratch, f->pool);
@@ -287,6 +358,7 @@ static void test_point5_failures_bounded(void **state)
 
         assert_int_equal(rv, SCEP_POLICY_DENIED);
         locked_by_registration |= strstr(why, "* is locked out") != NULL;
+        assert_true(strstr(why, "is wrong") || strstr(why, "locked out"));
         apr_pool_clear(scratch);
     }
     assert_true(failure_records(f) <= 256 + 1);
@@ -549,6 +621,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_point3_lockout_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_point3_lock_checked_when_recorded, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_point3_wildcard_shared_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_point3_renewal_not_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_point5_failures_bounded, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_point5_no_lockout_no_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_point8_transaction_id_squatting, setup, teardown),

@@ -737,7 +737,7 @@ static void test_minted_purge(void **state)
 static void test_failure(void **state)
 {
     fixture_t *fx = *state;
-    scep_failure_t f, put = { 3, 1000, 2000 };
+    scep_failure_t f, put = { 3, 1000, 2000, 900 };
     scep_txn_t *txn = begin(fx, 1);
 
     /* Absent: SCEP_DB_NOTFOUND and a zeroed counter. */
