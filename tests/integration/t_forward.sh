@@ -226,6 +226,16 @@ expect_log "SCEP00405: .*the unstructuredAddress 192.0.2.77, which the registrat
     "the refusal names what was asked beyond the registration"
 expect_eq "$(reg -L "$T/udb" f7.fwd.example.net | tail -n +2 | grep -c .)" 0 "nothing went upstream for it"
 
+# ---- point 8 at the upstream: one device's transactionID is not another's there -----------
+# The upstream sees every device as the gateway's RA key: with the device's own ID, f8's
+# request would be "a different request" under f1's transaction there.
+probe_enrollment_request f8 "$GW" --challenge "$CH" --san-dns f8.fwd.example.net \
+    --subject /CN=f8.fwd.example.net --txid "$(cat "$T/f1.txid")"
+send_request f8 /ra POST
+check_success f8 "$GW" "$CA" "point8 another device under f1's transactionID enrolls upstream" || true
+expect_eq "$(reg -L "$T/udb" f8.fwd.example.net | tail -n +2 | cut -f7 | grep -c "^$(cat "$T/f1.txid")\$")" 0 \
+    "point8 the upstream never saw the device's own transactionID"
+
 check_error_log '\[scep:warn\] .*SCEP0040[1456]: ' '\[scep:warn\] .*SCEP0021[25]: '
 
 # ---- configuration mistakes ----------------------------------------------------------
