@@ -202,10 +202,19 @@ int scep_glue_challenge_handler(request_rec *r)
     if (rv == APR_SUCCESS) {
         apr_size_t purged = 0;
 
-        /* Expired challenges go as new ones come, so the table stays small. */
-        scep_minted_purge(txn, r->pool, now, &purged);
-        scep_minted_create(txn, r->pool, now, ttl, fqdn, profile, &challenge, &rec);
-        rv = scep_db_commit(txn);
+        /* Expired challenges go as new ones come, so the table stays small.  A failure
+         * that is not the database's (no random bytes) would leave the transaction
+         * clean and no challenge made: each step's status counts. */
+        rv = scep_minted_purge(txn, r->pool, now, &purged);
+        if (rv == APR_SUCCESS) {
+            rv = scep_minted_create(txn, r->pool, now, ttl, fqdn, profile, &challenge, &rec);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = scep_db_commit(txn);
+        }
+        else {
+            scep_db_abort(txn);
+        }
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,

@@ -121,19 +121,35 @@ static apr_status_t load_certs(apr_pool_t *p, const char *role, const char *path
     BIO *bio = open_file(p, role, path, 0, errmsg);
     STACK_OF(X509) *certs;
     const char *problem;
+    unsigned long err;
     X509 *x;
     int i;
 
     if (!bio) {
         return APR_EINVAL;
     }
+
     certs = sk_X509_new_null();
+    ERR_clear_error();
     while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
         sk_X509_push(certs, x);
     }
     BIO_free(bio);
-    ERR_clear_error();   /* the loop ends on "no start line" */
     apr_pool_cleanup_register(p, certs, cleanup_chain, apr_pool_cleanup_null);
+    /* The loop ends on "no start line" after the last one; anything else is a certificate
+     * that is there and cannot be read, never the end of the file. */
+    err = ERR_peek_last_error();
+    if (err && !(ERR_GET_LIB(err) == ERR_LIB_PEM
+                 && ERR_GET_REASON(err) == PEM_R_NO_START_LINE)) {
+        char text[256];
+
+        ERR_error_string_n(err, text, sizeof(text));
+        ERR_clear_error();
+        return file_problem(p, role, path,
+                            apr_psprintf(p, "holds a certificate (number %d) that cannot be "
+                                         "read: %s", sk_X509_num(certs) + 1, text), errmsg);
+    }
+    ERR_clear_error();
     if (sk_X509_num(certs) == 0) {
         return file_problem(p, role, path, "holds no PEM certificate", errmsg);
     }

@@ -178,6 +178,12 @@ refused "point12: a next CA certificate whose RSA exponent has 3071 bits" \
     'next CA certificate file .* holds a certificate \(number 1, subject /CN=Next CA\) whose key cannot be used: the RSA public exponent has more than 256 bits' \
     "$(re_path "$T/next-e3071.pem")" \
     "${CA_OK[@]}" "${RA_OK[@]}" "ScepNextCACertificateFile $T/next-e3071.pem"
+# a chain file whose second certificate is damaged: a parse failure is no end of file
+{ cat "$P/ca.pem"; sed -n '/BEGIN/,/END/p' "$P/ra.pem" | sed '3s/^..../!!!!/'; } >"$T/chain-broken.pem"
+refused "a second certificate in the CA file that cannot be read" \
+    'CA certificate file .* holds a certificate \(number 2\) that cannot be read' \
+    "$(re_path "$T/chain-broken.pem")" \
+    "ScepCACertificateFile $T/chain-broken.pem" "ScepCAKeyFile $P/ca.key" "${RA_OK[@]}"
 refused "ScepCAKeyFile without ScepCACertificateFile" 'ScepCACertificateFile|CA certificate file' '' \
     "ScepCAKeyFile $P/ca.key"
 refused "ScepCACertificateFile without ScepCAKeyFile" 'ScepCAKeyFile|CA key file' '' \
