@@ -154,7 +154,7 @@ static apr_status_t load_certs(apr_pool_t *p, const char *role, const char *path
         return file_problem(p, role, path, "holds no PEM certificate", errmsg);
     }
     for (i = 0; i < sk_X509_num(certs); i++) {
-        if ((problem = scep_rsa_exponent_problem(X509_get0_pubkey(sk_X509_value(certs, i))))
+        if ((problem = scep_rsa_exponent_problem(X509_get_X509_PUBKEY(sk_X509_value(certs, i))))
             != NULL) {
             ERR_clear_error();
             return file_problem(p, role, path,

@@ -33,11 +33,12 @@ void *scep_d2i_keyless(const ASN1_ITEM *it, const unsigned char **in, long len);
  * OpenSSL's decoders.  NULL when the key does not decode. */
 EVP_PKEY *scep_spki_public_key(const X509_PUBKEY *spki);
 
-/* Why `key` cannot be used as an RSA public key because of its public exponent e, as a
- * sentence starting "the RSA public exponent ..."; NULL when e is usable or the key is
- * not RSA.  Usable: odd, 3 <= e < 2^256, and e < n.  It reads the two numbers and
- * compares them, nothing more, so a hostile key costs nothing here; call it before any
- * verification or encryption with the key.  The sentence is a constant (no pool). */
-const char *scep_rsa_exponent_problem(const EVP_PKEY *key);
+/* Why the key of `spki` cannot be used as an RSA public key because of its public
+ * exponent e, as a sentence starting "the RSA public exponent ..." (or saying the key
+ * cannot be read); NULL when e is usable or the key is not RSA.  Usable: odd,
+ * 3 <= e < 2^256, and e < n.  It reads the two numbers from the DER and compares them,
+ * nothing more, so a hostile key costs nothing here; call it before any verification or
+ * encryption with the key.  The sentence is a constant (no pool). */
+const char *scep_rsa_exponent_problem(const X509_PUBKEY *spki);
 
 #endif

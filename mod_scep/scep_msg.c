@@ -438,7 +438,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
      * the signature, and a 3071-bit e cost some 5 requests' CPU (issue 15, points 10
      * and 12).  No signature can be checked with such a key: badMessageCheck, as for
      * one that does not verify. */
-    if ((problem = scep_rsa_exponent_problem(signer_key)) != NULL) {
+    if ((problem = scep_rsa_exponent_problem(X509_get_X509_PUBKEY(msg->signer_as_sent))) != NULL) {
         return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
                       apr_pstrcat(p, "the signer certificate's key is unusable: ", problem,
                                   NULL));

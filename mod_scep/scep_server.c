@@ -362,7 +362,7 @@ static apr_status_t check_key(op_ctx_t *c, const scep_csr_t *csr, const char **w
         }
         /* e = 1 makes a self-signature anyone can write, and a huge e an expensive one
          * to check (issue 15, points 10 and 12) */
-        if ((*why = scep_rsa_exponent_problem(csr->public_key)) != NULL) {
+        if ((*why = scep_rsa_exponent_problem(X509_REQ_get_X509_PUBKEY(csr->req))) != NULL) {
             return APR_EINVAL;
         }
         return APR_SUCCESS;

@@ -266,7 +266,7 @@ static void fetch_ca(run_t *run)
      * the measurement down (point 12) */
     for (i = 0; i < sk_X509_num(run->ca_certs); i++) {
         X509 *x = sk_X509_value(run->ca_certs, i);
-        const char *problem = scep_rsa_exponent_problem(X509_get0_pubkey(x));
+        const char *problem = scep_rsa_exponent_problem(X509_get_X509_PUBKEY(x));
 
         if (problem) {
             char *name = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
