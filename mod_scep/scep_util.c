@@ -125,7 +125,7 @@ static const char *shown_name(apr_pool_t *p, const char *name, apr_size_t len)
 
         out[i] = (char)(c > 0x20 && c < 0x7f && c != '\'' ? c : '?');
     }
-    strcpy(out + n, len > n ? "..." : "");
+    memcpy(out + n, len > n ? "..." : "", len > n ? 4 : 1);
     return out;
 }
 

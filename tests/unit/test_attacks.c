@@ -44,8 +44,9 @@ static int setup_sized(void **state, apr_size_t map_size)
     const char *why = NULL;
 
     apr_pool_create(&f->pool, NULL);
-    strcpy(f->dir, access("/dev/shm", W_OK) == 0 ? "/dev/shm/scep-attacks.XXXXXX"
-                                                   : "/tmp/scep-attacks.XXXXXX");
+    snprintf(f->dir, sizeof(f->dir), "%s", access("/dev/shm", W_OK) == 0
+                                           ? "/dev/shm/scep-attacks.XXXXXX"
+                                           : "/tmp/scep-attacks.XXXXXX");
     if (!mkdtemp(f->dir)
         || scep_db_open(f->pool, f->dir, map_size, SCEP_DB_CREATE, NULL, &f->db, &why)
            != APR_SUCCESS) {

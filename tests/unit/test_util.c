@@ -128,7 +128,7 @@ static void test_params_point4_unknown_name_shown_safely(void **state)
                      APR_EINVAL);
     assert_string_equal(why, "unknown parameter 'a?????b'");
     memset(query, 'n', sizeof(query));
-    strcpy(query + 200, "=1");
+    memcpy(query + 200, "=1", 3);
     assert_int_equal(scep_params_parse(pool, query, params, NPARAMS, &why), APR_EINVAL);
     assert_true(strlen(why) < 60);
     assert_non_null(strstr(why, "...'"));
