@@ -160,7 +160,7 @@ static void oid_of(apr_pool_t *p, const ASN1_OBJECT *obj, scep_csr_oid_t *out)
     out->name = out->nid != NID_undef ? OBJ_nid2sn(out->nid) : out->dotted;
 }
 
-static const char *name_text(apr_pool_t *p, const X509_NAME *name)
+const char *scep_csr_name_text(apr_pool_t *p, const X509_NAME *name)
 {
     BIO *mem = BIO_new(BIO_s_mem());
     const char *text = "";
@@ -169,10 +169,19 @@ static const char *name_text(apr_pool_t *p, const X509_NAME *name)
 
     if (mem && X509_NAME_print_ex(mem, name, 0, XN_FLAG_RFC2253) >= 0
         && (n = BIO_get_mem_data(mem, &data)) > 0) {
-        text = shown(p, (const unsigned char *)data, (apr_size_t)n);
+        text = apr_pstrmemdup(p, data, (apr_size_t)n);
     }
     BIO_free(mem);
+    ERR_clear_error();
     return text;
+}
+
+/* A name as a log line may show it. */
+static const char *name_text(apr_pool_t *p, const X509_NAME *name)
+{
+    const char *text = scep_csr_name_text(p, name);
+
+    return shown(p, (const unsigned char *)text, strlen(text));
 }
 
 const char *scep_csr_san_type_name(int type)
@@ -397,7 +406,6 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
     csr->der_len = len;
     const unsigned char *q = der;
     const X509_NAME *subject;
-    BIO *mem;
     int malformed = 0, subject_len;
 
     *out = NULL;
@@ -464,19 +472,7 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
         return APR_EINVAL;
     }
 
-    if ((mem = BIO_new(BIO_s_mem())) != NULL) {
-        char *text;
-        long n;
-
-        X509_NAME_print_ex(mem, subject, 0, XN_FLAG_RFC2253);
-        n = BIO_get_mem_data(mem, &text);
-        csr->subject = apr_pstrmemdup(p, text, n > 0 ? (apr_size_t)n : 0);
-        BIO_free(mem);
-    }
-    else {
-        csr->subject = "";
-    }
-    ERR_clear_error();
+    csr->subject = scep_csr_name_text(p, subject);
     *out = csr;
     return APR_SUCCESS;
 }

@@ -110,6 +110,10 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
 /* The name of a GeneralName type (GEN_DNS: "dNSName", …), for logs. */
 const char *scep_csr_san_type_name(int type);
 
+/* A distinguished name as RFC 2253 text (as the tool lists it), in the pool; "" when it
+ * cannot be printed. */
+const char *scep_csr_name_text(apr_pool_t *p, const X509_NAME *name);
+
 /* Verifies the self-signature of a parsed request.  APR_EINVAL with *why when it does not
  * verify. */
 apr_status_t scep_csr_verify(const scep_csr_t *csr, const char **why);

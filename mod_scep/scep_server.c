@@ -409,22 +409,6 @@ static const char *serial_hex(apr_pool_t *p, X509 *x)
     return hex ? hex : "?";
 }
 
-/* RFC 2253 text, as the tool lists it. */
-static const char *name_text(apr_pool_t *p, const X509_NAME *name)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    const char *text = "";
-    char *data;
-    long len;
-
-    if (bio && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0
-        && (len = BIO_get_mem_data(bio, &data)) >= 0) {
-        text = apr_pstrmemdup(p, data, (apr_size_t)len);
-    }
-    BIO_free(bio);
-    return text;
-}
-
 static apr_int64_t asn1_time_seconds(const ASN1_TIME *t)
 {
     struct tm tm;
@@ -524,7 +508,7 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
     rec.der = der;
     rec.der_len = der_len;
     rec.fqdn = grant->identity.fqdn;
-    rec.subject = name_text(c->p, X509_get_subject_name(issued));
+    rec.subject = scep_csr_name_text(c->p, X509_get_subject_name(issued));
     rec.transaction_id = c->msg->transaction_id;
     rec.not_before = asn1_time_seconds(X509_get0_notBefore(issued));
     rec.not_after = asn1_time_seconds(X509_get0_notAfter(issued));
@@ -1082,8 +1066,9 @@ static apr_status_t read_query(op_ctx_t *c, const char **serial)
     if (X509_NAME_cmp(issuer, X509_get_subject_name(c->ca->ca_cert)) != 0) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_CERT_ID, "SCEP00224",
                     apr_psprintf(c->p, "the issuer %s is not this CA (%s)",
-                                 name_text(c->p, issuer),
-                                 name_text(c->p, X509_get_subject_name(c->ca->ca_cert))));
+                                 scep_csr_name_text(c->p, issuer),
+                                 scep_csr_name_text(c->p,
+                                                    X509_get_subject_name(c->ca->ca_cert))));
     }
     *serial = asked;
     return APR_SUCCESS;
