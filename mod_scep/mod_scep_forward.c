@@ -234,6 +234,17 @@ int scep_glue_forward_prepare(apr_pool_t *pconf, server_rec *s)
                          "the same section", ref->defined_at);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        /* Over http:// anyone on the path answers GetCACert: any certificate of the
+         * upstream's CA that may encrypt then passes as its RA, a device's too, and would
+         * receive every device's challenge.  Not refused, since the upstream's CA may
+         * issue no such certificate to anyone else; said at each start. */
+        if (strncasecmp(ref->conf.url, "http://", 7) == 0 && !ref->conf.ra_file) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "SCEP00431: ScepUpstreamURL %s at "
+                         "%s is http:// and no ScepUpstreamRACertificateFile names the "
+                         "upstream's RA: whoever can answer on the path can pose as the RA "
+                         "with any certificate of its CA that allows keyEncipherment",
+                         ref->conf.url, ref->defined_at);
+        }
     }
     if (upstream_refs && scep_forward_global_init() != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "SCEP00412: libcurl cannot start");

@@ -142,6 +142,11 @@ static const char *shown(apr_pool_t *p, const unsigned char *data, apr_size_t le
     return out;
 }
 
+const char *scep_csr_shown(apr_pool_t *p, const char *text)
+{
+    return text ? shown(p, (const unsigned char *)text, strlen(text)) : NULL;
+}
+
 /* A string value for logs: its UTF-8 when it has one, else its bytes. */
 static const char *shown_string(apr_pool_t *p, const ASN1_STRING *s, const char *utf8)
 {
@@ -419,6 +424,13 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
         return APR_EINVAL;
     }
     apr_pool_cleanup_register(p, csr->req, cleanup_req, apr_pool_cleanup_null);
+    /* What is judged must be all there is: a gateway forwards these bytes, and an
+     * upstream might read what follows the request (a second one) as the request. */
+    if (q != der + len) {
+        *why = apr_psprintf(p, "the messageData holds %lu bytes after the PKCS#10 request",
+                            (unsigned long)(der + len - q));
+        return APR_EINVAL;
+    }
     if (!(csr->public_key = scep_spki_public_key(X509_REQ_get_X509_PUBKEY(csr->req)))) {
         *why = "the PKCS#10 public key cannot be read";
         return APR_EINVAL;

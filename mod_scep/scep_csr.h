@@ -110,6 +110,11 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
 /* The name of a GeneralName type (GEN_DNS: "dNSName", …), for logs. */
 const char *scep_csr_san_type_name(int type);
 
+/* A value the request carries, as a log line, a refusal or a listing may show it:
+ * control characters, backslashes and bytes beyond ASCII escaped (\xNN), and cut short
+ * beyond a fixed length.  NULL for NULL. */
+const char *scep_csr_shown(apr_pool_t *p, const char *text);
+
 /* A distinguished name as RFC 2253 text (as the tool lists it), in the pool; "" when it
  * cannot be printed. */
 const char *scep_csr_name_text(apr_pool_t *p, const X509_NAME *name);

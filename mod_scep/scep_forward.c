@@ -22,6 +22,7 @@
 #include "scep_ca_int.h"
 #include "scep_decode.h"
 #include "scep_forward.h"
+#include "scep_keyless.h"
 #include "scep_msg.h"
 
 /* What GetCACaps and GetCACert said, as of `fetched_at`.  Never changed once published:
@@ -389,8 +390,13 @@ static int in_ca_file(const scep_ca_t *ca, X509 *x)
  * anyway. */
 static const char *encipher_problem(apr_pool_t *p, X509 *x, int is_ra)
 {
+    const char *exponent;
+
     if (EVP_PKEY_get_base_id(X509_get0_pubkey(x)) != EVP_PKEY_RSA) {
         return apr_pstrcat(p, describe(p, x), " has no RSA key", NULL);
+    }
+    if ((exponent = scep_rsa_exponent_problem(X509_get_X509_PUBKEY(x))) != NULL) {
+        return apr_pstrcat(p, describe(p, x), ": ", exponent, NULL);
     }
     if (is_ra && (X509_get_extension_flags(x) & EXFLAG_KUSAGE)
         && !(X509_get_key_usage(x) & KU_KEY_ENCIPHERMENT)) {
@@ -461,12 +467,18 @@ static STACK_OF(X509) *trusted_ca_certs(apr_pool_t *p, const scep_upstream_t *up
     if (!ok) {
         *why = "out of memory checking its GetCACert";
     }
+    if (!*why && !has_ra && pins) {
+        *why = apr_psprintf(p, "its GetCACert lists no RA certificate, and "
+                            "ScepUpstreamRACertificateFile (%s) names the ones to encrypt to",
+                            up->conf->ra_file);
+    }
     for (i = 0; !*why && i < sk_X509_num(trusted); i++) {
         X509 *x = sk_X509_value(trusted, i);
         int is_ra = X509_check_ca(x) == 0;
         const char *problem;
 
-        if (is_ra != has_ra) {
+        /* without an RA, only the configured CA itself: not a sub-CA the answer chose */
+        if (is_ra != has_ra || (!has_ra && X509_cmp(x, ca->ca_cert) != 0)) {
             continue;
         }
         if (!(problem = encipher_problem(p, x, is_ra))) {

@@ -74,6 +74,13 @@ EVP_PKEY *scep_spki_public_key(const X509_PUBKEY *spki)
     else if ((len = i2d_X509_PUBKEY(spki, &der)) > 0) {
         in = der;
         key = d2i_PUBKEY(NULL, &in, len);
+        /* OpenSSL also decodes an RSA key labelled X.500's rsa (2.5.8.1.1): an RSA key is
+         * rsaEncryption or nothing, so that every check keyed to that label (the exponent
+         * rule, the parameters, the DER form) sees every RSA key */
+        if (key && EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
+            EVP_PKEY_free(key);
+            key = NULL;
+        }
     }
     OPENSSL_free(der);
     if (!key) {
@@ -139,7 +146,7 @@ const char *scep_rsa_exponent_problem(const X509_PUBKEY *spki)
         return "the public key cannot be read";
     }
     nid = OBJ_obj2nid(alg);
-    if (nid != NID_rsaEncryption && nid != NID_rsassaPss) {
+    if (nid != NID_rsaEncryption && nid != NID_rsassaPss && nid != NID_rsa) {
         return NULL;
     }
     p = bits;

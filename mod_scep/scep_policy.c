@@ -76,7 +76,7 @@ static int address_matches(apr_pool_t *p, const scep_policy_conf_t *conf,
 
 static const char *request_addresses(apr_pool_t *p, const scep_csr_t *csr)
 {
-    const char *list = csr->unstructured_address;
+    const char *list = scep_csr_shown(p, csr->unstructured_address);
     int i;
 
     for (i = 0; csr->ip_addresses && i < csr->ip_addresses->nelts; i++) {
@@ -232,12 +232,14 @@ static scep_policy_fwd_e check_attributes(apr_pool_t *p, const scep_identity_t *
     }
     if (csr->unstructured_name
         && !name_or_short_name(p, csr->unstructured_name, identity->fqdn)) {
-        *what = apr_psprintf(p, "the unstructuredName %s", csr->unstructured_name);
+        *what = apr_psprintf(p, "the unstructuredName %s",
+                             scep_csr_shown(p, csr->unstructured_name));
         return SCEP_POLICY_FWD_NAME;
     }
     if (csr->unstructured_address
         && !address_is_one_of(p, csr->unstructured_address, identity->ips)) {
-        *what = apr_psprintf(p, "the unstructuredAddress %s", csr->unstructured_address);
+        *what = apr_psprintf(p, "the unstructuredAddress %s",
+                             scep_csr_shown(p, csr->unstructured_address));
         return SCEP_POLICY_FWD_NAME;
     }
     return SCEP_POLICY_FWD_OK;
@@ -724,7 +726,8 @@ static const char *address_or_serial_problem(apr_pool_t *p, const enrollment_pro
     if (e->dev->serial && (!csr->serial_number
                            || strcasecmp(csr->serial_number, e->dev->serial) != 0)) {
         return apr_psprintf(p, "the serialNumber (%s) is not the one registered for %s",
-                            csr->serial_number ? csr->serial_number : "none", e->dev->fqdn);
+                            csr->serial_number ? scep_csr_shown(p, csr->serial_number)
+                                               : "none", e->dev->fqdn);
     }
     return NULL;
 }

@@ -268,7 +268,8 @@ static apr_status_t fail(op_ctx_t *c, int level, int fail_info, const char *tag,
 static const char *csr_identity(apr_pool_t *p, const scep_csr_t *csr)
 {
     return csr->subject && *csr->subject ? csr->subject
-           : csr->unstructured_name ? csr->unstructured_name : "(empty subject)";
+           : csr->unstructured_name ? scep_csr_shown(p, csr->unstructured_name)
+           : "(empty subject)";
 }
 
 static apr_status_t authorize(op_ctx_t *c, const scep_csr_t *csr, const char **why)

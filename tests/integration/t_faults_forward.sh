@@ -123,6 +123,6 @@ expect_match "$(reg -V "$T/ddb")" "^$N certificates, $N transactions \\($N issue
 expect_match "$(reg -V "$T/udb")" "^$N certificates, $N transactions \\($N issued\\), $N index entries: consistent\$" \
     "scepreg -V: the upstream's database is consistent"
 
-check_error_log '\[scep:warn\] .*SCEP00404: ' '\[scep:error\] .*SCEP00402: ' \
+check_error_log '\[scep:warn\] .*SCEP00431: ' '\[scep:warn\] .*SCEP00404: ' '\[scep:error\] .*SCEP00402: ' \
     '\[scep:warn\] .*SCEP0040[0-9]: '
 t_done

@@ -236,7 +236,7 @@ check_success f8 "$GW" "$CA" "point8 another device under f1's transactionID enr
 expect_eq "$(reg -L "$T/udb" f8.fwd.example.net | tail -n +2 | cut -f7 | grep -c "^$(cat "$T/f1.txid")\$")" 0 \
     "point8 the upstream never saw the device's own transactionID"
 
-check_error_log '\[scep:warn\] .*SCEP0040[1456]: ' '\[scep:warn\] .*SCEP0021[25]: '
+check_error_log '\[scep:warn\] .*SCEP00431: ' '\[scep:warn\] .*SCEP0040[1456]: ' '\[scep:warn\] .*SCEP0021[25]: '
 
 # ---- configuration mistakes ----------------------------------------------------------
 httpd_stop

@@ -117,5 +117,5 @@ send_request bad /ra POST
 expect_failure bad "$T/gw/ra.pem" 2 "micromdm's FAILURE reaches the device" || true
 expect_log "SCEP00401: .*the upstream CA refused it" "the gateway logs micromdm's refusal"
 
-check_error_log '\[scep:warn\] .*SCEP0040[145]: '
+check_error_log '\[scep:warn\] .*SCEP00431: ' '\[scep:warn\] .*SCEP0040[145]: '
 t_done

@@ -223,7 +223,7 @@ INNER
 fi
 
 httpd_stop || fail "httpd did not stop cleanly"
-check_error_log '\[scep:warn\] .*SCEP0040[5]: ' '\[scep:warn\] .*SCEP00420: ' \
+check_error_log '\[scep:warn\] .*SCEP00431: ' '\[scep:warn\] .*SCEP0040[5]: ' '\[scep:warn\] .*SCEP00420: ' \
     '\[scep:warn\] .*SCEP00212: '
 expect_log_lacks "$CH" "the challenge never appears in the error log"
 t_done

@@ -188,7 +188,11 @@ request c2 /gw-pinned
 check_success c2 "$GW" "$CA" "and with its RA in ScepUpstreamRACertificateFile" || true
 
 # the upstream that issues from another CA does not list the configured one (SCEP00406)
-check_error_log '\[scep:warn\] .*SCEP0040[46]: '
+expect_log "SCEP00431: ScepUpstreamURL $UP/fake/impostor at .* is http:// and no ScepUpstreamRACertificateFile" \
+    "an http:// upstream without a pinned RA is warned about at startup"
+expect_eq "$(grep -c "SCEP00431: ScepUpstreamURL $UP/fake/pinned " "$ERROR_LOG")" 0 \
+    "a pinned one is not"
+check_error_log '\[scep:warn\] .*SCEP00431: ' '\[scep:warn\] .*SCEP0040[46]: '
 
 # ---- ScepUpstreamRACertificateFile mistakes are configuration errors ----------------------
 httpd_stop

@@ -332,6 +332,31 @@ static void test_point3_renewal_not_locked(void **state)
     assert_non_null(strstr(why, "locked out"));
 }
 
+/* What the client sent reaches a refusal's log line escaped: a serialNumber with a line
+ * break cannot forge a second log line (nor an operator's listing). */
+static void test_request_values_escaped(void **state)
+{
+    fixture_t *f = *state;
+    scep_device_t *dev = scep_device_new(f->pool, "sn.example.org");
+    scep_csr_t *csr = csr_for(f->pool, "sn.example.org", "sn-secret");
+    scep_grant_t *grant;
+    scep_txn_t *txn;
+    const char *why = NULL, *fqdn = NULL;
+
+    assert_int_equal(scep_verifier_make("sn-secret", 9, &dev->verifier), APR_SUCCESS);
+    dev->serial = "FTX123";
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_device_put(txn, f->pool, dev), APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+    csr->serial_number = "X\nSCEP00200: forged line";
+    csr->unstructured_address = "192.0.2.1\r\n";
+    assert_int_equal(scep_policy_authorize(f->pool, f->db, &f->conf, csr, NULL, NOW, &grant,
+                                           &fqdn, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "X\\x0aSCEP00200"));
+    assert_null(strchr(why, '\n'));
+    assert_null(strchr(why, '\r'));
+}
+
 /* ---- point 5 --------------------------------------------------------------------- */
 
 /* Wrong guesses for ever new names under a wildcard store at most an eighth of the map,
@@ -624,6 +649,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_point3_wildcard_shared_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_point3_renewal_not_locked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_values_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_point5_failures_bounded, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_point5_no_lockout_no_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_point8_transaction_id_squatting, setup, teardown),

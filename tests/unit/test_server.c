@@ -1198,6 +1198,63 @@ static void test_keyless_parse(void **state)
     assert_null(scep_spki_public_key(spki));
     X509_PUBKEY_free(spki);
 
+    /* An RSA key under X.500's rsa OID (2.5.8.1.1), which OpenSSL decodes too, would
+     * pass every check keyed to rsaEncryption (the exponent rule: e = 1 was accepted):
+     * it is no key at all here (issue 15, point 10) */
+    key = with_exponent(device_key, 0, "1", 0);
+    spki = X509_PUBKEY_new();
+    assert_int_equal(X509_PUBKEY_set(&spki, key), 1);
+    EVP_PKEY_free(key);
+    assert_int_equal(X509_PUBKEY_get0_param(NULL, &bits, &bits_len, NULL, spki), 1);
+    bits_copy = OPENSSL_memdup(bits, (size_t)bits_len);
+    assert_int_equal(X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsa), V_ASN1_NULL, NULL,
+                                            bits_copy, bits_len), 1);
+    assert_null(scep_spki_public_key(spki));
+    assert_non_null(scep_rsa_exponent_problem(spki));   /* and the rule reads it as RSA */
+    X509_PUBKEY_free(spki);
+    {
+        X509_REQ *req = make_csr(device_key, NULL, "x500rsa.example.org", "c", 0, 0, 0);
+        unsigned char *req_der = NULL;
+        scep_csr_t *csr;
+        const char *why = NULL;
+        int req_len;
+
+        assert_int_equal(X509_PUBKEY_get0_param(NULL, &bits, &bits_len, NULL,
+                                                X509_REQ_get_X509_PUBKEY(req)), 1);
+        bits_copy = OPENSSL_memdup(bits, (size_t)bits_len);
+        assert_int_equal(X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req),
+                                                OBJ_nid2obj(NID_rsa), V_ASN1_NULL, NULL,
+                                                bits_copy, bits_len), 1);
+        X509_REQ_sign(req, device_key, EVP_sha256());
+        req_len = i2d_X509_REQ(req, &req_der);
+        assert_int_equal(scep_csr_parse(p, req_der, (apr_size_t)req_len, &csr, &why),
+                         APR_EINVAL);
+        OPENSSL_free(req_der);
+        X509_REQ_free(req);
+    }
+    {
+        /* a request followed by a second one: a gateway would forward both, having
+         * judged the first (issue 15, point 1) */
+        X509_REQ *req = make_csr(device_key, NULL, "first.example.org", "c", 0, 0, 0);
+        X509_REQ *other = make_csr(device_key, NULL, "victim.example.org", "c", 0, 0, 0);
+        unsigned char *a = NULL, *b = NULL, *both;
+        scep_csr_t *csr;
+        const char *why = NULL;
+        int a_len = i2d_X509_REQ(req, &a), b_len = i2d_X509_REQ(other, &b);
+
+        both = apr_palloc(p, (apr_size_t)(a_len + b_len));
+        memcpy(both, a, (size_t)a_len);
+        memcpy(both + a_len, b, (size_t)b_len);
+        assert_int_equal(scep_csr_parse(p, both, (apr_size_t)a_len, &csr, &why), APR_SUCCESS);
+        assert_int_equal(scep_csr_parse(p, both, (apr_size_t)(a_len + b_len), &csr, &why),
+                         APR_EINVAL);
+        assert_non_null(strstr(why, "after the PKCS#10"));
+        OPENSSL_free(a);
+        OPENSSL_free(b);
+        X509_REQ_free(req);
+        X509_REQ_free(other);
+    }
+
     /* other key types go through OpenSSL's decoders */
     spki = X509_PUBKEY_new();
     assert_int_equal(X509_PUBKEY_set(&spki, ec_key), 1);
