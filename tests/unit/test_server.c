@@ -1242,12 +1242,12 @@ static void test_keyless_parse(void **state)
         const char *why = NULL;
         int a_len = i2d_X509_REQ(req, &a), b_len = i2d_X509_REQ(other, &b);
 
-        both = apr_palloc(p, (apr_size_t)(a_len + b_len));
+        both = apr_palloc(p, (apr_size_t)a_len + (apr_size_t)b_len);
         memcpy(both, a, (size_t)a_len);
         memcpy(both + a_len, b, (size_t)b_len);
         assert_int_equal(scep_csr_parse(p, both, (apr_size_t)a_len, &csr, &why), APR_SUCCESS);
-        assert_int_equal(scep_csr_parse(p, both, (apr_size_t)(a_len + b_len), &csr, &why),
-                         APR_EINVAL);
+        assert_int_equal(scep_csr_parse(p, both, (apr_size_t)a_len + (apr_size_t)b_len, &csr,
+                                        &why), APR_EINVAL);
         assert_non_null(strstr(why, "after the PKCS#10"));
         OPENSSL_free(a);
         OPENSSL_free(b);
