@@ -1178,6 +1178,77 @@ static apr_status_t wildcard_after_delete(scep_txn_t *txn, apr_pool_t *p, const 
     return rv;
 }
 
+/* The names a deleted wildcard covered, whose certificates it authorised. */
+typedef struct covered_t {
+    const char *wildcard;
+    apr_int64_t now;
+    apr_pool_t *pool;
+    apr_hash_t *names;                  /* fqdn -> int *: its valid certificates */
+} covered_t;
+
+static int collect_covered(void *baton, const scep_cert_rec_t *c)
+{
+    covered_t *cov = baton;
+    int *valid;
+
+    if (!c->fqdn || !scep_store_fqdn_matches(cov->wildcard, c->fqdn)
+        || c->revoked_at || c->not_after <= cov->now) {
+        return 0;
+    }
+    if (!(valid = apr_hash_get(cov->names, c->fqdn, APR_HASH_KEY_STRING))) {
+        valid = apr_pcalloc(cov->pool, sizeof(*valid));
+        apr_hash_set(cov->names, apr_pstrdup(cov->pool, c->fqdn), APR_HASH_KEY_STRING, valid);
+    }
+    ++*valid;
+    return 0;
+}
+
+/* After -D of a wildcard, inside the same transaction: the broader wildcard that now
+ * covers its names, if any (*cover: "*.b.c", then "*.c", then "*" for "*.a.b.c"), and
+ * how many valid certificates those names hold that no registration of their own
+ * governs (*valid): they keep renewing through the broader one. */
+static apr_status_t broader_after_delete(scep_txn_t *txn, apr_pool_t *p, const char *wildcard,
+                                         apr_int64_t now, const char **cover, int *valid)
+{
+    covered_t cov = { wildcard, now, p, apr_hash_make(p) };
+    const char *rest = wildcard[1] == '.' ? wildcard + 2 : NULL, *candidate;
+    apr_hash_index_t *hi;
+    scep_device_t *dev;
+    apr_status_t rv = SCEP_DB_NOTFOUND;
+
+    while (rest && rv == SCEP_DB_NOTFOUND) {
+        rest = strchr(rest, '.');
+        candidate = rest ? apr_pstrcat(p, "*", rest, NULL) : "*";
+        rest = rest ? rest + 1 : NULL;
+        rv = scep_device_get(txn, p, candidate, &dev);
+        if (rv == APR_SUCCESS) {
+            *cover = dev->fqdn;
+        }
+    }
+    if (rv == SCEP_DB_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    /* the walk first, the lookups after: no lookups while a cursor runs */
+    if (rv == APR_SUCCESS) {
+        rv = scep_cert_foreach(txn, p, NULL, collect_covered, &cov);
+    }
+    for (hi = apr_hash_first(p, cov.names); rv == APR_SUCCESS && hi; hi = apr_hash_next(hi)) {
+        const void *name;
+        void *count;
+
+        apr_hash_this(hi, &name, NULL, &count);
+        rv = scep_device_get(txn, p, name, &dev);
+        if (rv == SCEP_DB_NOTFOUND) {
+            *valid += *(int *)count;
+            rv = APR_SUCCESS;
+        }
+        else if (rv == APR_SUCCESS) {
+            rv = APR_SUCCESS;           /* a registration of its own governs it */
+        }
+    }
+    return rv;
+}
+
 static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
 {
     scep_db_t *db;
@@ -1215,6 +1286,9 @@ static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         }
         if (rv == APR_SUCCESS && o->fqdn[0] != '*') {
             rv = wildcard_after_delete(txn, p, o->fqdn, now, &cover, &valid);
+        }
+        else if (rv == APR_SUCCESS) {
+            rv = broader_after_delete(txn, p, o->fqdn, now, &cover, &valid);
         }
         break;
     case 'd':
@@ -1257,8 +1331,19 @@ static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     complain("%s", done);
     if (o->revoke_too) {
         report_revoked(o, revoked, before);
+        if (o->fqdn[0] == '*') {
+            complain("note: certificates are kept under the name they were issued to, "
+                     "never under a wildcard: -R DB NAME revokes a name's, and scepreg -L "
+                     "DB lists them");
+        }
     }
-    if (cover) {
+    if (cover && o->fqdn[0] == '*') {
+        complain("note: '%s' now covers the names '%s' covered: %d unrevoked certificate%s "
+                 "of names without a registration of their own %s valid and renewable "
+                 "through it, and those names enroll with its challenge", cover, o->fqdn,
+                 valid, valid == 1 ? "" : "s", valid == 1 ? "stays" : "stay");
+    }
+    else if (cover) {
         /* Deleting the name does not stop a wildcard: it authorises renewals of the
          * name's certificates and new enrollments with its own challenge. */
         if (valid) {

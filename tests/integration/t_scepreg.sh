@@ -634,5 +634,19 @@ if grep -q "still covers" "$T/err"; then
 else
     pass "point13: no wildcard note where no wildcard covers the name"
 fi
-check_error_log '\[scep:warn\] .*SCEP00217: '
+# the same for a wildcard: a broader one takes over the names it covered
+reg -b "$WDB" '*' "$(secret)"
+reg -D "$WDB" '*.fleet.example.net'
+expect_rc 0 "point13: -D of a wildcard that a broader one covers"
+expect_file_contains "$T/err" "'*' now covers the names '*.fleet.example.net' covered: 2 unrevoked certificates" \
+    "point13: -D of a wildcard names the broader one and the certificates it keeps renewable"
+renew13 w1s w1r w1.fleet.example.net
+check_success w1s "$RA13" "$CA13" "point13: as the note says, w1 renews through '*'" || true
+reg -D -R "$WDB" '*'
+expect_rc 0 "point13: -D -R of the last wildcard"
+expect_file_contains "$T/err" "certificates are kept under the name they were issued to" \
+    "point13: -D -R of a wildcard says that certificates are revoked by name"
+renew13 w1t w1s w1.fleet.example.net
+expect_failure w1t "$RA13" 2 "point13: with no wildcard left, w1's renewal is refused" || true
+check_error_log '\[scep:warn\] .*SCEP00217: ' '\[scep:warn\] .*SCEP00212: '
 t_done
