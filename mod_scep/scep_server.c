@@ -1188,7 +1188,8 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
     if (c.msg->fail_info != SCEP_FAIL_NONE) {
         return fail(&c, SCEP_LOG_INFO, c.msg->fail_info, "SCEP00205", c.msg->why);
     }
-    if (requester_digest(&c) != APR_SUCCESS) {
+    /* Only transactions in a database belong to a requester (forwarding needs one too). */
+    if (db && requester_digest(&c) != APR_SUCCESS) {
         scep_log(log, SCEP_LOG_ERR, "SCEP00270: scep(%s,PKIOperation): cannot hash the "
                  "signer's key: %s", c.msg->transaction_id, scep_openssl_errors(p));
         reply->http_status = 500;
