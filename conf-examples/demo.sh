@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # conf-examples/demo.sh: build mod_scep from this checkout and serve a demo SCEP
 # endpoint at http://127.0.0.1:8080/scep, issuing from a throw-away local CA.
 #

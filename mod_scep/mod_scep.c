@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_scep: the httpd glue.  The module record, the directives and their merging, the
  * hook that loads every configured CA before httpd accepts the configuration, and the
  * `scep` handler that turns a request into a core call and the reply into a response.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the glue files of mod_scep share: the per-directory configuration, the device
  * databases named by the configuration (opened once per child), the audit log and the
  * challenge-minting handler.  httpd types live here, never in the core. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `SetHandler scep-challenge`: mints one-time challenges, NDES-style, for an MDM or an
  * operator to hand to a device.  The handler authenticates nobody itself: the operator
  * protects its Location with httpd's own authentication and Require, and the audit log

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `SetHandler scep-crl`: publishes the local CA's CRL (DER, application/pkix-crl) at a
  * URL the operator names as the CRL distribution point of issued certificates.  The CRL
  * comes from the core (scep_crl_current): rebuilt only after a revocation or when half

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The directives of the forwarding issuer (ScepUpstream*), and the per-child objects
  * that talk to the upstream CA.  The core does the work (scep_forward.c). */
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The glue's state outside the request: the device database folders the configuration
  * names (created by the parent as root, handed to httpd's User, opened once in every
  * child), and the audit log every decision is written to. */

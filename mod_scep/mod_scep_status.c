@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `SetHandler scep-status`: counters and latency histograms of every SCEP endpoint, per
  * <Location> and outcome, in the Prometheus text format (or ?format=prometheus) or as
  * JSON (?format=json); any other query is refused with 400.  Like mod_status it

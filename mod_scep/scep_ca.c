@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The local CA: loading and checking its files at startup, preparing the constant
  * GetCACaps/GetCACert answers, and signing certificates.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The local signing CA: its certificate (and chain), its key, and the optional RA
  * certificates that decrypt requests and sign CertReps.  Loaded and checked once at
  * startup (as root, before children fork); read-only afterwards, so every process and

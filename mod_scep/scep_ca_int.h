@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The loaded CA, as the core units see it (OpenSSL types; not for the httpd glue). */
 #ifndef SCEP_CA_INT_H
 #define SCEP_CA_INT_H

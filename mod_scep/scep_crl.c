@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Building, signing and keeping the CRL (see scep_crl.h).
  *
  * Rebuilding walks every certificate record, so it happens only when the CRL changed or

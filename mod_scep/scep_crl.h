@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The CRL of the local CA: built from the revocations recorded in the device database,
  * signed with the CA key, and kept in the database so that every process serves the
  * same CRL and its CRLNumber only grows.  Served by the glue's CRL handler and inside

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reading a PKCS#10 certification request into plain fields.
  *
  * challengePassword is a DirectoryString (PrintableString, UTF8String, …, and BMPString

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What a PKCS#10 request says: subject, SANs, challengePassword, and the attributes
  * network gear uses instead of SANs (Cisco: unstructuredName for the FQDN,
  * unstructuredAddress for the IP, serialNumber for the chassis).  Read once per request;

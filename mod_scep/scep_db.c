@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The one owner of LMDB: the environment and its named databases, transactions that keep
  * their first error, the single mapping from LMDB's codes to ours, the retries LMDB asks
  * of its users (stale reader slots, a map another process grew), and the versioned

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The one owner of LMDB: opening the environment and its named databases, transactions
  * that keep their first error (so callers stay linear), the mapping from LMDB codes to
  * ours, the retries LMDB asks for, and the versioned record format every record uses.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Wire decoding ahead of any ASN.1: splitting the raw GET query into `operation` and
  * `message`, the lenient base64 decoder that turns a GET `message` into DER (percent
  * escapes, line wrapping and both alphabets tolerated), and the plain base64 encoder.

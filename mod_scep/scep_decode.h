@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Decoding of what arrives on the wire before any ASN.1 is looked at: the raw query
  * string of a GET (parsed here, never form-decoded by httpd, because a literal '+' is
  * base64 and must survive), and the lenient base64 that real clients send.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The forwarding issuer (see scep_forward.h).
  *
  * Transport is libcurl with every limit set explicitly: no redirects, http and https

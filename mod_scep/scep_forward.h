@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The forwarding issuer: mod_scep as a registration authority in front of an upstream
  * SCEP CA.  After the device's request was decrypted and authorized here, its own PKCS#10
  * goes upstream in a PKCSReq signed with this endpoint's RA certificate, over HTTP(S) and

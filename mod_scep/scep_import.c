@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The values a device registration holds, checked the same way wherever they come from
  * (scepreg's command line, its CSV import), and the parser of one CSV import line.  They
  * live in the core rather than in the tool so that the import parser can be fuzzed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Device registration values as scepreg accepts them, and one line of its CSV import.
  * The rules live here, in the core, so that the command line and the import check a
  * value the same way, and so that the import parser can be fuzzed on its own.

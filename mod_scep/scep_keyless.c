@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Parsing with the public keys left undecoded, and the rule on RSA public exponents;
  * see scep_keyless.h for why. */
 #include <string.h>

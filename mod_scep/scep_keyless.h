@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reading certificates and requests without OpenSSL 3.0's key decoders.
  *
  * OpenSSL 3.0 hands every SubjectPublicKeyInfo it parses to its provider decoders, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reading and writing SCEP pkiMessages with OpenSSL's CMS code.
  *
  * A request is SignedData(EnvelopedData(messageData)) with SCEP's authenticated

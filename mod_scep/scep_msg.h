@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* SCEP pkiMessages (RFC 8894 section 3): reading a request's SignedData and
  * EnvelopedData, and building CertReps.  Both directions live here so that the
  * forwarder and the load generator reuse the same code later. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Enrollment authorization against the device registrations (see scep_policy.h).
  *
  * The read that decides and the write that records are separate transactions so that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Who may enroll, decided against the device registrations in the database: which
  * registration (or minted challenge) a PKCS#10 falls under, whether its name, address,
  * serial number and challenge match, lockout after repeated failures, and the one write

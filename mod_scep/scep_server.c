@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One PKIOperation from bytes to CertRep: read the pkiMessage, authorize the PKCS#10,
  * issue with the local CA and answer.  Also the profile helpers the configuration uses,
  * so that policy values are prepared once, at configuration time.

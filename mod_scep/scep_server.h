@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What one SCEP endpoint does with a PKIOperation, independent of httpd: decode and
  * check the pkiMessage, authorize the request, issue, and build the CertRep.  The glue
  * turns the reply into an HTTP response; the tools and tests call the same code. */

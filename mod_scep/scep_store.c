@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The meaning of mod_scep's records: the canonical forms of the names and addresses
  * used as keys, the challenge verifiers, and the encoding of devices, minted
  * challenges, failure counters, transactions and issued certificates into scep_db's

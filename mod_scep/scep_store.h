@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What mod_scep keeps in its database, as plain C records: device registrations, minted
  * (dynamic) challenges, failure counters, transactions and issued certificates, with
  * their encoding into scep_db's versioned records.  Also the canonical forms every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared helpers of the core: formatting log lines for a host-supplied sink, draining
  * OpenSSL's error queue into those lines, constant-time comparison of secrets, and the
  * strict reading of the query strings of the operator-facing handlers. */

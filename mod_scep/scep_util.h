@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Small pieces every core unit shares: the log callback that lets each host (httpd,
  * the command-line tools, the unit tests) print core messages its own way, status codes,
  * and comparisons of secrets.  No httpd and no OpenSSL types in here. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scepload: the load generator of mod_scep, in the spirit of ab.  It enrolls N devices
  * with C concurrent keep-alive connections against one SCEP endpoint and reports
  * enrollments per second, latency percentiles and failures by reason.

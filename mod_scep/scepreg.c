@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scepreg: the registration tool of mod_scep, modelled on httpd's htpasswd and htdbm.
  * It adds, updates, disables, deletes and verifies device registrations, lists devices
  * and issued certificates, mints one-time challenges and imports CSV files, always

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The one test command (CI runs it through .ci/run): installs what is missing (root on
 # Debian 12), builds with -Werror, runs the unit tests (also under valgrind and in an
 # ASan + UBSan build that httpd loads for an integration subset: tests/sanitize.sh),

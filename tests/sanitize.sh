@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/sanitize.sh: a second build of mod_scep with AddressSanitizer and
 # UndefinedBehaviorSanitizer (core, module, scepreg, scepload, the probe and the unit
 # tests), then the unit tests with leak detection and a subset of the integration tests

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by tests/sanitize.sh and tests/static-analysis.sh, which build a second copy of
 # the project so that the tree's own build is left as it is.  Set SCRIPT before sourcing;
 # then `scratch_copy TAG` checks that the tree is configured, makes $WORK (removed at

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/static-analysis.sh: clang-tidy (with the checked-in .clang-tidy) and cppcheck
 # (with tests/static/cppcheck-suppressions.txt) over the module, the core, the tools and
 # the test programs.  Any finding fails.  tests/check.sh runs it; docs/security.md says

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash
 # What enroll-bench.sh and fleet-bench.sh measure alike, sourced after
 # tests/integration/lib.sh has started httpd ($HTTPD_PID).

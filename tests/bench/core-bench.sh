@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The core benchmark of docs/performance.md: mod_scep's answer to a PKCSReq (parse,
 # decrypt, verify, issue, CertRep) run by tests/bench/core_bench without httpd, the
 # network or LMDB, so that its figures do not move with the machine's load.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_bench: mod_scep's answer to one PKCSReq, without httpd, the network or LMDB, for
  * profiles that do not move with the machine's load.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The enrollment benchmark of docs/performance.md: a real httpd (event MPM) with mod_scep
 # and registrations on 127.0.0.1, driven by scepload.  Prints the crypto floor from
 # `openssl speed` (one RSA private decrypt, two private signs, one verify, one encrypt),

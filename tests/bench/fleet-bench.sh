@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The fleet benchmark of docs/performance.md: COUNT devices (default 50,000) registered one
 # by one with `scepreg -I`, then all enrolled end to end by scepload through a real httpd
 # (event MPM) on 127.0.0.1, with the children's resident memory during the run and the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Where an enrollment's server CPU goes, from a `perf record --call-graph dwarf` of the
 httpd children (enroll-bench.sh with PERF_OUT=FILE).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A stand-in SCEP server for make-seeds.sh: answers GetCACaps and GetCACert with the
 fuzzing PKI (tests/fuzz/pki) and keeps every PKIOperation a real client sends, so that
 the seeds are what clients put on the wire.  It never answers a PKIOperation (HTTP 500):

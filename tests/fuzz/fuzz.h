@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the fuzz targets share: the libFuzzer entry points (declared here so that the
  * targets build warning-clean, and so that replay.c can call them), one APR pool per
  * input, and the fixed test CA and RA that the pkiMessage targets decrypt with.

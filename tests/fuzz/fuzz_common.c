@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The fixtures every target uses (see fuzz.h).  The CA is built directly from the PEM
  * files rather than through scep_ca_load: the loader's startup checks are not what is
  * fuzzed, and the RA key is deliberately small (1024 bits) to keep RSA decryption from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: what an envelope decrypts to, driven directly: every input goes through
  * the PKCS#10 inspection (scep_csr_parse) and the CertPoll / GetCert / GetCRL parsers
  * (IssuerAndSubject, IssuerAndSerialNumber).  The seeds are the messageData of real client

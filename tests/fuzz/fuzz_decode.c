@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: what a GET brings before any ASN.1, the raw query string and the lenient
  * base64 of its `message` (scep_decode.c).  Besides crashes it checks the decoder's
  * promises: the size bound holds, and what our encoder writes decodes to the same bytes. */

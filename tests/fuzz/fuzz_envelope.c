@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the EnvelopedData a request's SignedData carries, opened with the fixed
  * test RA (or CA) key as the server does (scep_msg_open_envelope), then the messageData
  * parsers on what it decrypts to.  Without this target the envelope would only be

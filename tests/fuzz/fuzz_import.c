@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: scepreg's CSV import parser (scep_import_line), fed a whole file the way
  * the tool's line reader splits it: at '\n', one trailing '\r' dropped. */
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: a whole PKIOperation message as the server reads it, the outer SignedData
  * (signer, SCEP attributes, signature) and, when that holds, the envelope and the
  * messageData inside (scep_msg_parse_request, then the parsers the server would run).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Regenerates the seed corpus under tests/fuzz/corpus/ from real client messages:
 # requests built by scep_probe (every cipher, digest and message type the server reads),
 # and what strongSwan's `pki --scep` and micromdm's scepclient send to a stand-in server

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A plain driver for the fuzz targets, built with the ordinary compiler by `make check`:
  * it feeds every file of the target's checked-in corpus and regression directories to
  * LLVMFuzzerTestOneInput once, so that crashes found earlier stay fixed even where clang

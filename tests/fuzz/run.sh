@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the fuzz targets with clang, libFuzzer, AddressSanitizer and UBSan, replays the
 # checked-in regression inputs, then fuzzes each target for a bounded time starting from
 # the checked-in seed corpus.  Exit status non-zero on any crash, leak, timeout, broken

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # tests/integration/lib.sh: the integration harness, sourced by every t_*.sh.
 #
 # It makes a scratch folder (removed at exit unless KEEP=1), a test PKI made with the

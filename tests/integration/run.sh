@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs every tests/integration/t_*.sh, each in its own bash process and bounded in time,
 # prints each result, and ends with "N passed, N failed".  Exit status 1 if any failed.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # GetCACaps and GetCACert: content, content types, the whole subtree (Cisco's
 # /pkiclient.exe), HTTP/1.0 without Host, two Locations with two CAs side by side, and
 # 400 for an unknown or missing operation.

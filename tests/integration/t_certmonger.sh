@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # certmonger (0.79.17) against mod_scep: scep-submit -c / -C standalone, then complete
 # enrollments through a private certmonger daemon on a private session bus (it uses GET),
 # with CA+RA out of the box and with a lone CA given as -N.  See CLIENTS.md.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Broken configurations: httpd -t and a real start must both refuse, with a message that
 # names the problem (and the file).  Two good configurations first, so that a refusal is
 # known to come from the one thing that is broken.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Revocation as relying parties see it: the CRL published by SetHandler scep-crl (DER,
 # signed, numbered, conditional GET), the CRL distribution point in issued certificates
 # (followed by openssl verify -crl_download), openssl verify -crl_check before and after

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The first README command: conf-examples/demo.sh serves a SCEP endpoint, prints "url:"
 # and "challenge:" lines that work with a real client, and SIGTERM stops Apache with it.
 # The demo builds in the source tree, so this runs against $TOP as the tree under test.

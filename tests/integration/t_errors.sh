@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Every error of the spec: signed CertRep FAILUREs with the right failInfo for what a
 # device did wrong, 4xx for what cannot be answered with a CertRep, the log lines that
 # go with them, and never the challenge in the log.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Faults under load, and what survives them.
 #  1. httpd's children are SIGKILLed a few times during a scepload run whose clients send
 #     the same request again after a reset: every certificate a client received is

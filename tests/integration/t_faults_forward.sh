@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The upstream CA and the forward proxy stop in the middle of a run.  A gateway (mod_scep
 # as RA, ScepUpstreamProxy through tinyproxy) is loaded by scepload, whose clients send
 # the same request again after PENDING or a 5xx (-r); the proxy stops, then the upstream

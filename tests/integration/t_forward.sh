@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Forwarding to an upstream CA through a forward proxy.  The upstream is a second mod_scep
 # endpoint with its own CA (one that issues at once, one that holds every request for an
 # operator); mod_scep in front of it is the RA: it checks the device against its own

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Forwarding to an upstream CA that is not mod_scep: micromdm's scepserver 2.1 (Debian
 # package scep), reached through tinyproxy.  scepserver listens on every interface, so the
 # test runs in a network namespace of its own, where only the loopback exists.  It answers

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Issue 15 point 1: a forwarding gateway lets through nothing beyond the registration.
 # The upstream CA certifies the device's PKCS#10 as it is, so every subject attribute,
 # every name of every subjectAltName, every requested extension and every request

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Issue 15, point 6: a forwarding gateway trusts only an upstream whose certificates chain
 # to its ScepCACertificateFile.  Fake upstreams (static files behind mod_rewrite, so that
 # the access log shows every request they get) answer GetCACert with an RA another CA

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # PKIOperation transport and algorithms with scep_probe + curl: GET in the encodings real
 # clients use, a 4096-bit key by GET, POST with and without a Content-Type, every
 # content cipher and digest, RSAES-OAEP key transport and RSASSA-PSS signatures.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The harness itself, without mod_scep: httpd starts from the generated configuration,
 # answers 404, stops cleanly, and the error-log check does catch unexpected lines.
 source "$(dirname "$0")/lib.sh"

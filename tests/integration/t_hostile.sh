@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Hostile input (issue 7, part 4): one table of malformed and malicious requests, each
 # with the exact answer the server owes and the tagged log line that goes with it.
 # After every row: no secret (challenge, "PRIVATE KEY") in the new log lines, no child

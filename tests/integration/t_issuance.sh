@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # What the issued certificates contain (spec "Issued certificates" and the ScepValidityDays,
 # ScepKeyUsage, ScepExtendedKeyUsage, ScepSubject directives): serial, SKI/AKI,
 # basicConstraints, keyUsage/EKU, SHA-256, validity with 5 minutes of backdating and never

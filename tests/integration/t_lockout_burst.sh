@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Issue 15, point 3: a burst of wrong challenges for one name over many connections (and
 # both httpd processes of the harness) judges at most ScepLockout's count of them; the
 # others, and the right challenge once the name is locked, are refused as locked out.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Issue 15, point 4: the minting endpoint (SetHandler scep-challenge) refuses what it
 # cannot read.  A parameter that is present but not acceptable (a bad or truncated
 # %-escape, an encoded NUL or '/', a value that is not a host name, profile name or

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Manual approval: requests held PENDING (a registration with -W on, or an endpoint with
 # ScepRequireApproval On), listed with scepreg -P, approved with -Y or rejected with -N;
 # the device's CertPoll (and its request sent again) then gets SUCCESS, FAILURE or PENDING

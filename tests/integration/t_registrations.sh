@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Enrollment against device registrations (ScepDeviceDB + scepreg): a registered router
 # enrolls and a second device with the same challenge cannot; wrong challenge, address,
 # serial; unknown, expired, disabled and locked-out names; the one-time race; retries of

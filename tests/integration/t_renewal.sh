@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Renewal: a device enrolls, renews twice (RenewalReq, and the PKCSReq signed with its
 # current certificate that Cisco IOS, macOS and sscep send), is revoked, and its next
 # renewal is refused.  Renewals signed by another device's certificate or by a foreign

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The reverse-proxy examples of conf-examples/reverse-proxy/, run for real in front of
 # httpd: nginx, HAProxy (X-Forwarded-For and the PROXY protocol) and Apache mod_proxy.
 # Through each: GetCACaps, an HTTP/1.0 client, no redirect to HTTPS on the SCEP path (but

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # CA rollover: before the switch, ScepNextCACertificateFile makes GetNextCACert available
 # and advertised (a SignedData by the current RA that openssl cms and strongSwan's pki
 # verify); after it, ScepPreviousCACertificateFile lets certificates of the old CA renew

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # micromdm's scepclient (Debian package "scep", 2.1.0) against mod_scep. It always POSTs and
 # always encrypts its request with single DES, whatever GetCACaps says, so it enrolls only
 # where ScepLegacyAlgorithms is On; elsewhere it must get a signed badAlg FAILURE it can read.

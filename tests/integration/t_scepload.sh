@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scepload, the load generator: a run that registers its own wildcard (-D), by POST and
 # by GET, with its key pool cached on disk; requests built before the clock (-P) and
 # answers checked after it (-a); failures counted by reason; limits refused.

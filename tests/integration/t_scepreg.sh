@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scepreg, the registration tool, through its command line (httpd only at the end): every command
 # and option, every exit status, CSV import (good, bad, -k, 50,000 rows), concurrent
 # writers, interruption (nothing written), map growth and a full map, damaged databases,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Issue 15, point 9: slow clients cannot hold every connection of the demo.  The test
 # starts conf-examples/demo.sh itself (its generated configuration is what ships), opens
 # more slow clients than the demo has workers (event MPM defaults: 400), half of them

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # SetHandler scep-status: counters per endpoint and outcome, and latency histograms, in
 # the Prometheus text format and as JSON, summed over every httpd process.
 source "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A full device database: enrollments get HTTP 503 (the device retries later) with an
 # ERR line naming the remedy, nothing committed so far is lost, the tool exits 8, and
 # after the operator grows the map and reloads, enrollment works again.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # strongSwan's pki tool (5.9.8) against mod_scep: --scepca, then --scep enrollments (it
 # always POSTs) with AES and 3DES, SHA-256 and SHA-1, RSA keys of 2048/3072/4096 bits.
 # See /work/shared/CLIENTS.md for its quirks.

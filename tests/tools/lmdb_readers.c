@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lmdb_readers: holds read transactions on an LMDB environment, so that integration
  * tests can fill its reader table the way a stuck or killed reader does.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scep_probe: an independent SCEP (RFC 8894) client for the integration tests.
  *
  * It shares no code with the module: everything is built directly with OpenSSL 3

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A device database in a scratch folder, for the unit tests that need one. */
 #ifndef SCRATCH_DB_H
 #define SCRATCH_DB_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the attacks an unauthenticated client made on a running mod_scep (issue 15
  * of the project), at the level of the policy that now stops them: each test is named after
  * the point it covers and failed on the code before its fix.

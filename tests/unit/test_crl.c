@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the CRL: what it lists (revoked, unexpired, this CA's), its extensions
  * and signature, and when it is rebuilt (a revocation, half its validity, another CA)
  * or served again from the database with the same number. */

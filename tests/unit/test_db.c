@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of scep_db.c against real LMDB files in a fresh folder per test: durability
  * across close and reopen, aborted and abandoned transactions, first-error stickiness,
  * the dup-sorted index, a full map and its growth, read-only opens, a schema from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of scep_decode.c: the raw query split (order, case, repeats, absent and
  * empty parameters, percent-decoding of the operation only) and the lenient base64 of
  * GET messages (round trips over many lengths in every spelling real clients use, the

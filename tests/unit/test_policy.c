@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of scep_policy: authorization against registrations in a scratch LMDB
  * database, lockout, minted challenges, transactions and the recording of certificates.
  * The CSRs are plain scep_csr_t values: the policy reads only their fields; those of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the core without httpd: CA loading and its refusals, the prepared
  * GetCACaps/GetCACert answers, profile helpers, and whole PKIOperations built here with
  * OpenSSL's CMS code and answered by scep_server_pkioperation(). */

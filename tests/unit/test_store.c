@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of scep_store.c: the canonical forms of names and addresses, wildcard
  * matching, challenge verifiers, and every record kind written to and read back from a
  * real LMDB environment in a fresh temporary folder per test, including the lookups

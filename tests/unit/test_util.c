@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the shared helpers: the strict reading of the query strings of the
  * operator-facing handlers (issue 15, point 4: a parameter that cannot be read refuses
  * the request, never counts as absent). */
