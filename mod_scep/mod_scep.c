@@ -425,7 +425,8 @@ static const char *set_db_map_size(cmd_parms *cmd, void *dconf, const char *arg)
     apr_size_t size = 0;
     const char *err;
 
-    if ((err = scep_glue_endpoint_context(cmd)) != NULL || (err = parse_size(cmd, arg, &size)) != NULL) {
+    if ((err = scep_glue_endpoint_context(cmd)) != NULL
+        || (err = parse_size(cmd, arg, &size)) != NULL) {
         return err;
     }
     if (!conf->db_ref) {
@@ -446,7 +447,7 @@ static const char *set_profile_name(cmd_parms *cmd, void *dconf, const char *arg
     if ((err = scep_glue_endpoint_context(cmd)) != NULL) {
         return err;
     }
-    if (!*arg || !scep_reg_profile_name_ok(arg)) {
+    if (!*arg || !scep_import_profile_name_ok(arg)) {
         return "ScepProfileName: 1 to 64 letters, digits, '-', '_' or '.'";
     }
     conf->profile.registrations.profile_name = arg;
@@ -868,7 +869,7 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
                           "SCEP00105: scep(-,PKIOperation): GET without a message parameter");
             return HTTP_BAD_REQUEST;
         }
-        rv = scep_message_decode(r->pool, message, strlen(message),
+        rv = scep_decode_message(r->pool, message, strlen(message),
                                  profile->max_message_size, &der, &len);
         if (rv == APR_ENOSPC) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -937,7 +938,7 @@ static int scep_handler(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ca = conf->ca_ref->ca;
-    if (scep_query_parse(r->pool, r->args, &operation, &message) != APR_SUCCESS
+    if (scep_decode_query(r->pool, r->args, &operation, &message) != APR_SUCCESS
         || !operation || !*operation) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "SCEP00109: scep(-,-): request without a usable operation parameter");

@@ -27,6 +27,7 @@
 
 #include "mod_scep.h"
 #include "scep_import.h"
+#include "scep_name.h"
 #include "scep_store.h"
 #include "scep_util.h"
 
@@ -152,7 +153,7 @@ int scep_glue_challenge_handler(request_rec *r)
         return refuse(r, "SCEP00151", "the request has a body, which is not read: give "
                       "the parameters in the query string");
     }
-    if (scep_params_parse(r->pool, r->args, params, P_COUNT, &why) != APR_SUCCESS) {
+    if (scep_util_params_parse(r->pool, r->args, params, P_COUNT, &why) != APR_SUCCESS) {
         return refuse(r, "SCEP00150", apr_psprintf(r->pool, "%s in the query '%s'", why,
                                                    shown(r, r->args)));
     }
@@ -161,11 +162,11 @@ int scep_glue_challenge_handler(request_rec *r)
     ttl_arg = params[P_TTL].value;
     format = params[P_FORMAT].value;
     ttl = conf->challenge_ttl ? conf->challenge_ttl : SCEP_DEFAULT_CHALLENGE_TTL;
-    if (fqdn_arg && !(fqdn = scep_store_fqdn(r->pool, fqdn_arg, 0))) {
+    if (fqdn_arg && !(fqdn = scep_name_fqdn(r->pool, fqdn_arg, 0))) {
         return refuse(r, "SCEP00121", apr_psprintf(r->pool, "fqdn '%s' is not a host name "
                                                    "(no wildcards)", shown(r, fqdn_arg)));
     }
-    if (profile && !scep_reg_profile_name_ok(profile)) {
+    if (profile && !scep_import_profile_name_ok(profile)) {
         return refuse(r, "SCEP00122", apr_psprintf(r->pool, "profile '%s' is not a profile "
                                                    "name", shown(r, profile)));
     }
@@ -206,9 +207,10 @@ int scep_glue_challenge_handler(request_rec *r)
         /* Expired challenges go as new ones come, so the table stays small.  A failure
          * that is not the database's (no random bytes) would leave the transaction
          * clean and no challenge made: each step's status counts. */
-        rv = scep_minted_purge(txn, r->pool, now, &purged);
+        rv = scep_store_minted_purge(txn, r->pool, now, &purged);
         if (rv == APR_SUCCESS) {
-            rv = scep_minted_create(txn, r->pool, now, ttl, fqdn, profile, &challenge, &rec);
+            rv = scep_store_minted_create(txn, r->pool, now, ttl, fqdn, profile, &challenge,
+                                          &rec);
         }
         if (rv == APR_SUCCESS) {
             rv = scep_db_commit(txn);

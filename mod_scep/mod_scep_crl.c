@@ -56,7 +56,7 @@ int scep_glue_crl_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SCEP00131: cannot prepare the CRL of %s: %s",
                       scep_ca_name(conf->ca_ref->ca),
-                      rv == APR_EGENERAL ? scep_openssl_errors(r->pool)
+                      rv == APR_EGENERAL ? scep_util_openssl_errors(r->pool)
                                          : scep_db_strerror(r->pool, rv));
         return rv == SCEP_DB_FULL || rv == SCEP_DB_BUSY ? HTTP_SERVICE_UNAVAILABLE
                                                         : HTTP_INTERNAL_SERVER_ERROR;

@@ -109,7 +109,7 @@ const char *scep_glue_upstream_text(cmd_parms *cmd, void *dconf, const char *arg
     if (strcmp(cmd->cmd->name, "ScepUpstreamRACertificateFile") == 0) {
         /* read here, as root and for `httpd -t` too; the children share what was read */
         ref->conf.ra_file = path;
-        return scep_upstream_load_ra_file(cmd->pool, &ref->conf, &err) == APR_SUCCESS
+        return scep_forward_load_ra_file(cmd->pool, &ref->conf, &err) == APR_SUCCESS
                ? NULL : err;
     }
     ref->conf.ca_file = path;
@@ -261,7 +261,7 @@ void scep_glue_forward_child_init(apr_pool_t *pchild, server_rec *s)
     for (i = 0; upstream_refs && i < upstream_refs->nelts; i++) {
         scep_upstream_ref_t *ref = APR_ARRAY_IDX(upstream_refs, i, scep_upstream_ref_t *);
 
-        if (scep_upstream_create(pchild, &ref->conf, ref->section->ca_ref->ca, &ref->up)
+        if (scep_forward_create(pchild, &ref->conf, ref->section->ca_ref->ca, &ref->up)
             != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "SCEP00413: cannot prepare the "
                          "upstream %s configured at %s", ref->conf.url, ref->defined_at);

@@ -174,11 +174,13 @@ static void prometheus(request_rec *r)
         for (b = 0; b < BUCKETS; b++) {
             cumulative += __atomic_load_n(&slots[i].bucket[b], __ATOMIC_RELAXED);
             if (b < BUCKETS - 1) {
-                ap_rprintf(r, "scep_request_duration_seconds_bucket{location=\"%s\",le=\"%g\"} %"
+                ap_rprintf(r,
+                           "scep_request_duration_seconds_bucket{location=\"%s\",le=\"%g\"} %"
                            APR_UINT64_T_FMT "\n", loc, bucket_ms[b] / 1000.0, cumulative);
             }
             else {
-                ap_rprintf(r, "scep_request_duration_seconds_bucket{location=\"%s\",le=\"+Inf\"} %"
+                ap_rprintf(r,
+                           "scep_request_duration_seconds_bucket{location=\"%s\",le=\"+Inf\"} %"
                            APR_UINT64_T_FMT "\n", loc, cumulative);
             }
         }
@@ -265,7 +267,7 @@ int scep_glue_status_handler(request_rec *r)
     }
     /* Read as strictly as scep-challenge's: a scraper that asks for something this
      * handler does not know learns it at once instead of parsing the wrong format. */
-    if (scep_params_parse(r->pool, r->args, &format, 1, &why) == APR_SUCCESS
+    if (scep_util_params_parse(r->pool, r->args, &format, 1, &why) == APR_SUCCESS
         && format.value && strcmp(format.value, "json") != 0
         && strcmp(format.value, "prometheus") != 0) {
         why = "parameter 'format' is neither json nor prometheus";

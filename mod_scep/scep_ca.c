@@ -155,7 +155,8 @@ static apr_status_t load_certs(apr_pool_t *p, const char *role, const char *path
         return file_problem(p, role, path, "holds no PEM certificate", errmsg);
     }
     for (i = 0; i < sk_X509_num(certs); i++) {
-        if ((problem = scep_rsa_exponent_problem(X509_get_X509_PUBKEY(sk_X509_value(certs, i))))
+        if ((problem = scep_keyless_rsa_exponent_problem(
+                 X509_get_X509_PUBKEY(sk_X509_value(certs, i))))
             != NULL) {
             ERR_clear_error();
             return file_problem(p, role, path,
@@ -200,7 +201,7 @@ static apr_status_t load_key(apr_pool_t *p, const char *role, const char *path, 
     key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
     if (!key) {
-        const char *detail = scep_openssl_errors(p);
+        const char *detail = scep_util_openssl_errors(p);
 
         return file_problem(p, role, path,
                             apr_pstrcat(p, "holds no unencrypted PEM private key (", detail,
@@ -303,7 +304,7 @@ static apr_status_t prepare_issuance(apr_pool_t *p, scep_ca_t *ca, const char *p
     }
     if (!ca->end_entity_constraints || !ca->authority_key_id || !ca->sha1) {
         *errmsg = apr_pstrcat(p, "cannot prepare the issued certificates' extensions: ",
-                              scep_openssl_errors(p), NULL);
+                              scep_util_openssl_errors(p), NULL);
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -390,7 +391,7 @@ static apr_status_t load_rollover(apr_pool_t *p, const scep_ca_files_t *files,
     if ((rv = scep_msg_signed_certs(p, ca, certs, n, &ca->nextca_der, &ca->nextca_der_len))
         != APR_SUCCESS) {
         *errmsg = apr_pstrcat(p, "cannot sign the GetNextCACert answer: ",
-                              scep_openssl_errors(p), NULL);
+                              scep_util_openssl_errors(p), NULL);
         return rv;
     }
     ca->caps = apr_pstrcat(p, caps_text, "GetNextCACert\n", NULL);
@@ -492,7 +493,7 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     }
     if ((rv = prepare_cacert(p, ca)) != APR_SUCCESS) {
         *errmsg = apr_pstrcat(p, "cannot encode the GetCACert answer: ",
-                              scep_openssl_errors(p), NULL);
+                              scep_util_openssl_errors(p), NULL);
         return rv;
     }
     if ((rv = prepare_issuance(p, ca, files->ca_cert_file, errmsg)) != APR_SUCCESS) {

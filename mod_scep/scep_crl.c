@@ -216,9 +216,9 @@ apr_status_t scep_crl_current(apr_pool_t *p, const scep_ca_t *ca, scep_db_t *db,
     if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
         return rv;
     }
-    rv = scep_crl_state_get(txn, &state);
+    rv = scep_store_crl_state_get(txn, &state);
     if (rv == APR_SUCCESS) {
-        rv = scep_crl_published_get(txn, p, &pub);
+        rv = scep_store_crl_published_get(txn, p, &pub);
     }
     if (rv == APR_SUCCESS && still_good(pub, &state, mine.ca_id, now)) {
         scep_db_abort(txn);
@@ -233,7 +233,7 @@ apr_status_t scep_crl_current(apr_pool_t *p, const scep_ca_t *ca, scep_db_t *db,
     col.p = p;
     col.now = now;
     col.revoked = apr_array_make(p, 16, sizeof(const scep_cert_rec_t *));
-    rv = scep_cert_foreach(txn, p, NULL, collect_revoked, &col);
+    rv = scep_store_cert_foreach(txn, p, NULL, collect_revoked, &col);
     scep_db_abort(txn);
     if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
         return rv;
@@ -254,7 +254,7 @@ apr_status_t scep_crl_current(apr_pool_t *p, const scep_ca_t *ca, scep_db_t *db,
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
         return rv;
     }
-    rv = scep_crl_published_get(txn, p, &again);
+    rv = scep_store_crl_published_get(txn, p, &again);
     if (rv == APR_SUCCESS && again->number >= mine.number) {
         /* another process stored one meanwhile: serve that, so numbers never repeat */
         scep_db_abort(txn);
@@ -262,7 +262,7 @@ apr_status_t scep_crl_current(apr_pool_t *p, const scep_ca_t *ca, scep_db_t *db,
         return APR_SUCCESS;
     }
     if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
-        rv = scep_crl_published_put(txn, p, &mine);
+        rv = scep_store_crl_published_put(txn, p, &mine);
     }
     if (rv == APR_SUCCESS) {
         rv = scep_db_commit(txn);

@@ -13,8 +13,6 @@
 #include "scep_ca.h"
 #include "scep_db.h"
 
-#define SCEP_CRL_VALIDITY_DEFAULT (7 * 24 * 3600)
-
 typedef struct scep_crl_t {
     const unsigned char *der;
     apr_size_t der_len;

@@ -108,7 +108,8 @@ static const char *ip_text(apr_pool_t *p, const ASN1_OCTET_STRING *ip)
         int i;
 
         for (i = 0; i < 8; i++) {
-            apr_snprintf(out + i * 5, 6, "%02x%02x%s", b[2 * i], b[2 * i + 1], i < 7 ? ":" : "");
+            apr_snprintf(out + i * 5, 6, "%02x%02x%s", b[2 * i], b[2 * i + 1],
+                         i < 7 ? ":" : "");
         }
         return out;
     }
@@ -419,7 +420,7 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
     csr->ip_addresses = apr_array_make(p, 1, sizeof(const char *));
 
     if (len > LONG_MAX
-        || !(csr->req = scep_d2i_keyless(ASN1_ITEM_rptr(X509_REQ), &q, (long)len))) {
+        || !(csr->req = scep_keyless_d2i(ASN1_ITEM_rptr(X509_REQ), &q, (long)len))) {
         ERR_clear_error();
         *why = "the messageData is not a PKCS#10 request";
         return APR_EINVAL;
@@ -432,7 +433,7 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
                             (unsigned long)(der + len - q));
         return APR_EINVAL;
     }
-    if (!(csr->public_key = scep_spki_public_key(X509_REQ_get_X509_PUBKEY(csr->req)))) {
+    if (!(csr->public_key = scep_keyless_spki_public_key(X509_REQ_get_X509_PUBKEY(csr->req)))) {
         *why = "the PKCS#10 public key cannot be read";
         return APR_EINVAL;
     }

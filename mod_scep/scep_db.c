@@ -922,7 +922,7 @@ static int rec_reserve(scep_rec_t *rec, apr_size_t more)
     return 1;
 }
 
-void scep_rec_init(scep_rec_t *rec, apr_pool_t *p)
+void scep_db_rec_init(scep_rec_t *rec, apr_pool_t *p)
 {
     rec->pool = p;
     rec->data = NULL;
@@ -931,7 +931,7 @@ void scep_rec_init(scep_rec_t *rec, apr_pool_t *p)
     rec->data[rec->len++] = SCEP_DB_RECORD_VERSION;
 }
 
-void scep_rec_put_bytes(scep_rec_t *rec, unsigned int tag, const void *v, apr_size_t len)
+void scep_db_rec_put_bytes(scep_rec_t *rec, unsigned int tag, const void *v, apr_size_t len)
 {
     unsigned char *d;
 
@@ -952,14 +952,14 @@ void scep_rec_put_bytes(scep_rec_t *rec, unsigned int tag, const void *v, apr_si
     rec->len += FIELD_HEADER + len;
 }
 
-void scep_rec_put_str(scep_rec_t *rec, unsigned int tag, const char *s)
+void scep_db_rec_put_str(scep_rec_t *rec, unsigned int tag, const char *s)
 {
     if (s) {
-        scep_rec_put_bytes(rec, tag, s, strlen(s));
+        scep_db_rec_put_bytes(rec, tag, s, strlen(s));
     }
 }
 
-void scep_rec_put_i64(scep_rec_t *rec, unsigned int tag, apr_int64_t v)
+void scep_db_rec_put_i64(scep_rec_t *rec, unsigned int tag, apr_int64_t v)
 {
     apr_uint64_t u = (apr_uint64_t)v;
     unsigned char b[8];
@@ -969,10 +969,10 @@ void scep_rec_put_i64(scep_rec_t *rec, unsigned int tag, apr_int64_t v)
         b[i] = (unsigned char)u;
         u >>= 8;
     }
-    scep_rec_put_bytes(rec, tag, b, sizeof(b));
+    scep_db_rec_put_bytes(rec, tag, b, sizeof(b));
 }
 
-apr_status_t scep_rec_parse(const void *data, apr_size_t len, scep_rec_view_t *view)
+apr_status_t scep_db_rec_parse(const void *data, apr_size_t len, scep_rec_view_t *view)
 {
     const unsigned char *d = data;
     apr_size_t pos;
@@ -1008,7 +1008,7 @@ corrupt:
     return SCEP_DB_CORRUPT;
 }
 
-const char *scep_rec_str(const scep_rec_view_t *view, unsigned int tag, apr_pool_t *p)
+const char *scep_db_rec_str(const scep_rec_view_t *view, unsigned int tag, apr_pool_t *p)
 {
     if (tag > 255 || !view->present[tag]) {
         return NULL;
@@ -1016,7 +1016,7 @@ const char *scep_rec_str(const scep_rec_view_t *view, unsigned int tag, apr_pool
     return apr_pstrmemdup(p, (const char *)view->field[tag], view->field_len[tag]);
 }
 
-apr_int64_t scep_rec_i64(const scep_rec_view_t *view, unsigned int tag, apr_int64_t dflt)
+apr_int64_t scep_db_rec_i64(const scep_rec_view_t *view, unsigned int tag, apr_int64_t dflt)
 {
     apr_uint64_t u = 0;
     int i;

@@ -130,10 +130,10 @@ typedef struct scep_rec_t {
     apr_size_t len, cap;
 } scep_rec_t;
 
-void scep_rec_init(scep_rec_t *rec, apr_pool_t *p);
-void scep_rec_put_bytes(scep_rec_t *rec, unsigned int tag, const void *v, apr_size_t len);
-void scep_rec_put_str(scep_rec_t *rec, unsigned int tag, const char *s); /* NULL: omitted */
-void scep_rec_put_i64(scep_rec_t *rec, unsigned int tag, apr_int64_t v);
+void scep_db_rec_init(scep_rec_t *rec, apr_pool_t *p);
+void scep_db_rec_put_bytes(scep_rec_t *rec, unsigned int tag, const void *v, apr_size_t len);
+void scep_db_rec_put_str(scep_rec_t *rec, unsigned int tag, const char *s); /* NULL: omitted */
+void scep_db_rec_put_i64(scep_rec_t *rec, unsigned int tag, apr_int64_t v);
 
 /* A decoded record: each tag's last value (tags 0..255), pointing into the input. */
 typedef struct scep_rec_view_t {
@@ -142,9 +142,9 @@ typedef struct scep_rec_view_t {
     unsigned char present[256];
 } scep_rec_view_t;
 
-apr_status_t scep_rec_parse(const void *data, apr_size_t len, scep_rec_view_t *view);
+apr_status_t scep_db_rec_parse(const void *data, apr_size_t len, scep_rec_view_t *view);
 /* Field readers: the `present` flag says whether the tag was there at all. */
-const char *scep_rec_str(const scep_rec_view_t *view, unsigned int tag, apr_pool_t *p);
-apr_int64_t scep_rec_i64(const scep_rec_view_t *view, unsigned int tag, apr_int64_t dflt);
+const char *scep_db_rec_str(const scep_rec_view_t *view, unsigned int tag, apr_pool_t *p);
+apr_int64_t scep_db_rec_i64(const scep_rec_view_t *view, unsigned int tag, apr_int64_t dflt);
 
 #endif

@@ -69,8 +69,8 @@ static apr_status_t percent_decode(char *dst, const char *src, apr_size_t len)
         if (len - i < 3) {
             return APR_EINVAL;
         }
-        hi = scep_hex_digit((unsigned char)src[i + 1]);
-        lo = scep_hex_digit((unsigned char)src[i + 2]);
+        hi = scep_util_hex_digit((unsigned char)src[i + 1]);
+        lo = scep_util_hex_digit((unsigned char)src[i + 2]);
         if (hi < 0 || lo < 0 || (hi | lo) == 0) {
             return APR_EINVAL;      /* a NUL would silently truncate the value */
         }
@@ -81,8 +81,8 @@ static apr_status_t percent_decode(char *dst, const char *src, apr_size_t len)
     return APR_SUCCESS;
 }
 
-apr_status_t scep_query_parse(apr_pool_t *p, const char *raw_query,
-                              const char **operation, const char **message)
+apr_status_t scep_decode_query(apr_pool_t *p, const char *raw_query,
+                               const char **operation, const char **message)
 {
     const char *op = NULL, *msg = NULL;
     apr_size_t op_len = 0, msg_len = 0;
@@ -148,7 +148,7 @@ apr_status_t scep_query_parse(apr_pool_t *p, const char *raw_query,
     return APR_SUCCESS;
 }
 
-apr_status_t scep_message_decode(apr_pool_t *p, const char *text, apr_size_t text_len,
+apr_status_t scep_decode_message(apr_pool_t *p, const char *text, apr_size_t text_len,
                                  apr_size_t max_out,
                                  unsigned char **out, apr_size_t *out_len)
 {
@@ -184,8 +184,8 @@ apr_status_t scep_message_decode(apr_pool_t *p, const char *text, apr_size_t tex
             if (text_len - i < 3) {
                 return APR_EINVAL;
             }
-            hi = scep_hex_digit((unsigned char)text[i + 1]);
-            lo = scep_hex_digit((unsigned char)text[i + 2]);
+            hi = scep_util_hex_digit((unsigned char)text[i + 1]);
+            lo = scep_util_hex_digit((unsigned char)text[i + 2]);
             if (hi < 0 || lo < 0) {
                 return APR_EINVAL;
             }
@@ -246,7 +246,7 @@ apr_status_t scep_message_decode(apr_pool_t *p, const char *text, apr_size_t tex
     return APR_SUCCESS;
 }
 
-const char *scep_base64_encode(apr_pool_t *p, const unsigned char *data, apr_size_t len)
+const char *scep_decode_base64(apr_pool_t *p, const unsigned char *data, apr_size_t len)
 {
     char *buf, *d;
     apr_size_t i;

@@ -15,13 +15,13 @@
  * parameters are ignored; a repeated parameter keeps its first value.
  *
  * `operation` is percent-decoded.  `message` is returned RAW (still percent-encoded, '+'
- * untouched) so that scep_message_decode() can treat it as base64.  Either output is set
+ * untouched) so that scep_decode_message() can treat it as base64.  Either output is set
  * to NULL when the parameter is absent.  `raw_query` may be NULL (no query at all).
  *
  * Returns APR_SUCCESS, or APR_EINVAL when the operation value is not decodable
  * (bad %-escape, embedded NUL). */
-apr_status_t scep_query_parse(apr_pool_t *p, const char *raw_query,
-                              const char **operation, const char **message);
+apr_status_t scep_decode_query(apr_pool_t *p, const char *raw_query,
+                               const char **operation, const char **message);
 
 /* Decodes a GET `message` value into bytes, in this order: percent-escapes are decoded
  * (%2B -> '+', %2F -> '/', %3D -> '='; lower-case hex accepted); then CR, LF, spaces and
@@ -35,11 +35,11 @@ apr_status_t scep_query_parse(apr_pool_t *p, const char *raw_query,
  * Returns APR_SUCCESS; APR_ENOSPC when the decoded size would exceed `max_out`;
  * APR_EINVAL when the text is not base64 (a character outside both alphabets, a bad
  * %-escape, padding in the middle, a dangling single character). */
-apr_status_t scep_message_decode(apr_pool_t *p, const char *text, apr_size_t text_len,
+apr_status_t scep_decode_message(apr_pool_t *p, const char *text, apr_size_t text_len,
                                  apr_size_t max_out,
                                  unsigned char **out, apr_size_t *out_len);
 
 /* Encodes bytes as standard base64 without line breaks (NUL-terminated, in the pool). */
-const char *scep_base64_encode(apr_pool_t *p, const unsigned char *data, apr_size_t len);
+const char *scep_decode_base64(apr_pool_t *p, const unsigned char *data, apr_size_t len);
 
 #endif

@@ -50,8 +50,8 @@ apr_status_t scep_forward_global_init(void)
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
 }
 
-apr_status_t scep_upstream_create(apr_pool_t *p, const scep_upstream_conf_t *conf,
-                                  const scep_ca_t *ra, scep_upstream_t **out)
+apr_status_t scep_forward_create(apr_pool_t *p, const scep_upstream_conf_t *conf,
+                                 const scep_ca_t *ra, scep_upstream_t **out)
 {
     scep_upstream_t *up = apr_pcalloc(p, sizeof(*up));
     apr_status_t rv;
@@ -319,8 +319,8 @@ static int chains_to_ca(const scep_ca_t *ca, X509 *x, STACK_OF(X509) *intermedia
 
 static apr_status_t cleanup_certs(void *data);
 
-apr_status_t scep_upstream_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *conf,
-                                        const char **errmsg)
+apr_status_t scep_forward_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *conf,
+                                       const char **errmsg)
 {
     const char *role = "ScepUpstreamRACertificateFile";
     STACK_OF(X509) *pins = sk_X509_new_null();
@@ -336,7 +336,7 @@ apr_status_t scep_upstream_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *con
     bio = BIO_new_file(conf->ra_file, "r");
     if (!bio || !pins) {
         *errmsg = apr_psprintf(p, "%s: '%s' cannot be read: %s", role, conf->ra_file,
-                               scep_openssl_errors(p));
+                               scep_util_openssl_errors(p));
     }
     while (!*errmsg && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
         if (!sk_X509_push(pins, x)) {
@@ -347,7 +347,8 @@ apr_status_t scep_upstream_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *con
     /* the end of the file is "no start line"; anything else is a broken certificate */
     if (!*errmsg && ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
         *errmsg = apr_psprintf(p, "%s: '%s': certificate number %d cannot be read: %s", role,
-                               conf->ra_file, sk_X509_num(pins) + 1, scep_openssl_errors(p));
+                               conf->ra_file, sk_X509_num(pins) + 1,
+                               scep_util_openssl_errors(p));
     }
     ERR_clear_error();
     BIO_free(bio);
@@ -396,7 +397,7 @@ static const char *encipher_problem(apr_pool_t *p, X509 *x, int is_ra)
     if (EVP_PKEY_get_base_id(X509_get0_pubkey(x)) != EVP_PKEY_RSA) {
         return apr_pstrcat(p, describe(p, x), " has no RSA key", NULL);
     }
-    if ((exponent = scep_rsa_exponent_problem(X509_get_X509_PUBKEY(x))) != NULL) {
+    if ((exponent = scep_keyless_rsa_exponent_problem(X509_get_X509_PUBKEY(x))) != NULL) {
         return apr_pstrcat(p, describe(p, x), ": ", exponent, NULL);
     }
     if (is_ra && (X509_get_extension_flags(x) & EXFLAG_KUSAGE)
@@ -583,13 +584,13 @@ static upstream_view_t *current_view(apr_pool_t *p, scep_upstream_t *up,
     return view;
 }
 
-int scep_upstream_down_answer(const scep_upstream_t *up)
+int scep_forward_down_answer(const scep_upstream_t *up)
 {
     return up->conf->down_answer == 503 ? 503 : 200;
 }
 
-STACK_OF(X509) *scep_upstream_ca_certs(apr_pool_t *p, scep_upstream_t *up,
-                                       const scep_log_t *log, const char **why)
+STACK_OF(X509) *scep_forward_ca_certs(apr_pool_t *p, scep_upstream_t *up,
+                                      const scep_log_t *log, const char **why)
 {
     upstream_view_t *view = current_view(p, up, log, why);
 
@@ -601,7 +602,7 @@ STACK_OF(X509) *scep_upstream_ca_certs(apr_pool_t *p, scep_upstream_t *up,
 /* Base64 for a query string: '+', '/' and '=' percent-encoded. */
 static const char *query_base64(apr_pool_t *p, const unsigned char *der, apr_size_t len)
 {
-    const char *b64 = scep_base64_encode(p, der, len);
+    const char *b64 = scep_decode_base64(p, der, len);
     char *out = apr_palloc(p, strlen(b64) * 3 + 1), *o = out;
 
     for (; *b64; b64++) {
@@ -690,7 +691,7 @@ static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_
                                poll ? SCEP_MSG_CERTPOLL : SCEP_MSG_PKCSREQ, transaction_id,
                                content, content_len, nonce, &der, &der_len) != APR_SUCCESS) {
         result->why = apr_pstrcat(p, "cannot build the upstream request: ",
-                                  scep_openssl_errors(p), NULL);
+                                  scep_util_openssl_errors(p), NULL);
         return APR_EGENERAL;
     }
     if (view->post) {
@@ -753,17 +754,17 @@ static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_
     return APR_SUCCESS;
 }
 
-apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
-                                  const unsigned char *csr, apr_size_t csr_len,
-                                  EVP_PKEY *csr_key, const char *transaction_id,
-                                  const scep_log_t *log, scep_forward_result_t *result)
+apr_status_t scep_forward_enroll(apr_pool_t *p, scep_upstream_t *up,
+                                 const unsigned char *csr, apr_size_t csr_len,
+                                 EVP_PKEY *csr_key, const char *transaction_id,
+                                 const scep_log_t *log, scep_forward_result_t *result)
 {
     return exchange(p, up, 0, NULL, csr, csr_len, csr_key, transaction_id, log, result);
 }
 
-apr_status_t scep_upstream_poll(apr_pool_t *p, scep_upstream_t *up, X509_REQ *req,
-                                EVP_PKEY *csr_key, const char *transaction_id,
-                                const scep_log_t *log, scep_forward_result_t *result)
+apr_status_t scep_forward_poll(apr_pool_t *p, scep_upstream_t *up, X509_REQ *req,
+                               EVP_PKEY *csr_key, const char *transaction_id,
+                               const scep_log_t *log, scep_forward_result_t *result)
 {
     return exchange(p, up, 1, req, NULL, 0, csr_key, transaction_id, log, result);
 }

@@ -53,16 +53,16 @@ typedef struct scep_upstream_t scep_upstream_t;
  * upstream's RA, none a CA certificate.  Whether they chain to ScepCACertificateFile is
  * checked when the upstream lists them, where intermediates and the time are known.
  * APR_EINVAL with *errmsg otherwise. */
-apr_status_t scep_upstream_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *conf,
-                                        const char **errmsg);
+apr_status_t scep_forward_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *conf,
+                                       const char **errmsg);
 
 /* Once per process (libcurl's global state). */
 apr_status_t scep_forward_global_init(void);
 
 /* The upstream of an endpoint; `ra` holds the RA certificate and key that sign the
  * requests sent upstream and open its answers.  Nothing is fetched yet. */
-apr_status_t scep_upstream_create(apr_pool_t *p, const scep_upstream_conf_t *conf,
-                                  const scep_ca_t *ra, scep_upstream_t **up);
+apr_status_t scep_forward_create(apr_pool_t *p, const scep_upstream_conf_t *conf,
+                                 const scep_ca_t *ra, scep_upstream_t **up);
 
 typedef enum scep_forward_status_e {
     SCEP_FORWARD_ISSUED,
@@ -81,24 +81,24 @@ typedef struct scep_forward_result_t {
 /* Sends `csr` (DER) upstream under `transaction_id` and waits at most the configured
  * timeouts (with retries).  A request the upstream may never have received is sent
  * again the same way: an upstream answers a known transaction from its state. */
-apr_status_t scep_upstream_enroll(apr_pool_t *p, scep_upstream_t *up,
-                                  const unsigned char *csr, apr_size_t csr_len,
-                                  EVP_PKEY *csr_key, const char *transaction_id,
-                                  const scep_log_t *log, scep_forward_result_t *result);
+apr_status_t scep_forward_enroll(apr_pool_t *p, scep_upstream_t *up,
+                                 const unsigned char *csr, apr_size_t csr_len,
+                                 EVP_PKEY *csr_key, const char *transaction_id,
+                                 const scep_log_t *log, scep_forward_result_t *result);
 
 /* Asks the upstream with a CertPoll (IssuerAndSubject of `req`) about a transaction it
  * answered PENDING. */
-apr_status_t scep_upstream_poll(apr_pool_t *p, scep_upstream_t *up, X509_REQ *req,
-                                EVP_PKEY *csr_key, const char *transaction_id,
-                                const scep_log_t *log, scep_forward_result_t *result);
+apr_status_t scep_forward_poll(apr_pool_t *p, scep_upstream_t *up, X509_REQ *req,
+                               EVP_PKEY *csr_key, const char *transaction_id,
+                               const scep_log_t *log, scep_forward_result_t *result);
 
 /* 200 (PENDING) or 503: how a device is answered while the upstream cannot be reached. */
-int scep_upstream_down_answer(const scep_upstream_t *up);
+int scep_forward_down_answer(const scep_upstream_t *up);
 
 /* The upstream's CA and RA certificates as last fetched and verified (fetching them if
  * needed), for GetCACert in RA mode; NULL with *why when it cannot be reached or its
  * certificates are not trusted. */
-STACK_OF(X509) *scep_upstream_ca_certs(apr_pool_t *p, scep_upstream_t *up,
-                                       const scep_log_t *log, const char **why);
+STACK_OF(X509) *scep_forward_ca_certs(apr_pool_t *p, scep_upstream_t *up,
+                                      const scep_log_t *log, const char **why);
 
 #endif

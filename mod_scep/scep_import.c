@@ -16,12 +16,13 @@
 #include <apr_strings.h>
 
 #include "scep_import.h"
+#include "scep_name.h"
 #include "scep_store.h"
 
 /* ---- values ---------------------------------------------------------------------- */
 
 /* Printable ASCII only, so that a name can be echoed in a message without harm. */
-int scep_reg_printable(const char *s)
+int scep_import_printable(const char *s)
 {
     for (; *s; s++) {
         if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) {
@@ -33,7 +34,7 @@ int scep_reg_printable(const char *s)
 
 /* Valid UTF-8 without control characters: what a serial or comment may hold, so that
  * the tab-separated and the JSON listings stay well-formed. */
-int scep_reg_clean_text(const char *s)
+int scep_import_clean_text(const char *s)
 {
     const unsigned char *u = (const unsigned char *)s;
 
@@ -80,7 +81,7 @@ int scep_reg_clean_text(const char *s)
 /* The one rule for profile names, shared by ScepProfileName, the challenge handler, the
  * import and scepreg.  ASCII whatever the locale, so that a name the tool accepts is one
  * httpd accepts. */
-int scep_reg_profile_name_ok(const char *s)
+int scep_import_profile_name_ok(const char *s)
 {
     if (strlen(s) > SCEP_REG_PROFILE_MAX) {
         return 0;
@@ -95,7 +96,7 @@ int scep_reg_profile_name_ok(const char *s)
 }
 
 /* "90", "90s", "60m", "12h", "30d", "2w" (an optional leading '+'); seconds > 0. */
-int scep_reg_parse_duration(const char *s, apr_int64_t *out)
+int scep_import_parse_duration(const char *s, apr_int64_t *out)
 {
     char *end;
     apr_int64_t v, unit = 1;
@@ -143,7 +144,7 @@ static int digits(const char *s, int n, int *out)
 
 /* An expiry: "never" (0), "YYYY-MM-DD" (the last second of that day, UTC),
  * "YYYY-MM-DDTHH:MM:SSZ", or "+N" with s/m/h/d/w counted from now. */
-int scep_reg_parse_expiry(const char *s, apr_int64_t now, apr_int64_t *out)
+int scep_import_parse_expiry(const char *s, apr_int64_t now, apr_int64_t *out)
 {
     struct tm tm, back;
     int y, mo, d, h = 23, mi = 59, sec = 59;
@@ -156,7 +157,7 @@ int scep_reg_parse_expiry(const char *s, apr_int64_t now, apr_int64_t *out)
     if (*s == '+') {
         apr_int64_t dur;
 
-        if (!scep_reg_parse_duration(s, &dur)) {
+        if (!scep_import_parse_duration(s, &dur)) {
             return 0;
         }
         *out = now + dur;
@@ -306,8 +307,9 @@ static const char *parse_row(apr_pool_t *p, char *text, apr_int64_t now,
     if (strlen(fqdn) > SCEP_FQDN_MAX + 1) {
         return apr_psprintf(p, "FQDN longer than %d characters", SCEP_FQDN_MAX);
     }
-    if (!(row->fqdn = scep_store_fqdn(p, fqdn, 1))) {
-        return scep_reg_printable(fqdn) ? apr_psprintf(p, "illegal FQDN '%s'", fqdn) : "illegal FQDN";
+    if (!(row->fqdn = scep_name_fqdn(p, fqdn, 1))) {
+        return scep_import_printable(fqdn) ? apr_psprintf(p, "illegal FQDN '%s'", fqdn)
+                                           : "illegal FQDN";
     }
     row->ips = apr_array_make(p, 1, sizeof(const char *));
     for (tok = apr_strtok(ips, " \t;", &state); tok; tok = apr_strtok(NULL, " \t;", &state)) {
@@ -316,8 +318,8 @@ static const char *parse_row(apr_pool_t *p, char *text, apr_int64_t now,
         if (strlen(tok) > SCEP_REG_IP_TEXT_MAX) {
             return "IP address too long";
         }
-        if (!(ip = scep_store_ip(p, tok))) {
-            return scep_reg_printable(tok) ? apr_psprintf(p, "illegal IP address '%s'", tok)
+        if (!(ip = scep_name_ip(p, tok))) {
+            return scep_import_printable(tok) ? apr_psprintf(p, "illegal IP address '%s'", tok)
                                   : "illegal IP address";
         }
         APR_ARRAY_PUSH(row->ips, const char *) = ip;
@@ -325,7 +327,7 @@ static const char *parse_row(apr_pool_t *p, char *text, apr_int64_t now,
     if (strlen(serial) > SCEP_REG_SERIAL_MAX) {
         return apr_psprintf(p, "serial number longer than %d characters", SCEP_REG_SERIAL_MAX);
     }
-    if (!scep_reg_clean_text(serial)) {
+    if (!scep_import_clean_text(serial)) {
         return "illegal serial number (control characters or invalid UTF-8)";
     }
     row->serial = *serial ? serial : NULL;
@@ -346,26 +348,27 @@ static const char *parse_row(apr_pool_t *p, char *text, apr_int64_t now,
             row->flags |= SCEP_DEVICE_APPROVAL;
         }
         else {
-            return scep_reg_printable(tok)
+            return scep_import_printable(tok)
                    ? apr_psprintf(p, "unknown flag '%s' (one-time, disabled, approval)", tok)
                    : "unknown flag (one-time, disabled, approval)";
         }
     }
     row->expires = 0;
-    if (*expires && !scep_reg_parse_expiry(expires, now, &row->expires)) {
-        return scep_reg_printable(expires) ? apr_psprintf(p, "bad expiry '%s'", expires) : "bad expiry";
+    if (*expires && !scep_import_parse_expiry(expires, now, &row->expires)) {
+        return scep_import_printable(expires) ? apr_psprintf(p, "bad expiry '%s'", expires)
+                                              : "bad expiry";
     }
     if (strlen(profile) > SCEP_REG_PROFILE_MAX) {
         return apr_psprintf(p, "profile name longer than %d characters", SCEP_REG_PROFILE_MAX);
     }
-    if (!scep_reg_profile_name_ok(profile)) {
+    if (!scep_import_profile_name_ok(profile)) {
         return "illegal profile name";
     }
     row->profile = *profile ? profile : NULL;
     if (strlen(fields[7]) > SCEP_REG_COMMENT_MAX) {
         return apr_psprintf(p, "comment longer than %d characters", SCEP_REG_COMMENT_MAX);
     }
-    if (!scep_reg_clean_text(fields[7])) {
+    if (!scep_import_clean_text(fields[7])) {
         return "illegal comment (control characters or invalid UTF-8)";
     }
     row->comment = *fields[7] ? fields[7] : NULL;

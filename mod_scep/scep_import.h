@@ -20,27 +20,27 @@
 #define SCEP_REG_IP_TEXT_MAX    64
 
 /* Printable ASCII only (a value that may be echoed in a message). */
-int scep_reg_printable(const char *s);
+int scep_import_printable(const char *s);
 
 /* Valid UTF-8 without control characters (a serial number or a comment). */
-int scep_reg_clean_text(const char *s);
+int scep_import_clean_text(const char *s);
 
 /* The rule for profile names everywhere: at most SCEP_REG_PROFILE_MAX ASCII letters,
  * digits, '-', '_' and '.'; "" is accepted (no profile). */
-int scep_reg_profile_name_ok(const char *s);
+int scep_import_profile_name_ok(const char *s);
 
 /* "90", "90s", "60m", "12h", "30d", "2w", optionally after a '+': seconds, at most a
  * century.  Returns 1 with *out set, 0 when it is not one. */
-int scep_reg_parse_duration(const char *s, apr_int64_t *out);
+int scep_import_parse_duration(const char *s, apr_int64_t *out);
 
 /* "never" (0), "YYYY-MM-DD" (that day's last second, UTC), "YYYY-MM-DDTHH:MM:SSZ", or
  * "+DURATION" from `now`.  Returns 1 with *out set, 0 when it is not one. */
-int scep_reg_parse_expiry(const char *s, apr_int64_t now, apr_int64_t *out);
+int scep_import_parse_expiry(const char *s, apr_int64_t now, apr_int64_t *out);
 
 /* One import row: fqdn,ips,serial,challenge,flags,expires,profile,comment. */
 typedef struct scep_import_row_t {
-    const char *fqdn;               /* canonical (scep_store_fqdn) */
-    apr_array_header_t *ips;        /* const char *, canonical (scep_store_ip) */
+    const char *fqdn;               /* canonical (scep_name_fqdn) */
+    apr_array_header_t *ips;        /* const char *, canonical (scep_name_ip) */
     const char *serial, *profile, *comment;  /* NULL when empty */
     char *challenge;                /* NULL: none; points into the line (wipe it) */
     apr_size_t challenge_len;

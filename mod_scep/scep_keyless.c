@@ -43,14 +43,14 @@ void scep_keyless_release(void)
     }
 }
 
-void *scep_d2i_keyless(const ASN1_ITEM *it, const unsigned char **in, long len)
+void *scep_keyless_d2i(const ASN1_ITEM *it, const unsigned char **in, long len)
 {
     /* The context reaches only the SubjectPublicKeyInfo decoders: the objects made here
      * carry no context of their own and fetch their algorithms from the default one. */
     return ASN1_item_d2i_ex(NULL, in, len, it, keyless_ctx, NULL);
 }
 
-EVP_PKEY *scep_spki_public_key(const X509_PUBKEY *spki)
+EVP_PKEY *scep_keyless_spki_public_key(const X509_PUBKEY *spki)
 {
     const unsigned char *bits = NULL, *in;
     unsigned char *der = NULL;
@@ -136,7 +136,7 @@ static int der_next(const unsigned char **p, const unsigned char *end, unsigned 
 /* Reads the RSAPublicKey's two INTEGERs from the key's DER rather than through OpenSSL's
  * parameter export, which cost some 125,000 instructions per key: a tenth of what the
  * request path spends outside RSA (docs/performance.md). */
-const char *scep_rsa_exponent_problem(const X509_PUBKEY *spki)
+const char *scep_keyless_rsa_exponent_problem(const X509_PUBKEY *spki)
 {
     const unsigned char *bits = NULL, *p, *end, *seq, *n, *e;
     size_t seq_len, n_len, e_len;

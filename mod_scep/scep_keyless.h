@@ -5,7 +5,7 @@
  * build a decoder chain from scratch each time: about 85 microseconds per certificate or
  * CSR on a 2-core EPYC, against 5 for all the rest of the parse.  Every enrollment parses
  * two (the signer's certificate and the PKCS#10).  Parsed here, the structures come out
- * complete except for the cached public key, and scep_spki_public_key makes the key the
+ * complete except for the cached public key, and scep_keyless_spki_public_key makes the key the
  * cheap way for RSA.  The structures otherwise behave as usual (X509_verify,
  * X509_REQ_verify with an explicit key, CMS_verify once the signer has a key).
  *
@@ -27,12 +27,12 @@ void scep_keyless_release(void);
 
 /* d2i of `it` with the public keys left undecoded: X509_get0_pubkey and
  * X509_REQ_get0_pubkey return NULL on the result.  NULL when the input does not parse. */
-void *scep_d2i_keyless(const ASN1_ITEM *it, const unsigned char **in, long len);
+void *scep_keyless_d2i(const ASN1_ITEM *it, const unsigned char **in, long len);
 
 /* The public key of a SubjectPublicKeyInfo, owned by the caller.  rsaEncryption keys are
  * read directly (the key must fill the BIT STRING exactly); every other type goes through
  * OpenSSL's decoders.  NULL when the key does not decode. */
-EVP_PKEY *scep_spki_public_key(const X509_PUBKEY *spki);
+EVP_PKEY *scep_keyless_spki_public_key(const X509_PUBKEY *spki);
 
 /* Why the key of `spki` cannot be used as an RSA public key because of its public
  * exponent e, as a sentence starting "the RSA public exponent ..." (or saying the key
@@ -40,6 +40,6 @@ EVP_PKEY *scep_spki_public_key(const X509_PUBKEY *spki);
  * 3 <= e < 2^256, and e < n.  It reads the two numbers from the DER and compares them,
  * nothing more, so a hostile key costs nothing here; call it before any verification or
  * encryption with the key.  The sentence is a constant (no pool). */
-const char *scep_rsa_exponent_problem(const X509_PUBKEY *spki);
+const char *scep_keyless_rsa_exponent_problem(const X509_PUBKEY *spki);
 
 #endif

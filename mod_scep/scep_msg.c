@@ -62,15 +62,18 @@ apr_status_t scep_msg_global_init(void)
     if (nid_fail_info_text != 0) {
         return APR_SUCCESS;   /* startup loads several CAs; once is enough */
     }
-    nid_message_type = known_nid("2.16.840.1.113733.1.9.2", "scepMessageType", "SCEP messageType");
+    nid_message_type = known_nid("2.16.840.1.113733.1.9.2", "scepMessageType",
+                                 "SCEP messageType");
     nid_pki_status = known_nid("2.16.840.1.113733.1.9.3", "scepPkiStatus", "SCEP pkiStatus");
     nid_fail_info = known_nid("2.16.840.1.113733.1.9.4", "scepFailInfo", "SCEP failInfo");
-    nid_sender_nonce = known_nid("2.16.840.1.113733.1.9.5", "scepSenderNonce", "SCEP senderNonce");
+    nid_sender_nonce = known_nid("2.16.840.1.113733.1.9.5", "scepSenderNonce",
+                                 "SCEP senderNonce");
     nid_recipient_nonce = known_nid("2.16.840.1.113733.1.9.6", "scepRecipientNonce",
                                     "SCEP recipientNonce");
     nid_transaction_id = known_nid("2.16.840.1.113733.1.9.7", "scepTransactionID",
                                    "SCEP transactionID");
-    nid_fail_info_text = known_nid("1.3.6.1.5.5.7.24.1", "scepFailInfoText", "SCEP failInfoText");
+    nid_fail_info_text = known_nid("1.3.6.1.5.5.7.24.1", "scepFailInfoText",
+                                   "SCEP failInfoText");
     if (nid_message_type == NID_undef || nid_transaction_id == NID_undef
         || nid_fail_info_text == NID_undef) {
         return APR_EGENERAL;
@@ -164,7 +167,7 @@ static CMS_ContentInfo *pool_d2i_cms(apr_pool_t *p, const unsigned char *der, ap
     if (len > LONG_MAX) {
         return NULL;
     }
-    cms = keyless ? scep_d2i_keyless(ASN1_ITEM_rptr(CMS_ContentInfo), &in, (long)len)
+    cms = keyless ? scep_keyless_d2i(ASN1_ITEM_rptr(CMS_ContentInfo), &in, (long)len)
                   : d2i_CMS_ContentInfo(NULL, &in, (long)len);
     if (cms) {
         apr_pool_cleanup_register(p, cms, cleanup_cms, apr_pool_cleanup_null);
@@ -185,7 +188,7 @@ static X509 *signer_with_key(apr_pool_t *p, X509 *as_sent, EVP_PKEY *key)
 
     if (len > 0) {
         in = der;
-        copy = scep_d2i_keyless(ASN1_ITEM_rptr(X509), &in, len);
+        copy = scep_keyless_d2i(ASN1_ITEM_rptr(X509), &in, len);
     }
     OPENSSL_free(der);
     if (copy && X509_set_pubkey(copy, key) != 1) {
@@ -427,7 +430,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
     /* The message was parsed without its keys (scep_keyless.h).  A key that does not
      * decode is refused here; before that was checked, such a certificate in an
      * unauthenticated request crashed the httpd child (found by tests/fuzz, fuzz_pkimsg). */
-    signer_key = scep_spki_public_key(X509_get_X509_PUBKEY(msg->signer_as_sent));
+    signer_key = scep_keyless_spki_public_key(X509_get_X509_PUBKEY(msg->signer_as_sent));
     if (signer_key) {
         apr_pool_cleanup_register(p, signer_key, cleanup_key, apr_pool_cleanup_null);
     }
@@ -439,7 +442,8 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
      * the signature, and a 3071-bit e cost some 5 requests' CPU (issue 15, points 10
      * and 12).  No signature can be checked with such a key: badMessageCheck, as for
      * one that does not verify. */
-    if ((problem = scep_rsa_exponent_problem(X509_get_X509_PUBKEY(msg->signer_as_sent))) != NULL) {
+    if ((problem = scep_keyless_rsa_exponent_problem(
+             X509_get_X509_PUBKEY(msg->signer_as_sent))) != NULL) {
         return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
                       apr_pstrcat(p, "the signer certificate's key is unusable: ", problem,
                                   NULL));
@@ -464,7 +468,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
     if (!content_bio
         || CMS_verify(cms, signers, NULL, NULL, content_bio,
                       CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1) {
-        const char *detail = scep_openssl_errors(p);
+        const char *detail = scep_util_openssl_errors(p);
 
         return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
                       apr_pstrcat(p, "the signature does not verify: ", detail, NULL));
@@ -935,7 +939,7 @@ apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_si
     if (CMS_verify(cms, signers, NULL, NULL, content,
                    CMS_NO_SIGNER_CERT_VERIFY | CMS_NOINTERN | CMS_BINARY) != 1) {
         *why = apr_pstrcat(p, "the answer's signature does not verify with the upstream's "
-                           "certificates: ", scep_openssl_errors(p), NULL);
+                           "certificates: ", scep_util_openssl_errors(p), NULL);
         return APR_EINVAL;
     }
     text = printable_attr(p, si, nid_transaction_id, SCEP_TRANSACTION_ID_MAX);

@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "scep_policy.h"
+#include "scep_name.h"
 
 static const char *iso_time(apr_pool_t *p, apr_int64_t t)
 {
@@ -30,13 +31,13 @@ const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr)
     const char *name;
 
     if (csr->dns_names && csr->dns_names->nelts > 0
-        && (name = scep_store_fqdn(p, APR_ARRAY_IDX(csr->dns_names, 0, const char *), 0))) {
+        && (name = scep_name_fqdn(p, APR_ARRAY_IDX(csr->dns_names, 0, const char *), 0))) {
         return name;
     }
-    if (csr->unstructured_name && (name = scep_store_fqdn(p, csr->unstructured_name, 0))) {
+    if (csr->unstructured_name && (name = scep_name_fqdn(p, csr->unstructured_name, 0))) {
         return name;
     }
-    if (csr->common_name && (name = scep_store_fqdn(p, csr->common_name, 0))) {
+    if (csr->common_name && (name = scep_name_fqdn(p, csr->common_name, 0))) {
         return name;
     }
     return NULL;
@@ -44,7 +45,7 @@ const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr)
 
 static int ip_matches(apr_pool_t *p, const apr_array_header_t *registered, const char *text)
 {
-    const char *ip = text ? scep_store_ip(p, text) : NULL;
+    const char *ip = text ? scep_name_ip(p, text) : NULL;
     int i;
 
     for (i = 0; ip && i < registered->nelts; i++) {
@@ -136,7 +137,7 @@ static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *co
 /* The checks that do not involve a secret, in the order an operator would look. */
 static int name_is(apr_pool_t *p, const char *name, const char *fqdn)
 {
-    const char *canonical = scep_store_fqdn(p, name, 0);
+    const char *canonical = scep_name_fqdn(p, name, 0);
 
     return canonical && strcmp(canonical, fqdn) == 0;
 }
@@ -144,7 +145,7 @@ static int name_is(apr_pool_t *p, const char *name, const char *fqdn)
 /* The FQDN itself, or its first label: devices often put their short name in the CN. */
 static int name_or_short_name(apr_pool_t *p, const char *name, const char *fqdn)
 {
-    const char *canonical = scep_store_fqdn(p, name, 0);
+    const char *canonical = scep_name_fqdn(p, name, 0);
     apr_size_t n = canonical ? strlen(canonical) : 0;
 
     return canonical && (strcmp(canonical, fqdn) == 0
@@ -154,7 +155,7 @@ static int name_or_short_name(apr_pool_t *p, const char *name, const char *fqdn)
 
 static int address_is_one_of(apr_pool_t *p, const char *text, const apr_array_header_t *ips)
 {
-    const char *ip = scep_store_ip(p, text);
+    const char *ip = scep_name_ip(p, text);
     int i;
 
     for (i = 0; ip && ips && i < ips->nelts; i++) {
@@ -398,7 +399,7 @@ static scep_policy_fwd_e check_sans(apr_pool_t *p, const scep_identity_t *identi
 
         switch (san->type) {
         case GEN_DNS:
-            if (!san->value || !scep_store_fqdn(p, san->value, 0)) {
+            if (!san->value || !scep_name_fqdn(p, san->value, 0)) {
                 *what = apr_psprintf(p, "a dNSName that is no host name: %s", san->shown);
                 return SCEP_POLICY_FWD_NEVER;
             }
@@ -548,7 +549,7 @@ static int shared_threshold(const scep_policy_conf_t *conf)
 static apr_status_t lock_of(apr_pool_t *p, scep_txn_t *txn, const char *key,
                             apr_int64_t now, scep_failure_t *f, const char **locked)
 {
-    apr_status_t rv = scep_failure_get(txn, key, f);
+    apr_status_t rv = scep_store_failure_get(txn, key, f);
 
     if (rv == SCEP_DB_NOTFOUND) {
         return APR_SUCCESS;
@@ -582,19 +583,19 @@ static apr_status_t name_counts(apr_pool_t *p, scep_txn_t *txn, scep_db_t *db,
 {
     scep_failure_t f;
     apr_size_t count, removed, cap = failure_record_cap(db);
-    apr_status_t rv = scep_failure_get(txn, fqdn, &f);
+    apr_status_t rv = scep_store_failure_get(txn, fqdn, &f);
 
     *own = 1;
     if (rv != SCEP_DB_NOTFOUND) {
         return rv;
     }
-    if ((rv = scep_failure_count(txn, &count)) != APR_SUCCESS || count < cap) {
+    if ((rv = scep_store_failure_count(txn, &count)) != APR_SUCCESS || count < cap) {
         return rv;
     }
     if (purge_due(now)) {
-        rv = scep_failure_purge(txn, p, now, conf->lockout_seconds, &removed);
+        rv = scep_store_failure_purge(txn, p, now, conf->lockout_seconds, &removed);
         if (rv == APR_SUCCESS) {
-            rv = scep_failure_count(txn, &count);
+            rv = scep_store_failure_count(txn, &count);
         }
     }
     *own = count < cap;
@@ -609,7 +610,7 @@ static apr_status_t count_failure(apr_pool_t *p, scep_txn_t *txn,
                                   int threshold, apr_int64_t now)
 {
     scep_failure_t f;
-    apr_status_t rv = scep_failure_get(txn, key, &f);
+    apr_status_t rv = scep_store_failure_get(txn, key, &f);
 
     if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
         return rv;
@@ -626,7 +627,7 @@ static apr_status_t count_failure(apr_pool_t *p, scep_txn_t *txn,
         f.locked_until = now + conf->lockout_seconds;
         f.count = 0;
     }
-    return scep_failure_put(txn, p, key, &f);
+    return scep_store_failure_put(txn, p, key, &f);
 }
 
 /* Judges what the device proves (`judge` returns why it fails, or NULL) under the lockout
@@ -689,7 +690,7 @@ static apr_status_t find_registration(apr_pool_t *p, scep_txn_t *txn, const char
                                       const char **why)
 {
     const char *locked = NULL;
-    apr_status_t rv = scep_device_find(txn, p, fqdn, dev);
+    apr_status_t rv = scep_store_device_find(txn, p, fqdn, dev);
 
     if (rv == SCEP_DB_NOTFOUND) {
         *why = apr_psprintf(p, "no registration applies to %s", fqdn);
@@ -789,7 +790,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
         return rv;
     }
     if (csr->challenge) {
-        rv = scep_minted_get(txn, p, csr->challenge, csr->challenge_len, &minted);
+        rv = scep_store_minted_get(txn, p, csr->challenge, csr->challenge_len, &minted);
         if (rv == APR_SUCCESS) {
             scep_db_abort(txn);
             return authorize_minted(p, conf, csr, minted, now, grant, fqdn, why);
@@ -854,7 +855,7 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
     if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
         return rv;
     }
-    rv = scep_cert_get(txn, p, signer_serial, &old);
+    rv = scep_store_cert_get(txn, p, signer_serial, &old);
     if (rv == SCEP_DB_NOTFOUND) {
         scep_db_abort(txn);
         *why = apr_psprintf(p, "the signer certificate %s is not in this server's records",
@@ -928,7 +929,7 @@ static apr_status_t issued_certificate(apr_pool_t *p, scep_txn_t *txn,
                                        const unsigned char **der, apr_size_t *der_len)
 {
     scep_cert_rec_t *c;
-    apr_status_t rv = scep_cert_get(txn, p, t->serial, &c);
+    apr_status_t rv = scep_store_cert_get(txn, p, t->serial, &c);
 
     if (rv != APR_SUCCESS) {
         return rv == SCEP_DB_NOTFOUND ? SCEP_DB_CORRUPT : rv;
@@ -963,8 +964,8 @@ static apr_status_t get_transaction(apr_pool_t *p, scep_txn_t *txn,
                                     scep_transaction_t **t)
 {
     apr_status_t rv = requester
-                      ? scep_transaction_get_for(txn, p, transaction_id, requester, t)
-                      : scep_transaction_get(txn, p, transaction_id, t);
+                      ? scep_store_transaction_get_for(txn, p, transaction_id, requester, t)
+                      : scep_store_transaction_get(txn, p, transaction_id, t);
 
     if (rv == APR_SUCCESS && !bare_record_is_theirs(*t, requester, request_digest)) {
         rv = SCEP_DB_NOTFOUND;
@@ -1038,7 +1039,7 @@ static apr_status_t consume_registration(apr_pool_t *p, scep_txn_t *txn,
                                          apr_int64_t now, const char **why)
 {
     scep_device_t *dev;
-    apr_status_t rv = scep_device_get(txn, p, grant->registration, &dev);
+    apr_status_t rv = scep_store_device_get(txn, p, grant->registration, &dev);
 
     if (rv == SCEP_DB_NOTFOUND) {
         *why = apr_psprintf(p, "the registration %s was deleted meanwhile",
@@ -1066,7 +1067,7 @@ static apr_status_t consume_registration(apr_pool_t *p, scep_txn_t *txn,
         dev->last_enrolled = now;
         dev->enrollments++;
     }
-    return scep_device_put(txn, p, dev);
+    return scep_store_device_put(txn, p, dev);
 }
 
 /* What a grant means inside the write transaction that records its outcome: the
@@ -1096,7 +1097,7 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
     }
     if (grant->kind == SCEP_GRANT_MINTED) {
         if (consume) {
-            rv = scep_minted_delete(txn, grant->secret, grant->secret_len);
+            rv = scep_store_minted_delete(txn, grant->secret, grant->secret_len);
             if (rv == SCEP_DB_NOTFOUND) {
                 *why = "the minted challenge was used by another request";
                 rv = SCEP_POLICY_DENIED;
@@ -1113,7 +1114,7 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
         scep_cert_rec_t *old;
 
         /* The old certificate may have been revoked since the decision. */
-        rv = scep_cert_get(txn, p, grant->renews, &old);
+        rv = scep_store_cert_get(txn, p, grant->renews, &old);
         if (rv == APR_SUCCESS && old->revoked_at) {
             *why = apr_psprintf(p, "the signer certificate %s was revoked meanwhile",
                                 grant->renews);
@@ -1122,14 +1123,14 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
         if (rv == APR_SUCCESS && conf->renewal_revokes_old) {
             int already;
 
-            rv = scep_cert_revoke(txn, p, grant->renews, now, SCEP_REASON_SUPERSEDED,
-                                  &already);
+            rv = scep_store_cert_revoke(txn, p, grant->renews, now, SCEP_REASON_SUPERSEDED,
+                                        &already);
         }
         if (rv != APR_SUCCESS) {
             return rv;
         }
     }
-    rv = scep_failure_clear(txn, grant->identity.fqdn);
+    rv = scep_store_failure_clear(txn, grant->identity.fqdn);
     return rv == SCEP_DB_NOTFOUND ? APR_SUCCESS : rv;
 }
 
@@ -1174,8 +1175,8 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
         memcpy(t.signer_key, requester, SCEP_REQUEST_DIGEST_LEN);
         t.has_signer_key = 1;
     }
-    if ((rv = scep_transaction_put(txn, p, &t)) != APR_SUCCESS
-        || (rv = scep_cert_put(txn, p, cert)) != APR_SUCCESS) {
+    if ((rv = scep_store_transaction_put(txn, p, &t)) != APR_SUCCESS
+        || (rv = scep_store_cert_put(txn, p, cert)) != APR_SUCCESS) {
         scep_db_abort(txn);
         return rv;
     }
@@ -1239,7 +1240,7 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
             t.subject = subject;
             t.upstream_pending = grant->upstream_pending;
             t.endpoint = endpoint;
-            rv = scep_transaction_put(txn, p, &t);
+            rv = scep_store_transaction_put(txn, p, &t);
         }
         if (rv == APR_SUCCESS) {
             return scep_db_commit(txn);
@@ -1303,8 +1304,8 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = signer_key ? scep_transaction_get_for(txn, p, transaction_id, signer_key, &t)
-                    : scep_transaction_get(txn, p, transaction_id, &t);
+    rv = signer_key ? scep_store_transaction_get_for(txn, p, transaction_id, signer_key, &t)
+                    : scep_store_transaction_get(txn, p, transaction_id, &t);
     /* Only a record from before requesters were kept can be another key's: it answers
      * the key it recorded, and a certificate it holds is not handed to a mere poll (the
      * request itself, sent again, still gets it).  To anyone else it is not there, as
@@ -1386,7 +1387,7 @@ static apr_status_t update_transaction(apr_pool_t *p, scep_db_t *db, const char 
     }
     rv = get_transaction(p, txn, transaction_id, requester, NULL, &t);
     if (rv == APR_SUCCESS && change(t, baton)
-        && (rv = scep_transaction_put(txn, p, t)) == APR_SUCCESS) {
+        && (rv = scep_store_transaction_put(txn, p, t)) == APR_SUCCESS) {
         return scep_db_commit(txn);
     }
     scep_db_abort(txn);
@@ -1474,8 +1475,8 @@ apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
         t->serial = cert->serial;
         t->request = NULL;              /* the certificate is the record now */
         t->request_len = 0;
-        if ((rv = scep_transaction_put(txn, p, t)) == APR_SUCCESS) {
-            rv = scep_cert_put(txn, p, cert);
+        if ((rv = scep_store_transaction_put(txn, p, t)) == APR_SUCCESS) {
+            rv = scep_store_cert_put(txn, p, cert);
         }
     }
     if (rv != APR_SUCCESS) {

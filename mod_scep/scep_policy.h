@@ -16,40 +16,8 @@
 
 #include "scep_csr.h"
 #include "scep_db.h"
+#include "scep_profile.h"
 #include "scep_store.h"
-
-/* The registration settings of one endpoint (plain data, configuration pool). */
-typedef struct scep_policy_conf_t {
-    const char *profile_name;          /* NULL: registrations naming a profile are refused */
-    int check_client_address;          /* a registered IP may match the client address */
-    int lockout_failures;              /* 0 = no lockout */
-    apr_int64_t lockout_seconds;
-    /* A wildcard's challenge is one secret for every name it covers: the failures of all
-     * its names together lock it after this many (ScepLockout's third number). */
-    int lockout_shared_failures;
-    /* How long a transactionID stays bound to its request.  Clients derive it from the
-     * key (RFC 8894 recommends a hash of it), so after this a new request with the same
-     * key starts a new transaction instead of being refused forever. */
-    apr_int64_t transaction_window;
-    /* Renewal: a request signed with a certificate this server issued. */
-    apr_int64_t renewal_grace;         /* seconds after notAfter it still renews */
-    int renewal_challenge;             /* also require the registration's challenge */
-    int renewal_revokes_old;           /* revoke the superseded certificate */
-    /* Manual approval: first enrollments wait for an operator (scepreg -Y/-N). */
-    int require_approval;              /* every first enrollment here; else per device */
-    apr_int64_t pending_timeout;       /* seconds a request waits before it expires */
-} scep_policy_conf_t;
-
-#define SCEP_TRANSACTION_WINDOW_DEFAULT (7 * 24 * 3600)
-#define SCEP_LOCKOUT_SHARED_FACTOR 10  /* default lockout_shared_failures per failures */
-#define SCEP_PENDING_TIMEOUT_DEFAULT (7 * 24 * 3600)
-
-/* The names a certificate is issued for when a registration forces them. */
-typedef struct scep_identity_t {
-    const char *fqdn;
-    apr_array_header_t *ips;           /* const char *, canonical */
-    const char *serial_number;         /* subject serialNumber, NULL = none */
-} scep_identity_t;
 
 typedef enum scep_grant_kind_e {
     SCEP_GRANT_DEVICE,                 /* an exact registration */

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* One PKIOperation from bytes to CertRep: read the pkiMessage, authorize the PKCS#10,
- * issue with the local CA and answer.  Also the profile helpers the configuration uses,
- * so that policy values are prepared once, at configuration time.
+ * issue with the local CA and answer.
  *
  * Log lines: device mistakes are WARNING (authentication) or INFO (malformed input),
  * server failures ERR; every line names the transaction and never a secret. */
@@ -22,172 +21,6 @@
 #include "scep_msg.h"
 #include "scep_server.h"
 #include "scep_store.h"
-
-void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p)
-{
-    static const char *const client_auth[] = { "clientAuth" };
-
-    memset(profile, 0, sizeof(*profile));
-    profile->validity_days = 365;
-    profile->key_usage = SCEP_KU_DIGITAL_SIGNATURE | SCEP_KU_KEY_ENCIPHERMENT;
-    profile->subject_mode = SCEP_SUBJECT_FROM_CSR;
-    profile->min_key_bits = 2048;
-    profile->max_message_size = 128 * 1024;
-    profile->registrations.lockout_failures = 5;
-    profile->registrations.lockout_seconds = 15 * 60;
-    profile->registrations.lockout_shared_failures = 5 * SCEP_LOCKOUT_SHARED_FACTOR;
-    profile->registrations.transaction_window = SCEP_TRANSACTION_WINDOW_DEFAULT;
-    profile->registrations.renewal_grace = 0;
-    profile->crl_validity = SCEP_CRL_VALIDITY_DEFAULT;
-    profile->registrations.pending_timeout = SCEP_PENDING_TIMEOUT_DEFAULT;
-    scep_profile_set_eku(profile, p, 1, client_auth);
-}
-
-const char *scep_profile_key_usage_bit(const char *word, unsigned int *bit)
-{
-    static const struct { const char *name; unsigned int bit; } usages[] = {
-        { "digitalSignature", SCEP_KU_DIGITAL_SIGNATURE },
-        { "nonRepudiation", SCEP_KU_NON_REPUDIATION },
-        { "contentCommitment", SCEP_KU_NON_REPUDIATION },
-        { "keyEncipherment", SCEP_KU_KEY_ENCIPHERMENT },
-        { "dataEncipherment", SCEP_KU_DATA_ENCIPHERMENT },
-        { "keyAgreement", SCEP_KU_KEY_AGREEMENT },
-    };
-    size_t i;
-
-    for (i = 0; i < sizeof(usages) / sizeof(usages[0]); i++) {
-        if (strcasecmp(word, usages[i].name) == 0) {
-            *bit = usages[i].bit;
-            return NULL;
-        }
-    }
-    return "unknown key usage (digitalSignature, nonRepudiation, keyEncipherment, "
-           "dataEncipherment or keyAgreement)";
-}
-
-const char *scep_profile_set_eku(scep_profile_t *profile, apr_pool_t *p,
-                                 int count, const char *const *words)
-{
-    EXTENDED_KEY_USAGE *eku;
-    unsigned char *der = NULL;
-    const char *err = NULL;
-    int i, len;
-
-    if (count == 1 && strcasecmp(words[0], "none") == 0) {
-        profile->eku_der = NULL;
-        profile->eku_der_len = 0;
-        return NULL;
-    }
-    if (!(eku = sk_ASN1_OBJECT_new_null())) {
-        return "out of memory";
-    }
-    for (i = 0; i < count && !err; i++) {
-        /* Short names (clientAuth, serverAuth, ipsecIKE, …) or dotted OIDs. */
-        ASN1_OBJECT *oid = OBJ_txt2obj(words[i], 0);
-
-        if (!oid) {
-            err = apr_psprintf(p, "'%s' is neither a known extended key usage name "
-                               "(clientAuth, serverAuth, ipsecIKE, emailProtection, "
-                               "codeSigning, …) nor a dotted OID", words[i]);
-        }
-        else if (!sk_ASN1_OBJECT_push(eku, oid)) {
-            ASN1_OBJECT_free(oid);
-            err = "out of memory";
-        }
-    }
-    if (!err && (len = i2d_EXTENDED_KEY_USAGE(eku, &der)) > 0) {
-        profile->eku_der = apr_pmemdup(p, der, (apr_size_t)len);
-        profile->eku_der_len = (apr_size_t)len;
-    }
-    else if (!err) {
-        err = "cannot encode the extended key usage";
-    }
-    OPENSSL_free(der);
-    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
-    ERR_clear_error();
-    return err;
-}
-
-void scep_profile_set_challenge(scep_profile_t *profile, apr_pool_t *p, const char *challenge)
-{
-    unsigned char *digest = apr_palloc(p, 32);
-    unsigned int len = 32;
-
-    EVP_Digest(challenge, strlen(challenge), digest, &len, EVP_sha256(), NULL);
-    profile->challenge_sha256 = digest;
-}
-
-const char *scep_profile_set_crl_urls(scep_profile_t *profile, apr_pool_t *p,
-                                      int count, const char *const *urls)
-{
-    CRL_DIST_POINTS *cdp = sk_DIST_POINT_new_null();
-    unsigned char *der = NULL;
-    const char *err = NULL;
-    int i, len;
-
-    if (!cdp) {
-        return "out of memory";
-    }
-    for (i = 0; i < count && !err; i++) {
-        DIST_POINT *dp = NULL;
-        GENERAL_NAME *gn = NULL;
-        ASN1_IA5STRING *uri = NULL;
-        const char *u = urls[i];
-        apr_size_t n = strlen(u), k;
-
-        if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0
-            && strncasecmp(u, "ldap://", 7) != 0) {
-            err = apr_psprintf(p, "'%s' is not an http://, https:// or ldap:// URL", u);
-            break;
-        }
-        for (k = 0; k < n; k++) {
-            if ((unsigned char)u[k] <= 0x20 || (unsigned char)u[k] >= 0x7f) {
-                err = apr_psprintf(p, "the URL '%s' holds spaces or non-ASCII characters "
-                                   "(percent-encode them)", u);
-            }
-        }
-        if (err) {
-            break;
-        }
-        if (!(dp = DIST_POINT_new()) || !(dp->distpoint = DIST_POINT_NAME_new())
-            || !(dp->distpoint->name.fullname = GENERAL_NAMES_new())
-            || !(gn = GENERAL_NAME_new()) || !(uri = ASN1_IA5STRING_new())
-            || !ASN1_STRING_set(uri, u, (int)n)) {
-            err = "out of memory";
-        }
-        else {
-            dp->distpoint->type = 0;            /* fullName */
-            GENERAL_NAME_set0_value(gn, GEN_URI, uri);
-            uri = NULL;
-            if (!sk_GENERAL_NAME_push(dp->distpoint->name.fullname, gn)) {
-                err = "out of memory";
-            }
-            else {
-                gn = NULL;
-                if (!sk_DIST_POINT_push(cdp, dp)) {
-                    err = "out of memory";
-                }
-                else {
-                    dp = NULL;
-                }
-            }
-        }
-        ASN1_IA5STRING_free(uri);
-        GENERAL_NAME_free(gn);
-        DIST_POINT_free(dp);
-    }
-    if (!err && (len = i2d_CRL_DIST_POINTS(cdp, &der)) > 0) {
-        profile->cdp_der = apr_pmemdup(p, der, (apr_size_t)len);
-        profile->cdp_der_len = (apr_size_t)len;
-    }
-    else if (!err) {
-        err = "cannot encode the CRL distribution points";
-    }
-    OPENSSL_free(der);
-    sk_DIST_POINT_pop_free(cdp, DIST_POINT_free);
-    ERR_clear_error();
-    return err;
-}
 
 /* ---- PKIOperation ----------------------------------------------------------------- */
 
@@ -227,7 +60,7 @@ static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *f
     if (rv != APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_ERR,
                  "SCEP00201: scep(%s,PKIOperation): cannot build the CertRep: %s",
-                 c->msg->transaction_id, scep_openssl_errors(c->p));
+                 c->msg->transaction_id, scep_util_openssl_errors(c->p));
         c->reply->http_status = 500;
         c->reply->outcome = "error";
         return rv;
@@ -294,7 +127,7 @@ static apr_status_t authorize(op_ctx_t *c, const scep_csr_t *csr, const char **w
     /* Comparing fixed-size digests keeps the time independent of where they differ and of
      * the challenge's length. */
     if (EVP_Digest(csr->challenge, csr->challenge_len, digest, &len, EVP_sha256(), NULL) != 1
-        || !scep_secret_equal(digest, len, profile->challenge_sha256, 32)) {
+        || !scep_util_secret_equal(digest, len, profile->challenge_sha256, 32)) {
         *why = "the challengePassword is wrong";
         return APR_EACCES;
     }
@@ -364,7 +197,8 @@ static apr_status_t check_key(op_ctx_t *c, const scep_csr_t *csr, const char **w
         }
         /* e = 1 makes a self-signature anyone can write, and a huge e an expensive one
          * to check (issue 15, points 10 and 12) */
-        if ((*why = scep_rsa_exponent_problem(X509_REQ_get_X509_PUBKEY(csr->req))) != NULL) {
+        if ((*why = scep_keyless_rsa_exponent_problem(
+                 X509_REQ_get_X509_PUBKEY(csr->req))) != NULL) {
             return APR_EINVAL;
         }
         return APR_SUCCESS;
@@ -452,7 +286,7 @@ static const char *recorded_serial(op_ctx_t *c, const unsigned char *der, apr_si
 {
     const unsigned char *in = der;
     X509 *cert = der && len <= LONG_MAX
-                 ? scep_d2i_keyless(ASN1_ITEM_rptr(X509), &in, (long)len) : NULL;
+                 ? scep_keyless_d2i(ASN1_ITEM_rptr(X509), &in, (long)len) : NULL;
     const char *serial = cert && in == der + len ? serial_hex(c->p, cert) : NULL;
 
     X509_free(cert);
@@ -705,10 +539,10 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
     /* Once the upstream has the request and said PENDING, it is asked with CertPoll;
      * before that (it was down), the request itself goes again. */
     rv = grant->held && grant->upstream_pending
-         ? scep_upstream_poll(c->p, c->profile->upstream, csr->req, csr->public_key,
-                              upstream_id, c->log, &fwd)
-         : scep_upstream_enroll(c->p, c->profile->upstream, csr->der, csr->der_len,
-                                csr->public_key, upstream_id, c->log, &fwd);
+         ? scep_forward_poll(c->p, c->profile->upstream, csr->req, csr->public_key,
+                             upstream_id, c->log, &fwd)
+         : scep_forward_enroll(c->p, c->profile->upstream, csr->der, csr->der_len,
+                               csr->public_key, upstream_id, c->log, &fwd);
     if (rv != APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00402: scep(%s,PKIOperation): %s",
                  c->msg->transaction_id, fwd.why);
@@ -747,7 +581,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
         rv = hold(c, csr, &kept, digest, SCEP_TXN_UPSTREAM, fwd.why);
     }
     if (rv == APR_SUCCESS && fwd.status == SCEP_FORWARD_UNREACHABLE
-        && scep_upstream_down_answer(c->profile->upstream) == 503) {
+        && scep_forward_down_answer(c->profile->upstream) == 503) {
         /* kept all the same: the device's retry finds it */
         c->reply->http_status = 503;
         c->reply->outcome = "upstream-down";
@@ -780,7 +614,7 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     }
     if (rv != APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00202: scep(%s,PKIOperation): %s: %s",
-                 c->msg->transaction_id, why, scep_openssl_errors(c->p));
+                 c->msg->transaction_id, why, scep_util_openssl_errors(c->p));
         c->reply->http_status = 500;
         c->reply->outcome = "error";
         return rv;
@@ -788,7 +622,8 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     /* encoded once, for the record and for the answer */
     if ((len = i2d_X509(issued, &encoded)) <= 0) {
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00202: scep(%s,PKIOperation): cannot encode the "
-                 "issued certificate: %s", c->msg->transaction_id, scep_openssl_errors(c->p));
+                 "issued certificate: %s", c->msg->transaction_id,
+                 scep_util_openssl_errors(c->p));
         c->reply->http_status = 500;
         c->reply->outcome = "error";
         ERR_clear_error();
@@ -1087,7 +922,7 @@ static apr_status_t get_cert(op_ctx_t *c)
         return rv;
     }
     if ((rv = scep_db_begin(c->db, c->p, 0, &txn)) == APR_SUCCESS) {
-        rv = scep_cert_get(txn, c->p, serial, &rec);
+        rv = scep_store_cert_get(txn, c->p, serial, &rec);
         scep_db_abort(txn);
     }
     if (rv == SCEP_DB_NOTFOUND) {
@@ -1131,7 +966,7 @@ static apr_status_t get_crl(op_ctx_t *c)
                           (apr_int64_t)time(NULL), &crl);
     if (rv == APR_EGENERAL) {
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00226: scep(%s,PKIOperation): cannot sign the "
-                 "CRL: %s", c->msg->transaction_id, scep_openssl_errors(c->p));
+                 "CRL: %s", c->msg->transaction_id, scep_util_openssl_errors(c->p));
         c->reply->http_status = 500;
         c->reply->outcome = "error";
         return rv;
@@ -1192,7 +1027,7 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
     /* Only transactions in a database belong to a requester (forwarding needs one too). */
     if (db && requester_digest(&c) != APR_SUCCESS) {
         scep_log(log, SCEP_LOG_ERR, "SCEP00270: scep(%s,PKIOperation): cannot hash the "
-                 "signer's key: %s", c.msg->transaction_id, scep_openssl_errors(p));
+                 "signer's key: %s", c.msg->transaction_id, scep_util_openssl_errors(p));
         reply->http_status = 500;
         reply->outcome = "error";
         return APR_EGENERAL;

@@ -11,50 +11,8 @@
 #include "scep_ca.h"
 #include "scep_db.h"
 #include "scep_policy.h"
+#include "scep_profile.h"
 #include "scep_util.h"
-
-#define SCEP_SUBJECT_FROM_CSR 0
-#define SCEP_SUBJECT_CN_ONLY  1
-
-/* Key usage bits, as in the keyUsage BIT STRING (RFC 5280 4.2.1.3). */
-#define SCEP_KU_DIGITAL_SIGNATURE 0x80
-#define SCEP_KU_NON_REPUDIATION   0x40
-#define SCEP_KU_KEY_ENCIPHERMENT  0x20
-#define SCEP_KU_DATA_ENCIPHERMENT 0x10
-#define SCEP_KU_KEY_AGREEMENT     0x08
-
-/* Issuance and admission policy of one endpoint: plain data, prepared at configuration
- * time so that nothing in it is parsed per request.  Owned by the configuration pool. */
-typedef struct scep_profile_t {
-    int validity_days;
-    unsigned int key_usage;            /* SCEP_KU_* bits; 0 = no keyUsage extension */
-    const unsigned char *eku_der;      /* DER ExtKeyUsageSyntax, NULL = no extension */
-    apr_size_t eku_der_len;
-    int subject_mode;                  /* SCEP_SUBJECT_* */
-    int min_key_bits;
-    int legacy_algorithms;             /* accept MD5 and single DES */
-    int failure_detail;                /* refusals carry the log's reason to the client */
-    const unsigned char *challenge_sha256; /* NULL = no static challenge configured */
-    int allow_no_challenge;
-    apr_size_t max_message_size;
-    scep_policy_conf_t registrations;  /* used where a device database is configured */
-    apr_int64_t crl_validity;          /* seconds from a CRL's thisUpdate to nextUpdate */
-    const unsigned char *cdp_der;      /* DER CRLDistributionPoints for issued certificates */
-    apr_size_t cdp_der_len;
-    struct scep_upstream_t *upstream;  /* set: an upstream CA issues (scep_forward.h) */
-} scep_profile_t;
-
-/* Fills a profile with the documented defaults (no challenge, clientAuth EKU, …). */
-void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p);
-
-/* Configuration helpers: each returns NULL on success or an error sentence. */
-const char *scep_profile_key_usage_bit(const char *word, unsigned int *bit);
-const char *scep_profile_set_eku(scep_profile_t *profile, apr_pool_t *p,
-                                 int count, const char *const *words);
-void scep_profile_set_challenge(scep_profile_t *profile, apr_pool_t *p, const char *challenge);
-/* The CRL distribution point URLs (http, https or ldap) issued certificates name. */
-const char *scep_profile_set_crl_urls(scep_profile_t *profile, apr_pool_t *p,
-                                      int count, const char *const *urls);
 
 /* Where a request came from, for policy and logs. */
 typedef struct scep_peer_t {

@@ -41,7 +41,7 @@
  *
  * The verifier field is the algorithm (1 byte), the iterations (4 bytes, big-endian),
  * the salt (16) and the hash (32); absent when the device has no challenge.  Integers
- * are scep_rec_put_i64's.  A field of the wrong length makes the record
+ * are scep_db_rec_put_i64's.  A field of the wrong length makes the record
  * SCEP_DB_CORRUPT rather than being read as a default, so damage is noticed. */
 #include <string.h>
 #include <strings.h>
@@ -57,6 +57,7 @@
 #include <openssl/sha.h>
 
 #include "scep_store.h"
+#include "scep_name.h"
 
 enum { DEV_IPS = 1, DEV_SERIAL, DEV_VERIFIER, DEV_FLAGS, DEV_EXPIRES, DEV_PROFILE,
        DEV_COMMENT, DEV_CREATED, DEV_UPDATED, DEV_LAST_SERIAL, DEV_LAST_NOT_AFTER,
@@ -78,336 +79,6 @@ static const char published_key[] = "crl_published";
 
 #define VERIFIER_LEN (1 + 4 + SCEP_VERIFIER_SALT_LEN + SCEP_VERIFIER_HASH_LEN)
 #define I64_LEN 8
-
-/* A stored iteration count is data, not configuration: a damaged or hostile record
- * must not make one request burn minutes of CPU. */
-#define VERIFIER_MAX_ITERATIONS 10000000u
-
-/* ---- canonical names ------------------------------------------------------------ */
-
-static int label_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-/* Checks a lower-cased name of len bytes made of labels; no wildcard. */
-static int labels_ok(const char *s, apr_size_t len)
-{
-    apr_size_t i, label = 0;
-
-    if (len == 0) {
-        return 0;
-    }
-    for (i = 0; i < len; i++) {
-        if (s[i] == '.') {
-            if (label == 0) {
-                return 0;
-            }
-            label = 0;
-        }
-        else if (!label_char(s[i]) || ++label > 63) {
-            return 0;
-        }
-    }
-    return label > 0;
-}
-
-const char *scep_store_fqdn(apr_pool_t *p, const char *name, int allow_wildcard)
-{
-    apr_size_t len, i;
-    char *s;
-
-    if (!name) {
-        return NULL;
-    }
-    len = strlen(name);
-    if (len > 0 && name[len - 1] == '.') {
-        len--;
-    }
-    if (len == 0 || len > SCEP_FQDN_MAX) {
-        return NULL;
-    }
-    s = apr_pstrmemdup(p, name, len);
-    for (i = 0; i < len; i++) {
-        if (s[i] >= 'A' && s[i] <= 'Z') {
-            s[i] = (char)(s[i] - 'A' + 'a');
-        }
-    }
-    if (s[0] == '*') {
-        if (!allow_wildcard) {
-            return NULL;
-        }
-        if (len == 1) {
-            return s;
-        }
-        return (s[1] == '.' && labels_ok(s + 2, len - 2)) ? s : NULL;
-    }
-    return labels_ok(s, len) ? s : NULL;
-}
-
-const char *scep_store_ip(apr_pool_t *p, const char *text)
-{
-    unsigned char addr[sizeof(struct in6_addr)];
-    char out[INET6_ADDRSTRLEN];
-    int family;
-
-    if (!text) {
-        return NULL;
-    }
-    if (inet_pton(AF_INET, text, addr) == 1) {
-        family = AF_INET;
-    }
-    else if (inet_pton(AF_INET6, text, addr) == 1) {
-        family = AF_INET6;
-    }
-    else {
-        return NULL;
-    }
-    if (!inet_ntop(family, addr, out, sizeof(out))) {
-        return NULL;
-    }
-    return apr_pstrdup(p, out);
-}
-
-int scep_store_fqdn_matches(const char *key, const char *fqdn)
-{
-    apr_size_t klen, flen;
-
-    if (!key || !fqdn || !*fqdn) {
-        return 0;
-    }
-    if (strcmp(key, fqdn) == 0) {
-        return 1;
-    }
-    if (key[0] != '*') {
-        return 0;
-    }
-    if (key[1] == '\0') {
-        return 1;
-    }
-    if (key[1] != '.') {
-        return 0;
-    }
-    /* "*.b.c" needs at least one character and the dot before ".b.c". */
-    klen = strlen(key + 1);
-    flen = strlen(fqdn);
-    return flen > klen && fqdn[flen - klen - 1] != '.'
-           && strcmp(fqdn + flen - klen, key + 1) == 0;
-}
-
-/* ---- challenge verifiers --------------------------------------------------------- */
-
-_Static_assert(SCEP_VERIFIER_HASH_LEN == SHA256_DIGEST_LENGTH,
-               "pbkdf2() computes one PBKDF2 block: the verifier's hash is one SHA-256");
-
-/* One HMAC-SHA256 from the keyed inner and outer digests: of `data` followed by `more`
- * (may be NULL).  `out` may be `data`. */
-static int hmac_sha256(EVP_MD_CTX *step, const EVP_MD_CTX *inner, const EVP_MD_CTX *outer,
-                       const unsigned char *data, size_t len, const unsigned char *more,
-                       size_t more_len, unsigned char out[SHA256_DIGEST_LENGTH])
-{
-    unsigned int n;
-
-    return EVP_MD_CTX_copy_ex(step, inner) && EVP_DigestUpdate(step, data, len)
-           && (!more || EVP_DigestUpdate(step, more, more_len))
-           && EVP_DigestFinal_ex(step, out, &n)
-           && EVP_MD_CTX_copy_ex(step, outer)
-           && EVP_DigestUpdate(step, out, SHA256_DIGEST_LENGTH)
-           && EVP_DigestFinal_ex(step, out, &n);
-}
-
-/* PBKDF2-HMAC-SHA256 (RFC 8018) of the one 32-byte block a verifier holds.  HMAC's inner
- * and outer digests are keyed once and copied for every iteration instead of being keyed
- * again: 150 µs for 1000 iterations where PKCS5_PBKDF2_HMAC takes 230 µs on the test
- * machine, for the same result (test_verifier_is_pbkdf2 compares the two).  An attacker holding
- * the database has fast code of their own either way; the saving is for enrollments
- * with a challenge per device and for bulk imports. */
-static int pbkdf2(const char *secret, apr_size_t len, const unsigned char *salt,
-                  apr_uint32_t iterations, unsigned char *out)
-{
-    static const unsigned char first_block[4] = { 0, 0, 0, 1 };
-    unsigned char key[SHA256_CBLOCK], pad[SHA256_CBLOCK], u[SHA256_DIGEST_LENGTH];
-    EVP_MD_CTX *inner = EVP_MD_CTX_new(), *outer = EVP_MD_CTX_new(), *step = EVP_MD_CTX_new();
-    unsigned int n;
-    apr_uint32_t i;
-    int j, ok = inner && outer && step && len <= INT_MAX && iterations > 0
-                && iterations <= VERIFIER_MAX_ITERATIONS;
-
-    memset(key, 0, sizeof(key));
-    /* HMAC hashes a key longer than a block (Intune's challenges are) */
-    if (ok && len > sizeof(key)) {
-        ok = EVP_Digest(secret, len, key, &n, EVP_sha256(), NULL);
-    }
-    else if (ok) {
-        memcpy(key, secret, len);
-    }
-    for (j = 0; j < SHA256_CBLOCK; j++) {
-        pad[j] = key[j] ^ 0x36;
-    }
-    ok = ok && EVP_DigestInit_ex(inner, EVP_sha256(), NULL)
-         && EVP_DigestUpdate(inner, pad, sizeof(pad));
-    for (j = 0; j < SHA256_CBLOCK; j++) {
-        pad[j] = key[j] ^ 0x5c;
-    }
-    ok = ok && EVP_DigestInit_ex(outer, EVP_sha256(), NULL)
-         && EVP_DigestUpdate(outer, pad, sizeof(pad))
-         && hmac_sha256(step, inner, outer, salt, SCEP_VERIFIER_SALT_LEN, first_block,
-                        sizeof(first_block), u);
-    if (ok) {
-        memcpy(out, u, SCEP_VERIFIER_HASH_LEN);
-    }
-    for (i = 1; ok && i < iterations; i++) {
-        ok = hmac_sha256(step, inner, outer, u, sizeof(u), NULL, 0, u);
-        for (j = 0; j < SCEP_VERIFIER_HASH_LEN; j++) {
-            out[j] ^= u[j];
-        }
-    }
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(pad, sizeof(pad));
-    OPENSSL_cleanse(u, sizeof(u));
-    EVP_MD_CTX_free(inner);
-    EVP_MD_CTX_free(outer);
-    EVP_MD_CTX_free(step);
-    if (!ok) {
-        OPENSSL_cleanse(out, SCEP_VERIFIER_HASH_LEN);
-    }
-    return ok;
-}
-
-apr_status_t scep_verifier_make(const char *secret, apr_size_t len, scep_verifier_t *v)
-{
-    memset(v, 0, sizeof(*v));
-    /* An empty challenge is no challenge; that is what algorithm 0 says. */
-    if (!secret || len == 0) {
-        return APR_EINVAL;
-    }
-    if (RAND_bytes(v->salt, sizeof(v->salt)) != 1
-        || !pbkdf2(secret, len, v->salt, SCEP_VERIFIER_ITERATIONS, v->hash)) {
-        OPENSSL_cleanse(v, sizeof(*v));
-        return APR_EGENERAL;
-    }
-    v->algorithm = SCEP_VERIFIER_PBKDF2_SHA256;
-    v->iterations = SCEP_VERIFIER_ITERATIONS;
-    return APR_SUCCESS;
-}
-
-/* Challenges this process has verified, remembered so that the next request with the
- * same challenge for the same verifier costs one SHA-256 instead of the PBKDF2 work
- * factor.  That is the common case: an MDM profile or a wildcard registration hands one
- * challenge to many devices.  A slot holds the verifier it was checked against (salt and
- * hash and work factor, so a re-registered challenge never matches an old slot) and SHA-256 over a
- * random per-process key, the verifier and the challenge, never the challenge itself.
- * Wrong challenges are never remembered, so guessing costs what it did; a hit is only
- * possible with the right challenge, so its speed tells an attacker nothing.  A fixed
- * table: a slot is simply overwritten by the next verifier that hashes to it. */
-#define VERIFIED_SLOTS 1024
-
-typedef struct verified_slot_t {
-    apr_uint32_t iterations;
-    unsigned char salt[SCEP_VERIFIER_SALT_LEN];
-    unsigned char hash[SCEP_VERIFIER_HASH_LEN];
-    unsigned char tag[SHA256_DIGEST_LENGTH];
-    int used;
-} verified_slot_t;
-
-static pthread_mutex_t verified_lock = PTHREAD_MUTEX_INITIALIZER;
-static verified_slot_t verified[VERIFIED_SLOTS];
-static unsigned char verified_key[32];
-static int verified_key_set;
-
-static verified_slot_t *verified_slot(const scep_verifier_t *v)
-{
-    return &verified[((unsigned)v->salt[0] | (unsigned)v->salt[1] << 8) % VERIFIED_SLOTS];
-}
-
-/* The tag of a challenge for a verifier; 0 when no key could be made.  Takes the lock. */
-static int verified_tag(const scep_verifier_t *v, const char *secret, apr_size_t len,
-                        unsigned char tag[SHA256_DIGEST_LENGTH])
-{
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char key[sizeof(verified_key)];
-    int ok;
-
-    pthread_mutex_lock(&verified_lock);
-    if (!verified_key_set) {
-        verified_key_set = RAND_bytes(verified_key, sizeof(verified_key)) == 1;
-    }
-    ok = verified_key_set;
-    memcpy(key, verified_key, sizeof(key));
-    pthread_mutex_unlock(&verified_lock);
-    ok = ok && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
-         && EVP_DigestUpdate(md, key, sizeof(key)) == 1
-         && EVP_DigestUpdate(md, v->salt, sizeof(v->salt)) == 1
-         && EVP_DigestUpdate(md, v->hash, sizeof(v->hash)) == 1
-         && EVP_DigestUpdate(md, secret, len) == 1
-         && EVP_DigestFinal_ex(md, tag, NULL) == 1;
-    OPENSSL_cleanse(key, sizeof(key));
-    EVP_MD_CTX_free(md);
-    return ok;
-}
-
-static int verified_before(const scep_verifier_t *v, const unsigned char *tag)
-{
-    verified_slot_t *slot = verified_slot(v);
-    int hit;
-
-    pthread_mutex_lock(&verified_lock);
-    hit = slot->used && slot->iterations == v->iterations
-          && memcmp(slot->salt, v->salt, sizeof(slot->salt)) == 0
-          && memcmp(slot->hash, v->hash, sizeof(slot->hash)) == 0
-          && scep_secret_equal(slot->tag, sizeof(slot->tag), tag, SHA256_DIGEST_LENGTH);
-    pthread_mutex_unlock(&verified_lock);
-    return hit;
-}
-
-static void remember_verified(const scep_verifier_t *v, const unsigned char *tag)
-{
-    verified_slot_t *slot = verified_slot(v);
-
-    pthread_mutex_lock(&verified_lock);
-    slot->iterations = v->iterations;
-    memcpy(slot->salt, v->salt, sizeof(slot->salt));
-    memcpy(slot->hash, v->hash, sizeof(slot->hash));
-    memcpy(slot->tag, tag, sizeof(slot->tag));
-    slot->used = 1;
-    pthread_mutex_unlock(&verified_lock);
-}
-
-int scep_verifier_remembered(const scep_verifier_t *v, const char *secret, apr_size_t len)
-{
-    unsigned char tag[SHA256_DIGEST_LENGTH];
-    int hit;
-
-    if (!v || v->algorithm != SCEP_VERIFIER_PBKDF2_SHA256 || !secret || len == 0) {
-        return 0;
-    }
-    hit = verified_tag(v, secret, len, tag) && verified_before(v, tag);
-    OPENSSL_cleanse(tag, sizeof(tag));
-    return hit;
-}
-
-int scep_verifier_matches(const scep_verifier_t *v, const char *secret, apr_size_t len)
-{
-    unsigned char hash[SCEP_VERIFIER_HASH_LEN], tag[SHA256_DIGEST_LENGTH];
-    int ok, tagged;
-
-    if (!v || v->algorithm != SCEP_VERIFIER_PBKDF2_SHA256 || !secret || len == 0) {
-        return 0;
-    }
-    tagged = verified_tag(v, secret, len, tag);
-    if (tagged && verified_before(v, tag)) {
-        OPENSSL_cleanse(tag, sizeof(tag));
-        return 1;
-    }
-    ok = pbkdf2(secret, len, v->salt, v->iterations, hash)
-         && scep_secret_equal(hash, sizeof(hash), v->hash, sizeof(v->hash));
-    if (ok && tagged) {
-        remember_verified(v, tag);
-    }
-    OPENSSL_cleanse(hash, sizeof(hash));
-    OPENSSL_cleanse(tag, sizeof(tag));
-    return ok;
-}
 
 static void verifier_encode(const scep_verifier_t *v, unsigned char *out)
 {
@@ -444,7 +115,7 @@ static apr_status_t reader_init(reader_t *r, apr_pool_t *p, const void *val,
 {
     memset(&r->view, 0, sizeof(r->view));
     r->p = p;
-    r->rv = scep_rec_parse(val, vlen, &r->view);
+    r->rv = scep_db_rec_parse(val, vlen, &r->view);
     return r->rv;
 }
 
@@ -484,7 +155,7 @@ static const char *rd_str(reader_t *r, unsigned int tag)
 
 static apr_int64_t rd_i64(reader_t *r, unsigned int tag)
 {
-    return rd_fixed(r, tag, I64_LEN) ? scep_rec_i64(&r->view, tag, 0) : 0;
+    return rd_fixed(r, tag, I64_LEN) ? scep_db_rec_i64(&r->view, tag, 0) : 0;
 }
 
 /* ---- keys ------------------------------------------------------------------------ */
@@ -514,7 +185,7 @@ static apr_status_t serial_key(apr_pool_t *p, const char *hex, unsigned char **k
     }
     out = apr_palloc(p, n / 2);
     for (i = 0; i < n; i += 2) {
-        int hi = scep_hex_digit(hex[i]), lo = scep_hex_digit(hex[i + 1]);
+        int hi = scep_util_hex_digit(hex[i]), lo = scep_util_hex_digit(hex[i + 1]);
 
         if (hi < 0 || lo < 0) {
             return APR_EINVAL;
@@ -542,7 +213,7 @@ static apr_status_t minted_key(const char *secret, apr_size_t len, unsigned char
 
 /* ---- devices ------------------------------------------------------------------- */
 
-scep_device_t *scep_device_new(apr_pool_t *p, const char *fqdn)
+scep_device_t *scep_store_device_new(apr_pool_t *p, const char *fqdn)
 {
     scep_device_t *dev = apr_pcalloc(p, sizeof(*dev));
 
@@ -554,7 +225,7 @@ scep_device_t *scep_device_new(apr_pool_t *p, const char *fqdn)
 static apr_status_t device_decode(apr_pool_t *p, const char *fqdn, apr_size_t flen,
                                   const void *val, apr_size_t vlen, scep_device_t **out)
 {
-    scep_device_t *dev = scep_device_new(p, NULL);
+    scep_device_t *dev = scep_store_device_new(p, NULL);
     const unsigned char *verifier;
     const char *ips;
     reader_t r;
@@ -590,8 +261,8 @@ static apr_status_t device_decode(apr_pool_t *p, const char *fqdn, apr_size_t fl
     return r.rv;
 }
 
-apr_status_t scep_device_get(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
-                             scep_device_t **dev)
+apr_status_t scep_store_device_get(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                   scep_device_t **dev)
 {
     const void *val;
     apr_size_t klen, vlen;
@@ -606,25 +277,25 @@ apr_status_t scep_device_get(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
     return device_decode(p, fqdn, klen, val, vlen, dev);
 }
 
-apr_status_t scep_device_find(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
-                              scep_device_t **dev)
+apr_status_t scep_store_device_find(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                    scep_device_t **dev)
 {
     const char *dot;
-    apr_status_t rv = scep_device_get(txn, p, fqdn, dev);
+    apr_status_t rv = scep_store_device_get(txn, p, fqdn, dev);
 
     /* "a.b.c" tries "*.b.c", then "*.c", then "*": the longest suffix is the most
      * specific wildcard. */
     for (dot = fqdn ? strchr(fqdn, '.') : NULL; rv == SCEP_DB_NOTFOUND && dot;
          dot = strchr(dot + 1, '.')) {
-        rv = scep_device_get(txn, p, apr_pstrcat(p, "*", dot, NULL), dev);
+        rv = scep_store_device_get(txn, p, apr_pstrcat(p, "*", dot, NULL), dev);
     }
     if (rv == SCEP_DB_NOTFOUND) {
-        rv = scep_device_get(txn, p, "*", dev);
+        rv = scep_store_device_get(txn, p, "*", dev);
     }
     return rv;
 }
 
-apr_status_t scep_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t *dev)
+apr_status_t scep_store_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t *dev)
 {
     unsigned char verifier[VERIFIER_LEN];
     const char *canonical, *ips = NULL;
@@ -633,13 +304,13 @@ apr_status_t scep_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t
 
     /* Keys are compared byte for byte: a name in any other spelling would be a
      * registration that no lookup ever finds. */
-    canonical = dev->fqdn ? scep_store_fqdn(p, dev->fqdn, 1) : NULL;
+    canonical = dev->fqdn ? scep_name_fqdn(p, dev->fqdn, 1) : NULL;
     if (!canonical || strcmp(canonical, dev->fqdn) != 0) {
         return APR_EINVAL;
     }
     for (i = 0; dev->ips && i < dev->ips->nelts; i++) {
         const char *ip = APR_ARRAY_IDX(dev->ips, i, const char *);
-        const char *canonical_ip = scep_store_ip(p, ip);
+        const char *canonical_ip = scep_name_ip(p, ip);
 
         if (!canonical_ip || strcmp(canonical_ip, ip) != 0) {
             return APR_EINVAL;
@@ -647,28 +318,28 @@ apr_status_t scep_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t
         ips = ips ? apr_pstrcat(p, ips, ",", ip, NULL) : ip;
     }
 
-    scep_rec_init(&rec, p);
-    scep_rec_put_str(&rec, DEV_IPS, ips);
-    scep_rec_put_str(&rec, DEV_SERIAL, dev->serial);
+    scep_db_rec_init(&rec, p);
+    scep_db_rec_put_str(&rec, DEV_IPS, ips);
+    scep_db_rec_put_str(&rec, DEV_SERIAL, dev->serial);
     if (dev->verifier.algorithm != 0) {
         verifier_encode(&dev->verifier, verifier);
-        scep_rec_put_bytes(&rec, DEV_VERIFIER, verifier, sizeof(verifier));
+        scep_db_rec_put_bytes(&rec, DEV_VERIFIER, verifier, sizeof(verifier));
     }
-    scep_rec_put_i64(&rec, DEV_FLAGS, dev->flags);
-    scep_rec_put_i64(&rec, DEV_EXPIRES, dev->expires);
-    scep_rec_put_str(&rec, DEV_PROFILE, dev->profile);
-    scep_rec_put_str(&rec, DEV_COMMENT, dev->comment);
-    scep_rec_put_i64(&rec, DEV_CREATED, dev->created);
-    scep_rec_put_i64(&rec, DEV_UPDATED, dev->updated);
-    scep_rec_put_str(&rec, DEV_LAST_SERIAL, dev->last_serial);
-    scep_rec_put_i64(&rec, DEV_LAST_NOT_AFTER, dev->last_not_after);
-    scep_rec_put_i64(&rec, DEV_LAST_ENROLLED, dev->last_enrolled);
-    scep_rec_put_i64(&rec, DEV_ENROLLMENTS, dev->enrollments);
+    scep_db_rec_put_i64(&rec, DEV_FLAGS, dev->flags);
+    scep_db_rec_put_i64(&rec, DEV_EXPIRES, dev->expires);
+    scep_db_rec_put_str(&rec, DEV_PROFILE, dev->profile);
+    scep_db_rec_put_str(&rec, DEV_COMMENT, dev->comment);
+    scep_db_rec_put_i64(&rec, DEV_CREATED, dev->created);
+    scep_db_rec_put_i64(&rec, DEV_UPDATED, dev->updated);
+    scep_db_rec_put_str(&rec, DEV_LAST_SERIAL, dev->last_serial);
+    scep_db_rec_put_i64(&rec, DEV_LAST_NOT_AFTER, dev->last_not_after);
+    scep_db_rec_put_i64(&rec, DEV_LAST_ENROLLED, dev->last_enrolled);
+    scep_db_rec_put_i64(&rec, DEV_ENROLLMENTS, dev->enrollments);
     return scep_db_put(txn, SCEP_DBI_DEVICES, dev->fqdn, strlen(dev->fqdn),
                        rec.data, rec.len, 0);
 }
 
-apr_status_t scep_device_delete(scep_txn_t *txn, const char *fqdn)
+apr_status_t scep_store_device_delete(scep_txn_t *txn, const char *fqdn)
 {
     apr_size_t klen;
     apr_status_t rv = text_key(fqdn, &klen);
@@ -696,8 +367,8 @@ static int device_visit(void *baton, const void *key, apr_size_t klen, const voi
     return walk->fn(walk->baton, dev);
 }
 
-apr_status_t scep_device_foreach(scep_txn_t *txn, apr_pool_t *p, scep_device_visit_fn fn,
-                                 void *baton)
+apr_status_t scep_store_device_foreach(scep_txn_t *txn, apr_pool_t *p, scep_device_visit_fn fn,
+                                       void *baton)
 {
     device_walk_t walk = { p, fn, baton, APR_SUCCESS };
     apr_status_t rv = scep_db_foreach(txn, SCEP_DBI_DEVICES, NULL, 0, device_visit, &walk);
@@ -730,9 +401,9 @@ static apr_status_t minted_decode(apr_pool_t *p, const void *val, apr_size_t vle
     return r.rv;
 }
 
-apr_status_t scep_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
-                                apr_int64_t ttl, const char *fqdn, const char *profile,
-                                const char **challenge, scep_minted_t **rec)
+apr_status_t scep_store_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                      apr_int64_t ttl, const char *fqdn, const char *profile,
+                                      const char **challenge, scep_minted_t **rec)
 {
     unsigned char raw[SCEP_MINTED_BYTES], key[32];
     const char *text;
@@ -750,7 +421,7 @@ apr_status_t scep_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         return APR_EGENERAL;
     }
-    text = scep_hex(p, raw, sizeof(raw));
+    text = scep_util_hex(p, raw, sizeof(raw));
     OPENSSL_cleanse(raw, sizeof(raw));
     if ((rv = minted_key(text, strlen(text), key)) != APR_SUCCESS) {
         return rv;
@@ -761,11 +432,11 @@ apr_status_t scep_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
     m->fqdn = fqdn ? apr_pstrdup(p, fqdn) : NULL;
     m->profile = profile ? apr_pstrdup(p, profile) : NULL;
 
-    scep_rec_init(&r, p);
-    scep_rec_put_i64(&r, MINT_CREATED, m->created);
-    scep_rec_put_i64(&r, MINT_EXPIRES, m->expires);
-    scep_rec_put_str(&r, MINT_FQDN, m->fqdn);
-    scep_rec_put_str(&r, MINT_PROFILE, m->profile);
+    scep_db_rec_init(&r, p);
+    scep_db_rec_put_i64(&r, MINT_CREATED, m->created);
+    scep_db_rec_put_i64(&r, MINT_EXPIRES, m->expires);
+    scep_db_rec_put_str(&r, MINT_FQDN, m->fqdn);
+    scep_db_rec_put_str(&r, MINT_PROFILE, m->profile);
     /* 128 random bits do not collide; NOOVERWRITE makes sure of it anyway. */
     rv = scep_db_put(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), r.data, r.len,
                      SCEP_DB_NOOVERWRITE);
@@ -778,8 +449,8 @@ apr_status_t scep_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
     return rv;
 }
 
-apr_status_t scep_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *secret,
-                             apr_size_t len, scep_minted_t **rec)
+apr_status_t scep_store_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *secret,
+                                   apr_size_t len, scep_minted_t **rec)
 {
     unsigned char key[32];
     const void *val;
@@ -795,7 +466,7 @@ apr_status_t scep_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *secret,
     return minted_decode(p, val, vlen, rec);
 }
 
-apr_status_t scep_minted_delete(scep_txn_t *txn, const char *secret, apr_size_t len)
+apr_status_t scep_store_minted_delete(scep_txn_t *txn, const char *secret, apr_size_t len)
 {
     unsigned char key[32];
     apr_status_t rv = minted_key(secret, len, key);
@@ -825,8 +496,8 @@ static int minted_expired(void *baton, const void *key, apr_size_t klen, const v
     return 0;
 }
 
-apr_status_t scep_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
-                               apr_size_t *removed)
+apr_status_t scep_store_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                     apr_size_t *removed)
 {
     minted_purge_t purge;
     apr_status_t rv;
@@ -849,14 +520,14 @@ apr_status_t scep_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
     return rv;
 }
 
-apr_status_t scep_minted_count(scep_txn_t *txn, apr_size_t *count)
+apr_status_t scep_store_minted_count(scep_txn_t *txn, apr_size_t *count)
 {
     return scep_db_count(txn, SCEP_DBI_CHALLENGES, count);
 }
 
 /* ---- failure counters ---------------------------------------------------------- */
 
-apr_status_t scep_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t *f)
+apr_status_t scep_store_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t *f)
 {
     const void *val;
     apr_size_t klen, vlen;
@@ -884,8 +555,8 @@ apr_status_t scep_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t 
     return r.rv;
 }
 
-apr_status_t scep_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
-                              const scep_failure_t *f)
+apr_status_t scep_store_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                    const scep_failure_t *f)
 {
     scep_rec_t rec;
     apr_size_t klen;
@@ -894,17 +565,17 @@ apr_status_t scep_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
     if ((rv = text_key(fqdn, &klen)) != APR_SUCCESS) {
         return rv;
     }
-    scep_rec_init(&rec, p);
-    scep_rec_put_i64(&rec, FAIL_COUNT, f->count);
-    scep_rec_put_i64(&rec, FAIL_LAST, f->last);
-    scep_rec_put_i64(&rec, FAIL_LOCKED_UNTIL, f->locked_until);
+    scep_db_rec_init(&rec, p);
+    scep_db_rec_put_i64(&rec, FAIL_COUNT, f->count);
+    scep_db_rec_put_i64(&rec, FAIL_LAST, f->last);
+    scep_db_rec_put_i64(&rec, FAIL_LOCKED_UNTIL, f->locked_until);
     if (f->period) {
-        scep_rec_put_i64(&rec, FAIL_PERIOD, f->period);
+        scep_db_rec_put_i64(&rec, FAIL_PERIOD, f->period);
     }
     return scep_db_put(txn, SCEP_DBI_FAILURES, fqdn, klen, rec.data, rec.len, 0);
 }
 
-apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn)
+apr_status_t scep_store_failure_clear(scep_txn_t *txn, const char *fqdn)
 {
     apr_size_t klen;
     apr_status_t rv = text_key(fqdn, &klen);
@@ -944,8 +615,8 @@ static int failure_stale(void *baton, const void *key, apr_size_t klen, const vo
     return 0;
 }
 
-apr_status_t scep_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
-                                apr_int64_t idle, apr_size_t *removed)
+apr_status_t scep_store_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                      apr_int64_t idle, apr_size_t *removed)
 {
     failure_purge_t purge;
     apr_status_t rv;
@@ -962,7 +633,7 @@ apr_status_t scep_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
         rv = purge.rv;
     }
     for (i = 0; rv == APR_SUCCESS && i < purge.keys->nelts; i++) {
-        rv = scep_failure_clear(txn, APR_ARRAY_IDX(purge.keys, i, const char *));
+        rv = scep_store_failure_clear(txn, APR_ARRAY_IDX(purge.keys, i, const char *));
         if (rv == APR_SUCCESS) {
             ++*removed;
         }
@@ -970,7 +641,7 @@ apr_status_t scep_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
     return rv;
 }
 
-apr_status_t scep_failure_count(scep_txn_t *txn, apr_size_t *count)
+apr_status_t scep_store_failure_count(scep_txn_t *txn, apr_size_t *count)
 {
     return scep_db_count(txn, SCEP_DBI_FAILURES, count);
 }
@@ -1074,9 +745,9 @@ static apr_status_t transaction_decode(apr_pool_t *p, const void *key, apr_size_
     return r.rv;
 }
 
-apr_status_t scep_transaction_get_for(scep_txn_t *txn, apr_pool_t *p, const char *id,
-                                      const unsigned char *requester,
-                                      scep_transaction_t **t)
+apr_status_t scep_store_transaction_get_for(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                            const unsigned char *requester,
+                                            scep_transaction_t **t)
 {
     const void *key, *val;
     apr_size_t klen, vlen;
@@ -1123,8 +794,8 @@ static int txn_with_id(void *baton, const void *key, apr_size_t klen, const void
     return ++by->matches > 1;
 }
 
-apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
-                                  scep_transaction_t **t)
+apr_status_t scep_store_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                        scep_transaction_t **t)
 {
     txn_by_id_t by;
     apr_status_t rv;
@@ -1152,9 +823,9 @@ apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id
     return rv;
 }
 
-apr_status_t scep_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
-                                     const scep_transaction_t *t,
-                                     scep_transaction_t **fresh)
+apr_status_t scep_store_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
+                                           const scep_transaction_t *t,
+                                           scep_transaction_t **fresh)
 {
     const void *key, *val;
     apr_size_t klen, vlen;
@@ -1213,20 +884,20 @@ static apr_status_t transaction_walk(scep_txn_t *txn, apr_pool_t *p, int held_on
     return rv != APR_SUCCESS ? rv : walk.rv;
 }
 
-apr_status_t scep_transaction_foreach_held(scep_txn_t *txn, apr_pool_t *p,
-                                           scep_transaction_visit_fn fn, void *baton)
+apr_status_t scep_store_transaction_foreach_held(scep_txn_t *txn, apr_pool_t *p,
+                                                 scep_transaction_visit_fn fn, void *baton)
 {
     return transaction_walk(txn, p, 1, fn, baton);
 }
 
-apr_status_t scep_transaction_foreach(scep_txn_t *txn, apr_pool_t *p,
-                                      scep_transaction_visit_fn fn, void *baton)
+apr_status_t scep_store_transaction_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                            scep_transaction_visit_fn fn, void *baton)
 {
     return transaction_walk(txn, p, 0, fn, baton);
 }
 
-apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
-                                  const scep_transaction_t *t)
+apr_status_t scep_store_transaction_put(scep_txn_t *txn, apr_pool_t *p,
+                                        const scep_transaction_t *t)
 {
     scep_rec_t rec;
     const void *key;
@@ -1239,34 +910,34 @@ apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    scep_rec_init(&rec, p);
-    scep_rec_put_str(&rec, TXN_STATE, t->state);
-    scep_rec_put_bytes(&rec, TXN_DIGEST, t->request_digest, SCEP_REQUEST_DIGEST_LEN);
-    scep_rec_put_str(&rec, TXN_FQDN, t->fqdn);
-    scep_rec_put_str(&rec, TXN_SERIAL, t->serial);
-    scep_rec_put_i64(&rec, TXN_CREATED, t->created);
+    scep_db_rec_init(&rec, p);
+    scep_db_rec_put_str(&rec, TXN_STATE, t->state);
+    scep_db_rec_put_bytes(&rec, TXN_DIGEST, t->request_digest, SCEP_REQUEST_DIGEST_LEN);
+    scep_db_rec_put_str(&rec, TXN_FQDN, t->fqdn);
+    scep_db_rec_put_str(&rec, TXN_SERIAL, t->serial);
+    scep_db_rec_put_i64(&rec, TXN_CREATED, t->created);
     if (t->request && t->request_len) {
-        scep_rec_put_bytes(&rec, TXN_REQUEST, t->request, t->request_len);
-        scep_rec_put_i64(&rec, TXN_GRANT_KIND, t->grant_kind);
+        scep_db_rec_put_bytes(&rec, TXN_REQUEST, t->request, t->request_len);
+        scep_db_rec_put_i64(&rec, TXN_GRANT_KIND, t->grant_kind);
     }
-    scep_rec_put_str(&rec, TXN_REGISTRATION, t->registration);
-    scep_rec_put_str(&rec, TXN_IPS, t->ips);
-    scep_rec_put_str(&rec, TXN_SERIAL_NUMBER, t->serial_number);
-    scep_rec_put_str(&rec, TXN_RENEWS, t->renews);
+    scep_db_rec_put_str(&rec, TXN_REGISTRATION, t->registration);
+    scep_db_rec_put_str(&rec, TXN_IPS, t->ips);
+    scep_db_rec_put_str(&rec, TXN_SERIAL_NUMBER, t->serial_number);
+    scep_db_rec_put_str(&rec, TXN_RENEWS, t->renews);
     if (t->has_signer_key) {
-        scep_rec_put_bytes(&rec, TXN_SIGNER_KEY, t->signer_key, SCEP_REQUEST_DIGEST_LEN);
+        scep_db_rec_put_bytes(&rec, TXN_SIGNER_KEY, t->signer_key, SCEP_REQUEST_DIGEST_LEN);
     }
-    scep_rec_put_str(&rec, TXN_CLIENT_IP, t->client_ip);
-    scep_rec_put_str(&rec, TXN_SUBJECT, t->subject);
+    scep_db_rec_put_str(&rec, TXN_CLIENT_IP, t->client_ip);
+    scep_db_rec_put_str(&rec, TXN_SUBJECT, t->subject);
     if (t->decided_at) {
-        scep_rec_put_i64(&rec, TXN_DECIDED_AT, t->decided_at);
+        scep_db_rec_put_i64(&rec, TXN_DECIDED_AT, t->decided_at);
     }
-    scep_rec_put_str(&rec, TXN_DECIDED_BY, t->decided_by);
-    scep_rec_put_str(&rec, TXN_REASON, t->reason);
+    scep_db_rec_put_str(&rec, TXN_DECIDED_BY, t->decided_by);
+    scep_db_rec_put_str(&rec, TXN_REASON, t->reason);
     if (t->upstream_pending) {
-        scep_rec_put_i64(&rec, TXN_UPSTREAM_PENDING, 1);
+        scep_db_rec_put_i64(&rec, TXN_UPSTREAM_PENDING, 1);
     }
-    scep_rec_put_str(&rec, TXN_ENDPOINT, t->endpoint);
+    scep_db_rec_put_str(&rec, TXN_ENDPOINT, t->endpoint);
     return scep_db_put(txn, SCEP_DBI_TRANSACTIONS, key, klen, rec.data, rec.len, 0);
 }
 
@@ -1282,7 +953,7 @@ static apr_status_t cert_decode(apr_pool_t *p, const unsigned char *key, apr_siz
         return r.rv;
     }
     c = apr_pcalloc(p, sizeof(*c));
-    c->serial = scep_hex_upper(p, key, klen);
+    c->serial = scep_util_hex_upper(p, key, klen);
     if (r.view.present[CERT_DER] && r.view.field_len[CERT_DER] > 0) {
         c->der_len = r.view.field_len[CERT_DER];
         c->der = apr_pmemdup(p, r.view.field[CERT_DER], c->der_len);
@@ -1316,7 +987,7 @@ static apr_status_t cert_get_key(scep_txn_t *txn, apr_pool_t *p, const unsigned 
     return rv == APR_SUCCESS ? cert_decode(p, key, klen, val, vlen, c) : rv;
 }
 
-apr_status_t scep_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c)
+apr_status_t scep_store_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c)
 {
     unsigned char *key;
     scep_cert_rec_t *old;
@@ -1345,22 +1016,22 @@ apr_status_t scep_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t
         return rv;
     }
 
-    scep_rec_init(&rec, p);
+    scep_db_rec_init(&rec, p);
     if (c->der && c->der_len) {
-        scep_rec_put_bytes(&rec, CERT_DER, c->der, c->der_len);
+        scep_db_rec_put_bytes(&rec, CERT_DER, c->der, c->der_len);
     }
-    scep_rec_put_str(&rec, CERT_FQDN, c->fqdn);
-    scep_rec_put_str(&rec, CERT_SUBJECT, c->subject);
-    scep_rec_put_str(&rec, CERT_TXID, c->transaction_id);
-    scep_rec_put_i64(&rec, CERT_NOT_BEFORE, c->not_before);
-    scep_rec_put_i64(&rec, CERT_NOT_AFTER, c->not_after);
-    scep_rec_put_i64(&rec, CERT_ISSUED_AT, c->issued_at);
-    scep_rec_put_i64(&rec, CERT_REVOKED_AT, c->revoked_at);
+    scep_db_rec_put_str(&rec, CERT_FQDN, c->fqdn);
+    scep_db_rec_put_str(&rec, CERT_SUBJECT, c->subject);
+    scep_db_rec_put_str(&rec, CERT_TXID, c->transaction_id);
+    scep_db_rec_put_i64(&rec, CERT_NOT_BEFORE, c->not_before);
+    scep_db_rec_put_i64(&rec, CERT_NOT_AFTER, c->not_after);
+    scep_db_rec_put_i64(&rec, CERT_ISSUED_AT, c->issued_at);
+    scep_db_rec_put_i64(&rec, CERT_REVOKED_AT, c->revoked_at);
     if (c->revoked_at) {
-        scep_rec_put_i64(&rec, CERT_REVOCATION_REASON, c->revocation_reason);
+        scep_db_rec_put_i64(&rec, CERT_REVOCATION_REASON, c->revocation_reason);
     }
     if (c->issuer_key_id && c->issuer_key_id_len) {
-        scep_rec_put_bytes(&rec, CERT_ISSUER_KEY_ID, c->issuer_key_id, c->issuer_key_id_len);
+        scep_db_rec_put_bytes(&rec, CERT_ISSUER_KEY_ID, c->issuer_key_id, c->issuer_key_id_len);
     }
     rv = scep_db_put(txn, SCEP_DBI_CERTS, key, klen, rec.data, rec.len, 0);
     if (rv == APR_SUCCESS && index) {
@@ -1369,8 +1040,8 @@ apr_status_t scep_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t
     return rv;
 }
 
-apr_status_t scep_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
-                           scep_cert_rec_t **c)
+apr_status_t scep_store_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                                 scep_cert_rec_t **c)
 {
     unsigned char *key;
     apr_size_t klen;
@@ -1425,12 +1096,12 @@ static int serial_visit(void *baton, const void *key, apr_size_t klen, const voi
         walk->rv = SCEP_DB_CORRUPT;
         return 1;
     }
-    APR_ARRAY_PUSH(walk->serials, const char *) = scep_hex_upper(walk->p, val, vlen);
+    APR_ARRAY_PUSH(walk->serials, const char *) = scep_util_hex_upper(walk->p, val, vlen);
     return 0;
 }
 
-apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
-                               scep_cert_visit_fn fn, void *baton)
+apr_status_t scep_store_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                     scep_cert_visit_fn fn, void *baton)
 {
     cert_walk_t walk;
     apr_status_t rv;
@@ -1460,8 +1131,8 @@ apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
     for (i = 0; rv == APR_SUCCESS && i < walk.serials->nelts; i++) {
         scep_cert_rec_t *c;
 
-        rv = scep_cert_get(txn, walk.scratch, APR_ARRAY_IDX(walk.serials, i, const char *),
-                           &c);
+        rv = scep_store_cert_get(txn, walk.scratch,
+                                 APR_ARRAY_IDX(walk.serials, i, const char *), &c);
         /* Both entries are written in one transaction; an index entry without its
          * certificate is damage, not an absent result. */
         if (rv == SCEP_DB_NOTFOUND) {
@@ -1484,7 +1155,7 @@ static const char *const reason_names[] = {
     "aACompromise"
 };
 
-const char *scep_revocation_reason_name(int reason)
+const char *scep_store_reason_name(int reason)
 {
     if (reason < 0 || reason >= (int)(sizeof(reason_names) / sizeof(reason_names[0]))
         || !reason_names[reason]) {
@@ -1493,7 +1164,7 @@ const char *scep_revocation_reason_name(int reason)
     return reason_names[reason];
 }
 
-int scep_revocation_reason_parse(const char *name)
+int scep_store_reason_parse(const char *name)
 {
     int i;
 
@@ -1509,7 +1180,7 @@ int scep_revocation_reason_parse(const char *name)
     return -1;
 }
 
-apr_status_t scep_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state)
+apr_status_t scep_store_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state)
 {
     const void *val;
     apr_size_t vlen;
@@ -1533,23 +1204,23 @@ static apr_status_t crl_state_bump(scep_txn_t *txn, apr_pool_t *p, apr_int64_t n
 {
     scep_crl_state_t state;
     scep_rec_t rec;
-    apr_status_t rv = scep_crl_state_get(txn, &state);
+    apr_status_t rv = scep_store_crl_state_get(txn, &state);
 
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    scep_rec_init(&rec, p);
-    scep_rec_put_i64(&rec, CRL_GENERATION, state.generation + 1);
-    scep_rec_put_i64(&rec, CRL_CHANGED_AT, now);
+    scep_db_rec_init(&rec, p);
+    scep_db_rec_put_i64(&rec, CRL_GENERATION, state.generation + 1);
+    scep_db_rec_put_i64(&rec, CRL_CHANGED_AT, now);
     return scep_db_put(txn, SCEP_DBI_META, crl_key, sizeof(crl_key) - 1, rec.data, rec.len,
                        0);
 }
 
-apr_status_t scep_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
-                              apr_int64_t now, int reason, int *already)
+apr_status_t scep_store_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                                    apr_int64_t now, int reason, int *already)
 {
     scep_cert_rec_t *c;
-    apr_status_t rv = scep_cert_get(txn, p, serial_hex, &c);
+    apr_status_t rv = scep_store_cert_get(txn, p, serial_hex, &c);
 
     *already = 0;
     if (rv != APR_SUCCESS) {
@@ -1561,14 +1232,14 @@ apr_status_t scep_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial
     }
     c->revoked_at = now;
     c->revocation_reason = reason;
-    if ((rv = scep_cert_put(txn, p, c)) != APR_SUCCESS) {
+    if ((rv = scep_store_cert_put(txn, p, c)) != APR_SUCCESS) {
         return rv;
     }
     return crl_state_bump(txn, p, now);
 }
 
-apr_status_t scep_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
-                                    scep_crl_published_t **out)
+apr_status_t scep_store_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
+                                          scep_crl_published_t **out)
 {
     const void *val;
     apr_size_t vlen;
@@ -1605,18 +1276,18 @@ apr_status_t scep_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
     return r.rv;
 }
 
-apr_status_t scep_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
-                                    const scep_crl_published_t *pub)
+apr_status_t scep_store_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
+                                          const scep_crl_published_t *pub)
 {
     scep_rec_t rec;
 
-    scep_rec_init(&rec, p);
-    scep_rec_put_i64(&rec, PUB_NUMBER, pub->number);
-    scep_rec_put_i64(&rec, PUB_GENERATION, pub->generation);
-    scep_rec_put_i64(&rec, PUB_THIS_UPDATE, pub->this_update);
-    scep_rec_put_i64(&rec, PUB_NEXT_UPDATE, pub->next_update);
-    scep_rec_put_bytes(&rec, PUB_CA_ID, pub->ca_id, sizeof(pub->ca_id));
-    scep_rec_put_bytes(&rec, PUB_DER, pub->der, pub->der_len);
+    scep_db_rec_init(&rec, p);
+    scep_db_rec_put_i64(&rec, PUB_NUMBER, pub->number);
+    scep_db_rec_put_i64(&rec, PUB_GENERATION, pub->generation);
+    scep_db_rec_put_i64(&rec, PUB_THIS_UPDATE, pub->this_update);
+    scep_db_rec_put_i64(&rec, PUB_NEXT_UPDATE, pub->next_update);
+    scep_db_rec_put_bytes(&rec, PUB_CA_ID, pub->ca_id, sizeof(pub->ca_id));
+    scep_db_rec_put_bytes(&rec, PUB_DER, pub->der, pub->der_len);
     return scep_db_put(txn, SCEP_DBI_META, published_key, sizeof(published_key) - 1,
                        rec.data, rec.len, 0);
 }

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What mod_scep keeps in its database, as plain C records: device registrations, minted
  * (dynamic) challenges, failure counters, transactions and issued certificates, with
- * their encoding into scep_db's versioned records.  Also the canonical forms every
- * caller must use for keys (FQDNs, IP addresses) and the challenge verifier.
+ * their encoding into scep_db's versioned records.
  *
  * Every function works inside a transaction the caller owns (scep_db_begin/commit), so
  * a caller can combine several steps into one atomic write.  Records returned are
  * copied into the given pool and outlive the transaction.  Times are Unix seconds, and
- * `now` is always passed in so the policy and the tests decide what time it is. */
+ * `now` is always passed in so the policy and the tests decide what time it is.  Keys
+ * are canonical (scep_name.h); challenges are kept as verifiers (scep_verifier.h). */
 #ifndef SCEP_STORE_H
 #define SCEP_STORE_H
 
@@ -16,44 +16,7 @@
 #include <apr_errno.h>
 
 #include "scep_db.h"
-
-/* ---- canonical names ------------------------------------------------------------ */
-
-#define SCEP_FQDN_MAX 253
-
-/* Lower-cases a host name and drops one trailing dot.  Labels of letters, digits, '-'
- * and '_' (1 to 63 each), SCEP_FQDN_MAX in all.  With allow_wildcard, "*" and
- * "*.<name>" are accepted too.  NULL if the name is not acceptable. */
-const char *scep_store_fqdn(apr_pool_t *p, const char *name, int allow_wildcard);
-
-/* An IPv4 or IPv6 address in canonical text form (inet_ntop), or NULL. */
-const char *scep_store_ip(apr_pool_t *p, const char *text);
-
-/* Whether a registration key matches a canonical FQDN: equal, or "*" (any name), or
- * "*.suffix" (any name of one or more labels followed by ".suffix"). */
-int scep_store_fqdn_matches(const char *key, const char *fqdn);
-
-/* ---- challenge verifiers ---------------------------------------------------------
- * Challenges are stored only as salted verifiers: PBKDF2-HMAC-SHA256 with a random
- * 16-byte salt.  The iteration count is stored per verifier, so it can change later. */
-#define SCEP_VERIFIER_PBKDF2_SHA256 1
-#define SCEP_VERIFIER_SALT_LEN 16
-#define SCEP_VERIFIER_HASH_LEN 32
-#define SCEP_VERIFIER_ITERATIONS 1000   /* see docs/performance.md for the cost */
-
-typedef struct scep_verifier_t {
-    int algorithm;                      /* SCEP_VERIFIER_*; 0 = none */
-    apr_uint32_t iterations;
-    unsigned char salt[SCEP_VERIFIER_SALT_LEN];
-    unsigned char hash[SCEP_VERIFIER_HASH_LEN];
-} scep_verifier_t;
-
-apr_status_t scep_verifier_make(const char *secret, apr_size_t len, scep_verifier_t *v);
-/* 1 if `secret` matches; the comparison of the hashes takes constant time. */
-int scep_verifier_matches(const scep_verifier_t *v, const char *secret, apr_size_t len);
-/* 1 if this process verified exactly `secret` against `v` before (one SHA-256, no
- * PBKDF2); 0 says nothing about the secret: scep_verifier_matches must then judge it. */
-int scep_verifier_remembered(const scep_verifier_t *v, const char *secret, apr_size_t len);
+#include "scep_verifier.h"
 
 /* ---- devices ------------------------------------------------------------------- */
 
@@ -80,25 +43,25 @@ typedef struct scep_device_t {
 } scep_device_t;
 
 /* A zeroed device with an empty ips array. */
-scep_device_t *scep_device_new(apr_pool_t *p, const char *fqdn);
+scep_device_t *scep_store_device_new(apr_pool_t *p, const char *fqdn);
 
 /* The record stored under exactly this (canonical) key.  SCEP_DB_NOTFOUND if none. */
-apr_status_t scep_device_get(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
-                             scep_device_t **dev);
+apr_status_t scep_store_device_get(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                   scep_device_t **dev);
 
 /* The registration that applies to a canonical FQDN: the exact one, else the most
  * specific wildcard ("*.a.b.c" before "*.b.c" before "*").  SCEP_DB_NOTFOUND if none. */
-apr_status_t scep_device_find(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
-                              scep_device_t **dev);
+apr_status_t scep_store_device_find(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                    scep_device_t **dev);
 
-apr_status_t scep_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t *dev);
-apr_status_t scep_device_delete(scep_txn_t *txn, const char *fqdn);
+apr_status_t scep_store_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t *dev);
+apr_status_t scep_store_device_delete(scep_txn_t *txn, const char *fqdn);
 
 typedef int (*scep_device_visit_fn)(void *baton, const scep_device_t *dev);
 /* In key order; fn returns non-zero to stop.  Records that cannot be decoded stop the
  * walk with their status. */
-apr_status_t scep_device_foreach(scep_txn_t *txn, apr_pool_t *p, scep_device_visit_fn fn,
-                                 void *baton);
+apr_status_t scep_store_device_foreach(scep_txn_t *txn, apr_pool_t *p, scep_device_visit_fn fn,
+                                       void *baton);
 
 /* ---- minted (dynamic) challenges -------------------------------------------------
  * Random one-time challenges handed out by the admin endpoint or the tool.  They are
@@ -113,19 +76,19 @@ typedef struct scep_minted_t {
 } scep_minted_t;
 
 /* Makes and stores a new challenge; *challenge is its text (32 hex characters). */
-apr_status_t scep_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
-                                apr_int64_t ttl, const char *fqdn, const char *profile,
-                                const char **challenge, scep_minted_t **rec);
+apr_status_t scep_store_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                      apr_int64_t ttl, const char *fqdn, const char *profile,
+                                      const char **challenge, scep_minted_t **rec);
 
 /* The record for a challenge text, expired or not.  SCEP_DB_NOTFOUND if none. */
-apr_status_t scep_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *secret,
-                             apr_size_t len, scep_minted_t **rec);
+apr_status_t scep_store_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *secret,
+                                   apr_size_t len, scep_minted_t **rec);
 /* Removes it (consumption).  SCEP_DB_NOTFOUND if it was already gone. */
-apr_status_t scep_minted_delete(scep_txn_t *txn, const char *secret, apr_size_t len);
+apr_status_t scep_store_minted_delete(scep_txn_t *txn, const char *secret, apr_size_t len);
 /* Removes every expired challenge; *removed counts them. */
-apr_status_t scep_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
-                               apr_size_t *removed);
-apr_status_t scep_minted_count(scep_txn_t *txn, apr_size_t *count);
+apr_status_t scep_store_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                     apr_size_t *removed);
+apr_status_t scep_store_minted_count(scep_txn_t *txn, apr_size_t *count);
 
 /* ---- failure counters (lockout) --------------------------------------------------
  * Kept per requested FQDN, apart from the registration, so that one device guessing at
@@ -138,15 +101,15 @@ typedef struct scep_failure_t {
                                          * the record matters that long after `last` */
 } scep_failure_t;
 
-apr_status_t scep_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t *f);
-apr_status_t scep_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
-                              const scep_failure_t *f);
-apr_status_t scep_failure_clear(scep_txn_t *txn, const char *fqdn);
+apr_status_t scep_store_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t *f);
+apr_status_t scep_store_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                    const scep_failure_t *f);
+apr_status_t scep_store_failure_clear(scep_txn_t *txn, const char *fqdn);
 /* Removes the records that neither lock nor count any more: not locked at `now` and no
  * failure for their period (at least `idle` seconds).  *removed counts them. */
-apr_status_t scep_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
-                                apr_int64_t idle, apr_size_t *removed);
-apr_status_t scep_failure_count(scep_txn_t *txn, apr_size_t *count);
+apr_status_t scep_store_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                      apr_int64_t idle, apr_size_t *removed);
+apr_status_t scep_store_failure_count(scep_txn_t *txn, apr_size_t *count);
 
 /* ---- transactions ------------------------------------------------------------- */
 
@@ -193,31 +156,31 @@ typedef struct scep_transaction_t {
 /* The transaction `requester` (SHA-256 of its key's SubjectPublicKeyInfo) started under
  * `id`; else a record from before requesters were kept, stored under the ID alone, which
  * the caller must judge (bare_key set).  SCEP_DB_NOTFOUND if neither. */
-apr_status_t scep_transaction_get_for(scep_txn_t *txn, apr_pool_t *p, const char *id,
-                                      const unsigned char *requester,
-                                      scep_transaction_t **t);
+apr_status_t scep_store_transaction_get_for(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                            const unsigned char *requester,
+                                            scep_transaction_t **t);
 /* The one transaction with this ID, whoever started it: for the operator, who names a
  * transaction by its ID.  SCEP_DB_EXISTS when several requesters used the ID. */
-apr_status_t scep_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
-                                  scep_transaction_t **t);
+apr_status_t scep_store_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                        scep_transaction_t **t);
 /* Stored under the ID and the requester (signer_key), or under the ID alone when the
  * record has no signer key or was read from there (bare_key). */
-apr_status_t scep_transaction_put(scep_txn_t *txn, apr_pool_t *p,
-                                  const scep_transaction_t *t);
+apr_status_t scep_store_transaction_put(scep_txn_t *txn, apr_pool_t *p,
+                                        const scep_transaction_t *t);
 
 typedef int (*scep_transaction_visit_fn)(void *baton, const scep_transaction_t *t);
 /* Every transaction that is not SCEP_TXN_ISSUED (held, decided or expired), in
  * transactionID order.  The record lives until fn returns. */
-apr_status_t scep_transaction_foreach_held(scep_txn_t *txn, apr_pool_t *p,
-                                           scep_transaction_visit_fn fn, void *baton);
+apr_status_t scep_store_transaction_foreach_held(scep_txn_t *txn, apr_pool_t *p,
+                                                 scep_transaction_visit_fn fn, void *baton);
 /* Every transaction, issued ones too, in key order (transactionID, then requester). */
-apr_status_t scep_transaction_foreach(scep_txn_t *txn, apr_pool_t *p,
-                                      scep_transaction_visit_fn fn, void *baton);
+apr_status_t scep_store_transaction_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                            scep_transaction_visit_fn fn, void *baton);
 /* The record stored under exactly the key `t` was read from (its ID, and its requester
  * unless bare_key): what a walk found, read again to be changed. */
-apr_status_t scep_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
-                                     const scep_transaction_t *t,
-                                     scep_transaction_t **fresh);
+apr_status_t scep_store_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
+                                           const scep_transaction_t *t,
+                                           scep_transaction_t **fresh);
 
 /* ---- issued certificates ------------------------------------------------------- */
 
@@ -236,16 +199,16 @@ typedef struct scep_cert_rec_t {
 } scep_cert_rec_t;
 
 /* Stores the certificate and its FQDN index entry. */
-apr_status_t scep_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c);
-apr_status_t scep_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
-                           scep_cert_rec_t **c);
+apr_status_t scep_store_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c);
+apr_status_t scep_store_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                                 scep_cert_rec_t **c);
 
 typedef int (*scep_cert_visit_fn)(void *baton, const scep_cert_rec_t *c);
 /* Every certificate (fqdn NULL, in serial order) or those of one FQDN.  The record given
  * to fn lives only until fn returns (a walk over a large fleet stays small): copy what
  * must be kept into a pool of your own. */
-apr_status_t scep_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
-                               scep_cert_visit_fn fn, void *baton);
+apr_status_t scep_store_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                     scep_cert_visit_fn fn, void *baton);
 
 /* ---- revocation -----------------------------------------------------------------
  * Revocation marks the certificate record and bumps the CRL generation, the number the
@@ -265,17 +228,17 @@ enum {                                  /* RFC 5280 CRLReason values */
 };
 
 /* The RFC 5280 name ("keyCompromise"); "unknown" for a value without one. */
-const char *scep_revocation_reason_name(int reason);
+const char *scep_store_reason_name(int reason);
 /* A reason an operator may give (case-insensitive name), or -1: holds, which would need
  * an unrevoke, and CA/AA compromise are not device revocations. */
-int scep_revocation_reason_parse(const char *name);
+int scep_store_reason_parse(const char *name);
 
 typedef struct scep_crl_state_t {
     apr_int64_t generation;             /* revocations so far; 0 = none ever */
     apr_int64_t changed_at;             /* time of the last revocation */
 } scep_crl_state_t;
 
-apr_status_t scep_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state);
+apr_status_t scep_store_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state);
 
 /* The CRL last signed, kept so that every process serves the same one and its number
  * only grows. */
@@ -289,14 +252,14 @@ typedef struct scep_crl_published_t {
 } scep_crl_published_t;
 
 /* SCEP_DB_NOTFOUND before the first CRL. */
-apr_status_t scep_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
-                                    scep_crl_published_t **pub);
-apr_status_t scep_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
-                                    const scep_crl_published_t *pub);
+apr_status_t scep_store_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
+                                          scep_crl_published_t **pub);
+apr_status_t scep_store_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
+                                          const scep_crl_published_t *pub);
 
 /* Revokes a recorded certificate.  A certificate already revoked keeps its first time
  * and reason (*already set).  SCEP_DB_NOTFOUND if there is no such certificate. */
-apr_status_t scep_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
-                              apr_int64_t now, int reason, int *already);
+apr_status_t scep_store_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                                    apr_int64_t now, int reason, int *already);
 
 #endif

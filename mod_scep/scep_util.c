@@ -27,7 +27,7 @@ void scep_log(const scep_log_t *log, int level, const char *fmt, ...)
     log->fn(log->baton, level, line);
 }
 
-const char *scep_openssl_errors(apr_pool_t *p)
+const char *scep_util_openssl_errors(apr_pool_t *p)
 {
     const char *joined = "";
     const char *file, *data;
@@ -57,11 +57,11 @@ void scep_log_openssl(const scep_log_t *log, int level, const char *what)
         ERR_clear_error();
         return;
     }
-    scep_log(log, level, "%s: %s", what, scep_openssl_errors(scratch));
+    scep_log(log, level, "%s: %s", what, scep_util_openssl_errors(scratch));
     apr_pool_destroy(scratch);
 }
 
-int scep_secret_equal(const void *a, apr_size_t a_len, const void *b, apr_size_t b_len)
+int scep_util_secret_equal(const void *a, apr_size_t a_len, const void *b, apr_size_t b_len)
 {
     if (a_len != b_len) {
         return 0;
@@ -83,17 +83,17 @@ static const char *hex_with(apr_pool_t *p, const unsigned char *data, apr_size_t
     return out;
 }
 
-const char *scep_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len)
+const char *scep_util_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len)
 {
     return hex_with(p, data, len, "0123456789abcdef");
 }
 
-const char *scep_hex_upper(apr_pool_t *p, const unsigned char *data, apr_size_t len)
+const char *scep_util_hex_upper(apr_pool_t *p, const unsigned char *data, apr_size_t len)
 {
     return hex_with(p, data, len, "0123456789ABCDEF");
 }
 
-int scep_hex_digit(int c)
+int scep_util_hex_digit(int c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -107,7 +107,7 @@ int scep_hex_digit(int c)
     return -1;
 }
 
-void scep_cli_say(const char *progname, const char *fmt, va_list ap)
+void scep_util_cli_say(const char *progname, const char *fmt, va_list ap)
 {
     fprintf(stderr, "%s: ", progname);
     vfprintf(stderr, fmt, ap);
@@ -130,8 +130,8 @@ static const char *shown_name(apr_pool_t *p, const char *name, apr_size_t len)
     return out;
 }
 
-apr_status_t scep_params_parse(apr_pool_t *p, const char *text, scep_param_t *params,
-                               apr_size_t count, const char **why)
+apr_status_t scep_util_params_parse(apr_pool_t *p, const char *text, scep_param_t *params,
+                                    apr_size_t count, const char **why)
 {
     const char **found = apr_pcalloc(p, (count ? count : 1) * sizeof(*found));
     const char *s = text;
@@ -184,8 +184,8 @@ apr_status_t scep_params_parse(apr_pool_t *p, const char *text, scep_param_t *pa
                 *o++ = *v;
                 continue;
             }
-            if (value_len - j < 3 || (hi = scep_hex_digit((unsigned char)v[1])) < 0
-                || (lo = scep_hex_digit((unsigned char)v[2])) < 0) {
+            if (value_len - j < 3 || (hi = scep_util_hex_digit((unsigned char)v[1])) < 0
+                || (lo = scep_util_hex_digit((unsigned char)v[2])) < 0) {
                 *why = apr_psprintf(p, "parameter '%s' has a bad or truncated %%-escape",
                                     params[i].name);
                 return APR_EINVAL;

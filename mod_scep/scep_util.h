@@ -32,24 +32,24 @@ void scep_log(const scep_log_t *log, int level, const char *fmt, ...)
 void scep_log_openssl(const scep_log_t *log, int level, const char *what);
 
 /* Drains the OpenSSL error queue into one pool string ("" when empty). */
-const char *scep_openssl_errors(apr_pool_t *p);
+const char *scep_util_openssl_errors(apr_pool_t *p);
 
 /* Constant-time equality of two byte strings; the time depends only on the lengths. */
-int scep_secret_equal(const void *a, apr_size_t a_len, const void *b, apr_size_t b_len);
+int scep_util_secret_equal(const void *a, apr_size_t a_len, const void *b, apr_size_t b_len);
 
 /* Hex of a byte string, lower-case (serial numbers: upper-case), in the pool. */
-const char *scep_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len);
-const char *scep_hex_upper(apr_pool_t *p, const unsigned char *data, apr_size_t len);
+const char *scep_util_hex(apr_pool_t *p, const unsigned char *data, apr_size_t len);
+const char *scep_util_hex_upper(apr_pool_t *p, const unsigned char *data, apr_size_t len);
 
 /* For the command-line tools: "PROGNAME: message" and a newline on stderr. */
-void scep_cli_say(const char *progname, const char *fmt, va_list ap)
+void scep_util_cli_say(const char *progname, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
 /* The value of one hex digit, or -1. */
-int scep_hex_digit(int c);
+int scep_util_hex_digit(int c);
 
 /* One parameter of an operator-facing handler (scep-challenge, scep-status): its name,
- * lower case and matched without regard to letter case, and, once scep_params_parse has
+ * lower case and matched without regard to letter case, and, once scep_util_params_parse has
  * succeeded, its decoded value (NULL when absent). */
 typedef struct scep_param_t {
     const char *name;
@@ -66,7 +66,7 @@ typedef struct scep_param_t {
  * without '=' or with an empty value, a name not among `params`, a name given twice (in
  * any letter case), a bad or truncated %-escape, an escaped NUL (%00).  On failure no
  * value is set.  `text` may be NULL or empty: no parameters.  Output in the pool. */
-apr_status_t scep_params_parse(apr_pool_t *p, const char *text, scep_param_t *params,
-                               apr_size_t count, const char **why);
+apr_status_t scep_util_params_parse(apr_pool_t *p, const char *text, scep_param_t *params,
+                                    apr_size_t count, const char **why);
 
 #endif

@@ -99,7 +99,7 @@ static void die(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    scep_cli_say(progname, fmt, ap);
+    scep_util_cli_say(progname, fmt, ap);
     va_end(ap);
     exit(1);
 }
@@ -267,7 +267,7 @@ static void fetch_ca(run_t *run)
      * the measurement down (point 12) */
     for (i = 0; i < sk_X509_num(run->ca_certs); i++) {
         X509 *x = sk_X509_value(run->ca_certs, i);
-        const char *problem = scep_rsa_exponent_problem(X509_get_X509_PUBKEY(x));
+        const char *problem = scep_keyless_rsa_exponent_problem(X509_get_X509_PUBKEY(x));
 
         if (problem) {
             char *name = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
@@ -508,7 +508,7 @@ static void build_request(run_t *run, apr_pool_t *p, long index, request_t *r)
 
     memset(r, 0, sizeof(*r));
     RAND_bytes(rnd, sizeof(rnd));
-    r->txid = scep_hex(p, rnd, sizeof(rnd));
+    r->txid = scep_util_hex(p, rnd, sizeof(rnd));
     r->name = name;
     der = make_csr(o, k->key, name, &csr_len);
     if (scep_msg_build_request(p, k->selfsigned, k->key, run->recipient, EVP_aes_128_cbc(),
@@ -521,7 +521,7 @@ static void build_request(run_t *run, apr_pool_t *p, long index, request_t *r)
         return;
     }
     if (o->get) {
-        const char *b64 = scep_base64_encode(p, msg, msg_len);
+        const char *b64 = scep_decode_base64(p, msg, msg_len);
         char *esc = apr_palloc(p, strlen(b64) * 3 + 1), *e = esc;
 
         for (; *b64; b64++) {
@@ -591,7 +591,7 @@ static int says_pending(const buffer_t *answer)
 {
     const unsigned char *in = answer->data;
     CMS_ContentInfo *cms = answer->len <= LONG_MAX
-        ? scep_d2i_keyless(ASN1_ITEM_rptr(CMS_ContentInfo), &in, (long)answer->len) : NULL;
+        ? scep_keyless_d2i(ASN1_ITEM_rptr(CMS_ContentInfo), &in, (long)answer->len) : NULL;
     STACK_OF(CMS_SignerInfo) *sis = cms ? CMS_get0_SignerInfos(cms) : NULL;
     ASN1_OBJECT *pki_status = OBJ_txt2obj("2.16.840.1.113733.1.9.3", 1);
     const ASN1_STRING *status = NULL;
@@ -789,15 +789,15 @@ static void register_run(run_t *run, opts_t *o, int remove)
         die("-D %s: %s", o->dbdir, scep_db_strerror(p, rv));
     }
     if (remove) {
-        rv = scep_device_delete(txn, wildcard_key(p, o->domain));
+        rv = scep_store_device_delete(txn, wildcard_key(p, o->domain));
     }
     else {
-        dev = scep_device_new(p, wildcard_key(p, o->domain));
+        dev = scep_store_device_new(p, wildcard_key(p, o->domain));
         dev->created = dev->updated = (apr_int64_t)time(NULL);
         dev->comment = "scepload run";
         rv = scep_verifier_make(o->challenge, strlen(o->challenge), &dev->verifier);
         if (rv == APR_SUCCESS) {
-            rv = scep_device_put(txn, p, dev);
+            rv = scep_store_device_put(txn, p, dev);
         }
     }
     if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
@@ -960,8 +960,8 @@ int main(int argc, char **argv)
         unsigned char rnd[12];
 
         RAND_bytes(rnd, sizeof(rnd));
-        o.challenge = scep_hex(pool, rnd, sizeof(rnd));
-        o.domain = apr_psprintf(pool, "run%s.scepload.test", scep_hex(pool, rnd, 4));
+        o.challenge = scep_util_hex(pool, rnd, sizeof(rnd));
+        o.domain = apr_psprintf(pool, "run%s.scepload.test", scep_util_hex(pool, rnd, 4));
         register_run(&run, &o, 0);
     }
     fetch_ca(&run);

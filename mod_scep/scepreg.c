@@ -43,6 +43,7 @@
 
 #include "scep_db.h"
 #include "scep_import.h"
+#include "scep_name.h"
 #include "scep_msg.h"
 #include "scep_store.h"
 #include "scep_util.h"
@@ -75,7 +76,7 @@ static void complain(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    scep_cli_say(progname, fmt, ap);
+    scep_util_cli_say(progname, fmt, ap);
     va_end(ap);
 }
 
@@ -560,7 +561,7 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
             }
             break;
         case 'r':
-            if ((o->reason = scep_revocation_reason_parse(optarg)) < 0) {
+            if ((o->reason = scep_store_reason_parse(optarg)) < 0) {
                 return syntax("-r: '%s' is not a reason (unspecified, keyCompromise, "
                               "affiliationChanged, superseded, cessationOfOperation, "
                               "privilegeWithdrawn)", optarg);
@@ -618,12 +619,12 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
     }
     /* -Y and -N take a transactionID (any printable text) or else an FQDN */
     if ((o->mode == 'Y' || o->mode == 'N') && o->name) {
-        if (strlen(o->name) > 255 || !scep_reg_printable(o->name)) {
+        if (strlen(o->name) > 255 || !scep_import_printable(o->name)) {
             complain("illegal transactionID or FQDN");
             return RC_ILLEGAL;
         }
         o->transaction_id = o->name;
-        o->fqdn = scep_store_fqdn(p, o->name, 0);
+        o->fqdn = scep_name_fqdn(p, o->name, 0);
         o->name = NULL;
     }
 
@@ -633,8 +634,8 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
             complain("the FQDN is longer than %d characters", SCEP_FQDN_MAX);
             return RC_TOOLONG;
         }
-        if (!(o->fqdn = scep_store_fqdn(p, o->name, 1))) {
-            if (scep_reg_printable(o->name)) {
+        if (!(o->fqdn = scep_name_fqdn(p, o->name, 1))) {
+            if (scep_import_printable(o->name)) {
                 complain("illegal FQDN '%s'", o->name);
             }
             else {
@@ -671,34 +672,36 @@ static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64
             complain("the IP address is longer than %d characters", SCEP_REG_IP_TEXT_MAX);
             return RC_TOOLONG;
         }
-        if (!(ip = scep_store_ip(p, raw_ips[i]))) {
-            complain(scep_reg_printable(raw_ips[i]) ? "illegal IP address '%s'" : "illegal IP address%s",
-                     scep_reg_printable(raw_ips[i]) ? raw_ips[i] : "");
+        if (!(ip = scep_name_ip(p, raw_ips[i]))) {
+            int shown = scep_import_printable(raw_ips[i]);
+
+            complain(shown ? "illegal IP address '%s'" : "illegal IP address%s",
+                     shown ? raw_ips[i] : "");
             return RC_ILLEGAL;
         }
         APR_ARRAY_PUSH(o->ips, const char *) = ip;
     }
-    if (o->serial && !scep_reg_clean_text(o->serial)) {
+    if (o->serial && !scep_import_clean_text(o->serial)) {
         complain("illegal serial number (control characters or invalid UTF-8)");
         return RC_ILLEGAL;
     }
-    if (o->comment && !scep_reg_clean_text(o->comment)) {
+    if (o->comment && !scep_import_clean_text(o->comment)) {
         complain("illegal comment (control characters or invalid UTF-8)");
         return RC_ILLEGAL;
     }
-    if (o->profile && !scep_reg_profile_name_ok(o->profile)) {
+    if (o->profile && !scep_import_profile_name_ok(o->profile)) {
         complain("illegal profile name (letters, digits, '-', '_' and '.' only)");
         return RC_ILLEGAL;
     }
     if (o->expiry_text) {
-        if (!scep_reg_parse_expiry(o->expiry_text, now, &o->expires)) {
+        if (!scep_import_parse_expiry(o->expiry_text, now, &o->expires)) {
             return syntax("-e: '%s' is not an expiry (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, "
                           "+30d, +12h, +90m or never)", o->expiry_text);
         }
         o->expires_set = 1;
     }
     o->ttl = 3600;
-    if (o->ttl_text && !scep_reg_parse_duration(o->ttl_text, &o->ttl)) {
+    if (o->ttl_text && !scep_import_parse_duration(o->ttl_text, &o->ttl)) {
         return syntax("-T: '%s' is not a lifetime (3600, 60m, 1h, 1d)", o->ttl_text);
     }
     return RC_OK;
@@ -840,10 +843,10 @@ static int get_challenge(apr_pool_t *p, const opts_t *o, int confirm, char *buf,
         const char *hex;
 
         if (RAND_bytes(raw, sizeof(raw)) != 1) {
-            complain("cannot generate a random challenge: %s", scep_openssl_errors(p));
+            complain("cannot generate a random challenge: %s", scep_util_openssl_errors(p));
             return RC_DB;
         }
-        hex = scep_hex(p, raw, sizeof(raw));
+        hex = scep_util_hex(p, raw, sizeof(raw));
         OPENSSL_cleanse(raw, sizeof(raw));
         *len = strlen(hex);
         memcpy(buf, hex, *len + 1);
@@ -887,7 +890,7 @@ static int get_challenge(apr_pool_t *p, const opts_t *o, int confirm, char *buf,
         rc = prompt_secret(confirm ? "New challenge: " : "Challenge: ", buf, len);
         if (rc == RC_OK && confirm) {
             rc = prompt_secret("Re-type new challenge: ", again, &again_len);
-            same = rc == RC_OK && scep_secret_equal(buf, *len, again, again_len);
+            same = rc == RC_OK && scep_util_secret_equal(buf, *len, again, again_len);
             OPENSSL_cleanse(again, SCEP_REG_CHALLENGE_MAX + 1);
             if (rc == RC_OK && !same) {
                 OPENSSL_cleanse(buf, SCEP_REG_CHALLENGE_MAX + 1);
@@ -927,7 +930,7 @@ static apr_status_t peek_device(apr_pool_t *p, scep_db_t *db, const char *fqdn,
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = scep_device_get(txn, p, fqdn, dev);
+    rv = scep_store_device_get(txn, p, fqdn, dev);
     scep_db_abort(txn);
     return rv;
 }
@@ -968,7 +971,7 @@ static int cmd_add(apr_pool_t *p, const opts_t *o, apr_int64_t now)
             }
             OPENSSL_cleanse(secret, SCEP_REG_CHALLENGE_MAX + 1);
             if (rv != APR_SUCCESS) {
-                complain("cannot make the challenge verifier: %s", scep_openssl_errors(p));
+                complain("cannot make the challenge verifier: %s", scep_util_openssl_errors(p));
                 return RC_DB;
             }
         }
@@ -980,7 +983,7 @@ static int cmd_add(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
         return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
     }
-    rv = scep_device_get(txn, p, o->fqdn, &dev);
+    rv = scep_store_device_get(txn, p, o->fqdn, &dev);
     if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
         scep_db_abort(txn);
         return db_failed(p, o->dbdir, "cannot read the device", rv);
@@ -992,7 +995,7 @@ static int cmd_add(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         return RC_ILLEGAL;
     }
     if (is_new) {
-        dev = scep_device_new(p, o->fqdn);
+        dev = scep_store_device_new(p, o->fqdn);
         dev->created = now;
     }
     if (o->clear_ips) {
@@ -1028,7 +1031,7 @@ static int cmd_add(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         dev->flags &= ~(unsigned int)SCEP_DEVICE_USED;
     }
     dev->updated = now;
-    rv = scep_device_put(txn, p, dev);
+    rv = scep_store_device_put(txn, p, dev);
     OPENSSL_cleanse(&verifier, sizeof(verifier));
     if (rv != APR_SUCCESS) {
         scep_db_abort(txn);
@@ -1074,11 +1077,11 @@ static apr_status_t revoke_in(scep_txn_t *txn, apr_pool_t *p, const char *serial
         APR_ARRAY_PUSH(serials, const char *) = serial;
     }
     else {
-        rv = scep_cert_foreach(txn, p, fqdn, collect_serial, serials);
+        rv = scep_store_cert_foreach(txn, p, fqdn, collect_serial, serials);
     }
     for (i = 0; rv == APR_SUCCESS && i < serials->nelts; i++) {
-        rv = scep_cert_revoke(txn, p, APR_ARRAY_IDX(serials, i, const char *), now, reason,
-                              &already);
+        rv = scep_store_cert_revoke(txn, p, APR_ARRAY_IDX(serials, i, const char *), now,
+                                    reason, &already);
         *revoked += rv == APR_SUCCESS && !already;
         *before += rv == APR_SUCCESS && already;
     }
@@ -1088,7 +1091,7 @@ static apr_status_t revoke_in(scep_txn_t *txn, apr_pool_t *p, const char *serial
 static void report_revoked(const opts_t *o, int revoked, int before)
 {
     complain("revoked %d certificate%s of %s (%s); %d already revoked", revoked,
-             revoked == 1 ? "" : "s", o->fqdn, scep_revocation_reason_name(o->reason),
+             revoked == 1 ? "" : "s", o->fqdn, scep_store_reason_name(o->reason),
              before);
 }
 
@@ -1127,7 +1130,7 @@ static int cmd_revoke(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     if (o->revoke_serial) {
         complain(revoked ? "revoked certificate %s (%s)"
                          : "certificate %s was already revoked (reason and time kept, not %s)",
-                 o->revoke_serial, scep_revocation_reason_name(o->reason));
+                 o->revoke_serial, scep_store_reason_name(o->reason));
     }
     else {
         report_revoked(o, revoked, before);
@@ -1164,13 +1167,13 @@ static apr_status_t wildcard_after_delete(scep_txn_t *txn, apr_pool_t *p, const 
 {
     valid_count_t count = { now, 0 };
     scep_device_t *dev;
-    apr_status_t rv = scep_device_find(txn, p, fqdn, &dev);
+    apr_status_t rv = scep_store_device_find(txn, p, fqdn, &dev);
 
     if (rv == SCEP_DB_NOTFOUND) {
         return APR_SUCCESS;
     }
     if (rv == APR_SUCCESS) {
-        rv = scep_cert_foreach(txn, p, fqdn, count_valid, &count);
+        rv = scep_store_cert_foreach(txn, p, fqdn, count_valid, &count);
     }
     if (rv == APR_SUCCESS) {
         *cover = dev->fqdn;
@@ -1192,7 +1195,7 @@ static int collect_covered(void *baton, const scep_cert_rec_t *c)
     covered_t *cov = baton;
     int *valid;
 
-    if (!c->fqdn || !scep_store_fqdn_matches(cov->wildcard, c->fqdn)
+    if (!c->fqdn || !scep_name_matches(cov->wildcard, c->fqdn)
         || c->revoked_at || c->not_after <= cov->now) {
         return 0;
     }
@@ -1221,7 +1224,7 @@ static apr_status_t broader_after_delete(scep_txn_t *txn, apr_pool_t *p, const c
         rest = strchr(rest, '.');
         candidate = rest ? apr_pstrcat(p, "*", rest, NULL) : "*";
         rest = rest ? rest + 1 : NULL;
-        rv = scep_device_get(txn, p, candidate, &dev);
+        rv = scep_store_device_get(txn, p, candidate, &dev);
         if (rv == APR_SUCCESS) {
             *cover = dev->fqdn;
         }
@@ -1231,14 +1234,14 @@ static apr_status_t broader_after_delete(scep_txn_t *txn, apr_pool_t *p, const c
     }
     /* the walk first, the lookups after: no lookups while a cursor runs */
     if (rv == APR_SUCCESS) {
-        rv = scep_cert_foreach(txn, p, NULL, collect_covered, &cov);
+        rv = scep_store_cert_foreach(txn, p, NULL, collect_covered, &cov);
     }
     for (hi = apr_hash_first(p, cov.names); rv == APR_SUCCESS && hi; hi = apr_hash_next(hi)) {
         const void *name;
         void *count;
 
         apr_hash_this(hi, &name, NULL, &count);
-        rv = scep_device_get(txn, p, name, &dev);
+        rv = scep_store_device_get(txn, p, name, &dev);
         if (rv == SCEP_DB_NOTFOUND) {
             *valid += *(int *)count;
             rv = APR_SUCCESS;
@@ -1267,8 +1270,8 @@ static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
     }
     /* -U concerns a requested name, which may live under a wildcard registration */
-    rv = o->mode == 'U' ? scep_device_find(txn, p, o->fqdn, &dev)
-                        : scep_device_get(txn, p, o->fqdn, &dev);
+    rv = o->mode == 'U' ? scep_store_device_find(txn, p, o->fqdn, &dev)
+                        : scep_store_device_get(txn, p, o->fqdn, &dev);
     if (rv == SCEP_DB_NOTFOUND) {
         scep_db_abort(txn);
         return no_device(o);
@@ -1280,7 +1283,7 @@ static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     memset(&f, 0, sizeof(f));
     switch (o->mode) {
     case 'D':
-        rv = scep_device_delete(txn, o->fqdn);
+        rv = scep_store_device_delete(txn, o->fqdn);
         done = apr_pstrcat(p, "deleted device ", o->fqdn, NULL);
         if (rv == APR_SUCCESS && o->revoke_too) {
             rv = revoke_in(txn, p, NULL, o->fqdn, o->reason, now, &revoked, &before);
@@ -1301,7 +1304,7 @@ static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
             dev->flags &= ~(unsigned int)SCEP_DEVICE_DISABLED;
         }
         dev->updated = now;
-        rv = scep_device_put(txn, p, dev);
+        rv = scep_store_device_put(txn, p, dev);
         done = apr_pstrcat(p, o->mode == 'd' ? "disabled" : "enabled", " device ", o->fqdn,
                            NULL);
         break;
@@ -1311,9 +1314,9 @@ static int cmd_change(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     }
     /* deleting a device or unlocking a name clears the name's failure record too */
     if (rv == APR_SUCCESS && (o->mode == 'D' || o->mode == 'U')) {
-        rv = scep_failure_get(txn, o->fqdn, &f);
+        rv = scep_store_failure_get(txn, o->fqdn, &f);
         if (rv == APR_SUCCESS && (f.count || f.locked_until || f.last)) {
-            rv = scep_failure_clear(txn, o->fqdn);
+            rv = scep_store_failure_clear(txn, o->fqdn);
         }
         else if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
             rv = APR_SUCCESS;
@@ -1380,7 +1383,7 @@ static int cmd_verify(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
         return db_failed(p, o->dbdir, "cannot begin a read transaction", rv);
     }
-    rv = scep_device_find(txn, p, o->fqdn, &dev);
+    rv = scep_store_device_find(txn, p, o->fqdn, &dev);
     scep_db_abort(txn);
     if (rv == SCEP_DB_NOTFOUND) {
         return no_device(o);
@@ -1495,7 +1498,7 @@ static int collect_device(void *baton, const scep_device_t *dev)
     list_ctx_t *ctx = baton;
 
     if (!ctx->pattern || !strcmp(ctx->pattern, dev->fqdn)
-        || scep_store_fqdn_matches(ctx->pattern, dev->fqdn)) {
+        || scep_name_matches(ctx->pattern, dev->fqdn)) {
         APR_ARRAY_PUSH(ctx->devices, const scep_device_t *) = dev;
     }
     return 0;
@@ -1610,7 +1613,7 @@ static int cmd_list(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     if (o->fqdn && o->fqdn[0] != '*') {
         scep_device_t *dev;
 
-        rv = scep_device_get(ctx.txn, p, o->fqdn, &dev);
+        rv = scep_store_device_get(ctx.txn, p, o->fqdn, &dev);
         if (rv == SCEP_DB_NOTFOUND) {
             scep_db_abort(ctx.txn);
             return no_device(o);
@@ -1621,7 +1624,7 @@ static int cmd_list(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     }
     else {
         ctx.pattern = o->fqdn;
-        rv = scep_device_foreach(ctx.txn, p, collect_device, &ctx);
+        rv = scep_store_device_foreach(ctx.txn, p, collect_device, &ctx);
     }
     if (!o->json && rv == APR_SUCCESS) {
         fputs("fqdn\tips\tserial\tchallenge\tflags\texpires\tprofile\tlast_serial\t"
@@ -1631,7 +1634,7 @@ static int cmd_list(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         const scep_device_t *dev = APR_ARRAY_IDX(ctx.devices, i, const scep_device_t *);
         scep_failure_t f;
 
-        rv = scep_failure_get(ctx.txn, dev->fqdn, &f);
+        rv = scep_store_failure_get(ctx.txn, dev->fqdn, &f);
         if (rv == SCEP_DB_NOTFOUND) {
             memset(&f, 0, sizeof(f));
             rv = APR_SUCCESS;
@@ -1675,7 +1678,7 @@ static int print_cert(void *baton, const scep_cert_rec_t *c)
         fputs(",\"revoked\":", out);
         json_time(out, c->revoked_at);
         fputs(",\"revocation_reason\":", out);
-        json_string(out, c->revoked_at ? scep_revocation_reason_name(c->revocation_reason)
+        json_string(out, c->revoked_at ? scep_store_reason_name(c->revocation_reason)
                                        : NULL);
         fputs("}\n", out);
         return 0;
@@ -1687,7 +1690,7 @@ static int print_cert(void *baton, const scep_cert_rec_t *c)
             c->issued_at ? iso_time(t3, sizeof(t3), c->issued_at) : "-",
             c->transaction_id ? c->transaction_id : "-",
             c->revoked_at ? iso_time(t4, sizeof(t4), c->revoked_at) : "no",
-            c->revoked_at ? scep_revocation_reason_name(c->revocation_reason) : "-");
+            c->revoked_at ? scep_store_reason_name(c->revocation_reason) : "-");
     return 0;
 }
 
@@ -1711,7 +1714,7 @@ static int cmd_list_certs(apr_pool_t *p, const opts_t *o)
         fputs("serial\tfqdn\tsubject\tnot_before\tnot_after\tissued_at\ttransaction_id\t"
               "revoked\treason\n", stdout);
     }
-    rv = scep_cert_foreach(ctx.txn, p, o->fqdn, print_cert, &ctx);
+    rv = scep_store_cert_foreach(ctx.txn, p, o->fqdn, print_cert, &ctx);
     scep_db_abort(ctx.txn);
     if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
         finish_output();
@@ -1813,7 +1816,7 @@ static int check_visit_index(void *baton, const void *key, apr_size_t klen, cons
     check_index_t *e = apr_array_push(ctx->index);
 
     e->fqdn = apr_pstrmemdup(ctx->pool, key, klen);
-    e->serial = scep_hex_upper(ctx->pool, val, vlen);
+    e->serial = scep_util_hex_upper(ctx->pool, val, vlen);
     return 0;
 }
 
@@ -1841,9 +1844,9 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
         return db_failed(p, o->dbdir, "cannot begin a read transaction", rv);
     }
     /* the walks first, the lookups after: no lookups while a cursor runs */
-    rv = scep_cert_foreach(txn, p, NULL, check_visit_cert, &ctx);
+    rv = scep_store_cert_foreach(txn, p, NULL, check_visit_cert, &ctx);
     if (rv == APR_SUCCESS) {
-        rv = scep_transaction_foreach(txn, p, check_visit_txn, &ctx);
+        rv = scep_store_transaction_foreach(txn, p, check_visit_txn, &ctx);
     }
     if (rv == APR_SUCCESS) {
         rv = scep_db_foreach(txn, SCEP_DBI_CERTS_BY_FQDN, NULL, 0, check_visit_index, &ctx);
@@ -1886,7 +1889,7 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
             check_problem(&ctx, "certificate %s names no transaction", k->serial);
             continue;
         }
-        rv = scep_transaction_get(txn, scratch, k->transaction_id, &t);
+        rv = scep_store_transaction_get(txn, scratch, k->transaction_id, &t);
         if (rv == SCEP_DB_EXISTS) {
             /* several requesters used the ID (a device renewing under it after an upgrade
              * keeps its older record too): the certificate names no requester, and the
@@ -1949,7 +1952,7 @@ typedef struct held_ctx_t {
     const opts_t *o;
     apr_pool_t *pool;
     apr_array_header_t *held;       /* -Y/-N: scep_transaction_t *, the pending ones that
-                                     * match, as far as scep_transaction_reread needs */
+                                     * match, as far as scep_store_transaction_reread needs */
 } held_ctx_t;
 
 /* Where a walk's record is stored (its ID, and its requester), in the context's pool. */
@@ -2018,7 +2021,7 @@ static int cmd_list_held(apr_pool_t *p, const opts_t *o)
         fputs("transaction_id\tstate\tfqdn\tsubject\tclient\tcreated\tdecided_at\t"
               "decided_by\treason\n", stdout);
     }
-    rv = scep_transaction_foreach_held(txn, p, print_held, &ctx);
+    rv = scep_store_transaction_foreach_held(txn, p, print_held, &ctx);
     scep_db_abort(txn);
     if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
         finish_output();
@@ -2044,11 +2047,12 @@ static const char *operator_name(apr_pool_t *p)
     const char *sudo = getenv("SUDO_USER");
     struct passwd *pw;
 
-    if (sudo && *sudo && scep_reg_printable(sudo)) {
+    if (sudo && *sudo && scep_import_printable(sudo)) {
         return apr_pstrdup(p, sudo);
     }
     pw = getpwuid(getuid());
-    return pw ? apr_pstrdup(p, pw->pw_name) : apr_psprintf(p, "uid %lu", (unsigned long)getuid());
+    return pw ? apr_pstrdup(p, pw->pw_name) : apr_psprintf(p, "uid %lu",
+                                                           (unsigned long)getuid());
 }
 
 /* -Y and -N: one transactionID, or every pending request of a device, in one write
@@ -2070,7 +2074,7 @@ static int cmd_decide(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
         return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
     }
-    rv = scep_transaction_get(txn, p, o->transaction_id, &t);
+    rv = scep_store_transaction_get(txn, p, o->transaction_id, &t);
     if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_PENDING) != 0) {
         scep_db_abort(txn);
         complain("the request %s is %s, not pending", o->transaction_id, t->state);
@@ -2088,7 +2092,7 @@ static int cmd_decide(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         keep_held(&ctx, t);
     }
     else if ((rv == SCEP_DB_NOTFOUND || rv == SCEP_DB_EXISTS) && o->fqdn) {
-        rv = scep_transaction_foreach_held(txn, p, collect_pending, &ctx);
+        rv = scep_store_transaction_foreach_held(txn, p, collect_pending, &ctx);
     }
     if (rv == SCEP_DB_NOTFOUND || (rv == APR_SUCCESS && ctx.held->nelts == 0)) {
         scep_db_abort(txn);
@@ -2097,14 +2101,15 @@ static int cmd_decide(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         return RC_ILLEGAL;
     }
     for (i = 0; rv == APR_SUCCESS && i < ctx.held->nelts; i++) {
-        rv = scep_transaction_reread(txn, p, APR_ARRAY_IDX(ctx.held, i, scep_transaction_t *),
-                                     &t);
+        rv = scep_store_transaction_reread(txn, p,
+                                           APR_ARRAY_IDX(ctx.held, i, scep_transaction_t *),
+                                           &t);
         if (rv == APR_SUCCESS) {
             t->state = state;
             t->decided_at = now;
             t->decided_by = by;
             t->reason = o->mode == 'N' && o->comment && *o->comment ? o->comment : NULL;
-            rv = scep_transaction_put(txn, p, t);
+            rv = scep_store_transaction_put(txn, p, t);
         }
     }
     if (rv != APR_SUCCESS) {
@@ -2142,11 +2147,11 @@ static int cmd_mint(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
     }
     /* expired challenges are of no use to anyone: drop them while we are here */
-    rv = scep_minted_purge(txn, p, now, &purged);
+    rv = scep_store_minted_purge(txn, p, now, &purged);
     if (rv == APR_SUCCESS) {
-        rv = scep_minted_create(txn, p, now, o->ttl, o->fqdn,
-                                o->profile && *o->profile ? o->profile : NULL, &challenge,
-                                &rec);
+        rv = scep_store_minted_create(txn, p, now, o->ttl, o->fqdn,
+                                      o->profile && *o->profile ? o->profile : NULL, &challenge,
+                                      &rec);
     }
     if (rv != APR_SUCCESS) {
         scep_db_abort(txn);
@@ -2186,7 +2191,8 @@ static void hash_rows(hash_job_t *job)
         row_t *row = &job->rows[i];
 
         if (row->v.challenge) {
-            row->rv = scep_verifier_make(row->v.challenge, row->v.challenge_len, &row->verifier);
+            row->rv = scep_verifier_make(row->v.challenge, row->v.challenge_len,
+                                         &row->verifier);
             OPENSSL_cleanse(row->v.challenge, row->v.challenge_len);
             row->v.challenge = NULL;
         }
@@ -2372,7 +2378,7 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
             all[i].v.challenge = NULL;
         }
         else if (all[i].rv != APR_SUCCESS && !interrupted) {
-            complain("cannot make a challenge verifier: %s", scep_openssl_errors(p));
+            complain("cannot make a challenge verifier: %s", scep_util_openssl_errors(p));
             return RC_DB;
         }
     }
@@ -2394,14 +2400,14 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
             return report_interrupted();
         }
         apr_pool_clear(iter);
-        rv = scep_device_get(txn, iter, row->v.fqdn, &old);
+        rv = scep_store_device_get(txn, iter, row->v.fqdn, &old);
         if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
             scep_db_abort(txn);
             complain("%s:%d: cannot read %s", label, row->line, row->v.fqdn);
             return db_failed(p, o->dbdir, "cannot read a device", rv);
         }
         /* a row defines the registration; only the history of an existing one stays */
-        dev = scep_device_new(iter, row->v.fqdn);
+        dev = scep_store_device_new(iter, row->v.fqdn);
         dev->ips = row->v.ips;
         dev->serial = row->v.serial;
         dev->verifier = row->verifier;
@@ -2422,7 +2428,7 @@ static int cmd_import(apr_pool_t *p, const opts_t *o, apr_int64_t now)
         else {
             added++;
         }
-        rv = scep_device_put(txn, iter, dev);
+        rv = scep_store_device_put(txn, iter, dev);
         OPENSSL_cleanse(&row->verifier, sizeof(row->verifier));
         if (rv != APR_SUCCESS) {
             scep_db_abort(txn);

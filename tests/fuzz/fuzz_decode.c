@@ -24,14 +24,14 @@ static void decode(apr_pool_t *p, const char *text, apr_size_t len)
     apr_size_t out_len = 0, again_len = 0;
     const char *b64;
 
-    if (scep_message_decode(p, text, len, MAX_OUT, &out, &out_len) != APR_SUCCESS) {
+    if (scep_decode_message(p, text, len, MAX_OUT, &out, &out_len) != APR_SUCCESS) {
         return;
     }
     if (out_len > MAX_OUT || (out_len && !out)) {
-        fuzz_fail("scep_message_decode went past max_out");
+        fuzz_fail("scep_decode_message went past max_out");
     }
-    b64 = scep_base64_encode(p, out, out_len);
-    if (scep_message_decode(p, b64, strlen(b64), MAX_OUT, &again, &again_len) != APR_SUCCESS
+    b64 = scep_decode_base64(p, out, out_len);
+    if (scep_decode_message(p, b64, strlen(b64), MAX_OUT, &again, &again_len) != APR_SUCCESS
         || again_len != out_len || (out_len && memcmp(again, out, out_len) != 0)) {
         fuzz_fail("base64 of decoded bytes does not decode to the same bytes");
     }
@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *query = apr_pstrmemdup(p, (const char *)data, size);
     const char *operation = NULL, *message = NULL;
 
-    if (scep_query_parse(p, query, &operation, &message) == APR_SUCCESS && message) {
+    if (scep_decode_query(p, query, &operation, &message) == APR_SUCCESS && message) {
         decode(p, message, strlen(message));
     }
     /* a POSTed or already-split message: the bytes as they are, NULs included */

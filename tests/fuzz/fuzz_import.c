@@ -7,6 +7,7 @@
 
 #include "fuzz.h"
 #include "scep_import.h"
+#include "scep_name.h"
 #include "scep_store.h"
 
 /* A fixed "now" keeps relative expiries deterministic: 2024-01-01T00:00:00Z. */
@@ -31,11 +32,11 @@ static void check_row(const scep_import_row_t *row)
         }
     }
     if ((row->serial && (strlen(row->serial) > SCEP_REG_SERIAL_MAX
-                         || !scep_reg_clean_text(row->serial)))
+                         || !scep_import_clean_text(row->serial)))
         || (row->comment && (strlen(row->comment) > SCEP_REG_COMMENT_MAX
-                             || !scep_reg_clean_text(row->comment)))
+                             || !scep_import_clean_text(row->comment)))
         || (row->profile && (strlen(row->profile) > SCEP_REG_PROFILE_MAX
-                             || !scep_reg_profile_name_ok(row->profile)))
+                             || !scep_import_profile_name_ok(row->profile)))
         || row->challenge_len > SCEP_REG_CHALLENGE_MAX
         || (row->challenge && strlen(row->challenge) != row->challenge_len)
         || (!row->challenge && row->challenge_len)) {

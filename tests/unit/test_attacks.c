@@ -99,13 +99,13 @@ static scep_csr_t *csr_for(apr_pool_t *p, const char *dns, const char *challenge
 
 static void register_device(fixture_t *f, const char *fqdn, const char *challenge)
 {
-    scep_device_t *dev = scep_device_new(f->pool, fqdn);
+    scep_device_t *dev = scep_store_device_new(f->pool, fqdn);
     scep_txn_t *txn;
 
     assert_int_equal(scep_verifier_make(challenge, strlen(challenge), &dev->verifier),
                      APR_SUCCESS);
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_device_put(txn, f->pool, dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_put(txn, f->pool, dev), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
 }
 
@@ -113,7 +113,7 @@ static void register_device(fixture_t *f, const char *fqdn, const char *challeng
  * (several ms) for every guess of a burst to be in flight at once. */
 static void register_slow_device(fixture_t *f, const char *fqdn, const char *challenge)
 {
-    scep_device_t *dev = scep_device_new(f->pool, fqdn);
+    scep_device_t *dev = scep_store_device_new(f->pool, fqdn);
     scep_txn_t *txn;
 
     dev->verifier.algorithm = SCEP_VERIFIER_PBKDF2_SHA256;
@@ -124,7 +124,7 @@ static void register_slow_device(fixture_t *f, const char *fqdn, const char *cha
                                        (int)dev->verifier.iterations, EVP_sha256(),
                                        sizeof(dev->verifier.hash), dev->verifier.hash), 1);
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_device_put(txn, f->pool, dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_put(txn, f->pool, dev), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
 }
 
@@ -161,7 +161,7 @@ static apr_size_t failure_records(fixture_t *f)
     apr_size_t n = 0;
 
     assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
-    assert_int_equal(scep_failure_count(txn, &n), APR_SUCCESS);
+    assert_int_equal(scep_store_failure_count(txn, &n), APR_SUCCESS);
     scep_db_abort(txn);
     return n;
 }
@@ -310,8 +310,8 @@ static void test_point3_renewal_not_locked(void **state)
 
     register_device(f, "*.fleet.example.net", "fleet-secret");
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_cert_put(txn, f->pool, cert_rec(f->pool, "0F01",
-                                                          "r.fleet.example.net")),
+    assert_int_equal(scep_store_cert_put(txn, f->pool, cert_rec(f->pool, "0F01",
+                                                                "r.fleet.example.net")),
                      APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
     for (i = 0; i < 5; i++) {
@@ -338,7 +338,7 @@ static void test_point3_renewal_not_locked(void **state)
 static void test_request_values_escaped(void **state)
 {
     fixture_t *f = *state;
-    scep_device_t *dev = scep_device_new(f->pool, "sn.example.org");
+    scep_device_t *dev = scep_store_device_new(f->pool, "sn.example.org");
     scep_csr_t *csr = csr_for(f->pool, "sn.example.org", "sn-secret");
     scep_grant_t *grant;
     scep_txn_t *txn;
@@ -347,7 +347,7 @@ static void test_request_values_escaped(void **state)
     assert_int_equal(scep_verifier_make("sn-secret", 9, &dev->verifier), APR_SUCCESS);
     dev->serial = "FTX123";
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_device_put(txn, f->pool, dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_put(txn, f->pool, dev), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
     csr->serial_number = "X\nSCEP00200: forged line";
     csr->unstructured_address = "192.0.2.1\r\n";
@@ -380,7 +380,8 @@ static void test_point5_failures_bounded(void **state)
     register_device(f, "exact.example.org", "exact-secret");
     apr_pool_create(&scratch, f->pool);
     for (i = 0; i < 2000; i++) {
-        apr_status_t rv = decide(f, scratch, apr_psprintf(scratch, "n%05d.flood.example.org", i),
+        apr_status_t rv = decide(f, scratch, apr_psprintf(scratch, "n%05d.flood.example.org",
+                                                          i),
                                  "wrong", NOW, &grant, &why);
 
         assert_int_equal(rv, SCEP_POLICY_DENIED);
@@ -519,8 +520,9 @@ static void test_point8_older_record_blocks_nobody(void **state)
     t.serial = "0D01";
     t.created = NOW - 60;
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_transaction_put(txn, f->pool, &t), APR_SUCCESS);
-    assert_int_equal(scep_cert_put(txn, f->pool, cert_rec(f->pool, "0D01", "old.example.org")),
+    assert_int_equal(scep_store_transaction_put(txn, f->pool, &t), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_put(txn, f->pool, cert_rec(f->pool, "0D01",
+                                                                "old.example.org")),
                      APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
     memset(digest, 0x44, sizeof(digest));
@@ -565,9 +567,9 @@ static void set_state(fixture_t *f, const char *txid, const char *state)
     scep_txn_t *txn;
 
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_transaction_get(txn, f->pool, txid, &t), APR_SUCCESS);
+    assert_int_equal(scep_store_transaction_get(txn, f->pool, txid, &t), APR_SUCCESS);
     t->state = state;
-    assert_int_equal(scep_transaction_put(txn, f->pool, t), APR_SUCCESS);
+    assert_int_equal(scep_store_transaction_put(txn, f->pool, t), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
 }
 

@@ -139,7 +139,7 @@ static void record(fixture_t *f, const char *serial, long not_after, X509 *issue
         c.issuer_key_id_len = (apr_size_t)ASN1_STRING_length(X509_get0_authority_key_id(x));
     }
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_cert_put(txn, f->pool, &c), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_put(txn, f->pool, &c), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
     OPENSSL_free(der);
     X509_free(x);
@@ -151,7 +151,7 @@ static void revoke_cert(fixture_t *f, const char *serial, apr_int64_t when, int 
     int already;
 
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_cert_revoke(txn, f->pool, serial, when, reason, &already),
+    assert_int_equal(scep_store_cert_revoke(txn, f->pool, serial, when, reason, &already),
                      APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
 }

@@ -1395,7 +1395,7 @@ static apr_status_t parse_n(const void *data, apr_size_t len, scep_rec_view_t *v
     parsed_copy = malloc(len ? len : 1);
     assert_non_null(parsed_copy);
     memcpy(parsed_copy, data, len);
-    return scep_rec_parse(parsed_copy, len, view);
+    return scep_db_rec_parse(parsed_copy, len, view);
 }
 
 static void test_record_round_trip(void **state)
@@ -1410,40 +1410,40 @@ static void test_record_round_trip(void **state)
     scep_rec_t rec;
     size_t i;
 
-    scep_rec_init(&rec, p);
+    scep_db_rec_init(&rec, p);
     assert_int_equal(rec.len, 1);
     assert_int_equal(rec.data[0], SCEP_DB_RECORD_VERSION);
-    scep_rec_put_str(&rec, 1, "device.example");
-    scep_rec_put_str(&rec, 2, "");
-    scep_rec_put_str(&rec, 3, NULL);                    /* omitted */
-    scep_rec_put_bytes(&rec, 4, bytes, sizeof(bytes));
+    scep_db_rec_put_str(&rec, 1, "device.example");
+    scep_db_rec_put_str(&rec, 2, "");
+    scep_db_rec_put_str(&rec, 3, NULL);                    /* omitted */
+    scep_db_rec_put_bytes(&rec, 4, bytes, sizeof(bytes));
     for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-        scep_rec_put_i64(&rec, (unsigned int)(10 + i), nums[i]);
+        scep_db_rec_put_i64(&rec, (unsigned int)(10 + i), nums[i]);
     }
-    scep_rec_put_i64(&rec, 255, -2);
+    scep_db_rec_put_i64(&rec, 255, -2);
 
-    assert_int_equal(scep_rec_parse(rec.data, rec.len, &view), APR_SUCCESS);
-    assert_string_equal(scep_rec_str(&view, 1, p), "device.example");
-    assert_string_equal(scep_rec_str(&view, 2, p), "");
+    assert_int_equal(scep_db_rec_parse(rec.data, rec.len, &view), APR_SUCCESS);
+    assert_string_equal(scep_db_rec_str(&view, 1, p), "device.example");
+    assert_string_equal(scep_db_rec_str(&view, 2, p), "");
     assert_true(view.present[2]);
-    assert_null(scep_rec_str(&view, 3, p));
+    assert_null(scep_db_rec_str(&view, 3, p));
     assert_false(view.present[3]);
     assert_true(view.present[4]);
     assert_int_equal(view.field_len[4], sizeof(bytes));
     assert_memory_equal(view.field[4], bytes, sizeof(bytes));
     for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-        assert_true(scep_rec_i64(&view, (unsigned int)(10 + i), 42) == nums[i]);
+        assert_true(scep_db_rec_i64(&view, (unsigned int)(10 + i), 42) == nums[i]);
     }
-    assert_int_equal(scep_rec_i64(&view, 255, 0), -2);
+    assert_int_equal(scep_db_rec_i64(&view, 255, 0), -2);
     /* big-endian two's complement on the wire */
     assert_memory_equal(view.field[12], "\xff\xff\xff\xff\xff\xff\xff\xff", 8);
     assert_memory_equal(view.field[14], "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
     /* absent, or not eight bytes: the default */
-    assert_int_equal(scep_rec_i64(&view, 99, 42), 42);
-    assert_int_equal(scep_rec_i64(&view, 1, -7), -7);
-    assert_int_equal(scep_rec_i64(&view, 4, -7), -7);
-    assert_int_equal(scep_rec_i64(&view, 256, -7), -7);
-    assert_null(scep_rec_str(&view, 1000, p));
+    assert_int_equal(scep_db_rec_i64(&view, 99, 42), 42);
+    assert_int_equal(scep_db_rec_i64(&view, 1, -7), -7);
+    assert_int_equal(scep_db_rec_i64(&view, 4, -7), -7);
+    assert_int_equal(scep_db_rec_i64(&view, 256, -7), -7);
+    assert_null(scep_db_rec_str(&view, 1000, p));
 }
 
 static void test_record_growth_and_poison(void **state)
@@ -1455,27 +1455,27 @@ static void test_record_growth_and_poison(void **state)
     int i;
 
     memset(big, 'z', sizeof(big));
-    scep_rec_init(&rec, p);
+    scep_db_rec_init(&rec, p);
     for (i = 0; i < 200; i++) {
-        scep_rec_put_i64(&rec, (unsigned int)i, i * 1000003LL);
+        scep_db_rec_put_i64(&rec, (unsigned int)i, i * 1000003LL);
     }
-    scep_rec_put_bytes(&rec, 200, big, sizeof(big));
+    scep_db_rec_put_bytes(&rec, 200, big, sizeof(big));
     assert_int_equal(rec.len, 1 + 200 * 13 + 5 + sizeof(big));
     assert_true(rec.cap >= rec.len);
     assert_int_equal(parse_n(rec.data, rec.len, &view), APR_SUCCESS);
     for (i = 0; i < 200; i++) {
-        assert_true(scep_rec_i64(&view, (unsigned int)i, -1) == i * 1000003LL);
+        assert_true(scep_db_rec_i64(&view, (unsigned int)i, -1) == i * 1000003LL);
     }
     assert_int_equal(view.field_len[200], sizeof(big));
     assert_memory_equal(view.field[200], big, sizeof(big));
 
     /* a tag that cannot be written empties the record, which then never parses */
-    scep_rec_init(&rec, p);
-    scep_rec_put_str(&rec, 1, "a");
-    scep_rec_put_str(&rec, 256, "b");
-    scep_rec_put_str(&rec, 2, "c");
+    scep_db_rec_init(&rec, p);
+    scep_db_rec_put_str(&rec, 1, "a");
+    scep_db_rec_put_str(&rec, 256, "b");
+    scep_db_rec_put_str(&rec, 2, "c");
     assert_int_equal(rec.len, 0);
-    assert_int_equal(scep_rec_parse(rec.data, rec.len, &view), SCEP_DB_CORRUPT);
+    assert_int_equal(scep_db_rec_parse(rec.data, rec.len, &view), SCEP_DB_CORRUPT);
 }
 
 static void test_record_unknown_tags_and_repeats(void **state)
@@ -1492,7 +1492,7 @@ static void test_record_unknown_tags_and_repeats(void **state)
     scep_rec_view_t view;
 
     assert_int_equal(parse_n(raw, sizeof(raw), &view), APR_SUCCESS);
-    assert_string_equal(scep_rec_str(&view, 1, p), "xyz");     /* the last one wins */
+    assert_string_equal(scep_db_rec_str(&view, 1, p), "xyz");     /* the last one wins */
     assert_true(view.present[200]);
     assert_true(view.present[7]);
     assert_int_equal(view.field_len[7], 0);
@@ -1522,15 +1522,15 @@ static void test_record_truncated(void **state)
     scep_rec_t rec;
 
     memset(filler, 0x5a, sizeof(filler));
-    scep_rec_init(&rec, p);
+    scep_db_rec_init(&rec, p);
     boundary[nb++] = rec.len;
-    scep_rec_put_str(&rec, 1, "hello");
+    scep_db_rec_put_str(&rec, 1, "hello");
     boundary[nb++] = rec.len;
-    scep_rec_put_bytes(&rec, 2, NULL, 0);
+    scep_db_rec_put_bytes(&rec, 2, NULL, 0);
     boundary[nb++] = rec.len;
-    scep_rec_put_i64(&rec, 3, -5);
+    scep_db_rec_put_i64(&rec, 3, -5);
     boundary[nb++] = rec.len;
-    scep_rec_put_bytes(&rec, 4, filler, sizeof(filler));
+    scep_db_rec_put_bytes(&rec, 4, filler, sizeof(filler));
     boundary[nb++] = rec.len;
 
     /* every prefix: a field boundary is a shorter valid record, anything else corrupt */
@@ -1557,7 +1557,7 @@ static void test_record_truncated(void **state)
     assert_int_equal(parse_n("\x01\x01\xff\xff\xff\xff" "ab", 8, &view), SCEP_DB_CORRUPT);
     assert_int_equal(parse_n("\x01\x01\xff\xff\xff\xfc" "ab", 8, &view), SCEP_DB_CORRUPT);
     assert_int_equal(parse_n("\x01\x01\x00\x00\x00\x03" "ab", 8, &view), SCEP_DB_CORRUPT);
-    assert_int_equal(scep_rec_parse(NULL, 0, &view), SCEP_DB_CORRUPT);
+    assert_int_equal(scep_db_rec_parse(NULL, 0, &view), SCEP_DB_CORRUPT);
 }
 
 static void test_record_versions(void **state)

@@ -66,7 +66,7 @@ static apr_status_t decode_n(apr_pool_t *p, const char *text, apr_size_t len,
 
     assert_non_null(copy);
     memcpy(copy, text, len);
-    rv = scep_message_decode(p, copy, len, max_out, out, out_len);
+    rv = scep_decode_message(p, copy, len, max_out, out, out_len);
     free(copy);
     return rv;
 }
@@ -167,7 +167,7 @@ static void test_rfc4648_vectors(void **state)
     apr_size_t i;
 
     for (i = 0; i < sizeof(enc) / sizeof(enc[0]); i++) {
-        assert_string_equal(scep_base64_encode(p, (const unsigned char *)"foobar", i),
+        assert_string_equal(scep_decode_base64(p, (const unsigned char *)"foobar", i),
                             enc[i]);
         if (i) {
             assert_decodes_to(p, enc[i], "foobar", i);
@@ -186,7 +186,7 @@ static void test_round_trip_all_spellings(void **state)
         const char *b64;
 
         fill_random(data, len);
-        b64 = scep_base64_encode(p, data, len);
+        b64 = scep_decode_base64(p, data, len);
         assert_non_null(b64);
         assert_int_equal(strlen(b64), (len + 2) / 3 * 4);
         if (len == 0) {
@@ -210,13 +210,13 @@ static void test_literal_plus_preserved(void **state)
     static const unsigned char slashes[] = { 0xff, 0xff, 0xff };
     const char *op, *msg;
 
-    assert_string_equal(scep_base64_encode(p, pluses, 3), "++++");
+    assert_string_equal(scep_decode_base64(p, pluses, 3), "++++");
     assert_decodes_to(p, "++++", pluses, 3);
     assert_decodes_to(p, "////", slashes, 3);
 
     /* the whole GET path: the query split must not turn '+' into a space */
-    assert_int_equal(scep_query_parse(p, "operation=PKIOperation&message=++++%2B%2b++",
-                                      &op, &msg), APR_SUCCESS);
+    assert_int_equal(scep_decode_query(p, "operation=PKIOperation&message=++++%2B%2b++",
+                                       &op, &msg), APR_SUCCESS);
     assert_string_equal(msg, "++++%2B%2b++");
     assert_decodes_to(p, msg, "\xfb\xef\xbe\xfb\xef\xbe", 6);
 }
@@ -250,7 +250,7 @@ static void test_line_breaks(void **state)
     const char *b64;
 
     fill_random(data, sizeof(data));
-    b64 = scep_base64_encode(p, data, sizeof(data));
+    b64 = scep_decode_base64(p, data, sizeof(data));
     assert_decodes_to(p, respell(p, b64, WRAP_LF), data, sizeof(data));
     assert_decodes_to(p, respell(p, b64, WRAP_CRLF), data, sizeof(data));
     assert_decodes_to(p, respell(p, b64, WRAP_LITERAL), data, sizeof(data));
@@ -346,8 +346,8 @@ static void test_reads_only_text_len(void **state)
     assert_rejected(p, "Zm9v%2B", 6);
     assert_int_equal(decode_n(p, "Zm9vYg==", 6, 100, &out, &len), APR_SUCCESS);
     assert_int_equal(len, 4);
-    assert_int_equal(scep_message_decode(p, "Zm9v", 0, 100, &out, &len), APR_EINVAL);
-    assert_int_equal(scep_message_decode(p, NULL, 0, 100, &out, &len), APR_EINVAL);
+    assert_int_equal(scep_decode_message(p, "Zm9v", 0, 100, &out, &len), APR_EINVAL);
+    assert_int_equal(scep_decode_message(p, NULL, 0, 100, &out, &len), APR_EINVAL);
 }
 
 static void test_max_out_boundary(void **state)
@@ -363,7 +363,7 @@ static void test_max_out_boundary(void **state)
         int how;
 
         fill_random(data, n);
-        b64 = scep_base64_encode(p, data, n);
+        b64 = scep_decode_base64(p, data, n);
         for (how = PLAIN; how < N_SPELLINGS; how++) {
             const char *text = respell(p, b64, (spelling_t)how);
 
@@ -409,12 +409,12 @@ static void test_huge_input_rejected(void **state)
 
     assert_non_null(text);
     memset(text, 'A', n);
-    assert_int_equal(scep_message_decode(p, text, n, 64 * 1024, &out, &len), APR_ENOSPC);
+    assert_int_equal(scep_decode_message(p, text, n, 64 * 1024, &out, &len), APR_ENOSPC);
     assert_null(out);
     assert_int_equal(len, 0);
     /* oversize wins even when the text turns bad after the limit */
     text[n - 1] = '!';
-    assert_int_equal(scep_message_decode(p, text, n, 64 * 1024, &out, &len), APR_ENOSPC);
+    assert_int_equal(scep_decode_message(p, text, n, 64 * 1024, &out, &len), APR_ENOSPC);
     free(text);
 }
 
@@ -425,7 +425,7 @@ static void parse_ok(apr_pool_t *p, const char *query, const char *want_op,
 {
     const char *op = "unset", *msg = "unset";
 
-    assert_int_equal(scep_query_parse(p, query, &op, &msg), APR_SUCCESS);
+    assert_int_equal(scep_decode_query(p, query, &op, &msg), APR_SUCCESS);
     if (want_op) {
         assert_non_null(op);
         assert_string_equal(op, want_op);
@@ -513,11 +513,11 @@ static void test_query_operation_decoded(void **state)
     parse_ok(p, "message=Zg==&operation=x=y", "x=y", "Zg==");
     parse_ok(p, "operation=PKIOperation&message=%zz%0A%", "PKIOperation", "%zz%0A%");
 
-    assert_int_equal(scep_query_parse(p, "operation=%zz", &op, &msg), APR_EINVAL);
-    assert_int_equal(scep_query_parse(p, "operation=Get%4", &op, &msg), APR_EINVAL);
-    assert_int_equal(scep_query_parse(p, "operation=Get%&message=x", &op, &msg),
+    assert_int_equal(scep_decode_query(p, "operation=%zz", &op, &msg), APR_EINVAL);
+    assert_int_equal(scep_decode_query(p, "operation=Get%4", &op, &msg), APR_EINVAL);
+    assert_int_equal(scep_decode_query(p, "operation=Get%&message=x", &op, &msg),
                      APR_EINVAL);
-    assert_int_equal(scep_query_parse(p, "operation=Get%00CACaps", &op, &msg), APR_EINVAL);
+    assert_int_equal(scep_decode_query(p, "operation=Get%00CACaps", &op, &msg), APR_EINVAL);
     assert_null(op);
     assert_null(msg);
 }

@@ -71,7 +71,7 @@ static scep_csr_t *csr_for(apr_pool_t *p, const char *dns, const char *challenge
 static void register_device(fixture_t *f, const char *fqdn, const char *challenge,
                             unsigned int flags, void (*adjust)(scep_device_t *, apr_pool_t *))
 {
-    scep_device_t *dev = scep_device_new(f->pool, fqdn);
+    scep_device_t *dev = scep_store_device_new(f->pool, fqdn);
     scep_txn_t *txn;
 
     if (challenge) {
@@ -83,7 +83,7 @@ static void register_device(fixture_t *f, const char *fqdn, const char *challeng
         adjust(dev, f->pool);
     }
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_device_put(txn, f->pool, dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_put(txn, f->pool, dev), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
 }
 
@@ -276,7 +276,7 @@ static void test_lockout(void **state)
     assert_int_equal(decide(f, csr_for(f->pool, "b.fleet.example.net", "fleet"), NULL, &grant,
                             &why), APR_SUCCESS);
     assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
-    assert_int_equal(scep_failure_get(txn, "a.fleet.example.net", &fail), APR_SUCCESS);
+    assert_int_equal(scep_store_failure_get(txn, "a.fleet.example.net", &fail), APR_SUCCESS);
     assert_true(fail.locked_until == NOW + 600);
     scep_db_abort(txn);
     /* lockout off: failures never lock */
@@ -307,7 +307,8 @@ static void test_one_time_and_transactions(void **state)
                      APR_SUCCESS);
     assert_int_equal(decide(f, csr_for(f->pool, "ot.example.net", "once"), NULL, &second, &why),
                      APR_SUCCESS);
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NULL, NOW, digest, &der, &der_len, &why),
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NULL, NOW,
+                                        digest, &der, &der_len, &why),
                      SCEP_DB_NOTFOUND);
     assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, grant, "tx1", NULL, digest,
                                         cert_rec(f->pool, "0A01", "ot.example.net"), NOW,
@@ -320,18 +321,21 @@ static void test_one_time_and_transactions(void **state)
     assert_int_equal(decide(f, csr_for(f->pool, "ot.example.net", "once"), NULL, &grant, &why),
                      SCEP_POLICY_DENIED);
     /* a retry gets the recorded certificate; a different request with its id does not */
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NULL, NOW, digest, &der, &der_len, &why),
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NULL, NOW,
+                                        digest, &der, &der_len, &why),
                      SCEP_POLICY_REPLAY);
     assert_int_equal(der_len, strlen("DER of 0A01"));
     assert_memory_equal(der, "DER of 0A01", der_len);
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NULL, NOW, other, &der, &der_len, &why),
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NULL, NOW, other,
+                                        &der, &der_len, &why),
                      SCEP_POLICY_DENIED);
     /* after the window, the same id (the same key) starts a new transaction */
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NULL, NOW + 3600, other,
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "tx1", NULL, NULL, NOW + 3600,
+                                        other,
                                         &der, &der_len, &why), SCEP_DB_NOTFOUND);
     /* the registration shows its enrollment */
     assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
-    assert_int_equal(scep_device_get(txn, f->pool, "ot.example.net", &dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_get(txn, f->pool, "ot.example.net", &dev), APR_SUCCESS);
     assert_string_equal(dev->last_serial, "0A01");
     assert_true(dev->enrollments == 1);
     assert_true((dev->flags & SCEP_DEVICE_USED) != 0);
@@ -351,11 +355,12 @@ static void test_minted(void **state)
 
     memset(digest, 3, sizeof(digest));
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_minted_create(txn, f->pool, NOW, 3600, "dyn.example.net", NULL,
-                                        &bound, &rec), APR_SUCCESS);
-    assert_int_equal(scep_minted_create(txn, f->pool, NOW, 3600, NULL, NULL, &any, &rec),
+    assert_int_equal(scep_store_minted_create(txn, f->pool, NOW, 3600, "dyn.example.net", NULL,
+                                              &bound, &rec), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_create(txn, f->pool, NOW, 3600, NULL, NULL, &any, &rec),
                      APR_SUCCESS);
-    assert_int_equal(scep_minted_create(txn, f->pool, NOW - 7200, 60, NULL, NULL, &late, &rec),
+    assert_int_equal(scep_store_minted_create(txn, f->pool, NOW - 7200, 60, NULL, NULL, &late,
+                                              &rec),
                      APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
 
@@ -391,7 +396,8 @@ static void record_cert(fixture_t *f, const char *serial, const char *fqdn,
 
     memset(digest, serial[3], sizeof(digest));
     c->not_after = not_after;
-    assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, NULL, txid, NULL, digest, c, NOW,
+    assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, NULL, txid, NULL, digest, c,
+                                        NOW,
                                         &der, &der_len, &why), APR_SUCCESS);
 }
 
@@ -447,7 +453,8 @@ static void test_renewal(void **state)
     f->conf.renewal_challenge = 0;
     /* revoked */
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_cert_revoke(txn, f->pool, "0C01", NOW, SCEP_REASON_KEY_COMPROMISE,
+    assert_int_equal(scep_store_cert_revoke(txn, f->pool, "0C01", NOW,
+                                            SCEP_REASON_KEY_COMPROMISE,
                                       &already), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
     assert_int_equal(renew(f, "r1.example.net", NULL, "0C01", &grant, &why),
@@ -478,19 +485,21 @@ static void test_renewal_records(void **state)
     assert_int_equal(renew(f, "r1.example.net", NULL, "0D01", &grant, &why), APR_SUCCESS);
     /* the client reuses its key, so its transactionID: renewing starts a new transaction */
     memset(digest, 9, sizeof(digest));
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "same-key-txid", NULL, "0D01", NOW,
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "same-key-txid", NULL, "0D01",
+                                        NOW,
                                         digest, &der, &der_len, &why), SCEP_DB_NOTFOUND);
     assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, grant, "same-key-txid", NULL,
                                         digest, cert_rec(f->pool, "0D02", "r1.example.net"),
                                         NOW, &der, &der_len, &why), APR_SUCCESS);
     /* the superseded certificate is revoked */
     assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
-    assert_int_equal(scep_cert_get(txn, f->pool, "0D01", &old), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_get(txn, f->pool, "0D01", &old), APR_SUCCESS);
     assert_true(old->revoked_at == NOW);
     assert_int_equal(old->revocation_reason, 4);
     scep_db_abort(txn);
     /* a retry of the renewal gets the new certificate */
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "same-key-txid", NULL, "0D01", NOW,
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "same-key-txid", NULL, "0D01",
+                                        NOW,
                                         digest, &der, &der_len, &why), SCEP_POLICY_REPLAY);
     assert_memory_equal(der, "DER of 0D02", der_len);
 }
@@ -536,12 +545,12 @@ static void set_state(fixture_t *f, const char *txid, const char *state)
     scep_txn_t *txn;
 
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_transaction_get(txn, f->pool, txid, &t), APR_SUCCESS);
+    assert_int_equal(scep_store_transaction_get(txn, f->pool, txid, &t), APR_SUCCESS);
     t->state = state;
     t->decided_at = NOW + 10;
     t->decided_by = "alice";
     t->reason = strcmp(state, SCEP_TXN_REJECTED) == 0 ? "unknown box" : NULL;
-    assert_int_equal(scep_transaction_put(txn, f->pool, t), APR_SUCCESS);
+    assert_int_equal(scep_store_transaction_put(txn, f->pool, t), APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
 }
 
@@ -574,15 +583,17 @@ static void test_approval(void **state)
     /* held: the one-time challenge is spent, the request waits */
     assert_int_equal(hold(f, grant, "wait-1", 1, &why), APR_SUCCESS);
     assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
-    assert_int_equal(scep_device_get(txn, f->pool, "w1.example.net", &dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_get(txn, f->pool, "w1.example.net", &dev), APR_SUCCESS);
     scep_db_abort(txn);
     assert_true(dev->flags & SCEP_DEVICE_USED);
     assert_null(dev->last_serial);
     memset(digest, 1, sizeof(digest));
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "wait-1", NULL, NULL, NOW, digest,
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "wait-1", NULL, NULL, NOW,
+                                        digest,
                                         &der, &der_len, &why), SCEP_POLICY_HELD);
     memset(other, 2, sizeof(other));
-    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "wait-1", NULL, NULL, NOW, other,
+    assert_int_equal(scep_policy_replay(f->pool, f->db, &f->conf, "wait-1", NULL, NULL, NOW,
+                                        other,
                                         &der, &der_len, &why), SCEP_POLICY_DENIED);
     assert_int_equal(poll_at(f, "wait-1", NOW + 60, &held, &again, &why), SCEP_POLICY_PENDING);
     assert_int_equal(poll_at(f, "nothing", NOW, &held, &again, &why), SCEP_DB_NOTFOUND);
@@ -606,18 +617,20 @@ static void test_approval(void **state)
     assert_int_equal(again->identity.ips->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(again->identity.ips, 0, const char *), "192.0.2.10");
     assert_string_equal(again->identity.serial_number, "FTX123");
-    assert_int_equal(scep_policy_record_approved(f->pool, f->db, &f->conf, again, "wait-1", NULL,
+    assert_int_equal(scep_policy_record_approved(f->pool, f->db, &f->conf, again, "wait-1",
+                                                 NULL,
                                                  cert_rec(f->pool, "0E01", "w1.example.net"),
                                                  NOW + 70, &der, &der_len, &why),
                      APR_SUCCESS);
-    assert_int_equal(scep_policy_record_approved(f->pool, f->db, &f->conf, again, "wait-1", NULL,
+    assert_int_equal(scep_policy_record_approved(f->pool, f->db, &f->conf, again, "wait-1",
+                                                 NULL,
                                                  cert_rec(f->pool, "0E02", "w1.example.net"),
                                                  NOW + 71, &der, &der_len, &why),
                      SCEP_POLICY_REPLAY);
     assert_memory_equal(der, "DER of 0E01", der_len);
     assert_int_equal(poll_at(f, "wait-1", NOW + 80, &held, &again, &why), SCEP_POLICY_REPLAY);
     assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
-    assert_int_equal(scep_device_get(txn, f->pool, "w1.example.net", &dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_get(txn, f->pool, "w1.example.net", &dev), APR_SUCCESS);
     scep_db_abort(txn);
     assert_string_equal(dev->last_serial, "0E01");
 
@@ -635,12 +648,13 @@ static void test_approval(void **state)
     assert_int_equal(poll_at(f, "wait-3", NOW + 3600, &held, &again, &why), SCEP_POLICY_DENIED);
     assert_non_null(strstr(why, "expired"));
     assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
-    assert_int_equal(scep_transaction_get(txn, f->pool, "wait-3", &held), APR_SUCCESS);
+    assert_int_equal(scep_store_transaction_get(txn, f->pool, "wait-3", &held), APR_SUCCESS);
     scep_db_abort(txn);
     assert_string_equal(held->state, SCEP_TXN_EXPIRED);
     /* an approval that comes too late changes nothing for the device */
     set_state(f, "wait-3", SCEP_TXN_EXPIRED);
-    assert_int_equal(scep_policy_record_approved(f->pool, f->db, &f->conf, grant, "wait-3", NULL,
+    assert_int_equal(scep_policy_record_approved(f->pool, f->db, &f->conf, grant, "wait-3",
+                                                 NULL,
                                                  cert_rec(f->pool, "0E03", "w2.example.net"),
                                                  NOW, &der, &der_len, &why),
                      SCEP_POLICY_DENIED);

@@ -831,7 +831,7 @@ static void test_recorded_certificate(void **state)
         rec.fqdn = "recorded.example.com";
         rec.subject = "CN=Recorded";
         rec.transaction_id = apr_psprintf(p, "recorded-%d", i);
-        assert_int_equal(scep_cert_put(txn, p, &rec), APR_SUCCESS);
+        assert_int_equal(scep_store_cert_put(txn, p, &rec), APR_SUCCESS);
     }
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
 
@@ -999,7 +999,7 @@ static const char *exponent_problem(EVP_PKEY *key)
     const char *problem;
 
     assert_int_equal(X509_PUBKEY_set(&spki, key), 1);
-    problem = scep_rsa_exponent_problem(spki);
+    problem = scep_keyless_rsa_exponent_problem(spki);
     X509_PUBKEY_free(spki);
     return problem;
 }
@@ -1174,11 +1174,11 @@ static void test_keyless_parse(void **state)
     load_ca(p, 1);   /* scep_msg_global_init */
     len = i2d_X509(ra_cert, &der);
     in = der;
-    x = scep_d2i_keyless(ASN1_ITEM_rptr(X509), &in, len);
+    x = scep_keyless_d2i(ASN1_ITEM_rptr(X509), &in, len);
     assert_non_null(x);
     assert_null(X509_get0_pubkey(x));
     ERR_clear_error();
-    key = scep_spki_public_key(X509_get_X509_PUBKEY(x));
+    key = scep_keyless_spki_public_key(X509_get_X509_PUBKEY(x));
     assert_non_null(key);
     assert_int_equal(EVP_PKEY_eq(key, ra_key), 1);
     /* the CA's signature is checked over the bytes as sent */
@@ -1196,7 +1196,7 @@ static void test_keyless_parse(void **state)
     bits_copy[bits_len] = 0;
     assert_int_equal(X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL,
                                             NULL, bits_copy, bits_len + 1), 1);
-    assert_null(scep_spki_public_key(spki));
+    assert_null(scep_keyless_spki_public_key(spki));
     X509_PUBKEY_free(spki);
 
     /* An RSA key under X.500's rsa OID (2.5.8.1.1), which OpenSSL decodes too, would
@@ -1210,8 +1210,9 @@ static void test_keyless_parse(void **state)
     bits_copy = OPENSSL_memdup(bits, (size_t)bits_len);
     assert_int_equal(X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsa), V_ASN1_NULL, NULL,
                                             bits_copy, bits_len), 1);
-    assert_null(scep_spki_public_key(spki));
-    assert_non_null(scep_rsa_exponent_problem(spki));   /* and the rule reads it as RSA */
+    assert_null(scep_keyless_spki_public_key(spki));
+    /* and the rule reads it as RSA */
+    assert_non_null(scep_keyless_rsa_exponent_problem(spki));
     X509_PUBKEY_free(spki);
     {
         X509_REQ *req = make_csr(device_key, NULL, "x500rsa.example.org", "c", 0, 0, 0);
@@ -1259,7 +1260,7 @@ static void test_keyless_parse(void **state)
     /* other key types go through OpenSSL's decoders */
     spki = X509_PUBKEY_new();
     assert_int_equal(X509_PUBKEY_set(&spki, ec_key), 1);
-    key = scep_spki_public_key(spki);
+    key = scep_keyless_spki_public_key(spki);
     assert_non_null(key);
     assert_int_equal(EVP_PKEY_eq(key, ec_key), 1);
     EVP_PKEY_free(key);
@@ -1308,10 +1309,12 @@ static void test_malformed_and_oversized(void **state)
     unsigned char garbage[64];
 
     memset(garbage, 0x30, sizeof(garbage));
-    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL, NULL, &reply);
+    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL, NULL,
+                             &reply);
     assert_int_equal(reply.http_status, 400);
     profile.max_message_size = 16;
-    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL, NULL, &reply);
+    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL, NULL,
+                             &reply);
     assert_int_equal(reply.http_status, 413);
 }
 

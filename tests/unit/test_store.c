@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "scep_name.h"
 #include "scep_store.h"
 
 /* ---- fixtures -------------------------------------------------------------------- */
@@ -186,7 +187,7 @@ static void test_fqdn_canonical(void **state)
     size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *got = scep_store_fqdn(p, cases[i].in, cases[i].wildcard);
+        const char *got = scep_name_fqdn(p, cases[i].in, cases[i].wildcard);
 
         if (cases[i].want) {
             if (!got || strcmp(got, cases[i].want) != 0) {
@@ -199,19 +200,19 @@ static void test_fqdn_canonical(void **state)
                      cases[i].wildcard, got);
         }
     }
-    assert_null(scep_store_fqdn(p, NULL, 1));
+    assert_null(scep_name_fqdn(p, NULL, 1));
 
     /* The limits: 63 per label, 253 in all, the trailing dot not counted. */
-    assert_non_null(scep_store_fqdn(p, repeat(p, 'x', 63), 0));
-    assert_null(scep_store_fqdn(p, repeat(p, 'x', 64), 0));
-    assert_non_null(scep_store_fqdn(p, apr_pstrcat(p, repeat(p, 'x', 63), ".e", NULL), 0));
-    assert_null(scep_store_fqdn(p, apr_pstrcat(p, repeat(p, 'x', 64), ".e", NULL), 0));
+    assert_non_null(scep_name_fqdn(p, repeat(p, 'x', 63), 0));
+    assert_null(scep_name_fqdn(p, repeat(p, 'x', 64), 0));
+    assert_non_null(scep_name_fqdn(p, apr_pstrcat(p, repeat(p, 'x', 63), ".e", NULL), 0));
+    assert_null(scep_name_fqdn(p, apr_pstrcat(p, repeat(p, 'x', 64), ".e", NULL), 0));
     assert_int_equal(strlen(name_of_length(p, 253)), 253);
-    assert_non_null(scep_store_fqdn(p, name_of_length(p, 253), 0));
-    assert_non_null(scep_store_fqdn(p, apr_pstrcat(p, name_of_length(p, 253), ".", NULL), 0));
-    assert_null(scep_store_fqdn(p, name_of_length(p, 254), 0));
-    assert_non_null(scep_store_fqdn(p, apr_pstrcat(p, "*.", name_of_length(p, 251), NULL), 1));
-    assert_null(scep_store_fqdn(p, apr_pstrcat(p, "*.", name_of_length(p, 252), NULL), 1));
+    assert_non_null(scep_name_fqdn(p, name_of_length(p, 253), 0));
+    assert_non_null(scep_name_fqdn(p, apr_pstrcat(p, name_of_length(p, 253), ".", NULL), 0));
+    assert_null(scep_name_fqdn(p, name_of_length(p, 254), 0));
+    assert_non_null(scep_name_fqdn(p, apr_pstrcat(p, "*.", name_of_length(p, 251), NULL), 1));
+    assert_null(scep_name_fqdn(p, apr_pstrcat(p, "*.", name_of_length(p, 252), NULL), 1));
 }
 
 static void test_ip_canonical(void **state)
@@ -244,7 +245,7 @@ static void test_ip_canonical(void **state)
     size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *got = scep_store_ip(p, cases[i].in);
+        const char *got = scep_name_ip(p, cases[i].in);
 
         if (cases[i].want) {
             if (!got || strcmp(got, cases[i].want) != 0) {
@@ -256,7 +257,7 @@ static void test_ip_canonical(void **state)
             fail_msg("'%s': got '%s', want refusal", cases[i].in, got);
         }
     }
-    assert_null(scep_store_ip(p, NULL));
+    assert_null(scep_name_ip(p, NULL));
 }
 
 static void test_fqdn_matches(void **state)
@@ -290,7 +291,7 @@ static void test_fqdn_matches(void **state)
 
     (void)state;
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        if (scep_store_fqdn_matches(cases[i].key, cases[i].fqdn) != cases[i].want) {
+        if (scep_name_matches(cases[i].key, cases[i].fqdn) != cases[i].want) {
             fail_msg("key '%s', fqdn '%s': want %d", cases[i].key ? cases[i].key : "(null)",
                      cases[i].fqdn ? cases[i].fqdn : "(null)", cases[i].want);
         }
@@ -432,7 +433,7 @@ static void test_verifier_cost(void **state)
 
 static scep_device_t *full_device(apr_pool_t *p, const char *fqdn)
 {
-    scep_device_t *dev = scep_device_new(p, fqdn);
+    scep_device_t *dev = scep_store_device_new(p, fqdn);
 
     APR_ARRAY_PUSH(dev->ips, const char *) = "192.0.2.1";
     APR_ARRAY_PUSH(dev->ips, const char *) = "2001:db8::1";
@@ -489,11 +490,11 @@ static void test_device_round_trip(void **state)
     scep_txn_t *txn;
 
     txn = begin(fx, 1);
-    assert_int_equal(scep_device_put(txn, fx->p, dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_put(txn, fx->p, dev), APR_SUCCESS);
     commit(txn);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_device_get(txn, fx->p, "host.example.com", &got), APR_SUCCESS);
+    assert_int_equal(scep_store_device_get(txn, fx->p, "host.example.com", &got), APR_SUCCESS);
     scep_db_abort(txn);
     /* Copies in the pool: still good after the transaction. */
     assert_same_device(dev, got);
@@ -508,10 +509,10 @@ static void test_device_round_trip(void **state)
     memset(&dev->verifier, 0, sizeof(dev->verifier));
     dev->enrollments = 4;
     txn = begin(fx, 1);
-    assert_int_equal(scep_device_put(txn, fx->p, dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_put(txn, fx->p, dev), APR_SUCCESS);
     commit(txn);
     txn = begin(fx, 0);
-    assert_int_equal(scep_device_get(txn, fx->p, "host.example.com", &got), APR_SUCCESS);
+    assert_int_equal(scep_store_device_get(txn, fx->p, "host.example.com", &got), APR_SUCCESS);
     scep_db_abort(txn);
     assert_same_device(dev, got);
     assert_null(got->serial);
@@ -523,20 +524,22 @@ static void test_device_round_trip(void **state)
     /* Keys are byte strings: only the canonical spelling is stored or found. */
     txn = begin(fx, 1);
     dev->fqdn = "Host.Example.com";
-    assert_int_equal(scep_device_put(txn, fx->p, dev), APR_EINVAL);
+    assert_int_equal(scep_store_device_put(txn, fx->p, dev), APR_EINVAL);
     dev->fqdn = "host.example.com.";
-    assert_int_equal(scep_device_put(txn, fx->p, dev), APR_EINVAL);
+    assert_int_equal(scep_store_device_put(txn, fx->p, dev), APR_EINVAL);
     dev->fqdn = "host.example.com";
     APR_ARRAY_PUSH(dev->ips, const char *) = "2001:DB8::1";
-    assert_int_equal(scep_device_put(txn, fx->p, dev), APR_EINVAL);
-    assert_int_equal(scep_device_get(txn, fx->p, "HOST.example.com", &got), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_device_put(txn, fx->p, dev), APR_EINVAL);
+    assert_int_equal(scep_store_device_get(txn, fx->p, "HOST.example.com", &got),
+                     SCEP_DB_NOTFOUND);
     assert_null(got);
 
-    assert_int_equal(scep_device_delete(txn, "host.example.com"), APR_SUCCESS);
-    assert_int_equal(scep_device_delete(txn, "host.example.com"), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_device_delete(txn, "host.example.com"), APR_SUCCESS);
+    assert_int_equal(scep_store_device_delete(txn, "host.example.com"), SCEP_DB_NOTFOUND);
     commit(txn);
     txn = begin(fx, 0);
-    assert_int_equal(scep_device_get(txn, fx->p, "host.example.com", &got), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_device_get(txn, fx->p, "host.example.com", &got),
+                     SCEP_DB_NOTFOUND);
     scep_db_abort(txn);
 }
 
@@ -556,10 +559,10 @@ static int collect_device(void *baton, const scep_device_t *dev)
 
 static void put_device(fixture_t *fx, scep_txn_t *txn, const char *fqdn, const char *comment)
 {
-    scep_device_t *dev = scep_device_new(fx->p, fqdn);
+    scep_device_t *dev = scep_store_device_new(fx->p, fqdn);
 
     dev->comment = comment;
-    assert_int_equal(scep_device_put(txn, fx->p, dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_put(txn, fx->p, dev), APR_SUCCESS);
 }
 
 static void test_device_foreach(void **state)
@@ -575,11 +578,13 @@ static void test_device_foreach(void **state)
     commit(txn);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_device_foreach(txn, fx->p, collect_device, &names), APR_SUCCESS);
+    assert_int_equal(scep_store_device_foreach(txn, fx->p, collect_device, &names),
+                     APR_SUCCESS);
     assert_string_equal(names.seen, " * *.example a.example b.example");
     names.seen = "";
     names.left = 2;
-    assert_int_equal(scep_device_foreach(txn, fx->p, collect_device, &names), APR_SUCCESS);
+    assert_int_equal(scep_store_device_foreach(txn, fx->p, collect_device, &names),
+                     APR_SUCCESS);
     assert_string_equal(names.seen, " * *.example");
     scep_db_abort(txn);
 }
@@ -588,11 +593,11 @@ static void assert_finds(fixture_t *fx, scep_txn_t *txn, const char *fqdn, const
 {
     scep_device_t *dev = NULL;
 
-    assert_int_equal(scep_device_find(txn, fx->p, fqdn, &dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_find(txn, fx->p, fqdn, &dev), APR_SUCCESS);
     assert_non_null(dev);
     assert_string_equal(dev->fqdn, key);
     assert_string_equal(dev->comment, key);
-    assert_true(scep_store_fqdn_matches(dev->fqdn, fqdn));
+    assert_true(scep_name_matches(dev->fqdn, fqdn));
 }
 
 static void test_device_find(void **state)
@@ -619,8 +624,8 @@ static void test_device_find(void **state)
     scep_db_abort(txn);
 
     txn = begin(fx, 1);
-    assert_int_equal(scep_device_delete(txn, "*"), APR_SUCCESS);
-    assert_int_equal(scep_device_find(txn, fx->p, "other.org", &dev), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_device_delete(txn, "*"), APR_SUCCESS);
+    assert_int_equal(scep_store_device_find(txn, fx->p, "other.org", &dev), SCEP_DB_NOTFOUND);
     assert_null(dev);
     assert_finds(fx, txn, "c.example.com", "*.example.com");
     commit(txn);
@@ -636,14 +641,14 @@ static void test_minted(void **state)
     apr_size_t count = 99, i;
     scep_txn_t *txn = begin(fx, 1);
 
-    assert_int_equal(scep_minted_create(txn, fx->p, 1000, 0, NULL, NULL, &challenge, &m),
+    assert_int_equal(scep_store_minted_create(txn, fx->p, 1000, 0, NULL, NULL, &challenge, &m),
                      APR_EINVAL);
-    assert_int_equal(scep_minted_create(txn, fx->p, 1000, -5, NULL, NULL, &challenge, &m),
+    assert_int_equal(scep_store_minted_create(txn, fx->p, 1000, -5, NULL, NULL, &challenge, &m),
                      APR_EINVAL);
     assert_null(challenge);
-    assert_int_equal(scep_minted_create(txn, fx->p, 1000, 600, "a.example", "routers",
-                                        &challenge, &m), APR_SUCCESS);
-    assert_int_equal(scep_minted_create(txn, fx->p, 1000, 600, NULL, NULL, &other, NULL),
+    assert_int_equal(scep_store_minted_create(txn, fx->p, 1000, 600, "a.example", "routers",
+                                              &challenge, &m), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_create(txn, fx->p, 1000, 600, NULL, NULL, &other, NULL),
                      APR_SUCCESS);
     commit(txn);
 
@@ -657,35 +662,37 @@ static void test_minted(void **state)
     assert_true(m->expires == 1600);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_minted_get(txn, fx->p, challenge, strlen(challenge), &got),
+    assert_int_equal(scep_store_minted_get(txn, fx->p, challenge, strlen(challenge), &got),
                      APR_SUCCESS);
     assert_true(got->created == 1000);
     assert_true(got->expires == 1600);
     assert_string_equal(got->fqdn, "a.example");
     assert_string_equal(got->profile, "routers");
-    assert_int_equal(scep_minted_get(txn, fx->p, other, strlen(other), &got), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_get(txn, fx->p, other, strlen(other), &got),
+                     APR_SUCCESS);
     assert_null(got->fqdn);
     assert_null(got->profile);
     /* The text is the secret, byte for byte. */
-    assert_int_equal(scep_minted_get(txn, fx->p, apr_pstrcat(fx->p, challenge, "0", NULL),
-                                     strlen(challenge) + 1, &got), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_minted_get(txn, fx->p, apr_pstrcat(fx->p, challenge, "0", NULL),
+                                           strlen(challenge) + 1, &got), SCEP_DB_NOTFOUND);
     assert_null(got);
-    assert_int_equal(scep_minted_get(txn, fx->p, challenge, strlen(challenge) - 1, &got),
+    assert_int_equal(scep_store_minted_get(txn, fx->p, challenge, strlen(challenge) - 1, &got),
                      SCEP_DB_NOTFOUND);
     /* An empty challengePassword is no minted challenge, not an error. */
-    assert_int_equal(scep_minted_get(txn, fx->p, "", 0, &got), SCEP_DB_NOTFOUND);
-    assert_int_equal(scep_minted_count(txn, &count), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_get(txn, fx->p, "", 0, &got), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_minted_count(txn, &count), APR_SUCCESS);
     assert_int_equal(count, 2);
     scep_db_abort(txn);
 
     txn = begin(fx, 1);
-    assert_int_equal(scep_minted_delete(txn, challenge, strlen(challenge)), APR_SUCCESS);
-    assert_int_equal(scep_minted_delete(txn, challenge, strlen(challenge)), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_minted_delete(txn, challenge, strlen(challenge)), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_delete(txn, challenge, strlen(challenge)),
+                     SCEP_DB_NOTFOUND);
     commit(txn);
     txn = begin(fx, 0);
-    assert_int_equal(scep_minted_get(txn, fx->p, challenge, strlen(challenge), &got),
+    assert_int_equal(scep_store_minted_get(txn, fx->p, challenge, strlen(challenge), &got),
                      SCEP_DB_NOTFOUND);
-    assert_int_equal(scep_minted_count(txn, &count), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_count(txn, &count), APR_SUCCESS);
     assert_int_equal(count, 1);
     scep_db_abort(txn);
 }
@@ -698,37 +705,39 @@ static void test_minted_purge(void **state)
     apr_size_t removed = 99, count = 99;
     scep_txn_t *txn = begin(fx, 1);
 
-    assert_int_equal(scep_minted_create(txn, fx->p, 1000, 10, NULL, NULL, &c[0], NULL),
+    assert_int_equal(scep_store_minted_create(txn, fx->p, 1000, 10, NULL, NULL, &c[0], NULL),
                      APR_SUCCESS);
-    assert_int_equal(scep_minted_create(txn, fx->p, 1000, 100, NULL, NULL, &c[1], NULL),
+    assert_int_equal(scep_store_minted_create(txn, fx->p, 1000, 100, NULL, NULL, &c[1], NULL),
                      APR_SUCCESS);
-    assert_int_equal(scep_minted_create(txn, fx->p, 1000, 1000, NULL, NULL, &c[2], NULL),
+    assert_int_equal(scep_store_minted_create(txn, fx->p, 1000, 1000, NULL, NULL, &c[2], NULL),
                      APR_SUCCESS);
     commit(txn);
 
     txn = begin(fx, 1);
-    assert_int_equal(scep_minted_purge(txn, fx->p, 1009, &removed), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_purge(txn, fx->p, 1009, &removed), APR_SUCCESS);
     assert_int_equal(removed, 0);
     /* Expiry is inclusive: at 1100 the second one (expires 1100) goes too. */
-    assert_int_equal(scep_minted_purge(txn, fx->p, 1100, &removed), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_purge(txn, fx->p, 1100, &removed), APR_SUCCESS);
     assert_int_equal(removed, 2);
     commit(txn);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_minted_count(txn, &count), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_count(txn, &count), APR_SUCCESS);
     assert_int_equal(count, 1);
-    assert_int_equal(scep_minted_get(txn, fx->p, c[0], strlen(c[0]), &got), SCEP_DB_NOTFOUND);
-    assert_int_equal(scep_minted_get(txn, fx->p, c[1], strlen(c[1]), &got), SCEP_DB_NOTFOUND);
-    assert_int_equal(scep_minted_get(txn, fx->p, c[2], strlen(c[2]), &got), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_get(txn, fx->p, c[0], strlen(c[0]), &got),
+                     SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_minted_get(txn, fx->p, c[1], strlen(c[1]), &got),
+                     SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_minted_get(txn, fx->p, c[2], strlen(c[2]), &got), APR_SUCCESS);
     assert_true(got->expires == 2000);
     scep_db_abort(txn);
 
     txn = begin(fx, 1);
-    assert_int_equal(scep_minted_purge(txn, fx->p, 1100, &removed), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_purge(txn, fx->p, 1100, &removed), APR_SUCCESS);
     assert_int_equal(removed, 0);
-    assert_int_equal(scep_minted_purge(txn, fx->p, 5000, &removed), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_purge(txn, fx->p, 5000, &removed), APR_SUCCESS);
     assert_int_equal(removed, 1);
-    assert_int_equal(scep_minted_count(txn, &count), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_count(txn, &count), APR_SUCCESS);
     assert_int_equal(count, 0);
     commit(txn);
 }
@@ -743,24 +752,24 @@ static void test_failure(void **state)
 
     /* Absent: SCEP_DB_NOTFOUND and a zeroed counter. */
     memset(&f, 0x5a, sizeof(f));
-    assert_int_equal(scep_failure_get(txn, "a.example", &f), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_failure_get(txn, "a.example", &f), SCEP_DB_NOTFOUND);
     assert_true(f.count == 0 && f.last == 0 && f.locked_until == 0);
 
-    assert_int_equal(scep_failure_put(txn, fx->p, "a.example", &put), APR_SUCCESS);
+    assert_int_equal(scep_store_failure_put(txn, fx->p, "a.example", &put), APR_SUCCESS);
     commit(txn);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_failure_get(txn, "a.example", &f), APR_SUCCESS);
+    assert_int_equal(scep_store_failure_get(txn, "a.example", &f), APR_SUCCESS);
     assert_memory_equal(&f, &put, sizeof(f));
-    assert_int_equal(scep_failure_get(txn, "a.example.org", &f), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_failure_get(txn, "a.example.org", &f), SCEP_DB_NOTFOUND);
     scep_db_abort(txn);
 
     txn = begin(fx, 1);
-    assert_int_equal(scep_failure_clear(txn, "a.example"), APR_SUCCESS);
-    assert_int_equal(scep_failure_clear(txn, "a.example"), SCEP_DB_NOTFOUND);
-    assert_int_equal(scep_failure_get(txn, "a.example", &f), SCEP_DB_NOTFOUND);
-    assert_int_equal(scep_failure_get(txn, "", &f), SCEP_DB_NOTFOUND);
-    assert_int_equal(scep_failure_get(txn, NULL, &f), APR_EINVAL);
+    assert_int_equal(scep_store_failure_clear(txn, "a.example"), APR_SUCCESS);
+    assert_int_equal(scep_store_failure_clear(txn, "a.example"), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_failure_get(txn, "a.example", &f), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_failure_get(txn, "", &f), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_failure_get(txn, NULL, &f), APR_EINVAL);
     commit(txn);
 }
 
@@ -783,21 +792,22 @@ static void test_transaction(void **state)
     t.serial = "7F3A00";
     t.created = APR_INT64_C(1700000000123);
     txn = begin(fx, 1);
-    assert_int_equal(scep_transaction_put(txn, fx->p, &t), APR_SUCCESS);
+    assert_int_equal(scep_store_transaction_put(txn, fx->p, &t), APR_SUCCESS);
     commit(txn);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_transaction_get(txn, fx->p, "2F3C8B0A9D", &got), APR_SUCCESS);
+    assert_int_equal(scep_store_transaction_get(txn, fx->p, "2F3C8B0A9D", &got), APR_SUCCESS);
     assert_string_equal(got->transaction_id, t.transaction_id);
     assert_string_equal(got->state, "issued");
     assert_memory_equal(got->request_digest, t.request_digest, SCEP_REQUEST_DIGEST_LEN);
     assert_string_equal(got->fqdn, "a.example");
     assert_string_equal(got->serial, "7F3A00");
     assert_true(got->created == t.created);
-    assert_int_equal(scep_transaction_get(txn, fx->p, "2F3C8B0A9", &got), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_transaction_get(txn, fx->p, "2F3C8B0A9", &got),
+                     SCEP_DB_NOTFOUND);
     assert_null(got);
     /* IDs come from clients: one too long for a key is simply not there... */
-    assert_int_equal(scep_transaction_get(txn, fx->p, repeat(fx->p, 'T', 4000), &got),
+    assert_int_equal(scep_store_transaction_get(txn, fx->p, repeat(fx->p, 'T', 4000), &got),
                      SCEP_DB_NOTFOUND);
     scep_db_abort(txn);
 
@@ -805,7 +815,7 @@ static void test_transaction(void **state)
      * checks only the commit does not record half an enrollment. */
     txn = begin(fx, 1);
     t.transaction_id = repeat(fx->p, 'T', 4000);
-    assert_int_not_equal(scep_transaction_put(txn, fx->p, &t), APR_SUCCESS);
+    assert_int_not_equal(scep_store_transaction_put(txn, fx->p, &t), APR_SUCCESS);
     assert_int_not_equal(scep_db_commit(txn), APR_SUCCESS);
 }
 
@@ -825,7 +835,7 @@ static void put_cert(fixture_t *fx, scep_txn_t *txn, const char *serial, const c
     c.not_before = 1000;
     c.not_after = 2000;
     c.issued_at = 1001;
-    assert_int_equal(scep_cert_put(txn, fx->p, &c), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_put(txn, fx->p, &c), APR_SUCCESS);
 }
 
 typedef struct serials_t {
@@ -845,7 +855,8 @@ static const char *serials_of(fixture_t *fx, scep_txn_t *txn, const char *fqdn)
 {
     serials_t s = { fx->p, "" };
 
-    assert_int_equal(scep_cert_foreach(txn, fx->p, fqdn, collect_serial, &s), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_foreach(txn, fx->p, fqdn, collect_serial, &s),
+                     APR_SUCCESS);
     return s.seen;
 }
 
@@ -862,7 +873,7 @@ static void test_cert(void **state)
     commit(txn);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_cert_get(txn, fx->p, "0A1B", &c), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "0A1B", &c), APR_SUCCESS);
     scep_db_abort(txn);
     assert_string_equal(c->serial, "0A1B");
     assert_int_equal(c->der_len, strlen("DER of 0a1b"));
@@ -874,15 +885,15 @@ static void test_cert(void **state)
     assert_true(c->revoked_at == 0);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_cert_get(txn, fx->p, "0a1c", &c), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "0a1c", &c), APR_SUCCESS);
     assert_string_equal(c->serial, "0A1C");
-    assert_int_equal(scep_cert_get(txn, fx->p, "FFFF", &c), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "FFFF", &c), SCEP_DB_NOTFOUND);
     assert_null(c);
-    assert_int_equal(scep_cert_get(txn, fx->p, "ABC", &c), APR_EINVAL);
-    assert_int_equal(scep_cert_get(txn, fx->p, "ZZ", &c), APR_EINVAL);
-    assert_int_equal(scep_cert_get(txn, fx->p, "-01", &c), APR_EINVAL);
-    assert_int_equal(scep_cert_get(txn, fx->p, "", &c), APR_EINVAL);
-    assert_int_equal(scep_cert_get(txn, fx->p, NULL, &c), APR_EINVAL);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "ABC", &c), APR_EINVAL);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "ZZ", &c), APR_EINVAL);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "-01", &c), APR_EINVAL);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "", &c), APR_EINVAL);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, NULL, &c), APR_EINVAL);
 
     assert_string_equal(serials_of(fx, txn, NULL),
                         " 01@b.example 0A1B@a.example 0A1C@a.example 7F00@a.example.org");
@@ -897,20 +908,20 @@ static void test_cert(void **state)
     /* Rewritten under another name (or revoked), the index follows. */
     txn = begin(fx, 1);
     put_cert(fx, txn, "7F00", "a.example");
-    assert_int_equal(scep_cert_get(txn, fx->p, "0A1B", &c), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "0A1B", &c), APR_SUCCESS);
     c->revoked_at = 1500;
-    assert_int_equal(scep_cert_put(txn, fx->p, c), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_put(txn, fx->p, c), APR_SUCCESS);
     memset(&bad, 0, sizeof(bad));
     bad.serial = "XYZ";
     bad.fqdn = "a.example";
-    assert_int_equal(scep_cert_put(txn, fx->p, &bad), APR_EINVAL);
+    assert_int_equal(scep_store_cert_put(txn, fx->p, &bad), APR_EINVAL);
     commit(txn);
 
     txn = begin(fx, 0);
     assert_string_equal(serials_of(fx, txn, "a.example"),
                         " 0A1B@a.example 0A1C@a.example 7F00@a.example");
     assert_string_equal(serials_of(fx, txn, "a.example.org"), "");
-    assert_int_equal(scep_cert_get(txn, fx->p, "0A1B", &c), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "0A1B", &c), APR_SUCCESS);
     assert_true(c->revoked_at == 1500);
     scep_db_abort(txn);
 }
@@ -923,39 +934,40 @@ static void test_revoke(void **state)
     int already = -1;
     scep_txn_t *txn = begin(fx, 1);
 
-    assert_int_equal(scep_crl_state_get(txn, &crl), APR_SUCCESS);
+    assert_int_equal(scep_store_crl_state_get(txn, &crl), APR_SUCCESS);
     assert_true(crl.generation == 0 && crl.changed_at == 0);
     put_cert(fx, txn, "0A01", "a.example");
     put_cert(fx, txn, "0A02", "a.example");
-    assert_int_equal(scep_cert_revoke(txn, fx->p, "0a01", 5000, SCEP_REASON_KEY_COMPROMISE,
+    assert_int_equal(scep_store_cert_revoke(txn, fx->p, "0a01", 5000,
+                                            SCEP_REASON_KEY_COMPROMISE,
                                       &already), APR_SUCCESS);
     assert_false(already);
     commit(txn);
 
     /* A second revocation keeps the first time and reason and changes no CRL. */
     txn = begin(fx, 1);
-    assert_int_equal(scep_cert_revoke(txn, fx->p, "0A01", 6000, SCEP_REASON_SUPERSEDED,
-                                      &already), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_revoke(txn, fx->p, "0A01", 6000, SCEP_REASON_SUPERSEDED,
+                                            &already), APR_SUCCESS);
     assert_true(already);
-    assert_int_equal(scep_cert_revoke(txn, fx->p, "0B99", 6000, SCEP_REASON_SUPERSEDED,
-                                      &already), SCEP_DB_NOTFOUND);
-    assert_int_equal(scep_crl_state_get(txn, &crl), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_revoke(txn, fx->p, "0B99", 6000, SCEP_REASON_SUPERSEDED,
+                                            &already), SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_crl_state_get(txn, &crl), APR_SUCCESS);
     assert_true(crl.generation == 1 && crl.changed_at == 5000);
-    assert_int_equal(scep_cert_revoke(txn, fx->p, "0A02", 7000, SCEP_REASON_UNSPECIFIED,
-                                      &already), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_revoke(txn, fx->p, "0A02", 7000, SCEP_REASON_UNSPECIFIED,
+                                            &already), APR_SUCCESS);
     commit(txn);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_cert_get(txn, fx->p, "0A01", &c), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "0A01", &c), APR_SUCCESS);
     assert_true(c->revoked_at == 5000);
     assert_int_equal(c->revocation_reason, SCEP_REASON_KEY_COMPROMISE);
-    assert_int_equal(scep_cert_get(txn, fx->p, "0A02", &c), APR_SUCCESS);
+    assert_int_equal(scep_store_cert_get(txn, fx->p, "0A02", &c), APR_SUCCESS);
     assert_true(c->revoked_at == 7000);
     assert_int_equal(c->revocation_reason, SCEP_REASON_UNSPECIFIED);
     assert_null(c->issuer_key_id);
     /* still listed under its device */
     assert_string_equal(serials_of(fx, txn, "a.example"), " 0A01@a.example 0A02@a.example");
-    assert_int_equal(scep_crl_state_get(txn, &crl), APR_SUCCESS);
+    assert_int_equal(scep_store_crl_state_get(txn, &crl), APR_SUCCESS);
     assert_true(crl.generation == 2 && crl.changed_at == 7000);
     scep_db_abort(txn);
 }
@@ -963,18 +975,18 @@ static void test_revoke(void **state)
 static void test_reason_names(void **state)
 {
     (void)state;
-    assert_string_equal(scep_revocation_reason_name(1), "keyCompromise");
-    assert_string_equal(scep_revocation_reason_name(4), "superseded");
-    assert_string_equal(scep_revocation_reason_name(7), "unknown");
-    assert_string_equal(scep_revocation_reason_name(-1), "unknown");
-    assert_string_equal(scep_revocation_reason_name(11), "unknown");
-    assert_int_equal(scep_revocation_reason_parse("keycompromise"), 1);
-    assert_int_equal(scep_revocation_reason_parse("cessationOfOperation"), 5);
-    assert_int_equal(scep_revocation_reason_parse("privilegeWithdrawn"), 9);
-    assert_int_equal(scep_revocation_reason_parse("certificateHold"), -1);
-    assert_int_equal(scep_revocation_reason_parse("cACompromise"), -1);
-    assert_int_equal(scep_revocation_reason_parse("unknown"), -1);
-    assert_int_equal(scep_revocation_reason_parse(""), -1);
+    assert_string_equal(scep_store_reason_name(1), "keyCompromise");
+    assert_string_equal(scep_store_reason_name(4), "superseded");
+    assert_string_equal(scep_store_reason_name(7), "unknown");
+    assert_string_equal(scep_store_reason_name(-1), "unknown");
+    assert_string_equal(scep_store_reason_name(11), "unknown");
+    assert_int_equal(scep_store_reason_parse("keycompromise"), 1);
+    assert_int_equal(scep_store_reason_parse("cessationOfOperation"), 5);
+    assert_int_equal(scep_store_reason_parse("privilegeWithdrawn"), 9);
+    assert_int_equal(scep_store_reason_parse("certificateHold"), -1);
+    assert_int_equal(scep_store_reason_parse("cACompromise"), -1);
+    assert_int_equal(scep_store_reason_parse("unknown"), -1);
+    assert_int_equal(scep_store_reason_parse(""), -1);
 }
 
 /* ---- records from elsewhere ------------------------------------------------------- */
@@ -1009,12 +1021,13 @@ static void test_newer_version(void **state)
     put_raw(fx, SCEP_DBI_FAILURES, "new.example", newer, sizeof(newer));
     put_raw(fx, SCEP_DBI_TRANSACTIONS, "tx-new", newer, sizeof(newer));
     txn = begin(fx, 0);
-    assert_int_equal(scep_device_get(txn, fx->p, "new.example", &dev), SCEP_DB_VERSION);
+    assert_int_equal(scep_store_device_get(txn, fx->p, "new.example", &dev), SCEP_DB_VERSION);
     assert_null(dev);
-    assert_int_equal(scep_device_find(txn, fx->p, "new.example", &dev), SCEP_DB_VERSION);
-    assert_int_equal(scep_device_foreach(txn, fx->p, never_called, NULL), SCEP_DB_VERSION);
-    assert_int_equal(scep_failure_get(txn, "new.example", &f), SCEP_DB_VERSION);
-    assert_int_equal(scep_transaction_get(txn, fx->p, "tx-new", &t), SCEP_DB_VERSION);
+    assert_int_equal(scep_store_device_find(txn, fx->p, "new.example", &dev), SCEP_DB_VERSION);
+    assert_int_equal(scep_store_device_foreach(txn, fx->p, never_called, NULL),
+                     SCEP_DB_VERSION);
+    assert_int_equal(scep_store_failure_get(txn, "new.example", &f), SCEP_DB_VERSION);
+    assert_int_equal(scep_store_transaction_get(txn, fx->p, "tx-new", &t), SCEP_DB_VERSION);
     scep_db_abort(txn);
 }
 
@@ -1031,42 +1044,42 @@ static void test_wrong_lengths(void **state)
     memset(short_digest, 1, sizeof(short_digest));
     memset(verifier, 1, sizeof(verifier));
 
-    scep_rec_init(&rec, fx->p);
-    scep_rec_put_str(&rec, 7, "a comment");
-    scep_rec_put_bytes(&rec, 3, verifier, sizeof(verifier));
+    scep_db_rec_init(&rec, fx->p);
+    scep_db_rec_put_str(&rec, 7, "a comment");
+    scep_db_rec_put_bytes(&rec, 3, verifier, sizeof(verifier));
     put_raw(fx, SCEP_DBI_DEVICES, "bad.example", rec.data, rec.len);
 
-    scep_rec_init(&rec, fx->p);
-    scep_rec_put_str(&rec, 1, "issued");
-    scep_rec_put_bytes(&rec, 2, short_digest, sizeof(short_digest));
+    scep_db_rec_init(&rec, fx->p);
+    scep_db_rec_put_str(&rec, 1, "issued");
+    scep_db_rec_put_bytes(&rec, 2, short_digest, sizeof(short_digest));
     put_raw(fx, SCEP_DBI_TRANSACTIONS, "tx-short", rec.data, rec.len);
 
     /* The digest is what recognises a retry; without it the record is damaged. */
-    scep_rec_init(&rec, fx->p);
-    scep_rec_put_str(&rec, 1, "issued");
+    scep_db_rec_init(&rec, fx->p);
+    scep_db_rec_put_str(&rec, 1, "issued");
     put_raw(fx, SCEP_DBI_TRANSACTIONS, "tx-none", rec.data, rec.len);
 
-    scep_rec_init(&rec, fx->p);
-    scep_rec_put_bytes(&rec, 1, "abc", 3);
+    scep_db_rec_init(&rec, fx->p);
+    scep_db_rec_put_bytes(&rec, 1, "abc", 3);
     put_raw(fx, SCEP_DBI_FAILURES, "bad.example", rec.data, rec.len);
 
-    scep_rec_init(&rec, fx->p);
-    scep_rec_put_bytes(&rec, 7, "a\0b", 3);
+    scep_db_rec_init(&rec, fx->p);
+    scep_db_rec_put_bytes(&rec, 7, "a\0b", 3);
     put_raw(fx, SCEP_DBI_DEVICES, "nul.example", rec.data, rec.len);
 
     /* Unknown tags are skipped: a newer field does not hurt an old reader. */
-    scep_rec_init(&rec, fx->p);
-    scep_rec_put_str(&rec, 7, "kept");
-    scep_rec_put_str(&rec, 200, "from the future");
+    scep_db_rec_init(&rec, fx->p);
+    scep_db_rec_put_str(&rec, 7, "kept");
+    scep_db_rec_put_str(&rec, 200, "from the future");
     put_raw(fx, SCEP_DBI_DEVICES, "future.example", rec.data, rec.len);
 
     txn = begin(fx, 0);
-    assert_int_equal(scep_device_get(txn, fx->p, "bad.example", &dev), SCEP_DB_CORRUPT);
-    assert_int_equal(scep_device_get(txn, fx->p, "nul.example", &dev), SCEP_DB_CORRUPT);
-    assert_int_equal(scep_transaction_get(txn, fx->p, "tx-short", &t), SCEP_DB_CORRUPT);
-    assert_int_equal(scep_transaction_get(txn, fx->p, "tx-none", &t), SCEP_DB_CORRUPT);
-    assert_int_equal(scep_failure_get(txn, "bad.example", &f), SCEP_DB_CORRUPT);
-    assert_int_equal(scep_device_get(txn, fx->p, "future.example", &dev), APR_SUCCESS);
+    assert_int_equal(scep_store_device_get(txn, fx->p, "bad.example", &dev), SCEP_DB_CORRUPT);
+    assert_int_equal(scep_store_device_get(txn, fx->p, "nul.example", &dev), SCEP_DB_CORRUPT);
+    assert_int_equal(scep_store_transaction_get(txn, fx->p, "tx-short", &t), SCEP_DB_CORRUPT);
+    assert_int_equal(scep_store_transaction_get(txn, fx->p, "tx-none", &t), SCEP_DB_CORRUPT);
+    assert_int_equal(scep_store_failure_get(txn, "bad.example", &f), SCEP_DB_CORRUPT);
+    assert_int_equal(scep_store_device_get(txn, fx->p, "future.example", &dev), APR_SUCCESS);
     assert_string_equal(dev->comment, "kept");
     scep_db_abort(txn);
 }

@@ -37,7 +37,7 @@ static apr_status_t parse(scep_param_t *params, const char *query, const char *w
     int i;
 
     reset(params);
-    rv = scep_params_parse(pool, query, params, NPARAMS, &why);
+    rv = scep_util_params_parse(pool, query, params, NPARAMS, &why);
     if (rv == APR_SUCCESS) {
         assert_null(why);
         return rv;
@@ -125,12 +125,13 @@ static void test_params_point4_unknown_name_shown_safely(void **state)
 
     (void)state;
     reset(params);
-    assert_int_equal(scep_params_parse(pool, "a\x01\x7f\xc3\xa9'b=1", params, NPARAMS, &why),
+    assert_int_equal(scep_util_params_parse(pool, "a\x01\x7f\xc3\xa9'b=1", params, NPARAMS,
+                                            &why),
                      APR_EINVAL);
     assert_string_equal(why, "unknown parameter 'a?????b'");
     memset(query, 'n', sizeof(query));
     memcpy(query + 200, "=1", 3);
-    assert_int_equal(scep_params_parse(pool, query, params, NPARAMS, &why), APR_EINVAL);
+    assert_int_equal(scep_util_params_parse(pool, query, params, NPARAMS, &why), APR_EINVAL);
     assert_true(strlen(why) < 60);
     assert_non_null(strstr(why, "...'"));
 }

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What one endpoint is configured to do, as plain data at the bottom of the core: the
+ * issuance profile (validity, key usages, subject, limits), the registration settings
+ * the policy decides with, and the identity a registration forces into a certificate.
+ * Prepared at configuration time so that nothing in it is parsed per request; every
+ * unit above reads it, none below needs it. */
+#ifndef SCEP_PROFILE_H
+#define SCEP_PROFILE_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+/* The registration settings of one endpoint (plain data, configuration pool). */
+typedef struct scep_policy_conf_t {
+    const char *profile_name;          /* NULL: registrations naming a profile are refused */
+    int check_client_address;          /* a registered IP may match the client address */
+    int lockout_failures;              /* 0 = no lockout */
+    apr_int64_t lockout_seconds;
+    /* A wildcard's challenge is one secret for every name it covers: the failures of all
+     * its names together lock it after this many (ScepLockout's third number). */
+    int lockout_shared_failures;
+    /* How long a transactionID stays bound to its request.  Clients derive it from the
+     * key (RFC 8894 recommends a hash of it), so after this a new request with the same
+     * key starts a new transaction instead of being refused forever. */
+    apr_int64_t transaction_window;
+    /* Renewal: a request signed with a certificate this server issued. */
+    apr_int64_t renewal_grace;         /* seconds after notAfter it still renews */
+    int renewal_challenge;             /* also require the registration's challenge */
+    int renewal_revokes_old;           /* revoke the superseded certificate */
+    /* Manual approval: first enrollments wait for an operator (scepreg -Y/-N). */
+    int require_approval;              /* every first enrollment here; else per device */
+    apr_int64_t pending_timeout;       /* seconds a request waits before it expires */
+} scep_policy_conf_t;
+
+#define SCEP_TRANSACTION_WINDOW_DEFAULT (7 * 24 * 3600)
+#define SCEP_LOCKOUT_SHARED_FACTOR 10  /* default lockout_shared_failures per failures */
+#define SCEP_PENDING_TIMEOUT_DEFAULT (7 * 24 * 3600)
+
+/* The names a certificate is issued for when a registration forces them. */
+typedef struct scep_identity_t {
+    const char *fqdn;
+    apr_array_header_t *ips;           /* const char *, canonical */
+    const char *serial_number;         /* subject serialNumber, NULL = none */
+} scep_identity_t;
+
+#define SCEP_CRL_VALIDITY_DEFAULT (7 * 24 * 3600)
+
+#define SCEP_SUBJECT_FROM_CSR 0
+#define SCEP_SUBJECT_CN_ONLY  1
+
+/* Key usage bits, as in the keyUsage BIT STRING (RFC 5280 4.2.1.3). */
+#define SCEP_KU_DIGITAL_SIGNATURE 0x80
+#define SCEP_KU_NON_REPUDIATION   0x40
+#define SCEP_KU_KEY_ENCIPHERMENT  0x20
+#define SCEP_KU_DATA_ENCIPHERMENT 0x10
+#define SCEP_KU_KEY_AGREEMENT     0x08
+
+/* Issuance and admission policy of one endpoint: plain data, prepared at configuration
+ * time so that nothing in it is parsed per request.  Owned by the configuration pool. */
+typedef struct scep_profile_t {
+    int validity_days;
+    unsigned int key_usage;            /* SCEP_KU_* bits; 0 = no keyUsage extension */
+    const unsigned char *eku_der;      /* DER ExtKeyUsageSyntax, NULL = no extension */
+    apr_size_t eku_der_len;
+    int subject_mode;                  /* SCEP_SUBJECT_* */
+    int min_key_bits;
+    int legacy_algorithms;             /* accept MD5 and single DES */
+    int failure_detail;                /* refusals carry the log's reason to the client */
+    const unsigned char *challenge_sha256; /* NULL = no static challenge configured */
+    int allow_no_challenge;
+    apr_size_t max_message_size;
+    scep_policy_conf_t registrations;  /* used where a device database is configured */
+    apr_int64_t crl_validity;          /* seconds from a CRL's thisUpdate to nextUpdate */
+    const unsigned char *cdp_der;      /* DER CRLDistributionPoints for issued certificates */
+    apr_size_t cdp_der_len;
+    struct scep_upstream_t *upstream;  /* set: an upstream CA issues (scep_forward.h) */
+} scep_profile_t;
+
+/* Fills a profile with the documented defaults (no challenge, clientAuth EKU, …). */
+void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p);
+
+/* Configuration helpers: each returns NULL on success or an error sentence. */
+const char *scep_profile_key_usage_bit(const char *word, unsigned int *bit);
+const char *scep_profile_set_eku(scep_profile_t *profile, apr_pool_t *p,
+                                 int count, const char *const *words);
+void scep_profile_set_challenge(scep_profile_t *profile, apr_pool_t *p, const char *challenge);
+/* The CRL distribution point URLs (http, https or ldap) issued certificates name. */
+const char *scep_profile_set_crl_urls(scep_profile_t *profile, apr_pool_t *p,
+                                      int count, const char *const *urls);
+
+#endif
