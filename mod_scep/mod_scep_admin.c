@@ -73,17 +73,6 @@ static int has_body(request_rec *r)
            || (length && strspn(length, "0") != strlen(length));
 }
 
-static const char *iso_time(apr_pool_t *p, apr_int64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    char buf[32];
-
-    gmtime_r(&tt, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return apr_pstrdup(p, buf);
-}
-
 static const char *json_string(apr_pool_t *p, const char *s)
 {
     /* Only canonical FQDNs, profile names checked below and hex reach here. */
@@ -240,7 +229,7 @@ int scep_glue_challenge_handler(request_rec *r)
     if (wants_json(r, format)) {
         const char *json = apr_psprintf(r->pool,
             "{\"challenge\":\"%s\",\"expires\":\"%s\",\"ttl\":%ld,\"fqdn\":%s,"
-            "\"profile\":%s}\n", challenge, iso_time(r->pool, rec->expires), (long)ttl,
+            "\"profile\":%s}\n", challenge, SCEP_UTIL_ISO_TIME(rec->expires), (long)ttl,
             json_string(r->pool, fqdn), json_string(r->pool, profile));
 
         return scep_glue_send(r, "application/json", json, strlen(json));

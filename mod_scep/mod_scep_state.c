@@ -328,18 +328,14 @@ void scep_glue_audit(request_rec *r, const char *event, const char *transaction_
 {
     scep_server_conf_t *conf = ap_get_module_config(r->server->module_config, &scep_module);
     apr_array_header_t *parts;
-    char stamp[32];
-    struct tm tm;
-    time_t now;
+    char stamp[SCEP_UTIL_ISO_TIME_SIZE];
     const char *line;
     apr_size_t len;
 
     if (!conf->audit) {
         return;
     }
-    now = apr_time_sec(r->request_time);
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    scep_util_iso_time(stamp, apr_time_sec(r->request_time));
     parts = apr_array_make(r->pool, 10, sizeof(const char *));
     json_field(r->pool, parts, "time", stamp);
     json_field(r->pool, parts, "event", event);

@@ -14,18 +14,6 @@
 #include "scep_policy.h"
 #include "scep_name.h"
 
-static const char *iso_time(apr_pool_t *p, apr_int64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    char buf[32];
-
-    if (!gmtime_r(&tt, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
-        return "?";
-    }
-    return apr_pstrdup(p, buf);
-}
-
 const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr)
 {
     const char *name;
@@ -102,7 +90,7 @@ static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *co
     scep_grant_t *g;
 
     if (m->expires <= now) {
-        *why = apr_psprintf(p, "the minted challenge expired at %s", iso_time(p, m->expires));
+        *why = apr_psprintf(p, "the minted challenge expired at %s", SCEP_UTIL_ISO_TIME(m->expires));
         return SCEP_POLICY_DENIED;
     }
     if (!profile_allows(conf, m->profile)) {
@@ -461,7 +449,7 @@ static const char *renewal_problem(apr_pool_t *p, const scep_policy_conf_t *conf
     }
     if (dev->expires && dev->expires <= now) {
         return apr_psprintf(p, "the registration %s expired at %s", dev->fqdn,
-                            iso_time(p, dev->expires));
+                            SCEP_UTIL_ISO_TIME(dev->expires));
     }
     if (!profile_allows(conf, dev->profile)) {
         return apr_psprintf(p, "the registration %s is for profile '%s', this endpoint "
@@ -556,7 +544,7 @@ static apr_status_t lock_of(apr_pool_t *p, scep_txn_t *txn, const char *key,
     }
     if (rv == APR_SUCCESS && f->locked_until > now) {
         *locked = apr_psprintf(p, "%s is locked out until %s after repeated failures", key,
-                               iso_time(p, f->locked_until));
+                               SCEP_UTIL_ISO_TIME(f->locked_until));
     }
     return rv;
 }
@@ -872,13 +860,13 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
     if (old->revoked_at) {
         scep_db_abort(txn);
         *why = apr_psprintf(p, "the signer certificate %s of %s was revoked at %s",
-                            signer_serial, old->fqdn, iso_time(p, old->revoked_at));
+                            signer_serial, old->fqdn, SCEP_UTIL_ISO_TIME(old->revoked_at));
         return SCEP_POLICY_DENIED;
     }
     if (old->not_after + conf->renewal_grace <= now) {
         scep_db_abort(txn);
         *why = apr_psprintf(p, "the signer certificate %s of %s expired at %s (renewal grace "
-                            "%ld s)", signer_serial, old->fqdn, iso_time(p, old->not_after),
+                            "%ld s)", signer_serial, old->fqdn, SCEP_UTIL_ISO_TIME(old->not_after),
                             (long)conf->renewal_grace);
         return SCEP_POLICY_EXPIRED;
     }
@@ -999,11 +987,11 @@ static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
     if (memcmp(t->request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN) != 0) {
         *why = apr_psprintf(p, "the transactionID was used at %s for a different request "
                             "(%s %s for %s); a new key starts a new transaction, "
-                            "or this one may be reused after %s", iso_time(p, t->created),
+                            "or this one may be reused after %s", SCEP_UTIL_ISO_TIME(t->created),
                             t->serial ? "certificate" : t->state,
                             t->serial ? t->serial : "request", t->fqdn ? t->fqdn : "?",
                             conf->transaction_window > 0
-                            ? iso_time(p, t->created + conf->transaction_window) : "never");
+                            ? SCEP_UTIL_ISO_TIME(t->created + conf->transaction_window) : "never");
         return SCEP_POLICY_DENIED;
     }
     if (strcmp(t->state, SCEP_TXN_ISSUED) != 0) {
@@ -1359,13 +1347,13 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     if (strcmp(t->state, SCEP_TXN_REJECTED) == 0) {
         *why = apr_psprintf(p, "the request for %s was rejected by %s at %s%s%s",
                             t->fqdn ? t->fqdn : "?", t->decided_by ? t->decided_by : "?",
-                            iso_time(p, t->decided_at), t->reason ? ": " : "",
+                            SCEP_UTIL_ISO_TIME(t->decided_at), t->reason ? ": " : "",
                             t->reason ? t->reason : "");
         return SCEP_POLICY_DENIED;
     }
     if (strcmp(t->state, SCEP_TXN_EXPIRED) == 0) {
         *why = apr_psprintf(p, "the request for %s waited since %s and expired without a "
-                            "decision", t->fqdn ? t->fqdn : "?", iso_time(p, t->created));
+                            "decision", t->fqdn ? t->fqdn : "?", SCEP_UTIL_ISO_TIME(t->created));
         return SCEP_POLICY_DENIED;
     }
     *why = apr_psprintf(p, "the transaction is in the unknown state '%s'", t->state);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <apr_strings.h>
 #include <openssl/crypto.h>
@@ -213,4 +214,16 @@ apr_status_t scep_util_params_parse(apr_pool_t *p, const char *text, scep_param_
         params[i].value = found[i];
     }
     return APR_SUCCESS;
+}
+
+const char *scep_util_iso_time(char buf[SCEP_UTIL_ISO_TIME_SIZE], apr_int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if ((apr_int64_t)tt != t || !gmtime_r(&tt, &tm)
+        || !strftime(buf, SCEP_UTIL_ISO_TIME_SIZE, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+        apr_snprintf(buf, SCEP_UTIL_ISO_TIME_SIZE, "%" APR_INT64_T_FMT, t);
+    }
+    return buf;
 }

@@ -45,6 +45,14 @@ const char *scep_util_hex_upper(apr_pool_t *p, const unsigned char *data, apr_si
 void scep_util_cli_say(const char *progname, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/* A time as RFC 3339 UTC text ("2026-12-03T11:46:10Z") in `buf`, which it returns; the
+ * number of seconds itself where the calendar cannot hold it. */
+#define SCEP_UTIL_ISO_TIME_SIZE 32
+const char *scep_util_iso_time(char buf[SCEP_UTIL_ISO_TIME_SIZE], apr_int64_t t);
+/* The same with a buffer that lives as long as the enclosing block: for a time inside
+ * one formatted message. */
+#define SCEP_UTIL_ISO_TIME(t) scep_util_iso_time((char[SCEP_UTIL_ISO_TIME_SIZE]){ 0 }, (t))
+
 /* The value of one hex digit, or -1. */
 int scep_util_hex_digit(int c);
 

@@ -242,17 +242,6 @@ static int parse_size(const char *s, apr_size_t *out)
     return 1;
 }
 
-static const char *iso_time(char *buf, apr_size_t size, apr_int64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (!gmtime_r(&tt, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
-        apr_snprintf(buf, size, "%" APR_INT64_T_FMT, t);
-    }
-    return buf;
-}
-
 /* ---- reading lines and secrets ------------------------------------------------------- */
 
 /* A line reader on a file descriptor that honours the interrupt flag: read() is not
@@ -1456,13 +1445,13 @@ static void json_string(FILE *out, const char *s)
 
 static void json_time(FILE *out, apr_int64_t t)
 {
-    char buf[40];
+    char buf[SCEP_UTIL_ISO_TIME_SIZE];
 
     if (!t) {
         fputs("null", out);
         return;
     }
-    fprintf(out, "\"%s\"", iso_time(buf, sizeof(buf), t));
+    fprintf(out, "\"%s\"", scep_util_iso_time(buf, t));
 }
 
 typedef struct list_ctx_t {
@@ -1507,7 +1496,7 @@ static int collect_device(void *baton, const scep_device_t *dev)
 static void print_device(list_ctx_t *ctx, const scep_device_t *dev, const scep_failure_t *f)
 {
     FILE *out = stdout;
-    char t1[40], t2[40];
+    char t1[SCEP_UTIL_ISO_TIME_SIZE], t2[SCEP_UTIL_ISO_TIME_SIZE];
     const char *challenge, *flags, *lock;
     int i;
 
@@ -1565,7 +1554,7 @@ static void print_device(list_ctx_t *ctx, const scep_device_t *dev, const scep_f
     flags = device_flags(ctx->pool, dev->flags);
     if (f->locked_until > ctx->now) {
         lock = apr_pstrcat(ctx->pool, "locked until ",
-                           iso_time(t1, sizeof(t1), f->locked_until), NULL);
+                           scep_util_iso_time(t1, f->locked_until), NULL);
     }
     else if (f->count > 0) {
         lock = apr_psprintf(ctx->pool, "%" APR_INT64_T_FMT " failure%s", f->count,
@@ -1576,10 +1565,10 @@ static void print_device(list_ctx_t *ctx, const scep_device_t *dev, const scep_f
     }
     fprintf(out, "\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
             dev->serial ? dev->serial : "-", challenge, flags,
-            dev->expires ? iso_time(t1, sizeof(t1), dev->expires) : "never",
+            dev->expires ? scep_util_iso_time(t1, dev->expires) : "never",
             dev->profile ? dev->profile : "-",
             dev->last_serial ? dev->last_serial : "-",
-            dev->last_not_after ? iso_time(t2, sizeof(t2), dev->last_not_after) : "-",
+            dev->last_not_after ? scep_util_iso_time(t2, dev->last_not_after) : "-",
             lock, dev->comment ? dev->comment : "");
 }
 
@@ -1658,7 +1647,8 @@ static int print_cert(void *baton, const scep_cert_rec_t *c)
 {
     list_ctx_t *ctx = baton;
     FILE *out = stdout;
-    char t1[40], t2[40], t3[40], t4[40];
+    char t1[SCEP_UTIL_ISO_TIME_SIZE], t2[SCEP_UTIL_ISO_TIME_SIZE], t3[SCEP_UTIL_ISO_TIME_SIZE],
+        t4[SCEP_UTIL_ISO_TIME_SIZE];
 
     if (ctx->o->json) {
         fputs("{\"serial\":", out);
@@ -1685,11 +1675,11 @@ static int print_cert(void *baton, const scep_cert_rec_t *c)
     }
     fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c->serial ? c->serial : "-",
             c->fqdn ? c->fqdn : "-", c->subject ? c->subject : "-",
-            c->not_before ? iso_time(t1, sizeof(t1), c->not_before) : "-",
-            c->not_after ? iso_time(t2, sizeof(t2), c->not_after) : "-",
-            c->issued_at ? iso_time(t3, sizeof(t3), c->issued_at) : "-",
+            c->not_before ? scep_util_iso_time(t1, c->not_before) : "-",
+            c->not_after ? scep_util_iso_time(t2, c->not_after) : "-",
+            c->issued_at ? scep_util_iso_time(t3, c->issued_at) : "-",
             c->transaction_id ? c->transaction_id : "-",
-            c->revoked_at ? iso_time(t4, sizeof(t4), c->revoked_at) : "no",
+            c->revoked_at ? scep_util_iso_time(t4, c->revoked_at) : "no",
             c->revoked_at ? scep_store_reason_name(c->revocation_reason) : "-");
     return 0;
 }
@@ -1968,7 +1958,7 @@ static int print_held(void *baton, const scep_transaction_t *t)
 {
     held_ctx_t *ctx = baton;
     FILE *out = stdout;
-    char t1[40], t2[40];
+    char t1[SCEP_UTIL_ISO_TIME_SIZE], t2[SCEP_UTIL_ISO_TIME_SIZE];
 
     if (ctx->o->fqdn && (!t->fqdn || strcmp(t->fqdn, ctx->o->fqdn) != 0)) {
         return 0;
@@ -1997,8 +1987,8 @@ static int print_held(void *baton, const scep_transaction_t *t)
     }
     fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t->transaction_id, t->state,
             t->fqdn ? t->fqdn : "-", t->subject ? t->subject : "-",
-            t->client_ip ? t->client_ip : "-", iso_time(t1, sizeof(t1), t->created),
-            t->decided_at ? iso_time(t2, sizeof(t2), t->decided_at) : "-",
+            t->client_ip ? t->client_ip : "-", scep_util_iso_time(t1, t->created),
+            t->decided_at ? scep_util_iso_time(t2, t->decided_at) : "-",
             t->decided_by ? t->decided_by : "-", t->reason ? t->reason : "-");
     return 0;
 }
