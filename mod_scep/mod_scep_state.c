@@ -4,7 +4,6 @@
  * child), and the audit log every decision is written to. */
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/types.h>

@@ -6,7 +6,6 @@
  * re-checks everything another request could have changed in between. */
 #include <pthread.h>
 #include <string.h>
-#include <time.h>
 
 #include <apr_strings.h>
 #include <openssl/x509v3.h>
