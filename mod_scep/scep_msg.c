@@ -20,6 +20,7 @@
 
 #include "scep_keyless.h"
 #include "scep_msg.h"
+#include "scep_store.h"
 #include "scep_util.h"
 
 /* RFC 8894 section 3.2.1 attribute OIDs, plus failInfoText from RFC 7191's arc. */
@@ -684,17 +685,6 @@ apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_ca_t *ca, X509 *con
     return ok ? bio_to_pool(p, out, der, len) : APR_EGENERAL;
 }
 
-const char *scep_msg_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial)
-{
-    BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
-    const char *copy = hex ? apr_pstrdup(p, hex) : NULL;
-
-    OPENSSL_free(hex);
-    BN_free(bn);
-    return copy;
-}
-
 apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,
                                         X509_NAME **issuer, const char **serial_hex)
 {
@@ -705,7 +695,7 @@ apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,
     apr_status_t rv = APR_EINVAL;
 
     if (ias && in == msg->content + msg->content_len
-        && (hex = scep_msg_serial_hex(p, ias->serial)) != NULL && hex[0] != '-'
+        && (hex = scep_store_serial_hex(p, ias->serial)) != NULL && hex[0] != '-'
         && (*issuer = X509_NAME_dup(ias->issuer)) != NULL) {
         apr_pool_cleanup_register(p, *issuer, cleanup_name, apr_pool_cleanup_null);
         *serial_hex = hex;

@@ -89,11 +89,6 @@ apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
 apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_ca_t *ca, X509 *const *certs,
                                    int count, unsigned char **der, apr_size_t *len);
 
-/* A serial number as the database records it and scepreg prints it: upper-case hex of
- * whole bytes (BN_bn2hex; negative ones with a leading '-'), in the pool.  NULL if it
- * cannot be converted. */
-const char *scep_msg_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial);
-
 /* The IssuerAndSerialNumber of a GetCert or GetCRL message (the whole messageData, DER,
  * nothing after it); the serial as upper-case hex.  APR_EINVAL if it is not one. */
 apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,

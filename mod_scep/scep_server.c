@@ -240,7 +240,7 @@ static apr_status_t db_failure(op_ctx_t *c, apr_status_t rv, const char *doing)
 
 static const char *serial_hex(apr_pool_t *p, X509 *x)
 {
-    const char *hex = scep_msg_serial_hex(p, X509_get0_serialNumber(x));
+    const char *hex = scep_store_serial_hex(p, X509_get0_serialNumber(x));
 
     return hex ? hex : "?";
 }

@@ -54,6 +54,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/bn.h>
 #include <openssl/sha.h>
 
 #include "scep_store.h"
@@ -985,6 +986,17 @@ static apr_status_t cert_get_key(scep_txn_t *txn, apr_pool_t *p, const unsigned 
     apr_status_t rv = scep_db_get(txn, SCEP_DBI_CERTS, key, klen, &val, &vlen);
 
     return rv == APR_SUCCESS ? cert_decode(p, key, klen, val, vlen, c) : rv;
+}
+
+const char *scep_store_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial)
+{
+    BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    const char *copy = hex ? apr_pstrdup(p, hex) : NULL;
+
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return copy;
 }
 
 apr_status_t scep_store_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c)

@@ -14,6 +14,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_errno.h>
+#include <openssl/asn1.h>
 
 #include "scep_db.h"
 #include "scep_verifier.h"
@@ -197,6 +198,11 @@ typedef struct scep_cert_rec_t {
     const unsigned char *issuer_key_id; /* its authorityKeyIdentifier; may be absent */
     apr_size_t issuer_key_id_len;
 } scep_cert_rec_t;
+
+/* A serial number as records keep it and scepreg prints it: upper-case hex of whole bytes
+ * (BN_bn2hex; negative ones with a leading '-'), in the pool.  NULL if it cannot be
+ * converted. */
+const char *scep_store_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial);
 
 /* Stores the certificate and its FQDN index entry. */
 apr_status_t scep_store_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c);

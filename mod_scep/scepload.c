@@ -548,7 +548,7 @@ static void note_serial(run_t *run, apr_pool_t *p, X509 *cert, const request_t *
     if (!run->serials) {
         return;
     }
-    hex = scep_msg_serial_hex(p, X509_get0_serialNumber(cert));
+    hex = scep_store_serial_hex(p, X509_get0_serialNumber(cert));
     apr_thread_mutex_lock(run->lock);
     /* flushed per line: what a killed run received is on disk */
     fprintf(run->serials, "%s %s %s\n", hex ? hex : "?", r->name, r->txid);

@@ -44,7 +44,6 @@
 #include "scep_db.h"
 #include "scep_import.h"
 #include "scep_name.h"
-#include "scep_msg.h"
 #include "scep_store.h"
 #include "scep_util.h"
 #include "scep_version.h"
@@ -1766,7 +1765,7 @@ static int check_visit_cert(void *baton, const scep_cert_rec_t *c)
     check_cert_t *k = apr_array_push(ctx->certs);
     const unsigned char *in = c->der;
     X509 *x = c->der_len ? d2i_X509(NULL, &in, (long)c->der_len) : NULL;
-    const char *hex = x ? scep_msg_serial_hex(ctx->pool, X509_get0_serialNumber(x)) : NULL;
+    const char *hex = x ? scep_store_serial_hex(ctx->pool, X509_get0_serialNumber(x)) : NULL;
 
     k->serial = apr_pstrdup(ctx->pool, c->serial);
     k->fqdn = c->fqdn ? apr_pstrdup(ctx->pool, c->fqdn) : NULL;

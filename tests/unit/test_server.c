@@ -817,7 +817,7 @@ static void test_recorded_certificate(void **state)
         der[i] = NULL;
         lens[i] = i2d_X509(certs[i], &der[i]);
         assert_true(lens[i] > 100);
-        rec.serial = scep_msg_serial_hex(p, X509_get0_serialNumber(certs[i]));
+        rec.serial = scep_store_serial_hex(p, X509_get0_serialNumber(certs[i]));
         rec.der = der[i];
         /* as issued; with a byte after it; cut short */
         rec.der_len = (apr_size_t)(i == 0 ? lens[i] : i == 1 ? lens[i] + 1 : lens[i] - 10);
