@@ -17,10 +17,30 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "scep_ca_int.h"
+#include "scep_ca.h"
+#include "scep_csr.h"
 #include "scep_keyless.h"
 #include "scep_msg.h"
+#include "scep_profile.h"
 #include "scep_util.h"
+
+struct scep_ca_t {
+    scep_msg_keys_t keys;           /* the CA's, the RA's (NULL without one), the signer's */
+    STACK_OF(X509) *chain;          /* the CA file's certificates after the first */
+    const char *name;
+    const char *caps;
+    const char *cacert_type;
+    unsigned char *cacert_der;
+    apr_size_t cacert_der_len;
+    unsigned char *nextca_der;      /* NULL without a next CA */
+    apr_size_t nextca_der_len;
+    STACK_OF(X509) *previous;       /* earlier CAs whose certificates still renew */
+    /* The same in every certificate issued here, so made once at load time instead of
+     * from configuration text per certificate. */
+    X509_EXTENSION *end_entity_constraints;     /* critical basicConstraints CA:FALSE */
+    X509_EXTENSION *authority_key_id;           /* names the CA certificate's key id */
+    EVP_MD *sha1;                               /* subject key ids (RFC 5280 4.2.1.2) */
+};
 
 /* Advertise only what is true.  SCEPStandard: RFC 8894 section 2.9's mandatory set
  * (GetCACaps, GetCACert, PKCSReq, POST, AES-128, SHA-256) is all implemented.
@@ -231,9 +251,9 @@ static apr_status_t prepare_cacert(apr_pool_t *p, scep_ca_t *ca)
     X509 **certs;
     int n = 0, i, chain = sk_X509_num(ca->chain);
 
-    if (!ca->ra_cert && chain == 0) {
+    if (!ca->keys.ra_cert && chain == 0) {
         unsigned char *buf = NULL;
-        int len = i2d_X509(ca->ca_cert, &buf);
+        int len = i2d_X509(ca->keys.ca_cert, &buf);
 
         if (len <= 0) {
             return APR_EGENERAL;
@@ -246,12 +266,12 @@ static apr_status_t prepare_cacert(apr_pool_t *p, scep_ca_t *ca)
     }
     /* CA first, then the RA certificates, then the rest of the chain. */
     certs = apr_palloc(p, sizeof(X509 *) * (size_t)(chain + 3));
-    certs[n++] = ca->ca_cert;
-    if (ca->ra_cert) {
-        certs[n++] = ca->ra_cert;
+    certs[n++] = ca->keys.ca_cert;
+    if (ca->keys.ra_cert) {
+        certs[n++] = ca->keys.ra_cert;
     }
-    if (ca->sign_cert != ca->ra_cert && ca->sign_cert != ca->ca_cert) {
-        certs[n++] = ca->sign_cert;
+    if (ca->keys.sign_cert != ca->keys.ra_cert && ca->keys.sign_cert != ca->keys.ca_cert) {
+        certs[n++] = ca->keys.sign_cert;
     }
     for (i = 0; i < chain; i++) {
         certs[n++] = sk_X509_value(ca->chain, i);
@@ -280,15 +300,15 @@ static apr_status_t prepare_issuance(apr_pool_t *p, scep_ca_t *ca, const char *p
 {
     X509V3_CTX ctx;
 
-    if (!ca->ca_key) {
+    if (!ca->keys.ca_key) {
         return APR_SUCCESS;
     }
-    if (X509_get_ext_by_NID(ca->ca_cert, NID_subject_key_identifier, -1) < 0) {
+    if (X509_get_ext_by_NID(ca->keys.ca_cert, NID_subject_key_identifier, -1) < 0) {
         return file_problem(p, "CA certificate", path,
                             "has no subjectKeyIdentifier, which the certificates it issues "
                             "must name (RFC 5280 4.2.1.1)", errmsg);
     }
-    X509V3_set_ctx(&ctx, ca->ca_cert, NULL, NULL, NULL, 0);
+    X509V3_set_ctx(&ctx, ca->keys.ca_cert, NULL, NULL, NULL, 0);
     if ((ca->end_entity_constraints = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
                                                           "critical,CA:FALSE")) != NULL) {
         apr_pool_cleanup_register(p, ca->end_entity_constraints, cleanup_extension,
@@ -364,7 +384,7 @@ static apr_status_t load_rollover(apr_pool_t *p, const scep_ca_files_t *files,
             return rv;
         }
         for (i = 0; i < sk_X509_num(ca->previous); i++) {
-            if (X509_cmp(sk_X509_value(ca->previous, i), ca->ca_cert) == 0) {
+            if (X509_cmp(sk_X509_value(ca->previous, i), ca->keys.ca_cert) == 0) {
                 return file_problem(p, "previous CA certificate", files->previous_ca_file,
                                     "holds the current CA certificate", errmsg);
             }
@@ -377,7 +397,7 @@ static apr_status_t load_rollover(apr_pool_t *p, const scep_ca_files_t *files,
         != APR_SUCCESS) {
         return rv;
     }
-    if (X509_cmp(sk_X509_value(next, 0), ca->ca_cert) == 0) {
+    if (X509_cmp(sk_X509_value(next, 0), ca->keys.ca_cert) == 0) {
         return file_problem(p, "next CA certificate", files->next_ca_file,
                             "holds the current CA certificate: after the switch, remove "
                             "ScepNextCACertificateFile", errmsg);
@@ -388,7 +408,7 @@ static apr_status_t load_rollover(apr_pool_t *p, const scep_ca_files_t *files,
     for (i = 0; i < n; i++) {
         certs[i] = sk_X509_value(next, i);
     }
-    if ((rv = scep_msg_signed_certs(p, ca, certs, n, &ca->nextca_der, &ca->nextca_der_len))
+    if ((rv = scep_msg_signed_certs(p, &ca->keys, certs, n, &ca->nextca_der, &ca->nextca_der_len))
         != APR_SUCCESS) {
         *errmsg = apr_pstrcat(p, "cannot sign the GetNextCACert answer: ",
                               scep_util_openssl_errors(p), NULL);
@@ -439,52 +459,52 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     if ((rv = load_certs(p, "CA certificate", files->ca_cert_file, &ca_file_certs, errmsg))) {
         return rv;
     }
-    ca->ca_cert = sk_X509_shift(ca_file_certs);
-    apr_pool_cleanup_register(p, ca->ca_cert, cleanup_x509, apr_pool_cleanup_null);
+    ca->keys.ca_cert = sk_X509_shift(ca_file_certs);
+    apr_pool_cleanup_register(p, ca->keys.ca_cert, cleanup_x509, apr_pool_cleanup_null);
     ca->chain = ca_file_certs;
     if (files->ca_key_file
-        && (rv = load_key(p, "CA key", files->ca_key_file, ca->ca_cert,
-                          files->ra_cert_file == NULL, &ca->ca_key, errmsg))) {
+        && (rv = load_key(p, "CA key", files->ca_key_file, ca->keys.ca_cert,
+                          files->ra_cert_file == NULL, &ca->keys.ca_key, errmsg))) {
         return rv;
     }
-    if (X509_check_ca(ca->ca_cert) == 0) {
+    if (X509_check_ca(ca->keys.ca_cert) == 0) {
         return file_problem(p, "CA certificate", files->ca_cert_file,
                             "starts with a certificate that is not a CA certificate "
                             "(basicConstraints CA:TRUE is missing)", errmsg);
     }
-    ca->sign_cert = ca->ca_cert;
-    ca->sign_key = ca->ca_key;
+    ca->keys.sign_cert = ca->keys.ca_cert;
+    ca->keys.sign_key = ca->keys.ca_key;
 
     if (files->ra_cert_file) {
-        if ((rv = load_cert(p, "RA certificate", files->ra_cert_file, &ca->ra_cert, errmsg))
-            || (rv = load_key(p, "RA key", files->ra_key_file, ca->ra_cert, 1, &ca->ra_key,
+        if ((rv = load_cert(p, "RA certificate", files->ra_cert_file, &ca->keys.ra_cert, errmsg))
+            || (rv = load_key(p, "RA key", files->ra_key_file, ca->keys.ra_cert, 1, &ca->keys.ra_key,
                               errmsg))) {
             return rv;
         }
-        X509_up_ref(ca->ra_cert);
-        apr_pool_cleanup_register(p, ca->ra_cert, cleanup_x509, apr_pool_cleanup_null);
-        ca->sign_cert = ca->ra_cert;
-        ca->sign_key = ca->ra_key;
+        X509_up_ref(ca->keys.ra_cert);
+        apr_pool_cleanup_register(p, ca->keys.ra_cert, cleanup_x509, apr_pool_cleanup_null);
+        ca->keys.sign_cert = ca->keys.ra_cert;
+        ca->keys.sign_key = ca->keys.ra_key;
     }
     if (files->ra_sign_cert_file) {
         if ((rv = load_cert(p, "RA signing certificate", files->ra_sign_cert_file,
-                            &ca->sign_cert, errmsg))
-            || (rv = load_key(p, "RA signing key", files->ra_sign_key_file, ca->sign_cert, 0,
-                              &ca->sign_key, errmsg))) {
+                            &ca->keys.sign_cert, errmsg))
+            || (rv = load_key(p, "RA signing key", files->ra_sign_key_file, ca->keys.sign_cert, 0,
+                              &ca->keys.sign_key, errmsg))) {
             return rv;
         }
-        X509_up_ref(ca->sign_cert);
-        apr_pool_cleanup_register(p, ca->sign_cert, cleanup_x509, apr_pool_cleanup_null);
+        X509_up_ref(ca->keys.sign_cert);
+        apr_pool_cleanup_register(p, ca->keys.sign_cert, cleanup_x509, apr_pool_cleanup_null);
     }
 
-    warn_about(log, "CA certificate", files->ca_cert_file, ca->ca_cert, 0);
-    if (ca->ra_cert) {
-        warn_about(log, "RA certificate", files->ra_cert_file, ca->ra_cert, 1);
+    warn_about(log, "CA certificate", files->ca_cert_file, ca->keys.ca_cert, 0);
+    if (ca->keys.ra_cert) {
+        warn_about(log, "RA certificate", files->ra_cert_file, ca->keys.ra_cert, 1);
     }
-    if (ca->sign_cert != ca->ra_cert && ca->sign_cert != ca->ca_cert) {
-        warn_about(log, "RA signing certificate", files->ra_sign_cert_file, ca->sign_cert, 0);
+    if (ca->keys.sign_cert != ca->keys.ra_cert && ca->keys.sign_cert != ca->keys.ca_cert) {
+        warn_about(log, "RA signing certificate", files->ra_sign_cert_file, ca->keys.sign_cert, 0);
     }
-    name = X509_NAME_oneline(X509_get_subject_name(ca->ca_cert), NULL, 0);
+    name = X509_NAME_oneline(X509_get_subject_name(ca->keys.ca_cert), NULL, 0);
     ca->name = apr_pstrdup(p, name ? name : "?");
     OPENSSL_free(name);
     ca->caps = caps_text;
@@ -519,7 +539,7 @@ void scep_ca_cacert(const scep_ca_t *ca, const char **content_type,
 
 int scep_ca_can_sign(const scep_ca_t *ca)
 {
-    return ca->ca_key != NULL;
+    return ca->keys.ca_key != NULL;
 }
 
 void scep_ca_nextcacert(const scep_ca_t *ca, const unsigned char **der, apr_size_t *der_len)
@@ -531,6 +551,43 @@ void scep_ca_nextcacert(const scep_ca_t *ca, const unsigned char **der, apr_size
 const char *scep_ca_name(const scep_ca_t *ca)
 {
     return ca->name;
+}
+
+const scep_msg_keys_t *scep_ca_msg_keys(const scep_ca_t *ca)
+{
+    return &ca->keys;
+}
+
+X509 *scep_ca_cert(const scep_ca_t *ca)
+{
+    return ca->keys.ca_cert;
+}
+
+EVP_PKEY *scep_ca_key(const scep_ca_t *ca)
+{
+    return ca->keys.ca_key;
+}
+
+int scep_ca_in_chain(const scep_ca_t *ca, X509 *x)
+{
+    int i;
+
+    for (i = 0; ca->chain && i < sk_X509_num(ca->chain); i++) {
+        if (X509_cmp(sk_X509_value(ca->chain, i), x) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+scep_ca_t *scep_ca_assemble(apr_pool_t *p, X509 *cert, EVP_PKEY *key, const char *name)
+{
+    scep_ca_t *ca = apr_pcalloc(p, sizeof(*ca));
+
+    ca->keys.ca_cert = ca->keys.sign_cert = cert;
+    ca->keys.ca_key = ca->keys.sign_key = key;
+    ca->name = name;
+    return ca;
 }
 
 /* ---- issuance ------------------------------------------------------------------ */
@@ -563,8 +620,8 @@ static int set_validity(X509 *x, const scep_ca_t *ca, int days)
         || !(not_after = X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now))) {
         return 0;
     }
-    if (ASN1_TIME_compare(not_after, X509_get0_notAfter(ca->ca_cert)) > 0) {
-        return X509_set1_notAfter(x, X509_get0_notAfter(ca->ca_cert));
+    if (ASN1_TIME_compare(not_after, X509_get0_notAfter(ca->keys.ca_cert)) > 0) {
+        return X509_set1_notAfter(x, X509_get0_notAfter(ca->keys.ca_cert));
     }
     return 1;
 }
@@ -792,7 +849,7 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
         return APR_ENOMEM;
     }
     apr_pool_cleanup_register(p, x, cleanup_x509, apr_pool_cleanup_null);
-    if (!ca->ca_key) {
+    if (!ca->keys.ca_key) {
         *why = "this endpoint holds no CA key (an upstream CA issues for it)";
         return APR_EGENERAL;
     }
@@ -802,7 +859,7 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
     }
     if (!X509_set_version(x, X509_VERSION_3)
         || !set_random_serial(x)
-        || !X509_set_issuer_name(x, X509_get_subject_name(ca->ca_cert))
+        || !X509_set_issuer_name(x, X509_get_subject_name(ca->keys.ca_cert))
         || !set_validity(x, ca, profile->validity_days)
         || !copy_public_key(x, csr->req)
         || !X509_add_ext(x, ca->end_entity_constraints, -1)
@@ -818,7 +875,7 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
         *why = "building the certificate failed";
         return APR_EGENERAL;
     }
-    if (X509_sign(x, ca->ca_key, EVP_sha256()) <= 0) {
+    if (X509_sign(x, ca->keys.ca_key, EVP_sha256()) <= 0) {
         *why = "signing the certificate with the CA key failed";
         return APR_EGENERAL;
     }
@@ -834,7 +891,7 @@ static int issued_by(X509 *issuer, X509 *cert)
 
 int scep_ca_issued(const scep_ca_t *ca, X509 *cert)
 {
-    int ok = issued_by(ca->ca_cert, cert), i;
+    int ok = issued_by(ca->keys.ca_cert, cert), i;
 
     for (i = 0; !ok && ca->previous && i < sk_X509_num(ca->previous); i++) {
         ok = issued_by(sk_X509_value(ca->previous, i), cert);

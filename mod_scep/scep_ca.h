@@ -9,7 +9,12 @@
 
 #include <apr_pools.h>
 #include <apr_errno.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
+#include "scep_csr.h"
+#include "scep_msg.h"
+#include "scep_profile.h"
 #include "scep_util.h"
 
 typedef struct scep_ca_t scep_ca_t;
@@ -50,5 +55,36 @@ int scep_ca_can_sign(const scep_ca_t *ca);
 
 /* Subject of the issuing CA certificate, for log lines. */
 const char *scep_ca_name(const scep_ca_t *ca);
+
+/* The keys and certificates requests are decrypted and CertReps signed with. */
+const scep_msg_keys_t *scep_ca_msg_keys(const scep_ca_t *ca);
+
+/* The issuing CA certificate (ScepCACertificateFile's first), and its key: NULL where an
+ * upstream CA issues. */
+X509 *scep_ca_cert(const scep_ca_t *ca);
+EVP_PKEY *scep_ca_key(const scep_ca_t *ca);
+
+/* Whether `x` is one of the CA certificate file's chain certificates (those after the
+ * first). */
+int scep_ca_in_chain(const scep_ca_t *ca, X509 *x);
+
+/* Signs a certificate for `csr` under `profile`.  The subject and SANs come from the CSR
+ * as the profile says, or, when a registration decided them (`forced` not NULL), are
+ * exactly CN=<fqdn> (plus the registered serialNumber) and a SAN of the FQDN and the
+ * registered addresses; everything else from the profile.  *cert is freed with the pool.
+ * APR_EINVAL with *why when the CSR cannot be certified (names nobody); other errors are
+ * server failures (the OpenSSL queue holds the detail). */
+apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profile_t *profile,
+                           const scep_csr_t *csr, const scep_identity_t *forced,
+                           X509 **cert, const char **why);
+
+/* Whether `cert` was issued by this CA or one of its previous CAs (issuer name and
+ * signature). */
+int scep_ca_issued(const scep_ca_t *ca, X509 *cert);
+
+/* A CA made of objects already in memory, without the loader's checks and with nothing
+ * prepared for issuance or GetCACert: for tests that build their own certificates.  The
+ * CA signs its own CertReps; `cert` and `key` stay the caller's. */
+scep_ca_t *scep_ca_assemble(apr_pool_t *p, X509 *cert, EVP_PKEY *key, const char *name);
 
 #endif

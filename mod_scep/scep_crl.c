@@ -13,7 +13,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "scep_ca_int.h"
 #include "scep_crl.h"
 #include "scep_store.h"
 #include "scep_util.h"
@@ -66,7 +65,7 @@ static int add_entry(X509_CRL *crl, const scep_cert_rec_t *c)
 
 static int add_crl_extensions(X509_CRL *crl, const scep_ca_t *ca, apr_int64_t number)
 {
-    const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca->ca_cert);
+    const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(scep_ca_cert(ca));
     ASN1_INTEGER *crl_number = ASN1_INTEGER_new();
     AUTHORITY_KEYID *akid = NULL;
     int ok = crl_number && ASN1_INTEGER_set_int64(crl_number, number) == 1
@@ -96,7 +95,7 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_ca_t *ca,
     }
     apr_pool_cleanup_register(p, crl, cleanup_crl, apr_pool_cleanup_null);
     if (X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1
-        || X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->ca_cert)) != 1
+        || X509_CRL_set_issuer_name(crl, X509_get_subject_name(scep_ca_cert(ca))) != 1
         || !set_time(crl, X509_CRL_set1_lastUpdate, this_update)
         || !set_time(crl, X509_CRL_set1_nextUpdate, next_update)
         || !add_crl_extensions(crl, ca, number)) {
@@ -107,7 +106,7 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_ca_t *ca,
             return APR_EGENERAL;
         }
     }
-    if (X509_CRL_sort(crl) != 1 || X509_CRL_sign(crl, ca->ca_key, EVP_sha256()) <= 0
+    if (X509_CRL_sort(crl) != 1 || X509_CRL_sign(crl, scep_ca_key(ca), EVP_sha256()) <= 0
         || (n = i2d_X509_CRL(crl, &buf)) <= 0) {
         return APR_EGENERAL;
     }
@@ -133,7 +132,7 @@ typedef struct collect_t {
  * identifier was kept. */
 static int issued_here(const scep_ca_t *ca, const scep_cert_rec_t *c)
 {
-    const ASN1_OCTET_STRING *ca_ski = X509_get0_subject_key_id(ca->ca_cert);
+    const ASN1_OCTET_STRING *ca_ski = X509_get0_subject_key_id(scep_ca_cert(ca));
     const unsigned char *in = c->der;
     X509 *x;
     const ASN1_OCTET_STRING *aki, *ski = ca_ski;
@@ -149,7 +148,7 @@ static int issued_here(const scep_ca_t *ca, const scep_cert_rec_t *c)
         return 0;
     }
     aki = X509_get0_authority_key_id(x);
-    ok = X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(ca->ca_cert)) == 0
+    ok = X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(scep_ca_cert(ca))) == 0
          && (!aki || !ski || ASN1_OCTET_STRING_cmp(aki, ski) == 0);
     X509_free(x);
     return ok;
@@ -176,7 +175,7 @@ static void ca_id(const scep_ca_t *ca, unsigned char out[32])
     unsigned int n = 32;
 
     memset(out, 0, 32);
-    X509_digest(ca->ca_cert, EVP_sha256(), out, &n);
+    X509_digest(scep_ca_cert(ca), EVP_sha256(), out, &n);
 }
 
 static int still_good(const scep_crl_published_t *pub, const scep_crl_state_t *state,

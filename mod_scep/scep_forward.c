@@ -20,7 +20,7 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509v3.h>
 
-#include "scep_ca_int.h"
+#include "scep_ca.h"
 #include "scep_decode.h"
 #include "scep_forward.h"
 #include "scep_keyless.h"
@@ -303,7 +303,7 @@ static int chains_to_ca(const scep_ca_t *ca, X509 *x, STACK_OF(X509) *intermedia
     int ok = 0;
 
     *error = "out of memory";
-    if (store && ctx && X509_STORE_add_cert(store, ca->ca_cert) == 1
+    if (store && ctx && X509_STORE_add_cert(store, scep_ca_cert(ca)) == 1
         && X509_STORE_set_flags(store, flags) == 1
         && X509_STORE_CTX_init(ctx, store, x, intermediates) == 1) {
         ok = X509_verify_cert(ctx) == 1;
@@ -370,18 +370,6 @@ apr_status_t scep_forward_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *conf
     return APR_SUCCESS;
 }
 
-static int in_ca_file(const scep_ca_t *ca, X509 *x)
-{
-    int i;
-
-    for (i = 0; i < sk_X509_num(ca->chain); i++) {
-        if (X509_cmp(sk_X509_value(ca->chain, i), x) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* NULL when a request may be encrypted to `x`, else what stands against it.  The key
  * carries the device's challenge and SCEP has only RSA key transport.  An RA must allow
  * keyEncipherment: a CA issues certificates for other uses too (a device's, an RA's
@@ -444,7 +432,7 @@ static STACK_OF(X509) *trusted_ca_certs(apr_pool_t *p, const scep_upstream_t *up
         X509 *x = sk_X509_value(certs, i);
         int is_ra = X509_check_ca(x) == 0;
 
-        if (X509_cmp(x, ca->ca_cert) != 0 && in_ca_file(ca, x)) {
+        if (X509_cmp(x, scep_ca_cert(ca)) != 0 && scep_ca_in_chain(ca, x)) {
             continue;
         }
         if (!chains_to_ca(ca, x, certs, 0, &error)) {
@@ -459,12 +447,12 @@ static STACK_OF(X509) *trusted_ca_certs(apr_pool_t *p, const scep_upstream_t *up
         }
         else if ((ok = sk_X509_push(trusted, x) > 0)) {
             X509_up_ref(x);
-            has_ca |= X509_cmp(x, ca->ca_cert) == 0;
+            has_ca |= X509_cmp(x, scep_ca_cert(ca)) == 0;
             has_ra |= is_ra;
         }
     }
-    if (ok && !*why && !has_ca && (ok = sk_X509_push(trusted, ca->ca_cert) > 0)) {
-        X509_up_ref(ca->ca_cert);
+    if (ok && !*why && !has_ca && (ok = sk_X509_push(trusted, scep_ca_cert(ca)) > 0)) {
+        X509_up_ref(scep_ca_cert(ca));
     }
     if (!ok) {
         *why = "out of memory checking its GetCACert";
@@ -480,7 +468,7 @@ static STACK_OF(X509) *trusted_ca_certs(apr_pool_t *p, const scep_upstream_t *up
         const char *problem;
 
         /* without an RA, only the configured CA itself: not a sub-CA the answer chose */
-        if (is_ra != has_ra || (!has_ra && X509_cmp(x, ca->ca_cert) != 0)) {
+        if (is_ra != has_ra || (!has_ra && X509_cmp(x, scep_ca_cert(ca)) != 0)) {
             continue;
         }
         if (!(problem = encipher_problem(p, x, is_ra))) {
@@ -529,7 +517,7 @@ static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64
                             problem);
         return NULL;
     }
-    if (!holds_cert(certs, up->ra->ca_cert)) {
+    if (!holds_cert(certs, scep_ca_cert(up->ra))) {
         /* devices get the configured CA from our GetCACert and will not trust the issuer */
         scep_log(log, SCEP_LOG_WARNING, "SCEP00406: the upstream %s does not list the CA "
                  "certificate of ScepCACertificateFile (%s) in its GetCACert; devices will "
@@ -659,8 +647,9 @@ static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_
                              const char *transaction_id, const scep_log_t *log,
                              scep_forward_result_t *result)
 {
-    X509 *signer = up->ra->ra_cert ? up->ra->ra_cert : up->ra->ca_cert;
-    EVP_PKEY *key = up->ra->ra_cert ? up->ra->ra_key : up->ra->ca_key;
+    const scep_msg_keys_t *keys = scep_ca_msg_keys(up->ra);
+    X509 *signer = keys->ra_cert ? keys->ra_cert : keys->ca_cert;
+    EVP_PKEY *key = keys->ra_cert ? keys->ra_key : keys->ca_key;
     upstream_view_t *view;
     unsigned char nonce[16], *der, *content;
     apr_size_t der_len, content_len;

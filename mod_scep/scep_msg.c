@@ -333,7 +333,7 @@ static int try_decrypt(CMS_ContentInfo *env, EVP_PKEY *key, X509 *cert, BIO *out
     return 0;
 }
 
-apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int legacy,
+apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_msg_keys_t *keys, int legacy,
                                     const unsigned char *der, apr_size_t len,
                                     scep_pkimsg_t **out, const char **why)
 {
@@ -485,10 +485,10 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int lega
         || envelope_len == 0) {
         return refuse(msg, SCEP_FAIL_BAD_REQUEST, "the SignedData carries no envelope");
     }
-    return scep_msg_open_envelope(p, ca, legacy, envelope, envelope_len, msg);
+    return scep_msg_open_envelope(p, keys, legacy, envelope, envelope_len, msg);
 }
 
-apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_ca_t *ca, int legacy,
+apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_msg_keys_t *keys, int legacy,
                                     const unsigned char *envelope, apr_size_t envelope_len,
                                     scep_pkimsg_t *msg)
 {
@@ -514,8 +514,8 @@ apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_ca_t *ca, int lega
      * but some pick the CA's, so both are tried. */
     plain_bio = pool_mem_bio(p);
     if (!plain_bio
-        || (!try_decrypt(env, ca->ra_key, ca->ra_cert, plain_bio)
-            && !try_decrypt(env, ca->ca_key, ca->ca_cert, plain_bio))) {
+        || (!try_decrypt(env, keys->ra_key, keys->ra_cert, plain_bio)
+            && !try_decrypt(env, keys->ca_key, keys->ca_cert, plain_bio))) {
         return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
                       "the envelope is not encrypted to this server's RA or CA certificate");
     }
@@ -651,8 +651,9 @@ static const char *name_oneline(apr_pool_t *p, const X509_NAME *name)
     return copy;
 }
 
-apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_ca_t *ca, X509 *const *certs,
-                                   int count, unsigned char **der, apr_size_t *len)
+apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_msg_keys_t *keys,
+                                   X509 *const *certs, int count, unsigned char **der,
+                                   apr_size_t *len)
 {
     unsigned char *inner;
     apr_size_t inner_len;
@@ -675,7 +676,7 @@ apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_ca_t *ca, X509 *con
         ok = sk_X509_push(stack, certs[i]) > 0;
     }
     if (ok) {
-        cms = CMS_sign(ca->sign_cert, ca->sign_key, stack, content,
+        cms = CMS_sign(keys->sign_cert, keys->sign_key, stack, content,
                        CMS_BINARY | CMS_NOSMIMECAP | CMS_NOCERTS);
         ok = cms && i2d_CMS_bio(out, cms) == 1;
     }
@@ -789,8 +790,9 @@ done:
     return rv;
 }
 
-apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pkimsg_t *req,
-                              int status, int fail_info, const char *fail_text,
+apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_msg_keys_t *keys,
+                              const scep_pkimsg_t *req, int status, int fail_info,
+                              const char *fail_text,
                               const unsigned char *payload, apr_size_t payload_len,
                               unsigned char **der, apr_size_t *len)
 {
@@ -829,7 +831,7 @@ apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pki
     apr_pool_cleanup_register(p, cms, cleanup_cms, apr_pool_cleanup_null);
     /* No SMIMECapabilities: SCEP clients do not expect it; signingTime, contentType and
      * messageDigest are added by CMS_final, and the SET OF is DER-sorted on output. */
-    si = CMS_add1_signer(cms, ca->sign_cert, ca->sign_key, md, CMS_BINARY | CMS_NOSMIMECAP);
+    si = CMS_add1_signer(cms, keys->sign_cert, keys->sign_key, md, CMS_BINARY | CMS_NOSMIMECAP);
     if (!si
         || !add_string_attr(si, nid_transaction_id, V_ASN1_PRINTABLESTRING,
                             req->transaction_id, (int)strlen(req->transaction_id))

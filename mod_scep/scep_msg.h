@@ -10,7 +10,6 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "scep_ca_int.h"
 
 #define SCEP_MSG_CERTREP     3
 #define SCEP_MSG_RENEWALREQ 17
@@ -32,6 +31,18 @@
 
 #define SCEP_NONCE_MAX 64
 #define SCEP_TRANSACTION_ID_MAX 128
+
+/* What this server decrypts and signs with, handed out by their owner (scep_ca_msg_keys)
+ * so that messages never read a CA's internals.  Owned by the caller, which keeps them
+ * alive while they are used. */
+typedef struct scep_msg_keys_t {
+    X509 *ra_cert;                  /* tried first to open an envelope; NULL without an RA */
+    EVP_PKEY *ra_key;
+    X509 *ca_cert;                  /* some clients encrypt to the CA's certificate */
+    EVP_PKEY *ca_key;               /* NULL when an upstream CA issues */
+    X509 *sign_cert;                /* signs CertReps: RA signer, RA, or CA */
+    EVP_PKEY *sign_key;
+} scep_msg_keys_t;
 
 /* A request as read from the wire.  OpenSSL objects are freed with the pool. */
 typedef struct scep_pkimsg_t {
@@ -59,17 +70,17 @@ apr_status_t scep_msg_global_init(void);
  * (*msg)->fail_info before trusting anything else in it.  APR_EINVAL: not a pkiMessage
  * we can answer with a CertRep (no transactionID, no senderNonce, not a SignedData);
  * *why says what, for the log. */
-apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_ca_t *ca, int legacy,
+apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_msg_keys_t *keys, int legacy,
                                     const unsigned char *der, apr_size_t len,
                                     scep_pkimsg_t **msg, const char **why);
 
 /* The second half of scep_msg_parse_request, on its own so that it can be driven (and
  * fuzzed) without a valid signature around it: opens `envelope`, the EnvelopedData a
- * verified SignedData carried, with the RA key or else the CA key.  Sets msg->cipher_nid
+ * verified SignedData carried, with the RA key or else the CA key of `keys`.  Sets msg->cipher_nid
  * and, when it opens, msg->content (in the pool).  Like scep_msg_parse_request it answers
  * APR_SUCCESS and records a refusal in msg->fail_info and msg->why; `msg` must have been
  * set up by the caller (fail_info SCEP_FAIL_NONE). */
-apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_ca_t *ca, int legacy,
+apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_msg_keys_t *keys, int legacy,
                                     const unsigned char *envelope, apr_size_t envelope_len,
                                     scep_pkimsg_t *msg);
 
@@ -85,9 +96,10 @@ apr_status_t scep_msg_degenerate(apr_pool_t *p, const unsigned char *const *cert
 apr_status_t scep_msg_certs_only(apr_pool_t *p, X509 *const *certs, int count,
                                  unsigned char **der, apr_size_t *len);
 
-/* A SignedData by the CA's CertRep signer holding `certs` (GetNextCACert's answer). */
-apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_ca_t *ca, X509 *const *certs,
-                                   int count, unsigned char **der, apr_size_t *len);
+/* A SignedData by the CertRep signer of `keys` holding `certs` (GetNextCACert's answer). */
+apr_status_t scep_msg_signed_certs(apr_pool_t *p, const scep_msg_keys_t *keys,
+                                   X509 *const *certs, int count, unsigned char **der,
+                                   apr_size_t *len);
 
 /* The IssuerAndSerialNumber of a GetCert or GetCRL message (the whole messageData, DER,
  * nothing after it); the serial as upper-case hex.  APR_EINVAL if it is not one. */
@@ -106,9 +118,10 @@ apr_status_t scep_msg_issuer_and_subject(apr_pool_t *p, const scep_pkimsg_t *msg
 
 /* Builds a CertRep answering `req`: SUCCESS with `payload` (a degenerate SignedData with
  * the certificate or CRL) enveloped to the request's signer, or FAILURE with fail_info
- * (and fail_text, may be NULL), or PENDING. */
-apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_ca_t *ca, const scep_pkimsg_t *req,
-                              int status, int fail_info, const char *fail_text,
+ * (and fail_text, may be NULL), or PENDING; signed by the signer of `keys`. */
+apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_msg_keys_t *keys,
+                              const scep_pkimsg_t *req, int status, int fail_info,
+                              const char *fail_text,
                               const unsigned char *payload, apr_size_t payload_len,
                               unsigned char **der, apr_size_t *len);
 

@@ -13,7 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
-#include "scep_ca_int.h"
+#include "scep_ca.h"
 #include "scep_crl.h"
 #include "scep_csr.h"
 #include "scep_forward.h"
@@ -54,7 +54,7 @@ static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *f
 {
     unsigned char *der;
     apr_size_t len;
-    apr_status_t rv = scep_msg_certrep(c->p, c->ca, c->msg, status, fail_info, fail_text,
+    apr_status_t rv = scep_msg_certrep(c->p, scep_ca_msg_keys(c->ca), c->msg, status, fail_info, fail_text,
                                        payload, payload_len, &der, &len);
 
     if (rv != APR_SUCCESS) {
@@ -690,7 +690,7 @@ static const char *endpoint_binding(op_ctx_t *c)
     unsigned char md[32];
     unsigned int len = sizeof(md);
 
-    if (X509_digest(c->ca->ca_cert, EVP_sha256(), md, &len) != 1 || len != sizeof(md)) {
+    if (X509_digest(scep_ca_cert(c->ca), EVP_sha256(), md, &len) != 1 || len != sizeof(md)) {
         return NULL;
     }
     return scep_policy_endpoint(c->p, &c->profile->registrations, c->profile->upstream != NULL,
@@ -900,12 +900,12 @@ static apr_status_t read_query(op_ctx_t *c, const char **serial)
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00224",
                     "the messageData is not an IssuerAndSerialNumber");
     }
-    if (X509_NAME_cmp(issuer, X509_get_subject_name(c->ca->ca_cert)) != 0) {
+    if (X509_NAME_cmp(issuer, X509_get_subject_name(scep_ca_cert(c->ca))) != 0) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_CERT_ID, "SCEP00224",
                     apr_psprintf(c->p, "the issuer %s is not this CA (%s)",
                                  scep_csr_name_text(c->p, issuer),
                                  scep_csr_name_text(c->p,
-                                                    X509_get_subject_name(c->ca->ca_cert))));
+                                                    X509_get_subject_name(scep_ca_cert(c->ca)))));
     }
     *serial = asked;
     return APR_SUCCESS;
@@ -1011,7 +1011,7 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
         reply->outcome = "too-large";
         return APR_ENOSPC;
     }
-    if (scep_msg_parse_request(p, ca, profile->legacy_algorithms, msg, msg_len, &c.msg, &why)
+    if (scep_msg_parse_request(p, scep_ca_msg_keys(ca), profile->legacy_algorithms, msg, msg_len, &c.msg, &why)
         != APR_SUCCESS) {
         scep_log(log, SCEP_LOG_INFO, "SCEP00204: scep(-,PKIOperation): unusable message from "
                  "%s: %s", peer && peer->client_ip ? peer->client_ip : "?", why);

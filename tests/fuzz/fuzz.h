@@ -14,7 +14,7 @@
 
 #include <apr_pools.h>
 
-#include "scep_ca.h"
+#include "scep_msg.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,9 +26,9 @@ void fuzz_init(void);
 /* A fresh pool for one input; destroy it before returning so that leaks show. */
 apr_pool_t *fuzz_pool(void);
 
-/* The test CA (tests/fuzz/pki): CA and RA certificates and keys, loaded once.  The seed
+/* The test CA's and RA's certificates and keys (tests/fuzz/pki), loaded once.  The seed
  * messages are encrypted to these, so the fuzzer starts from envelopes that open. */
-const scep_ca_t *fuzz_ca(void);
+const scep_msg_keys_t *fuzz_keys(void);
 
 /* Runs every messageData parser (PKCS#10, IssuerAndSubject, IssuerAndSerialNumber) on
  * decrypted content, checking what each promises about its results. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The fixtures every target uses (see fuzz.h).  The CA is built directly from the PEM
+/* The fixtures every target uses (see fuzz.h).  The keys are read directly from the PEM
  * files rather than through scep_ca_load: the loader's startup checks are not what is
  * fuzzed, and the RA key is deliberately small (1024 bits) to keep RSA decryption from
  * dominating each run. */
@@ -12,7 +12,6 @@
 #include <openssl/pem.h>
 
 #include "fuzz.h"
-#include "scep_ca_int.h"
 #include "scep_csr.h"
 #include "scep_msg.h"
 
@@ -21,7 +20,7 @@
 #endif
 
 static apr_pool_t *root;
-static scep_ca_t the_ca;
+static scep_msg_keys_t the_keys;
 
 void fuzz_fail(const char *what)
 {
@@ -94,20 +93,19 @@ static EVP_PKEY *load_key(const char *name)
     return k;
 }
 
-const scep_ca_t *fuzz_ca(void)
+const scep_msg_keys_t *fuzz_keys(void)
 {
-    if (!the_ca.ca_cert) {
+    if (!the_keys.ca_cert) {
         fuzz_init();
-        the_ca.ca_cert = load_cert("ca.pem");
-        the_ca.ca_key = load_key("ca.key");
-        the_ca.ra_cert = load_cert("ra.pem");
-        the_ca.ra_key = load_key("ra.key");
-        the_ca.sign_cert = the_ca.ra_cert;
-        the_ca.sign_key = the_ca.ra_key;
-        the_ca.name = "Fuzz CA";
+        the_keys.ca_cert = load_cert("ca.pem");
+        the_keys.ca_key = load_key("ca.key");
+        the_keys.ra_cert = load_cert("ra.pem");
+        the_keys.ra_key = load_key("ra.key");
+        the_keys.sign_cert = the_keys.ra_cert;
+        the_keys.sign_key = the_keys.ra_key;
         ERR_clear_error();
     }
-    return &the_ca;
+    return &the_keys;
 }
 
 void fuzz_content(apr_pool_t *p, const unsigned char *data, size_t len)

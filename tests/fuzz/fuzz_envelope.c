@@ -10,7 +10,7 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_ca();
+    fuzz_keys();
     return 0;
 }
 
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&msg, 0, sizeof(msg));
     msg.fail_info = SCEP_FAIL_NONE;
-    if (scep_msg_open_envelope(p, fuzz_ca(), 1, data, size, &msg) != APR_SUCCESS) {
+    if (scep_msg_open_envelope(p, fuzz_keys(), 1, data, size, &msg) != APR_SUCCESS) {
         fuzz_fail("scep_msg_open_envelope answers with a refusal, not an error");
     }
     if (msg.fail_info != SCEP_FAIL_NONE) {

@@ -9,7 +9,7 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_ca();
+    fuzz_keys();
     return 0;
 }
 
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     apr_status_t rv;
 
     /* legacy on: MD5 and single DES are code paths a configured server has */
-    rv = scep_msg_parse_request(p, fuzz_ca(), 1, data, size, &msg, &why);
+    rv = scep_msg_parse_request(p, fuzz_keys(), 1, data, size, &msg, &why);
     if (rv == APR_SUCCESS) {
         if (!msg || !msg->transaction_id || msg->sender_nonce_len < 1
             || msg->sender_nonce_len > SCEP_NONCE_MAX) {

@@ -16,7 +16,7 @@
 #include <apr_strings.h>
 #include <openssl/x509v3.h>
 
-#include "scep_ca_int.h"
+#include "scep_ca.h"
 #include "scep_crl.h"
 #include "scep_store.h"
 #include "scratch_db.h"
@@ -28,7 +28,7 @@ typedef struct fixture_t {
     apr_pool_t *pool;
     char dir[64];
     scep_db_t *db;
-    scep_ca_t ca, rolled;          /* `rolled`: same name, another key */
+    scep_ca_t *ca, *rolled;          /* `rolled`: same name, another key */
 } fixture_t;
 
 static EVP_PKEY *ca_key, *new_key, *device_key;
@@ -94,12 +94,8 @@ static int setup(void **state)
     apr_pool_create(&f->pool, NULL);
     strcpy(f->dir, "/tmp/scep-test-crl.XXXXXX");
     f->db = scratch_db_open(f->pool, f->dir);
-    f->ca.ca_cert = ca_cert;
-    f->ca.ca_key = ca_key;
-    f->ca.name = "CN=CRL Unit CA";
-    f->rolled.ca_cert = new_cert;
-    f->rolled.ca_key = new_key;
-    f->rolled.name = "CN=CRL Unit CA (new key)";
+    f->ca = scep_ca_assemble(f->pool, ca_cert, ca_key, "CN=CRL Unit CA");
+    f->rolled = scep_ca_assemble(f->pool, new_cert, new_key, "CN=CRL Unit CA (new key)");
     *state = f;
     return 0;
 }
@@ -166,7 +162,7 @@ static X509_CRL *current(fixture_t *f, const scep_ca_t *ca, apr_int64_t now, sce
     crl = d2i_X509_CRL(NULL, &in, (long)(*out)->der_len);
     assert_non_null(crl);
     assert_true(in == (*out)->der + (*out)->der_len);
-    assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(ca->ca_cert)), 1);
+    assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(scep_ca_cert(ca))), 1);
     return crl;
 }
 
@@ -212,7 +208,7 @@ static void test_empty_crl(void **state)
 {
     fixture_t *f = *state;
     scep_crl_t *c, *again;
-    X509_CRL *crl = current(f, &f->ca, NOW, &c);
+    X509_CRL *crl = current(f, f->ca, NOW, &c);
     AUTHORITY_KEYID *akid = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, NULL, NULL);
 
     assert_true(c->built);
@@ -228,7 +224,7 @@ static void test_empty_crl(void **state)
     X509_CRL_free(crl);
 
     /* served again, byte for byte, while nothing changed */
-    X509_CRL_free(current(f, &f->ca, NOW + 3600, &again));
+    X509_CRL_free(current(f, f->ca, NOW + 3600, &again));
     assert_false(again->built);
     assert_true(again->number == 1);
     assert_int_equal(again->der_len, c->der_len);
@@ -247,14 +243,14 @@ static void test_revocations(void **state)
     record(f, "0A03", NOW + 30 * DAY, NULL, NULL);
     record(f, "0A04", NOW + 10, NULL, NULL);                 /* expires soon */
     record(f, "0B01", NOW + 30 * DAY, new_cert, new_key);    /* another key's */
-    X509_CRL_free(current(f, &f->ca, NOW, &c));
+    X509_CRL_free(current(f, f->ca, NOW, &c));
     assert_true(c->number == 1 && c->entries == 0);
 
     revoke_cert(f, "0A01", NOW + 100, SCEP_REASON_KEY_COMPROMISE);
     revoke_cert(f, "0A02", NOW + 100, SCEP_REASON_UNSPECIFIED);
     revoke_cert(f, "0A04", NOW + 100, SCEP_REASON_SUPERSEDED);
     revoke_cert(f, "0B01", NOW + 100, SCEP_REASON_KEY_COMPROMISE);
-    crl = current(f, &f->ca, NOW + 200, &c);
+    crl = current(f, f->ca, NOW + 200, &c);
     assert_true(c->built && c->number == 2);
     assert_int_equal(crl_number(crl), 2);
     assert_int_equal(entry_reason(crl, "0A01"), SCEP_REASON_KEY_COMPROMISE);
@@ -279,17 +275,17 @@ static void test_refresh(void **state)
     fixture_t *f = *state;
     scep_crl_t *c;
 
-    X509_CRL_free(current(f, &f->ca, NOW, &c));
-    X509_CRL_free(current(f, &f->ca, NOW + 7 * DAY / 2 - 1, &c));
+    X509_CRL_free(current(f, f->ca, NOW, &c));
+    X509_CRL_free(current(f, f->ca, NOW + 7 * DAY / 2 - 1, &c));
     assert_false(c->built);
     /* half the validity passed: a new CRL, a new number, though nothing changed */
-    X509_CRL_free(current(f, &f->ca, NOW + 7 * DAY / 2, &c));
+    X509_CRL_free(current(f, f->ca, NOW + 7 * DAY / 2, &c));
     assert_true(c->built && c->number == 2 && c->this_update == NOW + 7 * DAY / 2);
     /* another CA key signs its own, with the next number */
-    X509_CRL_free(current(f, &f->rolled, NOW + 7 * DAY / 2 + 1, &c));
+    X509_CRL_free(current(f, f->rolled, NOW + 7 * DAY / 2 + 1, &c));
     assert_true(c->built && c->number == 3);
     /* a clock that went back does not serve a CRL from the future */
-    X509_CRL_free(current(f, &f->rolled, NOW, &c));
+    X509_CRL_free(current(f, f->rolled, NOW, &c));
     assert_true(c->built && c->number == 4 && c->this_update == NOW);
 }
 
