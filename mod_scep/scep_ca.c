@@ -23,6 +23,7 @@
 #include "scep_msg.h"
 #include "scep_profile.h"
 #include "scep_util.h"
+#include "scep_util_own.h"
 
 struct scep_ca_t {
     scep_msg_keys_t keys;           /* the CA's, the RA's (NULL without one), the signer's */
@@ -55,24 +56,6 @@ static const char caps_text[] =
     "SHA-384\n"
     "SHA-512\n"
     "SCEPStandard\n";
-
-static apr_status_t cleanup_x509(void *data)
-{
-    X509_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_pkey(void *data)
-{
-    EVP_PKEY_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_chain(void *data)
-{
-    sk_X509_pop_free(data, X509_free);
-    return APR_SUCCESS;
-}
 
 static apr_status_t file_problem(apr_pool_t *p, const char *role, const char *path,
                                  const char *what, const char **errmsg)
@@ -156,7 +139,7 @@ static apr_status_t load_certs(apr_pool_t *p, const char *role, const char *path
         sk_X509_push(certs, x);
     }
     BIO_free(bio);
-    apr_pool_cleanup_register(p, certs, cleanup_chain, apr_pool_cleanup_null);
+    scep_util_own_X509_stack(p, certs);
     /* The loop ends on "no start line" after the last one; anything else is a certificate
      * that is there and cannot be read, never the end of the file. */
     err = ERR_peek_last_error();
@@ -227,7 +210,7 @@ static apr_status_t load_key(apr_pool_t *p, const char *role, const char *path, 
                             apr_pstrcat(p, "holds no unencrypted PEM private key (", detail,
                                         ")", NULL), errmsg);
     }
-    apr_pool_cleanup_register(p, key, cleanup_pkey, apr_pool_cleanup_null);
+    scep_util_own_EVP_PKEY(p, key);
     if (X509_check_private_key(cert, key) != 1) {
         ERR_clear_error();
         return file_problem(p, role, path, "does not match its certificate", errmsg);
@@ -280,18 +263,6 @@ static apr_status_t prepare_cacert(apr_pool_t *p, scep_ca_t *ca)
     return scep_msg_certs_only(p, certs, n, &ca->cacert_der, &ca->cacert_der_len);
 }
 
-static apr_status_t cleanup_extension(void *data)
-{
-    X509_EXTENSION_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_md(void *data)
-{
-    EVP_MD_free(data);
-    return APR_SUCCESS;
-}
-
 /* What every issued certificate shares, made once.  RFC 5280 4.2.1.1 wants the authority
  * key identifier in every certificate a CA issues, and it names the CA certificate's
  * subject key identifier: a CA certificate without one cannot issue here. */
@@ -309,19 +280,11 @@ static apr_status_t prepare_issuance(apr_pool_t *p, scep_ca_t *ca, const char *p
                             "must name (RFC 5280 4.2.1.1)", errmsg);
     }
     X509V3_set_ctx(&ctx, ca->keys.ca_cert, NULL, NULL, NULL, 0);
-    if ((ca->end_entity_constraints = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
-                                                          "critical,CA:FALSE")) != NULL) {
-        apr_pool_cleanup_register(p, ca->end_entity_constraints, cleanup_extension,
-                                  apr_pool_cleanup_null);
-    }
-    if ((ca->authority_key_id = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier,
-                                                    "keyid")) != NULL) {
-        apr_pool_cleanup_register(p, ca->authority_key_id, cleanup_extension,
-                                  apr_pool_cleanup_null);
-    }
-    if ((ca->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) != NULL) {
-        apr_pool_cleanup_register(p, ca->sha1, cleanup_md, apr_pool_cleanup_null);
-    }
+    ca->end_entity_constraints = scep_util_own_X509_EXTENSION(
+        p, X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
+    ca->authority_key_id = scep_util_own_X509_EXTENSION(
+        p, X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid"));
+    ca->sha1 = scep_util_own_EVP_MD(p, EVP_MD_fetch(NULL, "SHA1", NULL));
     if (!ca->end_entity_constraints || !ca->authority_key_id || !ca->sha1) {
         *errmsg = apr_pstrcat(p, "cannot prepare the issued certificates' extensions: ",
                               scep_util_openssl_errors(p), NULL);
@@ -460,7 +423,7 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
         return rv;
     }
     ca->keys.ca_cert = sk_X509_shift(ca_file_certs);
-    apr_pool_cleanup_register(p, ca->keys.ca_cert, cleanup_x509, apr_pool_cleanup_null);
+    scep_util_own_X509(p, ca->keys.ca_cert);
     ca->chain = ca_file_certs;
     if (files->ca_key_file
         && (rv = load_key(p, "CA key", files->ca_key_file, ca->keys.ca_cert,
@@ -482,7 +445,7 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
             return rv;
         }
         X509_up_ref(ca->keys.ra_cert);
-        apr_pool_cleanup_register(p, ca->keys.ra_cert, cleanup_x509, apr_pool_cleanup_null);
+        scep_util_own_X509(p, ca->keys.ra_cert);
         ca->keys.sign_cert = ca->keys.ra_cert;
         ca->keys.sign_key = ca->keys.ra_key;
     }
@@ -494,7 +457,7 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
             return rv;
         }
         X509_up_ref(ca->keys.sign_cert);
-        apr_pool_cleanup_register(p, ca->keys.sign_cert, cleanup_x509, apr_pool_cleanup_null);
+        scep_util_own_X509(p, ca->keys.sign_cert);
     }
 
     warn_about(log, "CA certificate", files->ca_cert_file, ca->keys.ca_cert, 0);
@@ -848,7 +811,7 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profil
     if (!x) {
         return APR_ENOMEM;
     }
-    apr_pool_cleanup_register(p, x, cleanup_x509, apr_pool_cleanup_null);
+    scep_util_own_X509(p, x);
     if (!ca->keys.ca_key) {
         *why = "this endpoint holds no CA key (an upstream CA issues for it)";
         return APR_EGENERAL;

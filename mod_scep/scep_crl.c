@@ -16,12 +16,7 @@
 #include "scep_crl.h"
 #include "scep_store.h"
 #include "scep_util.h"
-
-static apr_status_t cleanup_crl(void *data)
-{
-    X509_CRL_free(data);
-    return APR_SUCCESS;
-}
+#include "scep_util_own.h"
 
 static int set_time(X509_CRL *crl, int (*setter)(X509_CRL *, const ASN1_TIME *),
                     apr_int64_t t)
@@ -93,7 +88,7 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_ca_t *ca,
     if (!crl) {
         return APR_ENOMEM;
     }
-    apr_pool_cleanup_register(p, crl, cleanup_crl, apr_pool_cleanup_null);
+    scep_util_own_X509_CRL(p, crl);
     if (X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1
         || X509_CRL_set_issuer_name(crl, X509_get_subject_name(scep_ca_cert(ca))) != 1
         || !set_time(crl, X509_CRL_set1_lastUpdate, this_update)

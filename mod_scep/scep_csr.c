@@ -18,24 +18,7 @@
 
 #include "scep_csr.h"
 #include "scep_keyless.h"
-
-static apr_status_t cleanup_req(void *data)
-{
-    X509_REQ_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_key(void *data)
-{
-    EVP_PKEY_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_exts(void *data)
-{
-    sk_X509_EXTENSION_pop_free(data, X509_EXTENSION_free);
-    return APR_SUCCESS;
-}
+#include "scep_util_own.h"
 
 /* UTF-8 text of a string value, or NULL if it is not a string or too long. */
 static const char *string_value(apr_pool_t *p, const ASN1_STRING *s, apr_size_t max,
@@ -425,7 +408,7 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
         *why = "the messageData is not a PKCS#10 request";
         return APR_EINVAL;
     }
-    apr_pool_cleanup_register(p, csr->req, cleanup_req, apr_pool_cleanup_null);
+    scep_util_own_X509_REQ(p, csr->req);
     /* What is judged must be all there is: a gateway forwards these bytes, and an
      * upstream might read what follows the request (a second one) as the request. */
     if (q != der + len) {
@@ -437,7 +420,7 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
         *why = "the PKCS#10 public key cannot be read";
         return APR_EINVAL;
     }
-    apr_pool_cleanup_register(p, csr->public_key, cleanup_key, apr_pool_cleanup_null);
+    scep_util_own_EVP_PKEY(p, csr->public_key);
     csr->key_bits = EVP_PKEY_get_bits(csr->public_key);
     csr->key_is_rsa = EVP_PKEY_get_base_id(csr->public_key) == EVP_PKEY_RSA;
     subject = X509_REQ_get_subject_name(csr->req);
@@ -450,7 +433,7 @@ apr_status_t scep_csr_parse(apr_pool_t *p, const unsigned char *der, apr_size_t 
 
     csr->extensions = X509_REQ_get_extensions(csr->req);
     if (csr->extensions) {
-        apr_pool_cleanup_register(p, csr->extensions, cleanup_exts, apr_pool_cleanup_null);
+        scep_util_own_X509_EXTENSION_stack(p, csr->extensions);
     }
     else if (X509_REQ_get_attr_by_NID(csr->req, NID_ext_req, -1) >= 0) {
         ERR_clear_error();

@@ -25,6 +25,7 @@
 #include "scep_forward.h"
 #include "scep_keyless.h"
 #include "scep_msg.h"
+#include "scep_util_own.h"
 
 /* What GetCACaps and GetCACert said, as of `fetched_at`.  Never changed once published:
  * a refresh publishes a new one. */
@@ -317,8 +318,6 @@ static int chains_to_ca(const scep_ca_t *ca, X509 *x, STACK_OF(X509) *intermedia
     return ok;
 }
 
-static apr_status_t cleanup_certs(void *data);
-
 apr_status_t scep_forward_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *conf,
                                        const char **errmsg)
 {
@@ -330,9 +329,7 @@ apr_status_t scep_forward_load_ra_file(apr_pool_t *p, scep_upstream_conf_t *conf
 
     *errmsg = NULL;
     ERR_clear_error();
-    if (pins) {
-        apr_pool_cleanup_register(p, pins, cleanup_certs, apr_pool_cleanup_null);
-    }
+    scep_util_own_X509_stack(p, pins);
     bio = BIO_new_file(conf->ra_file, "r");
     if (!bio || !pins) {
         *errmsg = apr_psprintf(p, "%s: '%s' cannot be read: %s", role, conf->ra_file,
@@ -485,18 +482,6 @@ static STACK_OF(X509) *trusted_ca_certs(apr_pool_t *p, const scep_upstream_t *up
     return NULL;
 }
 
-static apr_status_t cleanup_cert(void *data)
-{
-    X509_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_certs(void *data)
-{
-    sk_X509_pop_free(data, X509_free);
-    return APR_SUCCESS;
-}
-
 static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now,
                                    const scep_log_t *log, const char **why)
 {
@@ -537,7 +522,7 @@ static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64
     caps_text = caps.len ? apr_pstrmemdup(p, (const char *)caps.data, caps.len) : "";
     apr_thread_mutex_lock(up->lock);
     view = apr_pcalloc(up->pool, sizeof(*view));
-    apr_pool_cleanup_register(up->pool, trusted, cleanup_certs, apr_pool_cleanup_null);
+    scep_util_own_X509_stack(up->pool, trusted);
     apr_thread_mutex_unlock(up->lock);
     view->fetched_at = now;
     view->certs = trusted;
@@ -731,7 +716,7 @@ static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_
             }
             X509_up_ref(x);
             result->cert = x;
-            apr_pool_cleanup_register(p, x, cleanup_cert, apr_pool_cleanup_null);
+            scep_util_own_X509(p, x);
             result->status = SCEP_FORWARD_ISSUED;
             return APR_SUCCESS;
         }

@@ -22,6 +22,7 @@
 #include "scep_msg.h"
 #include "scep_store.h"
 #include "scep_util.h"
+#include "scep_util_own.h"
 
 /* RFC 8894 section 3.2.1 attribute OIDs, plus failInfoText from RFC 7191's arc. */
 static int nid_message_type, nid_pki_status, nid_fail_info, nid_sender_nonce,
@@ -102,57 +103,9 @@ const char *scep_msg_fail_info_name(int fail_info)
     }
 }
 
-static apr_status_t cleanup_cms(void *data)
-{
-    CMS_ContentInfo_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_x509(void *data)
-{
-    X509_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_key(void *data)
-{
-    EVP_PKEY_free(data);
-    return APR_SUCCESS;
-}
-
-/* A stack that does not own what it holds. */
-static apr_status_t cleanup_plain_stack(void *data)
-{
-    sk_X509_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_name(void *data)
-{
-    X509_NAME_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_chain_stack(void *data)
-{
-    sk_X509_pop_free(data, X509_free);
-    return APR_SUCCESS;
-}
-
-static apr_status_t cleanup_bio(void *data)
-{
-    BIO_free(data);
-    return APR_SUCCESS;
-}
-
 static BIO *pool_mem_bio(apr_pool_t *p)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
-
-    if (bio) {
-        apr_pool_cleanup_register(p, bio, cleanup_bio, apr_pool_cleanup_null);
-    }
-    return bio;
+    return scep_util_own_BIO(p, BIO_new(BIO_s_mem()));
 }
 
 /* Straight from memory: d2i_CMS_bio would first copy the whole message into a buffer of
@@ -170,9 +123,7 @@ static CMS_ContentInfo *pool_d2i_cms(apr_pool_t *p, const unsigned char *der, ap
     }
     cms = keyless ? scep_keyless_d2i(ASN1_ITEM_rptr(CMS_ContentInfo), &in, (long)len)
                   : d2i_CMS_ContentInfo(NULL, &in, (long)len);
-    if (cms) {
-        apr_pool_cleanup_register(p, cms, cleanup_cms, apr_pool_cleanup_null);
-    }
+    scep_util_own_CMS_ContentInfo(p, cms);
     return cms;
 }
 
@@ -196,9 +147,7 @@ static X509 *signer_with_key(apr_pool_t *p, X509 *as_sent, EVP_PKEY *key)
         X509_free(copy);
         copy = NULL;
     }
-    if (copy) {
-        apr_pool_cleanup_register(p, copy, cleanup_x509, apr_pool_cleanup_null);
-    }
+    scep_util_own_X509(p, copy);
     ERR_clear_error();
     return copy;
 }
@@ -405,7 +354,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_msg_keys_t *keys, 
             if (CMS_SignerInfo_cert_cmp(si, candidate) == 0) {
                 X509_up_ref(candidate);
                 msg->signer_as_sent = candidate;
-                apr_pool_cleanup_register(p, candidate, cleanup_x509, apr_pool_cleanup_null);
+                scep_util_own_X509(p, candidate);
                 break;
             }
         }
@@ -432,9 +381,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_msg_keys_t *keys, 
      * decode is refused here; before that was checked, such a certificate in an
      * unauthenticated request crashed the httpd child (found by tests/fuzz, fuzz_pkimsg). */
     signer_key = scep_keyless_spki_public_key(X509_get_X509_PUBKEY(msg->signer_as_sent));
-    if (signer_key) {
-        apr_pool_cleanup_register(p, signer_key, cleanup_key, apr_pool_cleanup_null);
-    }
+    scep_util_own_EVP_PKEY(p, signer_key);
     if (!signer_key || EVP_PKEY_get_base_id(signer_key) != EVP_PKEY_RSA) {
         /* The reply is enveloped to this key by key transport: it must be RSA. */
         return refuse(msg, SCEP_FAIL_BAD_ALG, "the signer's key is not RSA");
@@ -459,7 +406,7 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_msg_keys_t *keys, 
         *why = "out of memory";
         return APR_ENOMEM;
     }
-    apr_pool_cleanup_register(p, signers, cleanup_plain_stack, apr_pool_cleanup_null);
+    scep_util_own_X509_list(p, signers);
     if (!sk_X509_push(signers, msg->signer)) {
         *why = "out of memory";
         return APR_ENOMEM;
@@ -698,7 +645,7 @@ apr_status_t scep_msg_issuer_and_serial(apr_pool_t *p, const scep_pkimsg_t *msg,
     if (ias && in == msg->content + msg->content_len
         && (hex = scep_store_serial_hex(p, ias->serial)) != NULL && hex[0] != '-'
         && (*issuer = X509_NAME_dup(ias->issuer)) != NULL) {
-        apr_pool_cleanup_register(p, *issuer, cleanup_name, apr_pool_cleanup_null);
+        scep_util_own_X509_NAME(p, *issuer);
         *serial_hex = hex;
         rv = APR_SUCCESS;
     }
@@ -828,7 +775,7 @@ apr_status_t scep_msg_certrep(apr_pool_t *p, const scep_msg_keys_t *keys,
     if (!cms) {
         return APR_ENOMEM;
     }
-    apr_pool_cleanup_register(p, cms, cleanup_cms, apr_pool_cleanup_null);
+    scep_util_own_CMS_ContentInfo(p, cms);
     /* No SMIMECapabilities: SCEP clients do not expect it; signingTime, contentType and
      * messageDigest are added by CMS_final, and the SET OF is DER-sorted on output. */
     si = CMS_add1_signer(cms, keys->sign_cert, keys->sign_key, md, CMS_BINARY | CMS_NOSMIMECAP);
@@ -983,6 +930,6 @@ apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_si
         *why = "the SUCCESS answer's envelope holds no certificate";
         return APR_EINVAL;
     }
-    apr_pool_cleanup_register(p, info->certs, cleanup_chain_stack, apr_pool_cleanup_null);
+    scep_util_own_X509_stack(p, info->certs);
     return APR_SUCCESS;
 }

@@ -13,6 +13,26 @@
 #include <openssl/err.h>
 
 #include "scep_util.h"
+#include "scep_util_own.h"
+
+#define SCEP_UTIL_OWN_DEFINE(name, type, free_obj)                                      \
+    static apr_status_t free_##name(void *data)                                        \
+    {                                                                                  \
+        type *obj = data;                                                              \
+                                                                                       \
+        free_obj;                                                                      \
+        return APR_SUCCESS;                                                            \
+    }                                                                                  \
+                                                                                       \
+    type *scep_util_own_##name(apr_pool_t *p, type *obj)                               \
+    {                                                                                  \
+        if (obj) {                                                                     \
+            apr_pool_cleanup_register(p, obj, free_##name, apr_pool_cleanup_null);     \
+        }                                                                              \
+        return obj;                                                                    \
+    }
+SCEP_UTIL_OWNED(SCEP_UTIL_OWN_DEFINE)
+#undef SCEP_UTIL_OWN_DEFINE
 
 void scep_log(const scep_log_t *log, int level, const char *fmt, ...)
 {
