@@ -12,9 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "scep_csr.h"
 #include "scep_msg.h"
-#include "scep_profile.h"
 #include "scep_util.h"
 
 typedef struct scep_ca_t scep_ca_t;
@@ -56,6 +54,15 @@ int scep_ca_can_sign(const scep_ca_t *ca);
 /* Subject of the issuing CA certificate, for log lines. */
 const char *scep_ca_name(const scep_ca_t *ca);
 
+/* What every certificate this CA issues shares, made once at load time instead of from
+ * configuration text per certificate.  All NULL where an upstream CA issues. */
+typedef struct scep_ca_issuance_t {
+    X509_EXTENSION *end_entity_constraints;     /* critical basicConstraints CA:FALSE */
+    X509_EXTENSION *authority_key_id;           /* names the CA certificate's key id */
+    EVP_MD *sha1;                               /* subject key ids (RFC 5280 4.2.1.2) */
+} scep_ca_issuance_t;
+const scep_ca_issuance_t *scep_ca_issuance(const scep_ca_t *ca);
+
 /* The keys and certificates requests are decrypted and CertReps signed with. */
 const scep_msg_keys_t *scep_ca_msg_keys(const scep_ca_t *ca);
 
@@ -67,16 +74,6 @@ EVP_PKEY *scep_ca_key(const scep_ca_t *ca);
 /* Whether `x` is one of the CA certificate file's chain certificates (those after the
  * first). */
 int scep_ca_in_chain(const scep_ca_t *ca, X509 *x);
-
-/* Signs a certificate for `csr` under `profile`.  The subject and SANs come from the CSR
- * as the profile says, or, when a registration decided them (`forced` not NULL), are
- * exactly CN=<fqdn> (plus the registered serialNumber) and a SAN of the FQDN and the
- * registered addresses; everything else from the profile.  *cert is freed with the pool.
- * APR_EINVAL with *why when the CSR cannot be certified (names nobody); other errors are
- * server failures (the OpenSSL queue holds the detail). */
-apr_status_t scep_ca_issue(apr_pool_t *p, const scep_ca_t *ca, const scep_profile_t *profile,
-                           const scep_csr_t *csr, const scep_identity_t *forced,
-                           X509 **cert, const char **why);
 
 /* Whether `cert` was issued by this CA or one of its previous CAs (issuer name and
  * signature). */

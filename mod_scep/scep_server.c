@@ -17,6 +17,7 @@
 #include "scep_crl.h"
 #include "scep_csr.h"
 #include "scep_forward.h"
+#include "scep_issue.h"
 #include "scep_keyless.h"
 #include "scep_msg.h"
 #include "scep_server.h"
@@ -148,10 +149,10 @@ static int key_parameter_type(const scep_csr_t *csr)
     return type;
 }
 
-/* The key's bits go into the certificate as the device sent them (scep_ca_issue), so an
- * RSAPublicKey that OpenSSL's decoder accepted in a BER form must not pass: a certificate
- * is DER.  Decoding and encoding it again as a plain ASN.1 sequence tells, without the
- * cost of OpenSSL 3's key encoders. */
+/* The key's bits go into the certificate as the device sent them (scep_issue_certificate),
+ * so an RSAPublicKey that OpenSSL's decoder accepted in a BER form must not pass: a
+ * certificate is DER.  Decoding and encoding it again as a plain ASN.1 sequence tells,
+ * without the cost of OpenSSL 3's key encoders. */
 static int rsa_key_is_der(const scep_csr_t *csr)
 {
     const unsigned char *bits = NULL, *in;
@@ -606,8 +607,8 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
         }
     }
     else {
-        rv = scep_ca_issue(c->p, c->ca, c->profile, csr, grant ? &grant->identity : NULL,
-                           &issued, &why);
+        rv = scep_issue_certificate(c->p, c->ca, c->profile, csr,
+                                    grant ? &grant->identity : NULL, &issued, &why);
     }
     if (rv == APR_EINVAL) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00213", why);
