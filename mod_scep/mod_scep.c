@@ -820,29 +820,45 @@ static int read_body(request_rec *r, apr_size_t max, unsigned char **out, apr_si
 
 static void audit_pki_operation(request_rec *r, const scep_reply_t *reply)
 {
-    const char *event;
+    const char *event = "error";
 
-    if (!reply->transaction_id || !reply->outcome) {
+    if (!reply->transaction_id || reply->outcome == SCEP_OUTCOME_NONE) {
         return;         /* not a message anybody decided on */
     }
-    if (strcmp(reply->outcome, "issued") == 0 || strcmp(reply->outcome, "replayed") == 0
-        || strcmp(reply->outcome, "renewed") == 0) {
+    /* no default: a new outcome must say which event it is */
+    switch (reply->outcome) {
+    case SCEP_OUTCOME_ISSUED:
+    case SCEP_OUTCOME_REPLAYED:
+    case SCEP_OUTCOME_RENEWED:
         event = "issued";
-    }
-    else if (strncmp(reply->outcome, "failure:", 8) == 0) {
+        break;
+    case SCEP_OUTCOME_FAILURE_BAD_ALG:
+    case SCEP_OUTCOME_FAILURE_BAD_MESSAGE_CHECK:
+    case SCEP_OUTCOME_FAILURE_BAD_REQUEST:
+    case SCEP_OUTCOME_FAILURE_BAD_TIME:
+    case SCEP_OUTCOME_FAILURE_BAD_CERT_ID:
+    case SCEP_OUTCOME_FAILURE_NONE:
         event = "refused";
-    }
-    else if (strcmp(reply->outcome, "pending") == 0) {
+        break;
+    case SCEP_OUTCOME_PENDING:
         event = "pending";
-    }
-    else if (strcmp(reply->outcome, "certificate") == 0 || strcmp(reply->outcome, "crl") == 0) {
+        break;
+    case SCEP_OUTCOME_CERTIFICATE:
+    case SCEP_OUTCOME_CRL:
         event = "sent";
-    }
-    else {
+        break;
+    case SCEP_OUTCOME_NONE:
+    case SCEP_OUTCOME_MALFORMED:
+    case SCEP_OUTCOME_TOO_LARGE:
+    case SCEP_OUTCOME_STORE_FULL:
+    case SCEP_OUTCOME_UPSTREAM_DOWN:
+    case SCEP_OUTCOME_ERROR:
+    case SCEP_OUTCOME_COUNT:
         event = "error";
+        break;
     }
     scep_glue_audit(r, event, reply->transaction_id, reply->fqdn, reply->serial,
-                    reply->outcome, reply->reason);
+                    scep_server_outcome_name(reply->outcome), reply->reason);
 }
 
 static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile_t *profile,
@@ -907,8 +923,8 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     if (reply.transaction_id) {
         apr_table_setn(r->notes, "scep-transaction-id", reply.transaction_id);
     }
-    if (reply.outcome) {
-        apr_table_setn(r->notes, "scep-outcome", reply.outcome);
+    if (reply.outcome != SCEP_OUTCOME_NONE) {
+        apr_table_setn(r->notes, "scep-outcome", scep_server_outcome_name(reply.outcome));
     }
     if (reply.http_status != 200) {
         return reply.http_status;

@@ -26,14 +26,30 @@ APLOG_USE_MODULE(scep);
 #define SLOTS 64
 #define LOCATION_MAX 96
 
-/* The outcomes counted; anything else counts as "other". */
-static const char *const outcomes[] = {
-    "issued", "renewed", "replayed", "pending", "certificate", "crl",
-    "failure:badAlg", "failure:badMessageCheck", "failure:badRequest", "failure:badTime",
-    "failure:badCertId", "malformed", "too-large", "store-full", "upstream-down", "error",
-    "getcacaps", "getcacert", "getnextcacert", "other"
+/* The outcomes counted, in the order shown: those of a PKIOperation by their names in the
+ * core (scep_server_outcome_name), then the GET operations the handler notes, then "other"
+ * for anything else ("failure:none", an upstream's failInfo we do not know, among them). */
+static const scep_outcome_e pki_outcomes[] = {
+    SCEP_OUTCOME_ISSUED, SCEP_OUTCOME_RENEWED, SCEP_OUTCOME_REPLAYED, SCEP_OUTCOME_PENDING,
+    SCEP_OUTCOME_CERTIFICATE, SCEP_OUTCOME_CRL, SCEP_OUTCOME_FAILURE_BAD_ALG,
+    SCEP_OUTCOME_FAILURE_BAD_MESSAGE_CHECK, SCEP_OUTCOME_FAILURE_BAD_REQUEST,
+    SCEP_OUTCOME_FAILURE_BAD_TIME, SCEP_OUTCOME_FAILURE_BAD_CERT_ID, SCEP_OUTCOME_MALFORMED,
+    SCEP_OUTCOME_TOO_LARGE, SCEP_OUTCOME_STORE_FULL, SCEP_OUTCOME_UPSTREAM_DOWN,
+    SCEP_OUTCOME_ERROR
 };
-#define OUTCOMES (sizeof(outcomes) / sizeof(outcomes[0]))
+#define PKI_OUTCOMES (sizeof(pki_outcomes) / sizeof(pki_outcomes[0]))
+/* A new outcome must be given its place above (or be counted as "other" on purpose). */
+_Static_assert(PKI_OUTCOMES == SCEP_OUTCOME_COUNT - 2,
+               "every PKIOperation outcome but none and failure:none has a row");
+static const char *const get_outcomes[] = { "getcacaps", "getcacert", "getnextcacert",
+                                            "other" };
+#define OUTCOMES (PKI_OUTCOMES + sizeof(get_outcomes) / sizeof(get_outcomes[0]))
+
+static const char *outcome_name(size_t o)
+{
+    return o < PKI_OUTCOMES ? scep_server_outcome_name(pki_outcomes[o])
+                            : get_outcomes[o - PKI_OUTCOMES];
+}
 
 /* Upper bounds of the latency buckets, milliseconds; the last bucket is +Inf. */
 static const unsigned int bucket_ms[] = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000 };
@@ -115,7 +131,7 @@ void scep_glue_status_count(request_rec *r, const char *location, const char *ou
         return;
     }
     slot = slot_for(location);
-    for (i = 0; i < OUTCOMES - 1 && (!outcome || strcmp(outcomes[i], outcome) != 0); i++) {
+    for (i = 0; i < OUTCOMES - 1 && (!outcome || strcmp(outcome_name(i), outcome) != 0); i++) {
     }
     for (b = 0; b < BUCKETS - 1 && ms > bucket_ms[b]; b++) {
     }
@@ -157,7 +173,7 @@ static void prometheus(request_rec *r)
             if (n) {
                 ap_rprintf(r, "scep_requests_total{location=\"%s\",outcome=\"%s\"} %"
                            APR_UINT64_T_FMT "\n", label(r->pool, slots[i].location),
-                           outcomes[o], n);
+                           outcome_name(o), n);
             }
         }
     }
@@ -208,7 +224,7 @@ static void json(request_rec *r)
                    label(r->pool, slots[i].location));
         first = 0;
         for (o = 0; o < OUTCOMES; o++) {
-            ap_rprintf(r, "%s\"%s\":%" APR_UINT64_T_FMT, o ? "," : "", outcomes[o],
+            ap_rprintf(r, "%s\"%s\":%" APR_UINT64_T_FMT, o ? "," : "", outcome_name(o),
                        __atomic_load_n(&slots[i].count[o], __ATOMIC_RELAXED));
         }
         ap_rputs("},\"latency_ms_buckets\":{", r);

@@ -50,6 +50,46 @@ static const char *message_type_name(int type)
     }
 }
 
+static const char *const outcome_names[SCEP_OUTCOME_COUNT] = {
+    [SCEP_OUTCOME_NONE] = NULL,
+    [SCEP_OUTCOME_ISSUED] = "issued",
+    [SCEP_OUTCOME_RENEWED] = "renewed",
+    [SCEP_OUTCOME_REPLAYED] = "replayed",
+    [SCEP_OUTCOME_PENDING] = "pending",
+    [SCEP_OUTCOME_CERTIFICATE] = "certificate",
+    [SCEP_OUTCOME_CRL] = "crl",
+    [SCEP_OUTCOME_FAILURE_BAD_ALG] = "failure:badAlg",
+    [SCEP_OUTCOME_FAILURE_BAD_MESSAGE_CHECK] = "failure:badMessageCheck",
+    [SCEP_OUTCOME_FAILURE_BAD_REQUEST] = "failure:badRequest",
+    [SCEP_OUTCOME_FAILURE_BAD_TIME] = "failure:badTime",
+    [SCEP_OUTCOME_FAILURE_BAD_CERT_ID] = "failure:badCertId",
+    [SCEP_OUTCOME_MALFORMED] = "malformed",
+    [SCEP_OUTCOME_TOO_LARGE] = "too-large",
+    [SCEP_OUTCOME_STORE_FULL] = "store-full",
+    [SCEP_OUTCOME_UPSTREAM_DOWN] = "upstream-down",
+    [SCEP_OUTCOME_ERROR] = "error",
+    [SCEP_OUTCOME_FAILURE_NONE] = "failure:none",
+};
+
+const char *scep_server_outcome_name(scep_outcome_e outcome)
+{
+    return (unsigned)outcome < SCEP_OUTCOME_COUNT ? outcome_names[outcome] : NULL;
+}
+
+/* A FAILURE's outcome; a failInfo we do not know (an upstream's) is "failure:none", as
+ * scep_msg_fail_info_name calls it. */
+static scep_outcome_e failure_outcome(int fail_info)
+{
+    switch (fail_info) {
+    case SCEP_FAIL_BAD_ALG: return SCEP_OUTCOME_FAILURE_BAD_ALG;
+    case SCEP_FAIL_BAD_MESSAGE_CHECK: return SCEP_OUTCOME_FAILURE_BAD_MESSAGE_CHECK;
+    case SCEP_FAIL_BAD_REQUEST: return SCEP_OUTCOME_FAILURE_BAD_REQUEST;
+    case SCEP_FAIL_BAD_TIME: return SCEP_OUTCOME_FAILURE_BAD_TIME;
+    case SCEP_FAIL_BAD_CERT_ID: return SCEP_OUTCOME_FAILURE_BAD_CERT_ID;
+    default: return SCEP_OUTCOME_FAILURE_NONE;
+    }
+}
+
 static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *fail_text,
                            const unsigned char *payload, apr_size_t payload_len)
 {
@@ -63,15 +103,14 @@ static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *f
                  "SCEP00201: scep(%s,PKIOperation): cannot build the CertRep: %s",
                  c->msg->transaction_id, scep_util_openssl_errors(c->p));
         c->reply->http_status = 500;
-        c->reply->outcome = "error";
+        c->reply->outcome = SCEP_OUTCOME_ERROR;
         return rv;
     }
     c->reply->http_status = 200;
     c->reply->body = der;
     c->reply->body_len = len;
     if (status == SCEP_STATUS_FAILURE) {
-        c->reply->outcome = apr_pstrcat(c->p, "failure:", scep_msg_fail_info_name(fail_info),
-                                        NULL);
+        c->reply->outcome = failure_outcome(fail_info);
     }
     return APR_SUCCESS;
 }
@@ -235,7 +274,7 @@ static apr_status_t db_failure(op_ctx_t *c, apr_status_t rv, const char *doing)
                                                  c->db ? scep_db_path(c->db) : "?")
              : "");
     c->reply->http_status = transient ? 503 : 500;
-    c->reply->outcome = rv == SCEP_DB_FULL ? "store-full" : "error";
+    c->reply->outcome = rv == SCEP_DB_FULL ? SCEP_OUTCOME_STORE_FULL : SCEP_OUTCOME_ERROR;
     return rv;
 }
 
@@ -259,7 +298,7 @@ static apr_int64_t asn1_time_seconds(const ASN1_TIME *t)
 /* Sends a certificate as encoded: by the CA just now, or in the database's record (a
  * retried transaction, GetCert); it is not parsed again. */
 static apr_status_t send_certificate(op_ctx_t *c, const unsigned char *der, apr_size_t len,
-                                     const char *serial, const char *how)
+                                     const char *serial, scep_outcome_e how)
 {
     unsigned char *payload;
     apr_size_t payload_len;
@@ -271,7 +310,7 @@ static apr_status_t send_certificate(op_ctx_t *c, const unsigned char *der, apr_
     }
     else {
         c->reply->http_status = 500;
-        c->reply->outcome = "error";
+        c->reply->outcome = SCEP_OUTCOME_ERROR;
     }
 
     if (rv == APR_SUCCESS) {
@@ -325,7 +364,7 @@ static apr_status_t send_recorded(op_ctx_t *c, const unsigned char *der, apr_siz
     scep_log(c->log, SCEP_LOG_NOTICE, "SCEP00221: scep(%s,PKIOperation): retried transaction "
              "from %s: the recorded certificate is sent again",
              c->msg->transaction_id, c->peer && c->peer->client_ip ? c->peer->client_ip : "?");
-    return send_certificate(c, der, len, serial, "replayed");
+    return send_certificate(c, der, len, serial, SCEP_OUTCOME_REPLAYED);
 }
 
 /* Records the certificate (`issued`, encoded as `der`) before it is sent: without the
@@ -528,7 +567,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
                  "the registrations of a ScepDeviceDB at this endpoint",
                  c->msg->transaction_id);
         c->reply->http_status = 500;
-        c->reply->outcome = "error";
+        c->reply->outcome = SCEP_OUTCOME_ERROR;
         return APR_EGENERAL;
     }
     if (!forwardable(c, csr, grant, &rv)) {
@@ -548,7 +587,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00402: scep(%s,PKIOperation): %s",
                  c->msg->transaction_id, fwd.why);
         c->reply->http_status = 500;
-        c->reply->outcome = "error";
+        c->reply->outcome = SCEP_OUTCOME_ERROR;
         return rv;
     }
     switch (fwd.status) {
@@ -585,7 +624,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
         && scep_forward_down_answer(c->profile->upstream) == 503) {
         /* kept all the same: the device's retry finds it */
         c->reply->http_status = 503;
-        c->reply->outcome = "upstream-down";
+        c->reply->outcome = SCEP_OUTCOME_UPSTREAM_DOWN;
     }
     return rv;
 }
@@ -617,7 +656,7 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00202: scep(%s,PKIOperation): %s: %s",
                  c->msg->transaction_id, why, scep_util_openssl_errors(c->p));
         c->reply->http_status = 500;
-        c->reply->outcome = "error";
+        c->reply->outcome = SCEP_OUTCOME_ERROR;
         return rv;
     }
     /* encoded once, for the record and for the answer */
@@ -626,7 +665,7 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
                  "issued certificate: %s", c->msg->transaction_id,
                  scep_util_openssl_errors(c->p));
         c->reply->http_status = 500;
-        c->reply->outcome = "error";
+        c->reply->outcome = SCEP_OUTCOME_ERROR;
         ERR_clear_error();
         return APR_EGENERAL;
     }
@@ -650,7 +689,7 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
         }
     }
     rv = send_certificate(c, der, (apr_size_t)len, serial,
-                          grant && grant->renews ? "renewed" : "issued");
+                          grant && grant->renews ? SCEP_OUTCOME_RENEWED : SCEP_OUTCOME_ISSUED);
     if (rv == APR_SUCCESS) {
         if (!c->reply->fqdn) {
             c->reply->fqdn = csr_identity(c->p, csr);
@@ -703,7 +742,7 @@ static apr_status_t send_pending(op_ctx_t *c)
     apr_status_t rv = answer(c, SCEP_STATUS_PENDING, SCEP_FAIL_NONE, NULL, NULL, 0);
 
     if (rv == APR_SUCCESS) {
-        c->reply->outcome = "pending";
+        c->reply->outcome = SCEP_OUTCOME_PENDING;
     }
     return rv;
 }
@@ -938,7 +977,7 @@ static apr_status_t get_cert(op_ctx_t *c)
         return rv;
     }
     c->reply->fqdn = rec->fqdn;
-    rv = send_certificate(c, rec->der, rec->der_len, recorded, "certificate");
+    rv = send_certificate(c, rec->der, rec->der_len, recorded, SCEP_OUTCOME_CERTIFICATE);
     if (rv == APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_INFO, "SCEP00222: scep(%s,PKIOperation): GetCert from %s: "
                  "sent certificate %s of %s", c->msg->transaction_id,
@@ -969,7 +1008,7 @@ static apr_status_t get_crl(op_ctx_t *c)
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00226: scep(%s,PKIOperation): cannot sign the "
                  "CRL: %s", c->msg->transaction_id, scep_util_openssl_errors(c->p));
         c->reply->http_status = 500;
-        c->reply->outcome = "error";
+        c->reply->outcome = SCEP_OUTCOME_ERROR;
         return rv;
     }
     if (rv != APR_SUCCESS) {
@@ -978,12 +1017,12 @@ static apr_status_t get_crl(op_ctx_t *c)
     if ((rv = scep_msg_degenerate(c->p, NULL, NULL, 0, crl->der, crl->der_len, &payload,
                                   &payload_len)) != APR_SUCCESS) {
         c->reply->http_status = 500;
-        c->reply->outcome = "error";
+        c->reply->outcome = SCEP_OUTCOME_ERROR;
         return rv;
     }
     rv = answer(c, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, payload, payload_len);
     if (rv == APR_SUCCESS) {
-        c->reply->outcome = "crl";
+        c->reply->outcome = SCEP_OUTCOME_CRL;
         scep_log(c->log, SCEP_LOG_INFO, "SCEP00223: scep(%s,PKIOperation): GetCRL from %s "
                  "(for serial %s): sent CRL number %" APR_INT64_T_FMT "%s",
                  c->msg->transaction_id,
@@ -1009,7 +1048,7 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
                  peer && peer->client_ip ? peer->client_ip : "?",
                  (unsigned long)profile->max_message_size);
         reply->http_status = 413;
-        reply->outcome = "too-large";
+        reply->outcome = SCEP_OUTCOME_TOO_LARGE;
         return APR_ENOSPC;
     }
     if (scep_msg_parse_request(p, scep_ca_msg_keys(ca), profile->legacy_algorithms, msg, msg_len, &c.msg, &why)
@@ -1017,7 +1056,7 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
         scep_log(log, SCEP_LOG_INFO, "SCEP00204: scep(-,PKIOperation): unusable message from "
                  "%s: %s", peer && peer->client_ip ? peer->client_ip : "?", why);
         reply->http_status = 400;
-        reply->outcome = "malformed";
+        reply->outcome = SCEP_OUTCOME_MALFORMED;
         ERR_clear_error();
         return APR_EINVAL;
     }
@@ -1030,7 +1069,7 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
         scep_log(log, SCEP_LOG_ERR, "SCEP00270: scep(%s,PKIOperation): cannot hash the "
                  "signer's key: %s", c.msg->transaction_id, scep_util_openssl_errors(p));
         reply->http_status = 500;
-        reply->outcome = "error";
+        reply->outcome = SCEP_OUTCOME_ERROR;
         return APR_EGENERAL;
     }
     scep_log(log, SCEP_LOG_TRACE1, "SCEP00206: scep(%s,PKIOperation): %s, digest %s, cipher %s",

@@ -20,14 +20,41 @@ typedef struct scep_peer_t {
     const char *location;              /* the configured endpoint, for log lines */
 } scep_peer_t;
 
+/* What became of a PKIOperation, for the audit record, log lines and the status page,
+ * which print it by its one name (scep_server_outcome_name). */
+typedef enum scep_outcome_e {
+    SCEP_OUTCOME_NONE = 0,                  /* nothing decided yet; has no name */
+    SCEP_OUTCOME_ISSUED,                    /* "issued" */
+    SCEP_OUTCOME_RENEWED,                   /* "renewed" */
+    SCEP_OUTCOME_REPLAYED,                  /* "replayed": a retried transaction's certificate */
+    SCEP_OUTCOME_PENDING,                   /* "pending" */
+    SCEP_OUTCOME_CERTIFICATE,               /* "certificate": GetCert */
+    SCEP_OUTCOME_CRL,                       /* "crl": GetCRL */
+    SCEP_OUTCOME_FAILURE_BAD_ALG,           /* "failure:badAlg", and so on: a FAILURE */
+    SCEP_OUTCOME_FAILURE_BAD_MESSAGE_CHECK, /* CertRep, by its failInfo */
+    SCEP_OUTCOME_FAILURE_BAD_REQUEST,
+    SCEP_OUTCOME_FAILURE_BAD_TIME,
+    SCEP_OUTCOME_FAILURE_BAD_CERT_ID,
+    SCEP_OUTCOME_MALFORMED,                 /* "malformed": no CertRep can answer it */
+    SCEP_OUTCOME_TOO_LARGE,                 /* "too-large" */
+    SCEP_OUTCOME_STORE_FULL,                /* "store-full" */
+    SCEP_OUTCOME_UPSTREAM_DOWN,             /* "upstream-down" */
+    SCEP_OUTCOME_ERROR,                     /* "error": a server-side failure */
+    SCEP_OUTCOME_FAILURE_NONE,              /* "failure:none": an upstream's FAILURE
+                                             * without a failInfo we know */
+    SCEP_OUTCOME_COUNT
+} scep_outcome_e;
+
+/* The outcome's name ("issued", "failure:badRequest", …); NULL for SCEP_OUTCOME_NONE. */
+const char *scep_server_outcome_name(scep_outcome_e outcome);
+
 /* The answer to a PKIOperation. */
 typedef struct scep_reply_t {
     int http_status;                   /* 200 with a CertRep, or 4xx/5xx with no body */
     const unsigned char *body;
     apr_size_t body_len;
     const char *transaction_id;        /* NULL when the message could not be read */
-    const char *outcome;               /* "issued", "renewed", "certificate" (GetCert), "crl",
-                                        * "failure:badRequest", "malformed", … */
+    scep_outcome_e outcome;
     /* for the audit record */
     const char *fqdn;                  /* the name asked for or issued to, may be NULL */
     const char *serial;                /* hex serial of the certificate sent */

@@ -82,10 +82,11 @@ int main(int argc, const char *const argv[])
 
         scep_server_pkioperation(req_pool, ca, &profile, NULL, (unsigned char *)request, len,
                                  &peer, NULL, &reply);
-        if (reply.http_status != 200 || !reply.outcome
-            || apr_strnatcmp(reply.outcome, "issued") != 0) {
+        if (reply.http_status != 200 || reply.outcome != SCEP_OUTCOME_ISSUED) {
+            const char *outcome = scep_server_outcome_name(reply.outcome);
+
             fprintf(stderr, "core_bench: enrollment %ld: HTTP %d, %s, %s\n", i + 1,
-                    reply.http_status, reply.outcome ? reply.outcome : "-",
+                    reply.http_status, outcome ? outcome : "-",
                     reply.reason ? reply.reason : "-");
             return 1;
         }

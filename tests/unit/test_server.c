@@ -200,6 +200,34 @@ static void expect_load_error(apr_pool_t *p, const char *ca_file, const char *ca
     }
 }
 
+/* One name per outcome, the audit log's and the status page's: distinct, and a FAILURE's
+ * is "failure:" and its failInfo. */
+static void test_outcome_names(void **state)
+{
+    static const int fail_infos[] = { SCEP_FAIL_BAD_ALG, SCEP_FAIL_BAD_MESSAGE_CHECK,
+                                      SCEP_FAIL_BAD_REQUEST, SCEP_FAIL_BAD_TIME,
+                                      SCEP_FAIL_BAD_CERT_ID };
+    apr_pool_t *p = *state;
+    int i, j;
+
+    assert_null(scep_server_outcome_name(SCEP_OUTCOME_NONE));
+    assert_null(scep_server_outcome_name(SCEP_OUTCOME_COUNT));
+    for (i = SCEP_OUTCOME_NONE + 1; i < SCEP_OUTCOME_COUNT; i++) {
+        assert_non_null(scep_server_outcome_name(i));
+        for (j = SCEP_OUTCOME_NONE + 1; j < i; j++) {
+            assert_string_not_equal(scep_server_outcome_name(i), scep_server_outcome_name(j));
+        }
+    }
+    for (i = 0; i < 5; i++) {
+        assert_string_equal(scep_server_outcome_name(SCEP_OUTCOME_FAILURE_BAD_ALG + i),
+                            apr_pstrcat(p, "failure:", scep_msg_fail_info_name(fail_infos[i]),
+                                        NULL));
+    }
+    assert_string_equal(scep_server_outcome_name(SCEP_OUTCOME_FAILURE_NONE),
+                        apr_pstrcat(p, "failure:", scep_msg_fail_info_name(SCEP_FAIL_NONE),
+                                    NULL));
+}
+
 static void test_load_refusals(void **state)
 {
     apr_pool_t *p = *state;
@@ -790,7 +818,7 @@ static int get_recorded(apr_pool_t *p, const scep_ca_t *ca, scep_db_t *db, X509 
     scep_server_pkioperation(p, ca, &profile, db, msg, len, &peer, NULL, &reply);
     OPENSSL_free(query);
     PKCS7_ISSUER_AND_SERIAL_free(ias);
-    *outcome = reply.outcome;
+    *outcome = scep_server_outcome_name(reply.outcome);
     return reply.http_status;
 }
 
@@ -880,7 +908,7 @@ static void test_enroll_success(void **state)
         X509_STORE *store = X509_STORE_new();
         X509_STORE_CTX *vctx = X509_STORE_CTX_new();
 
-        assert_string_equal(reply.outcome, "issued");
+        assert_string_equal(scep_server_outcome_name(reply.outcome), "issued");
         assert_string_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.3"), "0");
         env_in = BIO_new_mem_buf(ASN1_STRING_get0_data(*content),
                                  ASN1_STRING_length(*content));
@@ -916,7 +944,7 @@ static void test_enroll_ber(void **state)
     CMS_ContentInfo *rep = run(p, load_ca(p, 1), &profile, &o, &reply);
 
     assert_non_null(rep);
-    assert_string_equal(reply.outcome, "issued");
+    assert_string_equal(scep_server_outcome_name(reply.outcome), "issued");
     CMS_ContentInfo_free(rep);
 }
 
@@ -974,11 +1002,11 @@ static void test_enroll_failures(void **state)
     expect_failure(p, &profile, ber_key, "2");
     rep = run(p, load_ca(p, 1), &profile, &max_sans, &reply);
     assert_non_null(rep);
-    assert_string_equal(reply.outcome, "issued");
+    assert_string_equal(scep_server_outcome_name(reply.outcome), "issued");
     CMS_ContentInfo_free(rep);
     rep = run(p, load_ca(p, 1), &profile, &absent_params, &reply);
     assert_non_null(rep);
-    assert_string_equal(reply.outcome, "issued");
+    assert_string_equal(scep_server_outcome_name(reply.outcome), "issued");
     CMS_ContentInfo_free(rep);
     /* No challenge configured and no explicit opt-out: nobody enrolls. */
     scep_profile_defaults(&open_profile, p);
@@ -1060,7 +1088,8 @@ static void expect_refusal(apr_pool_t *p, request_opts o, const char *fail_info,
 
     assert_non_null(rep);
     if (!reply.reason || !strstr(reply.reason, needle)) {
-        fail_msg("outcome %s, reason '%s' does not say '%s'", reply.outcome,
+        fail_msg("outcome %s, reason '%s' does not say '%s'",
+                 scep_server_outcome_name(reply.outcome),
                  reply.reason ? reply.reason : "(none)", needle);
     }
     assert_string_equal(reply_attr(p, rep, "2.16.840.1.113733.1.9.3"), "2");
@@ -1296,7 +1325,7 @@ static void test_keyless_requests(void **state)
 
     rep = run(p, ca, &profile, &ec_csr, &reply);
     assert_non_null(rep);
-    assert_string_equal(reply.outcome, "issued");
+    assert_string_equal(scep_server_outcome_name(reply.outcome), "issued");
     CMS_ContentInfo_free(rep);
 }
 
@@ -1321,6 +1350,7 @@ static void test_malformed_and_oversized(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_outcome_names, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_load_refusals, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_cacert_answers, pool_setup, pool_teardown),
         cmocka_unit_test_setup_teardown(test_degenerate, pool_setup, pool_teardown),
