@@ -918,7 +918,8 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     }
     peer.client_ip = r->useragent_ip;
     peer.location = r->uri;
-    scep_server_pkioperation(r->pool, ca, profile, db, der, len, &peer, &log, &reply);
+    scep_server_pkioperation(r->pool, ca, profile, db, der, len, &peer,
+                             (apr_int64_t)apr_time_sec(r->request_time), &log, &reply);
     audit_pki_operation(r, &reply);
     if (reply.transaction_id) {
         apr_table_setn(r->notes, "scep-transaction-id", reply.transaction_id);

@@ -5,7 +5,6 @@
  * its validity has passed, so the handler is as cheap as a static file.  Conditional
  * requests (If-None-Match, If-Modified-Since) get 304; caches may keep the CRL until it
  * would be rebuilt. */
-#include <time.h>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -27,7 +26,7 @@ int scep_glue_crl_handler(request_rec *r)
     scep_profile_t profile;
     scep_db_t *db;
     scep_crl_t *crl;
-    apr_int64_t now = (apr_int64_t)time(NULL);
+    apr_int64_t now = (apr_int64_t)apr_time_sec(r->request_time);
     apr_status_t rv;
     int rc;
 

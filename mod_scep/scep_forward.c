@@ -8,7 +8,6 @@
  * happens. */
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -535,10 +534,9 @@ static upstream_view_t *fetch_view(apr_pool_t *p, scep_upstream_t *up, apr_int64
     return view;
 }
 
-static upstream_view_t *current_view(apr_pool_t *p, scep_upstream_t *up,
+static upstream_view_t *current_view(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now,
                                      const scep_log_t *log, const char **why)
 {
-    apr_int64_t now = (apr_int64_t)time(NULL);
     upstream_view_t *view;
 
     apr_thread_mutex_lock(up->lock);
@@ -560,14 +558,6 @@ static upstream_view_t *current_view(apr_pool_t *p, scep_upstream_t *up,
 int scep_forward_down_answer(const scep_upstream_t *up)
 {
     return up->conf->down_answer == 503 ? 503 : 200;
-}
-
-STACK_OF(X509) *scep_forward_ca_certs(apr_pool_t *p, scep_upstream_t *up,
-                                      const scep_log_t *log, const char **why)
-{
-    upstream_view_t *view = current_view(p, up, log, why);
-
-    return view ? view->certs : NULL;
 }
 
 /* ---- enrollment ------------------------------------------------------------------------ */
@@ -627,8 +617,9 @@ static int issued_by_ca(apr_pool_t *p, scep_upstream_t *up, const upstream_view_
 }
 
 /* One request upstream (a PKCSReq, or a CertPoll when `poll`) and what its answer means. */
-static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_REQ *req,
-                             const unsigned char *csr, apr_size_t csr_len, EVP_PKEY *csr_key,
+static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now, int poll,
+                             X509_REQ *req, const unsigned char *csr, apr_size_t csr_len,
+                             EVP_PKEY *csr_key,
                              const char *transaction_id, const scep_log_t *log,
                              scep_forward_result_t *result)
 {
@@ -645,7 +636,7 @@ static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_
 
     memset(result, 0, sizeof(*result));
     result->status = SCEP_FORWARD_UNREACHABLE;
-    if (!(view = current_view(p, up, log, &why))) {
+    if (!(view = current_view(p, up, now, log, &why))) {
         result->why = why;
         return APR_SUCCESS;
     }
@@ -728,17 +719,17 @@ static apr_status_t exchange(apr_pool_t *p, scep_upstream_t *up, int poll, X509_
     return APR_SUCCESS;
 }
 
-apr_status_t scep_forward_enroll(apr_pool_t *p, scep_upstream_t *up,
+apr_status_t scep_forward_enroll(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now,
                                  const unsigned char *csr, apr_size_t csr_len,
                                  EVP_PKEY *csr_key, const char *transaction_id,
                                  const scep_log_t *log, scep_forward_result_t *result)
 {
-    return exchange(p, up, 0, NULL, csr, csr_len, csr_key, transaction_id, log, result);
+    return exchange(p, up, now, 0, NULL, csr, csr_len, csr_key, transaction_id, log, result);
 }
 
-apr_status_t scep_forward_poll(apr_pool_t *p, scep_upstream_t *up, X509_REQ *req,
-                               EVP_PKEY *csr_key, const char *transaction_id,
+apr_status_t scep_forward_poll(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now,
+                               X509_REQ *req, EVP_PKEY *csr_key, const char *transaction_id,
                                const scep_log_t *log, scep_forward_result_t *result)
 {
-    return exchange(p, up, 1, req, NULL, 0, csr_key, transaction_id, log, result);
+    return exchange(p, up, now, 1, req, NULL, 0, csr_key, transaction_id, log, result);
 }

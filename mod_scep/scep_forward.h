@@ -79,26 +79,21 @@ typedef struct scep_forward_result_t {
 } scep_forward_result_t;
 
 /* Sends `csr` (DER) upstream under `transaction_id` and waits at most the configured
- * timeouts (with retries).  A request the upstream may never have received is sent
+ * timeouts (with retries).  `now` is the request's time: the upstream's certificates are
+ * fetched again when older than the configured refresh.  A request the upstream may never have received is sent
  * again the same way: an upstream answers a known transaction from its state. */
-apr_status_t scep_forward_enroll(apr_pool_t *p, scep_upstream_t *up,
+apr_status_t scep_forward_enroll(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now,
                                  const unsigned char *csr, apr_size_t csr_len,
                                  EVP_PKEY *csr_key, const char *transaction_id,
                                  const scep_log_t *log, scep_forward_result_t *result);
 
 /* Asks the upstream with a CertPoll (IssuerAndSubject of `req`) about a transaction it
  * answered PENDING. */
-apr_status_t scep_forward_poll(apr_pool_t *p, scep_upstream_t *up, X509_REQ *req,
-                               EVP_PKEY *csr_key, const char *transaction_id,
+apr_status_t scep_forward_poll(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now,
+                               X509_REQ *req, EVP_PKEY *csr_key, const char *transaction_id,
                                const scep_log_t *log, scep_forward_result_t *result);
 
 /* 200 (PENDING) or 503: how a device is answered while the upstream cannot be reached. */
 int scep_forward_down_answer(const scep_upstream_t *up);
-
-/* The upstream's CA and RA certificates as last fetched and verified (fetching them if
- * needed), for GetCACert in RA mode; NULL with *why when it cannot be reached or its
- * certificates are not trusted. */
-STACK_OF(X509) *scep_forward_ca_certs(apr_pool_t *p, scep_upstream_t *up,
-                                      const scep_log_t *log, const char **why);
 
 #endif

@@ -2,7 +2,6 @@
 /* Certificate issuance by the local CA: from a checked PKCS#10 and the endpoint's profile
  * (or a registration's identity) to a signed X.509 certificate.  Works only from what
  * scep_ca loaded at startup: no file is read and no key is parsed per request. */
-#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -31,14 +30,14 @@ static int set_random_serial(X509 *x)
     return ok;
 }
 
-static int set_validity(X509 *x, X509 *ca_cert, int days)
+static int set_validity(X509 *x, X509 *ca_cert, apr_int64_t now, int days)
 {
-    time_t now = time(NULL);
+    time_t t = (time_t)now;
     ASN1_TIME *not_after;
 
     /* Backdated for devices whose clock runs a little behind the CA's. */
-    if (!X509_time_adj_ex(X509_getm_notBefore(x), 0, -300, &now)
-        || !(not_after = X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now))) {
+    if (!X509_time_adj_ex(X509_getm_notBefore(x), 0, -300, &t)
+        || !(not_after = X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &t))) {
         return 0;
     }
     if (ASN1_TIME_compare(not_after, X509_get0_notAfter(ca_cert)) > 0) {
@@ -261,8 +260,8 @@ static int add_subject_key_id(X509 *x, const EVP_MD *sha1)
 
 apr_status_t scep_issue_certificate(apr_pool_t *p, const scep_ca_t *ca,
                                     const scep_profile_t *profile, const scep_csr_t *csr,
-                                    const scep_identity_t *forced, X509 **out,
-                                    const char **why)
+                                    const scep_identity_t *forced, apr_int64_t now,
+                                    X509 **out, const char **why)
 {
     X509 *ca_cert = scep_ca_cert(ca), *x = X509_new();
     EVP_PKEY *ca_key = scep_ca_key(ca);
@@ -284,7 +283,7 @@ apr_status_t scep_issue_certificate(apr_pool_t *p, const scep_ca_t *ca,
     if (!X509_set_version(x, X509_VERSION_3)
         || !set_random_serial(x)
         || !X509_set_issuer_name(x, X509_get_subject_name(ca_cert))
-        || !set_validity(x, ca_cert, profile->validity_days)
+        || !set_validity(x, ca_cert, now, profile->validity_days)
         || !copy_public_key(x, csr->req)
         || !X509_add_ext(x, shared->end_entity_constraints, -1)
         || !add_key_usage(x, profile->key_usage)

@@ -32,6 +32,7 @@ typedef struct op_ctx_t {
     scep_db_t *db;
     const scep_peer_t *peer;
     const scep_log_t *log;
+    apr_int64_t now;                    /* the request's time, read once by the host */
     scep_reply_t *reply;
     scep_pkimsg_t *msg;
     /* SHA-256 of the signer's SubjectPublicKeyInfo: whose transaction this is */
@@ -388,7 +389,7 @@ static apr_status_t record(op_ctx_t *c, const scep_grant_t *grant,
     rec.transaction_id = c->msg->transaction_id;
     rec.not_before = asn1_time_seconds(X509_get0_notBefore(issued));
     rec.not_after = asn1_time_seconds(X509_get0_notAfter(issued));
-    rec.issued_at = (apr_int64_t)time(NULL);
+    rec.issued_at = c->now;
     /* Only this extension: X509_get0_authority_key_id would decode them all and hash
      * the whole certificate first. */
     if ((aki = X509_get_ext_d2i(issued, NID_authority_key_identifier, NULL, NULL)) != NULL) {
@@ -419,7 +420,7 @@ static apr_status_t admit_renewal(op_ctx_t *c, const scep_csr_t *csr, scep_grant
     apr_status_t rv;
 
     rv = scep_policy_authorize_renewal(c->p, c->db, &c->profile->registrations, csr, serial,
-                                       (apr_int64_t)time(NULL), grant, &fqdn, &why);
+                                       c->now, grant, &fqdn, &why);
     c->reply->fqdn = fqdn;
     if (rv == APR_SUCCESS) {
         return APR_SUCCESS;
@@ -455,7 +456,7 @@ static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned cha
     *grant = NULL;
     rv = scep_policy_replay(c->p, c->db, &c->profile->registrations, c->msg->transaction_id,
                             c->requester, renewing ? serial_hex(c->p, c->msg->signer) : NULL,
-                            (apr_int64_t)time(NULL), digest, &der, &der_len, &why);
+                            c->now, digest, &der, &der_len, &why);
     if (rv == SCEP_POLICY_REPLAY) {
         return send_recorded(c, der, der_len);
     }
@@ -475,7 +476,7 @@ static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned cha
         }
     }
     rv = scep_policy_authorize(c->p, c->db, &c->profile->registrations, csr,
-                               c->peer ? c->peer->client_ip : NULL, (apr_int64_t)time(NULL),
+                               c->peer ? c->peer->client_ip : NULL, c->now,
                                grant, &fqdn, &why);
     c->reply->fqdn = fqdn;
     if (rv == SCEP_POLICY_DENIED) {
@@ -579,9 +580,9 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
     /* Once the upstream has the request and said PENDING, it is asked with CertPoll;
      * before that (it was down), the request itself goes again. */
     rv = grant->held && grant->upstream_pending
-         ? scep_forward_poll(c->p, c->profile->upstream, csr->req, csr->public_key,
+         ? scep_forward_poll(c->p, c->profile->upstream, c->now, csr->req, csr->public_key,
                              upstream_id, c->log, &fwd)
-         : scep_forward_enroll(c->p, c->profile->upstream, csr->der, csr->der_len,
+         : scep_forward_enroll(c->p, c->profile->upstream, c->now, csr->der, csr->der_len,
                                csr->public_key, upstream_id, c->log, &fwd);
     if (rv != APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00402: scep(%s,PKIOperation): %s",
@@ -598,7 +599,7 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
         if (grant->held) {
             scep_policy_close_held(c->p, c->db, c->msg->transaction_id, c->requester,
                                    SCEP_TXN_REJECTED, "the upstream CA", fwd.why,
-                                   (apr_int64_t)time(NULL));
+                                   c->now);
         }
         return fail(c, SCEP_LOG_WARNING, fwd.fail_info, "SCEP00401", fwd.why);
     default:
@@ -647,7 +648,7 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     }
     else {
         rv = scep_issue_certificate(c->p, c->ca, c->profile, csr,
-                                    grant ? &grant->identity : NULL, &issued, &why);
+                                    grant ? &grant->identity : NULL, c->now, &issued, &why);
     }
     if (rv == APR_EINVAL) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00213", why);
@@ -765,7 +766,7 @@ static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t 
                           c->msg->transaction_id, digest, c->msg->content,
                           c->msg->content_len, c->requester, endpoint,
                           c->peer ? c->peer->client_ip : NULL, csr_identity(c->p, csr),
-                          state, (apr_int64_t)time(NULL), &der, &der_len, &why);
+                          state, c->now, &der, &der_len, &why);
     if (rv == SCEP_POLICY_REPLAY) {
         return send_recorded(c, der, der_len);
     }
@@ -810,7 +811,7 @@ static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
     }
     rv = scep_policy_poll(c->p, c->db, &c->profile->registrations, c->msg->transaction_id,
                           c->requester, endpoint, c->profile->upstream != NULL,
-                          (apr_int64_t)time(NULL), &held, &grant, &der, &der_len, &why);
+                          c->now, &held, &grant, &der, &der_len, &why);
     switch (rv) {
     case SCEP_POLICY_REPLAY:
         return send_recorded(c, der, der_len);
@@ -1003,7 +1004,7 @@ static apr_status_t get_crl(op_ctx_t *c)
                     "an upstream CA issues for this endpoint: ask it for its CRL");
     }
     rv = scep_crl_current(c->p, c->ca, c->db, c->profile->crl_validity,
-                          (apr_int64_t)time(NULL), &crl);
+                          c->now, &crl);
     if (rv == APR_EGENERAL) {
         scep_log(c->log, SCEP_LOG_ERR, "SCEP00226: scep(%s,PKIOperation): cannot sign the "
                  "CRL: %s", c->msg->transaction_id, scep_util_openssl_errors(c->p));
@@ -1035,10 +1036,10 @@ static apr_status_t get_crl(op_ctx_t *c)
 apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
                                       const scep_profile_t *profile, scep_db_t *db,
                                       const unsigned char *msg, apr_size_t msg_len,
-                                      const scep_peer_t *peer, const scep_log_t *log,
-                                      scep_reply_t *reply)
+                                      const scep_peer_t *peer, apr_int64_t now,
+                                      const scep_log_t *log, scep_reply_t *reply)
 {
-    op_ctx_t c = { p, ca, profile, db, peer, log, reply, NULL, { 0 } };
+    op_ctx_t c = { p, ca, profile, db, peer, log, now, reply, NULL, { 0 } };
     const char *why = NULL;
 
     memset(reply, 0, sizeof(*reply));

@@ -63,11 +63,13 @@ typedef struct scep_reply_t {
 
 /* Answers one PKIOperation.  With `db` (may be NULL), requests are authorized against
  * its registrations and every issued certificate is recorded there before the reply is
- * returned; without, by the profile's static challenge. */
+ * returned; without, by the profile's static challenge.  `now` (seconds since the epoch)
+ * is the request's time, read once by the host: every record, validity and cache age of
+ * this request is measured from it. */
 apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
                                       const scep_profile_t *profile, scep_db_t *db,
                                       const unsigned char *msg, apr_size_t msg_len,
-                                      const scep_peer_t *peer, const scep_log_t *log,
-                                      scep_reply_t *reply);
+                                      const scep_peer_t *peer, apr_int64_t now,
+                                      const scep_log_t *log, scep_reply_t *reply);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <apr_file_io.h>
 #include <apr_general.h>
@@ -81,7 +82,7 @@ int main(int argc, const char *const argv[])
         scep_reply_t reply = { 0 };
 
         scep_server_pkioperation(req_pool, ca, &profile, NULL, (unsigned char *)request, len,
-                                 &peer, NULL, &reply);
+                                 &peer, (apr_int64_t)time(NULL), NULL, &reply);
         if (reply.http_status != 200 || reply.outcome != SCEP_OUTCOME_ISSUED) {
             const char *outcome = scep_server_outcome_name(reply.outcome);
 

@@ -757,7 +757,8 @@ static CMS_ContentInfo *run(apr_pool_t *p, const scep_ca_t *ca, const scep_profi
     BIO *b;
     CMS_ContentInfo *rep;
 
-    scep_server_pkioperation(p, ca, profile, NULL, msg, len, &peer, NULL, reply);
+    scep_server_pkioperation(p, ca, profile, NULL, msg, len, &peer,
+                             (apr_int64_t)time(NULL), NULL, reply);
     if (reply->http_status != 200) {
         return NULL;
     }
@@ -815,7 +816,8 @@ static int get_recorded(apr_pool_t *p, const scep_ca_t *ca, scep_db_t *db, X509 
     msg = build_request(p, &o, &len);
     scep_profile_defaults(&profile, p);
     memset(&reply, 0, sizeof(reply));
-    scep_server_pkioperation(p, ca, &profile, db, msg, len, &peer, NULL, &reply);
+    scep_server_pkioperation(p, ca, &profile, db, msg, len, &peer, (apr_int64_t)time(NULL),
+                             NULL, &reply);
     OPENSSL_free(query);
     PKCS7_ISSUER_AND_SERIAL_free(ias);
     *outcome = scep_server_outcome_name(reply.outcome);
@@ -1338,12 +1340,12 @@ static void test_malformed_and_oversized(void **state)
     unsigned char garbage[64];
 
     memset(garbage, 0x30, sizeof(garbage));
-    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL, NULL,
-                             &reply);
+    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL,
+                             (apr_int64_t)time(NULL), NULL, &reply);
     assert_int_equal(reply.http_status, 400);
     profile.max_message_size = 16;
-    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL, NULL,
-                             &reply);
+    scep_server_pkioperation(p, ca, &profile, NULL, garbage, sizeof(garbage), NULL,
+                             (apr_int64_t)time(NULL), NULL, &reply);
     assert_int_equal(reply.http_status, 413);
 }
 
