@@ -277,7 +277,8 @@ static apr_status_t prepare_issuance(apr_pool_t *p, scep_ca_t *ca, const char *p
     ca->issuance.authority_key_id = scep_util_own_X509_EXTENSION(
         p, X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid"));
     ca->issuance.sha1 = scep_util_own_EVP_MD(p, EVP_MD_fetch(NULL, "SHA1", NULL));
-    if (!ca->issuance.end_entity_constraints || !ca->issuance.authority_key_id || !ca->issuance.sha1) {
+    if (!ca->issuance.end_entity_constraints || !ca->issuance.authority_key_id
+        || !ca->issuance.sha1) {
         *errmsg = apr_pstrcat(p, "cannot prepare the issued certificates' extensions: ",
                               scep_util_openssl_errors(p), NULL);
         return APR_EGENERAL;
@@ -363,8 +364,8 @@ static apr_status_t load_rollover(apr_pool_t *p, const scep_ca_files_t *files,
     for (i = 0; i < n; i++) {
         certs[i] = sk_X509_value(next, i);
     }
-    if ((rv = scep_msg_signed_certs(p, &ca->keys, certs, n, &ca->nextca_der, &ca->nextca_der_len))
-        != APR_SUCCESS) {
+    if ((rv = scep_msg_signed_certs(p, &ca->keys, certs, n, &ca->nextca_der,
+                                    &ca->nextca_der_len)) != APR_SUCCESS) {
         *errmsg = apr_pstrcat(p, "cannot sign the GetNextCACert answer: ",
                               scep_util_openssl_errors(p), NULL);
         return rv;
@@ -431,9 +432,10 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     ca->keys.sign_key = ca->keys.ca_key;
 
     if (files->ra_cert_file) {
-        if ((rv = load_cert(p, "RA certificate", files->ra_cert_file, &ca->keys.ra_cert, errmsg))
-            || (rv = load_key(p, "RA key", files->ra_key_file, ca->keys.ra_cert, 1, &ca->keys.ra_key,
-                              errmsg))) {
+        if ((rv = load_cert(p, "RA certificate", files->ra_cert_file, &ca->keys.ra_cert,
+                            errmsg))
+            || (rv = load_key(p, "RA key", files->ra_key_file, ca->keys.ra_cert, 1,
+                              &ca->keys.ra_key, errmsg))) {
             return rv;
         }
         X509_up_ref(ca->keys.ra_cert);
@@ -444,8 +446,8 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     if (files->ra_sign_cert_file) {
         if ((rv = load_cert(p, "RA signing certificate", files->ra_sign_cert_file,
                             &ca->keys.sign_cert, errmsg))
-            || (rv = load_key(p, "RA signing key", files->ra_sign_key_file, ca->keys.sign_cert, 0,
-                              &ca->keys.sign_key, errmsg))) {
+            || (rv = load_key(p, "RA signing key", files->ra_sign_key_file,
+                              ca->keys.sign_cert, 0, &ca->keys.sign_key, errmsg))) {
             return rv;
         }
         X509_up_ref(ca->keys.sign_cert);
@@ -457,7 +459,8 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
         warn_about(log, "RA certificate", files->ra_cert_file, ca->keys.ra_cert, 1);
     }
     if (ca->keys.sign_cert != ca->keys.ra_cert && ca->keys.sign_cert != ca->keys.ca_cert) {
-        warn_about(log, "RA signing certificate", files->ra_sign_cert_file, ca->keys.sign_cert, 0);
+        warn_about(log, "RA signing certificate", files->ra_sign_cert_file,
+                   ca->keys.sign_cert, 0);
     }
     name = X509_NAME_oneline(X509_get_subject_name(ca->keys.ca_cert), NULL, 0);
     ca->name = apr_pstrdup(p, name ? name : "?");

@@ -31,7 +31,8 @@ typedef struct scep_ca_files_t {
 } scep_ca_files_t;
 
 /* Loads and cross-checks every file.  What works but will bite (an RA certificate
- * without keyEncipherment, a certificate near its end) is logged as a warning.  On failure returns APR_EINVAL (or the file error)
+ * without keyEncipherment, a certificate near its end: the clock is read here, at
+ * startup) is logged as a warning.  On failure returns APR_EINVAL (or the file error)
  * and sets *errmsg to one sentence naming the role, the file and what is wrong.
  * Everything is allocated in `p`; OpenSSL objects are freed by a cleanup on `p`. */
 apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files,

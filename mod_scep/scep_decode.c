@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Wire decoding ahead of any ASN.1: splitting the raw GET query into `operation` and
  * `message`, the lenient base64 decoder that turns a GET `message` into DER (percent
- * escapes, line wrapping and both alphabets tolerated), and the plain base64 encoder.
- * Only APR and libc are used, so the unit tests and fuzzers need nothing else. */
+ * escapes, line wrapping and both alphabets tolerated), and the plain base64 encoder
+ * (APR-util's).  Only APR and libc are used, so the unit tests and fuzzers need nothing
+ * else. */
+#include <limits.h>
 #include <string.h>
 
+#include <apr_base64.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 
@@ -13,9 +16,6 @@
 
 #define NAME_OPERATION "operation"
 #define NAME_MESSAGE   "message"
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Both alphabets at once: clients are not consistent, and a message that mixes them
  * still has exactly one meaning. */
@@ -248,31 +248,12 @@ apr_status_t scep_decode_message(apr_pool_t *p, const char *text, apr_size_t tex
 
 const char *scep_decode_base64(apr_pool_t *p, const unsigned char *data, apr_size_t len)
 {
-    char *buf, *d;
-    apr_size_t i;
+    char *buf;
 
-    if (len / 3 > (APR_SIZE_MAX - 5) / 4) {
-        return NULL;            /* the length would wrap; no such buffer can exist */
+    if (len > (apr_size_t)INT_MAX / 4 * 3) {
+        return NULL;            /* beyond APR's int lengths; never a SCEP message */
     }
-    buf = d = apr_palloc(p, len / 3 * 4 + (len % 3 ? 4 : 0) + 1);
-    for (i = 0; len - i >= 3; i += 3) {
-        *d++ = b64_alphabet[data[i] >> 2];
-        *d++ = b64_alphabet[((data[i] & 0x03) << 4) | (data[i + 1] >> 4)];
-        *d++ = b64_alphabet[((data[i + 1] & 0x0f) << 2) | (data[i + 2] >> 6)];
-        *d++ = b64_alphabet[data[i + 2] & 0x3f];
-    }
-    if (len - i == 1) {
-        *d++ = b64_alphabet[data[i] >> 2];
-        *d++ = b64_alphabet[(data[i] & 0x03) << 4];
-        *d++ = '=';
-        *d++ = '=';
-    }
-    else if (len - i == 2) {
-        *d++ = b64_alphabet[data[i] >> 2];
-        *d++ = b64_alphabet[((data[i] & 0x03) << 4) | (data[i + 1] >> 4)];
-        *d++ = b64_alphabet[(data[i + 1] & 0x0f) << 2];
-        *d++ = '=';
-    }
-    *d = '\0';
+    buf = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)len));
+    apr_base64_encode(buf, (const char *)data, (int)len);
     return buf;
 }

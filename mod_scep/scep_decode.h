@@ -39,7 +39,8 @@ apr_status_t scep_decode_message(apr_pool_t *p, const char *text, apr_size_t tex
                                  apr_size_t max_out,
                                  unsigned char **out, apr_size_t *out_len);
 
-/* Encodes bytes as standard base64 without line breaks (NUL-terminated, in the pool). */
+/* Encodes bytes as standard base64 without line breaks (NUL-terminated, in the pool);
+ * APR's encoder, whose int lengths make it NULL beyond about 1.5 GB. */
 const char *scep_decode_base64(apr_pool_t *p, const unsigned char *data, apr_size_t len);
 
 #endif

@@ -80,8 +80,9 @@ typedef struct scep_forward_result_t {
 
 /* Sends `csr` (DER) upstream under `transaction_id` and waits at most the configured
  * timeouts (with retries).  `now` is the request's time: the upstream's certificates are
- * fetched again when older than the configured refresh.  A request the upstream may never have received is sent
- * again the same way: an upstream answers a known transaction from its state. */
+ * fetched again when older than the configured refresh.  A request the upstream may
+ * never have received is sent again the same way: an upstream answers a known
+ * transaction from its state. */
 apr_status_t scep_forward_enroll(apr_pool_t *p, scep_upstream_t *up, apr_int64_t now,
                                  const unsigned char *csr, apr_size_t csr_len,
                                  EVP_PKEY *csr_key, const char *transaction_id,

@@ -53,7 +53,8 @@ static int set_subject(X509 *x, const scep_profile_t *profile, const scep_csr_t 
     X509_NAME *name;
     int ok;
 
-    if (profile->subject_mode == SCEP_SUBJECT_FROM_CSR && X509_NAME_entry_count(requested) > 0) {
+    if (profile->subject_mode == SCEP_SUBJECT_FROM_CSR
+        && X509_NAME_entry_count(requested) > 0) {
         return X509_set_subject_name(x, requested);
     }
     if (!cn && csr->dns_names->nelts > 0) {

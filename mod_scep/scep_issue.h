@@ -16,8 +16,8 @@
  * as the profile says, or, when a registration decided them (`forced` not NULL), are
  * exactly CN=<fqdn> (plus the registered serialNumber) and a SAN of the FQDN and the
  * registered addresses; everything else from the profile.  Valid from `now` (less five
- * minutes) for the profile's days, never beyond the CA certificate.  *cert is freed with the pool.
- * APR_EINVAL with *why when the CSR cannot be certified (names nobody); other errors are
+ * minutes) for the profile's days, never beyond the CA certificate.  *cert is freed with
+ * the pool.  APR_EINVAL with *why when the CSR cannot be certified (names nobody); other errors are
  * server failures (the OpenSSL queue holds the detail). */
 apr_status_t scep_issue_certificate(apr_pool_t *p, const scep_ca_t *ca,
                                     const scep_profile_t *profile, const scep_csr_t *csr,

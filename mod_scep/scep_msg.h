@@ -76,8 +76,8 @@ apr_status_t scep_msg_parse_request(apr_pool_t *p, const scep_msg_keys_t *keys, 
 
 /* The second half of scep_msg_parse_request, on its own so that it can be driven (and
  * fuzzed) without a valid signature around it: opens `envelope`, the EnvelopedData a
- * verified SignedData carried, with the RA key or else the CA key of `keys`.  Sets msg->cipher_nid
- * and, when it opens, msg->content (in the pool).  Like scep_msg_parse_request it answers
+ * verified SignedData carried, with the RA key or else the CA key of `keys`.  Sets
+ * msg->cipher_nid and, when it opens, msg->content (in the pool).  Like scep_msg_parse_request it answers
  * APR_SUCCESS and records a refusal in msg->fail_info and msg->why; `msg` must have been
  * set up by the caller (fail_info SCEP_FAIL_NONE). */
 apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_msg_keys_t *keys, int legacy,

@@ -96,8 +96,9 @@ static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *f
 {
     unsigned char *der;
     apr_size_t len;
-    apr_status_t rv = scep_msg_certrep(c->p, scep_ca_msg_keys(c->ca), c->msg, status, fail_info, fail_text,
-                                       payload, payload_len, &der, &len);
+    apr_status_t rv = scep_msg_certrep(c->p, scep_ca_msg_keys(c->ca), c->msg, status,
+                                       fail_info, fail_text, payload, payload_len, &der,
+                                       &len);
 
     if (rv != APR_SUCCESS) {
         scep_log(c->log, SCEP_LOG_ERR,
@@ -945,8 +946,8 @@ static apr_status_t read_query(op_ctx_t *c, const char **serial)
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_CERT_ID, "SCEP00224",
                     apr_psprintf(c->p, "the issuer %s is not this CA (%s)",
                                  scep_csr_name_text(c->p, issuer),
-                                 scep_csr_name_text(c->p,
-                                                    X509_get_subject_name(scep_ca_cert(c->ca)))));
+                                 scep_csr_name_text(c->p, X509_get_subject_name(
+                                                              scep_ca_cert(c->ca)))));
     }
     *serial = asked;
     return APR_SUCCESS;
@@ -1052,8 +1053,8 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
         reply->outcome = SCEP_OUTCOME_TOO_LARGE;
         return APR_ENOSPC;
     }
-    if (scep_msg_parse_request(p, scep_ca_msg_keys(ca), profile->legacy_algorithms, msg, msg_len, &c.msg, &why)
-        != APR_SUCCESS) {
+    if (scep_msg_parse_request(p, scep_ca_msg_keys(ca), profile->legacy_algorithms, msg,
+                               msg_len, &c.msg, &why) != APR_SUCCESS) {
         scep_log(log, SCEP_LOG_INFO, "SCEP00204: scep(-,PKIOperation): unusable message from "
                  "%s: %s", peer && peer->client_ip ? peer->client_ip : "?", why);
         reply->http_status = 400;

@@ -26,7 +26,7 @@ typedef enum scep_outcome_e {
     SCEP_OUTCOME_NONE = 0,                  /* nothing decided yet; has no name */
     SCEP_OUTCOME_ISSUED,                    /* "issued" */
     SCEP_OUTCOME_RENEWED,                   /* "renewed" */
-    SCEP_OUTCOME_REPLAYED,                  /* "replayed": a retried transaction's certificate */
+    SCEP_OUTCOME_REPLAYED,                  /* "replayed": a retried transaction's */
     SCEP_OUTCOME_PENDING,                   /* "pending" */
     SCEP_OUTCOME_CERTIFICATE,               /* "certificate": GetCert */
     SCEP_OUTCOME_CRL,                       /* "crl": GetCRL */

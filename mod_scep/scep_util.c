@@ -15,16 +15,16 @@
 #include "scep_util.h"
 #include "scep_util_own.h"
 
-#define SCEP_UTIL_OWN_DEFINE(name, type, free_obj)                                      \
+#define SCEP_UTIL_OWN_DEFINE(name, pointer, free_obj)                                   \
     static apr_status_t free_##name(void *data)                                        \
     {                                                                                  \
-        type *obj = data;                                                              \
+        pointer obj = data;                                                            \
                                                                                        \
         free_obj;                                                                      \
         return APR_SUCCESS;                                                            \
     }                                                                                  \
                                                                                        \
-    type *scep_util_own_##name(apr_pool_t *p, type *obj)                               \
+    pointer scep_util_own_##name(apr_pool_t *p, pointer obj)                           \
     {                                                                                  \
         if (obj) {                                                                     \
             apr_pool_cleanup_register(p, obj, free_##name, apr_pool_cleanup_null);     \
@@ -64,22 +64,6 @@ const char *scep_util_openssl_errors(apr_pool_t *p)
                              (data && (flags & ERR_TXT_STRING)) ? ")" : "", NULL);
     }
     return joined;
-}
-
-void scep_log_openssl(const scep_log_t *log, int level, const char *what)
-{
-    apr_pool_t *scratch;
-
-    if (!log || !log->fn || level > log->max_level) {
-        ERR_clear_error();
-        return;
-    }
-    if (apr_pool_create(&scratch, NULL) != APR_SUCCESS) {
-        ERR_clear_error();
-        return;
-    }
-    scep_log(log, level, "%s: %s", what, scep_util_openssl_errors(scratch));
-    apr_pool_destroy(scratch);
 }
 
 int scep_util_secret_equal(const void *a, apr_size_t a_len, const void *b, apr_size_t b_len)

@@ -28,9 +28,6 @@ typedef struct scep_log_t {
 void scep_log(const scep_log_t *log, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Appends the OpenSSL error queue (drained) to a log line at `level`, prefixed by `what`. */
-void scep_log_openssl(const scep_log_t *log, int level, const char *what);
-
 /* Drains the OpenSSL error queue into one pool string ("" when empty). */
 const char *scep_util_openssl_errors(apr_pool_t *p);
 

@@ -1315,14 +1315,16 @@ static void test_keyless_requests(void **state)
     scep_reply_t reply;
     CMS_ContentInfo *rep;
 
-    assert_int_equal(scep_msg_parse_request(p, scep_ca_msg_keys(ca), 0, der, len, &msg, &why), APR_SUCCESS);
+    assert_int_equal(scep_msg_parse_request(p, scep_ca_msg_keys(ca), 0, der, len, &msg, &why),
+                     APR_SUCCESS);
     assert_int_equal(msg->fail_info, SCEP_FAIL_NONE);
     assert_int_equal(scep_ca_issued(ca, msg->signer_as_sent), 1);
     assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(msg->signer), ra_key), 1);
     assert_int_equal(X509_cmp(msg->signer_as_sent, ra_cert), 0);
 
     der = build_request(p, &(request_opts){ .challenge = "s3cret" }, &len);
-    assert_int_equal(scep_msg_parse_request(p, scep_ca_msg_keys(ca), 0, der, len, &msg, &why), APR_SUCCESS);
+    assert_int_equal(scep_msg_parse_request(p, scep_ca_msg_keys(ca), 0, der, len, &msg, &why),
+                     APR_SUCCESS);
     assert_int_equal(scep_ca_issued(ca, msg->signer_as_sent), 0);
 
     rep = run(p, ca, &profile, &ec_csr, &reply);
