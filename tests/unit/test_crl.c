@@ -28,7 +28,7 @@ typedef struct fixture_t {
     apr_pool_t *pool;
     char dir[64];
     scep_db_t *db;
-    scep_ca_t *ca, *rolled;          /* `rolled`: same name, another key */
+    scep_ca_t *ca, *rolled;        /* `rolled`: same name, another key */
 } fixture_t;
 
 static EVP_PKEY *ca_key, *new_key, *device_key;
