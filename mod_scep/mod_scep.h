@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the glue files of mod_scep share: the per-directory configuration, the device
- * databases named by the configuration (opened once per child), the audit log and the
- * challenge-minting handler.  httpd types live here, never in the core. */
+/* What the glue files of mod_scep share: the per-directory configuration and the objects
+ * it names (CA sections, device databases opened once per child, upstream CAs), and each
+ * glue file's functions.  httpd types live here, never in the core. */
 #ifndef MOD_SCEP_H
 #define MOD_SCEP_H
 
@@ -61,6 +61,17 @@ typedef struct scep_server_conf_t {
     apr_file_t *audit;
 } scep_server_conf_t;
 
+/* ---- configuration (mod_scep_config.c) ------------------------------------------- */
+extern const command_rec scep_glue_config_cmds[];
+void *scep_glue_config_create_dir(apr_pool_t *p, char *dir);
+void *scep_glue_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
+/* pre_config: a new configuration cycle forgets the CA sections of the last one. */
+void scep_glue_config_reset(apr_pool_t *pconf);
+/* Every CA section (ca_ref_t *) of the configuration being read; NULL if none. */
+const apr_array_header_t *scep_glue_config_cas(void);
+/* The profile in force for a section: what it set, the documented defaults elsewhere. */
+void scep_glue_config_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out);
+
 /* ---- device databases (mod_scep_state.c) ---------------------------------------- */
 void scep_glue_db_reset(void);
 scep_db_ref_t *scep_glue_db_ref(cmd_parms *cmd, const char *path);
@@ -73,7 +84,6 @@ scep_db_t *scep_glue_db(request_rec *r, const scep_db_ref_t *ref);
 /* ---- audit log (mod_scep_state.c) ------------------------------------------------ */
 void *scep_glue_create_server_conf(apr_pool_t *p, server_rec *s);
 void *scep_glue_merge_server_conf(apr_pool_t *p, void *basev, void *addv);
-const char *scep_glue_set_audit_log(cmd_parms *cmd, void *dconf, const char *arg);
 int scep_glue_audit_open(apr_pool_t *pconf, server_rec *s);
 /* One JSON line per decision: event "issued", "refused", "minted" or "error".  NULL
  * fields are left out. */
@@ -88,23 +98,12 @@ int scep_glue_challenge_handler(request_rec *r);
 
 /* ---- forwarding to an upstream CA (mod_scep_forward.c) -------------------------------- */
 void scep_glue_forward_reset(void);
+/* The section's upstream, made with the documented defaults by its first ScepUpstream*
+ * directive. */
+scep_upstream_ref_t *scep_glue_forward_ref(cmd_parms *cmd, scep_dir_conf_t *conf);
 /* post_config: libcurl's global state, once, in the parent. */
 int scep_glue_forward_prepare(apr_pool_t *pconf, server_rec *s);
 void scep_glue_forward_child_init(apr_pool_t *pchild, server_rec *s);
-const char *scep_glue_upstream_url(cmd_parms *cmd, void *dconf, const char *arg);
-const char *scep_glue_upstream_proxy(cmd_parms *cmd, void *dconf, const char *url,
-                                     const char *credentials);
-const char *scep_glue_upstream_text(cmd_parms *cmd, void *dconf, const char *arg);
-const char *scep_glue_upstream_client_cert(cmd_parms *cmd, void *dconf, const char *cert,
-                                           const char *key);
-const char *scep_glue_upstream_timeout(cmd_parms *cmd, void *dconf, const char *connect,
-                                       const char *total);
-const char *scep_glue_upstream_retries(cmd_parms *cmd, void *dconf, const char *arg);
-const char *scep_glue_upstream_refresh(cmd_parms *cmd, void *dconf, const char *arg);
-const char *scep_glue_upstream_down_answer(cmd_parms *cmd, void *dconf, const char *arg);
-/* Marks the section's CA files as those of an RA in front of an upstream CA. */
-void scep_glue_mark_forwarding(cmd_parms *cmd, scep_dir_conf_t *conf);
-const char *scep_glue_endpoint_context(cmd_parms *cmd);
 
 /* ---- status counters (mod_scep_status.c) ------------------------------------------- */
 #define SCEP_STATUS_HANDLER "scep-status"
@@ -121,7 +120,5 @@ int scep_glue_crl_handler(request_rec *r);
 /* ---- shared by the handlers (mod_scep.c) ------------------------------------------- */
 int scep_glue_send(request_rec *r, const char *content_type, const void *body,
                    apr_size_t len);
-/* The profile in force for a section: what it set, the documented defaults elsewhere. */
-void scep_glue_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out);
 
 #endif

@@ -49,7 +49,7 @@ int scep_glue_crl_handler(request_rec *r)
     if (!(db = scep_glue_db(r, conf->db_ref))) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    scep_glue_effective_profile(conf, &profile);
+    scep_glue_config_effective_profile(conf, &profile);
     rv = scep_crl_current(r->pool, conf->ca_ref->ca, db, profile.crl_validity, now, &crl);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,

@@ -234,19 +234,6 @@ void *scep_glue_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     return conf;
 }
 
-const char *scep_glue_set_audit_log(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    scep_server_conf_t *conf = ap_get_module_config(cmd->server->module_config, &scep_module);
-
-    if (*arg == '|') {
-        conf->audit_path = arg;
-    }
-    else if ((conf->audit_path = ap_server_root_relative(cmd->pool, arg)) == NULL) {
-        return apr_pstrcat(cmd->pool, "ScepAuditLog: invalid file path '", arg, "'", NULL);
-    }
-    return NULL;
-}
-
 /* Opens every server's audit log once; servers naming the same file share the handle. */
 int scep_glue_audit_open(apr_pool_t *pconf, server_rec *s)
 {

@@ -1,0 +1,835 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* mod_scep's configuration, as mod_ssl (ssl_engine_config.c) and mod_md (mod_md_config.c)
+ * keep theirs: the directive table and every setter, the per-directory configuration's
+ * create and merge, the CA sections check_config loads, and the profile in force for a
+ * section.  The objects a setting names (CAs, device databases, upstreams) are made per
+ * section here and prepared by their own files at startup. */
+#include <string.h>
+
+#include "httpd.h"
+#include "http_config.h"
+
+#include <apr_strings.h>
+
+#include "mod_scep.h"
+#include "scep_import.h"
+
+/* Each profile member that a section set explicitly. */
+enum {
+    SET_VALIDITY = 1 << 0, SET_KEY_USAGE = 1 << 1, SET_EKU = 1 << 2, SET_SUBJECT = 1 << 3,
+    SET_MIN_KEY = 1 << 4, SET_LEGACY = 1 << 5, SET_CHALLENGE = 1 << 6,
+    SET_NO_CHALLENGE = 1 << 7, SET_MAX_MESSAGE = 1 << 8, SET_PROFILE_NAME = 1 << 9,
+    SET_CHECK_ADDRESS = 1 << 10, SET_LOCKOUT = 1 << 11, SET_TXN_WINDOW = 1 << 12,
+    SET_RENEWAL_GRACE = 1 << 13, SET_RENEWAL_CHALLENGE = 1 << 14, SET_RENEWAL_REVOKE = 1 << 15,
+    SET_CRL_VALIDITY = 1 << 16, SET_CDP = 1 << 17, SET_APPROVAL = 1 << 18,
+    SET_PENDING_TIMEOUT = 1 << 19, SET_FAILURE_DETAIL = 1 << 20
+};
+
+/* Every CA section of the configuration being read, loaded by check_config. */
+static apr_array_header_t *ca_refs;
+/* The documented defaults, prepared once per configuration cycle. */
+static scep_profile_t default_profile;
+
+void scep_glue_config_reset(apr_pool_t *pconf)
+{
+    ca_refs = NULL;
+    scep_profile_defaults(&default_profile, pconf);
+}
+
+const apr_array_header_t *scep_glue_config_cas(void)
+{
+    return ca_refs;
+}
+
+void *scep_glue_config_create_dir(apr_pool_t *p, char *dir)
+{
+    scep_dir_conf_t *conf = apr_pcalloc(p, sizeof(scep_dir_conf_t));
+
+    conf->location = dir;
+    return conf;
+}
+
+#define MERGE_MEMBER(flag, member) \
+    if (add->set & (flag)) { conf->profile.member = add->profile.member; }
+
+void *scep_glue_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    const scep_dir_conf_t *base = basev, *add = addv;
+    scep_dir_conf_t *conf = apr_palloc(p, sizeof(*conf));
+
+    *conf = *base;
+    conf->ca_ref = add->ca_ref ? add->ca_ref : base->ca_ref;
+    conf->db_ref = add->db_ref ? add->db_ref : base->db_ref;
+    conf->upstream_ref = add->upstream_ref ? add->upstream_ref : base->upstream_ref;
+    conf->location = add->location ? add->location : base->location;
+    conf->challenge_ttl = add->challenge_ttl ? add->challenge_ttl : base->challenge_ttl;
+    conf->set = base->set | add->set;
+    MERGE_MEMBER(SET_VALIDITY, validity_days);
+    MERGE_MEMBER(SET_KEY_USAGE, key_usage);
+    MERGE_MEMBER(SET_SUBJECT, subject_mode);
+    MERGE_MEMBER(SET_MIN_KEY, min_key_bits);
+    MERGE_MEMBER(SET_LEGACY, legacy_algorithms);
+    MERGE_MEMBER(SET_CHALLENGE, challenge_sha256);
+    MERGE_MEMBER(SET_NO_CHALLENGE, allow_no_challenge);
+    MERGE_MEMBER(SET_MAX_MESSAGE, max_message_size);
+    MERGE_MEMBER(SET_PROFILE_NAME, registrations.profile_name);
+    MERGE_MEMBER(SET_CHECK_ADDRESS, registrations.check_client_address);
+    MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_failures);
+    MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_seconds);
+    MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_shared_failures);
+    MERGE_MEMBER(SET_TXN_WINDOW, registrations.transaction_window);
+    MERGE_MEMBER(SET_RENEWAL_GRACE, registrations.renewal_grace);
+    MERGE_MEMBER(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
+    MERGE_MEMBER(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
+    MERGE_MEMBER(SET_CRL_VALIDITY, crl_validity);
+    MERGE_MEMBER(SET_APPROVAL, registrations.require_approval);
+    MERGE_MEMBER(SET_PENDING_TIMEOUT, registrations.pending_timeout);
+    MERGE_MEMBER(SET_FAILURE_DETAIL, failure_detail);
+    MERGE_MEMBER(SET_CDP, cdp_der);
+    MERGE_MEMBER(SET_CDP, cdp_der_len);
+    if (add->set & SET_EKU) {
+        conf->profile.eku_der = add->profile.eku_der;
+        conf->profile.eku_der_len = add->profile.eku_der_len;
+    }
+    return conf;
+}
+
+void scep_glue_config_effective_profile(const scep_dir_conf_t *conf,
+                                        scep_profile_t *out)
+{
+    *out = default_profile;
+#define TAKE(flag, member) if (conf->set & (flag)) { out->member = conf->profile.member; }
+    TAKE(SET_VALIDITY, validity_days);
+    TAKE(SET_KEY_USAGE, key_usage);
+    TAKE(SET_SUBJECT, subject_mode);
+    TAKE(SET_MIN_KEY, min_key_bits);
+    TAKE(SET_LEGACY, legacy_algorithms);
+    TAKE(SET_CHALLENGE, challenge_sha256);
+    TAKE(SET_NO_CHALLENGE, allow_no_challenge);
+    TAKE(SET_MAX_MESSAGE, max_message_size);
+    TAKE(SET_EKU, eku_der);
+    TAKE(SET_EKU, eku_der_len);
+    TAKE(SET_PROFILE_NAME, registrations.profile_name);
+    TAKE(SET_CHECK_ADDRESS, registrations.check_client_address);
+    TAKE(SET_LOCKOUT, registrations.lockout_failures);
+    TAKE(SET_LOCKOUT, registrations.lockout_seconds);
+    TAKE(SET_LOCKOUT, registrations.lockout_shared_failures);
+    TAKE(SET_TXN_WINDOW, registrations.transaction_window);
+    TAKE(SET_RENEWAL_GRACE, registrations.renewal_grace);
+    TAKE(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
+    TAKE(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
+    TAKE(SET_CRL_VALIDITY, crl_validity);
+    TAKE(SET_APPROVAL, registrations.require_approval);
+    TAKE(SET_PENDING_TIMEOUT, registrations.pending_timeout);
+    TAKE(SET_FAILURE_DETAIL, failure_detail);
+    TAKE(SET_CDP, cdp_der);
+    TAKE(SET_CDP, cdp_der_len);
+#undef TAKE
+    out->upstream = conf->upstream_ref ? conf->upstream_ref->up : NULL;
+}
+
+/* ---- directives ------------------------------------------------------------------ */
+
+/* A SCEP endpoint never reaches the file system (scep_translate_name), so a setting in a
+ * <Directory> or <Files> section could never apply to it: refuse it instead of ignoring it. */
+static const char *endpoint_context(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, NOT_IN_DIRECTORY | NOT_IN_FILES);
+}
+
+static ca_ref_t *section_ca(cmd_parms *cmd, scep_dir_conf_t *conf)
+{
+    if (!conf->ca_ref) {
+        conf->ca_ref = apr_pcalloc(cmd->pool, sizeof(ca_ref_t));
+        conf->ca_ref->defined_at = cmd->directive
+            ? apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
+                           cmd->directive->line_num)
+            : "?";
+        if (!ca_refs) {
+            ca_refs = apr_array_make(cmd->pool, 4, sizeof(ca_ref_t *));
+        }
+        APR_ARRAY_PUSH(ca_refs, ca_ref_t *) = conf->ca_ref;
+    }
+    return conf->ca_ref;
+}
+
+/* Marks the section's CA files as those of an RA in front of an upstream CA. */
+static void mark_forwarding(cmd_parms *cmd, scep_dir_conf_t *conf)
+{
+    section_ca(cmd, conf)->files.forwarding = 1;
+}
+
+static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *path, **slot, *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    slot = (const char **)((char *)&section_ca(cmd, dconf)->files + (size_t)cmd->info);
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path '", arg, "'",
+                           NULL);
+    }
+    *slot = path;
+    return NULL;
+}
+
+static const char *set_positive(cmd_parms *cmd, const char *arg, long max, long *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (*arg == '\0' || *end != '\0' || v <= 0 || v > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from 1 to %ld",
+                            cmd->cmd->name, arg, max);
+    }
+    *out = v;
+    return NULL;
+}
+
+static const char *set_validity(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err = set_positive(cmd, arg, 36500, &v);
+
+    if (!err) {
+        conf->profile.validity_days = (int)v;
+        conf->set |= SET_VALIDITY;
+    }
+    return err;
+}
+
+static const char *set_min_key(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err = set_positive(cmd, arg, 16384, &v);
+
+    if (!err) {
+        conf->profile.min_key_bits = (int)v;
+        conf->set |= SET_MIN_KEY;
+    }
+    return err;
+}
+
+static const char *set_max_message(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err = set_positive(cmd, arg, 64L * 1024 * 1024, &v);
+
+    if (!err) {
+        conf->profile.max_message_size = (apr_size_t)v;
+        conf->set |= SET_MAX_MESSAGE;
+    }
+    return err;
+}
+
+static const char *set_key_usage(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
+{
+    scep_dir_conf_t *conf = dconf;
+    unsigned int bits = 0, bit;
+    int i;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (argc == 0) {
+        return "ScepKeyUsage: name at least one key usage, or 'none'";
+    }
+    for (i = 0; i < argc; i++) {
+        if (argc == 1 && strcasecmp(argv[i], "none") == 0) {
+            break;
+        }
+        if ((err = scep_profile_key_usage_bit(argv[i], &bit)) != NULL) {
+            return apr_psprintf(cmd->pool, "ScepKeyUsage: '%s': %s", argv[i], err);
+        }
+        bits |= bit;
+    }
+    conf->profile.key_usage = bits;
+    conf->set |= SET_KEY_USAGE;
+    return NULL;
+}
+
+/* Directives taking a list that a profile helper checks and encodes at startup. */
+typedef struct list_directive_t {
+    const char *(*set)(scep_profile_t *, apr_pool_t *, int, const char *const *);
+    unsigned int flag;
+    const char *when_empty;
+} list_directive_t;
+
+static const list_directive_t eku_list = {
+    scep_profile_set_eku, SET_EKU, "name at least one usage, or 'none'"
+};
+static const list_directive_t crl_url_list = {
+    scep_profile_set_crl_urls, SET_CDP, "name at least one URL"
+};
+
+static const char *set_profile_list(cmd_parms *cmd, void *dconf, int argc,
+                                    char *const argv[])
+{
+    const list_directive_t *list = cmd->info;
+    scep_dir_conf_t *conf = dconf;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (argc == 0) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", list->when_empty, NULL);
+    }
+    if ((err = list->set(&conf->profile, cmd->pool, argc, (const char *const *)argv))
+        != NULL) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL);
+    }
+    conf->set |= list->flag;
+    return NULL;
+}
+
+static const char *set_subject(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (strcasecmp(arg, "csr") == 0) {
+        conf->profile.subject_mode = SCEP_SUBJECT_FROM_CSR;
+    }
+    else if (strcasecmp(arg, "cn") == 0) {
+        conf->profile.subject_mode = SCEP_SUBJECT_CN_ONLY;
+    }
+    else {
+        return "ScepSubject: 'csr' or 'cn'";
+    }
+    conf->set |= SET_SUBJECT;
+    return NULL;
+}
+
+static const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (*arg == '\0') {
+        return "ScepChallenge: the challenge must not be empty";
+    }
+    if (conf->db_ref) {
+        return "ScepChallenge: this section authorizes with ScepDeviceDB registrations; "
+               "register a wildcard (scepreg DB '*') instead of a static challenge";
+    }
+    scep_profile_set_challenge(&conf->profile, cmd->pool, arg);
+    conf->set |= SET_CHALLENGE;
+    return NULL;
+}
+
+static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if ((intptr_t)cmd->info == SET_LEGACY) {
+        conf->profile.legacy_algorithms = on;
+    }
+    else if ((intptr_t)cmd->info == SET_CHECK_ADDRESS) {
+        conf->profile.registrations.check_client_address = on;
+    }
+    else if ((intptr_t)cmd->info == SET_APPROVAL) {
+        conf->profile.registrations.require_approval = on;
+    }
+    else if ((intptr_t)cmd->info == SET_RENEWAL_CHALLENGE) {
+        conf->profile.registrations.renewal_challenge = on;
+    }
+    else if ((intptr_t)cmd->info == SET_RENEWAL_REVOKE) {
+        conf->profile.registrations.renewal_revokes_old = on;
+    }
+    else if ((intptr_t)cmd->info == SET_FAILURE_DETAIL) {
+        conf->profile.failure_detail = on;
+    }
+    else {
+        if (conf->db_ref) {
+            return "ScepAllowNoChallenge: this section authorizes with ScepDeviceDB "
+                   "registrations; register a wildcard (scepreg DB '*') instead";
+        }
+        conf->profile.allow_no_challenge = on;
+    }
+    conf->set |= (unsigned int)(intptr_t)cmd->info;
+    return NULL;
+}
+
+/* "512M", "2G", "1073741824" */
+static const char *parse_size(cmd_parms *cmd, const char *arg, apr_size_t *out)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+    apr_int64_t unit = 1;
+
+    if (*end == 'K' || *end == 'k') {
+        unit = 1024;
+    }
+    else if (*end == 'M' || *end == 'm') {
+        unit = 1024 * 1024;
+    }
+    else if (*end == 'G' || *end == 'g') {
+        unit = 1024L * 1024 * 1024;
+    }
+    if (unit != 1) {
+        end++;
+    }
+    if (end == arg || *end != '\0' || v <= 0 || v > (APR_INT64_C(1) << 40) / unit
+        || v * unit < 1024 * 1024) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from 1M to 1024G (a number "
+                            "of bytes, or with K, M or G)", cmd->cmd->name, arg);
+    }
+    *out = (apr_size_t)(v * unit);
+    return NULL;
+}
+
+static const char *set_device_db(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *path, *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (conf->set & (SET_CHALLENGE | SET_NO_CHALLENGE)) {
+        return "ScepDeviceDB: this section has ScepChallenge/ScepAllowNoChallenge; with "
+               "registrations, register a wildcard (scepreg DB '*') instead";
+    }
+    if (!(path = ap_server_root_relative(cmd->pool, arg))) {
+        return apr_pstrcat(cmd->pool, "ScepDeviceDB: invalid path '", arg, "'", NULL);
+    }
+    conf->db_ref = scep_glue_db_ref(cmd, path);
+    return NULL;
+}
+
+static const char *set_db_map_size(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    apr_size_t size = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL
+        || (err = parse_size(cmd, arg, &size)) != NULL) {
+        return err;
+    }
+    if (!conf->db_ref) {
+        return "ScepDeviceDBMapSize: put it after the ScepDeviceDB it sizes";
+    }
+    /* Sections sharing a folder share one environment: the largest size wins. */
+    if (size > conf->db_ref->map_size) {
+        conf->db_ref->map_size = size;
+    }
+    return NULL;
+}
+
+static const char *set_profile_name(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (!*arg || !scep_import_profile_name_ok(arg)) {
+        return "ScepProfileName: 1 to 64 letters, digits, '-', '_' or '.'";
+    }
+    conf->profile.registrations.profile_name = arg;
+    conf->set |= SET_PROFILE_NAME;
+    return NULL;
+}
+
+static const char *set_lockout(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
+{
+    scep_dir_conf_t *conf = dconf;
+    long failures = 0, secs = 900, shared = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (argc < 1 || argc > 3) {
+        return "ScepLockout takes failures [seconds [wildcard-failures]], or Off";
+    }
+    if (strcasecmp(argv[0], "off") == 0) {
+        if (argc > 1) {
+            return "ScepLockout: Off takes no duration";
+        }
+    }
+    else if ((err = set_positive(cmd, argv[0], 1000, &failures)) != NULL
+             || (argc > 1 && (err = set_positive(cmd, argv[1], 30L * 24 * 3600, &secs))
+                 != NULL)
+             || (argc > 2 && (err = set_positive(cmd, argv[2], 1000000, &shared)) != NULL)) {
+        return err;
+    }
+    if (argc > 2 && shared < failures) {
+        return "ScepLockout: the failures that lock a wildcard cannot be fewer than those "
+               "that lock one name";
+    }
+    conf->profile.registrations.lockout_failures = (int)failures;
+    conf->profile.registrations.lockout_seconds = secs;
+    conf->profile.registrations.lockout_shared_failures =
+        argc > 2 ? (int)shared : (int)failures * SCEP_LOCKOUT_SHARED_FACTOR;
+    conf->set |= SET_LOCKOUT;
+    return NULL;
+}
+
+/* Directives that take a number of seconds for one profile member. */
+typedef struct seconds_directive_t {
+    unsigned int flag;
+    apr_size_t offset;                  /* of an apr_int64_t in scep_profile_t */
+    long min;                           /* 0: 0 is allowed and means none */
+    const char *why_min;                /* for a value under min, when min > 1 */
+} seconds_directive_t;
+
+#define SECONDS(flag, member, min, why) \
+    { flag, APR_OFFSETOF(scep_profile_t, member), min, why }
+static const seconds_directive_t transaction_window_secs =
+    SECONDS(SET_TXN_WINDOW, registrations.transaction_window, 1, NULL);
+static const seconds_directive_t renewal_grace_secs =
+    SECONDS(SET_RENEWAL_GRACE, registrations.renewal_grace, 0, NULL);
+static const seconds_directive_t pending_timeout_secs =
+    SECONDS(SET_PENDING_TIMEOUT, registrations.pending_timeout, 1, NULL);
+static const seconds_directive_t crl_validity_secs =
+    SECONDS(SET_CRL_VALIDITY, crl_validity, 3600,
+            "so that relying parties can fetch a CRL before it expires");
+#undef SECONDS
+
+static const char *set_seconds(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const seconds_directive_t *d = cmd->info;
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (!(d->min == 0 && strcmp(arg, "0") == 0)
+        && (err = set_positive(cmd, arg, 366L * 24 * 3600, &v)) != NULL) {
+        return err;
+    }
+    if (v < d->min) {
+        return apr_psprintf(cmd->pool, "%s: at least %ld seconds, %s", cmd->cmd->name,
+                            d->min, d->why_min);
+    }
+    *(apr_int64_t *)((char *)&conf->profile + d->offset) = v;
+    conf->set |= d->flag;
+    return NULL;
+}
+
+static const char *set_challenge_ttl(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    long v = 0;
+    const char *err = set_positive(cmd, arg, 30L * 24 * 3600, &v);
+
+    if (!err) {
+        conf->challenge_ttl = v;
+    }
+    return err;
+}
+
+static const char *set_audit_log(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_server_conf_t *conf = ap_get_module_config(cmd->server->module_config, &scep_module);
+
+    if (*arg == '|') {
+        conf->audit_path = arg;
+    }
+    else if ((conf->audit_path = ap_server_root_relative(cmd->pool, arg)) == NULL) {
+        return apr_pstrcat(cmd->pool, "ScepAuditLog: invalid file path '", arg, "'", NULL);
+    }
+    return NULL;
+}
+
+/* ---- the forwarding issuer (ScepUpstream*) ---------------------------------------- */
+
+static int http_url(const char *url)
+{
+    return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
+}
+
+static const char *set_upstream_url(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (!http_url(arg) || strchr(arg, '#')) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an http:// or https:// URL",
+                            cmd->cmd->name, arg);
+    }
+    scep_glue_forward_ref(cmd, conf)->conf.url = arg;
+    mark_forwarding(cmd, conf);
+    return NULL;
+}
+
+static const char *set_upstream_proxy(cmd_parms *cmd, void *dconf, const char *url,
+                                      const char *credentials)
+{
+    scep_upstream_ref_t *ref;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (!http_url(url)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an http:// or https:// proxy URL",
+                            cmd->cmd->name, url);
+    }
+    if (credentials && !strchr(credentials, ':')) {
+        return apr_psprintf(cmd->pool, "%s: the credentials are user:password",
+                            cmd->cmd->name);
+    }
+    ref = scep_glue_forward_ref(cmd, dconf);
+    ref->conf.proxy = url;
+    ref->conf.proxy_auth = credentials;
+    return NULL;
+}
+
+static const char *set_upstream_text(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_upstream_ref_t *ref;
+    const char *err, *path;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    ref = scep_glue_forward_ref(cmd, dconf);
+    if (strcmp(cmd->cmd->name, "ScepUpstreamNoProxy") == 0) {
+        ref->conf.no_proxy = arg;
+        return NULL;
+    }
+    if (!(path = ap_server_root_relative(cmd->pool, arg))) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path '", arg, "'", NULL);
+    }
+    if (strcmp(cmd->cmd->name, "ScepUpstreamRACertificateFile") == 0) {
+        /* read here, as root and for `httpd -t` too; the children share what was read */
+        ref->conf.ra_file = path;
+        return scep_forward_load_ra_file(cmd->pool, &ref->conf, &err) == APR_SUCCESS
+               ? NULL : err;
+    }
+    ref->conf.ca_file = path;
+    return NULL;
+}
+
+static const char *set_upstream_client_cert(cmd_parms *cmd, void *dconf,
+                                            const char *cert, const char *key)
+{
+    scep_upstream_ref_t *ref;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    ref = scep_glue_forward_ref(cmd, dconf);
+    ref->conf.client_cert = ap_server_root_relative(cmd->pool, cert);
+    ref->conf.client_key = ap_server_root_relative(cmd->pool, key);
+    if (!ref->conf.client_cert || !ref->conf.client_key) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path", NULL);
+    }
+    return NULL;
+}
+
+static const char *number(cmd_parms *cmd, const char *arg, long min, long max, long *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (!*arg || *end || v < min || v > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %ld to %ld",
+                            cmd->cmd->name, arg, min, max);
+    }
+    *out = v;
+    return NULL;
+}
+
+static const char *set_upstream_timeout(cmd_parms *cmd, void *dconf, const char *connect,
+                                        const char *total)
+{
+    scep_upstream_ref_t *ref;
+    long c = 0, t = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL
+        || (err = number(cmd, connect, 1, 300, &c)) != NULL
+        || (err = number(cmd, total, 1, 600, &t)) != NULL) {
+        return err;
+    }
+    if (c > t) {
+        return apr_psprintf(cmd->pool, "%s: the connect timeout is longer than the total",
+                            cmd->cmd->name);
+    }
+    ref = scep_glue_forward_ref(cmd, dconf);
+    ref->conf.connect_timeout = c;
+    ref->conf.timeout = t;
+    return NULL;
+}
+
+static const char *set_upstream_retries(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    long v = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL
+        || (err = number(cmd, arg, 0, 5, &v)) != NULL) {
+        return err;
+    }
+    scep_glue_forward_ref(cmd, dconf)->conf.retries = (int)v;
+    return NULL;
+}
+
+static const char *set_upstream_down_answer(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_upstream_ref_t *ref;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    ref = scep_glue_forward_ref(cmd, dconf);
+    if (strcasecmp(arg, "pending") == 0) {
+        ref->conf.down_answer = 200;
+    }
+    else if (strcmp(arg, "503") == 0) {
+        ref->conf.down_answer = 503;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is neither Pending nor 503", cmd->cmd->name,
+                            arg);
+    }
+    return NULL;
+}
+
+static const char *set_upstream_refresh(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    long v = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL
+        || (err = number(cmd, arg, 10, 7 * 86400L, &v)) != NULL) {
+        return err;
+    }
+    scep_glue_forward_ref(cmd, dconf)->conf.refresh = v;
+    return NULL;
+}
+
+/* ---- the directive table --------------------------------------------------------- */
+
+#define FILE_SLOT(member) ((void *)APR_OFFSETOF(scep_ca_files_t, member))
+#define DIR_CONTEXT (RSRC_CONF | ACCESS_CONF)
+
+const command_rec scep_glue_config_cmds[] = {
+    AP_INIT_TAKE1("ScepCACertificateFile", set_file, FILE_SLOT(ca_cert_file), DIR_CONTEXT,
+                  "PEM file: the issuing CA certificate, then optional chain certificates"),
+    AP_INIT_TAKE1("ScepCAKeyFile", set_file, FILE_SLOT(ca_key_file), DIR_CONTEXT,
+                  "PEM file: the issuing CA's private key (mode 0600)"),
+    AP_INIT_TAKE1("ScepRACertificateFile", set_file, FILE_SLOT(ra_cert_file), DIR_CONTEXT,
+                  "PEM file: the RA certificate clients encrypt to"),
+    AP_INIT_TAKE1("ScepRAKeyFile", set_file, FILE_SLOT(ra_key_file), DIR_CONTEXT,
+                  "PEM file: the RA's RSA private key (mode 0600)"),
+    AP_INIT_TAKE1("ScepRASigningCertificateFile", set_file, FILE_SLOT(ra_sign_cert_file),
+                  DIR_CONTEXT, "PEM file: a separate RA certificate that signs CertReps"),
+    AP_INIT_TAKE1("ScepRASigningKeyFile", set_file, FILE_SLOT(ra_sign_key_file), DIR_CONTEXT,
+                  "PEM file: its private key (mode 0600)"),
+    AP_INIT_TAKE1("ScepNextCACertificateFile", set_file, FILE_SLOT(next_ca_file), DIR_CONTEXT,
+                  "PEM file: the CA certificate(s) that take over next (GetNextCACert)"),
+    AP_INIT_TAKE1("ScepPreviousCACertificateFile", set_file, FILE_SLOT(previous_ca_file),
+                  DIR_CONTEXT, "PEM file: earlier CA certificates whose certificates renew"),
+    AP_INIT_TAKE1("ScepUpstreamURL", set_upstream_url, NULL, DIR_CONTEXT,
+                  "the upstream SCEP CA that issues for this endpoint (http or https URL)"),
+    AP_INIT_TAKE12("ScepUpstreamProxy", set_upstream_proxy, NULL, DIR_CONTEXT,
+                   "forward proxy URL for the upstream, and optionally user:password"),
+    AP_INIT_TAKE1("ScepUpstreamNoProxy", set_upstream_text, NULL, DIR_CONTEXT,
+                  "hosts reached without the proxy, comma-separated"),
+    AP_INIT_TAKE1("ScepUpstreamCAFile", set_upstream_text, NULL, DIR_CONTEXT,
+                  "PEM file of the CAs trusted for https upstreams and proxies"),
+    AP_INIT_TAKE1("ScepUpstreamRACertificateFile", set_upstream_text, NULL,
+                  DIR_CONTEXT, "PEM file: the only RA certificates the upstream may use"),
+    AP_INIT_TAKE2("ScepUpstreamClientCertificate", set_upstream_client_cert, NULL,
+                  DIR_CONTEXT, "PEM certificate and key for TLS client authentication"),
+    AP_INIT_TAKE2("ScepUpstreamTimeout", set_upstream_timeout, NULL, DIR_CONTEXT,
+                  "seconds to connect and for a whole exchange (default 5 20)"),
+    AP_INIT_TAKE1("ScepUpstreamRetries", set_upstream_retries, NULL, DIR_CONTEXT,
+                  "further attempts after a failed connection (default 1)"),
+    AP_INIT_TAKE1("ScepUpstreamDownAnswer", set_upstream_down_answer, NULL, DIR_CONTEXT,
+                  "Pending (default) or 503: the answer while the upstream is unreachable"),
+    AP_INIT_TAKE1("ScepUpstreamRefresh", set_upstream_refresh, NULL, DIR_CONTEXT,
+                  "seconds between fetches of the upstream's GetCACaps/GetCACert "
+                  "(default 3600)"),
+    AP_INIT_TAKE1("ScepChallenge", set_challenge, NULL, DIR_CONTEXT,
+                  "the static challenge password every enrollment must carry"),
+    AP_INIT_FLAG("ScepAllowNoChallenge", set_flag, (void *)SET_NO_CHALLENGE, DIR_CONTEXT,
+                 "On: without ScepChallenge, issue to anyone (lab use only)"),
+    AP_INIT_TAKE1("ScepValidityDays", set_validity, NULL, DIR_CONTEXT,
+                  "validity of issued certificates in days (default 365)"),
+    AP_INIT_TAKE_ARGV("ScepKeyUsage", set_key_usage, NULL, DIR_CONTEXT,
+                      "keyUsage of issued certificates (default digitalSignature "
+                      "keyEncipherment)"),
+    AP_INIT_TAKE_ARGV("ScepExtendedKeyUsage", set_profile_list, (void *)&eku_list, DIR_CONTEXT,
+                      "extendedKeyUsage names or OIDs (default clientAuth), or none"),
+    AP_INIT_TAKE1("ScepSubject", set_subject, NULL, DIR_CONTEXT,
+                  "csr: the CSR's subject; cn: only its commonName (default csr)"),
+    AP_INIT_TAKE1("ScepMinKeySize", set_min_key, NULL, DIR_CONTEXT,
+                  "smallest RSA key accepted, in bits (default 2048)"),
+    AP_INIT_TAKE1("ScepMaxMessageSize", set_max_message, NULL, DIR_CONTEXT,
+                  "largest PKIOperation message accepted, in bytes (default 131072)"),
+    AP_INIT_TAKE1("ScepDeviceDB", set_device_db, NULL, DIR_CONTEXT,
+                  "folder of the LMDB device database: enroll registered devices only"),
+    AP_INIT_TAKE1("ScepDeviceDBMapSize", set_db_map_size, NULL, DIR_CONTEXT,
+                  "largest size the device database may grow to (default 1G)"),
+    AP_INIT_TAKE1("ScepProfileName", set_profile_name, NULL, DIR_CONTEXT,
+                  "the profile this endpoint serves, as registrations name it"),
+    AP_INIT_FLAG("ScepCheckClientAddress", set_flag, (void *)SET_CHECK_ADDRESS, DIR_CONTEXT,
+                 "On: a registered IP may match the client address (default Off)"),
+    AP_INIT_TAKE_ARGV("ScepLockout", set_lockout, NULL, DIR_CONTEXT,
+                      "failures before a name is locked out, for how many seconds, and "
+                      "failures before a wildcard's challenge is (default 5 900 50), or Off"),
+    AP_INIT_TAKE1("ScepTransactionWindow", set_seconds, (void *)&transaction_window_secs,
+                  DIR_CONTEXT,
+                  "seconds a transactionID stays bound to its request (default 604800)"),
+    AP_INIT_TAKE1("ScepRenewalGrace", set_seconds, (void *)&renewal_grace_secs, DIR_CONTEXT,
+                  "seconds after expiry a certificate still renews itself (default 0)"),
+    AP_INIT_FLAG("ScepRenewalChallenge", set_flag, (void *)SET_RENEWAL_CHALLENGE, DIR_CONTEXT,
+                 "On: renewals must carry the registration's challenge too (default Off)"),
+    AP_INIT_FLAG("ScepRenewalRevokesOld", set_flag, (void *)SET_RENEWAL_REVOKE, DIR_CONTEXT,
+                 "On: a renewal revokes the certificate it replaces (default Off)"),
+    AP_INIT_FLAG("ScepRequireApproval", set_flag, (void *)SET_APPROVAL, DIR_CONTEXT,
+                 "On: first enrollments wait for an operator's approval (default Off)"),
+    AP_INIT_TAKE1("ScepPendingTimeout", set_seconds, (void *)&pending_timeout_secs, DIR_CONTEXT,
+                  "seconds a request waits for approval before it expires (default 604800)"),
+    AP_INIT_TAKE1("ScepCRLValidity", set_seconds, (void *)&crl_validity_secs, DIR_CONTEXT,
+                  "seconds from a CRL's thisUpdate to its nextUpdate (default 604800)"),
+    AP_INIT_TAKE_ARGV("ScepCRLDistributionPoint", set_profile_list, (void *)&crl_url_list,
+                      DIR_CONTEXT,
+                      "URLs of the CRL that issued certificates name (their CDP)"),
+    AP_INIT_TAKE1("ScepChallengeTTL", set_challenge_ttl, NULL, DIR_CONTEXT,
+                  "lifetime of minted challenges in seconds (default 3600)"),
+    AP_INIT_TAKE1("ScepAuditLog", set_audit_log, NULL, RSRC_CONF,
+                  "file or |program receiving one JSON line per decision"),
+    AP_INIT_FLAG("ScepFailureDetail", set_flag, (void *)SET_FAILURE_DETAIL, DIR_CONTEXT,
+                 "On: refusals tell the client the reason the log gives (for debugging; it "
+                 "reveals registration state); Off (default): a generic text"),
+    AP_INIT_FLAG("ScepLegacyAlgorithms", set_flag, (void *)SET_LEGACY, DIR_CONTEXT,
+                 "On: accept MD5 signatures and single-DES envelopes (default Off)"),
+    { NULL }
+};
