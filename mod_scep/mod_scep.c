@@ -447,8 +447,8 @@ module AP_MODULE_DECLARE_DATA scep_module = {
     STANDARD20_MODULE_STUFF,
     scep_glue_config_create_dir,
     scep_glue_config_merge_dir,
-    scep_glue_create_server_conf,
-    scep_glue_merge_server_conf,
+    scep_glue_audit_create_server_conf,
+    scep_glue_audit_merge_server_conf,
     scep_glue_config_cmds,
     register_hooks,
 #if AP_MODULE_MAGIC_AT_LEAST(AP_MODULE_FLAGS_MMN_MAJOR, AP_MODULE_FLAGS_MMN_MINOR)

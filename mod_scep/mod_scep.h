@@ -81,9 +81,10 @@ void scep_glue_db_child_init(apr_pool_t *pchild, server_rec *s);
 /* The opened database, or NULL with an ERR line naming why. */
 scep_db_t *scep_glue_db(request_rec *r, const scep_db_ref_t *ref);
 
-/* ---- audit log (mod_scep_state.c) ------------------------------------------------ */
-void *scep_glue_create_server_conf(apr_pool_t *p, server_rec *s);
-void *scep_glue_merge_server_conf(apr_pool_t *p, void *basev, void *addv);
+/* ---- audit log (mod_scep_audit.c) ------------------------------------------------ */
+void *scep_glue_audit_create_server_conf(apr_pool_t *p, server_rec *s);
+void *scep_glue_audit_merge_server_conf(apr_pool_t *p, void *basev, void *addv);
+/* post_config: opens every server's audit log once. */
 int scep_glue_audit_open(apr_pool_t *pconf, server_rec *s);
 /* One JSON line per decision: event "issued", "refused", "minted" or "error".  NULL
  * fields are left out. */
