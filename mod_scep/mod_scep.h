@@ -53,7 +53,7 @@ typedef struct scep_dir_conf_t {
     scep_upstream_ref_t *upstream_ref;
     scep_profile_t profile;
     apr_int64_t challenge_ttl;          /* ScepChallengeTTL, seconds; 0 = unset */
-    unsigned int set;
+    unsigned int set;                   /* SCEP_PROFILE_SET_* of what the sections set */
 } scep_dir_conf_t;
 
 typedef struct scep_server_conf_t {

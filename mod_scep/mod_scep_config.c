@@ -14,17 +14,6 @@
 #include "mod_scep.h"
 #include "scep_import.h"
 
-/* Each profile member that a section set explicitly. */
-enum {
-    SET_VALIDITY = 1 << 0, SET_KEY_USAGE = 1 << 1, SET_EKU = 1 << 2, SET_SUBJECT = 1 << 3,
-    SET_MIN_KEY = 1 << 4, SET_LEGACY = 1 << 5, SET_CHALLENGE = 1 << 6,
-    SET_NO_CHALLENGE = 1 << 7, SET_MAX_MESSAGE = 1 << 8, SET_PROFILE_NAME = 1 << 9,
-    SET_CHECK_ADDRESS = 1 << 10, SET_LOCKOUT = 1 << 11, SET_TXN_WINDOW = 1 << 12,
-    SET_RENEWAL_GRACE = 1 << 13, SET_RENEWAL_CHALLENGE = 1 << 14, SET_RENEWAL_REVOKE = 1 << 15,
-    SET_CRL_VALIDITY = 1 << 16, SET_CDP = 1 << 17, SET_APPROVAL = 1 << 18,
-    SET_PENDING_TIMEOUT = 1 << 19, SET_FAILURE_DETAIL = 1 << 20
-};
-
 /* Every CA section of the configuration being read, loaded by check_config. */
 static apr_array_header_t *ca_refs;
 /* The documented defaults, prepared once per configuration cycle. */
@@ -49,9 +38,6 @@ void *scep_glue_config_create_dir(apr_pool_t *p, char *dir)
     return conf;
 }
 
-#define MERGE_MEMBER(flag, member) \
-    if (add->set & (flag)) { conf->profile.member = add->profile.member; }
-
 void *scep_glue_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
 {
     const scep_dir_conf_t *base = basev, *add = addv;
@@ -64,33 +50,7 @@ void *scep_glue_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     conf->location = add->location ? add->location : base->location;
     conf->challenge_ttl = add->challenge_ttl ? add->challenge_ttl : base->challenge_ttl;
     conf->set = base->set | add->set;
-    MERGE_MEMBER(SET_VALIDITY, validity_days);
-    MERGE_MEMBER(SET_KEY_USAGE, key_usage);
-    MERGE_MEMBER(SET_SUBJECT, subject_mode);
-    MERGE_MEMBER(SET_MIN_KEY, min_key_bits);
-    MERGE_MEMBER(SET_LEGACY, legacy_algorithms);
-    MERGE_MEMBER(SET_CHALLENGE, challenge_sha256);
-    MERGE_MEMBER(SET_NO_CHALLENGE, allow_no_challenge);
-    MERGE_MEMBER(SET_MAX_MESSAGE, max_message_size);
-    MERGE_MEMBER(SET_PROFILE_NAME, registrations.profile_name);
-    MERGE_MEMBER(SET_CHECK_ADDRESS, registrations.check_client_address);
-    MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_failures);
-    MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_seconds);
-    MERGE_MEMBER(SET_LOCKOUT, registrations.lockout_shared_failures);
-    MERGE_MEMBER(SET_TXN_WINDOW, registrations.transaction_window);
-    MERGE_MEMBER(SET_RENEWAL_GRACE, registrations.renewal_grace);
-    MERGE_MEMBER(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
-    MERGE_MEMBER(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
-    MERGE_MEMBER(SET_CRL_VALIDITY, crl_validity);
-    MERGE_MEMBER(SET_APPROVAL, registrations.require_approval);
-    MERGE_MEMBER(SET_PENDING_TIMEOUT, registrations.pending_timeout);
-    MERGE_MEMBER(SET_FAILURE_DETAIL, failure_detail);
-    MERGE_MEMBER(SET_CDP, cdp_der);
-    MERGE_MEMBER(SET_CDP, cdp_der_len);
-    if (add->set & SET_EKU) {
-        conf->profile.eku_der = add->profile.eku_der;
-        conf->profile.eku_der_len = add->profile.eku_der_len;
-    }
+    scep_profile_copy_set(&conf->profile, &add->profile, add->set);
     return conf;
 }
 
@@ -98,33 +58,7 @@ void scep_glue_config_effective_profile(const scep_dir_conf_t *conf,
                                         scep_profile_t *out)
 {
     *out = default_profile;
-#define TAKE(flag, member) if (conf->set & (flag)) { out->member = conf->profile.member; }
-    TAKE(SET_VALIDITY, validity_days);
-    TAKE(SET_KEY_USAGE, key_usage);
-    TAKE(SET_SUBJECT, subject_mode);
-    TAKE(SET_MIN_KEY, min_key_bits);
-    TAKE(SET_LEGACY, legacy_algorithms);
-    TAKE(SET_CHALLENGE, challenge_sha256);
-    TAKE(SET_NO_CHALLENGE, allow_no_challenge);
-    TAKE(SET_MAX_MESSAGE, max_message_size);
-    TAKE(SET_EKU, eku_der);
-    TAKE(SET_EKU, eku_der_len);
-    TAKE(SET_PROFILE_NAME, registrations.profile_name);
-    TAKE(SET_CHECK_ADDRESS, registrations.check_client_address);
-    TAKE(SET_LOCKOUT, registrations.lockout_failures);
-    TAKE(SET_LOCKOUT, registrations.lockout_seconds);
-    TAKE(SET_LOCKOUT, registrations.lockout_shared_failures);
-    TAKE(SET_TXN_WINDOW, registrations.transaction_window);
-    TAKE(SET_RENEWAL_GRACE, registrations.renewal_grace);
-    TAKE(SET_RENEWAL_CHALLENGE, registrations.renewal_challenge);
-    TAKE(SET_RENEWAL_REVOKE, registrations.renewal_revokes_old);
-    TAKE(SET_CRL_VALIDITY, crl_validity);
-    TAKE(SET_APPROVAL, registrations.require_approval);
-    TAKE(SET_PENDING_TIMEOUT, registrations.pending_timeout);
-    TAKE(SET_FAILURE_DETAIL, failure_detail);
-    TAKE(SET_CDP, cdp_der);
-    TAKE(SET_CDP, cdp_der_len);
-#undef TAKE
+    scep_profile_copy_set(out, &conf->profile, conf->set);
     out->upstream = conf->upstream_ref ? conf->upstream_ref->up : NULL;
 }
 
@@ -201,7 +135,7 @@ static const char *set_validity(cmd_parms *cmd, void *dconf, const char *arg)
 
     if (!err) {
         conf->profile.validity_days = (int)v;
-        conf->set |= SET_VALIDITY;
+        conf->set |= SCEP_PROFILE_SET_VALIDITY;
     }
     return err;
 }
@@ -214,7 +148,7 @@ static const char *set_min_key(cmd_parms *cmd, void *dconf, const char *arg)
 
     if (!err) {
         conf->profile.min_key_bits = (int)v;
-        conf->set |= SET_MIN_KEY;
+        conf->set |= SCEP_PROFILE_SET_MIN_KEY;
     }
     return err;
 }
@@ -227,7 +161,7 @@ static const char *set_max_message(cmd_parms *cmd, void *dconf, const char *arg)
 
     if (!err) {
         conf->profile.max_message_size = (apr_size_t)v;
-        conf->set |= SET_MAX_MESSAGE;
+        conf->set |= SCEP_PROFILE_SET_MAX_MESSAGE;
     }
     return err;
 }
@@ -255,7 +189,7 @@ static const char *set_key_usage(cmd_parms *cmd, void *dconf, int argc, char *co
         bits |= bit;
     }
     conf->profile.key_usage = bits;
-    conf->set |= SET_KEY_USAGE;
+    conf->set |= SCEP_PROFILE_SET_KEY_USAGE;
     return NULL;
 }
 
@@ -267,10 +201,10 @@ typedef struct list_directive_t {
 } list_directive_t;
 
 static const list_directive_t eku_list = {
-    scep_profile_set_eku, SET_EKU, "name at least one usage, or 'none'"
+    scep_profile_set_eku, SCEP_PROFILE_SET_EKU, "name at least one usage, or 'none'"
 };
 static const list_directive_t crl_url_list = {
-    scep_profile_set_crl_urls, SET_CDP, "name at least one URL"
+    scep_profile_set_crl_urls, SCEP_PROFILE_SET_CDP, "name at least one URL"
 };
 
 static const char *set_profile_list(cmd_parms *cmd, void *dconf, int argc,
@@ -311,7 +245,7 @@ static const char *set_subject(cmd_parms *cmd, void *dconf, const char *arg)
     else {
         return "ScepSubject: 'csr' or 'cn'";
     }
-    conf->set |= SET_SUBJECT;
+    conf->set |= SCEP_PROFILE_SET_SUBJECT;
     return NULL;
 }
 
@@ -331,44 +265,26 @@ static const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
                "register a wildcard (scepreg DB '*') instead of a static challenge";
     }
     scep_profile_set_challenge(&conf->profile, cmd->pool, arg);
-    conf->set |= SET_CHALLENGE;
+    conf->set |= SCEP_PROFILE_SET_CHALLENGE;
     return NULL;
 }
 
+/* On/Off directives: cmd->info is the setting, whose one member is an int. */
 static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
 {
+    unsigned int set = (unsigned int)(intptr_t)cmd->info;
     scep_dir_conf_t *conf = dconf;
     const char *err;
 
     if ((err = endpoint_context(cmd)) != NULL) {
         return err;
     }
-    if ((intptr_t)cmd->info == SET_LEGACY) {
-        conf->profile.legacy_algorithms = on;
+    if (set == SCEP_PROFILE_SET_NO_CHALLENGE && conf->db_ref) {
+        return "ScepAllowNoChallenge: this section authorizes with ScepDeviceDB "
+               "registrations; register a wildcard (scepreg DB '*') instead";
     }
-    else if ((intptr_t)cmd->info == SET_CHECK_ADDRESS) {
-        conf->profile.registrations.check_client_address = on;
-    }
-    else if ((intptr_t)cmd->info == SET_APPROVAL) {
-        conf->profile.registrations.require_approval = on;
-    }
-    else if ((intptr_t)cmd->info == SET_RENEWAL_CHALLENGE) {
-        conf->profile.registrations.renewal_challenge = on;
-    }
-    else if ((intptr_t)cmd->info == SET_RENEWAL_REVOKE) {
-        conf->profile.registrations.renewal_revokes_old = on;
-    }
-    else if ((intptr_t)cmd->info == SET_FAILURE_DETAIL) {
-        conf->profile.failure_detail = on;
-    }
-    else {
-        if (conf->db_ref) {
-            return "ScepAllowNoChallenge: this section authorizes with ScepDeviceDB "
-                   "registrations; register a wildcard (scepreg DB '*') instead";
-        }
-        conf->profile.allow_no_challenge = on;
-    }
-    conf->set |= (unsigned int)(intptr_t)cmd->info;
+    *(int *)((char *)&conf->profile + scep_profile_setting(set)->offset) = on;
+    conf->set |= set;
     return NULL;
 }
 
@@ -408,7 +324,7 @@ static const char *set_device_db(cmd_parms *cmd, void *dconf, const char *arg)
     if ((err = endpoint_context(cmd)) != NULL) {
         return err;
     }
-    if (conf->set & (SET_CHALLENGE | SET_NO_CHALLENGE)) {
+    if (conf->set & (SCEP_PROFILE_SET_CHALLENGE | SCEP_PROFILE_SET_NO_CHALLENGE)) {
         return "ScepDeviceDB: this section has ScepChallenge/ScepAllowNoChallenge; with "
                "registrations, register a wildcard (scepreg DB '*') instead";
     }
@@ -451,7 +367,7 @@ static const char *set_profile_name(cmd_parms *cmd, void *dconf, const char *arg
         return "ScepProfileName: 1 to 64 letters, digits, '-', '_' or '.'";
     }
     conf->profile.registrations.profile_name = arg;
-    conf->set |= SET_PROFILE_NAME;
+    conf->set |= SCEP_PROFILE_SET_PROFILE_NAME;
     return NULL;
 }
 
@@ -486,30 +402,26 @@ static const char *set_lockout(cmd_parms *cmd, void *dconf, int argc, char *cons
     conf->profile.registrations.lockout_seconds = secs;
     conf->profile.registrations.lockout_shared_failures =
         argc > 2 ? (int)shared : (int)failures * SCEP_LOCKOUT_SHARED_FACTOR;
-    conf->set |= SET_LOCKOUT;
+    conf->set |= SCEP_PROFILE_SET_LOCKOUT;
     return NULL;
 }
 
-/* Directives that take a number of seconds for one profile member. */
+/* Directives that take a number of seconds for the one apr_int64_t member of a setting. */
 typedef struct seconds_directive_t {
-    unsigned int flag;
-    apr_size_t offset;                  /* of an apr_int64_t in scep_profile_t */
+    unsigned int set;
     long min;                           /* 0: 0 is allowed and means none */
     const char *why_min;                /* for a value under min, when min > 1 */
 } seconds_directive_t;
 
-#define SECONDS(flag, member, min, why) \
-    { flag, APR_OFFSETOF(scep_profile_t, member), min, why }
 static const seconds_directive_t transaction_window_secs =
-    SECONDS(SET_TXN_WINDOW, registrations.transaction_window, 1, NULL);
+    { SCEP_PROFILE_SET_TXN_WINDOW, 1, NULL };
 static const seconds_directive_t renewal_grace_secs =
-    SECONDS(SET_RENEWAL_GRACE, registrations.renewal_grace, 0, NULL);
+    { SCEP_PROFILE_SET_RENEWAL_GRACE, 0, NULL };
 static const seconds_directive_t pending_timeout_secs =
-    SECONDS(SET_PENDING_TIMEOUT, registrations.pending_timeout, 1, NULL);
+    { SCEP_PROFILE_SET_PENDING_TIMEOUT, 1, NULL };
 static const seconds_directive_t crl_validity_secs =
-    SECONDS(SET_CRL_VALIDITY, crl_validity, 3600,
-            "so that relying parties can fetch a CRL before it expires");
-#undef SECONDS
+    { SCEP_PROFILE_SET_CRL_VALIDITY, 3600,
+      "so that relying parties can fetch a CRL before it expires" };
 
 static const char *set_seconds(cmd_parms *cmd, void *dconf, const char *arg)
 {
@@ -529,8 +441,8 @@ static const char *set_seconds(cmd_parms *cmd, void *dconf, const char *arg)
         return apr_psprintf(cmd->pool, "%s: at least %ld seconds, %s", cmd->cmd->name,
                             d->min, d->why_min);
     }
-    *(apr_int64_t *)((char *)&conf->profile + d->offset) = v;
-    conf->set |= d->flag;
+    *(apr_int64_t *)((char *)&conf->profile + scep_profile_setting(d->set)->offset) = v;
+    conf->set |= d->set;
     return NULL;
 }
 
@@ -737,6 +649,7 @@ static const char *set_upstream_refresh(cmd_parms *cmd, void *dconf, const char 
 
 #define FILE_SLOT(member) ((void *)APR_OFFSETOF(scep_ca_files_t, member))
 #define DIR_CONTEXT (RSRC_CONF | ACCESS_CONF)
+#define SETTING(name) ((void *)SCEP_PROFILE_SET_##name)
 
 const command_rec scep_glue_config_cmds[] = {
     AP_INIT_TAKE1("ScepCACertificateFile", set_file, FILE_SLOT(ca_cert_file), DIR_CONTEXT,
@@ -778,7 +691,7 @@ const command_rec scep_glue_config_cmds[] = {
                   "(default 3600)"),
     AP_INIT_TAKE1("ScepChallenge", set_challenge, NULL, DIR_CONTEXT,
                   "the static challenge password every enrollment must carry"),
-    AP_INIT_FLAG("ScepAllowNoChallenge", set_flag, (void *)SET_NO_CHALLENGE, DIR_CONTEXT,
+    AP_INIT_FLAG("ScepAllowNoChallenge", set_flag, SETTING(NO_CHALLENGE), DIR_CONTEXT,
                  "On: without ScepChallenge, issue to anyone (lab use only)"),
     AP_INIT_TAKE1("ScepValidityDays", set_validity, NULL, DIR_CONTEXT,
                   "validity of issued certificates in days (default 365)"),
@@ -799,7 +712,7 @@ const command_rec scep_glue_config_cmds[] = {
                   "largest size the device database may grow to (default 1G)"),
     AP_INIT_TAKE1("ScepProfileName", set_profile_name, NULL, DIR_CONTEXT,
                   "the profile this endpoint serves, as registrations name it"),
-    AP_INIT_FLAG("ScepCheckClientAddress", set_flag, (void *)SET_CHECK_ADDRESS, DIR_CONTEXT,
+    AP_INIT_FLAG("ScepCheckClientAddress", set_flag, SETTING(CHECK_ADDRESS), DIR_CONTEXT,
                  "On: a registered IP may match the client address (default Off)"),
     AP_INIT_TAKE_ARGV("ScepLockout", set_lockout, NULL, DIR_CONTEXT,
                       "failures before a name is locked out, for how many seconds, and "
@@ -809,11 +722,11 @@ const command_rec scep_glue_config_cmds[] = {
                   "seconds a transactionID stays bound to its request (default 604800)"),
     AP_INIT_TAKE1("ScepRenewalGrace", set_seconds, (void *)&renewal_grace_secs, DIR_CONTEXT,
                   "seconds after expiry a certificate still renews itself (default 0)"),
-    AP_INIT_FLAG("ScepRenewalChallenge", set_flag, (void *)SET_RENEWAL_CHALLENGE, DIR_CONTEXT,
+    AP_INIT_FLAG("ScepRenewalChallenge", set_flag, SETTING(RENEWAL_CHALLENGE), DIR_CONTEXT,
                  "On: renewals must carry the registration's challenge too (default Off)"),
-    AP_INIT_FLAG("ScepRenewalRevokesOld", set_flag, (void *)SET_RENEWAL_REVOKE, DIR_CONTEXT,
+    AP_INIT_FLAG("ScepRenewalRevokesOld", set_flag, SETTING(RENEWAL_REVOKE), DIR_CONTEXT,
                  "On: a renewal revokes the certificate it replaces (default Off)"),
-    AP_INIT_FLAG("ScepRequireApproval", set_flag, (void *)SET_APPROVAL, DIR_CONTEXT,
+    AP_INIT_FLAG("ScepRequireApproval", set_flag, SETTING(APPROVAL), DIR_CONTEXT,
                  "On: first enrollments wait for an operator's approval (default Off)"),
     AP_INIT_TAKE1("ScepPendingTimeout", set_seconds, (void *)&pending_timeout_secs, DIR_CONTEXT,
                   "seconds a request waits for approval before it expires (default 604800)"),
@@ -826,10 +739,10 @@ const command_rec scep_glue_config_cmds[] = {
                   "lifetime of minted challenges in seconds (default 3600)"),
     AP_INIT_TAKE1("ScepAuditLog", set_audit_log, NULL, RSRC_CONF,
                   "file or |program receiving one JSON line per decision"),
-    AP_INIT_FLAG("ScepFailureDetail", set_flag, (void *)SET_FAILURE_DETAIL, DIR_CONTEXT,
+    AP_INIT_FLAG("ScepFailureDetail", set_flag, SETTING(FAILURE_DETAIL), DIR_CONTEXT,
                  "On: refusals tell the client the reason the log gives (for debugging; it "
                  "reveals registration state); Off (default): a generic text"),
-    AP_INIT_FLAG("ScepLegacyAlgorithms", set_flag, (void *)SET_LEGACY, DIR_CONTEXT,
+    AP_INIT_FLAG("ScepLegacyAlgorithms", set_flag, SETTING(LEGACY), DIR_CONTEXT,
                  "On: accept MD5 signatures and single-DES envelopes (default Off)"),
     { NULL }
 };

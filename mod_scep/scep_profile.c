@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The profile's defaults and the helpers that turn directive words into its prepared
- * form (DER extensions, a digest of the static challenge), once, at configuration time. */
+/* The profile's defaults, the table of its settings (what merging and the defaults copy),
+ * and the helpers that turn directive words into its prepared form (DER extensions, a
+ * digest of the static challenge), once, at configuration time. */
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -29,6 +31,73 @@ void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p)
     profile->crl_validity = SCEP_CRL_VALIDITY_DEFAULT;
     profile->registrations.pending_timeout = SCEP_PENDING_TIMEOUT_DEFAULT;
     scep_profile_set_eku(profile, p, 1, client_auth);
+}
+
+#define SETTING(bit, member) \
+    { bit, offsetof(scep_profile_t, member), sizeof(((scep_profile_t *)NULL)->member), #member }
+
+static const scep_profile_setting_t settings[] = {
+    SETTING(SCEP_PROFILE_SET_VALIDITY, validity_days),
+    SETTING(SCEP_PROFILE_SET_KEY_USAGE, key_usage),
+    /* ScepExtendedKeyUsage None sets both to NULL/0: set, it still overrides clientAuth */
+    SETTING(SCEP_PROFILE_SET_EKU, eku_der),
+    SETTING(SCEP_PROFILE_SET_EKU, eku_der_len),
+    SETTING(SCEP_PROFILE_SET_SUBJECT, subject_mode),
+    SETTING(SCEP_PROFILE_SET_MIN_KEY, min_key_bits),
+    SETTING(SCEP_PROFILE_SET_LEGACY, legacy_algorithms),
+    SETTING(SCEP_PROFILE_SET_FAILURE_DETAIL, failure_detail),
+    SETTING(SCEP_PROFILE_SET_CHALLENGE, challenge_sha256),
+    SETTING(SCEP_PROFILE_SET_NO_CHALLENGE, allow_no_challenge),
+    SETTING(SCEP_PROFILE_SET_MAX_MESSAGE, max_message_size),
+    SETTING(SCEP_PROFILE_SET_PROFILE_NAME, registrations.profile_name),
+    SETTING(SCEP_PROFILE_SET_CHECK_ADDRESS, registrations.check_client_address),
+    SETTING(SCEP_PROFILE_SET_LOCKOUT, registrations.lockout_failures),
+    SETTING(SCEP_PROFILE_SET_LOCKOUT, registrations.lockout_seconds),
+    SETTING(SCEP_PROFILE_SET_LOCKOUT, registrations.lockout_shared_failures),
+    SETTING(SCEP_PROFILE_SET_TXN_WINDOW, registrations.transaction_window),
+    SETTING(SCEP_PROFILE_SET_RENEWAL_GRACE, registrations.renewal_grace),
+    SETTING(SCEP_PROFILE_SET_RENEWAL_CHALLENGE, registrations.renewal_challenge),
+    SETTING(SCEP_PROFILE_SET_RENEWAL_REVOKE, registrations.renewal_revokes_old),
+    SETTING(SCEP_PROFILE_SET_APPROVAL, registrations.require_approval),
+    SETTING(SCEP_PROFILE_SET_PENDING_TIMEOUT, registrations.pending_timeout),
+    SETTING(SCEP_PROFILE_SET_CRL_VALIDITY, crl_validity),
+    SETTING(SCEP_PROFILE_SET_CDP, cdp_der),
+    SETTING(SCEP_PROFILE_SET_CDP, cdp_der_len),
+    /* Not a directive's: the glue fills it per child from the section's ScepUpstreamURL,
+     * so neither merging nor the defaults copy it.  Sized as any pointer: clang-tidy reads
+     * the size of a pointer to a struct as a slip for the struct's. */
+    { 0, offsetof(scep_profile_t, upstream), sizeof(void *), "upstream" },
+};
+#undef SETTING
+
+const scep_profile_setting_t *scep_profile_settings(apr_size_t *count)
+{
+    *count = sizeof(settings) / sizeof(settings[0]);
+    return settings;
+}
+
+const scep_profile_setting_t *scep_profile_setting(unsigned int set)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+        if (settings[i].set == set) {
+            return &settings[i];
+        }
+    }
+    return NULL;
+}
+
+void scep_profile_copy_set(scep_profile_t *to, const scep_profile_t *from, unsigned int set)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+        if (settings[i].set & set) {
+            memcpy((char *)to + settings[i].offset, (const char *)from + settings[i].offset,
+                   settings[i].size);
+        }
+    }
 }
 
 const char *scep_profile_key_usage_bit(const char *word, unsigned int *bit)

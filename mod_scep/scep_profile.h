@@ -79,6 +79,40 @@ typedef struct scep_profile_t {
 /* Fills a profile with the documented defaults (no challenge, clientAuth EKU, …). */
 void scep_profile_defaults(scep_profile_t *profile, apr_pool_t *p);
 
+/* The settings a configuration section may set, one bit each.  A section keeps the bits
+ * of what it set itself: the rest comes from the enclosing sections, then the defaults. */
+enum {
+    SCEP_PROFILE_SET_VALIDITY = 1 << 0, SCEP_PROFILE_SET_KEY_USAGE = 1 << 1,
+    SCEP_PROFILE_SET_EKU = 1 << 2, SCEP_PROFILE_SET_SUBJECT = 1 << 3,
+    SCEP_PROFILE_SET_MIN_KEY = 1 << 4, SCEP_PROFILE_SET_LEGACY = 1 << 5,
+    SCEP_PROFILE_SET_CHALLENGE = 1 << 6, SCEP_PROFILE_SET_NO_CHALLENGE = 1 << 7,
+    SCEP_PROFILE_SET_MAX_MESSAGE = 1 << 8, SCEP_PROFILE_SET_PROFILE_NAME = 1 << 9,
+    SCEP_PROFILE_SET_CHECK_ADDRESS = 1 << 10, SCEP_PROFILE_SET_LOCKOUT = 1 << 11,
+    SCEP_PROFILE_SET_TXN_WINDOW = 1 << 12, SCEP_PROFILE_SET_RENEWAL_GRACE = 1 << 13,
+    SCEP_PROFILE_SET_RENEWAL_CHALLENGE = 1 << 14, SCEP_PROFILE_SET_RENEWAL_REVOKE = 1 << 15,
+    SCEP_PROFILE_SET_CRL_VALIDITY = 1 << 16, SCEP_PROFILE_SET_CDP = 1 << 17,
+    SCEP_PROFILE_SET_APPROVAL = 1 << 18, SCEP_PROFILE_SET_PENDING_TIMEOUT = 1 << 19,
+    SCEP_PROFILE_SET_FAILURE_DETAIL = 1 << 20
+};
+
+/* One member of scep_profile_t (a nested registrations.* member by its own offset) and
+ * the setting that fills it.  Every member has a row, so a new setting is one row here
+ * and its directive; test_profile fails when a member has none. */
+typedef struct scep_profile_setting_t {
+    unsigned int set;                  /* SCEP_PROFILE_SET_*; 0 = no setting fills it */
+    apr_size_t offset;
+    apr_size_t size;
+    const char *member;                /* its name, for the test's messages */
+} scep_profile_setting_t;
+
+/* The table of every member; *count receives its length. */
+const scep_profile_setting_t *scep_profile_settings(apr_size_t *count);
+/* The first row whose setting is `set` (the one member of a flag or a number). */
+const scep_profile_setting_t *scep_profile_setting(unsigned int set);
+/* Copies into `to` each member of `from` whose setting is among the bits of `set`: a
+ * section's own settings over what it inherits, or over the defaults. */
+void scep_profile_copy_set(scep_profile_t *to, const scep_profile_t *from, unsigned int set);
+
 /* Configuration helpers: each returns NULL on success or an error sentence. */
 const char *scep_profile_key_usage_bit(const char *word, unsigned int *bit);
 const char *scep_profile_set_eku(scep_profile_t *profile, apr_pool_t *p,
