@@ -110,60 +110,103 @@ static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-static const char *set_positive(cmd_parms *cmd, const char *arg, long max, long *out)
+/* "1M", "1024G": a size as the directives taking sizes are written */
+static const char *size_text(apr_pool_t *p, apr_int64_t v)
+{
+    static const char units[] = "GMK";
+    int shift = 30, i;
+
+    for (i = 0; units[i]; i++, shift -= 10) {
+        if (v >= (APR_INT64_C(1) << shift) && v % (APR_INT64_C(1) << shift) == 0) {
+            return apr_psprintf(p, "%" APR_INT64_T_FMT "%c", v >> shift, units[i]);
+        }
+    }
+    return apr_psprintf(p, "%" APR_INT64_T_FMT, v);
+}
+
+/* The one reading of a numeric directive's value: a whole number from min (>= 0) to max,
+ * with a K, M or G suffix (powers of 1024) where `sizes`; anything else is refused with
+ * the directive's name and the range. */
+static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min,
+                                apr_int64_t max, int sizes, apr_int64_t *out)
 {
     char *end;
-    long v = strtol(arg, &end, 10);
+    apr_int64_t v = apr_strtoi64(arg, &end, 10), unit = 1;
+
+    if (sizes) {
+        unit = *end == 'K' || *end == 'k' ? 1024
+               : *end == 'M' || *end == 'm' ? 1024 * 1024
+               : *end == 'G' || *end == 'g' ? APR_INT64_C(1024) * 1024 * 1024 : 1;
+        end += unit != 1;
+    }
+    /* v < 0 and v > max / unit come first: they keep v * unit from overflowing */
+    if (*arg == '\0' || *end != '\0' || v < 0 || v > max / unit || v * unit < min) {
+        return sizes
+            ? apr_psprintf(cmd->pool, "%s: '%s' is not a size from %s to %s (a number of "
+                           "bytes, or with K, M or G)", cmd->cmd->name, arg,
+                           size_text(cmd->pool, min), size_text(cmd->pool, max))
+            : apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
+                           " to %" APR_INT64_T_FMT, cmd->cmd->name, arg, min, max);
+    }
+    *out = v * unit;
+    return NULL;
+}
+
+/* Directives that take one number for the one member of a setting (an int, or an
+ * apr_int64_t or apr_size_t of the same width). */
+typedef struct number_directive_t {
+    unsigned int set;
+    apr_int64_t min;                    /* 0: "0" is allowed and means none */
+    apr_int64_t max;
+    const char *why_min;                /* why a value under min (> 1) is refused: seconds */
+} number_directive_t;
+
+static const number_directive_t validity_days = { SCEP_PROFILE_SET_VALIDITY, 1, 36500, NULL };
+static const number_directive_t min_key_bits = { SCEP_PROFILE_SET_MIN_KEY, 1, 16384, NULL };
+static const number_directive_t max_message_size =
+    { SCEP_PROFILE_SET_MAX_MESSAGE, 1, 64L * 1024 * 1024, NULL };
+#define SECONDS_MAX (366L * 24 * 3600)
+static const number_directive_t transaction_window_secs =
+    { SCEP_PROFILE_SET_TXN_WINDOW, 1, SECONDS_MAX, NULL };
+static const number_directive_t renewal_grace_secs =
+    { SCEP_PROFILE_SET_RENEWAL_GRACE, 0, SECONDS_MAX, NULL };
+static const number_directive_t pending_timeout_secs =
+    { SCEP_PROFILE_SET_PENDING_TIMEOUT, 1, SECONDS_MAX, NULL };
+static const number_directive_t crl_validity_secs =
+    { SCEP_PROFILE_SET_CRL_VALIDITY, 3600, SECONDS_MAX,
+      "so that relying parties can fetch a CRL before it expires" };
+#undef SECONDS_MAX
+
+static const char *set_number(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const number_directive_t *d = cmd->info;
+    const scep_profile_setting_t *row = scep_profile_setting(d->set);
+    scep_dir_conf_t *conf = dconf;
+    char *member = (char *)&conf->profile + row->offset;
+    apr_int64_t v = 0;
     const char *err;
 
     if ((err = endpoint_context(cmd)) != NULL) {
         return err;
     }
-    if (*arg == '\0' || *end != '\0' || v <= 0 || v > max) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from 1 to %ld",
-                            cmd->cmd->name, arg, max);
+    if (!(d->min == 0 && strcmp(arg, "0") == 0)
+        && (err = parse_number(cmd, arg, 1, d->max, 0, &v)) != NULL) {
+        return err;
     }
-    *out = v;
+    if (v < d->min) {
+        return apr_psprintf(cmd->pool, "%s: at least %" APR_INT64_T_FMT " seconds, %s",
+                            cmd->cmd->name, d->min, d->why_min);
+    }
+    if (row->size == sizeof(int)) {
+        int n = (int)v;
+
+        memcpy(member, &n, sizeof(n));
+    }
+    else {
+        memcpy(member, &v, sizeof(v));
+    }
+    conf->set |= d->set;
     return NULL;
-}
-
-static const char *set_validity(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    scep_dir_conf_t *conf = dconf;
-    long v = 0;
-    const char *err = set_positive(cmd, arg, 36500, &v);
-
-    if (!err) {
-        conf->profile.validity_days = (int)v;
-        conf->set |= SCEP_PROFILE_SET_VALIDITY;
-    }
-    return err;
-}
-
-static const char *set_min_key(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    scep_dir_conf_t *conf = dconf;
-    long v = 0;
-    const char *err = set_positive(cmd, arg, 16384, &v);
-
-    if (!err) {
-        conf->profile.min_key_bits = (int)v;
-        conf->set |= SCEP_PROFILE_SET_MIN_KEY;
-    }
-    return err;
-}
-
-static const char *set_max_message(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    scep_dir_conf_t *conf = dconf;
-    long v = 0;
-    const char *err = set_positive(cmd, arg, 64L * 1024 * 1024, &v);
-
-    if (!err) {
-        conf->profile.max_message_size = (apr_size_t)v;
-        conf->set |= SCEP_PROFILE_SET_MAX_MESSAGE;
-    }
-    return err;
 }
 
 static const char *set_key_usage(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
@@ -288,34 +331,6 @@ static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
-/* "512M", "2G", "1073741824" */
-static const char *parse_size(cmd_parms *cmd, const char *arg, apr_size_t *out)
-{
-    char *end;
-    apr_int64_t v = apr_strtoi64(arg, &end, 10);
-    apr_int64_t unit = 1;
-
-    if (*end == 'K' || *end == 'k') {
-        unit = 1024;
-    }
-    else if (*end == 'M' || *end == 'm') {
-        unit = 1024 * 1024;
-    }
-    else if (*end == 'G' || *end == 'g') {
-        unit = 1024L * 1024 * 1024;
-    }
-    if (unit != 1) {
-        end++;
-    }
-    if (end == arg || *end != '\0' || v <= 0 || v > (APR_INT64_C(1) << 40) / unit
-        || v * unit < 1024 * 1024) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from 1M to 1024G (a number "
-                            "of bytes, or with K, M or G)", cmd->cmd->name, arg);
-    }
-    *out = (apr_size_t)(v * unit);
-    return NULL;
-}
-
 static const char *set_device_db(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
@@ -338,19 +353,20 @@ static const char *set_device_db(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_db_map_size(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
-    apr_size_t size = 0;
+    apr_int64_t size = 0;
     const char *err;
 
     if ((err = endpoint_context(cmd)) != NULL
-        || (err = parse_size(cmd, arg, &size)) != NULL) {
+        || (err = parse_number(cmd, arg, 1024 * 1024, APR_INT64_C(1) << 40, 1, &size))
+           != NULL) {
         return err;
     }
     if (!conf->db_ref) {
         return "ScepDeviceDBMapSize: put it after the ScepDeviceDB it sizes";
     }
     /* Sections sharing a folder share one environment: the largest size wins. */
-    if (size > conf->db_ref->map_size) {
-        conf->db_ref->map_size = size;
+    if ((apr_size_t)size > conf->db_ref->map_size) {
+        conf->db_ref->map_size = (apr_size_t)size;
     }
     return NULL;
 }
@@ -374,7 +390,7 @@ static const char *set_profile_name(cmd_parms *cmd, void *dconf, const char *arg
 static const char *set_lockout(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
 {
     scep_dir_conf_t *conf = dconf;
-    long failures = 0, secs = 900, shared = 0;
+    apr_int64_t failures = 0, secs = 900, shared = 0;
     const char *err;
 
     if ((err = endpoint_context(cmd)) != NULL) {
@@ -388,10 +404,11 @@ static const char *set_lockout(cmd_parms *cmd, void *dconf, int argc, char *cons
             return "ScepLockout: Off takes no duration";
         }
     }
-    else if ((err = set_positive(cmd, argv[0], 1000, &failures)) != NULL
-             || (argc > 1 && (err = set_positive(cmd, argv[1], 30L * 24 * 3600, &secs))
+    else if ((err = parse_number(cmd, argv[0], 1, 1000, 0, &failures)) != NULL
+             || (argc > 1 && (err = parse_number(cmd, argv[1], 1, 30L * 24 * 3600, 0, &secs))
                  != NULL)
-             || (argc > 2 && (err = set_positive(cmd, argv[2], 1000000, &shared)) != NULL)) {
+             || (argc > 2
+                 && (err = parse_number(cmd, argv[2], 1, 1000000, 0, &shared)) != NULL)) {
         return err;
     }
     if (argc > 2 && shared < failures) {
@@ -406,56 +423,18 @@ static const char *set_lockout(cmd_parms *cmd, void *dconf, int argc, char *cons
     return NULL;
 }
 
-/* Directives that take a number of seconds for the one apr_int64_t member of a setting. */
-typedef struct seconds_directive_t {
-    unsigned int set;
-    long min;                           /* 0: 0 is allowed and means none */
-    const char *why_min;                /* for a value under min, when min > 1 */
-} seconds_directive_t;
-
-static const seconds_directive_t transaction_window_secs =
-    { SCEP_PROFILE_SET_TXN_WINDOW, 1, NULL };
-static const seconds_directive_t renewal_grace_secs =
-    { SCEP_PROFILE_SET_RENEWAL_GRACE, 0, NULL };
-static const seconds_directive_t pending_timeout_secs =
-    { SCEP_PROFILE_SET_PENDING_TIMEOUT, 1, NULL };
-static const seconds_directive_t crl_validity_secs =
-    { SCEP_PROFILE_SET_CRL_VALIDITY, 3600,
-      "so that relying parties can fetch a CRL before it expires" };
-
-static const char *set_seconds(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    const seconds_directive_t *d = cmd->info;
-    scep_dir_conf_t *conf = dconf;
-    long v = 0;
-    const char *err;
-
-    if ((err = endpoint_context(cmd)) != NULL) {
-        return err;
-    }
-    if (!(d->min == 0 && strcmp(arg, "0") == 0)
-        && (err = set_positive(cmd, arg, 366L * 24 * 3600, &v)) != NULL) {
-        return err;
-    }
-    if (v < d->min) {
-        return apr_psprintf(cmd->pool, "%s: at least %ld seconds, %s", cmd->cmd->name,
-                            d->min, d->why_min);
-    }
-    *(apr_int64_t *)((char *)&conf->profile + scep_profile_setting(d->set)->offset) = v;
-    conf->set |= d->set;
-    return NULL;
-}
-
 static const char *set_challenge_ttl(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
-    long v = 0;
-    const char *err = set_positive(cmd, arg, 30L * 24 * 3600, &v);
+    apr_int64_t v = 0;
+    const char *err;
 
-    if (!err) {
-        conf->challenge_ttl = v;
+    if ((err = endpoint_context(cmd)) != NULL
+        || (err = parse_number(cmd, arg, 1, 30L * 24 * 3600, 0, &v)) != NULL) {
+        return err;
     }
-    return err;
+    conf->challenge_ttl = v;
+    return NULL;
 }
 
 static const char *set_audit_log(cmd_parms *cmd, void *dconf, const char *arg)
@@ -562,29 +541,16 @@ static const char *set_upstream_client_cert(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
-static const char *number(cmd_parms *cmd, const char *arg, long min, long max, long *out)
-{
-    char *end;
-    long v = strtol(arg, &end, 10);
-
-    if (!*arg || *end || v < min || v > max) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %ld to %ld",
-                            cmd->cmd->name, arg, min, max);
-    }
-    *out = v;
-    return NULL;
-}
-
 static const char *set_upstream_timeout(cmd_parms *cmd, void *dconf, const char *connect,
                                         const char *total)
 {
     scep_upstream_ref_t *ref;
-    long c = 0, t = 0;
+    apr_int64_t c = 0, t = 0;
     const char *err;
 
     if ((err = endpoint_context(cmd)) != NULL
-        || (err = number(cmd, connect, 1, 300, &c)) != NULL
-        || (err = number(cmd, total, 1, 600, &t)) != NULL) {
+        || (err = parse_number(cmd, connect, 1, 300, 0, &c)) != NULL
+        || (err = parse_number(cmd, total, 1, 600, 0, &t)) != NULL) {
         return err;
     }
     if (c > t) {
@@ -599,11 +565,11 @@ static const char *set_upstream_timeout(cmd_parms *cmd, void *dconf, const char 
 
 static const char *set_upstream_retries(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    long v = 0;
+    apr_int64_t v = 0;
     const char *err;
 
     if ((err = endpoint_context(cmd)) != NULL
-        || (err = number(cmd, arg, 0, 5, &v)) != NULL) {
+        || (err = parse_number(cmd, arg, 0, 5, 0, &v)) != NULL) {
         return err;
     }
     scep_glue_forward_ref(cmd, dconf)->conf.retries = (int)v;
@@ -634,11 +600,11 @@ static const char *set_upstream_down_answer(cmd_parms *cmd, void *dconf, const c
 
 static const char *set_upstream_refresh(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    long v = 0;
+    apr_int64_t v = 0;
     const char *err;
 
     if ((err = endpoint_context(cmd)) != NULL
-        || (err = number(cmd, arg, 10, 7 * 86400L, &v)) != NULL) {
+        || (err = parse_number(cmd, arg, 10, 7 * 86400L, 0, &v)) != NULL) {
         return err;
     }
     scep_glue_forward_ref(cmd, dconf)->conf.refresh = v;
@@ -693,7 +659,7 @@ const command_rec scep_glue_config_cmds[] = {
                   "the static challenge password every enrollment must carry"),
     AP_INIT_FLAG("ScepAllowNoChallenge", set_flag, SETTING(NO_CHALLENGE), DIR_CONTEXT,
                  "On: without ScepChallenge, issue to anyone (lab use only)"),
-    AP_INIT_TAKE1("ScepValidityDays", set_validity, NULL, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepValidityDays", set_number, (void *)&validity_days, DIR_CONTEXT,
                   "validity of issued certificates in days (default 365)"),
     AP_INIT_TAKE_ARGV("ScepKeyUsage", set_key_usage, NULL, DIR_CONTEXT,
                       "keyUsage of issued certificates (default digitalSignature "
@@ -702,9 +668,9 @@ const command_rec scep_glue_config_cmds[] = {
                       "extendedKeyUsage names or OIDs (default clientAuth), or none"),
     AP_INIT_TAKE1("ScepSubject", set_subject, NULL, DIR_CONTEXT,
                   "csr: the CSR's subject; cn: only its commonName (default csr)"),
-    AP_INIT_TAKE1("ScepMinKeySize", set_min_key, NULL, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepMinKeySize", set_number, (void *)&min_key_bits, DIR_CONTEXT,
                   "smallest RSA key accepted, in bits (default 2048)"),
-    AP_INIT_TAKE1("ScepMaxMessageSize", set_max_message, NULL, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepMaxMessageSize", set_number, (void *)&max_message_size, DIR_CONTEXT,
                   "largest PKIOperation message accepted, in bytes (default 131072)"),
     AP_INIT_TAKE1("ScepDeviceDB", set_device_db, NULL, DIR_CONTEXT,
                   "folder of the LMDB device database: enroll registered devices only"),
@@ -717,10 +683,10 @@ const command_rec scep_glue_config_cmds[] = {
     AP_INIT_TAKE_ARGV("ScepLockout", set_lockout, NULL, DIR_CONTEXT,
                       "failures before a name is locked out, for how many seconds, and "
                       "failures before a wildcard's challenge is (default 5 900 50), or Off"),
-    AP_INIT_TAKE1("ScepTransactionWindow", set_seconds, (void *)&transaction_window_secs,
+    AP_INIT_TAKE1("ScepTransactionWindow", set_number, (void *)&transaction_window_secs,
                   DIR_CONTEXT,
                   "seconds a transactionID stays bound to its request (default 604800)"),
-    AP_INIT_TAKE1("ScepRenewalGrace", set_seconds, (void *)&renewal_grace_secs, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepRenewalGrace", set_number, (void *)&renewal_grace_secs, DIR_CONTEXT,
                   "seconds after expiry a certificate still renews itself (default 0)"),
     AP_INIT_FLAG("ScepRenewalChallenge", set_flag, SETTING(RENEWAL_CHALLENGE), DIR_CONTEXT,
                  "On: renewals must carry the registration's challenge too (default Off)"),
@@ -728,9 +694,9 @@ const command_rec scep_glue_config_cmds[] = {
                  "On: a renewal revokes the certificate it replaces (default Off)"),
     AP_INIT_FLAG("ScepRequireApproval", set_flag, SETTING(APPROVAL), DIR_CONTEXT,
                  "On: first enrollments wait for an operator's approval (default Off)"),
-    AP_INIT_TAKE1("ScepPendingTimeout", set_seconds, (void *)&pending_timeout_secs, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepPendingTimeout", set_number, (void *)&pending_timeout_secs, DIR_CONTEXT,
                   "seconds a request waits for approval before it expires (default 604800)"),
-    AP_INIT_TAKE1("ScepCRLValidity", set_seconds, (void *)&crl_validity_secs, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepCRLValidity", set_number, (void *)&crl_validity_secs, DIR_CONTEXT,
                   "seconds from a CRL's thisUpdate to its nextUpdate (default 604800)"),
     AP_INIT_TAKE_ARGV("ScepCRLDistributionPoint", set_profile_list, (void *)&crl_url_list,
                       DIR_CONTEXT,

@@ -171,8 +171,22 @@ static void test_every_setting_has_rows(void **state)
     assert_true(all & SCEP_PROFILE_SET_FAILURE_DETAIL);
 }
 
-/* The glue's setters write a flag's member as an int and a duration as apr_int64_t,
- * finding it by its setting. */
+/* The one row of `set`, of one of the sizes the glue's setter writes. */
+static void check_setter_member(unsigned int set, apr_size_t size_a, apr_size_t size_b)
+{
+    const scep_profile_setting_t *rows, *row = scep_profile_setting(set);
+    apr_size_t n, k;
+
+    assert_non_null(row);
+    assert_true(row->size == size_a || row->size == size_b);
+    rows = scep_profile_settings(&n);
+    for (k = 0; k < n; k++) {
+        assert_true(&rows[k] == row || rows[k].set != set);
+    }
+}
+
+/* The glue's setters find a flag's or a number's member by its setting: an int for a
+ * flag, an int or an apr_int64_t (or an apr_size_t of its width) for a number. */
 static void test_setters_find_their_member(void **state)
 {
     static const unsigned int flags[] = {
@@ -181,34 +195,22 @@ static void test_setters_find_their_member(void **state)
         SCEP_PROFILE_SET_RENEWAL_REVOKE, SCEP_PROFILE_SET_APPROVAL,
         SCEP_PROFILE_SET_FAILURE_DETAIL
     };
-    static const struct { unsigned int set; apr_size_t offset; } seconds[] = {
-        { SCEP_PROFILE_SET_TXN_WINDOW,
-          offsetof(scep_profile_t, registrations.transaction_window) },
-        { SCEP_PROFILE_SET_RENEWAL_GRACE,
-          offsetof(scep_profile_t, registrations.renewal_grace) },
-        { SCEP_PROFILE_SET_PENDING_TIMEOUT,
-          offsetof(scep_profile_t, registrations.pending_timeout) },
-        { SCEP_PROFILE_SET_CRL_VALIDITY, offsetof(scep_profile_t, crl_validity) },
+    static const unsigned int numbers[] = {
+        SCEP_PROFILE_SET_VALIDITY, SCEP_PROFILE_SET_MIN_KEY, SCEP_PROFILE_SET_MAX_MESSAGE,
+        SCEP_PROFILE_SET_TXN_WINDOW, SCEP_PROFILE_SET_RENEWAL_GRACE,
+        SCEP_PROFILE_SET_PENDING_TIMEOUT, SCEP_PROFILE_SET_CRL_VALIDITY
     };
-    const scep_profile_setting_t *rows, *row;
-    apr_size_t n, i, k;
+    size_t i;
 
     (void)state;
-    rows = scep_profile_settings(&n);
     for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-        row = scep_profile_setting(flags[i]);
-        assert_non_null(row);
-        assert_int_equal(row->size, sizeof(int));
-        for (k = 0; k < n; k++) {       /* the one member of its setting */
-            assert_true(&rows[k] == row || rows[k].set != flags[i]);
-        }
+        check_setter_member(flags[i], sizeof(int), sizeof(int));
     }
-    for (i = 0; i < sizeof(seconds) / sizeof(seconds[0]); i++) {
-        row = scep_profile_setting(seconds[i].set);
-        assert_non_null(row);
-        assert_int_equal(row->offset, seconds[i].offset);
-        assert_int_equal(row->size, sizeof(apr_int64_t));
+    for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        check_setter_member(numbers[i], sizeof(int), sizeof(apr_int64_t));
     }
+    assert_int_equal(scep_profile_setting(SCEP_PROFILE_SET_CRL_VALIDITY)->offset,
+                     offsetof(scep_profile_t, crl_validity));
     assert_null(scep_profile_setting(1u << 31));
 }
 
