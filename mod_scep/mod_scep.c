@@ -93,8 +93,25 @@ static void log_to_request(void *baton, int level, const char *line)
     ap_log_rerror(APLOG_MARK, level, 0, r, "%s", line);
 }
 
+int scep_glue_handler_start(request_rec *r, const char *handler, apr_int64_t methods,
+                            const scep_dir_conf_t **conf)
+{
+    if (!r->handler || strcmp(r->handler, handler) != 0) {
+        return DECLINED;
+    }
+    r->allowed |= methods;
+    if (r->method_number < 0 || r->method_number >= METHODS
+        || !(((apr_uint64_t)methods >> r->method_number) & 1)) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    if (conf) {
+        *conf = ap_get_module_config(r->per_dir_config, &scep_module);
+    }
+    return OK;
+}
+
 int scep_glue_send(request_rec *r, const char *content_type, const void *body,
-                     apr_size_t len)
+                   apr_size_t len)
 {
     ap_set_content_type(r, content_type);
     ap_set_content_length(r, (apr_off_t)len);
@@ -317,15 +334,11 @@ static int scep_handler(request_rec *r)
     const char *operation, *message;
     scep_profile_t profile;
     const scep_ca_t *ca;
+    int rc;
 
-    if (!r->handler || strcmp(r->handler, "scep") != 0) {
-        return DECLINED;
+    if ((rc = scep_glue_handler_start(r, "scep", SCEP_GLUE_GET_POST, &conf)) != OK) {
+        return rc;
     }
-    r->allowed |= (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
-    if (r->method_number != M_GET && r->method_number != M_POST) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    conf = ap_get_module_config(r->per_dir_config, &scep_module);
     if (!conf->ca_ref || !conf->ca_ref->ca) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SCEP00108: SetHandler scep for %s, but no ScepCACertificateFile/"

@@ -119,6 +119,13 @@ int scep_glue_status_handler(request_rec *r);
 int scep_glue_crl_handler(request_rec *r);
 
 /* ---- shared by the handlers (mod_scep.c) ------------------------------------------- */
+#define SCEP_GLUE_GET (AP_METHOD_BIT << M_GET)
+#define SCEP_GLUE_GET_POST (SCEP_GLUE_GET | (AP_METHOD_BIT << M_POST))
+/* The opening of every handler: DECLINED unless the request is for `handler`; 405 for a
+ * method outside `methods` (which are added to r->allowed); else OK, with the section's
+ * configuration in *conf unless conf is NULL. */
+int scep_glue_handler_start(request_rec *r, const char *handler, apr_int64_t methods,
+                            const scep_dir_conf_t **conf);
 int scep_glue_send(request_rec *r, const char *content_type, const void *body,
                    apr_size_t len);
 

@@ -123,15 +123,12 @@ int scep_glue_challenge_handler(request_rec *r)
     scep_txn_t *txn;
     scep_db_t *db;
     apr_status_t rv;
+    int rc;
 
-    if (!r->handler || strcmp(r->handler, SCEP_CHALLENGE_HANDLER) != 0) {
-        return DECLINED;
+    if ((rc = scep_glue_handler_start(r, SCEP_CHALLENGE_HANDLER, SCEP_GLUE_GET_POST, &conf))
+        != OK) {
+        return rc;
     }
-    r->allowed |= (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
-    if (r->method_number != M_GET && r->method_number != M_POST) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    conf = ap_get_module_config(r->per_dir_config, &scep_module);
     if (!conf->db_ref) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SCEP00120: SetHandler scep-challenge for %s, but no ScepDeviceDB "

@@ -30,14 +30,9 @@ int scep_glue_crl_handler(request_rec *r)
     apr_status_t rv;
     int rc;
 
-    if (!r->handler || strcmp(r->handler, SCEP_CRL_HANDLER) != 0) {
-        return DECLINED;
+    if ((rc = scep_glue_handler_start(r, SCEP_CRL_HANDLER, SCEP_GLUE_GET, &conf)) != OK) {
+        return rc;
     }
-    r->allowed |= AP_METHOD_BIT << M_GET;
-    if (r->method_number != M_GET) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    conf = ap_get_module_config(r->per_dir_config, &scep_module);
     if (!conf->ca_ref || !conf->ca_ref->ca || !conf->db_ref
         || !scep_ca_can_sign(conf->ca_ref->ca)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,

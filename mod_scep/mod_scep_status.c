@@ -270,13 +270,10 @@ int scep_glue_status_handler(request_rec *r)
 {
     scep_param_t format = { "format", NULL };
     const char *why = NULL;
+    int rc;
 
-    if (!r->handler || strcmp(r->handler, SCEP_STATUS_HANDLER) != 0) {
-        return DECLINED;
-    }
-    r->allowed |= AP_METHOD_BIT << M_GET;
-    if (r->method_number != M_GET) {
-        return HTTP_METHOD_NOT_ALLOWED;
+    if ((rc = scep_glue_handler_start(r, SCEP_STATUS_HANDLER, SCEP_GLUE_GET, NULL)) != OK) {
+        return rc;
     }
     if (!slots) {
         return HTTP_SERVICE_UNAVAILABLE;
