@@ -14,7 +14,6 @@
  * any name where the caller asked for one name. */
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "httpd.h"
 #include "http_config.h"
