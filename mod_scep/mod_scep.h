@@ -31,7 +31,7 @@ typedef struct ca_ref_t {
  * once (never across fork). */
 typedef struct scep_db_ref_t {
     const char *path;
-    apr_size_t map_size;                /* the largest ScepDeviceDBMapSize naming it; 0 = default */
+    apr_size_t map_size;                /* largest ScepDeviceDBMapSize naming it; 0 = default */
     const char *defined_at;
     scep_db_t *db;                      /* in a child, once opened */
     const char *open_error;             /* in a child, why it could not be opened */
