@@ -13,6 +13,19 @@
 #include "scep_policy.h"
 #include "scep_name.h"
 
+/* The one exit of a write transaction: what the steps wrote is committed when they all
+ * succeeded (the commit still returns the first error the transaction met), else thrown
+ * away and the failing step's status returned.  A step may fail without the database
+ * knowing (a record that does not encode, no random bytes), so its status counts. */
+static apr_status_t end_write(scep_txn_t *txn, apr_status_t rv)
+{
+    if (rv == APR_SUCCESS) {
+        return scep_db_commit(txn);
+    }
+    scep_db_abort(txn);
+    return rv;
+}
+
 const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr)
 {
     const char *name;
@@ -644,15 +657,10 @@ static apr_status_t judge_under_lockout(apr_pool_t *p, scep_db_t *db,
         return rv;
     }
     rv = locked_out(p, txn, fqdn, registration, now, &locked);
-    if (rv != APR_SUCCESS || locked) {
-        scep_db_abort(txn);
-        *why = locked;
-        return rv == APR_SUCCESS ? SCEP_POLICY_DENIED : rv;
-    }
-    if (!(problem = judge(p, baton))) {
+    *why = locked;
+    if (rv != APR_SUCCESS || locked || !(problem = judge(p, baton))) {
         scep_db_abort(txn);             /* nothing written: no sync */
-        *why = NULL;
-        return APR_SUCCESS;
+        return rv != APR_SUCCESS ? rv : locked ? SCEP_POLICY_DENIED : APR_SUCCESS;
     }
     *why = problem;
     rv = name_counts(p, txn, db, conf, fqdn, now, &own);
@@ -662,11 +670,7 @@ static apr_status_t judge_under_lockout(apr_pool_t *p, scep_db_t *db,
     if (rv == APR_SUCCESS && wildcard) {
         rv = count_failure(p, txn, conf, registration, shared_threshold(conf), now);
     }
-    if (rv != APR_SUCCESS) {
-        scep_db_abort(txn);
-        return rv;
-    }
-    rv = scep_db_commit(txn);
+    rv = end_write(txn, rv);
     return rv == APR_SUCCESS ? SCEP_POLICY_DENIED : rv;
 }
 
@@ -776,24 +780,20 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
         return rv;
     }
-    if (csr->challenge) {
-        rv = scep_store_minted_get(txn, p, csr->challenge, csr->challenge_len, &minted);
-        if (rv == APR_SUCCESS) {
-            scep_db_abort(txn);
-            return authorize_minted(p, conf, csr, minted, now, grant, fqdn, why);
-        }
-        if (rv != SCEP_DB_NOTFOUND) {
-            scep_db_abort(txn);
-            return rv;
-        }
-    }
-    if (!*fqdn) {
-        scep_db_abort(txn);
+    rv = csr->challenge
+         ? scep_store_minted_get(txn, p, csr->challenge, csr->challenge_len, &minted)
+         : SCEP_DB_NOTFOUND;
+    if (rv == SCEP_DB_NOTFOUND && !*fqdn) {
         *why = "the request names no host (no dNSName SAN, unstructuredName or host-name CN)";
-        return SCEP_POLICY_DENIED;
+        rv = SCEP_POLICY_DENIED;
     }
-    rv = find_registration(p, txn, *fqdn, 1, now, &dev, why);
+    else if (rv == SCEP_DB_NOTFOUND) {
+        rv = find_registration(p, txn, *fqdn, 1, now, &dev, why);
+    }
     scep_db_abort(txn);
+    if (rv == APR_SUCCESS && minted) {
+        return authorize_minted(p, conf, csr, minted, now, grant, fqdn, why);
+    }
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -823,6 +823,32 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     return APR_SUCCESS;
 }
 
+/* Whether the recorded signer certificate `old` may still renew for `fqdn`: unrevoked,
+ * within the renewal grace, issued to that name.  SCEP_POLICY_DENIED or _EXPIRED with
+ * *why when not. */
+static apr_status_t signer_problem(apr_pool_t *p, const scep_policy_conf_t *conf,
+                                   const scep_cert_rec_t *old, const char *signer_serial,
+                                   const char *fqdn, apr_int64_t now, const char **why)
+{
+    if (old->revoked_at) {
+        *why = apr_psprintf(p, "the signer certificate %s of %s was revoked at %s",
+                            signer_serial, old->fqdn, SCEP_UTIL_ISO_TIME(old->revoked_at));
+        return SCEP_POLICY_DENIED;
+    }
+    if (old->not_after + conf->renewal_grace <= now) {
+        *why = apr_psprintf(p, "the signer certificate %s of %s expired at %s (renewal grace "
+                            "%ld s)", signer_serial, old->fqdn, SCEP_UTIL_ISO_TIME(old->not_after),
+                            (long)conf->renewal_grace);
+        return SCEP_POLICY_EXPIRED;
+    }
+    if (!old->fqdn || strcmp(old->fqdn, fqdn) != 0) {
+        *why = apr_psprintf(p, "the request asks for %s, but the signer certificate %s was "
+                            "issued to %s", fqdn, signer_serial, old->fqdn ? old->fqdn : "?");
+        return SCEP_POLICY_DENIED;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
                                            const scep_policy_conf_t *conf,
                                            const scep_csr_t *csr, const char *signer_serial,
@@ -844,41 +870,22 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
     }
     rv = scep_store_cert_get(txn, p, signer_serial, &old);
     if (rv == SCEP_DB_NOTFOUND) {
-        scep_db_abort(txn);
         *why = apr_psprintf(p, "the signer certificate %s is not in this server's records",
                             signer_serial);
-        return SCEP_POLICY_UNKNOWN;
+        rv = SCEP_POLICY_UNKNOWN;
     }
-    if (rv != APR_SUCCESS) {
-        scep_db_abort(txn);
-        return rv;
-    }
-    if (!*fqdn) {
-        *fqdn = old->fqdn;     /* a renewal may leave the names to the old certificate */
-    }
-    if (old->revoked_at) {
-        scep_db_abort(txn);
-        *why = apr_psprintf(p, "the signer certificate %s of %s was revoked at %s",
-                            signer_serial, old->fqdn, SCEP_UTIL_ISO_TIME(old->revoked_at));
-        return SCEP_POLICY_DENIED;
-    }
-    if (old->not_after + conf->renewal_grace <= now) {
-        scep_db_abort(txn);
-        *why = apr_psprintf(p, "the signer certificate %s of %s expired at %s (renewal grace "
-                            "%ld s)", signer_serial, old->fqdn, SCEP_UTIL_ISO_TIME(old->not_after),
-                            (long)conf->renewal_grace);
-        return SCEP_POLICY_EXPIRED;
-    }
-    if (!old->fqdn || strcmp(old->fqdn, *fqdn) != 0) {
-        scep_db_abort(txn);
-        *why = apr_psprintf(p, "the request asks for %s, but the signer certificate %s was "
-                            "issued to %s", *fqdn, signer_serial, old->fqdn ? old->fqdn : "?");
-        return SCEP_POLICY_DENIED;
+    else if (rv == APR_SUCCESS) {
+        if (!*fqdn) {
+            *fqdn = old->fqdn; /* a renewal may leave the names to the old certificate */
+        }
+        rv = signer_problem(p, conf, old, signer_serial, *fqdn, now, why);
     }
     /* The certificate is the proof: a lockout of the challenge does not stop it, unless
      * the challenge is asked for too.  Otherwise anyone knowing a name (it is in the
      * certificate) could keep the device from renewing with a few wrong guesses. */
-    rv = find_registration(p, txn, *fqdn, conf->renewal_challenge, now, &dev, why);
+    if (rv == APR_SUCCESS) {
+        rv = find_registration(p, txn, *fqdn, conf->renewal_challenge, now, &dev, why);
+    }
     scep_db_abort(txn);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -1143,31 +1150,30 @@ apr_status_t scep_policy_record(apr_pool_t *p, scep_db_t *db, const scep_policy_
         *why = "the transaction was held for approval meanwhile";
         rv = SCEP_POLICY_DENIED;
     }
-    if (rv != SCEP_DB_NOTFOUND) {
-        scep_db_abort(txn);
-        return rv == APR_SUCCESS ? SCEP_DB_CORRUPT : rv;
+    else if (rv == APR_SUCCESS) {
+        rv = SCEP_DB_CORRUPT;           /* a lookup answers, it never finds nothing new */
     }
-    if (grant && (rv = settle_grant(p, txn, conf, grant, cert, 1, now, why)) != APR_SUCCESS) {
-        scep_db_abort(txn);
-        return rv;
+    else if (rv == SCEP_DB_NOTFOUND) {
+        rv = grant ? settle_grant(p, txn, conf, grant, cert, 1, now, why) : APR_SUCCESS;
     }
-    memset(&t, 0, sizeof(t));
-    t.transaction_id = transaction_id;
-    t.state = SCEP_TXN_ISSUED;
-    memcpy(t.request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN);
-    t.fqdn = cert->fqdn;
-    t.serial = cert->serial;
-    t.created = now;
-    if (requester) {
-        memcpy(t.signer_key, requester, SCEP_REQUEST_DIGEST_LEN);
-        t.has_signer_key = 1;
+    if (rv == APR_SUCCESS) {
+        memset(&t, 0, sizeof(t));
+        t.transaction_id = transaction_id;
+        t.state = SCEP_TXN_ISSUED;
+        memcpy(t.request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN);
+        t.fqdn = cert->fqdn;
+        t.serial = cert->serial;
+        t.created = now;
+        if (requester) {
+            memcpy(t.signer_key, requester, SCEP_REQUEST_DIGEST_LEN);
+            t.has_signer_key = 1;
+        }
+        rv = scep_store_transaction_put(txn, p, &t);
     }
-    if ((rv = scep_store_transaction_put(txn, p, &t)) != APR_SUCCESS
-        || (rv = scep_store_cert_put(txn, p, cert)) != APR_SUCCESS) {
-        scep_db_abort(txn);
-        return rv;
+    if (rv == APR_SUCCESS) {
+        rv = scep_store_cert_put(txn, p, cert);
     }
-    return scep_db_commit(txn);
+    return end_write(txn, rv);
 }
 
 /* ---- held requests --------------------------------------------------------------- */
@@ -1229,12 +1235,8 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
             t.endpoint = endpoint;
             rv = scep_store_transaction_put(txn, p, &t);
         }
-        if (rv == APR_SUCCESS) {
-            return scep_db_commit(txn);
-        }
     }
-    scep_db_abort(txn);
-    return rv;
+    return end_write(txn, rv);
 }
 
 const char *scep_policy_endpoint(apr_pool_t *p, const scep_policy_conf_t *conf, int forwards,
@@ -1303,9 +1305,7 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
         rv = SCEP_DB_NOTFOUND;
     }
     if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_ISSUED) == 0) {
-        rv = issued_certificate(p, txn, t, der, der_len);
-        scep_db_abort(txn);
-        return rv;
+        rv = issued_certificate(p, txn, t, der, der_len);   /* SCEP_POLICY_REPLAY */
     }
     scep_db_abort(txn);
     if (rv != APR_SUCCESS) {
@@ -1373,12 +1373,14 @@ static apr_status_t update_transaction(apr_pool_t *p, scep_db_t *db, const char 
         return rv;
     }
     rv = get_transaction(p, txn, transaction_id, requester, NULL, &t);
-    if (rv == APR_SUCCESS && change(t, baton)
-        && (rv = scep_store_transaction_put(txn, p, t)) == APR_SUCCESS) {
-        return scep_db_commit(txn);
+    if (rv == APR_SUCCESS && !change(t, baton)) {
+        scep_db_abort(txn);             /* nothing to write: no sync */
+        return APR_SUCCESS;
     }
-    scep_db_abort(txn);
-    return rv;
+    if (rv == APR_SUCCESS) {
+        rv = scep_store_transaction_put(txn, p, t);
+    }
+    return end_write(txn, rv);
 }
 
 static int mark_upstream_pending(scep_transaction_t *t, void *baton)
@@ -1403,6 +1405,16 @@ typedef struct closing_t {
     apr_int64_t now;
 } closing_t;
 
+/* The one place a held transaction's state changes without a certificate. */
+static void settle_held(scep_transaction_t *t, const char *state, const char *by,
+                        const char *reason, apr_int64_t now)
+{
+    t->state = state;
+    t->decided_at = now;
+    t->decided_by = by;
+    t->reason = reason;
+}
+
 static int close_transaction(scep_transaction_t *t, void *baton)
 {
     closing_t *closing = baton;
@@ -1411,10 +1423,7 @@ static int close_transaction(scep_transaction_t *t, void *baton)
         || strcmp(t->state, SCEP_TXN_EXPIRED) == 0) {
         return 0;
     }
-    t->state = closing->state;
-    t->decided_at = closing->now;
-    t->decided_by = closing->by;
-    t->reason = closing->reason;
+    settle_held(t, closing->state, closing->by, closing->reason, closing->now);
     return 1;
 }
 
@@ -1425,6 +1434,101 @@ apr_status_t scep_policy_close_held(apr_pool_t *p, scep_db_t *db, const char *tr
     closing_t closing = { state, by, reason, now };
 
     return update_transaction(p, db, transaction_id, requester, close_transaction, &closing);
+}
+
+/* The pending requests an operator's decision covers, copied out of the walk's pool:
+ * as much of each record as scep_store_transaction_reread needs to find it again. */
+typedef struct decision_t {
+    apr_pool_t *pool;
+    const char *fqdn;
+    apr_array_header_t *held;           /* scep_transaction_t * */
+} decision_t;
+
+static void keep_held(decision_t *d, const scep_transaction_t *t)
+{
+    scep_transaction_t *k = apr_pmemdup(d->pool, t, sizeof(*t));
+
+    k->transaction_id = apr_pstrdup(d->pool, t->transaction_id);
+    APR_ARRAY_PUSH(d->held, scep_transaction_t *) = k;
+}
+
+static int collect_pending(void *baton, const scep_transaction_t *t)
+{
+    decision_t *d = baton;
+
+    if (strcmp(t->state, SCEP_TXN_PENDING) == 0 && t->fqdn && strcmp(t->fqdn, d->fqdn) == 0) {
+        keep_held(d, t);
+    }
+    return 0;
+}
+
+apr_status_t scep_policy_decide(scep_txn_t *txn, apr_pool_t *p, const char *transaction_id,
+                                const char *fqdn, int approve, const char *by,
+                                const char *reason, apr_int64_t now,
+                                apr_array_header_t **decided, const char **state)
+{
+    decision_t d = { p, fqdn, apr_array_make(p, 4, sizeof(scep_transaction_t *)) };
+    scep_transaction_t *t;
+    apr_status_t rv = scep_store_transaction_get(txn, p, transaction_id, &t);
+    int i;
+
+    *decided = d.held;
+    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_PENDING) != 0) {
+        *state = t->state;
+        return SCEP_POLICY_DENIED;
+    }
+    if (rv == SCEP_DB_EXISTS && !fqdn) {
+        return SCEP_DB_EXISTS;
+    }
+    if (rv == APR_SUCCESS) {
+        keep_held(&d, t);
+    }
+    else if ((rv == SCEP_DB_NOTFOUND || rv == SCEP_DB_EXISTS) && fqdn) {
+        rv = scep_store_transaction_foreach_held(txn, p, collect_pending, &d);
+    }
+    if (rv == APR_SUCCESS && d.held->nelts == 0) {
+        rv = SCEP_DB_NOTFOUND;
+    }
+    /* an approval has no reason to give, and an empty one is none */
+    reason = !approve && reason && *reason ? reason : NULL;
+    for (i = 0; rv == APR_SUCCESS && i < d.held->nelts; i++) {
+        rv = scep_store_transaction_reread(txn, p,
+                                           APR_ARRAY_IDX(d.held, i, scep_transaction_t *), &t);
+        if (rv == APR_SUCCESS) {
+            settle_held(t, approve ? SCEP_TXN_APPROVED : SCEP_TXN_REJECTED, by, reason, now);
+            rv = scep_store_transaction_put(txn, p, t);
+        }
+    }
+    return rv;
+}
+
+apr_status_t scep_policy_mint(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                              apr_int64_t ttl, const char *fqdn, const char *profile,
+                              const char **challenge, scep_minted_t **rec)
+{
+    apr_size_t purged = 0;
+    /* Expired challenges go as new ones come, so the table stays small.  A failure that
+     * is not the database's (no random bytes) leaves the transaction clean and no
+     * challenge made: each step's status counts, not only the transaction's. */
+    apr_status_t rv = scep_store_minted_purge(txn, p, now, &purged);
+
+    if (rv == APR_SUCCESS) {
+        rv = scep_store_minted_create(txn, p, now, ttl, fqdn, profile, challenge, rec);
+    }
+    return rv;
+}
+
+apr_status_t scep_policy_mint_commit(apr_pool_t *p, scep_db_t *db, apr_int64_t now,
+                                     apr_int64_t ttl, const char *fqdn, const char *profile,
+                                     const char **challenge, scep_minted_t **rec)
+{
+    scep_txn_t *txn;
+    apr_status_t rv = scep_db_begin(db, p, 1, &txn);
+
+    if (rv == APR_SUCCESS) {
+        rv = scep_policy_mint(txn, p, now, ttl, fqdn, profile, challenge, rec);
+    }
+    return end_write(txn, rv);
 }
 
 apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
@@ -1446,11 +1550,9 @@ apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
     rv = get_transaction(p, txn, transaction_id, requester, NULL, &t);
     if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_ISSUED) == 0) {
         rv = issued_certificate(p, txn, t, der, der_len);
-        scep_db_abort(txn);
-        return rv;
     }
-    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_APPROVED) != 0
-        && strcmp(t->state, SCEP_TXN_UPSTREAM) != 0) {
+    else if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_APPROVED) != 0
+             && strcmp(t->state, SCEP_TXN_UPSTREAM) != 0) {
         *why = apr_psprintf(p, "the transaction became %s meanwhile", t->state);
         rv = SCEP_POLICY_DENIED;
     }
@@ -1466,9 +1568,5 @@ apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
             rv = scep_store_cert_put(txn, p, cert);
         }
     }
-    if (rv != APR_SUCCESS) {
-        scep_db_abort(txn);
-        return rv;
-    }
-    return scep_db_commit(txn);
+    return end_write(txn, rv);
 }

@@ -184,6 +184,34 @@ apr_status_t scep_policy_close_held(apr_pool_t *p, scep_db_t *db, const char *tr
                                     const unsigned char *requester, const char *state,
                                     const char *by, const char *reason, apr_int64_t now);
 
+/* An operator's decision on requests held for approval, inside the caller's write
+ * transaction `txn` (the caller commits, so that a tool can still give up): the request
+ * `transaction_id`, or when no request has that ID (or several requesters used it) every
+ * pending request of `fqdn` (may be NULL).  Approved or rejected (with `reason`, NULL or
+ * empty for none) by `by` at `now`; the module issues an approved one on the device's
+ * next poll.  APR_SUCCESS with *decided (scep_transaction_t *, at least one);
+ * SCEP_POLICY_DENIED with *state when the request named by its ID is no longer pending;
+ * SCEP_DB_EXISTS when several requesters used the ID and no `fqdn` says which;
+ * SCEP_DB_NOTFOUND when nothing pending matches; other statuses are database errors. */
+apr_status_t scep_policy_decide(scep_txn_t *txn, apr_pool_t *p, const char *transaction_id,
+                                const char *fqdn, int approve, const char *by,
+                                const char *reason, apr_int64_t now,
+                                apr_array_header_t **decided, const char **state);
+
+/* Mints a one-time challenge inside the caller's write transaction `txn`: expired minted
+ * challenges are purged first, then one is created for `fqdn` (NULL: any name) and
+ * `profile` (NULL: any), valid `ttl` seconds from `now`.  The caller commits. */
+apr_status_t scep_policy_mint(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                              apr_int64_t ttl, const char *fqdn, const char *profile,
+                              const char **challenge, scep_minted_t **rec);
+
+/* scep_policy_mint in a write transaction of its own, committed when it succeeds (for the
+ * challenge handler).  Nothing is written unless APR_SUCCESS; SCEP_DB_FULL, SCEP_DB_BUSY
+ * and the other database statuses pass through. */
+apr_status_t scep_policy_mint_commit(apr_pool_t *p, scep_db_t *db, apr_int64_t now,
+                                     apr_int64_t ttl, const char *fqdn, const char *profile,
+                                     const char **challenge, scep_minted_t **rec);
+
 /* Records the certificate of an approved (or upstream-issued) transaction, as scep_policy_record does for a
  * new one, without using up a challenge again.  SCEP_POLICY_REPLAY when a concurrent
  * poll recorded it first. */

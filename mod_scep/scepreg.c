@@ -44,6 +44,7 @@
 #include "scep_db.h"
 #include "scep_import.h"
 #include "scep_name.h"
+#include "scep_policy.h"
 #include "scep_store.h"
 #include "scep_util.h"
 #include "scep_version.h"
@@ -1939,19 +1940,7 @@ static int cmd_check(apr_pool_t *p, const opts_t *o)
 
 typedef struct held_ctx_t {
     const opts_t *o;
-    apr_pool_t *pool;
-    apr_array_header_t *held;       /* -Y/-N: scep_transaction_t *, the pending ones that
-                                     * match, as far as scep_store_transaction_reread needs */
 } held_ctx_t;
-
-/* Where a walk's record is stored (its ID, and its requester), in the context's pool. */
-static void keep_held(held_ctx_t *ctx, const scep_transaction_t *t)
-{
-    scep_transaction_t *k = apr_pmemdup(ctx->pool, t, sizeof(*t));
-
-    k->transaction_id = apr_pstrdup(ctx->pool, t->transaction_id);
-    APR_ARRAY_PUSH(ctx->held, scep_transaction_t *) = k;
-}
 
 static int print_held(void *baton, const scep_transaction_t *t)
 {
@@ -1996,7 +1985,7 @@ static int cmd_list_held(apr_pool_t *p, const opts_t *o)
 {
     scep_db_t *db;
     scep_txn_t *txn;
-    held_ctx_t ctx = { o, p, NULL };
+    held_ctx_t ctx = { o };
     apr_status_t rv;
     int rc;
 
@@ -2019,17 +2008,6 @@ static int cmd_list_held(apr_pool_t *p, const opts_t *o)
     return finish_output();
 }
 
-static int collect_pending(void *baton, const scep_transaction_t *t)
-{
-    held_ctx_t *ctx = baton;
-
-    if (strcmp(t->state, SCEP_TXN_PENDING) == 0 && t->fqdn
-        && strcmp(t->fqdn, ctx->o->fqdn) == 0) {
-        keep_held(ctx, t);
-    }
-    return 0;
-}
-
 /* Who decides, for the record: the user behind sudo, else the one running the tool. */
 static const char *operator_name(apr_pool_t *p)
 {
@@ -2048,10 +2026,8 @@ static const char *operator_name(apr_pool_t *p)
  * transaction.  The module issues an approved request on the device's next poll. */
 static int cmd_decide(apr_pool_t *p, const opts_t *o, apr_int64_t now)
 {
-    held_ctx_t ctx = { o, p, apr_array_make(p, 4, sizeof(scep_transaction_t *)) };
-    const char *state = o->mode == 'Y' ? SCEP_TXN_APPROVED : SCEP_TXN_REJECTED;
-    const char *by = operator_name(p);
-    scep_transaction_t *t;
+    apr_array_header_t *decided;
+    const char *state = NULL;
     scep_db_t *db;
     scep_txn_t *txn;
     apr_status_t rv;
@@ -2063,54 +2039,36 @@ static int cmd_decide(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
         return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
     }
-    rv = scep_store_transaction_get(txn, p, o->transaction_id, &t);
-    if (rv == APR_SUCCESS && strcmp(t->state, SCEP_TXN_PENDING) != 0) {
+    rv = scep_policy_decide(txn, p, o->transaction_id, o->fqdn, o->mode == 'Y',
+                            operator_name(p), o->comment, now, &decided, &state);
+    if (rv != APR_SUCCESS) {
         scep_db_abort(txn);
-        complain("the request %s is %s, not pending", o->transaction_id, t->state);
+    }
+    if (rv == SCEP_POLICY_DENIED) {
+        complain("the request %s is %s, not pending", o->transaction_id, state);
         return RC_ILLEGAL;
     }
-    if (rv == SCEP_DB_EXISTS && !o->fqdn) {
+    if (rv == SCEP_DB_EXISTS) {
         /* another device used the same ID: the operator must say which one is meant */
-        scep_db_abort(txn);
         complain("several devices sent requests with transactionID %s (scepreg -P lists "
                  "them): name the device instead, scepreg -%c %s FQDN", o->transaction_id,
                  o->mode, o->dbdir);
         return RC_ILLEGAL;
     }
-    if (rv == APR_SUCCESS) {
-        keep_held(&ctx, t);
-    }
-    else if ((rv == SCEP_DB_NOTFOUND || rv == SCEP_DB_EXISTS) && o->fqdn) {
-        rv = scep_store_transaction_foreach_held(txn, p, collect_pending, &ctx);
-    }
-    if (rv == SCEP_DB_NOTFOUND || (rv == APR_SUCCESS && ctx.held->nelts == 0)) {
-        scep_db_abort(txn);
+    if (rv == SCEP_DB_NOTFOUND) {
         complain("no pending request with transactionID %s%s%s in %s", o->transaction_id,
                  o->fqdn ? " or for " : "", o->fqdn ? o->fqdn : "", o->dbdir);
         return RC_ILLEGAL;
     }
-    for (i = 0; rv == APR_SUCCESS && i < ctx.held->nelts; i++) {
-        rv = scep_store_transaction_reread(txn, p,
-                                           APR_ARRAY_IDX(ctx.held, i, scep_transaction_t *),
-                                           &t);
-        if (rv == APR_SUCCESS) {
-            t->state = state;
-            t->decided_at = now;
-            t->decided_by = by;
-            t->reason = o->mode == 'N' && o->comment && *o->comment ? o->comment : NULL;
-            rv = scep_store_transaction_put(txn, p, t);
-        }
-    }
     if (rv != APR_SUCCESS) {
-        scep_db_abort(txn);
         return db_failed(p, o->dbdir, "cannot record the decision", rv);
     }
     if ((rc = commit_unless_interrupted(p, o->dbdir, txn)) != RC_OK) {
         return rc;
     }
-    for (i = 0; i < ctx.held->nelts; i++) {
+    for (i = 0; i < decided->nelts; i++) {
         complain("%s request %s%s", o->mode == 'Y' ? "approved" : "rejected",
-                 APR_ARRAY_IDX(ctx.held, i, scep_transaction_t *)->transaction_id,
+                 APR_ARRAY_IDX(decided, i, scep_transaction_t *)->transaction_id,
                  o->mode == 'Y' ? ": the device gets its certificate when it polls next"
                                 : "");
     }
@@ -2125,7 +2083,6 @@ static int cmd_mint(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     scep_txn_t *txn;
     scep_minted_t *rec;
     const char *challenge = NULL;
-    apr_size_t purged = 0;
     apr_status_t rv;
     int rc;
 
@@ -2135,13 +2092,8 @@ static int cmd_mint(apr_pool_t *p, const opts_t *o, apr_int64_t now)
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
         return db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
     }
-    /* expired challenges are of no use to anyone: drop them while we are here */
-    rv = scep_store_minted_purge(txn, p, now, &purged);
-    if (rv == APR_SUCCESS) {
-        rv = scep_store_minted_create(txn, p, now, o->ttl, o->fqdn,
-                                      o->profile && *o->profile ? o->profile : NULL, &challenge,
-                                      &rec);
-    }
+    rv = scep_policy_mint(txn, p, now, o->ttl, o->fqdn,
+                          o->profile && *o->profile ? o->profile : NULL, &challenge, &rec);
     if (rv != APR_SUCCESS) {
         scep_db_abort(txn);
         return db_failed(p, o->dbdir, "cannot mint a challenge", rv);

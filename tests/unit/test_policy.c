@@ -539,19 +539,177 @@ static apr_status_t poll_at(fixture_t *f, const char *txid, apr_int64_t now,
                             &der, &der_len, why);
 }
 
+/* An operator's decision goes through scep_policy_decide, as scepreg's does; an expiry
+ * the operator cannot make is written directly. */
 static void set_state(fixture_t *f, const char *txid, const char *state)
 {
+    apr_array_header_t *decided;
+    const char *was = NULL;
     scep_transaction_t *t;
     scep_txn_t *txn;
 
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_store_transaction_get(txn, f->pool, txid, &t), APR_SUCCESS);
-    t->state = state;
-    t->decided_at = NOW + 10;
-    t->decided_by = "alice";
-    t->reason = strcmp(state, SCEP_TXN_REJECTED) == 0 ? "unknown box" : NULL;
-    assert_int_equal(scep_store_transaction_put(txn, f->pool, t), APR_SUCCESS);
+    if (strcmp(state, SCEP_TXN_EXPIRED) != 0) {
+        assert_int_equal(scep_policy_decide(txn, f->pool, txid, NULL,
+                                            strcmp(state, SCEP_TXN_APPROVED) == 0, "alice",
+                                            "unknown box", NOW + 10, &decided, &was),
+                         APR_SUCCESS);
+        assert_int_equal(decided->nelts, 1);
+    }
+    else {
+        assert_int_equal(scep_store_transaction_get(txn, f->pool, txid, &t), APR_SUCCESS);
+        t->state = state;
+        t->decided_at = NOW + 10;
+        t->decided_by = "alice";
+        t->reason = NULL;
+        assert_int_equal(scep_store_transaction_put(txn, f->pool, t), APR_SUCCESS);
+    }
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+}
+
+/* hold() under another requester's key: a second device using the same transactionID */
+static apr_status_t hold_as(fixture_t *f, const scep_grant_t *grant, const char *txid,
+                            unsigned char fill, unsigned char key_fill)
+{
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN], key[SCEP_REQUEST_DIGEST_LEN];
+    const unsigned char *der;
+    apr_size_t der_len;
+    const char *why;
+
+    memset(digest, fill, sizeof(digest));
+    memset(key, key_fill, sizeof(key));
+    return scep_policy_hold(f->pool, f->db, &f->conf, grant, txid, digest,
+                            (const unsigned char *)"PKCS#10", 7, key, "e1", "192.0.2.1",
+                            "CN=x", SCEP_TXN_PENDING, NOW, &der, &der_len, &why);
+}
+
+/* scep_policy_decide inside one write transaction, committed when it succeeds. */
+static apr_status_t decide_held(fixture_t *f, const char *txid, const char *fqdn, int approve,
+                                const char *reason, apr_array_header_t **decided,
+                                const char **was)
+{
+    scep_txn_t *txn;
+    apr_status_t rv;
+
+    *was = NULL;
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    rv = scep_policy_decide(txn, f->pool, txid, fqdn, approve, "bob", reason, NOW + 5,
+                            decided, was);
+    if (rv == APR_SUCCESS) {
+        assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+    }
+    else {
+        scep_db_abort(txn);
+    }
+    return rv;
+}
+
+static scep_transaction_t *stored_transaction(fixture_t *f, const char *txid)
+{
+    scep_transaction_t *t;
+    scep_txn_t *txn;
+
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_store_transaction_get(txn, f->pool, txid, &t), APR_SUCCESS);
+    scep_db_abort(txn);
+    return t;
+}
+
+static void test_decide(void **state)
+{
+    fixture_t *f = *state;
+    apr_array_header_t *decided;
+    scep_grant_t *g1, *g2;
+    scep_transaction_t *t;
+    const char *why, *was;
+
+    register_device(f, "d1.example.net", "pw", SCEP_DEVICE_APPROVAL, NULL);
+    register_device(f, "d2.example.net", "pw", SCEP_DEVICE_APPROVAL, NULL);
+    assert_int_equal(decide(f, csr_for(f->pool, "d1.example.net", "pw"), NULL, &g1, &why),
+                     APR_SUCCESS);
+    assert_int_equal(decide(f, csr_for(f->pool, "d2.example.net", "pw"), NULL, &g2, &why),
+                     APR_SUCCESS);
+    assert_int_equal(hold(f, g1, "d-1", 1, &why), APR_SUCCESS);
+    assert_int_equal(hold(f, g1, "d-2", 2, &why), APR_SUCCESS);
+    assert_int_equal(hold(f, g2, "d-3", 3, &why), APR_SUCCESS);
+
+    /* by its ID: rejected, by whom, when and why */
+    assert_int_equal(decide_held(f, "d-1", NULL, 0, "unknown box", &decided, &was),
+                     APR_SUCCESS);
+    assert_int_equal(decided->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(decided, 0, scep_transaction_t *)->transaction_id,
+                        "d-1");
+    t = stored_transaction(f, "d-1");
+    assert_string_equal(t->state, SCEP_TXN_REJECTED);
+    assert_string_equal(t->decided_by, "bob");
+    assert_string_equal(t->reason, "unknown box");
+    assert_int_equal(t->decided_at, NOW + 5);
+    /* decided once: a second decision is refused with the state it is in */
+    assert_int_equal(decide_held(f, "d-1", NULL, 1, NULL, &decided, &was), SCEP_POLICY_DENIED);
+    assert_string_equal(was, SCEP_TXN_REJECTED);
+    assert_int_equal(decide_held(f, "nothing", NULL, 1, NULL, &decided, &was),
+                     SCEP_DB_NOTFOUND);
+
+    /* by the device's name: every pending request of it, an approval without a reason */
+    assert_int_equal(decide_held(f, "d1.example.net", "d1.example.net", 1, "ignored",
+                                 &decided, &was), APR_SUCCESS);
+    assert_int_equal(decided->nelts, 1);
+    t = stored_transaction(f, "d-2");
+    assert_string_equal(t->state, SCEP_TXN_APPROVED);
+    assert_null(t->reason);
+    assert_string_equal(stored_transaction(f, "d-3")->state, SCEP_TXN_PENDING);
+    assert_int_equal(decide_held(f, "d1.example.net", "d1.example.net", 1, NULL, &decided,
+                                 &was), SCEP_DB_NOTFOUND);
+
+    /* an ID two requesters used needs the name; an empty reason is none */
+    assert_int_equal(hold_as(f, g2, "dup", 4, 0x4b), APR_SUCCESS);
+    assert_int_equal(hold_as(f, g2, "dup", 5, 0x4c), APR_SUCCESS);
+    assert_int_equal(decide_held(f, "dup", NULL, 0, NULL, &decided, &was), SCEP_DB_EXISTS);
+    assert_int_equal(decide_held(f, "dup", "d2.example.net", 0, "", &decided, &was),
+                     APR_SUCCESS);
+    assert_int_equal(decided->nelts, 3);
+    t = stored_transaction(f, "d-3");
+    assert_string_equal(t->state, SCEP_TXN_REJECTED);
+    assert_null(t->reason);
+}
+
+static void test_mint(void **state)
+{
+    fixture_t *f = *state;
+    scep_minted_t *rec, *found;
+    scep_txn_t *txn;
+    const char *late, *challenge;
+    apr_size_t count;
+
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_create(txn, f->pool, NOW - 7200, 60, NULL, NULL, &late,
+                                              &rec), APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+
+    /* the expired one goes as the new one comes, in one committed transaction */
+    assert_int_equal(scep_policy_mint_commit(f->pool, f->db, NOW, 600, "m.example.net",
+                                             "routers", &challenge, &rec), APR_SUCCESS);
+    assert_int_equal(rec->expires, NOW + 600);
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_count(txn, &count), APR_SUCCESS);
+    assert_int_equal(count, 1);
+    assert_int_equal(scep_store_minted_get(txn, f->pool, challenge, strlen(challenge), &found),
+                     APR_SUCCESS);
+    assert_string_equal(found->fqdn, "m.example.net");
+    assert_string_equal(found->profile, "routers");
+    assert_int_equal(scep_store_minted_get(txn, f->pool, late, strlen(late), &found),
+                     SCEP_DB_NOTFOUND);
+    scep_db_abort(txn);
+
+    /* inside the caller's transaction: nothing stays unless the caller commits */
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_policy_mint(txn, f->pool, NOW, 600, NULL, NULL, &late, &rec),
+                     APR_SUCCESS);
+    scep_db_abort(txn);
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_count(txn, &count), APR_SUCCESS);
+    scep_db_abort(txn);
+    assert_int_equal(count, 1);
 }
 
 static void test_approval(void **state)
@@ -1047,6 +1205,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_time_and_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval, setup, teardown),
