@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the parts of scepreg share, and nothing else includes: the parsed command line,
+ * the exit codes, the messages and the database plumbing of scepreg.c, and the commands
+ * of scepreg_devices.c (registrations) and scepreg_records.c (what the module recorded:
+ * certificates, held requests, minted challenges), which scepreg.c's table of modes
+ * runs.  A command gets the database already open, for writing when its mode says so. */
+#ifndef SCEPREG_H
+#define SCEPREG_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+#include "scep_db.h"
+
+/* Exit codes: htpasswd's meanings, plus 7 and 8 for the database itself (the table in
+ * docs/scepreg.md compares them). */
+#define RC_OK          0
+#define RC_DB          1    /* cannot open/create/read/write the database */
+#define RC_SYNTAX      2    /* command line (or, for -I without -k, rejected rows) */
+#define RC_MISMATCH    3    /* challenges differ (confirmation or -v) */
+#define RC_INTERRUPTED 4    /* SIGINT/SIGTERM before the commit: nothing written */
+#define RC_TOOLONG     5    /* a value is too long */
+#define RC_ILLEGAL     6    /* an illegal FQDN, address or value, or no such device */
+#define RC_INVALID     7    /* not a valid mod_scep database (corrupt, newer schema) */
+#define RC_FULL        8    /* the map is full */
+
+typedef struct opts_t {
+    int mode;                       /* 'a' (add/update) or the option letter */
+    int source;                     /* challenge: 0 (prompt/keep), 'i', 'b', 'g', 'n' */
+    int create, one_time, clear_ips, json, keep_going;
+    apr_size_t map_size;            /* 0: keep */
+    apr_array_header_t *ips;        /* canonical, const char * */
+    const char *serial, *expiry_text, *profile, *comment, *owner, *ttl_text, *import_file;
+    const char *revoke_serial;      /* -R by serial (hex, upper-case); else o->fqdn */
+    const char *transaction_id;     /* -Y/-N: as given; o->fqdn too when it is one */
+    int reason;                     /* -R: RFC 5280 CRLReason */
+    int revoke_too;                 /* -D -R: revoke the device's certificates as well */
+    int approval;                   /* -W: 0 unset, 1 on, -1 off */
+    apr_int64_t expires, ttl;
+    int expires_set;
+    const char *dbdir, *name, *fqdn, *challenge_arg;
+    unsigned char seen[256];
+} opts_t;
+
+/* A mode's work, on the database main opened for it.  Returns the exit code. */
+typedef int scepreg_run_fn(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_int64_t now);
+
+/* ---- scepreg.c ------------------------------------------------------------------ */
+
+extern const char *scepreg_progname;
+/* Set by SIGINT and SIGTERM, checked up to the commit. */
+extern volatile sig_atomic_t scepreg_interrupted;
+
+/* "progname: message" on stderr. */
+void scepreg_complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reports a database error and returns the exit code it maps to. */
+int scepreg_db_failed(apr_pool_t *p, const char *dir, const char *what, apr_status_t rv);
+int scepreg_report_interrupted(void);
+/* The last step of every change: an interrupt until now leaves the database as it was. */
+int scepreg_commit(apr_pool_t *p, const char *dir, scep_txn_t *txn);
+/* After a change as root: the files stay usable by httpd's User (see scepreg.c). */
+int scepreg_fix_ownership(apr_pool_t *p, const opts_t *o);
+/* Flushes a listing; RC_DB when stdout failed. */
+int scepreg_finish_output(void);
+/* JSON lines: a string (null for NULL) and an ISO 8601 time (null for 0). */
+void scepreg_json_string(FILE *out, const char *s);
+void scepreg_json_time(FILE *out, apr_int64_t t);
+
+/* ---- scepreg_devices.c: the registrations --------------------------------------- */
+
+scepreg_run_fn scepreg_devices_add;     /* add or update (no mode letter) */
+scepreg_run_fn scepreg_devices_change;  /* -D, -d, -E, -U */
+scepreg_run_fn scepreg_devices_verify;  /* -v */
+scepreg_run_fn scepreg_devices_list;    /* -l */
+scepreg_run_fn scepreg_devices_check;   /* -V */
+scepreg_run_fn scepreg_devices_import;  /* -I */
+
+/* ---- scepreg_records.c: what the module recorded -------------------------------- */
+
+scepreg_run_fn scepreg_records_certs;   /* -L */
+scepreg_run_fn scepreg_records_revoke;  /* -R */
+scepreg_run_fn scepreg_records_held;    /* -P */
+scepreg_run_fn scepreg_records_decide;  /* -Y, -N */
+scepreg_run_fn scepreg_records_mint;    /* -M */
+
+/* Revokes one certificate (`serial`), or every certificate of the name `fqdn`, inside
+ * the caller's write transaction, so that -R and -D -R share it and the module sees a
+ * whole change or none.  Counts the certificates revoked now and those revoked before;
+ * SCEP_DB_NOTFOUND for a serial that is not recorded. */
+apr_status_t scepreg_records_revoke_in(scep_txn_t *txn, apr_pool_t *p, const char *serial,
+                                       const char *fqdn, int reason, apr_int64_t now,
+                                       int *revoked, int *before);
+/* "revoked N certificates of FQDN (reason); M already revoked" */
+void scepreg_records_report_revoked(const opts_t *o, int revoked, int before);
+
+#endif
