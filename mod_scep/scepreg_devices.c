@@ -1197,21 +1197,28 @@ static void hash_batch(apr_pool_t *p, row_t *rows, int from, int to, int threads
 #endif
 }
 
-int scepreg_devices_import(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_int64_t now)
+static void wipe_challenges(apr_array_header_t *rows)
 {
-    const char *label = strcmp(o->import_file, "-") ? o->import_file : "stdin";
-    apr_array_header_t *rows = apr_array_make(p, 1024, sizeof(row_t));
+    row_t *all = (row_t *)rows->elts;
+    int i;
+
+    for (i = 0; i < rows->nelts; i++) {
+        if (all[i].v.challenge) {
+            OPENSSL_cleanse(all[i].v.challenge, all[i].v.challenge_len);
+        }
+    }
+}
+
+/* 1. Reads and validates every row of the file into `rows`; *rejected counts the others.
+ * Unless -k, one rejected row stops the import. */
+static int read_rows(apr_pool_t *p, const opts_t *o, const char *label, apr_int64_t now,
+                     apr_array_header_t *rows, int *rejected)
+{
     apr_hash_t *seen = apr_hash_make(p);
-    apr_pool_t *iter;
-    scep_txn_t *txn;
     reader_t reader;
-    row_t *all;
     char *line;
     apr_size_t len;
-    apr_status_t rv;
-    long cpus;
-    int fd, got, too_long, lineno = 0, data_lines = 0, rejected = 0, added = 0;
-    int updated = 0, threads, i, tty = isatty(STDERR_FILENO);
+    int fd, got, too_long, lineno = 0, data_lines = 0;
 
     if (!strcmp(o->import_file, "-")) {
         fd = STDIN_FILENO;
@@ -1221,8 +1228,6 @@ int scepreg_devices_import(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
         return scepreg_interrupted ? scepreg_report_interrupted() : RC_SYNTAX;
     }
     reader_init(&reader, p, fd, LINE_MAX_BYTES);
-
-    /* 1. read and validate every row */
     for (;;) {
         row_t row;
         const char *why = NULL;
@@ -1236,7 +1241,7 @@ int scepreg_devices_import(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
         lineno++;
         if (too_long) {
             scepreg_complain("%s:%d: line longer than %d bytes", label, lineno, LINE_MAX_BYTES);
-            rejected++;
+            ++*rejected;
             continue;
         }
         memset(&row, 0, sizeof(row));
@@ -1253,7 +1258,7 @@ int scepreg_devices_import(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
         }
         if (why) {
             scepreg_complain("%s:%d: %s", label, lineno, why);
-            rejected++;
+            ++*rejected;
             OPENSSL_cleanse(copy, len);
             continue;
         }
@@ -1266,32 +1271,31 @@ int scepreg_devices_import(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
     if (fd != STDIN_FILENO) {
         close(fd);
     }
-    all = (row_t *)rows->elts;
     if (got == READ_ERROR || got == READ_INTERRUPTED || scepreg_interrupted) {
-        for (i = 0; i < rows->nelts; i++) {
-            if (all[i].v.challenge) {
-                OPENSSL_cleanse(all[i].v.challenge, all[i].v.challenge_len);
-            }
-        }
+        wipe_challenges(rows);
         if (got == READ_ERROR) {
             scepreg_complain("cannot read '%s': %s", label, strerror(errno));
             return RC_SYNTAX;
         }
         return scepreg_report_interrupted();
     }
-    if (rejected && !o->keep_going) {
-        for (i = 0; i < rows->nelts; i++) {
-            if (all[i].v.challenge) {
-                OPENSSL_cleanse(all[i].v.challenge, all[i].v.challenge_len);
-            }
-        }
+    if (*rejected && !o->keep_going) {
+        wipe_challenges(rows);
         scepreg_complain("%d row%s rejected; nothing imported (-k imports the valid rows)",
-                         rejected, rejected == 1 ? "" : "s");
+                         *rejected, *rejected == 1 ? "" : "s");
         return RC_SYNTAX;
     }
+    return RC_OK;
+}
 
-    /* 2. the verifiers, on every core, before any lock is taken.  OpenSSL's random
-     * generator is set up here, before the threads, rather than lazily inside them. */
+/* 2. The verifiers, on every core, before any lock is taken.  OpenSSL's random generator
+ * is set up here, before the threads, rather than lazily inside them. */
+static int hash_all(apr_pool_t *p, apr_array_header_t *rows)
+{
+    row_t *all = (row_t *)rows->elts;
+    long cpus;
+    int threads, i, tty = isatty(STDERR_FILENO);
+
     RAND_status();
     cpus = sysconf(_SC_NPROCESSORS_ONLN);
     threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
@@ -1317,11 +1321,19 @@ int scepreg_devices_import(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
             return RC_DB;
         }
     }
-    if (scepreg_interrupted) {
-        return scepreg_report_interrupted();
-    }
+    return scepreg_interrupted ? scepreg_report_interrupted() : RC_OK;
+}
 
-    /* 3. one short write transaction for all rows */
+/* 3. One short write transaction for all rows. */
+static int store_rows(apr_pool_t *p, const opts_t *o, scep_db_t *db, const char *label,
+                      apr_array_header_t *rows, apr_int64_t now, int *added, int *updated)
+{
+    row_t *all = (row_t *)rows->elts;
+    apr_pool_t *iter;
+    scep_txn_t *txn;
+    apr_status_t rv;
+    int i;
+
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
         return scepreg_db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
     }
@@ -1358,10 +1370,10 @@ int scepreg_devices_import(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
             dev->last_not_after = old->last_not_after;
             dev->last_enrolled = old->last_enrolled;
             dev->enrollments = old->enrollments;
-            updated++;
+            ++*updated;
         }
         else {
-            added++;
+            ++*added;
         }
         rv = scep_store_device_put(txn, iter, dev);
         OPENSSL_cleanse(&row->verifier, sizeof(row->verifier));
@@ -1379,6 +1391,20 @@ int scepreg_devices_import(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
     }
     if ((rv = scep_db_commit(txn)) != APR_SUCCESS) {
         return scepreg_db_failed(p, o->dbdir, "nothing imported", rv);
+    }
+    return RC_OK;
+}
+
+int scepreg_devices_import(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_int64_t now)
+{
+    const char *label = strcmp(o->import_file, "-") ? o->import_file : "stdin";
+    apr_array_header_t *rows = apr_array_make(p, 1024, sizeof(row_t));
+    int rc, rejected = 0, added = 0, updated = 0;
+
+    if ((rc = read_rows(p, o, label, now, rows, &rejected)) != RC_OK
+        || (rc = hash_all(p, rows)) != RC_OK
+        || (rc = store_rows(p, o, db, label, rows, now, &added, &updated)) != RC_OK) {
+        return rc;
     }
     scepreg_complain("imported %d devices (%d new, %d updated), %d rejected",
                      added + updated, added, updated, rejected);
