@@ -15,8 +15,9 @@
 
 #include "scep_db.h"
 
-/* Exit codes: htpasswd's meanings, plus 7 and 8 for the database itself (the table in
- * docs/scepreg.md compares them). */
+/* Exit codes: htpasswd's documented meanings for 0 to 7, read for a database; 8, which
+ * htpasswd's manual leaves out (its source uses it for a failed random generator), for a
+ * full one.  docs/scepreg.md compares them in a table. */
 #define RC_OK          0
 #define RC_DB          1    /* cannot open/create/read/write the database */
 #define RC_SYNTAX      2    /* command line (or, for -I without -k, rejected rows) */
