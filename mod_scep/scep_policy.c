@@ -102,7 +102,8 @@ static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *co
     scep_grant_t *g;
 
     if (m->expires <= now) {
-        *why = apr_psprintf(p, "the minted challenge expired at %s", SCEP_UTIL_ISO_TIME(m->expires));
+        *why = apr_psprintf(p, "the minted challenge expired at %s",
+                            SCEP_UTIL_ISO_TIME(m->expires));
         return SCEP_POLICY_DENIED;
     }
     if (!profile_allows(conf, m->profile)) {
@@ -773,7 +774,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     scep_grant_t *g;
     enrollment_proof_t proof;
     apr_status_t rv;
-    int wildcard;
+    int wildcard, is_minted;
 
     *grant = NULL;
     *fqdn = scep_policy_requested_name(p, csr);
@@ -783,6 +784,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     rv = csr->challenge
          ? scep_store_minted_get(txn, p, csr->challenge, csr->challenge_len, &minted)
          : SCEP_DB_NOTFOUND;
+    is_minted = rv == APR_SUCCESS;
     if (rv == SCEP_DB_NOTFOUND && !*fqdn) {
         *why = "the request names no host (no dNSName SAN, unstructuredName or host-name CN)";
         rv = SCEP_POLICY_DENIED;
@@ -791,7 +793,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
         rv = find_registration(p, txn, *fqdn, 1, now, &dev, why);
     }
     scep_db_abort(txn);
-    if (rv == APR_SUCCESS && minted) {
+    if (is_minted) {
         return authorize_minted(p, conf, csr, minted, now, grant, fqdn, why);
     }
     if (rv != APR_SUCCESS) {
@@ -837,8 +839,8 @@ static apr_status_t signer_problem(apr_pool_t *p, const scep_policy_conf_t *conf
     }
     if (old->not_after + conf->renewal_grace <= now) {
         *why = apr_psprintf(p, "the signer certificate %s of %s expired at %s (renewal grace "
-                            "%ld s)", signer_serial, old->fqdn, SCEP_UTIL_ISO_TIME(old->not_after),
-                            (long)conf->renewal_grace);
+                            "%ld s)", signer_serial, old->fqdn,
+                            SCEP_UTIL_ISO_TIME(old->not_after), (long)conf->renewal_grace);
         return SCEP_POLICY_EXPIRED;
     }
     if (!old->fqdn || strcmp(old->fqdn, fqdn) != 0) {
@@ -993,11 +995,13 @@ static apr_status_t find_transaction(apr_pool_t *p, scep_txn_t *txn,
     if (memcmp(t->request_digest, request_digest, SCEP_REQUEST_DIGEST_LEN) != 0) {
         *why = apr_psprintf(p, "the transactionID was used at %s for a different request "
                             "(%s %s for %s); a new key starts a new transaction, "
-                            "or this one may be reused after %s", SCEP_UTIL_ISO_TIME(t->created),
+                            "or this one may be reused after %s",
+                            SCEP_UTIL_ISO_TIME(t->created),
                             t->serial ? "certificate" : t->state,
                             t->serial ? t->serial : "request", t->fqdn ? t->fqdn : "?",
                             conf->transaction_window > 0
-                            ? SCEP_UTIL_ISO_TIME(t->created + conf->transaction_window) : "never");
+                            ? SCEP_UTIL_ISO_TIME(t->created + conf->transaction_window)
+                            : "never");
         return SCEP_POLICY_DENIED;
     }
     if (strcmp(t->state, SCEP_TXN_ISSUED) != 0) {
@@ -1352,7 +1356,8 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
     }
     if (strcmp(t->state, SCEP_TXN_EXPIRED) == 0) {
         *why = apr_psprintf(p, "the request for %s waited since %s and expired without a "
-                            "decision", t->fqdn ? t->fqdn : "?", SCEP_UTIL_ISO_TIME(t->created));
+                            "decision", t->fqdn ? t->fqdn : "?",
+                            SCEP_UTIL_ISO_TIME(t->created));
         return SCEP_POLICY_DENIED;
     }
     *why = apr_psprintf(p, "the transaction is in the unknown state '%s'", t->state);

@@ -160,9 +160,9 @@ const char *scep_policy_endpoint(apr_pool_t *p, const scep_policy_conf_t *conf, 
  * SCEP_POLICY_REPLAY with the DER once issued, SCEP_POLICY_PENDING while it waits,
  * SCEP_POLICY_APPROVED with *held and *grant to issue it now (then record it with
  * scep_policy_record_approved), SCEP_POLICY_UPSTREAM with the same to ask the upstream
- * CA again, SCEP_POLICY_DENIED with *why when it was rejected, has
- * expired (conf->pending_timeout, marked so here), was held at another endpoint than
- * `endpoint` (or waits for an upstream CA and this endpoint does not `forward`), SCEP_DB_NOTFOUND
+ * CA again, SCEP_POLICY_DENIED with *why when it was rejected, has expired
+ * (conf->pending_timeout, marked so here), was held at another endpoint than `endpoint`
+ * (or waits for an upstream CA and this endpoint does not `forward`), SCEP_DB_NOTFOUND
  * when the requester `signer_key` has no transaction of this ID.  `signer_key` may be
  * NULL (the ID alone). */
 apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,
@@ -212,9 +212,9 @@ apr_status_t scep_policy_mint_commit(apr_pool_t *p, scep_db_t *db, apr_int64_t n
                                      apr_int64_t ttl, const char *fqdn, const char *profile,
                                      const char **challenge, scep_minted_t **rec);
 
-/* Records the certificate of an approved (or upstream-issued) transaction, as scep_policy_record does for a
- * new one, without using up a challenge again.  SCEP_POLICY_REPLAY when a concurrent
- * poll recorded it first. */
+/* Records the certificate of an approved (or upstream-issued) transaction, as
+ * scep_policy_record does for a new one, without using up a challenge again.
+ * SCEP_POLICY_REPLAY when a concurrent poll recorded it first. */
 apr_status_t scep_policy_record_approved(apr_pool_t *p, scep_db_t *db,
                                          const scep_policy_conf_t *conf,
                                          const scep_grant_t *grant,

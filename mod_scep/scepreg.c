@@ -529,51 +529,54 @@ static int check_values(apr_pool_t *p, opts_t *o, const raw_ips_t *raw, apr_int6
     return RC_OK;
 }
 
-static int parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o, apr_int64_t now,
-                      const mode_entry_t **mode)
+/* The command line in *o: the mode to run, or NULL with *rc the exit code when refused. */
+static const mode_entry_t *parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o,
+                                      apr_int64_t now, int *rc)
 {
     const mode_entry_t *m;
     raw_ips_t raw;
-    int c, rc, nargs;
+    int c, nargs;
 
     memset(o, 0, sizeof(*o));
     raw.n = 0;
     o->mode = 'a';
     o->ips = apr_array_make(p, 2, sizeof(const char *));
-    if ((rc = read_options(argc, argv, o, &raw)) != RC_OK) {
-        return rc;
+    if ((*rc = read_options(argc, argv, o, &raw)) != RC_OK) {
+        return NULL;
     }
     m = o->mode == 'a' ? &modes[0] : mode_of(o->mode);
     for (c = 1; c < 256; c++) {
         if (o->seen[c] && c != o->mode && !mode_of(c) && !strchr(m->allowed, c)) {
-            if (o->mode == 'a') {
-                return syntax("option -%c cannot be used when adding a device", c);
-            }
-            return syntax("option -%c cannot be used with -%c", c, o->mode);
+            *rc = o->mode == 'a' ? syntax("option -%c cannot be used when adding a device", c)
+                                 : syntax("option -%c cannot be used with -%c", c, o->mode);
+            return NULL;
         }
     }
     if (o->mode == 'D' && o->seen['r'] && !o->revoke_too) {
-        return syntax("option -r needs -R (-D -R -r REASON deletes and revokes)");
+        *rc = syntax("option -r needs -R (-D -R -r REASON deletes and revokes)");
+        return NULL;
     }
     nargs = argc - optind;
     if (m->challenge_operand && nargs != (o->source == 'b' ? 3 : 2)) {
-        return syntax(o->source == 'b' ? "expected DBDIR, FQDN and CHALLENGE"
-                                       : "expected DBDIR and FQDN");
+        *rc = syntax(o->source == 'b' ? "expected DBDIR, FQDN and CHALLENGE"
+                                      : "expected DBDIR and FQDN");
+        return NULL;
     }
     if (!m->challenge_operand && (nargs < m->min_args || nargs > m->max_args)) {
-        return syntax("wrong number of arguments for -%c", o->mode);
+        *rc = syntax("wrong number of arguments for -%c", o->mode);
+        return NULL;
     }
     o->dbdir = argv[optind];
     o->name = nargs > 1 ? argv[optind + 1] : NULL;
     o->challenge_arg = nargs > 2 ? argv[optind + 2] : NULL;
     if (!*o->dbdir) {
-        return syntax("the database folder is empty");
+        *rc = syntax("the database folder is empty");
+        return NULL;
     }
-    if ((rc = m->operands(p, o)) != RC_OK) {
-        return rc;
+    if ((*rc = m->operands(p, o)) != RC_OK || (*rc = check_values(p, o, &raw, now)) != RC_OK) {
+        return NULL;
     }
-    *mode = m;
-    return check_values(p, o, &raw, now);
+    return m;
 }
 
 /* ---- the database ----------------------------------------------------------------------- */
@@ -746,7 +749,7 @@ int main(int argc, char **argv)
 {
     apr_pool_t *pool;
     apr_int64_t now = (apr_int64_t)time(NULL);
-    const mode_entry_t *mode = NULL;
+    const mode_entry_t *mode;
     scep_db_t *db;
     opts_t o;
     int rc;
@@ -764,18 +767,16 @@ int main(int argc, char **argv)
     atexit(apr_terminate);
     install_signals();
 
-    rc = parse_args(pool, argc, argv, &o, now, &mode);
-    if (rc == RC_OK) {
-        if (o.owner && geteuid() == 0 && !getpwnam(o.owner)) {
-            rc = syntax("-o: no user '%s'", o.owner);
-        }
-        else if (o.owner && geteuid() != 0) {
-            rc = syntax("-o needs root");
-        }
+    mode = parse_args(pool, argc, argv, &o, now, &rc);
+    if (mode && o.owner && geteuid() == 0 && !getpwnam(o.owner)) {
+        rc = syntax("-o: no user '%s'", o.owner);
+    }
+    else if (mode && o.owner && geteuid() != 0) {
+        rc = syntax("-o needs root");
     }
     /* every command starts from the database: a missing one is reported before a long
      * read or a prompt */
-    if (rc == RC_OK && (rc = open_db(pool, &o, mode->writes, &db)) == RC_OK) {
+    else if (mode && (rc = open_db(pool, &o, mode->writes, &db)) == RC_OK) {
         rc = mode->run(pool, &o, db, now);
     }
     apr_pool_destroy(pool);
