@@ -35,9 +35,10 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     return OK;
 }
 
-static void log_to_server(void *baton, int level, const char *line)
+void scep_glue_log_to_server(void *baton, const char *file, int line, int level,
+                             const char *text)
 {
-    ap_log_error(APLOG_MARK, level, 0, baton, "%s", line);
+    ap_log_error_(file, line, APLOG_MODULE_INDEX, level, 0, baton, "%s", text);
 }
 
 /* Runs for `httpd -t` too, so a broken CA refuses the configuration there as well. */
@@ -45,7 +46,7 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
                              server_rec *s)
 {
     const apr_array_header_t *ca_refs = scep_glue_config_cas();
-    scep_log_t log = { log_to_server, s, APLOG_TRACE8 };
+    scep_log_t log = { scep_glue_log_to_server, s, APLOG_TRACE8 };
     int i;
 
     for (i = 0; ca_refs && i < ca_refs->nelts; i++) {
@@ -86,11 +87,12 @@ static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 
 /* ---- requests -------------------------------------------------------------------- */
 
-static void log_to_request(void *baton, int level, const char *line)
+static void log_to_request(void *baton, const char *file, int line, int level,
+                           const char *text)
 {
     request_rec *r = baton;
 
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", line);
+    ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", text);
 }
 
 int scep_glue_handler_start(request_rec *r, const char *handler, apr_int64_t methods,

@@ -126,6 +126,10 @@ int scep_glue_crl_handler(request_rec *r);
  * configuration in *conf unless conf is NULL. */
 int scep_glue_handler_start(request_rec *r, const char *handler, apr_int64_t methods,
                             const scep_dir_conf_t **conf);
+/* The core's log sink for server-level messages (baton: the server_rec): the line goes to
+ * the error log under the core's own file and line. */
+void scep_glue_log_to_server(void *baton, const char *file, int line, int level,
+                             const char *text);
 int scep_glue_send(request_rec *r, const char *content_type, const void *body,
                    apr_size_t len);
 

@@ -181,15 +181,10 @@ int scep_glue_db_prepare(apr_pool_t *ptemp, server_rec *s)
     return readers_check(s);
 }
 
-static void log_to_server(void *baton, int level, const char *line)
-{
-    ap_log_error(APLOG_MARK, level, 0, baton, "%s", line);
-}
-
 void scep_glue_db_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_hash_index_t *hi;
-    scep_log_t log = { log_to_server, s, APLOG_TRACE8 };
+    scep_log_t log = { scep_glue_log_to_server, s, APLOG_TRACE8 };
 
     for (hi = db_refs ? apr_hash_first(pchild, db_refs) : NULL; hi; hi = apr_hash_next(hi)) {
         scep_db_ref_t *ref = apr_hash_this_val(hi);

@@ -34,18 +34,19 @@
 SCEP_UTIL_OWNED(SCEP_UTIL_OWN_DEFINE)
 #undef SCEP_UTIL_OWN_DEFINE
 
-void scep_log(const scep_log_t *log, int level, const char *fmt, ...)
+void scep_log_at(const scep_log_t *log, const char *file, int line, int level,
+                 const char *fmt, ...)
 {
-    char line[1024];
+    char text[1024];
     va_list ap;
 
     if (!log || !log->fn || level > log->max_level) {
         return;
     }
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    log->fn(log->baton, level, line);
+    log->fn(log->baton, file, line, level, text);
 }
 
 const char *scep_util_openssl_errors(apr_pool_t *p)

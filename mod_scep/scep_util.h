@@ -18,15 +18,19 @@
 #define SCEP_LOG_TRACE1  8
 
 /* A log sink.  `fn` receives a complete, formatted line (no trailing newline) that
- * already carries its SCEPnnnnn tag.  A NULL sink or NULL fn discards messages. */
+ * already carries its SCEPnnnnn tag, with the core's source file and line that wrote it,
+ * so that a host which prints locations (httpd at LogLevel debug) names the real one
+ * rather than its own sink.  A NULL sink or NULL fn discards messages. */
 typedef struct scep_log_t {
-    void (*fn)(void *baton, int level, const char *line);
+    void (*fn)(void *baton, const char *file, int line, int level, const char *text);
     void *baton;
     int max_level;          /* messages above this level are not even formatted */
 } scep_log_t;
 
-void scep_log(const scep_log_t *log, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void scep_log_at(const scep_log_t *log, const char *file, int line, int level,
+                 const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define scep_log(log, level, ...) scep_log_at((log), __FILE__, __LINE__, (level), __VA_ARGS__)
 
 /* Drains the OpenSSL error queue into one pool string ("" when empty). */
 const char *scep_util_openssl_errors(apr_pool_t *p);

@@ -61,11 +61,14 @@ void scepreg_complain(const char *fmt, ...)
     va_end(ap);
 }
 
-static void log_to_stderr(void *baton, int level, const char *line)
+static void log_to_stderr(void *baton, const char *file, int line, int level,
+                          const char *text)
 {
     (void)baton;
+    (void)file;
+    (void)line;
     (void)level;
-    fprintf(stderr, "%s: %s\n", scepreg_progname, line);
+    fprintf(stderr, "%s: %s\n", scepreg_progname, text);
 }
 
 static const scep_log_t cli_log = { log_to_stderr, NULL, SCEP_LOG_WARNING };

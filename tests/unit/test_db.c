@@ -199,11 +199,14 @@ typedef struct log_buf_t {
     apr_size_t len;
 } log_buf_t;
 
-static void log_sink(void *baton, int level, const char *line)
+static void log_sink(void *baton, const char *file, int line, int level, const char *text)
 {
     log_buf_t *b = baton;
-    int n = snprintf(b->text + b->len, sizeof(b->text) - b->len, "%d %s\n", level, line);
+    int n = snprintf(b->text + b->len, sizeof(b->text) - b->len, "%d %s\n", level, text);
 
+    /* the location is the core's own, never the sink's */
+    assert_non_null(strstr(file, "scep_db.c"));
+    assert_true(line > 0);
     if (n > 0 && (apr_size_t)n < sizeof(b->text) - b->len) {
         b->len += (apr_size_t)n;
     }
