@@ -27,6 +27,7 @@
 #include "mod_scep.h"
 #include "scep_import.h"
 #include "scep_name.h"
+#include "scep_policy.h"
 #include "scep_store.h"
 #include "scep_util.h"
 
@@ -119,7 +120,6 @@ int scep_glue_challenge_handler(request_rec *r)
     const char *fqdn_arg, *fqdn = NULL, *profile, *ttl_arg, *format, *challenge, *why;
     apr_int64_t ttl, now;
     scep_minted_t *rec;
-    scep_txn_t *txn;
     scep_db_t *db;
     apr_status_t rv;
     int rc;
@@ -185,25 +185,7 @@ int scep_glue_challenge_handler(request_rec *r)
         return HTTP_SERVICE_UNAVAILABLE;
     }
     now = apr_time_sec(r->request_time);
-    rv = scep_db_begin(db, r->pool, 1, &txn);
-    if (rv == APR_SUCCESS) {
-        apr_size_t purged = 0;
-
-        /* Expired challenges go as new ones come, so the table stays small.  A failure
-         * that is not the database's (no random bytes) would leave the transaction
-         * clean and no challenge made: each step's status counts. */
-        rv = scep_store_minted_purge(txn, r->pool, now, &purged);
-        if (rv == APR_SUCCESS) {
-            rv = scep_store_minted_create(txn, r->pool, now, ttl, fqdn, profile, &challenge,
-                                          &rec);
-        }
-        if (rv == APR_SUCCESS) {
-            rv = scep_db_commit(txn);
-        }
-        else {
-            scep_db_abort(txn);
-        }
-    }
+    rv = scep_policy_mint_commit(r->pool, db, now, ttl, fqdn, profile, &challenge, &rec);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SCEP00124: scep-challenge: cannot store a new challenge in %s: %s",
