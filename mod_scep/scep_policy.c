@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include "scep_policy.h"
@@ -761,6 +762,34 @@ static int challenge_remembered(const scep_device_t *dev, const scep_csr_t *csr)
 {
     return csr->challenge
            && scep_verifier_remembered(&dev->verifier, csr->challenge, csr->challenge_len);
+}
+
+apr_status_t scep_policy_authorize_static(const scep_profile_t *profile, const scep_csr_t *csr,
+                                          const char **why)
+{
+    unsigned char digest[32];
+    unsigned int len = sizeof(digest);
+
+    if (!profile->challenge_sha256) {
+        if (profile->allow_no_challenge) {
+            return APR_SUCCESS;
+        }
+        *why = "no ScepChallenge is configured for this endpoint and ScepAllowNoChallenge "
+               "is Off";
+        return SCEP_POLICY_DENIED;
+    }
+    if (!csr->challenge) {
+        *why = "the request carries no challengePassword";
+        return SCEP_POLICY_DENIED;
+    }
+    /* Comparing fixed-size digests keeps the time independent of where they differ and of
+     * the challenge's length. */
+    if (EVP_Digest(csr->challenge, csr->challenge_len, digest, &len, EVP_sha256(), NULL) != 1
+        || !scep_util_secret_equal(digest, len, profile->challenge_sha256, 32)) {
+        *why = "the challengePassword is wrong";
+        return SCEP_POLICY_DENIED;
+    }
+    return APR_SUCCESS;
 }
 
 apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,

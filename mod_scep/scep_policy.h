@@ -80,6 +80,13 @@ scep_policy_fwd_e scep_policy_forward_check(apr_pool_t *p, const scep_identity_t
 #define SCEP_POLICY_APPROVED (APR_OS_START_USERERR + 156) /* approved: issue it now */
 #define SCEP_POLICY_UPSTREAM (APR_OS_START_USERERR + 157) /* ask the upstream CA again */
 
+/* An endpoint without a device database: the request must carry the profile's static
+ * challenge (ScepChallenge), compared as SHA-256 digests in constant time, unless the
+ * profile has none and allows that (ScepAllowNoChallenge).  APR_SUCCESS, or
+ * SCEP_POLICY_DENIED with *why. */
+apr_status_t scep_policy_authorize_static(const scep_profile_t *profile, const scep_csr_t *csr,
+                                          const char **why);
+
 /* Decides whether `csr` from `client_ip` may be certified.  SCEP_POLICY_DENIED with *why
  * and *fqdn (the name asked for, may be NULL) for a device mistake; a failed challenge,
  * address or serial counts towards the lockout of that name.  Other statuses are

@@ -148,34 +148,6 @@ static const char *csr_identity(apr_pool_t *p, const scep_csr_t *csr)
            : "(empty subject)";
 }
 
-static apr_status_t authorize(op_ctx_t *c, const scep_csr_t *csr, const char **why)
-{
-    const scep_profile_t *profile = c->profile;
-    unsigned char digest[32];
-    unsigned int len = sizeof(digest);
-
-    if (!profile->challenge_sha256) {
-        if (profile->allow_no_challenge) {
-            return APR_SUCCESS;
-        }
-        *why = "no ScepChallenge is configured for this endpoint and ScepAllowNoChallenge "
-               "is Off";
-        return APR_EACCES;
-    }
-    if (!csr->challenge) {
-        *why = "the request carries no challengePassword";
-        return APR_EACCES;
-    }
-    /* Comparing fixed-size digests keeps the time independent of where they differ and of
-     * the challenge's length. */
-    if (EVP_Digest(csr->challenge, csr->challenge_len, digest, &len, EVP_sha256(), NULL) != 1
-        || !scep_util_secret_equal(digest, len, profile->challenge_sha256, 32)) {
-        *why = "the challengePassword is wrong";
-        return APR_EACCES;
-    }
-    return APR_SUCCESS;
-}
-
 /* The type of the public key's algorithm parameters; OpenSSL's key decoders ignore what
  * they do not need, so a CSR whose RSA key carries, say, a BOOLEAN parses and verifies. */
 static int key_parameter_type(const scep_csr_t *csr)
@@ -880,7 +852,7 @@ static apr_status_t enroll(op_ctx_t *c)
                     "endpoint");
     }
     if (!c->db) {
-        if (authorize(c, csr, &why) != APR_SUCCESS) {
+        if (scep_policy_authorize_static(c->profile, csr, &why) != APR_SUCCESS) {
             return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00212",
                         apr_pstrcat(c->p, why, " (subject ", csr_identity(c->p, csr), ")",
                                     NULL));

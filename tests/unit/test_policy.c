@@ -615,6 +615,34 @@ static scep_transaction_t *stored_transaction(fixture_t *f, const char *txid)
     return t;
 }
 
+/* An endpoint without a database: its static challenge, or none if it says so. */
+static void test_static_challenge(void **state)
+{
+    fixture_t *f = *state;
+    scep_profile_t profile;
+    const char *why = NULL;
+
+    scep_profile_defaults(&profile, f->pool);
+    assert_int_equal(scep_policy_authorize_static(&profile, csr_for(f->pool, "a.example", "x"),
+                                                  &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "ScepAllowNoChallenge"));
+    profile.allow_no_challenge = 1;
+    assert_int_equal(scep_policy_authorize_static(&profile, csr_for(f->pool, "a.example", NULL),
+                                                  &why), APR_SUCCESS);
+    scep_profile_set_challenge(&profile, f->pool, "static-secret");
+    /* a configured challenge is required even where none would be allowed */
+    assert_int_equal(scep_policy_authorize_static(&profile, csr_for(f->pool, "a.example", NULL),
+                                                  &why), SCEP_POLICY_DENIED);
+    assert_string_equal(why, "the request carries no challengePassword");
+    assert_int_equal(scep_policy_authorize_static(&profile,
+                                                  csr_for(f->pool, "a.example", "static-secreT"),
+                                                  &why), SCEP_POLICY_DENIED);
+    assert_string_equal(why, "the challengePassword is wrong");
+    assert_int_equal(scep_policy_authorize_static(&profile,
+                                                  csr_for(f->pool, "a.example", "static-secret"),
+                                                  &why), APR_SUCCESS);
+}
+
 static void test_decide(void **state)
 {
     fixture_t *f = *state;
@@ -1207,6 +1235,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_minted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decide, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_challenge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval, setup, teardown),
