@@ -95,6 +95,11 @@ static void log_to_request(void *baton, const char *file, int line, int level,
     ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", text);
 }
 
+apr_int64_t scep_glue_now(void)
+{
+    return (apr_int64_t)apr_time_sec(apr_time_now());
+}
+
 int scep_glue_handler_start(request_rec *r, const char *handler, apr_int64_t methods,
                             const scep_dir_conf_t **conf)
 {
@@ -315,8 +320,8 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     }
     peer.client_ip = r->useragent_ip;
     peer.location = r->uri;
-    scep_server_pkioperation(r->pool, ca, profile, db, der, len, &peer,
-                             (apr_int64_t)apr_time_sec(r->request_time), &log, &reply);
+    scep_server_pkioperation(r->pool, ca, profile, db, der, len, &peer, scep_glue_now(),
+                             &log, &reply);
     audit_pki_operation(r, &reply);
     if (reply.transaction_id) {
         apr_table_setn(r->notes, "scep-transaction-id", reply.transaction_id);

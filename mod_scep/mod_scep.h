@@ -126,6 +126,12 @@ int scep_glue_crl_handler(request_rec *r);
  * configuration in *conf unless conf is NULL. */
 int scep_glue_handler_start(request_rec *r, const char *handler, apr_int64_t methods,
                             const scep_dir_conf_t **conf);
+/* The time a handler's decisions are made at, read once per request when the request is
+ * in hand (its body read) and passed down to the core.  Not r->request_time: that is when
+ * the request line arrived, and a client that sends its headers or body slowly would
+ * carry it into the past (an expired challenge accepted, a CRL rebuilt dated earlier). */
+apr_int64_t scep_glue_now(void);
+
 /* The core's log sink for server-level messages (baton: the server_rec): the line goes to
  * the error log under the core's own file and line. */
 void scep_glue_log_to_server(void *baton, const char *file, int line, int level,

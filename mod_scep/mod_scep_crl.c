@@ -26,13 +26,14 @@ int scep_glue_crl_handler(request_rec *r)
     scep_profile_t profile;
     scep_db_t *db;
     scep_crl_t *crl;
-    apr_int64_t now = (apr_int64_t)apr_time_sec(r->request_time);
+    apr_int64_t now;
     apr_status_t rv;
     int rc;
 
     if ((rc = scep_glue_handler_start(r, SCEP_CRL_HANDLER, SCEP_GLUE_GET, &conf)) != OK) {
         return rc;
     }
+    now = scep_glue_now();
     if (!conf->ca_ref || !conf->ca_ref->ca || !conf->db_ref
         || !scep_ca_can_sign(conf->ca_ref->ca)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
