@@ -256,6 +256,16 @@ static apr_status_t read_san(apr_pool_t *p, scep_csr_t *csr, const X509_EXTENSIO
 
             oid_of(p, gn->d.otherName->type_id, &type);
             san->shown = type.name;
+            /* Windows strong mapping and 802.1X read the UPN, so it has a text form */
+            if (type.nid == NID_ms_upn && gn->d.otherName->value
+                && gn->d.otherName->value->type == V_ASN1_UTF8STRING) {
+                const ASN1_STRING *upn = gn->d.otherName->value->value.utf8string;
+
+                san->upn = 1;
+                san->value = string_value(p, upn, 1024, NULL);
+                san->shown = apr_pstrcat(p, type.name, " ", shown_string(p, upn, san->value),
+                                         NULL);
+            }
             break;
         }
         case GEN_RID: {

@@ -50,6 +50,8 @@ typedef struct scep_csr_san_t {
                                      * text; NULL when it cannot be read (a NUL byte, an
                                      * address of another length) or has no text form */
     const char *shown;              /* for logs: the type and value, escaped, shortened */
+    int upn;                        /* an otherName of type UPN (1.3.6.1.4.1.311.20.2.3)
+                                     * with a UTF8String: `value` holds it */
 } scep_csr_san_t;
 
 /* One requested extension.  The kinds a gateway may pass on are decoded here, whole:

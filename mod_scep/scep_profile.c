@@ -60,6 +60,8 @@ static const scep_profile_setting_t settings[] = {
     SETTING(SCEP_PROFILE_SET_RENEWAL_REVOKE, registrations.renewal_revokes_old),
     SETTING(SCEP_PROFILE_SET_APPROVAL, registrations.require_approval),
     SETTING(SCEP_PROFILE_SET_PENDING_TIMEOUT, registrations.pending_timeout),
+    SETTING(SCEP_PROFILE_SET_IDENTITY, registrations.identity_kind),
+    SETTING(SCEP_PROFILE_SET_IDENTITY, registrations.identity_where),
     SETTING(SCEP_PROFILE_SET_CRL_VALIDITY, crl_validity),
     SETTING(SCEP_PROFILE_SET_CDP, cdp_der),
     SETTING(SCEP_PROFILE_SET_CDP, cdp_der_len),
@@ -67,6 +69,12 @@ static const scep_profile_setting_t settings[] = {
      * so neither merging nor the defaults copy it.  Sized as any pointer: clang-tidy reads
      * the size of a pointer to a struct as a slip for the struct's. */
     { 0, offsetof(scep_profile_t, upstream), sizeof(void *), "upstream" },
+    { SCEP_PROFILE_SET_TEMPLATE, offsetof(scep_profile_t, template_), sizeof(void *),
+      "template_" },
+    { SCEP_PROFILE_SET_VALIDATOR, offsetof(scep_profile_t, validator), sizeof(void *),
+      "validator" },
+    { SCEP_PROFILE_SET_NOTIFIER, offsetof(scep_profile_t, notifier), sizeof(void *),
+      "notifier" },
 };
 #undef SETTING
 

@@ -10,6 +10,26 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 
+/* What a registration (or a minted challenge) is for: ScepIdentity names the kind an
+ * endpoint enrolls and where its requests carry it. */
+typedef enum scep_identity_kind_e {
+    SCEP_IDENTITY_HOST = 0,            /* a host name (and addresses): the rules of old */
+    SCEP_IDENTITY_DEVICE_NAME,         /* UTF-8 text kept exactly ("John's iPhone") */
+    SCEP_IDENTITY_DEVICE_ID,           /* a serial number, UDID or MAC address */
+    SCEP_IDENTITY_USER                 /* an e-mail address or a UPN */
+} scep_identity_kind_e;
+
+/* Where a request carries the identity. */
+typedef enum scep_identity_where_e {
+    SCEP_WHERE_HOST_RULES = 0,         /* dNSName, else unstructuredName, else a host CN */
+    SCEP_WHERE_CN,
+    SCEP_WHERE_SERIAL_NUMBER,          /* the subject's serialNumber attribute */
+    SCEP_WHERE_RFC822_NAME,
+    SCEP_WHERE_UPN,                    /* the Microsoft UPN otherName */
+    SCEP_WHERE_DNS_NAME,
+    SCEP_WHERE_UNSTRUCTURED_NAME
+} scep_identity_where_e;
+
 /* The registration settings of one endpoint (plain data, configuration pool). */
 typedef struct scep_policy_conf_t {
     const char *profile_name;          /* NULL: registrations naming a profile are refused */
@@ -30,17 +50,33 @@ typedef struct scep_policy_conf_t {
     /* Manual approval: first enrollments wait for an operator (scepreg -Y/-N). */
     int require_approval;              /* every first enrollment here; else per device */
     apr_int64_t pending_timeout;       /* seconds a request waits before it expires */
+    scep_identity_kind_e identity_kind; /* ScepIdentity: what this endpoint enrolls */
+    scep_identity_where_e identity_where; /* and where its requests carry it */
 } scep_policy_conf_t;
 
 #define SCEP_TRANSACTION_WINDOW_DEFAULT (7 * 24 * 3600)
 #define SCEP_LOCKOUT_SHARED_FACTOR 10  /* default lockout_shared_failures per failures */
 #define SCEP_PENDING_TIMEOUT_DEFAULT (7 * 24 * 3600)
 
+
+/* One name a validation webhook supplies for the certificate template: the subject
+ * attribute or SAN type by its template name ("CN", "rfc822Name", "URI", …). */
+typedef struct scep_identity_value_t {
+    const char *field;
+    const char *value;
+} scep_identity_value_t;
+
 /* The names a certificate is issued for when a registration forces them. */
 typedef struct scep_identity_t {
-    const char *fqdn;
+    scep_identity_kind_e kind;
+    const char *fqdn;                  /* hosts: the canonical FQDN; other kinds: the
+                                        * registration key of the identity (scep_name.h) */
+    const char *name;                  /* other kinds: the identity as the request carries
+                                        * it at `where`; NULL for hosts */
+    scep_identity_where_e where;
     apr_array_header_t *ips;           /* const char *, canonical */
     const char *serial_number;         /* subject serialNumber, NULL = none */
+    apr_array_header_t *supplied;      /* scep_identity_value_t from a validator, or NULL */
 } scep_identity_t;
 
 #define SCEP_CRL_VALIDITY_DEFAULT (7 * 24 * 3600)
@@ -74,6 +110,12 @@ typedef struct scep_profile_t {
     const unsigned char *cdp_der;      /* DER CRLDistributionPoints for issued certificates */
     apr_size_t cdp_der_len;
     struct scep_upstream_t *upstream;  /* set: an upstream CA issues (scep_forward.h) */
+    const struct scep_template_t *template_; /* ScepTemplate*: what certificates hold
+                                        * (scep_template.h); NULL = ScepSubject's rules */
+    const struct scep_hook_conf_t *validator; /* ScepValidate*: asked before issuing
+                                        * (scep_webhook.h); NULL = none */
+    const struct scep_hook_conf_t *notifier;  /* ScepNotify*: told of issued, refused and
+                                        * revoked certificates; NULL = none */
 } scep_profile_t;
 
 /* Fills a profile with the documented defaults (no challenge, clientAuth EKU, …). */
@@ -92,7 +134,9 @@ enum {
     SCEP_PROFILE_SET_RENEWAL_CHALLENGE = 1 << 14, SCEP_PROFILE_SET_RENEWAL_REVOKE = 1 << 15,
     SCEP_PROFILE_SET_CRL_VALIDITY = 1 << 16, SCEP_PROFILE_SET_CDP = 1 << 17,
     SCEP_PROFILE_SET_APPROVAL = 1 << 18, SCEP_PROFILE_SET_PENDING_TIMEOUT = 1 << 19,
-    SCEP_PROFILE_SET_FAILURE_DETAIL = 1 << 20
+    SCEP_PROFILE_SET_FAILURE_DETAIL = 1 << 20, SCEP_PROFILE_SET_IDENTITY = 1 << 21,
+    SCEP_PROFILE_SET_TEMPLATE = 1 << 22, SCEP_PROFILE_SET_VALIDATOR = 1 << 23,
+    SCEP_PROFILE_SET_NOTIFIER = 1 << 24
 };
 
 /* One member of scep_profile_t (a nested registrations.* member by its own offset) and

@@ -12,11 +12,12 @@ src=${1:-${srcdir:-$(dirname "$0")/..}}/mod_scep
 declare -A layer=(
     [scep_util]=0 [scep_util_own]=0 [scep_version]=0
     [scep_name]=1 [scep_verifier]=1 [scep_profile]=1 [scep_keyless]=1 [scep_decode]=1
-    [scep_csr]=1
+    [scep_csr]=1 [scep_template]=1
     [scep_db]=2
     [scep_store]=3 [scep_import]=3
     [scep_policy]=4
     [scep_msg]=5 [scep_ca]=5 [scep_issue]=5 [scep_crl]=5 [scep_forward]=5
+    [scep_webhook]=5
     [scep_server]=6
 )
 names=(util "plain data and parsers" db store policy "pki (messages, CA, issuance)" server)
