@@ -147,9 +147,11 @@ int scep_glue_challenge_handler(request_rec *r)
     ttl_arg = params[P_TTL].value;
     format = params[P_FORMAT].value;
     ttl = conf->challenge_ttl ? conf->challenge_ttl : SCEP_DEFAULT_CHALLENGE_TTL;
-    if (fqdn_arg && !(fqdn = scep_name_fqdn(r->pool, fqdn_arg, 0))) {
+    /* a host name, or "name:", "id:", "user:" and the identity (percent-decoded) */
+    if (fqdn_arg && !(fqdn = scep_name_key(r->pool, fqdn_arg, 0, &why))) {
         return refuse(r, "SCEP00121", apr_psprintf(r->pool, "fqdn '%s' is not a host name "
-                                                   "(no wildcards)", shown(r, fqdn_arg)));
+                                                   "or kind:identity (no wildcards): %s",
+                                                   shown(r, fqdn_arg), why));
     }
     if (profile && !scep_import_profile_name_ok(profile)) {
         return refuse(r, "SCEP00122", apr_psprintf(r->pool, "profile '%s' is not a profile "

@@ -292,6 +292,80 @@ static const char *set_subject(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The places that can hold each kind, its default first: a device name is free text (no
+ * dNSName), a user needs '@' (no serialNumber, a PrintableString). */
+static const struct {
+    const char *word;
+    scep_identity_kind_e kind;
+    scep_identity_where_e where[4];
+} identity_kinds[] = {
+    { "host", SCEP_IDENTITY_HOST, { SCEP_WHERE_HOST_RULES } },
+    { "device-name", SCEP_IDENTITY_DEVICE_NAME,
+      { SCEP_WHERE_CN, SCEP_WHERE_UNSTRUCTURED_NAME } },
+    { "device-id", SCEP_IDENTITY_DEVICE_ID,
+      { SCEP_WHERE_SERIAL_NUMBER, SCEP_WHERE_CN, SCEP_WHERE_UNSTRUCTURED_NAME } },
+    { "user", SCEP_IDENTITY_USER, { SCEP_WHERE_RFC822_NAME, SCEP_WHERE_UPN, SCEP_WHERE_CN } },
+};
+
+static const struct {
+    const char *word;
+    scep_identity_where_e where;
+} identity_places[] = {
+    { "cn", SCEP_WHERE_CN }, { "serialNumber", SCEP_WHERE_SERIAL_NUMBER },
+    { "rfc822Name", SCEP_WHERE_RFC822_NAME }, { "upn", SCEP_WHERE_UPN },
+    { "dNSName", SCEP_WHERE_DNS_NAME }, { "unstructuredName", SCEP_WHERE_UNSTRUCTURED_NAME },
+};
+
+static const char *set_identity(cmd_parms *cmd, void *dconf, const char *kind_word,
+                                const char *where_word)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *err;
+    apr_size_t k, w, i;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    for (k = 0; k < ARRAY_LEN(identity_kinds); k++) {
+        if (strcasecmp(kind_word, identity_kinds[k].word) == 0) {
+            break;
+        }
+    }
+    if (k == ARRAY_LEN(identity_kinds)) {
+        return "ScepIdentity: host, device-name, device-id or user";
+    }
+    conf->profile.registrations.identity_kind = identity_kinds[k].kind;
+    conf->profile.registrations.identity_where = identity_kinds[k].where[0];
+    conf->set |= SCEP_PROFILE_SET_IDENTITY;
+    if (!where_word) {
+        return NULL;
+    }
+    if (identity_kinds[k].kind == SCEP_IDENTITY_HOST) {
+        return "ScepIdentity: host takes no place (a host is read by the rules of host "
+               "names: dNSName, else unstructuredName, else a CN that is a host name)";
+    }
+    for (w = 0; w < ARRAY_LEN(identity_places); w++) {
+        if (strcasecmp(where_word, identity_places[w].word) == 0) {
+            break;
+        }
+    }
+    if (w == ARRAY_LEN(identity_places)) {
+        return "ScepIdentity: the place is cn, serialNumber, rfc822Name, upn, dNSName or "
+               "unstructuredName";
+    }
+    for (i = 0; i < ARRAY_LEN(identity_kinds[k].where); i++) {
+        if (identity_kinds[k].where[i] == identity_places[w].where
+            && identity_places[w].where != SCEP_WHERE_HOST_RULES) {
+            conf->profile.registrations.identity_where = identity_places[w].where;
+            return NULL;
+        }
+    }
+    return apr_psprintf(cmd->pool, "ScepIdentity: a %s cannot be read from %s",
+                        identity_kinds[k].word, identity_places[w].word);
+}
+
 static const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
@@ -668,6 +742,10 @@ const command_rec scep_glue_config_cmds[] = {
                       "extendedKeyUsage names or OIDs (default clientAuth), or none"),
     AP_INIT_TAKE1("ScepSubject", set_subject, NULL, DIR_CONTEXT,
                   "csr: the CSR's subject; cn: only its commonName (default csr)"),
+    AP_INIT_TAKE12("ScepIdentity", set_identity, NULL, DIR_CONTEXT,
+                   "what this endpoint enrolls: host (default), device-name, device-id or "
+                   "user, and where requests carry it: cn, serialNumber, rfc822Name, upn, "
+                   "dNSName or unstructuredName"),
     AP_INIT_TAKE1("ScepMinKeySize", set_number, (void *)&min_key_bits, DIR_CONTEXT,
                   "smallest RSA key accepted, in bits (default 2048)"),
     AP_INIT_TAKE1("ScepMaxMessageSize", set_number, (void *)&max_message_size, DIR_CONTEXT,

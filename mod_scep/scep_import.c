@@ -15,6 +15,7 @@
 
 #include <apr_strings.h>
 
+#include "scep_csr.h"
 #include "scep_import.h"
 #include "scep_name.h"
 #include "scep_store.h"
@@ -304,10 +305,16 @@ static const char *parse_row(apr_pool_t *p, char *text, apr_int64_t now,
     if (!*fqdn) {
         return "no FQDN";
     }
-    if (strlen(fqdn) > SCEP_FQDN_MAX + 1) {
+    if (strchr(fqdn, ':')) {
+        /* a kind ("user:…"; a host name holds no ':'): its limits, the reason said */
+        if (!(row->fqdn = scep_name_key(p, fqdn, 1, &why))) {
+            return apr_psprintf(p, "illegal name '%s': %s", scep_csr_shown(p, fqdn), why);
+        }
+    }
+    else if (strlen(fqdn) > SCEP_FQDN_MAX + 1) {
         return apr_psprintf(p, "FQDN longer than %d characters", SCEP_FQDN_MAX);
     }
-    if (!(row->fqdn = scep_name_fqdn(p, fqdn, 1))) {
+    else if (!(row->fqdn = scep_name_fqdn(p, fqdn, 1))) {
         return scep_import_printable(fqdn) ? apr_psprintf(p, "illegal FQDN '%s'", fqdn)
                                            : "illegal FQDN";
     }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Canonical host names and addresses, and wildcard matching (scep_name.h). */
+/* Canonical host names, addresses and identity keys, and wildcard matching
+ * (scep_name.h). */
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -92,15 +93,99 @@ const char *scep_name_ip(apr_pool_t *p, const char *text)
     return apr_pstrdup(p, out);
 }
 
+static const struct {
+    scep_identity_kind_e kind;
+    const char *prefix;
+    const char *name;
+} kinds[] = {
+    { SCEP_IDENTITY_DEVICE_NAME, "name:", "device-name" },
+    { SCEP_IDENTITY_DEVICE_ID, "id:", "device-id" },
+    { SCEP_IDENTITY_USER, "user:", "user" },
+};
+
+static const char *prefix_of(scep_identity_kind_e kind)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (kinds[i].kind == kind) {
+            return kinds[i].prefix;
+        }
+    }
+    return "";
+}
+
+const char *scep_name_kind_name(scep_identity_kind_e kind)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (kinds[i].kind == kind) {
+            return kinds[i].name;
+        }
+    }
+    return "host";
+}
+
+scep_identity_kind_e scep_name_key_kind(const char *key)
+{
+    apr_size_t i;
+
+    for (i = 0; key && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strncmp(key, kinds[i].prefix, strlen(kinds[i].prefix)) == 0) {
+            return kinds[i].kind;
+        }
+    }
+    return SCEP_IDENTITY_HOST;
+}
+
+const char *scep_name_key_value(const char *key)
+{
+    scep_identity_kind_e kind = scep_name_key_kind(key);
+
+    return kind == SCEP_IDENTITY_HOST ? key : key + strlen(prefix_of(kind));
+}
+
+int scep_name_is_wildcard(const char *key)
+{
+    const char *value = key ? scep_name_key_value(key) : "";
+
+    switch (scep_name_key_kind(key)) {
+    case SCEP_IDENTITY_HOST:
+        return value[0] == '*';
+    case SCEP_IDENTITY_USER:
+        return value[0] == '*' && (value[1] == '\0' || value[1] == '@');
+    default:
+        return strcmp(value, "*") == 0;
+    }
+}
+
 int scep_name_matches(const char *key, const char *fqdn)
 {
     apr_size_t klen, flen;
+    scep_identity_kind_e kind;
+    const char *value, *pattern, *at;
 
     if (!key || !fqdn || !*fqdn) {
         return 0;
     }
     if (strcmp(key, fqdn) == 0) {
         return 1;
+    }
+    kind = scep_name_key_kind(key);
+    if (kind != scep_name_key_kind(fqdn)) {
+        return 0;
+    }
+    if (kind != SCEP_IDENTITY_HOST) {
+        pattern = scep_name_key_value(key);
+        value = scep_name_key_value(fqdn);
+        if (strcmp(pattern, "*") == 0) {
+            return *value != '\0';
+        }
+        /* "user:*@example.org": a local part of its own, then exactly that domain */
+        at = strrchr(value, '@');
+        return kind == SCEP_IDENTITY_USER && pattern[0] == '*' && pattern[1] == '@'
+               && at && at > value && strcmp(at, pattern + 1) == 0;
     }
     if (key[0] != '*') {
         return 0;
@@ -118,3 +203,216 @@ int scep_name_matches(const char *key, const char *fqdn)
            && strcmp(fqdn + flen - klen, key + 1) == 0;
 }
 
+/* The length of the UTF-8 sequence at s (at most `left` bytes), or 0 when it is not a
+ * well-formed one: overlong forms, surrogates and code points past U+10FFFF are bad. */
+static apr_size_t utf8_length(const unsigned char *s, apr_size_t left)
+{
+    apr_size_t n, i;
+    unsigned long cp;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        n = 2;
+        cp = s[0] & 0x1F;
+    }
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        n = 3;
+        cp = s[0] & 0x0F;
+    }
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        n = 4;
+        cp = s[0] & 0x07;
+    }
+    else {
+        return 0;
+    }
+    if (n > left) {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))
+        || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return n;
+}
+
+/* Why `value` cannot be an identity at all, or NULL: what a log, a listing or a
+ * certificate could not show as it is. */
+static const char *text_problem(apr_pool_t *p, const char *value)
+{
+    const unsigned char *s = (const unsigned char *)value;
+    apr_size_t len = strlen(value), i, n;
+
+    if (len == 0) {
+        return "it is empty";
+    }
+    if (len > SCEP_NAME_VALUE_MAX) {
+        return apr_psprintf(p, "it is %lu bytes long, more than %d", (unsigned long)len,
+                            SCEP_NAME_VALUE_MAX);
+    }
+    for (i = 0; i < len; i += n) {
+        if (s[i] < 0x20 || s[i] == 0x7F) {
+            return apr_psprintf(p, "it holds the control character 0x%02X at byte %lu",
+                                s[i], (unsigned long)i);
+        }
+        if ((n = utf8_length(s + i, len - i)) == 0) {
+            return apr_psprintf(p, "it is not valid UTF-8 at byte %lu", (unsigned long)i);
+        }
+        if (n == 2 && s[i] == 0xC2 && s[i + 1] < 0xA0) {
+            return apr_psprintf(p, "it holds the control character U+%04X at byte %lu",
+                                s[i + 1], (unsigned long)i);
+        }
+    }
+    return NULL;
+}
+
+static int hex_digit(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A MAC address in lower case with colons, when `v` spells one: six pairs joined by
+ * ':' or '-', three quads joined by '.', or twelve digits in a row; else NULL. */
+static const char *mac_of(apr_pool_t *p, const char *v)
+{
+    apr_size_t len = strlen(v), i, n = 0, group;
+    char digits[12], sep;
+    char *out;
+
+    if (len == 17) {
+        group = 2;
+        sep = v[2];
+        if (sep != ':' && sep != '-') {
+            return NULL;
+        }
+    }
+    else if (len == 14) {
+        group = 4;
+        sep = '.';
+    }
+    else if (len == 12) {
+        group = 12;
+        sep = '\0';
+    }
+    else {
+        return NULL;
+    }
+    for (i = 0; i < len; i++) {
+        if ((i + 1) % (group + 1) == 0) {
+            if (v[i] != sep) {
+                return NULL;
+            }
+        }
+        else if (!hex_digit(v[i])) {
+            return NULL;
+        }
+        else {
+            digits[n++] = (char)((v[i] >= 'A' && v[i] <= 'F') ? v[i] - 'A' + 'a' : v[i]);
+        }
+    }
+    if (n != 12) {
+        return NULL;
+    }
+    out = apr_palloc(p, 18);
+    for (i = 0; i < 6; i++) {
+        out[3 * i] = digits[2 * i];
+        out[3 * i + 1] = digits[2 * i + 1];
+        out[3 * i + 2] = i < 5 ? ':' : '\0';
+    }
+    return out;
+}
+
+static const char *user_key(apr_pool_t *p, const char *value, int allow_wildcard,
+                            const char **why)
+{
+    const char *at = strchr(value, '@');
+    const char *domain;
+
+    if (allow_wildcard && strcmp(value, "*") == 0) {
+        return value;
+    }
+    if (!at || at == value || strchr(at + 1, '@')) {
+        *why = "a user is local-part@domain, with one '@'";
+        return NULL;
+    }
+    if (!allow_wildcard && at == value + 1 && value[0] == '*') {
+        *why = "'*' is no user's local part";
+        return NULL;
+    }
+    if (!(domain = scep_name_fqdn(p, at + 1, 0))) {
+        *why = "the domain after '@' is no host name";
+        return NULL;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, value, (apr_size_t)(at - value)), "@", domain,
+                       NULL);
+}
+
+const char *scep_name_identity_key(apr_pool_t *p, scep_identity_kind_e kind,
+                                   const char *value, int allow_wildcard, const char **why)
+{
+    const char *problem = NULL, *key = NULL;
+
+    if (!value) {
+        problem = "it cannot be read";
+    }
+    else if (kind == SCEP_IDENTITY_HOST) {
+        key = scep_name_fqdn(p, value, allow_wildcard);
+        problem = key ? NULL : text_problem(p, value);
+        problem = key || problem ? problem : "it is no host name";
+    }
+    else if ((problem = text_problem(p, value)) != NULL) {
+        key = NULL;
+    }
+    else if (strcmp(value, "*") == 0 && !allow_wildcard) {
+        problem = "'*' names no single identity";
+    }
+    else if (kind == SCEP_IDENTITY_USER) {
+        key = user_key(p, value, allow_wildcard, &problem);
+    }
+    else if (kind == SCEP_IDENTITY_DEVICE_ID) {
+        key = mac_of(p, value);
+        key = key ? key : value;
+    }
+    else {
+        key = value;
+    }
+    if (!key) {
+        if (why) {
+            *why = problem;
+        }
+        return NULL;
+    }
+    return kind == SCEP_IDENTITY_HOST ? key : apr_pstrcat(p, prefix_of(kind), key, NULL);
+}
+
+const char *scep_name_key(apr_pool_t *p, const char *text, int allow_wildcard,
+                          const char **why)
+{
+    scep_identity_kind_e kind;
+
+    if (!text) {
+        if (why) {
+            *why = "no name";
+        }
+        return NULL;
+    }
+    if (strncmp(text, "host:", 5) == 0) {
+        return scep_name_identity_key(p, SCEP_IDENTITY_HOST, text + 5, allow_wildcard, why);
+    }
+    kind = scep_name_key_kind(text);
+    if (kind == SCEP_IDENTITY_HOST && strchr(text, ':')) {
+        if (why) {
+            *why = "the kind before ':' is none of host, name, id, user";
+        }
+        return NULL;
+    }
+    return scep_name_identity_key(p, kind, scep_name_key_value(text), allow_wildcard, why);
+}

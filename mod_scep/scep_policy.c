@@ -44,6 +44,166 @@ const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr)
     return NULL;
 }
 
+const char *scep_policy_where_name(scep_identity_where_e where)
+{
+    static const char *const names[] = {
+        [SCEP_WHERE_HOST_RULES] = "host name", [SCEP_WHERE_CN] = "CN",
+        [SCEP_WHERE_SERIAL_NUMBER] = "serialNumber", [SCEP_WHERE_RFC822_NAME] = "rfc822Name",
+        [SCEP_WHERE_UPN] = "UPN otherName", [SCEP_WHERE_DNS_NAME] = "dNSName",
+        [SCEP_WHERE_UNSTRUCTURED_NAME] = "unstructuredName"
+    };
+
+    return (unsigned int)where < sizeof(names) / sizeof(names[0]) ? names[where] : "?";
+}
+
+/* The values a request carries at `where`: each readable one in *value (the last),
+ * *count of them all, *unreadable of those that cannot be read. */
+typedef struct found_t {
+    int count;
+    int unreadable;
+    const char *value;
+} found_t;
+
+static void found_one(found_t *f, const char *value)
+{
+    f->count++;
+    if (value) {
+        f->value = value;
+    }
+    else {
+        f->unreadable++;
+    }
+}
+
+static int rdn_nid_of(scep_identity_where_e where)
+{
+    switch (where) {
+    case SCEP_WHERE_CN:
+        return NID_commonName;
+    case SCEP_WHERE_SERIAL_NUMBER:
+        return NID_serialNumber;
+    case SCEP_WHERE_UNSTRUCTURED_NAME:
+        return NID_pkcs9_unstructuredName;
+    default:
+        return NID_undef;
+    }
+}
+
+static int san_is_at(const scep_csr_san_t *san, scep_identity_where_e where)
+{
+    static const char *upn_text;
+
+    switch (where) {
+    case SCEP_WHERE_RFC822_NAME:
+        return san->type == GEN_EMAIL;
+    case SCEP_WHERE_DNS_NAME:
+        return san->type == GEN_DNS;
+    case SCEP_WHERE_UPN:
+        /* a UPN otherName of another string type is a UPN that cannot be read */
+        upn_text = OBJ_nid2sn(NID_ms_upn);
+        return san->type == GEN_OTHERNAME
+               && (san->upn || (san->shown && upn_text
+                                && strncmp(san->shown, upn_text, strlen(upn_text)) == 0
+                                && (san->shown[strlen(upn_text)] == '\0'
+                                    || san->shown[strlen(upn_text)] == ' ')));
+    default:
+        return 0;
+    }
+}
+
+/* Every value at `where`, the complete view's when the parse made one (a hand-made
+ * request in a test has only the fields for the common case). */
+static void find_at(const scep_csr_t *csr, scep_identity_where_e where, found_t *f)
+{
+    int nid = rdn_nid_of(where), i;
+
+    memset(f, 0, sizeof(*f));
+    if (nid != NID_undef && csr->subject_rdns) {
+        for (i = 0; i < csr->subject_rdns->nelts; i++) {
+            const scep_csr_rdn_t *rdn = &APR_ARRAY_IDX(csr->subject_rdns, i, scep_csr_rdn_t);
+
+            if (rdn->type.nid == nid) {
+                found_one(f, rdn->value);
+            }
+        }
+    }
+    else if (where == SCEP_WHERE_CN && csr->common_name) {
+        found_one(f, csr->common_name);
+    }
+    else if (where == SCEP_WHERE_SERIAL_NUMBER && csr->serial_number) {
+        found_one(f, csr->serial_number);
+    }
+    for (i = 0; csr->sans && i < csr->sans->nelts; i++) {
+        const scep_csr_san_t *san = &APR_ARRAY_IDX(csr->sans, i, scep_csr_san_t);
+
+        if (san_is_at(san, where)) {
+            found_one(f, san->value);
+        }
+    }
+    if (!csr->sans && where == SCEP_WHERE_DNS_NAME) {
+        for (i = 0; csr->dns_names && i < csr->dns_names->nelts; i++) {
+            found_one(f, APR_ARRAY_IDX(csr->dns_names, i, const char *));
+        }
+    }
+    if (where == SCEP_WHERE_UNSTRUCTURED_NAME) {
+        /* Cisco puts it among the request attributes, one value each */
+        for (i = 0; csr->attributes && i < csr->attributes->nelts; i++) {
+            const scep_csr_attr_t *a = &APR_ARRAY_IDX(csr->attributes, i, scep_csr_attr_t);
+
+            if (a->type.nid == NID_pkcs9_unstructuredName) {
+                f->count += a->values;
+            }
+        }
+        if (!csr->subject_rdns && csr->unstructured_name) {
+            found_one(f, csr->unstructured_name);
+        }
+        /* the attribute wins over the subject's entry, as scep_csr reads it */
+        f->value = f->count > 0 ? csr->unstructured_name : NULL;
+        f->unreadable = f->count > 0 && !f->value;
+    }
+}
+
+apr_status_t scep_policy_requested_identity(apr_pool_t *p, const scep_policy_conf_t *conf,
+                                            const scep_csr_t *csr, const char **key,
+                                            const char **name, const char **why)
+{
+    const char *where = scep_policy_where_name(conf->identity_where);
+    const char *kind = scep_name_kind_name(conf->identity_kind);
+    const char *problem = NULL;
+    found_t f;
+
+    *key = NULL;
+    *name = NULL;
+    if (conf->identity_kind == SCEP_IDENTITY_HOST) {
+        *key = scep_policy_requested_name(p, csr);
+        return APR_SUCCESS;
+    }
+    find_at(csr, conf->identity_where, &f);
+    if (f.count == 0) {
+        *why = apr_psprintf(p, "SCEP00600: the request carries no %s, where this endpoint "
+                            "reads the %s", where, kind);
+        return SCEP_POLICY_DENIED;
+    }
+    if (f.count > 1) {
+        *why = apr_psprintf(p, "SCEP00601: the request carries %d values of %s, where this "
+                            "endpoint reads one %s: a second identity is refused", f.count,
+                            where, kind);
+        return SCEP_POLICY_DENIED;
+    }
+    if (f.unreadable) {
+        *why = apr_psprintf(p, "SCEP00602: the %s of the request cannot be read (not a "
+                            "string, a NUL byte in it, or over 1024 bytes)", where);
+        return SCEP_POLICY_DENIED;
+    }
+    if (!(*key = scep_name_identity_key(p, conf->identity_kind, f.value, 0, &problem))) {
+        *why = apr_psprintf(p, "SCEP00603: the %s '%s' is no acceptable %s: %s", where,
+                            scep_csr_shown(p, f.value), kind, problem);
+        return SCEP_POLICY_DENIED;
+    }
+    *name = f.value;
+    return APR_SUCCESS;
+}
+
 static int ip_matches(apr_pool_t *p, const apr_array_header_t *registered, const char *text)
 {
     const char *ip = text ? scep_name_ip(p, text) : NULL;
@@ -95,10 +255,22 @@ static int profile_allows(const scep_policy_conf_t *conf, const char *wanted)
     return !wanted || (conf->profile_name && strcmp(conf->profile_name, wanted) == 0);
 }
 
+/* The identity of a grant: what the endpoint enrolls, the key and the value as the
+ * request carries it. */
+static void grant_identity(scep_grant_t *g, const scep_policy_conf_t *conf, const char *key,
+                           const char *name)
+{
+    g->identity.kind = scep_name_key_kind(key);
+    g->identity.fqdn = key;
+    g->identity.name = g->identity.kind == SCEP_IDENTITY_HOST ? NULL : name;
+    g->identity.where = g->identity.kind == SCEP_IDENTITY_HOST ? SCEP_WHERE_HOST_RULES
+                                                               : conf->identity_where;
+}
+
 static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *conf,
                                      const scep_csr_t *csr, const scep_minted_t *m,
                                      apr_int64_t now, scep_grant_t **grant,
-                                     const char **fqdn, const char **why)
+                                     const char **fqdn, const char *name, const char **why)
 {
     scep_grant_t *g;
 
@@ -114,8 +286,16 @@ static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *co
         return SCEP_POLICY_DENIED;
     }
     if (m->fqdn) {
+        if (scep_name_key_kind(m->fqdn) != conf->identity_kind) {
+            *why = apr_psprintf(p, "SCEP00604: the minted challenge is bound to %s, a %s; "
+                                "this endpoint enrolls a %s", scep_csr_shown(p, m->fqdn),
+                                scep_name_kind_name(scep_name_key_kind(m->fqdn)),
+                                scep_name_kind_name(conf->identity_kind));
+            return SCEP_POLICY_DENIED;
+        }
         if (*fqdn && strcmp(*fqdn, m->fqdn) != 0) {
-            *why = apr_psprintf(p, "the minted challenge is bound to %s", m->fqdn);
+            *why = apr_psprintf(p, "the minted challenge is bound to %s",
+                                scep_csr_shown(p, m->fqdn));
             return SCEP_POLICY_DENIED;
         }
         *fqdn = m->fqdn;
@@ -130,7 +310,7 @@ static apr_status_t authorize_minted(apr_pool_t *p, const scep_policy_conf_t *co
     g->needs_approval = conf->require_approval;
     g->secret = csr->challenge;
     g->secret_len = csr->challenge_len;
-    g->identity.fqdn = *fqdn;
+    grant_identity(g, conf, *fqdn, name);
     g->identity.ips = apr_array_make(p, 0, sizeof(const char *));
     *grant = g;
     return APR_SUCCESS;
@@ -804,9 +984,13 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     enrollment_proof_t proof;
     apr_status_t rv;
     int wildcard, is_minted;
+    const char *name;
 
     *grant = NULL;
-    *fqdn = scep_policy_requested_name(p, csr);
+    rv = scep_policy_requested_identity(p, conf, csr, fqdn, &name, why);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
     if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
         return rv;
     }
@@ -823,7 +1007,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     }
     scep_db_abort(txn);
     if (is_minted) {
-        return authorize_minted(p, conf, csr, minted, now, grant, fqdn, why);
+        return authorize_minted(p, conf, csr, minted, now, grant, fqdn, name, why);
     }
     if (rv != APR_SUCCESS) {
         return rv;
@@ -831,7 +1015,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     if ((*why = registration_problem(p, conf, dev, now)) != NULL) {
         return SCEP_POLICY_DENIED;
     }
-    wildcard = dev->fqdn[0] == '*';
+    wildcard = scep_name_is_wildcard(dev->fqdn);
     proof.conf = conf;
     proof.dev = dev;
     proof.csr = csr;
@@ -846,7 +1030,7 @@ apr_status_t scep_policy_authorize(apr_pool_t *p, scep_db_t *db, const scep_poli
     g->registration = dev->fqdn;
     g->one_time = (dev->flags & SCEP_DEVICE_ONE_TIME) != 0;
     g->needs_approval = conf->require_approval || (dev->flags & SCEP_DEVICE_APPROVAL);
-    g->identity.fqdn = *fqdn;
+    grant_identity(g, conf, *fqdn, name);
     /* A wildcard's addresses and serial belong to no single device. */
     g->identity.ips = wildcard ? apr_array_make(p, 0, sizeof(const char *)) : dev->ips;
     g->identity.serial_number = wildcard ? NULL : dev->serial;
@@ -893,9 +1077,13 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
     enrollment_proof_t proof;
     apr_status_t rv;
     int wildcard;
+    const char *name;
 
     *grant = NULL;
-    *fqdn = scep_policy_requested_name(p, csr);
+    rv = scep_policy_requested_identity(p, conf, csr, fqdn, &name, why);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
     if ((rv = scep_db_begin(db, p, 0, &txn)) != APR_SUCCESS) {
         return rv;
     }
@@ -936,11 +1124,11 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
             return rv;
         }
     }
-    wildcard = dev->fqdn[0] == '*';
+    wildcard = scep_name_is_wildcard(dev->fqdn);
     g = apr_pcalloc(p, sizeof(*g));
     g->kind = SCEP_GRANT_RENEWAL;
     g->registration = dev->fqdn;
-    g->identity.fqdn = *fqdn;
+    grant_identity(g, conf, *fqdn, name);
     g->identity.ips = wildcard ? apr_array_make(p, 0, sizeof(const char *)) : dev->ips;
     g->identity.serial_number = wildcard ? NULL : dev->serial;
     g->renews = signer_serial;
@@ -1266,6 +1454,8 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
             t.subject = subject;
             t.upstream_pending = grant->upstream_pending;
             t.endpoint = endpoint;
+            t.identity_name = grant->identity.name;
+            t.identity_where = (int)grant->identity.where;
             rv = scep_store_transaction_put(txn, p, &t);
         }
     }
@@ -1295,6 +1485,12 @@ static scep_grant_t *grant_of(apr_pool_t *p, const scep_transaction_t *t)
     g->kind = (scep_grant_kind_e)t->grant_kind;
     g->registration = t->registration;
     g->identity.fqdn = t->fqdn;
+    /* the kind is the key's; a record without the value keeps the key's own spelling */
+    g->identity.kind = scep_name_key_kind(t->fqdn);
+    if (g->identity.kind != SCEP_IDENTITY_HOST) {
+        g->identity.name = t->identity_name ? t->identity_name : scep_name_key_value(t->fqdn);
+        g->identity.where = (scep_identity_where_e)t->identity_where;
+    }
     g->identity.ips = apr_array_make(p, 2, sizeof(const char *));
     if (t->ips) {
         list = apr_pstrdup(p, t->ips);

@@ -46,6 +46,19 @@ typedef struct scep_grant_t {
  * commonName that is a host name.  Canonical, or NULL when the request names no host. */
 const char *scep_policy_requested_name(apr_pool_t *p, const scep_csr_t *csr);
 
+/* The identity a request carries where the endpoint says (conf->identity_kind and
+ * identity_where): its registration key in *key and, for kinds other than hosts, the
+ * value exactly as the request carries it in *name.  Hosts: scep_policy_requested_name
+ * (*key NULL when the request names no host, *name NULL).  Other kinds: exactly one
+ * value at that place, readable and acceptable (scep_name_identity_key); else
+ * SCEP_POLICY_DENIED with *why (a second value there is a second identity, refused). */
+apr_status_t scep_policy_requested_identity(apr_pool_t *p, const scep_policy_conf_t *conf,
+                                            const scep_csr_t *csr, const char **key,
+                                            const char **name, const char **why);
+
+/* How a refusal names a place a request carries an identity ("CN", "rfc822Name"…). */
+const char *scep_policy_where_name(scep_identity_where_e where);
+
 /* What a forwarding gateway decides about a request before it goes upstream. */
 typedef enum scep_policy_fwd_e {
     SCEP_POLICY_FWD_OK,                /* forward it */

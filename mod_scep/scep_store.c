@@ -6,7 +6,7 @@
  * to scep_db; nothing here opens or commits anything.
  *
  * Keys:
- *   devices, failures   canonical FQDN bytes (no NUL)
+ *   devices, failures   registration key bytes (scep_name.h: an FQDN or kind:value)
  *   challenges          SHA-256 of the challenge text (32 bytes)
  *   transactions        transactionID bytes
  *   certs               serial number, big-endian bytes (the hex decoded)
@@ -33,7 +33,8 @@
  *
  *   transaction, held requests only: 6 request (PKCS#10), 7 grant_kind, 8 registration,
  *     9 ips, 10 serial_number, 11 renews, 12 signer_key (32), 13 client_ip, 14 subject,
- *     15 decided_at, 16 decided_by, 17 reason, 18 upstream_pending
+ *     15 decided_at, 16 decided_by, 17 reason, 18 upstream_pending, 19 endpoint,
+ *     20 identity_name, 21 identity_where (the kind is the prefix of fqdn)
  *
  *   meta "crl": 1 generation, 2 changed_at
  *   meta "crl_published": 1 number, 2 generation, 3 this_update, 4 next_update,
@@ -68,7 +69,8 @@ enum { FAIL_COUNT = 1, FAIL_LAST, FAIL_LOCKED_UNTIL, FAIL_PERIOD };
 enum { TXN_STATE = 1, TXN_DIGEST, TXN_FQDN, TXN_SERIAL, TXN_CREATED, TXN_REQUEST,
        TXN_GRANT_KIND, TXN_REGISTRATION, TXN_IPS, TXN_SERIAL_NUMBER, TXN_RENEWS,
        TXN_SIGNER_KEY, TXN_CLIENT_IP, TXN_SUBJECT, TXN_DECIDED_AT, TXN_DECIDED_BY,
-       TXN_REASON, TXN_UPSTREAM_PENDING, TXN_ENDPOINT };
+       TXN_REASON, TXN_UPSTREAM_PENDING, TXN_ENDPOINT, TXN_IDENTITY_NAME,
+       TXN_IDENTITY_WHERE };
 enum { CERT_DER = 1, CERT_FQDN, CERT_SUBJECT, CERT_TXID, CERT_NOT_BEFORE,
        CERT_NOT_AFTER, CERT_ISSUED_AT, CERT_REVOKED_AT, CERT_REVOCATION_REASON,
        CERT_ISSUER_KEY_ID };
@@ -281,9 +283,26 @@ apr_status_t scep_store_device_get(scep_txn_t *txn, apr_pool_t *p, const char *f
 apr_status_t scep_store_device_find(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
                                     scep_device_t **dev)
 {
-    const char *dot;
+    const char *dot, *at;
     apr_status_t rv = scep_store_device_get(txn, p, fqdn, dev);
+    scep_identity_kind_e kind = scep_name_key_kind(fqdn);
 
+    if (kind != SCEP_IDENTITY_HOST) {
+        /* "user:a@b.c" tries "user:*@b.c", then "user:*"; other kinds only "<kind>:*".
+         * A host wildcard never covers them. */
+        at = kind == SCEP_IDENTITY_USER ? strrchr(fqdn, '@') : NULL;
+        if (rv == SCEP_DB_NOTFOUND && at) {
+            rv = scep_store_device_get(txn, p, apr_pstrcat(p, "user:*", at, NULL), dev);
+        }
+        if (rv == SCEP_DB_NOTFOUND) {
+            apr_size_t prefix = (apr_size_t)(scep_name_key_value(fqdn) - fqdn);
+
+            rv = scep_store_device_get(txn, p,
+                                       apr_pstrcat(p, apr_pstrndup(p, fqdn, prefix), "*", NULL),
+                                       dev);
+        }
+        return rv;
+    }
     /* "a.b.c" tries "*.b.c", then "*.c", then "*": the longest suffix is the most
      * specific wildcard. */
     for (dot = fqdn ? strchr(fqdn, '.') : NULL; rv == SCEP_DB_NOTFOUND && dot;
@@ -305,7 +324,7 @@ apr_status_t scep_store_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_de
 
     /* Keys are compared byte for byte: a name in any other spelling would be a
      * registration that no lookup ever finds. */
-    canonical = dev->fqdn ? scep_name_fqdn(p, dev->fqdn, 1) : NULL;
+    canonical = dev->fqdn ? scep_name_key(p, dev->fqdn, 1, NULL) : NULL;
     if (!canonical || strcmp(canonical, dev->fqdn) != 0) {
         return APR_EINVAL;
     }
@@ -732,6 +751,8 @@ static apr_status_t transaction_decode(apr_pool_t *p, const void *key, apr_size_
     rec->reason = rd_str(&r, TXN_REASON);
     rec->upstream_pending = rd_i64(&r, TXN_UPSTREAM_PENDING) != 0;
     rec->endpoint = rd_str(&r, TXN_ENDPOINT);
+    rec->identity_name = rd_str(&r, TXN_IDENTITY_NAME);
+    rec->identity_where = (int)rd_i64(&r, TXN_IDENTITY_WHERE);
     if (r.rv == APR_SUCCESS && !rec->state) {
         r.rv = SCEP_DB_CORRUPT;
     }
@@ -939,6 +960,10 @@ apr_status_t scep_store_transaction_put(scep_txn_t *txn, apr_pool_t *p,
         scep_db_rec_put_i64(&rec, TXN_UPSTREAM_PENDING, 1);
     }
     scep_db_rec_put_str(&rec, TXN_ENDPOINT, t->endpoint);
+    scep_db_rec_put_str(&rec, TXN_IDENTITY_NAME, t->identity_name);
+    if (t->identity_where) {
+        scep_db_rec_put_i64(&rec, TXN_IDENTITY_WHERE, t->identity_where);
+    }
     return scep_db_put(txn, SCEP_DBI_TRANSACTIONS, key, klen, rec.data, rec.len, 0);
 }
 

@@ -151,6 +151,9 @@ typedef struct scep_transaction_t {
     int upstream_pending;               /* the upstream CA answered PENDING: poll it */
     const char *endpoint;               /* held: the endpoint that may complete it
                                          * (scep_policy.h); NULL in older records */
+    const char *identity_name;          /* held, other kinds than hosts: the identity as
+                                         * the request carries it (scep_identity_t.name) */
+    int identity_where;                 /* held: scep_identity_where_e; 0 for hosts */
     int bare_key;                       /* stored under the ID alone (older records) */
 } scep_transaction_t;
 

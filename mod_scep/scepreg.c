@@ -39,6 +39,7 @@
 #include <apr_strings.h>
 #include <apr_tables.h>
 
+#include "scep_csr.h"
 #include "scep_db.h"
 #include "scep_import.h"
 #include "scep_name.h"
@@ -97,6 +98,10 @@ static void usage(void)
         "  %s -N [-t REASON] DBDIR TXID|FQDN      reject held requests\n"
         "  %s -M [-T TTL] [-p PROFILE] [-m SIZE] DBDIR [FQDN]   mint a one-time challenge\n"
         "  %s -I FILE [-k] [-c] [-m SIZE] [-o USER] DBDIR       import CSV (\"-\": stdin)\n"
+        "Names: FQDN is a host name, or an identity of another kind (ScepIdentity):\n"
+        "  name:DEVICE-NAME (exact), id:DEVICE-ID (MACs normalised), user:E-MAIL-OR-UPN;\n"
+        "  wildcards *, *.domain, name:*, id:*, user:*, user:*@domain.  JSON output gives\n"
+        "  \"kind\" (host, device-name, device-id, user) and the name without its prefix.\n"
         "Options:\n"
         "  -c  create the database folder and files if missing   -m  map size (512M, 2G)\n"
         "  -o  owner (user) of the database files (as root)\n"
@@ -262,19 +267,35 @@ typedef int operands_fn(apr_pool_t *p, opts_t *o);
 
 static int name_operand(apr_pool_t *p, opts_t *o)
 {
+    const char *why = NULL;
+    const char *value;
+    int other_kind;
+
     if (!o->name) {
         return RC_OK;
     }
-    if (strlen(o->name) > SCEP_FQDN_MAX + 1) {
+    /* "kind:value" (a host name holds no ':'): the value's limits, the reason said */
+    other_kind = strchr(o->name, ':') != NULL;
+    value = other_kind ? strchr(o->name, ':') + 1 : o->name;
+    if (!other_kind && strlen(o->name) > SCEP_FQDN_MAX + 1) {
         scepreg_complain("the FQDN is longer than %d characters", SCEP_FQDN_MAX);
         return RC_TOOLONG;
     }
-    if (!(o->fqdn = scep_name_fqdn(p, o->name, 1))) {
-        if (scep_import_printable(o->name)) {
+    if (other_kind && strlen(value) > SCEP_NAME_VALUE_MAX) {
+        scepreg_complain("the name after '%.*s' is %lu bytes long, more than %d",
+                         (int)(value - o->name), o->name, (unsigned long)strlen(value),
+                         SCEP_NAME_VALUE_MAX);
+        return RC_TOOLONG;
+    }
+    if (!(o->fqdn = scep_name_key(p, o->name, 1, &why))) {
+        if (!other_kind && scep_import_printable(o->name)) {
             scepreg_complain("illegal FQDN '%s'", o->name);
         }
-        else {
+        else if (!other_kind) {
             scepreg_complain("illegal FQDN (it holds control or non-ASCII characters)");
+        }
+        else {
+            scepreg_complain("illegal name '%s': %s", scep_csr_shown(p, o->name), why);
         }
         return RC_ILLEGAL;
     }
@@ -286,7 +307,7 @@ static int one_name_operand(apr_pool_t *p, opts_t *o)
 {
     int rc = name_operand(p, o);
 
-    if (rc == RC_OK && o->fqdn && o->fqdn[0] == '*') {
+    if (rc == RC_OK && o->fqdn && scep_name_is_wildcard(o->fqdn)) {
         scepreg_complain("a minted challenge binds one name, not a wildcard ('%s')",
                          o->fqdn);
         return RC_ILLEGAL;
@@ -313,7 +334,7 @@ static int transaction_operand(apr_pool_t *p, opts_t *o)
             return RC_ILLEGAL;
         }
         o->transaction_id = o->name;
-        o->fqdn = scep_name_fqdn(p, o->name, 0);
+        o->fqdn = scep_name_key(p, o->name, 0, NULL);
         o->name = NULL;
     }
     return RC_OK;
@@ -724,6 +745,14 @@ void scepreg_json_string(FILE *out, const char *s)
         }
     }
     fputc('"', out);
+}
+
+void scepreg_json_identity(FILE *out, const char *key)
+{
+    fputs("\"kind\":", out);
+    scepreg_json_string(out, key ? scep_name_kind_name(scep_name_key_kind(key)) : NULL);
+    fputs(",\"fqdn\":", out);
+    scepreg_json_string(out, key ? scep_name_key_value(key) : NULL);
 }
 
 void scepreg_json_time(FILE *out, apr_int64_t t)

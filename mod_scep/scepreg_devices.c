@@ -523,6 +523,11 @@ static apr_status_t broader_after_delete(scep_txn_t *txn, apr_pool_t *p, const c
             *cover = dev->fqdn;
         }
     }
+    /* a domain's users fall back on every user; "<kind>:*" has nothing broader */
+    if (rv == SCEP_DB_NOTFOUND && strncmp(wildcard, "user:*@", 7) == 0
+        && (rv = scep_store_device_get(txn, p, "user:*", &dev)) == APR_SUCCESS) {
+        *cover = dev->fqdn;
+    }
     if (rv == SCEP_DB_NOTFOUND) {
         return APR_SUCCESS;
     }
@@ -626,13 +631,13 @@ int scepreg_devices_change(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
     scepreg_complain("%s", done);
     if (o->revoke_too) {
         scepreg_records_report_revoked(o, revoked, before);
-        if (o->fqdn[0] == '*') {
+        if (scep_name_is_wildcard(o->fqdn)) {
             scepreg_complain("note: certificates are kept under the name they were issued "
                              "to, never under a wildcard: -R DB NAME revokes a name's, and "
                              "scepreg -L DB lists them");
         }
     }
-    if (cover && o->fqdn[0] == '*') {
+    if (cover && scep_name_is_wildcard(o->fqdn)) {
         scepreg_complain("note: '%s' now covers the names '%s' covered: %d unrevoked "
                          "certificate%s of names without a registration of their own %s valid "
                          "and renewable through it, and those names enroll with its challenge",
@@ -764,8 +769,8 @@ static void print_device(list_ctx_t *ctx, const scep_device_t *dev, const scep_f
     challenge = !dev->verifier.algorithm ? "no"
               : (dev->flags & SCEP_DEVICE_USED) ? "used" : "yes";
     if (ctx->o->json) {
-        fputs("{\"fqdn\":", out);
-        scepreg_json_string(out, dev->fqdn);
+        fputc('{', out);
+        scepreg_json_identity(out, dev->fqdn);
         fputs(",\"ips\":[", out);
         for (i = 0; dev->ips && i < dev->ips->nelts; i++) {
             if (i) {

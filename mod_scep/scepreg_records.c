@@ -34,8 +34,8 @@ static int print_cert(void *baton, const scep_cert_rec_t *c)
     if (o->json) {
         fputs("{\"serial\":", out);
         scepreg_json_string(out, c->serial);
-        fputs(",\"fqdn\":", out);
-        scepreg_json_string(out, c->fqdn);
+        fputc(',', out);
+        scepreg_json_identity(out, c->fqdn);
         fputs(",\"subject\":", out);
         scepreg_json_string(out, c->subject);
         fputs(",\"not_before\":", out);
@@ -189,8 +189,8 @@ static int print_held(void *baton, const scep_transaction_t *t)
         scepreg_json_string(out, t->transaction_id);
         fputs(",\"state\":", out);
         scepreg_json_string(out, t->state);
-        fputs(",\"fqdn\":", out);
-        scepreg_json_string(out, t->fqdn);
+        fputc(',', out);
+        scepreg_json_identity(out, t->fqdn);
         fputs(",\"subject\":", out);
         scepreg_json_string(out, t->subject);
         fputs(",\"client\":", out);

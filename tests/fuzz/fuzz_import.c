@@ -23,8 +23,18 @@ static void check_row(const scep_import_row_t *row)
 {
     int i;
 
-    if (!row->fqdn || strlen(row->fqdn) > SCEP_FQDN_MAX || !row->ips) {
-        fuzz_fail("an accepted row without a bounded FQDN");
+    if (!row->fqdn || !row->ips
+        || strlen(scep_name_key_value(row->fqdn))
+           > (scep_name_key_kind(row->fqdn) == SCEP_IDENTITY_HOST ? SCEP_FQDN_MAX
+                                                                : SCEP_NAME_VALUE_MAX)) {
+        fuzz_fail("an accepted row without a bounded FQDN or identity");
+    }
+    {
+        const char *again = scep_name_key(fuzz_pool(), row->fqdn, 1, NULL);
+
+        if (!again || strcmp(again, row->fqdn) != 0) {
+            fuzz_fail("an accepted row whose key is not canonical");
+        }
     }
     for (i = 0; i < row->ips->nelts; i++) {
         if (!APR_ARRAY_IDX(row->ips, i, const char *)) {

@@ -170,6 +170,26 @@ printf '# comment\r\n\r\n  vpn.example.com , 10.0.0.1 10.0.0.2 ,SN-1,,ONE-TIME,n
 printf 'bad..name,,,\nok.example.com,300.1.1.1\nok2.example.com,,,,"unterminated\nx.example.com,,,,,2023-02-30\n*,,,,bogus-flag\n' \
     >"$c/import/rejects"
 
+# import, identity kinds (issue 17): each kind, a MAC spelling, a user domain wildcard,
+# and names refused before storage (control character, invalid UTF-8, too long)
+cat >"$c/import/kinds" <<'CSV'
+fqdn,ips,serial,challenge,flags,expires,profile,comment
+"name:John's iPhone",,,pw,one-time,+30d,mdm,device name
+id:AA-BB-CC-DD-EE-FF,,,pw,,,,MAC
+id:3F2504E0-4F89-11D3-9A0C-0305E82C3301,,,pw,,,,UDID
+user:Alice@EXAMPLE.org,,,pw,,,,user
+user:*@example.org,,,pw,,,,domain wildcard
+name:*,,,pw,,,,any device name
+CSV
+printf 'name:tab\there,,,pw
+name:bad\xffutf8,,,pw
+name:c1\xc2\x85,,,pw
+user:alice,,,pw
+role:x,,,pw
+name:%s,,,pw
+' \
+    "$(head -c 300 /dev/zero | tr '\0' x)" >"$c/import/kinds-rejects"
+
 for t in pkimsg envelope content decode import; do
     printf '%-9s %3d files %7d bytes\n' "$t" "$(ls "$c/$t" | wc -l)" "$(cat "$c/$t"/* | wc -c)"
 done

@@ -161,6 +161,13 @@ refused "a profile name of 65 characters" 'ScepProfileName: 1 to 64 letters' '' 
     "${CA_OK[@]}" "${RA_OK[@]}" "ScepProfileName $(printf 'p%.0s' {1..65})"
 accepted "a profile name of 64 characters" \
     "${CA_OK[@]}" "${RA_OK[@]}" "ScepProfileName $(printf 'p%.0s' {1..64})"
+refused "ScepIdentity of an unknown kind" 'ScepIdentity: host, device-name, device-id or user' \
+    '' "${CA_OK[@]}" "${RA_OK[@]}" "ScepIdentity email"
+refused "ScepIdentity user in a dNSName" 'ScepIdentity: a user cannot be read from dNSName' \
+    '' "${CA_OK[@]}" "${RA_OK[@]}" "ScepIdentity user dNSName"
+refused "ScepIdentity host with a place" 'ScepIdentity: host takes no place' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepIdentity host cn"
+accepted "ScepIdentity device-id cn" "${CA_OK[@]}" "${RA_OK[@]}" "ScepIdentity device-id cn"
 refused "CA key file mode 644" 'group|other|world|permission|mode|readable' "$(re_path "$T/ca-644.key")" \
     "ScepCACertificateFile $P/ca.pem" "ScepCAKeyFile $T/ca-644.key" "${RA_OK[@]}"
 refused "RA key file mode 640" 'group|other|world|permission|mode|readable' "$(re_path "$T/ra-640.key")" \

@@ -1222,6 +1222,225 @@ static void test_forward_names_point1_attributes(void **state)
     }
 }
 
+/* ---- identity kinds (issue 17, point 1) ------------------------------------------------ */
+
+static void use_identity(fixture_t *f, scep_identity_kind_e kind, scep_identity_where_e where)
+{
+    f->conf.identity_kind = kind;
+    f->conf.identity_where = where;
+}
+
+/* decide on a real request with the challenge point1_csr gives it ("s3cret") */
+static apr_status_t decide_real(fixture_t *f, const char *subject, const char *exts,
+                                scep_grant_t **grant, const char **why)
+{
+    return decide(f, point1_csr(f->pool, subject, exts, NULL), NULL, grant, why);
+}
+
+#define DENIED_SAYING(f, subject, exts, phrase) do {                                    \
+        scep_grant_t *g_;                                                               \
+        const char *why_;                                                               \
+        assert_int_equal(decide_real(f, subject, exts, &g_, &why_), SCEP_POLICY_DENIED);  \
+        if (!why_ || !strstr(why_, phrase)) {                                            \
+            fail_msg("expected a refusal saying '%s', got '%s'", phrase,                 \
+                     why_ ? why_ : "(none)");                                           \
+        }                                                                               \
+    } while (0)
+
+static void test_identity_point1_each_kind(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    const char *why;
+
+    register_device(f, "name:John's iPhone", "s3cret", 0, NULL);
+    register_device(f, "id:aa:bb:cc:dd:ee:0f", "s3cret", 0, NULL);
+    register_device(f, "user:alice@example.org", "s3cret", 0, NULL);
+
+    use_identity(f, SCEP_IDENTITY_DEVICE_NAME, SCEP_WHERE_CN);
+    assert_int_equal(decide_real(f, "CN=John's iPhone", NULL, &grant, &why), APR_SUCCESS);
+    assert_int_equal(grant->kind, SCEP_GRANT_DEVICE);
+    assert_int_equal(grant->identity.kind, SCEP_IDENTITY_DEVICE_NAME);
+    assert_string_equal(grant->identity.fqdn, "name:John's iPhone");
+    assert_string_equal(grant->identity.name, "John's iPhone");
+    assert_int_equal(grant->identity.where, SCEP_WHERE_CN);
+    /* device names are exact: case counts */
+    DENIED_SAYING(f, "CN=john's iphone", NULL, "no registration applies to name:john's iphone");
+
+    use_identity(f, SCEP_IDENTITY_DEVICE_ID, SCEP_WHERE_SERIAL_NUMBER);
+    assert_int_equal(decide_real(f, "CN=x\nserialNumber=AA-BB-CC-DD-EE-0F", NULL, &grant,
+                                 &why), APR_SUCCESS);
+    assert_string_equal(grant->identity.fqdn, "id:aa:bb:cc:dd:ee:0f");
+    assert_string_equal(grant->identity.name, "AA-BB-CC-DD-EE-0F");
+    assert_int_equal(decide_real(f, "serialNumber=aabb.ccdd.ee0f", NULL, &grant, &why),
+                     APR_SUCCESS);
+    /* another id with the registered device's challenge */
+    DENIED_SAYING(f, "serialNumber=AA-BB-CC-DD-EE-10", NULL, "no registration applies");
+
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_RFC822_NAME);
+    assert_int_equal(decide_real(f, "CN=Alice", "subjectAltName=email:alice@Example.ORG",
+                                 &grant, &why), APR_SUCCESS);
+    assert_string_equal(grant->identity.fqdn, "user:alice@example.org");
+    assert_string_equal(grant->identity.name, "alice@Example.ORG");
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_UPN);
+    assert_int_equal(decide_real(f, "CN=Alice", "subjectAltName=otherName:"
+                                 "1.3.6.1.4.1.311.20.2.3;UTF8:alice@example.org",
+                                 &grant, &why), APR_SUCCESS);
+    assert_string_equal(grant->identity.fqdn, "user:alice@example.org");
+    assert_int_equal(grant->identity.where, SCEP_WHERE_UPN);
+}
+
+/* A user's challenge is the user's only: bob with alice's challenge is refused */
+static void test_identity_point1_attacks(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    const char *why;
+
+    register_device(f, "user:alice@example.org", "s3cret", 0, NULL);
+    register_device(f, "user:bob@example.org", "other", 0, NULL);
+    register_device(f, "*", "s3cret", 0, NULL);
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_RFC822_NAME);
+    DENIED_SAYING(f, "CN=Bob", "subjectAltName=email:bob@example.org",
+                  "challengePassword is wrong for user:bob@example.org");
+    /* a host wildcard never covers a user */
+    DENIED_SAYING(f, "CN=Carol", "subjectAltName=email:carol@example.org",
+                  "no registration applies to user:carol@example.org");
+    /* a second identity at the place, or none, or one that cannot be read */
+    DENIED_SAYING(f, "", "subjectAltName=email:alice@example.org,email:bob@example.org",
+                  "SCEP00601");
+    DENIED_SAYING(f, "CN=alice@example.org", NULL, "SCEP00600");
+    DENIED_SAYING(f, "", "subjectAltName=email:alice", "SCEP00603");
+    DENIED_SAYING(f, "", "subjectAltName=email:al\x01ice@example.org", "SCEP00603");
+    use_identity(f, SCEP_IDENTITY_DEVICE_NAME, SCEP_WHERE_CN);
+    DENIED_SAYING(f, "CN=a\nCN=b", NULL, "SCEP00601");
+    DENIED_SAYING(f, "CN=tab\there", NULL, "control character");
+    /* 10,000 characters: past what the parser reads; 300: past the identity's limit */
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_RFC822_NAME);
+    {
+        char *huge = apr_palloc(f->pool, 10000 + 40);
+
+        memcpy(huge, "subjectAltName=email:", 21);
+        memset(huge + 21, 'x', 10000);
+        strcpy(huge + 21 + 10000, "@example.org");
+        DENIED_SAYING(f, "", huge, "SCEP00602");
+        strcpy(huge + 21 + 300, "@example.org");
+        DENIED_SAYING(f, "", huge, "more than 256");
+    }
+    /* the host endpoint is unchanged: a host wildcard still grants a host */
+    use_identity(f, SCEP_IDENTITY_HOST, SCEP_WHERE_HOST_RULES);
+    assert_int_equal(decide_real(f, "CN=h1.example.org", NULL, &grant, &why), APR_SUCCESS);
+    assert_int_equal(grant->identity.kind, SCEP_IDENTITY_HOST);
+    assert_null(grant->identity.name);
+}
+
+static void test_identity_point1_user_domain_wildcard(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    const char *why;
+
+    register_device(f, "user:*@example.org", "s3cret", 0, NULL);
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_RFC822_NAME);
+    assert_int_equal(decide_real(f, "", "subjectAltName=email:Alice@EXAMPLE.org", &grant, &why),
+                     APR_SUCCESS);
+    assert_int_equal(grant->kind, SCEP_GRANT_WILDCARD);
+    assert_string_equal(grant->registration, "user:*@example.org");
+    assert_string_equal(grant->identity.fqdn, "user:Alice@example.org");
+    DENIED_SAYING(f, "", "subjectAltName=email:alice@example.org.evil", "no registration");
+    DENIED_SAYING(f, "", "subjectAltName=email:alice@sub.example.org", "no registration");
+}
+
+static void test_identity_point1_minted(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    scep_minted_t *rec;
+    scep_txn_t *txn;
+    const char *why, *bound;
+
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_RFC822_NAME);
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_create(txn, f->pool, NOW, 3600, "user:alice@example.org",
+                                              NULL, &bound, &rec), APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+    assert_int_equal(decide(f, csr_for(f->pool, NULL, bound), NULL, &grant, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "SCEP00600"));
+    {
+        scep_csr_t *csr = point1_csr(f->pool, "", "subjectAltName=email:bob@example.org",
+                                     NULL);
+
+        csr->challenge = bound;
+        csr->challenge_len = strlen(bound);
+        assert_int_equal(decide(f, csr, NULL, &grant, &why), SCEP_POLICY_DENIED);
+        assert_non_null(strstr(why, "bound to user:alice@example.org"));
+        csr = point1_csr(f->pool, "", "subjectAltName=email:alice@EXAMPLE.org", NULL);
+        csr->challenge = bound;
+        csr->challenge_len = strlen(bound);
+        assert_int_equal(decide(f, csr, NULL, &grant, &why), APR_SUCCESS);
+        assert_int_equal(grant->kind, SCEP_GRANT_MINTED);
+        assert_string_equal(grant->identity.name, "alice@EXAMPLE.org");
+        /* the same challenge at a host endpoint: another kind, refused */
+        use_identity(f, SCEP_IDENTITY_HOST, SCEP_WHERE_HOST_RULES);
+        csr = csr_for(f->pool, NULL, bound);
+        assert_int_equal(decide(f, csr, NULL, &grant, &why), SCEP_POLICY_DENIED);
+        assert_non_null(strstr(why, "SCEP00604"));
+    }
+}
+
+/* A held request of a user comes back as the user, with the value as it was asked */
+static void test_identity_point1_held(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant, *again;
+    scep_transaction_t *held;
+    const char *why;
+
+    f->conf.pending_timeout = 3600;
+    f->conf.require_approval = 1;
+    register_device(f, "user:alice@example.org", "s3cret", 0, NULL);
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_UPN);
+    assert_int_equal(decide_real(f, "", "subjectAltName=otherName:"
+                                 "1.3.6.1.4.1.311.20.2.3;UTF8:alice@Example.org",
+                                 &grant, &why), APR_SUCCESS);
+    assert_true(grant->needs_approval);
+    assert_int_equal(hold(f, grant, "wait-user", 1, &why), APR_SUCCESS);
+    set_state(f, "wait-user", SCEP_TXN_APPROVED);
+    assert_int_equal(poll_at(f, "wait-user", NOW + 60, &held, &again, &why),
+                     SCEP_POLICY_APPROVED);
+    assert_int_equal(again->identity.kind, SCEP_IDENTITY_USER);
+    assert_string_equal(again->identity.fqdn, "user:alice@example.org");
+    assert_string_equal(again->identity.name, "alice@Example.org");
+    assert_int_equal(again->identity.where, SCEP_WHERE_UPN);
+}
+
+/* Renewal by a certificate issued to a device name */
+static void test_identity_point1_renewal(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    const char *why, *name = NULL;
+
+    f->conf.renewal_grace = 0;
+    register_device(f, "name:John's iPhone", "s3cret", 0, NULL);
+    record_cert(f, "0C01", "name:John's iPhone", NOW + 3600, "tx-name");
+    use_identity(f, SCEP_IDENTITY_DEVICE_NAME, SCEP_WHERE_CN);
+    assert_int_equal(scep_policy_authorize_renewal(f->pool, f->db, &f->conf,
+                                                   point1_csr(f->pool, "CN=John's iPhone",
+                                                              NULL, NULL),
+                                                   "0C01", NOW, &grant, &name, &why),
+                     APR_SUCCESS);
+    assert_int_equal(grant->kind, SCEP_GRANT_RENEWAL);
+    assert_string_equal(grant->identity.name, "John's iPhone");
+    assert_int_equal(scep_policy_authorize_renewal(f->pool, f->db, &f->conf,
+                                                   point1_csr(f->pool, "CN=Jane's iPhone",
+                                                              NULL, NULL),
+                                                   "0C01", NOW, &grant, &name, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "issued to name:John's iPhone"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1245,6 +1464,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forward_names_point1_san, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_names_point1_extensions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_names_point1_attributes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_point1_each_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_point1_attacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_point1_user_domain_wildcard, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_identity_point1_minted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_point1_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_point1_renewal, setup, teardown),
     };
     int rc;
 

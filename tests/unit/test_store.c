@@ -631,6 +631,55 @@ static void test_device_find(void **state)
     commit(txn);
 }
 
+/* Other kinds than hosts (issue 17, point 1): their own wildcards, never a host's */
+static void test_device_find_kinds(void **state)
+{
+    fixture_t *fx = *state;
+    scep_device_t *dev;
+    scep_txn_t *txn = begin(fx, 1);
+
+    put_device(fx, txn, "*", "*");
+    put_device(fx, txn, "*.example.org", "*.example.org");
+    put_device(fx, txn, "user:*@example.org", "user:*@example.org");
+    put_device(fx, txn, "user:alice@example.org", "user:alice@example.org");
+    put_device(fx, txn, "id:aa:bb:cc:dd:ee:ff", "id:aa:bb:cc:dd:ee:ff");
+    put_device(fx, txn, "name:John's iPhone", "name:John's iPhone");
+    /* only canonical keys: another spelling would be a registration no lookup finds */
+    dev = scep_store_device_new(fx->p, "user:alice@EXAMPLE.org");
+    assert_int_equal(scep_store_device_put(txn, fx->p, dev), APR_EINVAL);
+    dev = scep_store_device_new(fx->p, "id:AA-BB-CC-DD-EE-FF");
+    assert_int_equal(scep_store_device_put(txn, fx->p, dev), APR_EINVAL);
+    dev = scep_store_device_new(fx->p, "name:bell\a");
+    assert_int_equal(scep_store_device_put(txn, fx->p, dev), APR_EINVAL);
+    commit(txn);
+
+    txn = begin(fx, 0);
+    assert_finds(fx, txn, "user:alice@example.org", "user:alice@example.org");
+    assert_finds(fx, txn, "user:Bob@example.org", "user:*@example.org");
+    assert_int_equal(scep_store_device_find(txn, fx->p, "user:bob@example.org.evil", &dev),
+                     SCEP_DB_NOTFOUND);
+    assert_int_equal(scep_store_device_find(txn, fx->p, "name:john's iphone", &dev),
+                     SCEP_DB_NOTFOUND);
+    assert_finds(fx, txn, "name:John's iPhone", "name:John's iPhone");
+    assert_finds(fx, txn, "id:aa:bb:cc:dd:ee:ff", "id:aa:bb:cc:dd:ee:ff");
+    assert_int_equal(scep_store_device_find(txn, fx->p, "id:aa:bb:cc:dd:ee:00", &dev),
+                     SCEP_DB_NOTFOUND);
+    assert_finds(fx, txn, "h.example.org", "*.example.org");
+    scep_db_abort(txn);
+
+    txn = begin(fx, 1);
+    put_device(fx, txn, "user:*", "user:*");
+    put_device(fx, txn, "id:*", "id:*");
+    commit(txn);
+    txn = begin(fx, 0);
+    assert_finds(fx, txn, "user:bob@example.org.evil", "user:*");
+    assert_finds(fx, txn, "user:Bob@example.org", "user:*@example.org");
+    assert_finds(fx, txn, "id:aa:bb:cc:dd:ee:00", "id:*");
+    assert_int_equal(scep_store_device_find(txn, fx->p, "name:Jane's iPhone", &dev),
+                     SCEP_DB_NOTFOUND);
+    scep_db_abort(txn);
+}
+
 /* ---- minted challenges ------------------------------------------------------------ */
 
 static void test_minted(void **state)
@@ -1098,6 +1147,7 @@ int main(void)
         D(test_device_round_trip),
         D(test_device_foreach),
         D(test_device_find),
+        D(test_device_find_kinds),
         D(test_minted),
         D(test_minted_purge),
         D(test_failure),
