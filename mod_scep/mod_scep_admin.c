@@ -198,7 +198,8 @@ int scep_glue_challenge_handler(request_rec *r)
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "SCEP00125: scep-challenge: minted a challenge for %s (profile %s, valid "
-                  "%ld s) for %s", fqdn ? fqdn : "any name", profile ? profile : "any",
+                  "%ld s) for %s", fqdn ? shown(r, fqdn) : "any name",
+                  profile ? profile : "any",
                   (long)ttl, r->user ? r->user : "an unauthenticated caller");
     scep_glue_audit(r, "minted", NULL, fqdn, NULL, "minted", NULL);
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

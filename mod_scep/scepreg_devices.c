@@ -584,7 +584,7 @@ int scepreg_devices_change(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
             rv = scepreg_records_revoke_in(txn, p, NULL, o->fqdn, o->reason, now, &revoked,
                                            &before);
         }
-        if (rv == APR_SUCCESS && o->fqdn[0] != '*') {
+        if (rv == APR_SUCCESS && !scep_name_is_wildcard(o->fqdn)) {
             rv = wildcard_after_delete(txn, p, o->fqdn, now, &cover, &valid);
         }
         else if (rv == APR_SUCCESS) {
@@ -852,7 +852,7 @@ int scepreg_devices_list(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_int6
     if ((rv = scep_db_begin(db, p, 0, &ctx.txn)) != APR_SUCCESS) {
         return scepreg_db_failed(p, o->dbdir, "cannot begin a read transaction", rv);
     }
-    if (o->fqdn && o->fqdn[0] != '*') {
+    if (o->fqdn && !scep_name_is_wildcard(o->fqdn)) {
         scep_device_t *dev;
 
         rv = scep_store_device_get(ctx.txn, p, o->fqdn, &dev);

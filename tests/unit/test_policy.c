@@ -1265,7 +1265,8 @@ static void test_identity_point1_each_kind(void **state)
     assert_string_equal(grant->identity.name, "John's iPhone");
     assert_int_equal(grant->identity.where, SCEP_WHERE_CN);
     /* device names are exact: case counts */
-    DENIED_SAYING(f, "CN=john's iphone", NULL, "no registration applies to name:john's iphone");
+    DENIED_SAYING(f, "CN=john's iphone", NULL,
+                  "no registration applies to name:john's iphone");
 
     use_identity(f, SCEP_IDENTITY_DEVICE_ID, SCEP_WHERE_SERIAL_NUMBER);
     assert_int_equal(decide_real(f, "CN=x\nserialNumber=AA-BB-CC-DD-EE-0F", NULL, &grant,
@@ -1342,8 +1343,8 @@ static void test_identity_point1_user_domain_wildcard(void **state)
 
     register_device(f, "user:*@example.org", "s3cret", 0, NULL);
     use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_RFC822_NAME);
-    assert_int_equal(decide_real(f, "", "subjectAltName=email:Alice@EXAMPLE.org", &grant, &why),
-                     APR_SUCCESS);
+    assert_int_equal(decide_real(f, "", "subjectAltName=email:Alice@EXAMPLE.org", &grant,
+                                 &why), APR_SUCCESS);
     assert_int_equal(grant->kind, SCEP_GRANT_WILDCARD);
     assert_string_equal(grant->registration, "user:*@example.org");
     assert_string_equal(grant->identity.fqdn, "user:Alice@example.org");
@@ -1361,8 +1362,9 @@ static void test_identity_point1_minted(void **state)
 
     use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_RFC822_NAME);
     assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
-    assert_int_equal(scep_store_minted_create(txn, f->pool, NOW, 3600, "user:alice@example.org",
-                                              NULL, &bound, &rec), APR_SUCCESS);
+    assert_int_equal(scep_store_minted_create(txn, f->pool, NOW, 3600,
+                                              "user:alice@example.org", NULL, &bound, &rec),
+                     APR_SUCCESS);
     assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
     assert_int_equal(decide(f, csr_for(f->pool, NULL, bound), NULL, &grant, &why),
                      SCEP_POLICY_DENIED);
