@@ -91,7 +91,7 @@ static int rdn_nid_of(scep_identity_where_e where)
 
 static int san_is_at(const scep_csr_san_t *san, scep_identity_where_e where)
 {
-    static const char *upn_text;
+    const char *upn_text = OBJ_nid2sn(NID_ms_upn);
 
     switch (where) {
     case SCEP_WHERE_RFC822_NAME:
@@ -100,7 +100,6 @@ static int san_is_at(const scep_csr_san_t *san, scep_identity_where_e where)
         return san->type == GEN_DNS;
     case SCEP_WHERE_UPN:
         /* a UPN otherName of another string type is a UPN that cannot be read */
-        upn_text = OBJ_nid2sn(NID_ms_upn);
         return san->type == GEN_OTHERNAME
                && (san->upn || (san->shown && upn_text
                                 && strncmp(san->shown, upn_text, strlen(upn_text)) == 0
@@ -1098,6 +1097,15 @@ apr_status_t scep_policy_authorize_renewal(apr_pool_t *p, scep_db_t *db,
             *fqdn = old->fqdn; /* a renewal may leave the names to the old certificate */
         }
         rv = signer_problem(p, conf, old, signer_serial, *fqdn, now, why);
+        /* a user's certificate does not renew as a host elsewhere, nor the other way */
+        if (rv == APR_SUCCESS && scep_name_key_kind(*fqdn) != conf->identity_kind) {
+            *why = apr_psprintf(p, "SCEP00605: the signer certificate %s was issued to %s, "
+                                "a %s; this endpoint enrolls a %s", signer_serial,
+                                scep_csr_shown(p, *fqdn),
+                                scep_name_kind_name(scep_name_key_kind(*fqdn)),
+                                scep_name_kind_name(conf->identity_kind));
+            rv = SCEP_POLICY_DENIED;
+        }
     }
     /* The certificate is the proof: a lockout of the challenge does not stop it, unless
      * the challenge is asked for too.  Otherwise anyone knowing a name (it is in the

@@ -1313,6 +1313,21 @@ static void test_identity_point1_attacks(void **state)
     DENIED_SAYING(f, "CN=alice@example.org", NULL, "SCEP00600");
     DENIED_SAYING(f, "", "subjectAltName=email:alice", "SCEP00603");
     DENIED_SAYING(f, "", "subjectAltName=email:al\x01ice@example.org", "SCEP00603");
+    /* a UPN that is no UTF8String is a UPN that cannot be read, not an absent one */
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_UPN);
+    DENIED_SAYING(f, "", "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;"
+                  "IA5STRING:alice@example.org", "SCEP00602");
+    /* unstructuredName in the subject and as an attribute: two */
+    use_identity(f, SCEP_IDENTITY_DEVICE_NAME, SCEP_WHERE_UNSTRUCTURED_NAME);
+    {
+        scep_grant_t *g;
+        const char *w;
+
+        assert_int_equal(decide(f, point1_csr(f->pool, "unstructuredName=dev a", NULL,
+                                              "unstructuredName=dev b"), NULL, &g, &w),
+                         SCEP_POLICY_DENIED);
+        assert_non_null(strstr(w, "SCEP00601"));
+    }
     use_identity(f, SCEP_IDENTITY_DEVICE_NAME, SCEP_WHERE_CN);
     DENIED_SAYING(f, "CN=a\nCN=b", NULL, "SCEP00601");
     DENIED_SAYING(f, "CN=tab\there", NULL, "control character");
@@ -1441,6 +1456,13 @@ static void test_identity_point1_renewal(void **state)
                                                    "0C01", NOW, &grant, &name, &why),
                      SCEP_POLICY_DENIED);
     assert_non_null(strstr(why, "issued to name:John's iPhone"));
+    /* the device name's certificate, at an endpoint of hosts, leaving the name to it */
+    use_identity(f, SCEP_IDENTITY_HOST, SCEP_WHERE_HOST_RULES);
+    assert_int_equal(scep_policy_authorize_renewal(f->pool, f->db, &f->conf,
+                                                   csr_for(f->pool, NULL, NULL), "0C01", NOW,
+                                                   &grant, &name, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "SCEP00605"));
 }
 
 int main(void)
