@@ -329,12 +329,13 @@ static int serial_operand(apr_pool_t *p, opts_t *o)
 static int transaction_operand(apr_pool_t *p, opts_t *o)
 {
     if (o->name) {
-        if (strlen(o->name) > 255 || !scep_import_printable(o->name)) {
+        /* a device name or user may be UTF-8 beyond ASCII: it is then a key, never an ID */
+        o->fqdn = scep_name_key(p, o->name, 0, NULL);
+        if (strlen(o->name) > 255 || (!scep_import_printable(o->name) && !o->fqdn)) {
             scepreg_complain("illegal transactionID or FQDN");
             return RC_ILLEGAL;
         }
         o->transaction_id = o->name;
-        o->fqdn = scep_name_key(p, o->name, 0, NULL);
         o->name = NULL;
     }
     return RC_OK;

@@ -110,6 +110,8 @@ $(scep_location /scep-name-des "$T/pki" ra "ScepDeviceDB $DB" "ScepIdentity devi
 $(scep_location /scep-id "$T/pki" ra "ScepDeviceDB $DB" "ScepIdentity device-id")
 $(scep_location /scep-user "$T/pki" ra "ScepDeviceDB $DB" "ScepIdentity user")
 $(scep_location /scep-upn "$T/pki" ra "ScepDeviceDB $DB" "ScepIdentity user upn")
+$(scep_location /scep-held "$T/pki" ra "ScepDeviceDB $DB" "ScepIdentity device-name" \
+    "ScepRequireApproval On")
 <Location /admin/challenge>
     SetHandler scep-challenge
     ScepDeviceDB $DB
@@ -223,6 +225,30 @@ csr minted-alice "$MINTED" "/CN=Alice" "email:alice@example.org"
 issued minted-alice /scep-user
 http_get "/admin/challenge?fqdn=name%3Abad%01name" "$T/minted-bad"
 expect_eq "$HTTP_CODE" 400 "the minting endpoint refuses a name with a control character"
+
+# held for approval: listed with its kind, approved by its key, issued as the device name
+CH_HELD=$(openssl rand -hex 12)
+reg -b "$DB" "name:Gerät von Jürgen" "$CH_HELD" 2>/dev/null || fail "scepreg: a UTF-8 name"
+csr held "$CH_HELD" "/CN=Gerät von Jürgen"
+probe_enrollment_request held "$RA" --no-challenge --csr "$T/held.csr.der"
+send_request held /scep-held POST
+probe_reply held "$RA" || true
+expect_eq "$(field held pkiStatus)" 3 "a device name at an endpoint with approval: PENDING"
+reg -P -j "$DB" >"$T/held.json" 2>&1
+expect_file_contains "$T/held.json" '"kind":"device-name","fqdn":"Gerät von Jürgen"' \
+    "scepreg -P -j lists the held request with its kind and name"
+if reg -Y "$DB" "name:Gerät von Jürgen" >"$T/approve.out" 2>&1; then
+    pass "scepreg -Y approves by the device name's key"
+else
+    fail "scepreg -Y name:…: $(cat "$T/approve.out")"
+fi
+send_request held /scep-held POST
+if check_success held "$RA" "$CA" "POST after approval"; then
+    expect_log "issued serial [0-9A-F]+ to name:Ger(ä|\\\\xc3\\\\xa4)t von J.*approved by an operator" \
+        "the approved request is issued to the device name"
+    expect_match "$(subject_of held)" "CN=(name:)?Gerät von Jürgen" \
+        "the approved certificate's CN is the device name as the request wrote it"
+fi
 
 # hosts next door: unchanged
 csr host1 "$CH_HOST" "/CN=host1.example.org" "DNS:host1.example.org"

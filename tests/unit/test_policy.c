@@ -1334,14 +1334,15 @@ static void test_identity_point1_attacks(void **state)
     /* 10,000 characters: past what the parser reads; 300: past the identity's limit */
     use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_RFC822_NAME);
     {
-        char *huge = apr_palloc(f->pool, 10000 + 40);
+        char *xs = apr_palloc(f->pool, 10001);
 
-        memcpy(huge, "subjectAltName=email:", 21);
-        memset(huge + 21, 'x', 10000);
-        strcpy(huge + 21 + 10000, "@example.org");
-        DENIED_SAYING(f, "", huge, "SCEP00602");
-        strcpy(huge + 21 + 300, "@example.org");
-        DENIED_SAYING(f, "", huge, "more than 256");
+        memset(xs, 'x', 10000);
+        xs[10000] = '\0';
+        DENIED_SAYING(f, "", apr_pstrcat(f->pool, "subjectAltName=email:", xs, "@example.org",
+                                         NULL), "SCEP00602");
+        xs[300] = '\0';
+        DENIED_SAYING(f, "", apr_pstrcat(f->pool, "subjectAltName=email:", xs, "@example.org",
+                                         NULL), "more than 256");
     }
     /* the host endpoint is unchanged: a host wildcard still grants a host */
     use_identity(f, SCEP_IDENTITY_HOST, SCEP_WHERE_HOST_RULES);
