@@ -181,14 +181,10 @@ user:Alice@EXAMPLE.org,,,pw,,,,user
 user:*@example.org,,,pw,,,,domain wildcard
 name:*,,,pw,,,,any device name
 CSV
-printf 'name:tab\there,,,pw
-name:bad\xffutf8,,,pw
-name:c1\xc2\x85,,,pw
-user:alice,,,pw
-role:x,,,pw
-name:%s,,,pw
-' \
-    "$(head -c 300 /dev/zero | tr '\0' x)" >"$c/import/kinds-rejects"
+printf 'name:tab\there,,,pw\nname:bad\xffutf8,,,pw\nname:c1\xc2\x85,,,pw\n' \
+    >"$c/import/kinds-rejects"
+printf 'user:alice,,,pw\nrole:x,,,pw\nname:%s,,,pw\n' "$(head -c 300 /dev/zero | tr '\0' x)" \
+    >>"$c/import/kinds-rejects"
 
 for t in pkimsg envelope content decode import; do
     printf '%-9s %3d files %7d bytes\n' "$t" "$(ls "$c/$t" | wc -l)" "$(cat "$c/$t"/* | wc -c)"
