@@ -649,5 +649,32 @@ expect_file_contains "$T/err" "certificates are kept under the name they were is
     "point13: -D -R of a wildcard says that certificates are revoked by name"
 renew13 w1t w1s w1.fleet.example.net
 expect_failure w1t "$RA13" 2 "point13: with no wildcard left, w1's renewal is refused" || true
+
+# issue 17, point 1: the other identity kinds through the commands that name a key
+KDB=$T/kinds
+reg -c -b "$KDB" 'user:*' "$(secret)"
+expect_rc 0 "kinds: add user:*"
+reg -b "$KDB" 'user:*@Example.ORG' "$(secret)"
+expect_rc 0 "kinds: add user:*@Example.ORG"
+expect_file_contains "$T/err" "user:*@example.org" "kinds: the domain is stored lower-cased"
+reg -d "$KDB" 'user:*@EXAMPLE.org'
+expect_rc 0 "kinds: -d by another spelling of the domain"
+reg -E "$KDB" 'user:*@example.org'
+expect_rc 0 "kinds: -E"
+reg -M "$KDB" 'user:*@example.org'
+expect_rc 6 "kinds: -M refuses a user wildcard"
+reg -M "$KDB" 'user:bob@example.org'
+expect_rc 0 "kinds: -M binds a challenge to a user"
+reg -b "$KDB" 'id:aabb.ccdd.eeff' "$(secret)"
+expect_rc 0 "kinds: add a device id"
+reg -U "$KDB" 'id:AA-BB-CC-DD-EE-FF'
+expect_rc 0 "kinds: -U takes the device id in another MAC spelling"
+reg -b "$KDB" 'name:' "$(secret)"
+expect_rc 6 "kinds: an empty device name"
+reg -D "$KDB" 'user:*@example.org'
+expect_rc 0 "kinds: -D of a user domain wildcard"
+expect_file_contains "$T/err" "'user:*' now covers the names 'user:*@example.org' covered" \
+    "kinds: -D names user:* as the wildcard that takes over"
+expect_eq "$(count "$KDB")" 2 "kinds: user:* and the device id left"
 check_error_log '\[scep:warn\] .*SCEP00217: ' '\[scep:warn\] .*SCEP00212: '
 t_done
