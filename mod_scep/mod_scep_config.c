@@ -13,6 +13,7 @@
 
 #include "mod_scep.h"
 #include "scep_import.h"
+#include "scep_template.h"
 
 /* Every CA section of the configuration being read, loaded by check_config. */
 static apr_array_header_t *ca_refs;
@@ -271,6 +272,8 @@ static const char *set_profile_list(cmd_parms *cmd, void *dconf, int argc,
     return NULL;
 }
 
+/* ScepSubject csr|cn names the two templates that copy the request (scep_template.h); it
+ * stays for the configurations written before templates. */
 static const char *set_subject(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_dir_conf_t *conf = dconf;
@@ -288,7 +291,111 @@ static const char *set_subject(cmd_parms *cmd, void *dconf, const char *arg)
     else {
         return "ScepSubject: 'csr' or 'cn'";
     }
-    conf->set |= SCEP_PROFILE_SET_SUBJECT;
+    if ((conf->set & SCEP_PROFILE_SET_TEMPLATE) && !(conf->set & SCEP_PROFILE_SET_SUBJECT)) {
+        return "ScepSubject: this section has a ScepTemplate; write ScepTemplate csr or cn "
+               "instead";
+    }
+    conf->profile.template_ = scep_template_builtin(conf->profile.subject_mode);
+    conf->set |= SCEP_PROFILE_SET_SUBJECT | SCEP_PROFILE_SET_TEMPLATE;
+    return NULL;
+}
+
+/* The section's own template, made by its first ScepTemplate* line: a section that sets
+ * any of them builds a whole template and inherits none of its parent's. */
+static scep_template_t *section_template(cmd_parms *cmd, scep_dir_conf_t *conf,
+                                         const char **err)
+{
+    *err = endpoint_context(cmd);
+    if (*err) {
+        return NULL;
+    }
+    if (conf->set & SCEP_PROFILE_SET_SUBJECT) {
+        *err = apr_pstrcat(cmd->pool, cmd->cmd->name, ": this section has a ScepSubject; "
+                           "replace it with ScepTemplate csr or cn", NULL);
+        return NULL;
+    }
+    if (!(conf->set & SCEP_PROFILE_SET_TEMPLATE)) {
+        conf->profile.template_ = scep_template_new(cmd->pool);
+        conf->set |= SCEP_PROFILE_SET_TEMPLATE;
+    }
+    /* made above for this section alone, so still being written */
+    return (scep_template_t *)conf->profile.template_;
+}
+
+static const char *set_template_preset(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    scep_template_t *t;
+    const char *const *eku;
+    const char *err;
+    unsigned int key_usage;
+    int n = 0;
+
+    if (!(t = section_template(cmd, conf, &err))) {
+        return err;
+    }
+    if ((err = scep_template_preset(t, cmd->pool, arg, &key_usage, &eku)) != NULL) {
+        return apr_pstrcat(cmd->pool, "ScepTemplate: '", arg, "': ", err, NULL);
+    }
+    /* a preset's usages, unless ScepKeyUsage / ScepExtendedKeyUsage of this section say
+     * otherwise (before this line, or after it: they overwrite) */
+    if (key_usage && !(conf->set & SCEP_PROFILE_SET_KEY_USAGE)) {
+        conf->profile.key_usage = key_usage;
+        conf->set |= SCEP_PROFILE_SET_KEY_USAGE;
+    }
+    while (eku && n < 4 && eku[n]) {
+        n++;
+    }
+    if (n && !(conf->set & SCEP_PROFILE_SET_EKU)) {
+        if ((err = scep_profile_set_eku(&conf->profile, cmd->pool, n, eku)) != NULL) {
+            return apr_pstrcat(cmd->pool, "ScepTemplate: ", err, NULL);
+        }
+        conf->set |= SCEP_PROFILE_SET_EKU;
+    }
+    return NULL;
+}
+
+static const char *set_template_rule(cmd_parms *cmd, void *dconf, int argc,
+                                     char *const argv[])
+{
+    scep_template_t *t;
+    const char *err;
+
+    if (!(t = section_template(cmd, dconf, &err))) {
+        return err;
+    }
+    err = scep_template_add_rule(t, cmd->pool, cmd->info != NULL, argc,
+                                 (const char *const *)argv);
+    return err ? apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL) : NULL;
+}
+
+static const char *set_template_unlisted(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_template_t *t;
+    const char *err;
+
+    if (!(t = section_template(cmd, dconf, &err))) {
+        return err;
+    }
+    if (t->copy != SCEP_TEMPLATE_RULES) {
+        return "ScepTemplateUnlisted: the csr and cn presets copy the request";
+    }
+    err = scep_template_set_unlisted(t, arg);
+    return err ? apr_pstrcat(cmd->pool, "ScepTemplateUnlisted: ", err, NULL) : NULL;
+}
+
+static const char *set_template_sid(cmd_parms *cmd, void *dconf, int on)
+{
+    scep_template_t *t;
+    const char *err;
+
+    if (!(t = section_template(cmd, dconf, &err))) {
+        return err;
+    }
+    if (t->copy != SCEP_TEMPLATE_RULES) {
+        return "ScepTemplateSID: the csr and cn presets copy the request";
+    }
+    t->sid = on;
     return NULL;
 }
 
@@ -741,11 +848,24 @@ const command_rec scep_glue_config_cmds[] = {
     AP_INIT_TAKE_ARGV("ScepExtendedKeyUsage", set_profile_list, (void *)&eku_list, DIR_CONTEXT,
                       "extendedKeyUsage names or OIDs (default clientAuth), or none"),
     AP_INIT_TAKE1("ScepSubject", set_subject, NULL, DIR_CONTEXT,
-                  "csr: the CSR's subject; cn: only its commonName (default csr)"),
+                  "csr: the CSR's subject; cn: only its commonName (default csr); the "
+                  "same as ScepTemplate csr or cn"),
     AP_INIT_TAKE12("ScepIdentity", set_identity, NULL, DIR_CONTEXT,
                    "what this endpoint enrolls: host (default), device-name, device-id or "
                    "user, and where requests carry it: cn, serialNumber, rfc822Name, upn, "
                    "dNSName or unstructuredName"),
+    AP_INIT_TAKE1("ScepTemplate", set_template_preset, NULL, DIR_CONTEXT,
+                  "what certificates hold: tls-client, vpn, smime-sign, smime-encrypt, "
+                  "smime-both, or csr / cn (copy the request)"),
+    AP_INIT_TAKE_ARGV("ScepTemplateSubject", set_template_rule, NULL, DIR_CONTEXT,
+                      "<attribute> request [count] | identity | validator | fixed <value>"),
+    AP_INIT_TAKE_ARGV("ScepTemplateSAN", set_template_rule, (void *)"san", DIR_CONTEXT,
+                      "<type> request [count [prefix]] | identity | validator | "
+                      "fixed <value>"),
+    AP_INIT_TAKE1("ScepTemplateUnlisted", set_template_unlisted, NULL, DIR_CONTEXT,
+                  "refuse (default) or drop what the template does not take"),
+    AP_INIT_FLAG("ScepTemplateSID", set_template_sid, NULL, DIR_CONTEXT,
+                 "On (default): the SID security extension from a kept Intune SID URI"),
     AP_INIT_TAKE1("ScepMinKeySize", set_number, (void *)&min_key_bits, DIR_CONTEXT,
                   "smallest RSA key accepted, in bits (default 2048)"),
     AP_INIT_TAKE1("ScepMaxMessageSize", set_number, (void *)&max_message_size, DIR_CONTEXT,

@@ -3,6 +3,9 @@
  * (or a registration's identity) to a signed X.509 certificate.  Works only from what
  * scep_ca loaded at startup: no file is read and no key is parsed per request. */
 
+#include <string.h>
+
+#include <apr_strings.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -10,6 +13,7 @@
 
 #include "scep_ca.h"
 #include "scep_issue.h"
+#include "scep_template.h"
 #include "scep_util_own.h"
 
 /* A positive serial with 127 random bits (RFC 5280: at most 20 octets, positive). */
@@ -46,15 +50,14 @@ static int set_validity(X509 *x, X509 *ca_cert, apr_int64_t now, int days)
     return 1;
 }
 
-static int set_subject(X509 *x, const scep_profile_t *profile, const scep_csr_t *csr)
+static int set_subject(X509 *x, int subject_mode, const scep_csr_t *csr)
 {
     const X509_NAME *requested = X509_REQ_get_subject_name(csr->req);
     const char *cn = csr->common_name ? csr->common_name : csr->unstructured_name;
     X509_NAME *name;
     int ok;
 
-    if (profile->subject_mode == SCEP_SUBJECT_FROM_CSR
-        && X509_NAME_entry_count(requested) > 0) {
+    if (subject_mode == SCEP_SUBJECT_FROM_CSR && X509_NAME_entry_count(requested) > 0) {
         return X509_set_subject_name(x, requested);
     }
     if (!cn && csr->dns_names->nelts > 0) {
@@ -111,6 +114,149 @@ static int set_forced_names(X509 *x, const scep_identity_t *forced)
     GENERAL_NAMES_free(names);
     X509_NAME_free(name);
     return ok;
+}
+
+/* One name a template decided; 0 when it cannot be encoded as its type. */
+static int push_general_name(GENERAL_NAMES *names, const scep_template_name_t *n)
+{
+    GENERAL_NAME *gn = NULL;
+    ASN1_IA5STRING *text = NULL;
+    ASN1_TYPE *upn = NULL;
+    ASN1_OBJECT *upn_oid = NULL;
+
+    switch (n->field) {
+    case GEN_IPADD:
+        gn = a2i_GENERAL_NAME(NULL, NULL, NULL, GEN_IPADD, (char *)n->value, 0);
+        ERR_clear_error();
+        break;
+    case SCEP_TEMPLATE_SAN_UPN:
+        if ((upn = ASN1_TYPE_new()) && (text = ASN1_UTF8STRING_new())
+            && ASN1_STRING_set(text, n->value, -1) && (upn_oid = OBJ_nid2obj(NID_ms_upn))
+            && (gn = GENERAL_NAME_new())) {
+            ASN1_TYPE_set(upn, V_ASN1_UTF8STRING, text);
+            text = NULL;
+            if (GENERAL_NAME_set0_othername(gn, upn_oid, upn)) {
+                upn = NULL;
+            }
+            else {
+                GENERAL_NAME_free(gn);
+                gn = NULL;
+            }
+        }
+        break;
+    default:
+        if ((text = ASN1_IA5STRING_new()) && ASN1_STRING_set(text, n->value, -1)
+            && (gn = GENERAL_NAME_new())) {
+            GENERAL_NAME_set0_value(gn, n->field, text);
+            text = NULL;
+        }
+        break;
+    }
+    ASN1_STRING_free(text);
+    ASN1_TYPE_free(upn);
+    if (gn && sk_GENERAL_NAME_push(names, gn) <= 0) {
+        GENERAL_NAME_free(gn);
+        gn = NULL;
+    }
+    return gn != NULL;
+}
+
+/* Microsoft's SID security extension (KB5014754), as Windows CAs write it: a
+ * GeneralNames holding one otherName 1.3.6.1.4.1.311.25.2.1 whose [0] EXPLICIT value is
+ * an OCTET STRING of the SID's text. */
+static int add_sid_extension(X509 *x, const char *sid)
+{
+    GENERAL_NAMES *names = GENERAL_NAMES_new();
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    ASN1_OBJECT *type = OBJ_txt2obj("1.3.6.1.4.1.311.25.2.1", 1);
+    ASN1_OBJECT *ext_oid = OBJ_txt2obj("1.3.6.1.4.1.311.25.2", 1);
+    ASN1_OCTET_STRING *text = ASN1_OCTET_STRING_new(), *der_value = NULL;
+    ASN1_TYPE *value = ASN1_TYPE_new();
+    X509_EXTENSION *ext = NULL;
+    unsigned char *der = NULL;
+    int len = 0, ok;
+
+    ok = names && gn && type && ext_oid && text && value
+         && ASN1_OCTET_STRING_set(text, (const unsigned char *)sid, (int)strlen(sid));
+    if (ok) {
+        ASN1_TYPE_set(value, V_ASN1_OCTET_STRING, text);
+        text = NULL;
+        ok = GENERAL_NAME_set0_othername(gn, type, value);
+    }
+    if (ok) {
+        type = NULL;
+        value = NULL;
+        ok = sk_GENERAL_NAME_push(names, gn) > 0;
+    }
+    if (ok) {
+        gn = NULL;
+        ok = (len = i2d_GENERAL_NAMES(names, &der)) > 0
+             && (der_value = ASN1_OCTET_STRING_new()) != NULL
+             && ASN1_OCTET_STRING_set(der_value, der, len)
+             && (ext = X509_EXTENSION_create_by_OBJ(NULL, ext_oid, 0, der_value)) != NULL
+             && X509_add_ext(x, ext, -1);
+    }
+    OPENSSL_free(der);
+    X509_EXTENSION_free(ext);
+    ASN1_OCTET_STRING_free(der_value);
+    ASN1_OCTET_STRING_free(text);
+    ASN1_TYPE_free(value);
+    ASN1_OBJECT_free(type);
+    ASN1_OBJECT_free(ext_oid);
+    GENERAL_NAME_free(gn);
+    GENERAL_NAMES_free(names);
+    return ok;
+}
+
+/* The names a template decided.  APR_EINVAL with *why for a value its type cannot hold
+ * (an iPAddress that is no address, a country that is no PrintableString). */
+static apr_status_t set_template_names(apr_pool_t *p, X509 *x,
+                                       const scep_template_result_t *r, const char **why)
+{
+    X509_NAME *name = X509_NAME_new();
+    GENERAL_NAMES *names = GENERAL_NAMES_new();
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    if (!name || !names) {
+        rv = APR_ENOMEM;
+    }
+    for (i = 0; rv == APR_SUCCESS && i < r->subject->nelts; i++) {
+        const scep_template_name_t *n = &APR_ARRAY_IDX(r->subject, i, scep_template_name_t);
+
+        if (!X509_NAME_add_entry_by_NID(name, n->field, MBSTRING_UTF8,
+                                        (const unsigned char *)n->value, -1, -1, 0)) {
+            *why = apr_psprintf(p, "%s cannot hold %s", OBJ_nid2sn(n->field),
+                                scep_csr_shown(p, n->value));
+            rv = APR_EINVAL;
+        }
+    }
+    for (i = 0; rv == APR_SUCCESS && i < r->sans->nelts; i++) {
+        const scep_template_name_t *n = &APR_ARRAY_IDX(r->sans, i, scep_template_name_t);
+
+        if (!push_general_name(names, n)) {
+            *why = apr_psprintf(p, "a subjectAltName %s cannot hold %s",
+                                n->field == SCEP_TEMPLATE_SAN_UPN
+                                ? "upn" : scep_csr_san_type_name(n->field),
+                                scep_csr_shown(p, n->value));
+            rv = APR_EINVAL;
+        }
+    }
+    ERR_clear_error();
+    /* without a subject the SAN is critical (RFC 5280 4.2.1.6) */
+    if (rv == APR_SUCCESS
+        && (!X509_set_subject_name(x, name)
+            || (sk_GENERAL_NAME_num(names) > 0
+                && X509_add1_ext_i2d(x, NID_subject_alt_name, names,
+                                     X509_NAME_entry_count(name) == 0, X509V3_ADD_DEFAULT)
+                   != 1)
+            || (r->sid && !add_sid_extension(x, r->sid)))) {
+        *why = "building the certificate failed";
+        rv = APR_EGENERAL;
+    }
+    GENERAL_NAMES_free(names);
+    X509_NAME_free(name);
+    return rv;
 }
 
 static int add_key_usage(X509 *x, unsigned int bits)
@@ -262,13 +408,18 @@ static int add_subject_key_id(X509 *x, const EVP_MD *sha1)
 apr_status_t scep_issue_certificate(apr_pool_t *p, const scep_ca_t *ca,
                                     const scep_profile_t *profile, const scep_csr_t *csr,
                                     const scep_identity_t *forced, apr_int64_t now,
-                                    X509 **out, const char **why)
+                                    X509 **out, const apr_array_header_t **dropped,
+                                    const char **why)
 {
     X509 *ca_cert = scep_ca_cert(ca), *x = X509_new();
     EVP_PKEY *ca_key = scep_ca_key(ca);
     const scep_ca_issuance_t *shared = scep_ca_issuance(ca);
+    const scep_template_t *t = scep_issue_template(profile, forced);
+    scep_template_result_t names;
+    apr_status_t rv;
 
     *out = NULL;
+    *dropped = NULL;
     if (!x) {
         return APR_ENOMEM;
     }
@@ -277,7 +428,17 @@ apr_status_t scep_issue_certificate(apr_pool_t *p, const scep_ca_t *ca,
         *why = "this endpoint holds no CA key (an upstream CA issues for it)";
         return APR_EGENERAL;
     }
-    if (!forced && !set_subject(x, profile, csr)) {
+    if (t->copy == SCEP_TEMPLATE_RULES) {
+        if ((rv = scep_template_apply(p, t, csr, forced, 0, &names, why)) != APR_SUCCESS) {
+            return rv;
+        }
+        *dropped = names.dropped;
+        if ((rv = set_template_names(p, x, &names, why)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    else if (!forced && !set_subject(x, t->copy == SCEP_TEMPLATE_COPY_CN
+                                        ? SCEP_SUBJECT_CN_ONLY : SCEP_SUBJECT_FROM_CSR, csr)) {
         *why = "the request names nobody (no subject, CN, unstructuredName or dNSName)";
         return APR_EINVAL;
     }
@@ -295,7 +456,8 @@ apr_status_t scep_issue_certificate(apr_pool_t *p, const scep_ca_t *ca,
                                   profile->cdp_der_len))
         || !add_subject_key_id(x, shared->sha1)
         || !X509_add_ext(x, shared->authority_key_id, -1)
-        || !(forced ? set_forced_names(x, forced) : add_san(x, csr))) {
+        || (t->copy != SCEP_TEMPLATE_RULES
+            && !(forced ? set_forced_names(x, forced) : add_san(x, csr)))) {
         *why = "building the certificate failed";
         return APR_EGENERAL;
     }
@@ -305,4 +467,19 @@ apr_status_t scep_issue_certificate(apr_pool_t *p, const scep_ca_t *ca,
     }
     *out = x;
     return APR_SUCCESS;
+}
+
+const scep_template_t *scep_issue_template(const scep_profile_t *profile,
+                                           const scep_identity_t *identity)
+{
+    const scep_template_t *t = profile->template_;
+
+    if (!t) {
+        t = scep_template_builtin(profile->subject_mode);
+    }
+    /* a device or a user never gets what its request copies: only its identity */
+    if (t->copy != SCEP_TEMPLATE_RULES && identity && identity->kind != SCEP_IDENTITY_HOST) {
+        t = scep_template_identity_only();
+    }
+    return t;
 }

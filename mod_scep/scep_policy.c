@@ -609,9 +609,11 @@ static scep_policy_fwd_e check_sans(apr_pool_t *p, const scep_identity_t *identi
     return SCEP_POLICY_FWD_OK;
 }
 
-scep_policy_fwd_e scep_policy_forward_check(apr_pool_t *p, const scep_identity_t *identity,
+scep_policy_fwd_e scep_policy_forward_check(apr_pool_t *p, const scep_template_t *t,
+                                            const scep_identity_t *identity,
                                             const scep_csr_t *csr, const char **what)
 {
+    scep_template_result_t names;
     scep_policy_fwd_e kind;
 
     *what = NULL;
@@ -623,9 +625,16 @@ scep_policy_fwd_e scep_policy_forward_check(apr_pool_t *p, const scep_identity_t
         *what = "any name (the registration names no host)";
         return SCEP_POLICY_FWD_NAME;
     }
-    if ((kind = check_attributes(p, identity, csr, what)) == SCEP_POLICY_FWD_OK
-        && (kind = check_extensions(p, csr, what)) == SCEP_POLICY_FWD_OK
-        && (kind = check_subject(p, identity, csr, what)) == SCEP_POLICY_FWD_OK) {
+    if ((kind = check_attributes(p, identity, csr, what)) != SCEP_POLICY_FWD_OK
+        || (kind = check_extensions(p, csr, what)) != SCEP_POLICY_FWD_OK) {
+        return kind;
+    }
+    if (t && t->copy == SCEP_TEMPLATE_RULES) {
+        /* strict: what the template would drop, the upstream would certify */
+        return scep_template_apply(p, t, csr, identity, 1, &names, what) == APR_SUCCESS
+               ? SCEP_POLICY_FWD_OK : SCEP_POLICY_FWD_TEMPLATE;
+    }
+    if ((kind = check_subject(p, identity, csr, what)) == SCEP_POLICY_FWD_OK) {
         kind = check_sans(p, identity, csr, what);
     }
     return kind;

@@ -15,6 +15,7 @@
 #include <apr_errno.h>
 
 #include "scep_csr.h"
+#include "scep_template.h"
 #include "scep_db.h"
 #include "scep_profile.h"
 #include "scep_store.h"
@@ -63,24 +64,30 @@ const char *scep_policy_where_name(scep_identity_where_e where);
 typedef enum scep_policy_fwd_e {
     SCEP_POLICY_FWD_OK,                /* forward it */
     SCEP_POLICY_FWD_NAME,              /* a name, address or serial the identity lacks */
-    SCEP_POLICY_FWD_NEVER              /* something no registration allows: another
+    SCEP_POLICY_FWD_NEVER,             /* something no registration allows: another
                                         * subject attribute or SAN type, an extension or
                                         * attribute not known to be harmless, a value that
                                         * does not decode, a second instance */
+    SCEP_POLICY_FWD_TEMPLATE           /* something the template would not certify
+                                        * (*what is the whole sentence) */
 } scep_policy_fwd_e;
 
 /* Where an upstream CA issues from the request as it is, the request may ask for nothing
  * but the registered identity, and every part of it is checked (csr's complete view):
- * subject attributes only CN and unstructuredName (the FQDN or its first label),
- * unstructuredAddress (one of the addresses) and serialNumber (the registered one);
- * subjectAltNames only dNSNames equal to the FQDN and iPAddresses among the addresses,
- * in one SAN extension; requested extensions only subjectAltName, keyUsage without
- * keyCertSign/cRLSign, extendedKeyUsage for TLS, IPsec or e-mail, basicConstraints with
- * cA FALSE and subjectKeyIdentifier, each once and decoding; request attributes only
- * challengePassword, extensionRequest, unstructuredName/Address, friendlyName and the
- * informational ones of Windows, each once with one value.  SCEP_POLICY_FWD_OK, or the
- * kind of refusal with *what naming the first thing refused (values escaped for logs). */
-scep_policy_fwd_e scep_policy_forward_check(apr_pool_t *p, const scep_identity_t *identity,
+ * request attributes only challengePassword, extensionRequest, unstructuredName/Address,
+ * friendlyName and the informational ones of Windows, each once with one value;
+ * requested extensions only subjectAltName, keyUsage without keyCertSign/cRLSign,
+ * extendedKeyUsage for TLS, IPsec or e-mail, basicConstraints with cA FALSE and
+ * subjectKeyIdentifier, each once and decoding.  The names: with a template of rules
+ * (`t`, scep_template.h), what it would certify and nothing that it would drop, checked
+ * as scep_template_apply does (SCEP_POLICY_FWD_TEMPLATE); else subject attributes only
+ * CN and unstructuredName (the FQDN or its first label), unstructuredAddress (one of the
+ * addresses) and serialNumber (the registered one), subjectAltNames only dNSNames equal
+ * to the FQDN and iPAddresses among the addresses, in one SAN extension.
+ * SCEP_POLICY_FWD_OK, or the kind of refusal with *what naming the first thing refused
+ * (values escaped for logs). */
+scep_policy_fwd_e scep_policy_forward_check(apr_pool_t *p, const scep_template_t *t,
+                                            const scep_identity_t *identity,
                                             const scep_csr_t *csr, const char **what);
 
 /* Results of scep_policy_authorize and scep_policy_record beyond APR_SUCCESS. */

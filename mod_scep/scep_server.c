@@ -472,7 +472,8 @@ static int forwardable(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t *g
 {
     const char *refused = NULL;
 
-    switch (scep_policy_forward_check(c->p, &grant->identity, csr, &refused)) {
+    switch (scep_policy_forward_check(c->p, c->profile->template_, &grant->identity, csr,
+                                      &refused)) {
     case SCEP_POLICY_FWD_OK:
         return 1;
     case SCEP_POLICY_FWD_NAME:
@@ -481,6 +482,13 @@ static int forwardable(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t *g
                                 "registration %s does not hold, and the upstream CA would "
                                 "certify it", refused, grant->registration
                                 ? grant->registration : grant->identity.fqdn));
+        return 0;
+    case SCEP_POLICY_FWD_TEMPLATE:
+        *rv = fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00632",
+                   apr_psprintf(c->p, "not forwarded to the upstream CA, which certifies "
+                                "the request as it is: %s (registration %s)", refused,
+                                grant->registration ? grant->registration
+                                                    : grant->identity.fqdn));
         return 0;
     default:
         *rv = fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00420",
@@ -620,8 +628,21 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
         }
     }
     else {
-        rv = scep_issue_certificate(c->p, c->ca, c->profile, csr,
-                                    grant ? &grant->identity : NULL, c->now, &issued, &why);
+        const scep_identity_t *identity = grant ? &grant->identity : NULL;
+        const apr_array_header_t *dropped = NULL;
+        int i;
+
+        rv = scep_issue_certificate(c->p, c->ca, c->profile, csr, identity, c->now, &issued,
+                                    &dropped, &why);
+        if (rv == APR_EINVAL
+            && scep_issue_template(c->profile, identity)->copy == SCEP_TEMPLATE_RULES) {
+            return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00631", why);
+        }
+        for (i = 0; rv == APR_SUCCESS && dropped && i < dropped->nelts; i++) {
+            scep_log(c->log, SCEP_LOG_INFO, "SCEP00630: scep(%s,PKIOperation): left out of "
+                     "the certificate: %s", c->msg->transaction_id,
+                     APR_ARRAY_IDX(dropped, i, const char *));
+        }
     }
     if (rv == APR_EINVAL) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00213", why);

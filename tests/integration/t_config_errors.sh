@@ -229,6 +229,34 @@ refused_conf "ScepAllowNoChallenge after ScepDeviceDB" 'register a wildcard' '' 
     Require all granted
 </Location>"
 
+# issue 17, certificate templates: one good template, then a bad value of each directive
+accepted "an MDM template" "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplate tls-client" \
+    "ScepTemplateSubject CN request" "ScepTemplateSubject O fixed \"Example Org\"" \
+    "ScepTemplateSAN URI request 1 tag:microsoft.com,2022-09-14:sid:" \
+    "ScepTemplateUnlisted drop" "ScepTemplateSID on" "ScepKeyUsage digitalSignature"
+refused "an unknown template preset" "ScepTemplate: 'server': unknown preset" '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplate server"
+refused "two presets in one section" 'ScepTemplate:.*one preset' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplate vpn" "ScepTemplate tls-client"
+refused "a subject attribute templates do not know" 'ScepTemplateSubject: the first word' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplateSubject givenName request"
+refused "a template source that does not exist" 'ScepTemplateSubject: the source is' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplateSubject CN registration"
+refused "a fixed value with a control character" 'ScepTemplateSubject: the fixed value' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplateSubject O fixed a$(printf '\001')b"
+refused "a fixed value beyond its bound" 'the fixed value is longer' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplateSubject O fixed $(printf 'o%.0s' {1..65})"
+refused "a SAN count of 0" "ScepTemplateSAN: request's count" '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplateSAN dNSName request 0"
+refused "ScepTemplateUnlisted ignore" "ScepTemplateUnlisted: 'drop' or 'refuse'" '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplateUnlisted ignore"
+refused "ScepTemplateSID maybe" 'ScepTemplateSID' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplateSID maybe"
+refused "ScepSubject beside ScepTemplate" 'ScepSubject: this section has a ScepTemplate' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplate vpn" "ScepSubject cn"
+refused "rules with the copying preset" 'csr and cn' '' \
+    "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplate csr" "ScepTemplateSubject CN request"
+
 # a device database httpd's User cannot reach refuses the start (httpd -t reads no
 # folders, so only a real start can tell)
 if [[ $(id -u) == 0 ]]; then

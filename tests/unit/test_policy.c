@@ -981,7 +981,7 @@ static const char *point1_refusal(apr_pool_t *p, const scep_identity_t *id,
                                   const scep_csr_t *csr)
 {
     const char *what = "unset";
-    scep_policy_fwd_e kind = scep_policy_forward_check(p, id, csr, &what);
+    scep_policy_fwd_e kind = scep_policy_forward_check(p, NULL, id, csr, &what);
 
     assert_true((kind == SCEP_POLICY_FWD_OK) == (what == NULL));
     return what;
@@ -993,7 +993,7 @@ static scep_policy_fwd_e point1_kind(apr_pool_t *p, const scep_identity_t *id,
 {
     const char *what;
 
-    return scep_policy_forward_check(p, id, csr, &what);
+    return scep_policy_forward_check(p, NULL, id, csr, &what);
 }
 
 #define POINT1_REFUSED(p, id, csr, phrase) do {                                          \
