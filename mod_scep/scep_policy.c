@@ -629,6 +629,9 @@ scep_policy_fwd_e scep_policy_forward_check(apr_pool_t *p, const scep_template_t
         || (kind = check_extensions(p, csr, what)) != SCEP_POLICY_FWD_OK) {
         return kind;
     }
+    if ((!t || t->copy != SCEP_TEMPLATE_RULES) && identity->kind != SCEP_IDENTITY_HOST) {
+        t = scep_template_identity_only();   /* a device or user: its identity only */
+    }
     if (t && t->copy == SCEP_TEMPLATE_RULES) {
         /* strict: what the template would drop, the upstream would certify */
         return scep_template_apply(p, t, csr, identity, 1, &names, what) == APR_SUCCESS

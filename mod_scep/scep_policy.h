@@ -80,7 +80,8 @@ typedef enum scep_policy_fwd_e {
  * extendedKeyUsage for TLS, IPsec or e-mail, basicConstraints with cA FALSE and
  * subjectKeyIdentifier, each once and decoding.  The names: with a template of rules
  * (`t`, scep_template.h), what it would certify and nothing that it would drop, checked
- * as scep_template_apply does (SCEP_POLICY_FWD_TEMPLATE); else subject attributes only
+ * as scep_template_apply does (SCEP_POLICY_FWD_TEMPLATE; a device or user identity
+ * without one: scep_template_identity_only); else, for hosts, subject attributes only
  * CN and unstructuredName (the FQDN or its first label), unstructuredAddress (one of the
  * addresses) and serialNumber (the registered one), subjectAltNames only dNSNames equal
  * to the FQDN and iPAddresses among the addresses, in one SAN extension.

@@ -442,6 +442,10 @@ static int identity_check(const apply_t *a, int is_san, int field, const char *v
     if (is_san && field == GEN_IPADD) {
         return one_of(value, id->ips);
     }
+    if (!is_san && field == NID_serialNumber) {
+        /* Cisco's chassis serial: only the registered one (scepreg -s) */
+        return id->serial_number && strcasecmp(value, id->serial_number) == 0;
+    }
     return -1;
 }
 

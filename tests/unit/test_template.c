@@ -712,6 +712,25 @@ static void test_forward_check_with_template(void **state)
                      SCEP_POLICY_FWD_TEMPLATE);
     csr = request(p, "CN=John's iPhone", "basicConstraints = CA:TRUE");
     assert_int_equal(scep_policy_forward_check(p, t, id, csr, &what), SCEP_POLICY_FWD_NEVER);
+    /* a device without a template: its identity where it is carried, nothing more */
+    csr = request(p, "CN=John's iPhone", NULL);
+    assert_int_equal(scep_policy_forward_check(p, NULL, id, csr, &what), SCEP_POLICY_FWD_OK);
+    csr = request(p, "CN=John's iPhone", "subjectAltName = email:john@example.org");
+    assert_int_equal(scep_policy_forward_check(p, NULL, id, csr, &what),
+                     SCEP_POLICY_FWD_TEMPLATE);
+    assert_non_null(strstr(what, "rfc822Name john@example.org"));
+    /* a host's serialNumber at a template: only the registered one */
+    t = scep_template_new(p);
+    rule(t, p, 0, "CN request");
+    rule(t, p, 0, "serialNumber request");
+    id = identity(p, SCEP_IDENTITY_HOST, SCEP_WHERE_HOST_RULES, "r1.example.net");
+    id->serial_number = "FTX1234";
+    csr = request(p, "CN=r1\nserialNumber=ftx1234", NULL);
+    assert_int_equal(scep_policy_forward_check(p, t, id, csr, &what), SCEP_POLICY_FWD_OK);
+    csr = request(p, "CN=r1\nserialNumber=FTX9999", NULL);
+    assert_int_equal(scep_policy_forward_check(p, t, id, csr, &what),
+                     SCEP_POLICY_FWD_TEMPLATE);
+    assert_non_null(strstr(what, "not the authorised identity"));
 }
 
 int main(void)
