@@ -257,4 +257,24 @@ if check_success legacy "$RA" "$CA" "ScepSubject cn (no template)"; then
 fi
 
 check_error_log 'SCEP00631: '
+
+# ---- the annotated examples of conf-examples/templates/ start as they are ---------------
+httpd_stop || fail "httpd did not stop cleanly"
+EX=$TOP/conf-examples/templates
+[[ -d "$EX" ]] || EX=$(dirname "$0")/../../conf-examples/templates
+for ex in "$EX"/*.conf; do
+    name=$(basename "$ex")
+    loc=$(sed -n 's/^ *<Location \([^>]*\)>.*/\1/p' "$ex" | head -1)
+    httpd_conf "$(sed -e "s|/etc/apache2/scep/|$T/pki/|g" -e "s|/var/lib/scep/|$T/ex-|g" "$ex")"
+    if ! httpd_configtest; then
+        fail "$name: httpd -t refuses it:"
+        sed 's/^/       | /' "$HTTPD_ROOT/configtest.out"
+        continue
+    fi
+    if httpd_start; then
+        http_get "$loc?operation=GetCACaps" "$T/$name.caps"
+        expect_eq "$HTTP_CODE" 200 "$name: httpd starts and answers GetCACaps at $loc"
+        httpd_stop || fail "$name: httpd did not stop cleanly"
+    fi
+done
 t_done
