@@ -258,8 +258,58 @@ fi
 
 check_error_log 'SCEP00631: '
 
-# ---- the annotated examples of conf-examples/templates/ start as they are ---------------
+# ---- a forwarding gateway applies its template (point 4: the PKCS#10 goes upstream as it
+# is, its UPN and SID URI included; what the template would drop is refused there) -------
 httpd_stop || fail "httpd did not stop cleanly"
+issue_cert "$T/pki" gw "Gateway RA" "digitalSignature,keyEncipherment"
+timeout 60 "${SCEPREG:-$TOP/scepreg}" -c -b "$T/gwdb" '*.example.net' "$CH" 2>/dev/null \
+    || die "scepreg: the gateway's wildcard"
+httpd_conf "$(
+    scep_location /upstream "$T/pki" ra "ScepChallenge $CH" "ScepTemplate tls-client"
+    echo "<Location /gw>"
+    echo "    SetHandler scep"
+    echo "    ScepCACertificateFile \"$CA\""
+    echo "    ScepRACertificateFile \"$T/pki/gw.pem\""
+    echo "    ScepRAKeyFile \"$T/pki/gw.key\""
+    echo "    ScepDeviceDB $T/gwdb"
+    echo "    ScepUpstreamURL http://127.0.0.1:$PORT/upstream"
+    echo "    ScepUpstreamRACertificateFile \"$RA\""
+    echo "    ScepUpstreamTimeout 2 5"
+    echo "    ScepUpstreamRetries 0"
+    echo "    ScepTemplate tls-client"
+    echo "    ScepTemplateUnlisted drop"
+    echo "    Require all granted"
+    echo "</Location>"
+)"
+if httpd_start; then
+    GW_SAN=$'subjectAltName = @alt\n[alt]\nDNS.1 = dev1.example.net\n'
+    GW_SAN+=$'otherName.1 = msUPN;UTF8:dev1@corp.example.org\n'"URI.1 = $SID_URI"
+    make_csr fwd "CN = dev1.example.net" "$GW_SAN"
+    probe_enrollment_request fwd "$T/pki/gw.pem" --challenge "$CH" --csr "$T/fwd.csr.der"
+    send_request fwd /gw POST
+    if check_success fwd "$T/pki/gw.pem" "$CA" "through a gateway with a template"; then
+        expect_eq "$(sans fwd | tr '\n' ' ')" \
+            "DNS:dev1.example.net othername: UPN::dev1@corp.example.org URI:$SID_URI " \
+            "gateway: the UPN and the SID URI reached the upstream's certificate"
+        expect_match "$(ext_asn1 fwd 1.3.6.1.4.1.311.25.2)" "OCTET STRING *:$SID" \
+            "gateway: the upstream's template made the SID extension"
+    fi
+    posts=$(grep -c '^POST /upstream ' "$ACCESS_LOG" || true)
+    make_csr fwd-org $'CN = dev1.example.net\nO = Domain Admins' \
+        "subjectAltName = DNS:dev1.example.net"
+    probe_enrollment_request fwd-org "$T/pki/gw.pem" --challenge "$CH" \
+        --csr "$T/fwd-org.csr.der"
+    send_request fwd-org /gw POST
+    expect_failure fwd-org "$T/pki/gw.pem" 2 "gateway: what the template would drop" || true
+    expect_log "SCEP00632: .*the request asks for the subject attribute O=Domain Admins, .*forwarding gateway" \
+        "gateway: the log says what was refused and why (drop counts as refuse there)"
+    expect_eq "$(grep -c '^POST /upstream ' "$ACCESS_LOG" || true)" "$posts" \
+        "gateway: nothing went upstream"
+    check_error_log 'SCEP00632: '
+    httpd_stop || fail "httpd did not stop cleanly"
+fi
+
+# ---- the annotated examples of conf-examples/templates/ start as they are ---------------
 EX=$TOP/conf-examples/templates
 [[ -d "$EX" ]] || EX=$(dirname "$0")/../../conf-examples/templates
 for ex in "$EX"/*.conf; do
