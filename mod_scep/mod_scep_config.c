@@ -334,7 +334,7 @@ static const char *set_template_preset(cmd_parms *cmd, void *dconf, const char *
     if (!(t = section_template(cmd, conf, &err))) {
         return err;
     }
-    if ((err = scep_template_preset(t, cmd->pool, arg, &key_usage, &eku)) != NULL) {
+    if ((err = scep_template_preset(t, arg, &key_usage, &eku)) != NULL) {
         return apr_pstrcat(cmd->pool, "ScepTemplate: '", arg, "': ", err, NULL);
     }
     /* a preset's usages, unless ScepKeyUsage / ScepExtendedKeyUsage of this section say

@@ -153,7 +153,7 @@ static const preset_t presets[] = {
       { "CN", "emailAddress" }, { { "rfc822Name", 4, NULL }, { "upn", 1, NULL } } },
 };
 
-const char *scep_template_preset(scep_template_t *t, apr_pool_t *p, const char *preset,
+const char *scep_template_preset(scep_template_t *t, const char *preset,
                                  unsigned int *key_usage, const char *const **eku)
 {
     size_t i, j;
@@ -190,7 +190,6 @@ const char *scep_template_preset(scep_template_t *t, apr_pool_t *p, const char *
         }
         *key_usage = ps->key_usage;
         *eku = ps->eku;
-        (void)p;
         return NULL;
     }
     return "unknown preset (tls-client, vpn, smime-sign, smime-encrypt, smime-both, csr "

@@ -91,7 +91,7 @@ const scep_template_t *scep_template_identity_only(void);
 scep_template_t *scep_template_new(apr_pool_t *p);
 /* A preset by name; *key_usage and *eku (words for scep_profile_set_eku, NULL-terminated)
  * receive its usages, or 0 and NULL for csr and cn, which keep the profile's. */
-const char *scep_template_preset(scep_template_t *t, apr_pool_t *p, const char *preset,
+const char *scep_template_preset(scep_template_t *t, const char *preset,
                                  unsigned int *key_usage, const char *const **eku);
 /* ScepTemplateSubject / ScepTemplateSAN: argv[0] the field, argv[1] the source, then
  * `fixed`'s value, or request's count and (SANs) prefix. */

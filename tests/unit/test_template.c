@@ -204,7 +204,7 @@ static scep_template_t *preset(apr_pool_t *p, const char *name)
     const char *const *eku;
     unsigned int ku;
 
-    assert_null(scep_template_preset(t, p, name, &ku, &eku));
+    assert_null(scep_template_preset(t, name, &ku, &eku));
     return t;
 }
 
@@ -354,11 +354,11 @@ static void test_configuration_errors(void **state)
     const char *argv[5];
     unsigned int ku;
 
-    assert_non_null(scep_template_preset(t, p, "server", &ku, &eku));
-    assert_null(scep_template_preset(t, p, "vpn", &ku, &eku));
+    assert_non_null(scep_template_preset(t, "server", &ku, &eku));
+    assert_null(scep_template_preset(t, "vpn", &ku, &eku));
     assert_int_equal(ku, SCEP_KU_DIGITAL_SIGNATURE | SCEP_KU_KEY_ENCIPHERMENT);
     assert_string_equal(eku[2], "ipsecIKE");
-    assert_non_null(scep_template_preset(t, p, "tls-client", &ku, &eku)); /* one a section */
+    assert_non_null(scep_template_preset(t, "tls-client", &ku, &eku)); /* one a section */
     argv[0] = "CN";
     argv[1] = "somewhere";
     assert_non_null(scep_template_add_rule(t, p, 0, 2, argv));
@@ -385,14 +385,14 @@ static void test_configuration_errors(void **state)
     assert_non_null(scep_template_set_unlisted(t, "ignore"));
     /* csr and cn copy: no rules with them, in either order */
     t = scep_template_new(p);
-    assert_null(scep_template_preset(t, p, "cn", &ku, &eku));
+    assert_null(scep_template_preset(t, "cn", &ku, &eku));
     assert_int_equal(t->copy, SCEP_TEMPLATE_COPY_CN);
     argv[0] = "CN";
     argv[1] = "request";
     assert_non_null(scep_template_add_rule(t, p, 0, 2, argv));
     t = scep_template_new(p);
     assert_null(scep_template_add_rule(t, p, 0, 2, argv));
-    assert_non_null(scep_template_preset(t, p, "csr", &ku, &eku));
+    assert_non_null(scep_template_preset(t, "csr", &ku, &eku));
 }
 
 /* A section's own lines replace the preset's rules of their kind, before or after it. */
@@ -404,7 +404,7 @@ static void test_own_rules_replace_the_presets(void **state)
     unsigned int ku;
 
     rule(before, p, 0, "O fixed Example");
-    assert_null(scep_template_preset(before, p, "tls-client", &ku, &eku));
+    assert_null(scep_template_preset(before, "tls-client", &ku, &eku));
     after = preset(p, "tls-client");
     rule(after, p, 0, "O fixed Example");
     assert_int_equal(before->subject->nelts, 1);
