@@ -369,16 +369,27 @@ static const char *set_template_rule(cmd_parms *cmd, void *dconf, int argc,
     return err ? apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL) : NULL;
 }
 
+/* The section's template for a line that only a template of rules takes. */
+static scep_template_t *rules_template(cmd_parms *cmd, scep_dir_conf_t *conf,
+                                       const char **err)
+{
+    scep_template_t *t = section_template(cmd, conf, err);
+
+    if (t && t->copy != SCEP_TEMPLATE_RULES) {
+        *err = apr_pstrcat(cmd->pool, cmd->cmd->name, ": the csr and cn presets copy the "
+                           "request", NULL);
+        return NULL;
+    }
+    return t;
+}
+
 static const char *set_template_unlisted(cmd_parms *cmd, void *dconf, const char *arg)
 {
     scep_template_t *t;
     const char *err;
 
-    if (!(t = section_template(cmd, dconf, &err))) {
+    if (!(t = rules_template(cmd, dconf, &err))) {
         return err;
-    }
-    if (t->copy != SCEP_TEMPLATE_RULES) {
-        return "ScepTemplateUnlisted: the csr and cn presets copy the request";
     }
     err = scep_template_set_unlisted(t, arg);
     return err ? apr_pstrcat(cmd->pool, "ScepTemplateUnlisted: ", err, NULL) : NULL;
@@ -389,11 +400,8 @@ static const char *set_template_sid(cmd_parms *cmd, void *dconf, int on)
     scep_template_t *t;
     const char *err;
 
-    if (!(t = section_template(cmd, dconf, &err))) {
+    if (!(t = rules_template(cmd, dconf, &err))) {
         return err;
-    }
-    if (t->copy != SCEP_TEMPLATE_RULES) {
-        return "ScepTemplateSID: the csr and cn presets copy the request";
     }
     t->sid = on;
     return NULL;

@@ -335,6 +335,11 @@ const char *scep_template_value_problem(const char *value, apr_size_t max)
 
 /* ---- per request -------------------------------------------------------------------- */
 
+/* The request's values one rule takes. */
+typedef struct rule_values_t {
+    apr_array_header_t *values;        /* const char *, NULL until the first */
+} rule_values_t;
+
 typedef struct apply_t {
     apr_pool_t *p;
     const scep_template_t *t;
@@ -342,8 +347,8 @@ typedef struct apply_t {
     int strict;
     scep_template_result_t *out;
     const char **why;
-    apr_array_header_t **subject_taken;   /* per subject rule: the request's values */
-    apr_array_header_t **san_taken;
+    rule_values_t *subject_taken;      /* per subject rule */
+    rule_values_t *san_taken;          /* per SAN rule */
 } apply_t;
 
 /* Something no rule takes: refused (0, *why set) or dropped with a note (1). */
@@ -512,17 +517,17 @@ static int take_request_value(apply_t *a, int is_san, int field, const char *val
         return unlisted(a, what, "which the template does not take from requests");
     }
     {
-        apr_array_header_t **taken = (is_san ? a->san_taken : a->subject_taken) + rule;
+        rule_values_t *taken = (is_san ? a->san_taken : a->subject_taken) + rule;
         const scep_template_rule_t *r = &APR_ARRAY_IDX(rules, rule, scep_template_rule_t);
 
-        if (!*taken) {
-            *taken = apr_array_make(a->p, 1, sizeof(const char *));
+        if (!taken->values) {
+            taken->values = apr_array_make(a->p, 1, sizeof(const char *));
         }
-        if ((*taken)->nelts >= r->max) {
+        if (taken->values->nelts >= r->max) {
             return unlisted(a, what, apr_psprintf(a->p, "beyond the %d %s the template "
                                                   "takes", r->max, f->name));
         }
-        APR_ARRAY_PUSH(*taken, const char *) = value;
+        APR_ARRAY_PUSH(taken->values, const char *) = value;
     }
     return 1;
 }
@@ -679,7 +684,7 @@ static int emit_validator(apply_t *a, int is_san, const scep_template_rule_t *r)
 static int emit_rules(apply_t *a, int is_san)
 {
     const apr_array_header_t *rules = is_san ? a->t->sans : a->t->subject;
-    apr_array_header_t **taken = is_san ? a->san_taken : a->subject_taken;
+    const rule_values_t *taken = is_san ? a->san_taken : a->subject_taken;
     int id_is_san = 0, id_field = 0, forced, i, j, ok = 1;
 
     forced = identity_field(a->identity, &id_is_san, &id_field) && id_is_san == is_san;
@@ -704,8 +709,8 @@ static int emit_rules(apply_t *a, int is_san)
 
         switch (r->source) {
         case SCEP_TEMPLATE_FROM_REQUEST:
-            for (j = 0; taken[i] && j < taken[i]->nelts; j++) {
-                emit(a, is_san, r->field, APR_ARRAY_IDX(taken[i], j, const char *));
+            for (j = 0; taken[i].values && j < taken[i].values->nelts; j++) {
+                emit(a, is_san, r->field, APR_ARRAY_IDX(taken[i].values, j, const char *));
             }
             break;
         case SCEP_TEMPLATE_FROM_IDENTITY:
@@ -795,8 +800,9 @@ apr_status_t scep_template_apply(apr_pool_t *p, const scep_template_t *t,
     a.strict = strict;
     a.out = out;
     a.why = why;
-    a.subject_taken = apr_pcalloc(p, sizeof(*a.subject_taken) * (t->subject->nelts + 1));
-    a.san_taken = apr_pcalloc(p, sizeof(*a.san_taken) * (t->sans->nelts + 1));
+    a.subject_taken = apr_pcalloc(p, sizeof(rule_values_t)
+                                     * (apr_size_t)(t->subject->nelts + 1));
+    a.san_taken = apr_pcalloc(p, sizeof(rule_values_t) * (apr_size_t)(t->sans->nelts + 1));
 
     ok = judge_extensions(&a, csr);
     for (i = 0; ok && i < csr->subject_rdns->nelts; i++) {

@@ -542,6 +542,35 @@ send_request() {
     esac
 }
 
+# openssl_csr NAME CHALLENGE DN-LINES [EXTENSION-LINES [ATTRIBUTE-LINES]]: $T/NAME.csr.der,
+# a PKCS#10 by openssl req with the key $T/NAME.key (made if absent) and the challenge;
+# lines as in openssl.cnf (several CNs as 0.CN, 1.CN; further sections may follow the
+# extension lines)
+openssl_csr() {
+    local name=$1 challenge=$2 dn=$3 ext=${4:-} attrs=${5:-}
+    [[ -f "$T/$name.key" ]] || make_key "$T/$name.key" 2048
+    {
+        printf '[req]\nprompt = no\nutf8 = yes\ndistinguished_name = dn\nattributes = attrs\n'
+        [[ -n "$ext" ]] && printf 'req_extensions = ext\n'
+        printf '[attrs]\nchallengePassword = %s\n%s\n' "$challenge" "$attrs"
+        printf '[dn]\n%s\n' "$dn"
+        printf '[ext]\n%s\n' "$ext"
+    } >"$T/$name.cnf"
+    timeout 60 openssl req -new -key "$T/$name.key" -config "$T/$name.cnf" -outform DER \
+        -out "$T/$name.csr.der" 2>"$T/$name.csr.err" \
+        || die "openssl cannot make the request $name: $(head -3 "$T/$name.csr.err")"
+}
+
+# certmonger_private DIR: the environment of a private certmonger daemon keeping all its
+# state under DIR (config, cas, requests, localca, tmp, lock), and DIR/out for its files
+certmonger_private() {
+    local c=$1
+    export CERTMONGER_CONFIG_DIR=$c/config CERTMONGER_CAS_DIR=$c/cas \
+        CERTMONGER_REQUESTS_DIR=$c/requests CERTMONGER_LOCAL_CA_DIR=$c/localca \
+        CERTMONGER_TMPDIR=$c/tmp CERTMONGER_SYSTEM_LOCK_FILE=$c/lock
+    mkdir -p "$c/config" "$c/cas" "$c/requests" "$c/localca" "$c/tmp" "$c/out"
+}
+
 # probe_reply NAME SIGNER: parses $T/NAME.rep into $T/NAME.out (key=value lines);
 # on SUCCESS the certificate is $T/NAME.pem.  Returns the probe's status.
 probe_reply() {

@@ -71,10 +71,7 @@ expect_eq "$(certs_in "$C/lone.out" | sort -u)" "$(der_of "$T/pki2/ca.pem")" \
     "scep-submit -C, lone CA: prints the CA certificate"
 
 # ---- enrollment through a private certmonger daemon ----
-export CERTMONGER_CONFIG_DIR=$C/config CERTMONGER_CAS_DIR=$C/cas \
-    CERTMONGER_REQUESTS_DIR=$C/requests CERTMONGER_LOCAL_CA_DIR=$C/localca \
-    CERTMONGER_TMPDIR=$C/tmp CERTMONGER_SYSTEM_LOCK_FILE=$C/lock
-mkdir -p "$C/config" "$C/cas" "$C/requests" "$C/localca" "$C/tmp" "$C/out"
+certmonger_private "$C"
 
 # Runs inside the private bus, under the daemon (certmonger -c); one line per result.
 cat >"$C/inner.sh" <<'INNER'

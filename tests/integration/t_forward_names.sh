@@ -52,20 +52,7 @@ upstream_certs() { reg -L "$T/udb" | tail -n +2 | grep -c . || true; }
 # make_csr NAME DN-LINES [EXTENSION-LINES [ATTRIBUTE-LINES]]: $T/NAME.csr.der, a PKCS#10
 # by openssl with the key $T/NAME.key and the challenge; lines as in openssl.cnf (several
 # CNs as 0.CN, 1.CN; further sections may follow the extension lines)
-make_csr() {
-    local name=$1 dn=$2 ext=${3:-} attrs=${4:-}
-    [[ -f "$T/$name.key" ]] || make_key "$T/$name.key" 2048
-    {
-        printf '[req]\nprompt = no\nutf8 = yes\ndistinguished_name = dn\nattributes = attrs\n'
-        [[ -n "$ext" ]] && printf 'req_extensions = ext\n'
-        printf '[attrs]\nchallengePassword = %s\n%s\n' "$CH" "$attrs"
-        printf '[dn]\n%s\n' "$dn"
-        printf '[ext]\n%s\n' "$ext"
-    } >"$T/$name.cnf"
-    timeout 60 openssl req -new -key "$T/$name.key" -config "$T/$name.cnf" -outform DER \
-        -out "$T/$name.csr.der" 2>"$T/$name.csr.err" \
-        || die "openssl cannot make the request $name: $(head -3 "$T/$name.csr.err")"
-}
+make_csr() { openssl_csr "$1" "$CH" "$2" "${3:-}" "${4:-}"; }
 
 # hex of a dNSName-only GeneralNames: der_dns NAME-BYTES-AS-PRINTF-FORMAT
 der_dns() {
@@ -201,10 +188,7 @@ fi
 # friendlyName attribute: a private daemon on a private bus (see t_certmonger.sh)
 if command -v certmonger >/dev/null && command -v dbus-run-session >/dev/null; then
     C=$T/cm
-    export CERTMONGER_CONFIG_DIR=$C/config CERTMONGER_CAS_DIR=$C/cas \
-        CERTMONGER_REQUESTS_DIR=$C/requests CERTMONGER_LOCAL_CA_DIR=$C/localca \
-        CERTMONGER_TMPDIR=$C/tmp CERTMONGER_SYSTEM_LOCK_FILE=$C/lock
-    mkdir -p "$C/config" "$C/cas" "$C/requests" "$C/localca" "$C/tmp" "$C/out"
+    certmonger_private "$C"
     cat >"$C/inner.sh" <<'INNER'
 C=$1 URL=$2 CH=$3
 timeout 60 getcert add-scep-ca -s -c Gateway -u "$URL"

@@ -18,6 +18,7 @@ RA=$T/pki/ra.pem
 CH=$(openssl rand -hex 12)
 SID=S-1-5-21-1004336348-1177238915-682003330-1001
 SID_URI="tag:microsoft.com,2022-09-14:sid:$SID"
+KU_SIGN_ENC=$'Key Usage: critical\n *Digital Signature, Key Encipherment\n'
 httpd_conf "$(
     scep_location /mdm "$T/pki" ra "ScepChallenge $CH" "ScepTemplate tls-client"
     scep_location /mdm-drop "$T/pki" ra "ScepChallenge $CH" "ScepTemplate tls-client" \
@@ -30,24 +31,9 @@ httpd_conf "$(
 )"
 httpd_start || t_done
 
-# make_csr NAME DN-LINES [EXTENSION-LINES]: $T/NAME.csr.der by openssl req with the key
-# $T/NAME.key and the challenge (lines as in openssl.cnf; several CNs as 0.CN, 1.CN; a
-# quote in DN-LINES is escaped, as openssl.cnf would read it as one)
-make_csr() {
-    local name=$1 dn=${2//\'/\\\'} ext=${3:-}
-    [[ -f "$T/$name.key" ]] || make_key "$T/$name.key" 2048
-    {
-        printf '[req]\nprompt = no\nutf8 = yes\nstring_mask = utf8only\n'
-        printf 'distinguished_name = dn\nattributes = attrs\n'
-        [[ -n "$ext" ]] && printf 'req_extensions = ext\n'
-        printf '[attrs]\nchallengePassword = %s\n' "$CH"
-        printf '[dn]\n%s\n' "$dn"
-        printf '[ext]\n%s\n' "$ext"
-    } >"$T/$name.cnf"
-    timeout 60 openssl req -new -key "$T/$name.key" -config "$T/$name.cnf" -outform DER \
-        -out "$T/$name.csr.der" 2>"$T/$name.csr.err" \
-        || die "openssl cannot make the request $name: $(head -3 "$T/$name.csr.err")"
-}
+# make_csr NAME DN-LINES [EXTENSION-LINES]: $T/NAME.csr.der (openssl_csr) with the
+# challenge; a quote in DN-LINES is escaped, as openssl.cnf would read it as one
+make_csr() { openssl_csr "$1" "$CH" "${2//\'/\\\'}" "${3:-}"; }
 
 # send_csr NAME PATH: $T/NAME.csr.der to PATH by scep_probe (POST); the answer in NAME.rep
 send_csr() {
@@ -72,7 +58,8 @@ asn1() {
 # ext_asn1 NAME OID: asn1parse of the value of the extension OID
 ext_asn1() {
     local off
-    off=$(asn1 "$1" | grep -A2 ":$2\$" | grep 'OCTET STRING' | head -1 | cut -d: -f1 | tr -d ' ')
+    off=$(asn1 "$1" | grep -A2 ":$2\$" | grep 'OCTET STRING' | head -1 | cut -d: -f1)
+    off=${off// /}
     [[ -n "$off" ]] && timeout 30 openssl asn1parse -inform DER -in "$T/$1.der" \
         -strparse "$off" -i
 }
@@ -95,7 +82,7 @@ if ((rc == 0)) && grep -q 'BEGIN CERTIFICATE' "$T/swan.pem"; then
         "DNS:iphone-john.example.org email:john@example.org " "pki: the e-mail and the DNS name"
     expect_match "$(text swan)" $'Extended Key Usage: *\n *TLS Web Client Authentication\n' \
         "pki: the tls-client preset's EKU, clientAuth only"
-    expect_match "$(text swan)" $'Key Usage: critical\n *Digital Signature, Key Encipherment\n' \
+    expect_match "$(text swan)" "$KU_SIGN_ENC" \
         "pki: the tls-client preset's key usage"
 else
     fail "pki --scep at tls-client: exit $rc, no certificate:"
@@ -113,11 +100,14 @@ if check_success mdm "$RA" "$CA" "an Intune-style request (openssl req) at tls-c
         "email:john@example.org othername: UPN::john@corp.example.org URI:$SID_URI " \
         "MDM: e-mail, UPN and SID URI, in the request's order"
     expect_match "$(ext_asn1 mdm 'X509v3 Subject Alternative Name')" \
-        $'OBJECT *:Microsoft User Principal Name\n[^\n]*cont \\[ 0 \\] *\n[^\n]*UTF8STRING *:john@corp\\.example\\.org' \
+        $'OBJECT *:Microsoft User Principal Name\n[^\n]*cont \\[ 0 \\] *\n'\
+$'[^\n]*UTF8STRING *:john@corp\\.example\\.org' \
         "MDM: asn1parse shows the UPN otherName with its UTF8String"
     sid=$(ext_asn1 mdm 1.3.6.1.4.1.311.25.2)
     # SEQUENCE { [0] { OID 1.3.6.1.4.1.311.25.2.1, [0] { OCTET STRING <SID> } } }
-    expect_match "$sid" $'^ *0:d=0 [^\n]*SEQUENCE *\n *2:d=1 [^\n]*cons: *cont \\[ 0 \\] *\n *4:d=2 [^\n]*OBJECT *:1\\.3\\.6\\.1\\.4\\.1\\.311\\.25\\.2\\.1\n *16:d=2 [^\n]*cons: *cont \\[ 0 \\] *\n *18:d=3 [^\n]*prim: *OCTET STRING *:'"$SID\$" \
+    expect_match "$sid" $'^ *0:d=0 [^\n]*SEQUENCE *\n *2:d=1 [^\n]*cons: *cont \\[ 0 \\] *\n'\
+$' *4:d=2 [^\n]*OBJECT *:1\\.3\\.6\\.1\\.4\\.1\\.311\\.25\\.2\\.1\n'\
+$' *16:d=2 [^\n]*cons: *cont \\[ 0 \\] *\n *18:d=3 [^\n]*prim: *OCTET STRING *:'"$SID\$" \
         "MDM: the SID security extension, as KB5014754 encodes it"
     expect_match "$(asn1 mdm | grep -A1 ':1.3.6.1.4.1.311.25.2$')" 'OCTET STRING' \
         "MDM: the SID extension is not critical"
@@ -188,7 +178,7 @@ hostile nul "a NUL inside a dNSName" "CN = John's iPhone" \
 long=$(printf 'a%.0s' {1..10000})
 hostile long "a 10,000-character URI" "CN = John's iPhone" \
     $'subjectAltName = @alt\n[alt]\nURI.1 = '"$SID_URI$long" \
-    "the subjectAltName URI tag:microsoft.com,2022-09-14:sid:S-1-5.*\\([0-9]+ bytes\\), which does not decode" \
+    "URI tag:microsoft.com,2022-09-14:sid:S-1-5.*\\([0-9]+ bytes\\), which does not" \
     "URI tag:microsoft.*\\(10078 bytes\\), which does not decode" "aaaaaaaaaa"
 hostile longdns "a 10,000-character dNSName" "CN = John's iPhone" \
     "subjectAltName = DNS:$long.example.org" \
@@ -196,7 +186,8 @@ hostile longdns "a 10,000-character dNSName" "CN = John's iPhone" \
     "dNSName a+\\.\\.\\. \\(10012 bytes\\)" "aaaaaaaaaa"
 
 # ---- a certmonger-style user for S/MIME: fixed O, key usage of the section ----------------
-make_csr jane "CN = Jane Doe" $'subjectAltName = email:jane@example.org\nkeyUsage = keyEncipherment'
+make_csr jane "CN = Jane Doe" \
+    $'subjectAltName = email:jane@example.org\nkeyUsage = keyEncipherment'
 send_csr jane /smime
 if check_success jane "$RA" "$CA" "smime-both with rules and ScepKeyUsage"; then
     expect_eq "$(subject jane)" "O=Example Org,CN=Jane Doe" \
@@ -211,10 +202,7 @@ fi
 if command -v certmonger >/dev/null && command -v getcert >/dev/null \
         && command -v dbus-run-session >/dev/null; then
     C=$T/cm
-    export CERTMONGER_CONFIG_DIR=$C/config CERTMONGER_CAS_DIR=$C/cas \
-        CERTMONGER_REQUESTS_DIR=$C/requests CERTMONGER_LOCAL_CA_DIR=$C/localca \
-        CERTMONGER_TMPDIR=$C/tmp CERTMONGER_SYSTEM_LOCK_FILE=$C/lock
-    mkdir -p "$C/config" "$C/cas" "$C/requests" "$C/localca" "$C/tmp" "$C/out"
+    certmonger_private "$C"
     cat >"$C/inner.sh" <<'INNER'
 set -u
 C=$1 URL=$2 CH=$3
@@ -230,14 +218,15 @@ INNER
     at_exit '[[ -z "$DAEMON" ]] || kill "$DAEMON" 2>/dev/null'
     wait "$DAEMON" || rc=$?
     DAEMON=""
-    if [[ "$(sed -n 's/^result request //p' "$C/daemon.out")" == 0 && -s "$C/out/cert.pem" ]]; then
+    if [[ "$(sed -n 's/^result request //p' "$C/daemon.out")" == 0 \
+          && -s "$C/out/cert.pem" ]]; then
         pass "certmonger: a user certificate at smime-both"
         cp "$C/out/cert.pem" "$T/cm.pem"
         expect_eq "$(subject cm)" "CN=Jane Roe" "certmonger: the subject as asked"
         expect_eq "$(sans cm)" "email:jane.roe@example.org" "certmonger: the e-mail SAN"
         expect_match "$(text cm)" $'Extended Key Usage: *\n *E-mail Protection\n' \
             "certmonger: emailProtection"
-        expect_match "$(text cm)" $'Key Usage: critical\n *Digital Signature, Key Encipherment\n' \
+        expect_match "$(text cm)" "$KU_SIGN_ENC" \
             "certmonger: smime-both's key usage"
     else
         fail "certmonger: no certificate at smime-both (exit $rc):"
@@ -249,11 +238,14 @@ else
 fi
 
 # ---- ScepSubject cn: today's certificates, requested SANs copied ------------------------
-make_csr legacy $'CN = router.example.net\nO = Whatever' "subjectAltName = DNS:router.example.net"
+make_csr legacy $'CN = router.example.net\nO = Whatever' \
+    "subjectAltName = DNS:router.example.net"
 send_csr legacy /legacy
 if check_success legacy "$RA" "$CA" "ScepSubject cn (no template)"; then
-    expect_eq "$(subject legacy)" "CN=router.example.net" "ScepSubject cn: only the CN, as before"
-    expect_eq "$(sans legacy)" "DNS:router.example.net" "ScepSubject cn: the SAN copied, as before"
+    expect_eq "$(subject legacy)" "CN=router.example.net" \
+        "ScepSubject cn: only the CN, as before"
+    expect_eq "$(sans legacy)" "DNS:router.example.net" \
+        "ScepSubject cn: the SAN copied, as before"
 fi
 
 check_error_log 'SCEP00631: '
@@ -301,7 +293,7 @@ if httpd_start; then
         --csr "$T/fwd-org.csr.der"
     send_request fwd-org /gw POST
     expect_failure fwd-org "$T/pki/gw.pem" 2 "gateway: what the template would drop" || true
-    expect_log "SCEP00632: .*the request asks for the subject attribute O=Domain Admins, .*forwarding gateway" \
+    expect_log "SCEP00632: .*asks for the subject attribute O=Domain Admins, .*forwarding" \
         "gateway: the log says what was refused and why (drop counts as refuse there)"
     expect_eq "$(grep -c '^POST /upstream ' "$ACCESS_LOG" || true)" "$posts" \
         "gateway: nothing went upstream"

@@ -854,6 +854,8 @@ static void test_approval(void **state)
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "request_extensions.h"
+
 static EVP_PKEY *point1_key;
 
 /* OpenSSL refuses to add an attribute twice; a request from the wire may hold it twice.
@@ -910,31 +912,7 @@ static scep_csr_t *point1_csr(apr_pool_t *p, const char *subject, const char *ex
         }
     }
     if (exts) {
-        const char *text = apr_pstrcat(p, "[ext]\n", exts, "\n", NULL);
-        BIO *bio = BIO_new_mem_buf(text, -1);
-        CONF *conf = NCONF_new(NULL);
-        STACK_OF(X509_EXTENSION) *sk = sk_X509_EXTENSION_new_null();
-        STACK_OF(CONF_VALUE) *section;
-        X509V3_CTX ctx;
-        int i;
-
-        assert_true(bio && conf && sk && NCONF_load_bio(conf, bio, NULL) > 0);
-        X509V3_set_ctx(&ctx, NULL, NULL, req, NULL, 0);
-        X509V3_set_nconf(&ctx, conf);
-        section = NCONF_get_section(conf, "ext");
-        assert_non_null(section);
-        /* one by one, so that an extension may come twice */
-        for (i = 0; i < sk_CONF_VALUE_num(section); i++) {
-            CONF_VALUE *v = sk_CONF_VALUE_value(section, i);
-            X509_EXTENSION *ext = X509V3_EXT_nconf(conf, &ctx, v->name, v->value);
-
-            assert_non_null(ext);
-            assert_true(sk_X509_EXTENSION_push(sk, ext) > 0);
-        }
-        assert_int_equal(X509_REQ_add_extensions(req, sk), 1);
-        sk_X509_EXTENSION_pop_free(sk, X509_EXTENSION_free);
-        NCONF_free(conf);
-        BIO_free(bio);
+        request_add_extensions(p, req, exts);
     }
     assert_true(X509_REQ_sign(req, point1_key, EVP_sha256()) > 0);
     len = i2d_X509_REQ(req, &der);

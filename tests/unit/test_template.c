@@ -23,6 +23,7 @@
 #include "scep_issue.h"
 #include "scep_policy.h"
 #include "scep_template.h"
+#include "request_extensions.h"
 
 #define NOW 1790000000
 #define SID_URI SCEP_TEMPLATE_SID_PREFIX "S-1-5-21-1004336348-1177238915-682003330-512"
@@ -30,7 +31,7 @@
 static char dir[] = "/tmp/scep-template-XXXXXX";
 static EVP_PKEY *device_key;
 static scep_ca_t *ca;
-static apr_pool_t *ca_pool;
+static apr_pool_t *ca_pool, *scratch_pool;
 
 /* ---- fixtures ------------------------------------------------------------------------ */
 
@@ -85,6 +86,7 @@ static int setup_all(void **state)
     X509_free(x);
     EVP_PKEY_free(key);
     apr_pool_create(&ca_pool, NULL);
+    apr_pool_create(&scratch_pool, NULL);
     files.ca_cert_file = apr_pstrcat(ca_pool, dir, "/ca.pem", NULL);
     files.ca_key_file = apr_pstrcat(ca_pool, dir, "/ca.key", NULL);
     if (scep_ca_load(ca_pool, &files, NULL, &ca, &err) != APR_SUCCESS) {
@@ -98,24 +100,18 @@ static int teardown_all(void **state)
     char cmd[128];
 
     (void)state;
+    apr_pool_destroy(scratch_pool);
     apr_pool_destroy(ca_pool);
     EVP_PKEY_free(device_key);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static int pool_setup(void **state)
+/* Each test starts with the one scratch pool emptied (the group teardown frees it). */
+static int fresh_pool(void **state)
 {
-    apr_pool_t *p;
-
-    apr_pool_create(&p, NULL);
-    *state = p;
-    return 0;
-}
-
-static int pool_teardown(void **state)
-{
-    apr_pool_destroy(*state);
+    apr_pool_clear(scratch_pool);
+    *state = scratch_pool;
     return 0;
 }
 
@@ -148,31 +144,7 @@ static scep_csr_t *request(apr_pool_t *p, const char *subject, const char *exts)
     assert_int_equal(X509_REQ_set_subject_name(req, name), 1);
     assert_int_equal(X509_REQ_set_pubkey(req, device_key), 1);
     if (exts) {
-        const char *text = apr_pstrcat(p, "[ext]\n", exts, "\n", NULL);
-        BIO *bio = BIO_new_mem_buf(text, -1);
-        CONF *conf = NCONF_new(NULL);
-        STACK_OF(X509_EXTENSION) *sk = sk_X509_EXTENSION_new_null();
-        STACK_OF(CONF_VALUE) *section;
-        X509V3_CTX ctx;
-        int i;
-
-        assert_true(bio && conf && sk && NCONF_load_bio(conf, bio, NULL) > 0);
-        X509V3_set_ctx(&ctx, NULL, NULL, req, NULL, 0);
-        X509V3_set_nconf(&ctx, conf);
-        assert_non_null(section = NCONF_get_section(conf, "ext"));
-        for (i = 0; i < sk_CONF_VALUE_num(section); i++) {
-            CONF_VALUE *v = sk_CONF_VALUE_value(section, i);
-            X509_EXTENSION *ext = X509V3_EXT_nconf(conf, &ctx, v->name, v->value);
-
-            if (!ext) {
-                fail_msg("the extension %s = %s", v->name, v->value);
-            }
-            assert_true(sk_X509_EXTENSION_push(sk, ext) > 0);
-        }
-        assert_int_equal(X509_REQ_add_extensions(req, sk), 1);
-        sk_X509_EXTENSION_pop_free(sk, X509_EXTENSION_free);
-        NCONF_free(conf);
-        BIO_free(bio);
+        request_add_extensions(p, req, exts);
     }
     assert_true(X509_REQ_sign(req, device_key, EVP_sha256()) > 0);
     assert_true((len = i2d_X509_REQ(req, &der)) > 0);
@@ -208,17 +180,25 @@ static scep_template_t *preset(apr_pool_t *p, const char *name)
     return t;
 }
 
-static void rule(scep_template_t *t, apr_pool_t *p, int is_san, const char *words)
+/* A ScepTemplateSubject / ScepTemplateSAN line's words: its error, or NULL. */
+static const char *rule_error(scep_template_t *t, apr_pool_t *p, int is_san,
+                              const char *words)
 {
     char *copy = apr_pstrdup(p, words), *last, *w;
     const char *argv[8];
-    const char *err;
     int argc = 0;
 
     for (w = apr_strtok(copy, " ", &last); w && argc < 8; w = apr_strtok(NULL, " ", &last)) {
         argv[argc++] = w;
     }
-    if ((err = scep_template_add_rule(t, p, is_san, argc, argv)) != NULL) {
+    return scep_template_add_rule(t, p, is_san, argc, argv);
+}
+
+static void rule(scep_template_t *t, apr_pool_t *p, int is_san, const char *words)
+{
+    const char *err = rule_error(t, p, is_san, words);
+
+    if (err) {
         fail_msg("%s: %s", words, err);
     }
 }
@@ -351,7 +331,6 @@ static void test_configuration_errors(void **state)
     apr_pool_t *p = *state;
     scep_template_t *t = scep_template_new(p);
     const char *const *eku;
-    const char *argv[5];
     unsigned int ku;
 
     assert_non_null(scep_template_preset(t, "server", &ku, &eku));
@@ -359,39 +338,25 @@ static void test_configuration_errors(void **state)
     assert_int_equal(ku, SCEP_KU_DIGITAL_SIGNATURE | SCEP_KU_KEY_ENCIPHERMENT);
     assert_string_equal(eku[2], "ipsecIKE");
     assert_non_null(scep_template_preset(t, "tls-client", &ku, &eku)); /* one a section */
-    argv[0] = "CN";
-    argv[1] = "somewhere";
-    assert_non_null(scep_template_add_rule(t, p, 0, 2, argv));
-    argv[0] = "givenName";
-    argv[1] = "request";
-    assert_non_null(scep_template_add_rule(t, p, 0, 2, argv));
-    argv[0] = "URI";
-    argv[2] = "0";
-    assert_non_null(scep_template_add_rule(t, p, 1, 3, argv));
-    argv[2] = "2x";
-    assert_non_null(scep_template_add_rule(t, p, 1, 3, argv));
-    argv[0] = "CN";
-    argv[2] = "1";
-    argv[3] = "prefix:";
-    assert_non_null(scep_template_add_rule(t, p, 0, 4, argv));
-    argv[1] = "fixed";
-    argv[2] = "bell\a";
-    assert_non_null(scep_template_add_rule(t, p, 0, 3, argv));
-    argv[0] = "C";
-    argv[2] = "DEU";
-    assert_non_null(scep_template_add_rule(t, p, 0, 3, argv));
-    argv[1] = "identity";
-    assert_non_null(scep_template_add_rule(t, p, 0, 3, argv));
+    assert_non_null(rule_error(t, p, 0, "CN somewhere"));
+    assert_non_null(rule_error(t, p, 0, "givenName request"));
+    assert_non_null(rule_error(t, p, 1, "URI request 0"));
+    assert_non_null(rule_error(t, p, 1, "URI request 2x"));
+    assert_non_null(rule_error(t, p, 1, "URI request 1 prefix: extra"));
+    assert_non_null(rule_error(t, p, 0, "CN request 1 prefix:"));
+    assert_non_null(rule_error(t, p, 0, "CN fixed bell\a"));
+    assert_non_null(rule_error(t, p, 0, "C fixed DEU"));
+    assert_non_null(rule_error(t, p, 0, "C identity DE"));
+    assert_non_null(rule_error(t, p, 0, "C fixed"));
+    assert_null(rule_error(t, p, 0, "C fixed DE"));
     assert_non_null(scep_template_set_unlisted(t, "ignore"));
     /* csr and cn copy: no rules with them, in either order */
     t = scep_template_new(p);
     assert_null(scep_template_preset(t, "cn", &ku, &eku));
     assert_int_equal(t->copy, SCEP_TEMPLATE_COPY_CN);
-    argv[0] = "CN";
-    argv[1] = "request";
-    assert_non_null(scep_template_add_rule(t, p, 0, 2, argv));
+    assert_non_null(rule_error(t, p, 0, "CN request"));
     t = scep_template_new(p);
-    assert_null(scep_template_add_rule(t, p, 0, 2, argv));
+    assert_null(rule_error(t, p, 0, "CN request"));
     assert_non_null(scep_template_preset(t, "csr", &ku, &eku));
 }
 
@@ -634,7 +599,8 @@ static void test_identity_without_template(void **state)
     REFUSED(p, scep_template_identity_only(), csr, id, "not the authorised identity");
     /* a user carried as a UPN: the UPN alone, the SAN critical under an empty subject */
     id = identity(p, SCEP_IDENTITY_USER, SCEP_WHERE_UPN, "john@corp.example.org");
-    csr = request(p, "CN=John Doe", "subjectAltName = otherName:msUPN;UTF8:john@corp.example.org");
+    csr = request(p, "CN=John Doe",
+                  "subjectAltName = otherName:msUPN;UTF8:john@corp.example.org");
     x = issue(p, &profile, csr, id);
     assert_string_equal(subject_of(p, x), "");
     assert_string_equal(sans_of(p, x, &critical), "upn:john@corp.example.org\n");
@@ -737,22 +703,16 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_value_problems),
-        cmocka_unit_test_setup_teardown(test_configuration_errors, pool_setup, pool_teardown),
-        cmocka_unit_test_setup_teardown(test_own_rules_replace_the_presets, pool_setup,
-                                        pool_teardown),
-        cmocka_unit_test_setup_teardown(test_ca_powers_refused_or_dropped, pool_setup,
-                                        pool_teardown),
-        cmocka_unit_test_setup_teardown(test_smuggled_names, pool_setup, pool_teardown),
-        cmocka_unit_test_setup_teardown(test_mdm_device_certificate, pool_setup,
-                                        pool_teardown),
-        cmocka_unit_test_setup_teardown(test_fixed_and_validator_values, pool_setup,
-                                        pool_teardown),
-        cmocka_unit_test_setup_teardown(test_identity_without_template, pool_setup,
-                                        pool_teardown),
-        cmocka_unit_test_setup_teardown(test_host_with_template, pool_setup, pool_teardown),
-        cmocka_unit_test_setup_teardown(test_copying_templates, pool_setup, pool_teardown),
-        cmocka_unit_test_setup_teardown(test_forward_check_with_template, pool_setup,
-                                        pool_teardown),
+        cmocka_unit_test_setup(test_configuration_errors, fresh_pool),
+        cmocka_unit_test_setup(test_own_rules_replace_the_presets, fresh_pool),
+        cmocka_unit_test_setup(test_ca_powers_refused_or_dropped, fresh_pool),
+        cmocka_unit_test_setup(test_smuggled_names, fresh_pool),
+        cmocka_unit_test_setup(test_mdm_device_certificate, fresh_pool),
+        cmocka_unit_test_setup(test_fixed_and_validator_values, fresh_pool),
+        cmocka_unit_test_setup(test_identity_without_template, fresh_pool),
+        cmocka_unit_test_setup(test_host_with_template, fresh_pool),
+        cmocka_unit_test_setup(test_copying_templates, fresh_pool),
+        cmocka_unit_test_setup(test_forward_check_with_template, fresh_pool),
     };
 
     apr_initialize();
