@@ -7,7 +7,9 @@
  * PKI_DIR holds ca.pem, ca.key, ra.pem and ra.key.  The endpoint has a static challenge
  * and no database, so every one of the COUNT answers issues a new certificate for the
  * same request.  Prints the CPU time per enrollment; under callgrind
- * (tests/bench/core-bench.sh) the instructions per enrollment are exact. */
+ * (tests/bench/core-bench.sh) the instructions per enrollment are exact.
+ * CORE_BENCH_TEMPLATE=<preset> measures a certificate template (ScepTemplate <preset>
+ * with ScepTemplateUnlisted drop) instead of the default copying. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -19,6 +21,7 @@
 
 #include "scep_ca.h"
 #include "scep_server.h"
+#include "scep_template.h"
 
 /* the largest request read: ten times a 4096-bit PKCSReq */
 #define MAX_REQUEST (64 * 1024)
@@ -66,6 +69,18 @@ int main(int argc, const char *const argv[])
     }
     scep_profile_defaults(&profile, p);
     scep_profile_set_challenge(&profile, p, argv[2]);
+    if (getenv("CORE_BENCH_TEMPLATE")) {
+        scep_template_t *t = scep_template_new(p);
+        const char *const *eku;
+        unsigned int key_usage;
+
+        if ((err = scep_template_preset(t, getenv("CORE_BENCH_TEMPLATE"), &key_usage, &eku))
+            || (err = scep_template_set_unlisted(t, "drop"))) {
+            fprintf(stderr, "core_bench: CORE_BENCH_TEMPLATE: %s\n", err);
+            return 2;
+        }
+        profile.template_ = t;
+    }
     request = apr_palloc(p, MAX_REQUEST);
     len = MAX_REQUEST;
     if (apr_file_open(&f, argv[3], APR_FOPEN_READ, 0, p) != APR_SUCCESS
