@@ -10,6 +10,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
+#include "scep_name.h"
 #include "scep_template.h"
 
 /* The fields a rule may name, with RFC 5280's upper bounds (Appendix A.1: ub-common-name
@@ -95,6 +96,97 @@ const scep_template_t *scep_template_identity_only(void)
     };
 
     return &identity_only;
+}
+
+/* ---- values ------------------------------------------------------------------------- */
+
+const char *scep_template_value_problem(const char *value, apr_size_t max)
+{
+    const unsigned char *s = (const unsigned char *)value;
+    apr_size_t n = 0;
+
+    if (!value || !*value) {
+        return "is empty or does not decode";
+    }
+    while (*s) {
+        unsigned int c = *s, len, i;
+
+        if (++n > max) {
+            return "is longer than its upper bound";
+        }
+        len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+              : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (!len) {
+            return "is not UTF-8";
+        }
+        for (i = 1; i < len; i++) {
+            if ((s[i] & 0xc0) != 0x80) {
+                return "is not UTF-8";
+            }
+        }
+        if (len == 2) {
+            c = ((c & 0x1fu) << 6) | (s[1] & 0x3fu);
+            if (c < 0x80) {
+                return "is not UTF-8 (overlong)";
+            }
+        }
+        else if (len == 3) {
+            c = ((c & 0x0fu) << 12) | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu);
+            if (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)) {
+                return "is not UTF-8 (overlong or a surrogate)";
+            }
+        }
+        else if (len == 4) {
+            c = ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6)
+                | (s[3] & 0x3fu);
+            if (c < 0x10000 || c > 0x10ffff) {
+                return "is not UTF-8 (overlong or beyond U+10FFFF)";
+            }
+        }
+        if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
+            return "holds a control character";
+        }
+        s += len;
+    }
+    return NULL;
+}
+
+/* The form a field's type demands beyond text: a host name (no wildcard), an e-mail
+ * address of a host's domain, an address.  NULL, or why not; *value becomes the
+ * canonical form (a lower-case host name, an address as scep_name writes it). */
+static const char *form_problem(apr_pool_t *p, int is_san, int field, const char **value)
+{
+    const char *at, *canonical;
+
+    if (is_san && field == GEN_DNS) {
+        if (!(canonical = scep_name_fqdn(p, *value, 0))) {
+            return "is no host name";
+        }
+        *value = canonical;
+    }
+    else if (is_san && field == GEN_IPADD) {
+        if (!(canonical = scep_name_ip(p, *value))) {
+            return "is no IP address";
+        }
+        *value = canonical;
+    }
+    else if ((is_san && field == GEN_EMAIL) || (!is_san && field == NID_pkcs9_emailAddress)) {
+        at = strchr(*value, '@');
+        if (!at || at == *value || strchr(at + 1, '@') || !scep_name_fqdn(p, at + 1, 0)) {
+            return "is no e-mail address";
+        }
+    }
+    return NULL;
+}
+
+static int is_ascii(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s >= 0x80) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* ---- configuration ------------------------------------------------------------------ */
@@ -229,11 +321,16 @@ const char *scep_template_add_rule(scep_template_t *t, apr_pool_t *p, int is_san
         if (argc != 3) {
             return "fixed takes one value";
         }
-        if ((problem = scep_template_value_problem(argv[2], f->max)) != NULL) {
+        const char *value = argv[2];
+
+        if ((problem = scep_template_value_problem(value, f->max)) != NULL
+            || (is_san && r->field != SCEP_TEMPLATE_SAN_UPN && !is_ascii(value)
+                && (problem = "is not ASCII") != NULL)
+            || (problem = form_problem(p, is_san, r->field, &value)) != NULL) {
             return apr_psprintf(p, "the fixed value %s", problem);
         }
         r->source = SCEP_TEMPLATE_FROM_FIXED;
-        r->fixed = apr_pstrdup(p, argv[2]);
+        r->fixed = apr_pstrdup(p, value);
         return NULL;
     }
     if (strcasecmp(argv[1], "identity") == 0 || strcasecmp(argv[1], "validator") == 0) {
@@ -276,59 +373,6 @@ const char *scep_template_set_unlisted(scep_template_t *t, const char *word)
     }
     else {
         return "'drop' or 'refuse'";
-    }
-    return NULL;
-}
-
-/* ---- values ------------------------------------------------------------------------- */
-
-const char *scep_template_value_problem(const char *value, apr_size_t max)
-{
-    const unsigned char *s = (const unsigned char *)value;
-    apr_size_t n = 0;
-
-    if (!value || !*value) {
-        return "is empty or does not decode";
-    }
-    while (*s) {
-        unsigned int c = *s, len, i;
-
-        if (++n > max) {
-            return "is longer than its upper bound";
-        }
-        len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-              : (c & 0xf8) == 0xf0 ? 4 : 0;
-        if (!len) {
-            return "is not UTF-8";
-        }
-        for (i = 1; i < len; i++) {
-            if ((s[i] & 0xc0) != 0x80) {
-                return "is not UTF-8";
-            }
-        }
-        if (len == 2) {
-            c = ((c & 0x1fu) << 6) | (s[1] & 0x3fu);
-            if (c < 0x80) {
-                return "is not UTF-8 (overlong)";
-            }
-        }
-        else if (len == 3) {
-            c = ((c & 0x0fu) << 12) | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu);
-            if (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)) {
-                return "is not UTF-8 (overlong or a surrogate)";
-            }
-        }
-        else if (len == 4) {
-            c = ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6)
-                | (s[3] & 0x3fu);
-            if (c < 0x10000 || c > 0x10ffff) {
-                return "is not UTF-8 (overlong or beyond U+10FFFF)";
-            }
-        }
-        if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
-            return "holds a control character";
-        }
-        s += len;
     }
     return NULL;
 }
@@ -453,16 +497,6 @@ static int identity_check(const apply_t *a, int is_san, int field, const char *v
     return -1;
 }
 
-static int is_ascii(const char *s)
-{
-    for (; *s; s++) {
-        if ((unsigned char)*s >= 0x80) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* The rule that takes a request's value of this field, or -1. */
 static int request_rule(const apr_array_header_t *rules, int field, const char *value)
 {
@@ -508,6 +542,9 @@ static int take_request_value(apply_t *a, int is_san, int field, const char *val
             && (problem = "is not ASCII (IA5String)") != NULL)) {
         return unlisted(a, what, apr_psprintf(a->p, "which %s (at most %d characters)",
                                               problem, (int)f->max));
+    }
+    if ((problem = form_problem(a->p, is_san, field, &value)) != NULL) {
+        return unlisted(a, what, apr_pstrcat(a->p, "which ", problem, NULL));
     }
     if (match == 1 && (a->identity->kind != SCEP_IDENTITY_HOST
                        || (is_san && field == GEN_DNS))) {
@@ -668,15 +705,18 @@ static int emit_validator(apply_t *a, int is_san, const scep_template_rule_t *r)
         if (!v->field || strcasecmp(v->field, r->field_name) != 0) {
             continue;
         }
-        if ((problem = scep_template_value_problem(v->value, f->max)) != NULL
-            || (is_san && r->field != SCEP_TEMPLATE_SAN_UPN && !is_ascii(v->value)
-                && (problem = "is not ASCII") != NULL)) {
+        const char *value = v->value;
+
+        if ((problem = scep_template_value_problem(value, f->max)) != NULL
+            || (is_san && r->field != SCEP_TEMPLATE_SAN_UPN && !is_ascii(value)
+                && (problem = "is not ASCII") != NULL)
+            || (problem = form_problem(a->p, is_san, r->field, &value)) != NULL) {
             *a->why = apr_psprintf(a->p, "the validator's %s %s %s (template %s)",
                                    f->name, scep_csr_shown(a->p, v->value), problem,
                                    a->t->name);
             return 0;
         }
-        emit(a, is_san, r->field, v->value);
+        emit(a, is_san, r->field, value);
     }
     return 1;
 }

@@ -349,6 +349,10 @@ static void test_configuration_errors(void **state)
     assert_non_null(rule_error(t, p, 0, "C identity DE"));
     assert_non_null(rule_error(t, p, 0, "C fixed"));
     assert_null(rule_error(t, p, 0, "C fixed DE"));
+    assert_non_null(rule_error(t, p, 1, "iPAddress fixed 192.0.2.300"));
+    assert_non_null(rule_error(t, p, 1, "dNSName fixed *.example.org"));
+    assert_non_null(rule_error(t, p, 1, "rfc822Name fixed nobody"));
+    assert_null(rule_error(t, p, 1, "iPAddress fixed 192.0.2.30"));
     assert_non_null(scep_template_set_unlisted(t, "ignore"));
     /* csr and cn copy: no rules with them, in either order */
     t = scep_template_new(p);
@@ -432,6 +436,7 @@ static void test_smuggled_names(void **state)
 {
     apr_pool_t *p = *state;
     scep_template_t *refuse = preset(p, "tls-client"), *drop = preset(p, "tls-client");
+    scep_template_t *t_vpn;
     scep_template_result_t r;
     scep_csr_t *csr;
     char *long_uri = apr_palloc(p, 1100);
@@ -475,6 +480,18 @@ static void test_smuggled_names(void **state)
     csr = request(p, "CN=x", apr_pstrcat(p, "subjectAltName = @alt\n[alt]\nURI.1 = ",
                                          long_uri + 4, NULL));
     REFUSED(p, refuse, csr, NULL, "does not decode");
+    /* names of the wrong form: a wildcard, no host, no e-mail address */
+    t_vpn = preset(p, "vpn");
+    csr = request(p, "CN=x", "subjectAltName = DNS:*.example.org");
+    REFUSED(p, t_vpn, csr, NULL, "dNSName *.example.org, which is no host name");
+    csr = request(p, "CN=x", "subjectAltName = DNS:evil example");
+    REFUSED(p, t_vpn, csr, NULL, "which is no host name");
+    csr = request(p, "CN=x", "subjectAltName = email:admin");
+    REFUSED(p, refuse, csr, NULL, "rfc822Name admin, which is no e-mail address");
+    csr = request(p, "CN=x", "subjectAltName = DNS:Host1.Example.ORG.");
+    assert_null(refusal(p, t_vpn, csr, NULL, &r));
+    assert_string_equal(APR_ARRAY_IDX(r.sans, 0, scep_template_name_t).value,
+                        "host1.example.org");
     /* nothing at all left */
     csr = request(p, "O=Evil Corp", NULL);
     REFUSED(p, drop, csr, NULL, "name nobody");
@@ -570,6 +587,10 @@ static void test_fixed_and_validator_values(void **state)
     /* a validator's value is checked as a request's is */
     v->value = "tag:\x01";
     REFUSED(p, t, csr, id, "validator's URI");
+    rule(t, p, 1, "dNSName validator");
+    v->field = "dNSName";
+    v->value = "*.example.org";
+    REFUSED(p, t, csr, id, "validator's dNSName *.example.org is no host name");
 }
 
 static void test_identity_without_template(void **state)
