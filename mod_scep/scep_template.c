@@ -189,6 +189,22 @@ static int is_ascii(const char *s)
     return 1;
 }
 
+/* Every check of a value for a field: its text, its string type, its form.  NULL, or
+ * why not; *value may become its canonical form (form_problem). */
+static const char *field_problem(apr_pool_t *p, const field_t *f, int is_san,
+                                 const char **value)
+{
+    const char *problem = scep_template_value_problem(*value, f->max);
+
+    if (problem) {
+        return apr_psprintf(p, "%s (at most %d characters)", problem, (int)f->max);
+    }
+    if (is_san && f->field != SCEP_TEMPLATE_SAN_UPN && !is_ascii(*value)) {
+        return "is not ASCII (IA5String)";
+    }
+    return form_problem(p, is_san, f->field, value);
+}
+
 /* ---- configuration ------------------------------------------------------------------ */
 
 scep_template_t *scep_template_new(apr_pool_t *p)
@@ -323,10 +339,7 @@ const char *scep_template_add_rule(scep_template_t *t, apr_pool_t *p, int is_san
         }
         const char *value = argv[2];
 
-        if ((problem = scep_template_value_problem(value, f->max)) != NULL
-            || (is_san && r->field != SCEP_TEMPLATE_SAN_UPN && !is_ascii(value)
-                && (problem = "is not ASCII") != NULL)
-            || (problem = form_problem(p, is_san, r->field, &value)) != NULL) {
+        if ((problem = field_problem(p, f, is_san, &value)) != NULL) {
             return apr_psprintf(p, "the fixed value %s", problem);
         }
         r->source = SCEP_TEMPLATE_FROM_FIXED;
@@ -537,13 +550,7 @@ static int take_request_value(apply_t *a, int is_san, int field, const char *val
                                a->t->name);
         return 0;
     }
-    if ((problem = scep_template_value_problem(value, f->max)) != NULL
-        || (is_san && field != SCEP_TEMPLATE_SAN_UPN && !is_ascii(value)
-            && (problem = "is not ASCII (IA5String)") != NULL)) {
-        return unlisted(a, what, apr_psprintf(a->p, "which %s (at most %d characters)",
-                                              problem, (int)f->max));
-    }
-    if ((problem = form_problem(a->p, is_san, field, &value)) != NULL) {
+    if ((problem = field_problem(a->p, f, is_san, &value)) != NULL) {
         return unlisted(a, what, apr_pstrcat(a->p, "which ", problem, NULL));
     }
     if (match == 1 && (a->identity->kind != SCEP_IDENTITY_HOST
@@ -665,7 +672,8 @@ static int emit_identity(apply_t *a, int is_san, int field)
     }
     if (id->kind != SCEP_IDENTITY_HOST) {
         const field_t *f = field_by_number(is_san, field);
-        const char *problem = scep_template_value_problem(id->name, f->max);
+        const char *value = id->name;
+        const char *problem = field_problem(a->p, f, is_san, &value);
 
         if (problem) {
             *a->why = apr_psprintf(a->p, "the identity %s %s for %s (template %s)",
@@ -673,7 +681,7 @@ static int emit_identity(apply_t *a, int is_san, int field)
                                    a->t->name);
             return 0;
         }
-        emit(a, is_san, field, id->name);
+        emit(a, is_san, field, value);
         return 1;
     }
     if (is_san && field == GEN_IPADD) {
@@ -707,10 +715,7 @@ static int emit_validator(apply_t *a, int is_san, const scep_template_rule_t *r)
         }
         const char *value = v->value;
 
-        if ((problem = scep_template_value_problem(value, f->max)) != NULL
-            || (is_san && r->field != SCEP_TEMPLATE_SAN_UPN && !is_ascii(value)
-                && (problem = "is not ASCII") != NULL)
-            || (problem = form_problem(a->p, is_san, r->field, &value)) != NULL) {
+        if ((problem = field_problem(a->p, f, is_san, &value)) != NULL) {
             *a->why = apr_psprintf(a->p, "the validator's %s %s %s (template %s)",
                                    f->name, scep_csr_shown(a->p, v->value), problem,
                                    a->t->name);
