@@ -494,14 +494,16 @@ static int identity_check(const apply_t *a, int is_san, int field, const char *v
     if (id->kind != SCEP_IDENTITY_HOST || !id->fqdn) {
         return -1;
     }
-    if (!is_san && field == NID_commonName) {
-        return names_host(value, id->fqdn, 1);
-    }
-    if (is_san && field == GEN_DNS) {
-        return names_host(value, id->fqdn, 0);
+    /* compared in canonical form, as the registration holds them */
+    if ((!is_san && field == NID_commonName) || (is_san && field == GEN_DNS)) {
+        const char *host = scep_name_fqdn(a->p, value, 0);
+
+        return host && names_host(host, id->fqdn, !is_san);
     }
     if (is_san && field == GEN_IPADD) {
-        return one_of(value, id->ips);
+        const char *ip = scep_name_ip(a->p, value);
+
+        return ip && one_of(ip, id->ips);
     }
     if (!is_san && field == NID_serialNumber) {
         /* Cisco's chassis serial: only the registered one (scepreg -s) */

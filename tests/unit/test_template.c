@@ -646,16 +646,27 @@ static void test_host_with_template(void **state)
     x = issue(p, &profile, csr, id);
     assert_string_equal(subject_of(p, x), "CN=gw1");
     assert_string_equal(sans_of(p, x, NULL), "dNSName:gw1.example.net\n");
+    /* the registration's names in another spelling are the same names */
+    id->ips = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(id->ips, const char *) = "2001:db8::1";
+    csr = request(p, "CN=GW1",
+                  "subjectAltName = DNS:GW1.Example.NET.,IP:2001:DB8:0:0:0:0:0:1");
+    x = issue(p, &profile, csr, id);
+    assert_string_equal(subject_of(p, x), "CN=GW1");
+    assert_string_equal(sans_of(p, x, NULL), "dNSName:gw1.example.net\nip\n");
+    csr = request(p, "CN=gw1", "subjectAltName = IP:2001:db8::2");
+    REFUSED(p, profile.template_, csr, id,
+            "iPAddress 2001:0db8:0000:0000:0000:0000:0000:0002, which is not the authorised");
     csr = request(p, "CN=gw1", "subjectAltName = DNS:gw1.example.net,DNS:gw2.example.net");
     REFUSED(p, profile.template_, csr, id, "gw2.example.net");
     csr = request(p, "CN=gw2", NULL);
     REFUSED(p, profile.template_, csr, id, "CN=gw2");
-    /* without a template: today's forced names */
+    /* without a template: today's forced names, the registered address included */
     profile.template_ = NULL;
     csr = request(p, "CN=anything\nO=Evil", "subjectAltName = DNS:other.example.net");
     x = issue(p, &profile, csr, id);
     assert_string_equal(subject_of(p, x), "CN=gw1.example.net");
-    assert_string_equal(sans_of(p, x, NULL), "dNSName:gw1.example.net\n");
+    assert_string_equal(sans_of(p, x, NULL), "dNSName:gw1.example.net\nip\n");
 }
 
 /* ScepSubject csr / cn as templates: the certificates of before. */
