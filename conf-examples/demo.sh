@@ -144,6 +144,14 @@ chmod 600 challenge
 CHALLENGE=$(tr -d '[:space:]' < challenge)
 [[ $CHALLENGE =~ ^[A-Za-z0-9._~+/=-]+$ ]] \
     || die "$STATE/challenge must hold one word of letters, digits and ._~+/=-"
+# The MDM-style endpoint has a challenge of its own, as an MDM's profile would.
+if [ ! -s mdm-challenge ]; then
+    (umask 077 && openssl rand -hex 16 > mdm-challenge)
+fi
+chmod 600 mdm-challenge
+MDM_CHALLENGE=$(tr -d '[:space:]' < mdm-challenge)
+[[ $MDM_CHALLENGE =~ ^[A-Za-z0-9._~+/=-]+$ ]] \
+    || die "$STATE/mdm-challenge must hold one word of letters, digits and ._~+/=-"
 
 # ---- 4. httpd configuration --------------------------------------------------------
 PIDFILE=$STATE/run/httpd.pid
@@ -174,10 +182,40 @@ if ! grep -q "ScepCAKeyFile[[:space:]]*$STATE/ca.key" scep.conf.new \
 fi
 mv -f scep.conf.new scep.conf
 
+# The MDM-style endpoint: devices named as an MDM profile names them (CN=%devicename%),
+# with the user's e-mail, UPN and Intune SID URI kept by the template, and nothing else.
+# The CA, RA and database are the /scep endpoint's; the registration below is of
+# another kind (device names), so neither endpoint's challenge works at the other.
+cat > scep-mdm.conf <<EOF
+# Written by conf-examples/demo.sh on every run; see conf-examples/templates/ for more.
+<Location /scep-mdm>
+    SetHandler scep
+    ScepCACertificateFile $STATE/ca.pem
+    ScepCAKeyFile         $STATE/ca.key
+    ScepRACertificateFile $STATE/ra.pem
+    ScepRAKeyFile         $STATE/ra.key
+    ScepDeviceDB          $DB
+    # what the devices are: names as the profile writes them into the CN
+    ScepIdentity device-name cn
+    # what their certificates hold: that CN, the user's e-mail and UPN, the SID URI
+    # (and from it the SID security extension), TLS client authentication
+    ScepTemplate tls-client
+    ScepTemplateSubject CN identity
+    ScepTemplateSAN rfc822Name request
+    ScepTemplateSAN upn request
+    ScepTemplateSAN URI request 1 tag:microsoft.com,2022-09-14:sid:
+    ScepTemplateUnlisted refuse
+    Require all granted
+</Location>
+EOF
+
 # A wildcard registration with the demo challenge lets any device name enroll, the way
 # an NDES-style gateway does; single devices get registrations of their own.
 "$SCEPREG" -c -i "$DB" '*' <<<"$CHALLENGE" >&2 \
     || die "scepreg could not register the demo wildcard in $DB"
+# Every device name at /scep-mdm, with the MDM challenge (name:* covers no host).
+"$SCEPREG" -c -i "$DB" 'name:*' <<<"$MDM_CHALLENGE" >&2 \
+    || die "scepreg could not register the demo device-name wildcard in $DB"
 
 {
     echo "# Written by conf-examples/demo.sh on every run; edit the script, not this file."
@@ -216,6 +254,7 @@ mv -f scep.conf.new scep.conf
     echo "</Directory>"
     echo
     echo "Include \"$STATE/scep.conf\""
+    echo "Include \"$STATE/scep-mdm.conf\""
 } > httpd.conf
 chmod 644 httpd.conf
 
@@ -225,13 +264,27 @@ if ! "$HTTPD" -t -f "$STATE/httpd.conf" 2> logs/configtest.log; then
 fi
 
 # ---- 5. tell how to use it, then serve ----------------------------------------------
+# GeneralNames for strongSwan's --san asn1gn:#HEX: an otherName UPN and a URI (DER in
+# hex; both values stay below 128 bytes, so every length is one byte).
+der_len() { printf '%02x' "$1"; }
+utf8_hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+UPN=john@example.org
+SID_URI=tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-1001
+upn_value=0c$(der_len ${#UPN})$(utf8_hex "$UPN")
+upn_explicit=a0$(der_len $(( ${#upn_value} / 2 )))$upn_value
+upn_body=060a2b060104018237140203$upn_explicit
+UPN_HEX=a0$(der_len $(( ${#upn_body} / 2 )))$upn_body
+SID_HEX=86$(der_len ${#SID_URI})$(utf8_hex "$SID_URI")
 URL="http://127.0.0.1:$PORT/scep"
+MDM_URL="http://127.0.0.1:$PORT/scep-mdm"
 cat <<EOF
 
 mod_scep demo: state in $STATE
 url: $URL
 challenge: $CHALLENGE
 db: $DB
+mdm-url: $MDM_URL
+mdm-challenge: $MDM_CHALLENGE
 
 Check the server with curl:
   curl '$URL?operation=GetCACaps'
@@ -251,6 +304,16 @@ single device with a challenge of its own, while Apache runs:
   $SCEPREG -g $DB device2.example.org
   $SCEPREG -l $DB          # devices and their last certificate
   $SCEPREG -L $DB          # every certificate issued
+
+The MDM-style endpoint enrolls device names with the user's e-mail, UPN and Intune SID
+URI, as an MDM profile asks (the --san asn1gn: values are the UPN $UPN and the
+URI $SID_URI, DER in hex):
+  pki --gen --type rsa --size 2048 --outform pem > phone.key
+  pki --scep --url $MDM_URL --in phone.key --dn "CN=John's iPhone" \\
+      --san email:$UPN --san asn1gn:#$UPN_HEX --san asn1gn:#$SID_HEX \\
+      --password $MDM_CHALLENGE --cacert-enc ra.der --cacert-sig ra.der \\
+      --cacert ca.der --outform pem > phone.pem
+  openssl x509 -in phone.pem -noout -text
 
 Apache runs in the foreground now; its logs follow. Ctrl-C stops it.
 
