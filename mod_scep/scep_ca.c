@@ -56,9 +56,8 @@ static apr_status_t file_problem(apr_pool_t *p, const char *role, const char *pa
     return APR_EINVAL;
 }
 
-/* A file that exists, is not empty, and (for keys) is readable by its owner only. */
-static apr_status_t check_file(apr_pool_t *p, const char *role, const char *path, int is_key,
-                               const char **errmsg)
+apr_status_t scep_ca_check_file(apr_pool_t *p, const char *role, const char *path,
+                                int is_key, const char **errmsg)
 {
     struct stat st;
 
@@ -86,7 +85,7 @@ static BIO *open_file(apr_pool_t *p, const char *role, const char *path, int is_
 {
     BIO *bio;
 
-    if (check_file(p, role, path, is_key, errmsg) != APR_SUCCESS) {
+    if (scep_ca_check_file(p, role, path, is_key, errmsg) != APR_SUCCESS) {
         return NULL;
     }
     if (!(bio = BIO_new_file(path, "r"))) {

@@ -30,6 +30,12 @@ typedef struct scep_ca_files_t {
     int forwarding;                /* an upstream CA issues: no CA key here, an RA needed */
 } scep_ca_files_t;
 
+/* A file that exists, is a regular file, is not empty, and (`is_key`: keys and other
+ * secrets) is readable by its owner only (mode 0600 or 0400).  APR_EINVAL with *errmsg
+ * naming the role and the file otherwise. */
+apr_status_t scep_ca_check_file(apr_pool_t *p, const char *role, const char *path,
+                                int is_key, const char **errmsg);
+
 /* Loads and cross-checks every file.  What works but will bite (an RA certificate
  * without keyEncipherment, a certificate near its end: the clock is read here, at
  * startup) is logged as a warning.  On failure returns APR_EINVAL (or the file error)

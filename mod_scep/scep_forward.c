@@ -71,7 +71,7 @@ apr_status_t scep_forward_create(apr_pool_t *p, const scep_upstream_conf_t *conf
 typedef struct answer_t {
     apr_pool_t *p;
     unsigned char *data;
-    apr_size_t len, cap;
+    apr_size_t len, cap, max;
     int too_big;
 } answer_t;
 
@@ -80,7 +80,7 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *baton)
     answer_t *a = baton;
     apr_size_t n = size * nmemb;
 
-    if (a->len + n > SCEP_UPSTREAM_MAX_ANSWER) {
+    if (a->len + n > a->max) {
         a->too_big = 1;
         return 0;                       /* aborts the transfer */
     }
@@ -103,6 +103,81 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *baton)
     return n;
 }
 
+apr_status_t scep_forward_http(apr_pool_t *p, const scep_upstream_conf_t *transport,
+                               const scep_forward_http_t *req, scep_forward_http_answer_t *out)
+{
+    CURL *curl;
+    struct curl_slist *headers = NULL;
+    char errbuf[CURL_ERROR_SIZE];
+    answer_t answer;
+    CURLcode rc;
+    char *ctype = NULL;
+    int i;
+
+    memset(out, 0, sizeof(*out));
+    if (!(curl = curl_easy_init())) {
+        out->why = "libcurl cannot start a transfer";
+        return APR_ENOMEM;
+    }
+    memset(&answer, 0, sizeof(answer));
+    answer.p = p;
+    answer.max = req->max_answer;
+    errbuf[0] = '\0';
+    curl_easy_setopt(curl, CURLOPT_URL, req->url);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, req->user_agent);
+    /* "" turns the environment's proxy settings off */
+    curl_easy_setopt(curl, CURLOPT_PROXY, transport && transport->proxy ? transport->proxy
+                                          : "");
+    if (transport && transport->proxy_auth) {
+        curl_easy_setopt(curl, CURLOPT_PROXYUSERPWD, transport->proxy_auth);
+        curl_easy_setopt(curl, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+    }
+    if (transport && transport->no_proxy) {
+        curl_easy_setopt(curl, CURLOPT_NOPROXY, transport->no_proxy);
+    }
+    if (transport && transport->ca_file) {
+        curl_easy_setopt(curl, CURLOPT_CAINFO, transport->ca_file);
+        curl_easy_setopt(curl, CURLOPT_PROXY_CAINFO, transport->ca_file);
+    }
+    if (transport && transport->client_cert) {
+        curl_easy_setopt(curl, CURLOPT_SSLCERT, transport->client_cert);
+        curl_easy_setopt(curl, CURLOPT_SSLKEY, transport->client_key);
+    }
+    for (i = 0; req->headers && req->headers[i]; i++) {
+        headers = curl_slist_append(headers, req->headers[i]);
+    }
+    if (headers) {
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    }
+    if (req->body) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, (const char *)req->body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
+    rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ctype);
+        out->content_type = ctype ? apr_pstrdup(p, ctype) : "";
+        out->body = answer.data;
+        out->body_len = answer.len;
+    }
+    else {
+        out->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+        out->why = apr_pstrdup(p, *errbuf ? errbuf : curl_easy_strerror(rc));
+    }
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return rc == CURLE_OK ? APR_SUCCESS : answer.too_big ? APR_ENOSPC : APR_EGENERAL;
+}
+
 /* One exchange with the upstream, retried on transport failures.  APR_SUCCESS with a 200
  * answer; otherwise APR_EGENERAL with *why. */
 static apr_status_t http_exchange(apr_pool_t *p, scep_upstream_t *up, const char *query,
@@ -111,84 +186,53 @@ static apr_status_t http_exchange(apr_pool_t *p, scep_upstream_t *up, const char
                                   const char **why)
 {
     const scep_upstream_conf_t *conf = up->conf;
-    const char *url = apr_pstrcat(p, conf->url, strchr(conf->url, '?') ? "&" : "?", query,
-                                  NULL);
-    char errbuf[CURL_ERROR_SIZE];
+    static const char *const post_headers[] = {
+        "Content-Type: application/x-pki-message", NULL
+    };
+    scep_forward_http_t req;
+    scep_forward_http_answer_t got;
     int attempt;
 
+    memset(&req, 0, sizeof(req));
+    req.url = apr_pstrcat(p, conf->url, strchr(conf->url, '?') ? "&" : "?", query, NULL);
+    req.headers = body ? post_headers : NULL;
+    req.body = body;
+    req.body_len = body_len;
+    req.max_answer = SCEP_UPSTREAM_MAX_ANSWER;
+    req.connect_timeout_ms = conf->connect_timeout * 1000L;
+    req.timeout_ms = conf->timeout * 1000L;
+    req.user_agent = "mod_scep forwarder";
     for (attempt = 0; attempt <= conf->retries; attempt++) {
-        CURL *curl;
-        struct curl_slist *headers = NULL;
-        CURLcode rc;
-        long status = 0;
-        char *ctype = NULL;
+        apr_status_t rv;
 
         if (attempt > 0) {
             apr_sleep(apr_time_from_msec(250L << attempt));   /* 0.5 s, 1 s, 2 s, … */
         }
-        if (!(curl = curl_easy_init())) {
-            *why = "libcurl cannot start a transfer";
-            return APR_ENOMEM;
+        rv = scep_forward_http(p, conf, &req, &got);
+        if (rv == APR_ENOMEM) {
+            *why = got.why;
+            return rv;
         }
-        memset(answer, 0, sizeof(*answer));
-        answer->p = p;
-        errbuf[0] = '\0';
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, conf->connect_timeout);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT, conf->timeout);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, answer);
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, "mod_scep forwarder");
-        /* "" turns the environment's proxy settings off */
-        curl_easy_setopt(curl, CURLOPT_PROXY, conf->proxy ? conf->proxy : "");
-        if (conf->proxy_auth) {
-            curl_easy_setopt(curl, CURLOPT_PROXYUSERPWD, conf->proxy_auth);
-            curl_easy_setopt(curl, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
-        }
-        if (conf->no_proxy) {
-            curl_easy_setopt(curl, CURLOPT_NOPROXY, conf->no_proxy);
-        }
-        if (conf->ca_file) {
-            curl_easy_setopt(curl, CURLOPT_CAINFO, conf->ca_file);
-            curl_easy_setopt(curl, CURLOPT_PROXY_CAINFO, conf->ca_file);
-        }
-        if (conf->client_cert) {
-            curl_easy_setopt(curl, CURLOPT_SSLCERT, conf->client_cert);
-            curl_easy_setopt(curl, CURLOPT_SSLKEY, conf->client_key);
-        }
-        if (body) {
-            headers = curl_slist_append(NULL, "Content-Type: application/x-pki-message");
-            curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-            curl_easy_setopt(curl, CURLOPT_POSTFIELDS, (const char *)body);
-            curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        }
-        rc = curl_easy_perform(curl);
-        if (rc == CURLE_OK) {
-            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-            curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ctype);
-            *content_type = ctype ? apr_pstrdup(p, ctype) : "";
-        }
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(curl);
-        if (rc == CURLE_OK && status == 200) {
-            return APR_SUCCESS;
-        }
-        if (rc == CURLE_OK) {
+        if (rv == APR_SUCCESS) {
+            memset(answer, 0, sizeof(*answer));
+            answer->p = p;
+            answer->data = (unsigned char *)got.body;
+            answer->len = got.body_len;
+            *content_type = got.content_type;
+            if (got.status == 200) {
+                return APR_SUCCESS;
+            }
             /* an answer, if not the right one: retrying will not change it */
-            *why = apr_psprintf(p, "the upstream %s answered HTTP %ld%s", conf->url, status,
-                                status == 407 ? " (the proxy wants credentials)" : "");
+            *why = apr_psprintf(p, "the upstream %s answered HTTP %ld%s", conf->url,
+                                got.status,
+                                got.status == 407 ? " (the proxy wants credentials)" : "");
             return APR_EGENERAL;
         }
-        *why = answer->too_big
+        *why = rv == APR_ENOSPC
                ? apr_psprintf(p, "the upstream's answer exceeds %d bytes",
                               SCEP_UPSTREAM_MAX_ANSWER)
                : apr_psprintf(p, "%s%s%s: %s", conf->url, conf->proxy ? " via " : "",
-                              conf->proxy ? conf->proxy : "", *errbuf ? errbuf
-                              : curl_easy_strerror(rc));
+                              conf->proxy ? conf->proxy : "", got.why);
     }
     return APR_EGENERAL;
 }

@@ -94,6 +94,35 @@ apr_status_t scep_forward_poll(apr_pool_t *p, scep_upstream_t *up, apr_int64_t n
                                X509_REQ *req, EVP_PKEY *csr_key, const char *transaction_id,
                                const scep_log_t *log, scep_forward_result_t *result);
 
+/* One HTTP exchange as every outgoing request of the module makes it (the upstream's,
+ * the webhooks'): the transport settings of `transport` (proxy, hosts reached directly,
+ * CA file, TLS client certificate; NULL: direct, the system's trust) and never the
+ * environment's, no redirects, http and https only, signals off. */
+typedef struct scep_forward_http_t {
+    const char *url;
+    const char *const *headers;        /* "Name: value", NULL-terminated; may be NULL */
+    const unsigned char *body;         /* set: a POST of it */
+    apr_size_t body_len;
+    apr_size_t max_answer;             /* a longer answer aborts the transfer */
+    long connect_timeout_ms, timeout_ms;
+    const char *user_agent;
+} scep_forward_http_t;
+
+typedef struct scep_forward_http_answer_t {
+    long status;                       /* the HTTP status of an answer */
+    const char *content_type;
+    const unsigned char *body;         /* in the pool; NULL when empty */
+    apr_size_t body_len;
+    int timed_out;                     /* no answer within timeout_ms */
+    const char *why;                   /* no answer: libcurl's reason */
+} scep_forward_http_answer_t;
+
+/* APR_SUCCESS when an answer came (of any status); APR_ENOSPC when it exceeded
+ * max_answer; APR_EGENERAL (or APR_ENOMEM) with out->why when none came. */
+apr_status_t scep_forward_http(apr_pool_t *p, const scep_upstream_conf_t *transport,
+                               const scep_forward_http_t *req,
+                               scep_forward_http_answer_t *out);
+
 /* 200 (PENDING) or 503: how a device is answered while the upstream cannot be reached. */
 int scep_forward_down_answer(const scep_upstream_t *up);
 

@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 seconds=${FUZZ_SECONDS:-45}
 cc=${CC:-clang}
-all_targets=(decode pkimsg envelope content import)
+all_targets=(decode pkimsg envelope content import webhook)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 
