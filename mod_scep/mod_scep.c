@@ -31,6 +31,7 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     scep_glue_config_reset(pconf);
     scep_glue_db_reset();
     scep_glue_forward_reset();
+    scep_glue_webhook_reset();
     scep_glue_status_reset();
     return OK;
 }
@@ -49,6 +50,9 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     scep_log_t log = { scep_glue_log_to_server, s, APLOG_TRACE8 };
     int i;
 
+    if (scep_glue_webhook_prepare(pconf, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     for (i = 0; ca_refs && i < ca_refs->nelts; i++) {
         ca_ref_t *ref = APR_ARRAY_IDX(ca_refs, i, ca_ref_t *);
         const char *errmsg = NULL;
@@ -83,6 +87,7 @@ static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
     scep_glue_db_child_init(pchild, s);
     scep_glue_forward_child_init(pchild, s);
+    scep_glue_webhook_child_init(pchild, s);
 }
 
 /* ---- requests -------------------------------------------------------------------- */
@@ -323,6 +328,7 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     scep_server_pkioperation(r->pool, ca, profile, db, der, len, &peer, scep_glue_now(),
                              &log, &reply);
     audit_pki_operation(r, &reply);
+    scep_glue_webhook_notify(r, profile, &reply, peer.location, peer.client_ip);
     if (reply.transaction_id) {
         apr_table_setn(r->notes, "scep-transaction-id", reply.transaction_id);
     }

@@ -14,6 +14,7 @@
 #include "scep_db.h"
 #include "scep_forward.h"
 #include "scep_server.h"
+#include "scep_webhook.h"
 
 extern module AP_MODULE_DECLARE_DATA scep_module;
 
@@ -105,6 +106,31 @@ scep_upstream_ref_t *scep_glue_forward_ref(cmd_parms *cmd, scep_dir_conf_t *conf
 /* post_config: libcurl's global state, once, in the parent. */
 int scep_glue_forward_prepare(apr_pool_t *pconf, server_rec *s);
 void scep_glue_forward_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* ---- the webhooks (mod_scep_webhook.c) ------------------------------------------------ */
+/* A section's validator or notifier.  `conf` comes first: the profile points at it, and
+ * the notifier's per-child queue is found from there. */
+typedef struct scep_hook_ref_t {
+    scep_hook_conf_t conf;
+    int notify;
+    struct scep_dir_conf_t *section;    /* whose ScepUpstream* transport it shares */
+    struct scep_notify_queue_t *queue;  /* notifier, in a child */
+} scep_hook_ref_t;
+
+void scep_glue_webhook_reset(void);
+/* The section's validator (notify 0) or notifier, made with the documented defaults by
+ * its first directive and set in the section's profile. */
+scep_hook_ref_t *scep_glue_webhook_ref(cmd_parms *cmd, scep_dir_conf_t *conf, int notify);
+/* check_config (httpd -t too): every webhook complete (URL and secret), its transport,
+ * libcurl. */
+int scep_glue_webhook_prepare(apr_pool_t *pconf, server_rec *s);
+/* child_init: one sending thread per child and notifier, stopped at the child's exit. */
+void scep_glue_webhook_child_init(apr_pool_t *pchild, server_rec *s);
+/* Queues the event of a PKIOperation's reply for the endpoint's notifier, without
+ * waiting; a full queue drops it with a log line. */
+void scep_glue_webhook_notify(request_rec *r, const scep_profile_t *profile,
+                              const scep_reply_t *reply, const char *endpoint,
+                              const char *client_ip);
 
 /* ---- status counters (mod_scep_status.c) ------------------------------------------- */
 #define SCEP_STATUS_HANDLER "scep-status"

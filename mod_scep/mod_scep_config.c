@@ -14,6 +14,7 @@
 #include "mod_scep.h"
 #include "scep_import.h"
 #include "scep_template.h"
+#include "scep_webhook.h"
 
 /* Every CA section of the configuration being read, loaded by check_config. */
 static apr_array_header_t *ca_refs;
@@ -800,6 +801,129 @@ static const char *set_upstream_refresh(cmd_parms *cmd, void *dconf, const char 
     return NULL;
 }
 
+/* ---- the webhooks (ScepValidate*, ScepNotify*) -------------------------------------- */
+
+/* cmd->info of the ScepNotify* directives; NULL for ScepValidate* */
+static int notifier_directive = 1;
+#define NOTIFIER ((void *)&notifier_directive)
+
+/* The section's validator or notifier, as cmd->info says. */
+static scep_hook_conf_t *section_hook(cmd_parms *cmd, void *dconf)
+{
+    return &scep_glue_webhook_ref(cmd, dconf, cmd->info != NULL)->conf;
+}
+
+static const char *set_hook_url(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (!http_url(arg) || strchr(arg, '#')) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an http:// or https:// URL",
+                            cmd->cmd->name, arg);
+    }
+    section_hook(cmd, dconf)->url = arg;
+    return NULL;
+}
+
+static const char *set_hook_secret(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_hook_conf_t *hook;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    hook = section_hook(cmd, dconf);
+    if (!(hook->secret_file = ap_server_root_relative(cmd->pool, arg))) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path '", arg, "'", NULL);
+    }
+    /* read here, as root and for `httpd -t` too; never logged */
+    if (scep_webhook_load_secret(cmd->pool, hook, &err) != APR_SUCCESS) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL);
+    }
+    return NULL;
+}
+
+static const char *set_validate_mode(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (strcasecmp(arg, "alone") == 0) {
+        section_hook(cmd, dconf)->mode = SCEP_HOOK_ALONE;
+    }
+    else if (strcasecmp(arg, "after-registration") == 0) {
+        section_hook(cmd, dconf)->mode = SCEP_HOOK_AFTER_REGISTRATION;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is neither alone nor after-registration",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_validate_unavailable(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    if (strcasecmp(arg, "deny") == 0) {
+        section_hook(cmd, dconf)->unavailable = SCEP_HOOK_DOWN_DENY;
+    }
+    else if (strcasecmp(arg, "pending") == 0) {
+        section_hook(cmd, dconf)->unavailable = SCEP_HOOK_DOWN_PENDING;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is neither deny nor pending",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_validate_send_challenge(cmd_parms *cmd, void *dconf, int on)
+{
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL) {
+        return err;
+    }
+    section_hook(cmd, dconf)->send_challenge = on;
+    return NULL;
+}
+
+/* ScepValidateTimeout (milliseconds), ScepNotifyQueue, ScepNotifyRetries */
+static const char *set_hook_number(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    apr_int64_t v = 0;
+    const char *err;
+    int timeout = strcmp(cmd->cmd->name, "ScepValidateTimeout") == 0;
+    int queue = strcmp(cmd->cmd->name, "ScepNotifyQueue") == 0;
+
+    if ((err = endpoint_context(cmd)) != NULL
+        || (err = parse_number(cmd, arg, timeout ? 100 : queue ? 1 : 0,
+                               timeout ? SCEP_HOOK_TIMEOUT_MAX_MS : queue ? 100000 : 10, 0,
+                               &v)) != NULL) {
+        return err;
+    }
+    if (timeout) {
+        section_hook(cmd, dconf)->timeout_ms = (long)v;
+    }
+    else if (queue) {
+        section_hook(cmd, dconf)->queue = (int)v;
+    }
+    else {
+        section_hook(cmd, dconf)->retries = (int)v;
+    }
+    return NULL;
+}
+
 /* ---- the directive table --------------------------------------------------------- */
 
 #define FILE_SLOT(member) ((void *)APR_OFFSETOF(scep_ca_files_t, member))
@@ -916,5 +1040,27 @@ const command_rec scep_glue_config_cmds[] = {
                  "reveals registration state); Off (default): a generic text"),
     AP_INIT_FLAG("ScepLegacyAlgorithms", set_flag, SETTING(LEGACY), DIR_CONTEXT,
                  "On: accept MD5 signatures and single-DES envelopes (default Off)"),
+    AP_INIT_TAKE1("ScepValidateURL", set_hook_url, NULL, DIR_CONTEXT,
+                  "the validation webhook asked before a certificate is issued"),
+    AP_INIT_TAKE1("ScepValidateSecretFile", set_hook_secret, NULL, DIR_CONTEXT,
+                  "file (mode 0600) of the secret that signs requests to the validator"),
+    AP_INIT_TAKE1("ScepValidateMode", set_validate_mode, NULL, DIR_CONTEXT,
+                  "alone: the validator alone authorises; after-registration (default): "
+                  "it is asked once the registration allowed"),
+    AP_INIT_TAKE1("ScepValidateTimeout", set_hook_number, NULL, DIR_CONTEXT,
+                  "milliseconds the validator may take, connection included (default 5000)"),
+    AP_INIT_TAKE1("ScepValidateUnavailable", set_validate_unavailable, NULL, DIR_CONTEXT,
+                  "deny (default) or pending: what a validator that cannot answer means"),
+    AP_INIT_FLAG("ScepValidateSendChallenge", set_validate_send_challenge, NULL, DIR_CONTEXT,
+                 "On: the request's challenge goes to the validator (default Off)"),
+    AP_INIT_TAKE1("ScepNotifyURL", set_hook_url, NOTIFIER, DIR_CONTEXT,
+                  "the webhook told of issued, refused and revoked certificates"),
+    AP_INIT_TAKE1("ScepNotifySecretFile", set_hook_secret, NOTIFIER, DIR_CONTEXT,
+                  "file (mode 0600) of the secret that signs the events"),
+    AP_INIT_TAKE1("ScepNotifyQueue", set_hook_number, NOTIFIER, DIR_CONTEXT,
+                  "events waiting to be sent, per child, before new ones are dropped "
+                  "(default 1000)"),
+    AP_INIT_TAKE1("ScepNotifyRetries", set_hook_number, NOTIFIER, DIR_CONTEXT,
+                  "further attempts to send one event (default 3)"),
     { NULL }
 };

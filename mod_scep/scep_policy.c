@@ -1317,6 +1317,9 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
     const char *locked = NULL;
     apr_status_t rv = APR_SUCCESS;
 
+    if (grant->kind == SCEP_GRANT_VALIDATOR) {
+        return APR_SUCCESS;             /* the validator holds what there is to use up */
+    }
     /* A lockout set since the decision refuses the right challenge too; an operator's
      * approval was decided before it, and a renewal without a challenge is not one. */
     if (consume && grant->kind != SCEP_GRANT_MINTED

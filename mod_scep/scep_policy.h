@@ -24,7 +24,9 @@ typedef enum scep_grant_kind_e {
     SCEP_GRANT_DEVICE,                 /* an exact registration */
     SCEP_GRANT_WILDCARD,               /* a wildcard registration */
     SCEP_GRANT_MINTED,                 /* a minted one-time challenge */
-    SCEP_GRANT_RENEWAL                 /* the device's current certificate */
+    SCEP_GRANT_RENEWAL,                /* the device's current certificate */
+    SCEP_GRANT_VALIDATOR               /* the validation webhook alone (ScepValidateMode
+                                        * alone): no registration or challenge of ours */
 } scep_grant_kind_e;
 
 /* What authorization found; the input of scep_policy_record. */

@@ -22,6 +22,7 @@
 #include "scep_msg.h"
 #include "scep_server.h"
 #include "scep_store.h"
+#include "scep_webhook.h"
 
 /* ---- PKIOperation ----------------------------------------------------------------- */
 
@@ -125,11 +126,11 @@ static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *f
 #define SCEP_POLICY_REFUSAL_TEXT "refused by the server's policy; the server's log " \
                                  "has the reason"
 
-/* A FAILURE for a device mistake; authentication failures log at WARNING. */
-static apr_status_t fail(op_ctx_t *c, int level, int fail_info, const char *tag,
-                         const char *why)
+/* A FAILURE for a device mistake; authentication failures log at WARNING.  `detail`:
+ * the client may read `why` (else the generic text). */
+static apr_status_t fail_as(op_ctx_t *c, int level, int fail_info, const char *tag,
+                            const char *why, int detail)
 {
-    int detail = c->profile->failure_detail || level > SCEP_LOG_WARNING;
 
     scep_log(c->log, level, "%s: scep(%s,PKIOperation): %s from %s%s%s refused (%s): %s",
              tag, c->msg->transaction_id, message_type_name(c->msg->message_type),
@@ -139,6 +140,13 @@ static apr_status_t fail(op_ctx_t *c, int level, int fail_info, const char *tag,
     c->reply->reason = why;
     return answer(c, SCEP_STATUS_FAILURE, fail_info,
                   detail ? why : SCEP_POLICY_REFUSAL_TEXT, NULL, 0);
+}
+
+static apr_status_t fail(op_ctx_t *c, int level, int fail_info, const char *tag,
+                         const char *why)
+{
+    return fail_as(c, level, fail_info, tag, why,
+                   c->profile->failure_detail || level > SCEP_LOG_WARNING);
 }
 
 static const char *csr_identity(apr_pool_t *p, const scep_csr_t *csr)
@@ -418,29 +426,45 @@ static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr);
 /* Authorizes against the registrations; a retried transaction is answered from its
  * record.  Returns APR_SUCCESS with *grant to go on and issue, or the answer's status
  * with the reply already made (*grant NULL). */
-static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned char *digest,
-                          int renewing, scep_grant_t **grant)
+/* A transaction seen before is answered from its record: 1 with the reply made (*rv),
+ * 0 for a new one. */
+static int answered_from_record(op_ctx_t *c, const scep_csr_t *csr,
+                                const unsigned char *digest, int renewing, apr_status_t *rv)
 {
     const unsigned char *der;
     apr_size_t der_len;
+    const char *why = NULL;
+
+    *rv = scep_policy_replay(c->p, c->db, &c->profile->registrations, c->msg->transaction_id,
+                             c->requester, renewing ? serial_hex(c->p, c->msg->signer) : NULL,
+                             c->now, digest, &der, &der_len, &why);
+    if (*rv == SCEP_POLICY_REPLAY) {
+        *rv = send_recorded(c, der, der_len);
+    }
+    else if (*rv == SCEP_POLICY_HELD) {
+        *rv = continue_held(c, csr);
+    }
+    else if (*rv == SCEP_POLICY_DENIED) {
+        *rv = fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00214", why);
+    }
+    else if (*rv != SCEP_DB_NOTFOUND) {
+        *rv = db_failure(c, *rv, "looking up the transaction");
+    }
+    else {
+        return 0;
+    }
+    return 1;
+}
+
+static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned char *digest,
+                          int renewing, scep_grant_t **grant)
+{
     const char *why = NULL, *fqdn = NULL;
     apr_status_t rv;
 
     *grant = NULL;
-    rv = scep_policy_replay(c->p, c->db, &c->profile->registrations, c->msg->transaction_id,
-                            c->requester, renewing ? serial_hex(c->p, c->msg->signer) : NULL,
-                            c->now, digest, &der, &der_len, &why);
-    if (rv == SCEP_POLICY_REPLAY) {
-        return send_recorded(c, der, der_len);
-    }
-    if (rv == SCEP_POLICY_HELD) {
-        return continue_held(c, csr);
-    }
-    if (rv == SCEP_POLICY_DENIED) {
-        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00214", why);
-    }
-    if (rv != SCEP_DB_NOTFOUND) {
-        return db_failure(c, rv, "looking up the transaction");
+    if (answered_from_record(c, csr, digest, renewing, &rv)) {
+        return rv;
     }
     if (renewing) {
         rv = admit_renewal(c, csr, grant);
@@ -611,6 +635,148 @@ static apr_status_t forward(op_ctx_t *c, const scep_csr_t *csr, const scep_grant
     return rv;
 }
 
+/* What the issuer forces into the certificate: a registration's identity; for a grant of
+ * the validator alone, the values it supplied where a template takes them, else nothing
+ * (the request's names under the profile's rules, as with a static challenge). */
+static const scep_identity_t *issued_identity(op_ctx_t *c, const scep_grant_t *grant)
+{
+    if (!grant) {
+        return NULL;
+    }
+    if (grant->kind != SCEP_GRANT_VALIDATOR) {
+        return &grant->identity;
+    }
+    /* only a template of rules reads supplied values: the copying ones would take the
+     * validator's grant, which names no host, for a registration's forced names */
+    return c->profile->template_ && c->profile->template_->copy == SCEP_TEMPLATE_RULES
+           && grant->identity.supplied ? &grant->identity : NULL;
+}
+
+/* Asks the endpoint's validator about `csr` (with what the registration found, `grant`,
+ * or NULL).  ALLOW with the supplied values in *answer; DENY and UNAVAILABLE are logged
+ * here, and the caller answers. */
+static scep_hook_verdict_e ask_validator(op_ctx_t *c, const scep_csr_t *csr,
+                                         const scep_grant_t *grant, scep_hook_answer_t *answer)
+{
+    const scep_hook_conf_t *validator = c->profile->validator;
+    scep_hook_request_t req;
+
+    memset(&req, 0, sizeof(req));
+    req.transaction_id = c->msg->transaction_id;
+    req.operation = message_type_name(c->msg->message_type);
+    req.endpoint = c->peer ? c->peer->location : NULL;
+    req.csr = csr;
+    req.identity = grant && grant->kind != SCEP_GRANT_VALIDATOR ? &grant->identity : NULL;
+    req.registration = grant ? grant->registration : NULL;
+    req.client_ip = c->peer ? c->peer->client_ip : NULL;
+    req.send_challenge = validator->send_challenge;
+    scep_webhook_validate(c->p, validator, &req, c->now, answer);
+    switch (answer->verdict) {
+    case SCEP_HOOK_ALLOW:
+        scep_log(c->log, SCEP_LOG_INFO, "SCEP00664: scep(%s,PKIOperation): the validator "
+                 "allowed the request from %s (subject %s)%s", c->msg->transaction_id,
+                 c->peer && c->peer->client_ip ? c->peer->client_ip : "?",
+                 csr_identity(c->p, csr),
+                 answer->supplied && answer->supplied->nelts
+                 ? apr_psprintf(c->p, " and supplied %d identity value%s",
+                                answer->supplied->nelts,
+                                answer->supplied->nelts == 1 ? "" : "s") : "");
+        break;
+    case SCEP_HOOK_UNAVAILABLE:
+        scep_log(c->log, SCEP_LOG_WARNING, "SCEP00666: scep(%s,PKIOperation): the validator "
+                 "could not decide on the request from %s: %s; ScepValidateUnavailable "
+                 "%s", c->msg->transaction_id,
+                 c->peer && c->peer->client_ip ? c->peer->client_ip : "?",
+                 answer->why,         /* ours: fixed texts, the URL, libcurl's error */
+                 validator->unavailable == SCEP_HOOK_DOWN_PENDING && c->db
+                 ? "pending: the request waits" : "deny: it is refused");
+        break;
+    default:
+        break;
+    }
+    return answer->verdict;
+}
+
+/* A refusal by the validator: its reason goes to the log only, never to the client. */
+static apr_status_t validator_denied(op_ctx_t *c, const scep_hook_answer_t *answer)
+{
+    return fail_as(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00665",
+                   apr_pstrcat(c->p, "the validator refused it",
+                               answer->reason && *answer->reason ? ": " : "",
+                               answer->reason && *answer->reason
+                               ? scep_csr_shown(c->p, answer->reason) : "", NULL), 0);
+}
+
+/* The validator's verdict on a new request, answered here unless it allowed: 1 to go on
+ * and issue (the supplied values in grant's identity), 0 with the reply made (*rv). */
+static int validated(op_ctx_t *c, const scep_csr_t *csr, scep_grant_t *grant,
+                     const unsigned char *digest, apr_status_t *rv)
+{
+    scep_hook_answer_t answer;
+
+    switch (ask_validator(c, csr, grant, &answer)) {
+    case SCEP_HOOK_ALLOW:
+        if (grant) {
+            grant->identity.supplied = answer.supplied;
+        }
+        return 1;
+    case SCEP_HOOK_DENY:
+        *rv = validator_denied(c, &answer);
+        return 0;
+    default:
+        break;
+    }
+    if (c->profile->validator->unavailable == SCEP_HOOK_DOWN_PENDING && c->db && grant) {
+        /* kept as for an upstream CA that cannot be reached: each poll asks again */
+        *rv = grant->needs_approval
+              ? hold(c, csr, grant, digest, SCEP_TXN_PENDING, NULL)
+              : hold(c, csr, grant, digest, SCEP_TXN_UPSTREAM,
+                     apr_pstrcat(c->p, "the validator could not decide: ", answer.why,
+                                 NULL));
+        return 0;
+    }
+    *rv = fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00666",
+               "the validator could not decide on it (ScepValidateUnavailable deny)");
+    return 0;
+}
+
+static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
+                                   const scep_grant_t *grant, const unsigned char *digest);
+
+/* ScepValidateMode alone: the validator alone decides, no registration or challenge of
+ * ours is asked for.  With a ScepDeviceDB the transaction and the certificate are
+ * recorded as for any other grant. */
+static apr_status_t enroll_validated(op_ctx_t *c, const scep_csr_t *csr, int renewing)
+{
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN];
+    unsigned int digest_len = sizeof(digest);
+    scep_grant_t *grant = apr_pcalloc(c->p, sizeof(*grant));
+    const char *name = scep_policy_requested_name(c->p, csr);
+    apr_status_t rv;
+
+    if (c->db) {
+        if (EVP_Digest(c->msg->content, c->msg->content_len, digest, &digest_len,
+                       EVP_sha256(), NULL) != 1) {
+            return db_failure(c, APR_EGENERAL, "hashing the request");
+        }
+        if (answered_from_record(c, csr, digest, renewing, &rv)) {
+            return rv;
+        }
+    }
+    grant->kind = SCEP_GRANT_VALIDATOR;
+    grant->identity.kind = c->profile->registrations.identity_kind;
+    grant->identity.where = c->profile->registrations.identity_where;
+    grant->identity.fqdn = name ? name : csr->common_name ? csr->common_name
+                           : csr_identity(c->p, csr);
+    grant->identity.name = grant->identity.fqdn;
+    grant->identity.ips = apr_array_make(c->p, 1, sizeof(const char *));
+    c->reply->fqdn = grant->identity.fqdn;
+    if (!validated(c, csr, grant, c->db ? digest : NULL, &rv)) {
+        return rv;
+    }
+    return issue_and_send(c, csr, grant, c->db ? digest : NULL);
+}
+
 /* Issues the certificate for an admitted request (grant NULL at an endpoint without
  * registrations), records it, and answers SUCCESS. */
 static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
@@ -628,7 +794,7 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
         }
     }
     else {
-        const scep_identity_t *identity = grant ? &grant->identity : NULL;
+        const scep_identity_t *identity = issued_identity(c, grant);
         const apr_array_header_t *dropped = NULL;
         int i;
 
@@ -667,7 +833,8 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     der = apr_pmemdup(c->p, encoded, (apr_size_t)len);
     OPENSSL_free(encoded);
     serial = serial_hex(c->p, issued);
-    if (grant) {
+    c->reply->subject = scep_csr_name_text(c->p, X509_get_subject_name(issued));
+    if (grant && c->db) {
         const unsigned char *prior = NULL;
         apr_size_t prior_len = 0;
 
@@ -685,6 +852,10 @@ static apr_status_t issue_and_send(op_ctx_t *c, const scep_csr_t *csr,
     }
     rv = send_certificate(c, der, (apr_size_t)len, serial,
                           grant && grant->renews ? SCEP_OUTCOME_RENEWED : SCEP_OUTCOME_ISSUED);
+    if (rv == APR_SUCCESS && grant && grant->kind == SCEP_GRANT_RENEWAL
+        && c->profile->registrations.renewal_revokes_old) {
+        c->reply->revoked = grant->renews;          /* recorded with the new one */
+    }
     if (rv == APR_SUCCESS) {
         if (!c->reply->fqdn) {
             c->reply->fqdn = csr_identity(c->p, csr);
@@ -787,6 +958,39 @@ static apr_status_t hold(op_ctx_t *c, const scep_csr_t *csr, const scep_grant_t 
     return send_pending(c);
 }
 
+/* A held request is issued only with the validator's allow of now: a refusal closes it,
+ * a validator still unavailable keeps it waiting (pending) or refuses this time (deny).
+ * 1 to issue, 0 with the reply made (*rv). */
+static int validated_again(op_ctx_t *c, const scep_csr_t *csr, scep_grant_t *grant,
+                           apr_status_t *rv)
+{
+    scep_hook_answer_t answer;
+
+    switch (ask_validator(c, csr, grant, &answer)) {
+    case SCEP_HOOK_ALLOW:
+        grant->identity.supplied = answer.supplied;
+        return 1;
+    case SCEP_HOOK_DENY:
+        scep_policy_close_held(c->p, c->db, c->msg->transaction_id, c->requester,
+                               SCEP_TXN_REJECTED, "the validator",
+                               answer.reason ? scep_csr_shown(c->p, answer.reason) : NULL,
+                               c->now);
+        *rv = validator_denied(c, &answer);
+        return 0;
+    default:
+        break;
+    }
+    if (c->profile->validator->unavailable == SCEP_HOOK_DOWN_PENDING) {
+        scep_log(c->log, SCEP_LOG_INFO, "SCEP00667: scep(%s,PKIOperation): the request "
+                 "keeps waiting for the validator", c->msg->transaction_id);
+        *rv = send_pending(c);
+        return 0;
+    }
+    *rv = fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00666",
+               "the validator could not decide on it (ScepValidateUnavailable deny)");
+    return 0;
+}
+
 /* A transaction that was held: answered from where it stands (the request sent again, or
  * a CertPoll).  `csr` is the request when it came again, else NULL. */
 static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
@@ -839,6 +1043,9 @@ static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
     if (check_key(c, csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00211", why);
     }
+    if (c->profile->validator && !validated_again(c, csr, grant, &rv)) {
+        return rv;
+    }
     return issue_and_send(c, csr, grant, held->request_digest);
 }
 
@@ -855,6 +1062,7 @@ static apr_status_t enroll(op_ctx_t *c)
     if (scep_csr_parse(c->p, c->msg->content, c->msg->content_len, &csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00210", why);
     }
+    c->reply->subject = csr->subject;
     if (check_key(c, csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00211", why);
     }
@@ -872,11 +1080,17 @@ static apr_status_t enroll(op_ctx_t *c)
                     "renewal needs the certificate records of a ScepDeviceDB at this "
                     "endpoint");
     }
+    if (c->profile->validator && c->profile->validator->mode == SCEP_HOOK_ALONE) {
+        return enroll_validated(c, csr, renewing);
+    }
     if (!c->db) {
         if (scep_policy_authorize_static(c->profile, csr, &why) != APR_SUCCESS) {
             return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00212",
                         apr_pstrcat(c->p, why, " (subject ", csr_identity(c->p, csr), ")",
                                     NULL));
+        }
+        if (c->profile->validator && !validated(c, csr, NULL, NULL, &rv)) {
+            return rv;
         }
         return issue_and_send(c, csr, NULL, NULL);
     }
@@ -885,6 +1099,9 @@ static apr_status_t enroll(op_ctx_t *c)
         return db_failure(c, APR_EGENERAL, "hashing the request");
     }
     if ((rv = admit(c, csr, digest, renewing, &grant)) != APR_SUCCESS || !grant) {
+        return rv;
+    }
+    if (c->profile->validator && !validated(c, csr, grant, digest, &rv)) {
         return rv;
     }
     if (grant->needs_approval) {

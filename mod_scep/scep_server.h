@@ -59,6 +59,9 @@ typedef struct scep_reply_t {
     const char *fqdn;                  /* the name asked for or issued to, may be NULL */
     const char *serial;                /* hex serial of the certificate sent */
     const char *reason;                /* why a request was refused (no secrets) */
+    /* for the notifier */
+    const char *subject;               /* of the certificate issued, or of the request */
+    const char *revoked;               /* hex serial a renewal revoked, or NULL */
 } scep_reply_t;
 
 /* Answers one PKIOperation.  With `db` (may be NULL), requests are authorized against

@@ -122,7 +122,7 @@ typedef struct scep_hook_answer_t {
 } scep_hook_answer_t;
 
 /* Reads an answer body strictly: one JSON object with "allow" (true or false, once),
- * optionally "reason" (a string) and "identity" (an object of field names, each a
+ * optionally "reason" (a string, escaped where it is logged) and "identity" (an object of field names, each a
  * string or an array of strings), other members of any JSON value ignored.  Strings
  * must be valid UTF-8 without control characters and at most SCEP_HOOK_VALUE_MAX bytes;
  * identity fields must be known (CN, O, OU, C, L, ST, serialNumber, emailAddress,

@@ -256,6 +256,42 @@ refused "ScepSubject beside ScepTemplate" 'ScepSubject: this section has a ScepT
     "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplate vpn" "ScepSubject cn"
 refused "rules with the copying preset" 'csr and cn' '' \
     "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplate csr" "ScepTemplateSubject CN request"
+# the webhooks (ScepValidate*, ScepNotify*)
+openssl rand -hex 16 >"$T/hook.secret"
+chmod 600 "$T/hook.secret"
+cp "$T/hook.secret" "$T/hook-644.secret"
+chmod 644 "$T/hook-644.secret"
+echo short >"$T/hook-short.secret"
+chmod 600 "$T/hook-short.secret"
+HOOK_OK=("ScepValidateURL http://127.0.0.1:9/validate" "ScepValidateSecretFile $T/hook.secret")
+accepted "a validator and a notifier with their URLs and secrets" "${CA_OK[@]}" "${RA_OK[@]}" \
+    "${HOOK_OK[@]}" "ScepNotifyURL http://127.0.0.1:9/events" "ScepNotifySecretFile $T/hook.secret"
+refused "ScepValidateURL not http(s)" "ScepValidateURL: 'ftp://x/' is not an http" '' \
+    "ScepValidateURL ftp://x/"
+refused "ScepValidateSecretFile mode 644" 'ScepValidateSecretFile: .*0600 or 0400' \
+    "$(re_path "$T/hook-644.secret")" "ScepValidateSecretFile $T/hook-644.secret"
+refused "a webhook secret of 5 bytes" 'holds 5 bytes; it must hold 16 to 4096' \
+    "$(re_path "$T/hook-short.secret")" "ScepNotifySecretFile $T/hook-short.secret"
+refused "ScepValidateMode sometimes" 'neither alone nor after-registration' '' \
+    "${HOOK_OK[@]}" "ScepValidateMode sometimes"
+refused "ScepValidateTimeout 50" "ScepValidateTimeout: '50' is not a whole number from 100" '' \
+    "${HOOK_OK[@]}" "ScepValidateTimeout 50"
+refused "ScepValidateUnavailable maybe" 'neither deny nor pending' '' \
+    "${HOOK_OK[@]}" "ScepValidateUnavailable maybe"
+refused "ScepValidateSendChallenge maybe" 'ScepValidateSendChallenge.*On or Off' '' \
+    "${HOOK_OK[@]}" "ScepValidateSendChallenge maybe"
+refused "ScepValidate* without ScepValidateURL" 'SCEP00660: ScepValidate\* settings .* without' \
+    '' "ScepValidateSecretFile $T/hook.secret" "ScepValidateMode alone"
+refused "ScepValidateUnavailable pending without ScepDeviceDB" 'SCEP00661: .*needs a ScepDeviceDB' \
+    '' "${HOOK_OK[@]}" "ScepValidateUnavailable pending"
+refused "ScepNotifyURL not http(s)" "ScepNotifyURL: 'file:///etc' is not an http" '' \
+    "ScepNotifyURL file:///etc"
+refused "ScepNotifyQueue 0" "ScepNotifyQueue: '0' is not a whole number from 1" '' \
+    "ScepNotifyQueue 0"
+refused "ScepNotifyRetries 11" "ScepNotifyRetries: '11' is not a whole number from 0 to 10" '' \
+    "ScepNotifyRetries 11"
+refused "ScepNotify* without ScepNotifySecretFile" 'SCEP00660: ScepNotify\* settings' '' \
+    "ScepNotifyURL http://127.0.0.1:9/events"
 
 # a device database httpd's User cannot reach refuses the start (httpd -t reads no
 # folders, so only a real start can tell)

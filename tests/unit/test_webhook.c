@@ -59,6 +59,11 @@ static void test_answer_allow_deny(void **state)
     assert_int_equal(parse(" {\"allow\" : false , \"reason\":\"not in MDM\"}\n", &a),
                      SCEP_HOOK_DENY);
     assert_string_equal(a.reason, "not in MDM");
+    /* a reason is for the log, where it is escaped: its control characters do not turn
+     * a refusal into an unreadable answer */
+    assert_int_equal(parse("{\"allow\":false,\"reason\":\"a\\nb\\u001b\"}", &a),
+                     SCEP_HOOK_DENY);
+    assert_string_equal(a.reason, "a\nb\x1b");
     /* members this server does not read are skipped, whatever JSON they hold */
     assert_int_equal(parse("{\"v\":[1,-0.5e+3,{\"x\":null},\"s\",false],\"allow\":true}",
                            &a), SCEP_HOOK_ALLOW);
