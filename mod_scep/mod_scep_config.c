@@ -847,42 +847,32 @@ static const char *set_hook_secret(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-static const char *set_validate_mode(cmd_parms *cmd, void *dconf, const char *arg)
+/* ScepValidateMode and ScepValidateUnavailable: one of two words each. */
+static const char *set_hook_choice(cmd_parms *cmd, void *dconf, const char *arg)
 {
+    static const char *const mode_words[] = { "after-registration", "alone" };
+    static const char *const down_words[] = { "deny", "pending" };
+    int is_mode = strcmp(cmd->cmd->name, "ScepValidateMode") == 0;
+    const char *const *words = is_mode ? mode_words : down_words;
+    scep_hook_conf_t *hook;
     const char *err;
+    int i;
 
     if ((err = endpoint_context(cmd)) != NULL) {
         return err;
     }
-    if (strcasecmp(arg, "alone") == 0) {
-        section_hook(cmd, dconf)->mode = SCEP_HOOK_ALONE;
+    for (i = 0; i < 2 && strcasecmp(arg, words[i]) != 0; i++) {
     }
-    else if (strcasecmp(arg, "after-registration") == 0) {
-        section_hook(cmd, dconf)->mode = SCEP_HOOK_AFTER_REGISTRATION;
+    if (i == 2) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is neither %s nor %s", cmd->cmd->name, arg,
+                            words[is_mode], words[!is_mode]);
     }
-    else {
-        return apr_psprintf(cmd->pool, "%s: '%s' is neither alone nor after-registration",
-                            cmd->cmd->name, arg);
-    }
-    return NULL;
-}
-
-static const char *set_validate_unavailable(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    const char *err;
-
-    if ((err = endpoint_context(cmd)) != NULL) {
-        return err;
-    }
-    if (strcasecmp(arg, "deny") == 0) {
-        section_hook(cmd, dconf)->unavailable = SCEP_HOOK_DOWN_DENY;
-    }
-    else if (strcasecmp(arg, "pending") == 0) {
-        section_hook(cmd, dconf)->unavailable = SCEP_HOOK_DOWN_PENDING;
+    hook = section_hook(cmd, dconf);
+    if (is_mode) {
+        hook->mode = i ? SCEP_HOOK_ALONE : SCEP_HOOK_AFTER_REGISTRATION;
     }
     else {
-        return apr_psprintf(cmd->pool, "%s: '%s' is neither deny nor pending",
-                            cmd->cmd->name, arg);
+        hook->unavailable = i ? SCEP_HOOK_DOWN_PENDING : SCEP_HOOK_DOWN_DENY;
     }
     return NULL;
 }
@@ -1044,12 +1034,12 @@ const command_rec scep_glue_config_cmds[] = {
                   "the validation webhook asked before a certificate is issued"),
     AP_INIT_TAKE1("ScepValidateSecretFile", set_hook_secret, NULL, DIR_CONTEXT,
                   "file (mode 0600) of the secret that signs requests to the validator"),
-    AP_INIT_TAKE1("ScepValidateMode", set_validate_mode, NULL, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepValidateMode", set_hook_choice, NULL, DIR_CONTEXT,
                   "alone: the validator alone authorises; after-registration (default): "
                   "it is asked once the registration allowed"),
     AP_INIT_TAKE1("ScepValidateTimeout", set_hook_number, NULL, DIR_CONTEXT,
                   "milliseconds the validator may take, connection included (default 5000)"),
-    AP_INIT_TAKE1("ScepValidateUnavailable", set_validate_unavailable, NULL, DIR_CONTEXT,
+    AP_INIT_TAKE1("ScepValidateUnavailable", set_hook_choice, NULL, DIR_CONTEXT,
                   "deny (default) or pending: what a validator that cannot answer means"),
     AP_INIT_FLAG("ScepValidateSendChallenge", set_validate_send_challenge, NULL, DIR_CONTEXT,
                  "On: the request's challenge goes to the validator (default Off)"),

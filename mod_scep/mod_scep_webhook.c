@@ -273,40 +273,41 @@ static void enqueue(request_rec *r, const scep_hook_conf_t *notifier,
                                     ev->serial ? " serial " : "",
                                     ev->serial ? ev->serial : "",
                                     ev->transaction_id ? ev->transaction_id : "-");
+    const char *refused = NULL;
     notify_item_t item;
     apr_size_t len = 0;
     const char *doc = scep_webhook_event_document(r->pool, ev, &len);
-    int full;
 
-    if (!q) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SCEP00670: ScepNotifyURL %s: event "
-                      "%s dropped: the notifier of this child is not running", notifier->url,
-                      what);
-        return;
-    }
     item.body = malloc(len + 1);
     item.what = strdup(what);
-    if (!item.body || !item.what) {
-        item_free(&item);
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SCEP00670: ScepNotifyURL %s: event "
-                      "%s dropped: out of memory", notifier->url, what);
-        return;
-    }
-    memcpy(item.body, doc, len + 1);
     item.len = len;
-    apr_thread_mutex_lock(q->lock);
-    full = q->count >= notifier->queue || q->stop;
-    if (!full) {
-        q->items[(q->head + q->count) % notifier->queue] = item;
-        q->count++;
-        apr_thread_cond_signal(q->more);
+    if (!q) {
+        refused = "the notifier of this child is not running";
     }
-    apr_thread_mutex_unlock(q->lock);
-    if (full) {
+    else if (!item.body || !item.what) {
+        refused = "out of memory";
+    }
+    else {
+        memcpy(item.body, doc, len + 1);
+        apr_thread_mutex_lock(q->lock);
+        if (q->stop) {
+            refused = "the child is exiting";
+        }
+        else if (q->count >= notifier->queue) {
+            refused = apr_psprintf(r->pool, "%d events wait already (ScepNotifyQueue)",
+                                   q->count);
+        }
+        else {
+            q->items[(q->head + q->count) % notifier->queue] = item;
+            q->count++;
+            apr_thread_cond_signal(q->more);
+        }
+        apr_thread_mutex_unlock(q->lock);
+    }
+    if (refused) {
         item_free(&item);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SCEP00670: ScepNotifyURL %s: event "
-                      "%s dropped: %d events wait already (ScepNotifyQueue)", notifier->url,
-                      what, notifier->queue);
+                      "%s dropped: %s", notifier->url, what, refused);
     }
 }
 
@@ -325,12 +326,10 @@ void scep_glue_webhook_notify(request_rec *r, const scep_profile_t *profile,
     ev.endpoint = endpoint;
     ev.identity = reply->fqdn;
     ev.client_ip = client_ip;
-    switch (reply->outcome) {
-    case SCEP_OUTCOME_ISSUED:
-    case SCEP_OUTCOME_RENEWED:
-        /* a replayed transaction (SCEP_OUTCOME_REPLAYED) is no new certificate */
+    ev.subject = reply->subject;
+    /* a replayed transaction (SCEP_OUTCOME_REPLAYED) is no new certificate */
+    if (reply->outcome == SCEP_OUTCOME_ISSUED || reply->outcome == SCEP_OUTCOME_RENEWED) {
         ev.event = SCEP_HOOK_EVENT_ISSUED;
-        ev.subject = reply->subject;
         ev.serial = reply->serial;
         enqueue(r, profile->notifier, &ev);
         if (reply->revoked) {
@@ -340,19 +339,10 @@ void scep_glue_webhook_notify(request_rec *r, const scep_profile_t *profile,
             ev.reason = apr_psprintf(r->pool, "superseded by %s", reply->serial);
             enqueue(r, profile->notifier, &ev);
         }
-        break;
-    case SCEP_OUTCOME_FAILURE_BAD_ALG:
-    case SCEP_OUTCOME_FAILURE_BAD_MESSAGE_CHECK:
-    case SCEP_OUTCOME_FAILURE_BAD_REQUEST:
-    case SCEP_OUTCOME_FAILURE_BAD_TIME:
-    case SCEP_OUTCOME_FAILURE_BAD_CERT_ID:
-    case SCEP_OUTCOME_FAILURE_NONE:
+    }
+    else if (scep_server_outcome_is_failure(reply->outcome)) {
         ev.event = SCEP_HOOK_EVENT_REFUSED;
-        ev.subject = reply->subject;
         ev.reason = reply->reason;
         enqueue(r, profile->notifier, &ev);
-        break;
-    default:
-        break;
     }
 }

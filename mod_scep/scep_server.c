@@ -78,6 +78,13 @@ const char *scep_server_outcome_name(scep_outcome_e outcome)
     return (unsigned)outcome < SCEP_OUTCOME_COUNT ? outcome_names[outcome] : NULL;
 }
 
+int scep_server_outcome_is_failure(scep_outcome_e outcome)
+{
+    const char *name = scep_server_outcome_name(outcome);
+
+    return name && strncmp(name, "failure:", 8) == 0;
+}
+
 /* A FAILURE's outcome; a failInfo we do not know (an upstream's) is "failure:none", as
  * scep_msg_fail_info_name calls it. */
 static scep_outcome_e failure_outcome(int fail_info)

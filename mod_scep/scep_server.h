@@ -47,6 +47,8 @@ typedef enum scep_outcome_e {
 
 /* The outcome's name ("issued", "failure:badRequest", …); NULL for SCEP_OUTCOME_NONE. */
 const char *scep_server_outcome_name(scep_outcome_e outcome);
+/* Whether the outcome is a FAILURE CertRep (of any failInfo). */
+int scep_server_outcome_is_failure(scep_outcome_e outcome);
 
 /* The answer to a PKIOperation. */
 typedef struct scep_reply_t {

@@ -520,10 +520,14 @@ static int literal(json_t *j, const char *word)
 
 static int skip_value(json_t *j, int depth);
 
-/* The members or elements of an object or array whose opening bracket was read. */
-static int skip_container(json_t *j, int depth, char close)
+/* What reads one member's value (`name`, NUL-free) or one element: 0 to stop. */
+typedef int (*json_reader_t)(json_t *j, const char *name, void *baton);
+
+/* The members (close '}') or elements (close ']') of a container whose opening bracket
+ * was read, each value read by `read`. */
+static int each_item(json_t *j, char close, json_reader_t read, void *baton)
 {
-    const char *key;
+    const char *name = NULL;
     apr_size_t len;
 
     skip_ws(j);
@@ -534,15 +538,19 @@ static int skip_container(json_t *j, int depth, char close)
     for (;;) {
         skip_ws(j);
         if (close == '}') {
-            if (!parse_string(j, &key, &len)) {
+            if (!parse_string(j, &name, &len)) {
                 return 0;
+            }
+            if (strlen(name) != len) {
+                return bad(j, "a member's name holds a NUL");
             }
             skip_ws(j);
             if (j->s >= j->end || *j->s++ != ':') {
                 return bad(j, "a member has no ':'");
             }
+            skip_ws(j);
         }
-        if (!skip_value(j, depth + 1)) {
+        if (!read(j, name, baton)) {
             return 0;
         }
         skip_ws(j);
@@ -558,11 +566,29 @@ static int skip_container(json_t *j, int depth, char close)
     }
 }
 
+/* Reads an opening bracket, then the container's items. */
+static int container(json_t *j, char open, json_reader_t read, void *baton)
+{
+    skip_ws(j);
+    if (j->s >= j->end || *j->s != open) {
+        return bad(j, open == '{' ? "an object was expected" : "an array was expected");
+    }
+    j->s++;
+    return each_item(j, open == '{' ? '}' : ']', read, baton);
+}
+
+static int skip_item(json_t *j, const char *name, void *baton)
+{
+    (void)name;
+    return skip_value(j, *(const int *)baton);
+}
+
 /* Any value, of a member this server does not read. */
 static int skip_value(json_t *j, int depth)
 {
     const char *s;
     apr_size_t len;
+    int inner = depth + 1;
 
     if (depth > JSON_DEPTH_MAX) {
         return bad(j, "the answer nests too deeply");
@@ -574,7 +600,7 @@ static int skip_value(json_t *j, int depth)
     switch (*j->s) {
     case '{':
     case '[':
-        return skip_container(j, depth, *j->s++ == '{' ? '}' : ']');
+        return container(j, *j->s, skip_item, &inner);
     case '"':
         return parse_string(j, &s, &len);
     case 't':
@@ -594,24 +620,21 @@ static const char *const supplied_fields[] = {
     "dNSName", "iPAddress", "rfc822Name", "UPN", "URI", NULL
 };
 
-static const char *known_field(const char *name)
-{
-    int i;
+typedef struct identity_baton_t {
+    apr_array_header_t *values;        /* scep_identity_value_t */
+    unsigned int seen;                 /* bit i: supplied_fields[i] was named */
+    const char *field;                 /* the member being read */
+} identity_baton_t;
 
-    for (i = 0; supplied_fields[i]; i++) {
-        if (strcmp(name, supplied_fields[i]) == 0) {
-            return supplied_fields[i];
-        }
-    }
-    return NULL;
-}
-
-static int supplied_value(json_t *j, const char *field, apr_array_header_t *values)
+/* One value of the member being read. */
+static int supplied_value(json_t *j, const char *name, void *baton)
 {
+    identity_baton_t *id = baton;
     scep_identity_value_t *v;
     const char *text;
     apr_size_t len;
 
+    (void)name;
     if (!parse_string(j, &text, &len)) {
         return bad(j, "an identity value is not a string");
     }
@@ -619,193 +642,102 @@ static int supplied_value(json_t *j, const char *field, apr_array_header_t *valu
         return bad(j, "an identity value is empty, too long, or holds a control "
                       "character");
     }
-    if (values->nelts >= SCEP_HOOK_VALUES_MAX) {
+    if (id->values->nelts >= SCEP_HOOK_VALUES_MAX) {
         return bad(j, "the identity holds too many values");
     }
-    v = &APR_ARRAY_PUSH(values, scep_identity_value_t);
-    v->field = field;
+    v = &APR_ARRAY_PUSH(id->values, scep_identity_value_t);
+    v->field = id->field;
     v->value = text;
     return 1;
 }
 
-/* "identity": {"CN": "…", "rfc822Name": ["…", …], …} */
-static int parse_identity(json_t *j, apr_array_header_t *values)
+/* One member of "identity": a known field, once, with a string or an array of them. */
+static int identity_member(json_t *j, const char *name, void *baton)
 {
-    unsigned int seen = 0;
+    identity_baton_t *id = baton;
+    int i;
 
-    skip_ws(j);
-    if (j->s >= j->end || *j->s++ != '{') {
-        return bad(j, "\"identity\" is not an object");
+    for (i = 0; supplied_fields[i] && strcmp(name, supplied_fields[i]) != 0; i++) {
     }
-    skip_ws(j);
-    if (j->s < j->end && *j->s == '}') {
-        j->s++;
-        return 1;
+    if (!supplied_fields[i]) {
+        return bad(j, "\"identity\" names a field no template knows");
     }
-    for (;;) {
-        const char *name, *field;
-        apr_size_t len;
-        int i;
-
-        skip_ws(j);
-        if (!parse_string(j, &name, &len)) {
-            return 0;
-        }
-        if (strlen(name) != len || !(field = known_field(name))) {
-            return bad(j, "\"identity\" names a field no template knows");
-        }
-        for (i = 0; supplied_fields[i] != field; i++) {
-        }
-        if (seen & (1u << i)) {
-            return bad(j, "\"identity\" names a field twice");
-        }
-        seen |= 1u << i;
-        skip_ws(j);
-        if (j->s >= j->end || *j->s++ != ':') {
-            return bad(j, "a member has no ':'");
-        }
-        skip_ws(j);
-        if (j->s < j->end && *j->s == '[') {
-            j->s++;
-            skip_ws(j);
-            if (j->s < j->end && *j->s == ']') {
-                j->s++;
-            }
-            else {
-                for (;;) {
-                    skip_ws(j);
-                    if (!supplied_value(j, field, values)) {
-                        return 0;
-                    }
-                    skip_ws(j);
-                    if (j->s < j->end && *j->s == ',') {
-                        j->s++;
-                        continue;
-                    }
-                    if (j->s < j->end && *j->s == ']') {
-                        j->s++;
-                        break;
-                    }
-                    return bad(j, "an identity array is not closed properly");
-                }
-            }
-        }
-        else if (!supplied_value(j, field, values)) {
-            return 0;
-        }
-        skip_ws(j);
-        if (j->s < j->end && *j->s == ',') {
-            j->s++;
-            continue;
-        }
-        if (j->s < j->end && *j->s == '}') {
-            j->s++;
-            return 1;
-        }
-        return bad(j, "\"identity\" is not closed properly");
+    if (id->seen & (1u << i)) {
+        return bad(j, "\"identity\" names a field twice");
     }
+    id->seen |= 1u << i;
+    id->field = supplied_fields[i];
+    if (j->s < j->end && *j->s == '[') {
+        return container(j, '[', supplied_value, id);
+    }
+    return supplied_value(j, name, id);
 }
 
-/* The members of the answer's object, whose '{' was read. */
-static int parse_members(json_t *j, scep_hook_answer_t *out, int *allow)
-{
-    int have_reason = 0, have_identity = 0;
+typedef struct answer_baton_t {
+    scep_hook_answer_t *out;
+    int allow;                         /* -1 until read */
+    int have_reason, have_identity;
+} answer_baton_t;
 
-    skip_ws(j);
-    if (j->s < j->end && *j->s == '}') {
-        j->s++;
+/* One member of the answer's object. */
+static int answer_member(json_t *j, const char *name, void *baton)
+{
+    answer_baton_t *a = baton;
+    identity_baton_t id;
+    const char *text;
+    apr_size_t len;
+    int depth = 1;
+
+    if (strcmp(name, "allow") == 0) {
+        if (a->allow >= 0) {
+            return bad(j, "\"allow\" comes twice");
+        }
+        a->allow = literal(j, "true") ? 1 : literal(j, "false") ? 0 : -1;
+        return a->allow >= 0 || bad(j, "\"allow\" is neither true nor false");
+    }
+    if (strcmp(name, "reason") == 0) {
+        if (a->have_reason++) {
+            return bad(j, "\"reason\" comes twice");
+        }
+        if (!parse_string(j, &text, &len)) {
+            return bad(j, "\"reason\" is not a string");
+        }
+        /* for the log only, where it is escaped: a reason with a control character is
+         * still a refusal */
+        if (len > SCEP_HOOK_VALUE_MAX) {
+            return bad(j, "\"reason\" is too long");
+        }
+        a->out->reason = text;
         return 1;
     }
-    for (;;) {
-        const char *name, *text;
-        apr_size_t len;
-
-        skip_ws(j);
-        if (!parse_string(j, &name, &len)) {
-            return 0;
+    if (strcmp(name, "identity") == 0) {
+        if (a->have_identity++) {
+            return bad(j, "\"identity\" comes twice");
         }
-        skip_ws(j);
-        if (j->s >= j->end || *j->s++ != ':') {
-            return bad(j, "a member has no ':'");
-        }
-        skip_ws(j);
-        if (strlen(name) != len) {
-            return bad(j, "a member's name holds a NUL");
-        }
-        if (strcmp(name, "allow") == 0) {
-            if (*allow >= 0) {
-                return bad(j, "\"allow\" comes twice");
-            }
-            if (literal(j, "true")) {
-                *allow = 1;
-            }
-            else if (literal(j, "false")) {
-                *allow = 0;
-            }
-            else {
-                return bad(j, "\"allow\" is neither true nor false");
-            }
-        }
-        else if (strcmp(name, "reason") == 0) {
-            if (have_reason++) {
-                return bad(j, "\"reason\" comes twice");
-            }
-            if (!parse_string(j, &text, &len)) {
-                return bad(j, "\"reason\" is not a string");
-            }
-            /* for the log only, where it is escaped: a reason with a control character
-             * is still a refusal */
-            if (len > SCEP_HOOK_VALUE_MAX) {
-                return bad(j, "\"reason\" is too long");
-            }
-            out->reason = text;
-        }
-        else if (strcmp(name, "identity") == 0) {
-            if (have_identity++) {
-                return bad(j, "\"identity\" comes twice");
-            }
-            out->supplied = apr_array_make(j->p, 4, sizeof(scep_identity_value_t));
-            if (!parse_identity(j, out->supplied)) {
-                return 0;
-            }
-        }
-        else if (!skip_value(j, 1)) {
-            return 0;
-        }
-        skip_ws(j);
-        if (j->s < j->end && *j->s == ',') {
-            j->s++;
-            continue;
-        }
-        if (j->s < j->end && *j->s == '}') {
-            j->s++;
-            return 1;
-        }
-        return bad(j, "the answer's object is not closed properly");
+        memset(&id, 0, sizeof(id));
+        id.values = a->out->supplied = apr_array_make(j->p, 4, sizeof(scep_identity_value_t));
+        return container(j, '{', identity_member, &id);
     }
+    return skip_item(j, name, &depth);
 }
 
 void scep_webhook_parse_answer(apr_pool_t *p, const char *body, apr_size_t len,
                                scep_hook_answer_t *out)
 {
     json_t j = { p, body, body + len, NULL };
-    int allow = -1;
+    answer_baton_t a = { out, -1, 0, 0 };
 
     memset(out, 0, sizeof(*out));
     if (len > SCEP_HOOK_ANSWER_MAX) {
         out->why = apr_psprintf(p, "the answer exceeds %d bytes", SCEP_HOOK_ANSWER_MAX);
         return;
     }
-    skip_ws(&j);
-    if (j.s >= j.end || *j.s++ != '{') {
-        bad(&j, "the answer is not a JSON object");
-    }
-    else if (parse_members(&j, out, &allow)) {
+    if (container(&j, '{', answer_member, &a)) {
         skip_ws(&j);
         if (j.s != j.end) {
             bad(&j, "the answer goes on after its object");
         }
-        else if (allow < 0) {
+        else if (a.allow < 0) {
             bad(&j, "the answer has no \"allow\"");
         }
     }
@@ -816,8 +748,8 @@ void scep_webhook_parse_answer(apr_pool_t *p, const char *body, apr_size_t len,
         out->supplied = NULL;
         return;
     }
-    out->verdict = allow ? SCEP_HOOK_ALLOW : SCEP_HOOK_DENY;
-    if (!allow) {
+    out->verdict = a.allow ? SCEP_HOOK_ALLOW : SCEP_HOOK_DENY;
+    if (!a.allow) {
         out->supplied = NULL;          /* nothing of a refusal reaches a certificate */
     }
 }

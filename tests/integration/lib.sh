@@ -493,6 +493,25 @@ http_post() {
     HTTP_CTYPE=$(sed -n 2p <<<"$meta")
 }
 
+# ---- a webhook receiver (webhook_server.py) ----------------------------------------------
+
+# webhook_start SECRETFILE RECORD STATE CHALLENGE [SLEEP]: the test validator and notify
+# receiver in the background (its arguments: see webhook_server.py), stopped at exit; its
+# base URL in HOOK
+webhook_start() {
+    python3 "$LIB_DIR/webhook_server.py" "$1" "$2" "$T/hook.port" "$3" \
+        "$4" ${5:+"$5"} >"$T/hook.log" 2>&1 &
+    HOOK_PID=$!
+    at_exit "kill $HOOK_PID 2>/dev/null; wait $HOOK_PID 2>/dev/null"
+    local _
+    for _ in $(seq 1 100); do
+        [[ -s "$T/hook.port" ]] && break
+        sleep 0.1
+    done
+    [[ -s "$T/hook.port" ]] || die "the webhook server did not start"
+    HOOK="http://127.0.0.1:$(cat "$T/hook.port")"
+}
+
 # ---- scep_probe -------------------------------------------------------------------------
 
 probe() { timeout 60 "$SCEP_PROBE" "$@"; }

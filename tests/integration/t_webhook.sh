@@ -30,16 +30,7 @@ INTUNE=$T/intune.challenge
 openssl rand -base64 3072 | tr -d '\n' >"$INTUNE"
 [[ $(wc -c <"$INTUNE") == 4096 ]] || die "the challenge is not 4096 bytes"
 
-python3 "$(dirname "$0")/webhook_server.py" "$SECRET" "$RECORD" "$T/hook.port" "$STATE" \
-    "$INTUNE" 3 >"$T/hook.log" 2>&1 &
-HOOK_PID=$!
-at_exit "kill $HOOK_PID 2>/dev/null; wait $HOOK_PID 2>/dev/null"
-for _ in $(seq 1 100); do
-    [[ -s "$T/hook.port" ]] && break
-    sleep 0.1
-done
-[[ -s "$T/hook.port" ]] || die "the webhook server did not start"
-HOOK="http://127.0.0.1:$(cat "$T/hook.port")"
+webhook_start "$SECRET" "$RECORD" "$STATE" "$INTUNE" 3
 DOWN_PORT=$(free_port)
 
 DB=$T/db
@@ -87,7 +78,7 @@ httpd_conf "$(
     scep_location /after-deny "$T/pki" ra "ScepDeviceDB $DB" "${AFTER_DENY[@]}"
     scep_location /after-toggle "$T/pki" ra "ScepDeviceDB $DB" "${AFTER_TOGGLE[@]}"
     scep_location /notify "$T/pki" ra "ScepDeviceDB $DB" "ScepNotifyURL $HOOK/notify" \
-        "ScepNotifySecretFile \"$SECRET\""
+        "ScepNotifySecretFile \"$SECRET\"" "ScepRenewalRevokesOld On"
 )"
 httpd_start || t_done
 
@@ -235,6 +226,32 @@ want = sorted(l.split()[0] for l in open(sys.argv[2], encoding="utf-8") if l.str
 print(all(e["signature"] for e in events), got == want, len(set(got)) == len(got))
 PY
 )" "True True True" "signed, one issued event per certificate received, none twice"
+
+# refused and revoked events: a wrong challenge, and a renewal that revokes the old one
+probe_enrollment_request n-bad "$RA" --challenge "not-$CH" --san-dns n1.fleet.example.net
+send_request n-bad /notify POST
+expect_failure n-bad "$RA" 2 "a refusal at the notifying endpoint"
+enroll n1 /notify POST "$RA" "$CA" "$RA" --challenge "$CH" --san-dns n1.fleet.example.net
+cp "$T/n1.key" "$T/n2.key"
+cp "$T/n1.pem" "$T/n2.selfsigned.pem"
+probe_request n2 "$RA" --cert "$T/n2.selfsigned.pem" --msgtype 17 --no-challenge \
+    --san-dns n1.fleet.example.net
+send_request n2 /notify POST
+check_success n2 "$RA" "$CA" "a renewal that revokes the certificate it replaces"
+for _ in $(seq 1 50); do
+    (($(records /notify) >= 36)) && break
+    sleep 0.2
+done
+old_serial=$(openssl x509 -in "$T/n1.pem" -noout -serial | cut -d= -f2)
+new_serial=$(openssl x509 -in "$T/n2.pem" -noout -serial | cut -d= -f2)
+expect_eq "$(python3 - "$RECORD" <<'PY'
+import json, sys
+events = [json.loads(l)["doc"] for l in open(sys.argv[1], encoding="utf-8")
+          if json.loads(l)["path"] == "/notify"][32:]
+print(" ".join(e["event"] + ":" + str(e["serial"]) + ":" + str(bool(e["reason"])) for e in events))
+PY
+)" "refused:None:True issued:$old_serial:False issued:$new_serial:False revoked:$old_serial:True" \
+    "the notifier receives the refusal (with its reason), both issues and the revocation"
 
 check_error_log '\[scep:warn\] .*SCEP0066[56]: ' '\[scep:warn\] .*SCEP00212: ' \
     '\[scep:warn\] .*SCEP00404: ' '\[scep:notice\] .*SCEP00662: '
