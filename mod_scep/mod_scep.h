@@ -108,8 +108,7 @@ int scep_glue_forward_prepare(apr_pool_t *pconf, server_rec *s);
 void scep_glue_forward_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* ---- the webhooks (mod_scep_webhook.c) ------------------------------------------------ */
-/* A section's validator or notifier.  `conf` comes first: the profile points at it, and
- * the notifier's per-child queue is found from there. */
+/* A section's validator or notifier; the profile points at its `conf`. */
 typedef struct scep_hook_ref_t {
     scep_hook_conf_t conf;
     int notify;

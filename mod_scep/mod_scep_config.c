@@ -647,9 +647,10 @@ static int http_url(const char *url)
     return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
 }
 
-static const char *set_upstream_url(cmd_parms *cmd, void *dconf, const char *arg)
+/* The setting of a URL the module sends requests to (an upstream, a webhook): in an
+ * endpoint's section, http or https, no fragment.  NULL, or the error. */
+static const char *outgoing_url_problem(cmd_parms *cmd, const char *arg)
 {
-    scep_dir_conf_t *conf = dconf;
     const char *err;
 
     if ((err = endpoint_context(cmd)) != NULL) {
@@ -658,6 +659,17 @@ static const char *set_upstream_url(cmd_parms *cmd, void *dconf, const char *arg
     if (!http_url(arg) || strchr(arg, '#')) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not an http:// or https:// URL",
                             cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_upstream_url(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    const char *err;
+
+    if ((err = outgoing_url_problem(cmd, arg)) != NULL) {
+        return err;
     }
     scep_glue_forward_ref(cmd, conf)->conf.url = arg;
     mark_forwarding(cmd, conf);
@@ -817,12 +829,8 @@ static const char *set_hook_url(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const char *err;
 
-    if ((err = endpoint_context(cmd)) != NULL) {
+    if ((err = outgoing_url_problem(cmd, arg)) != NULL) {
         return err;
-    }
-    if (!http_url(arg) || strchr(arg, '#')) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not an http:// or https:// URL",
-                            cmd->cmd->name, arg);
     }
     section_hook(cmd, dconf)->url = arg;
     return NULL;

@@ -33,13 +33,28 @@ void scep_glue_webhook_reset(void)
     hook_refs = NULL;
 }
 
+/* The ref whose configuration the profile points at. */
+static scep_hook_ref_t *ref_of(const scep_hook_conf_t *conf)
+{
+    int i;
+
+    for (i = 0; hook_refs && i < hook_refs->nelts; i++) {
+        scep_hook_ref_t *ref = APR_ARRAY_IDX(hook_refs, i, scep_hook_ref_t *);
+
+        if (&ref->conf == conf) {
+            return ref;
+        }
+    }
+    return NULL;
+}
+
 scep_hook_ref_t *scep_glue_webhook_ref(cmd_parms *cmd, scep_dir_conf_t *conf, int notify)
 {
     const scep_hook_conf_t *have = notify ? conf->profile.notifier : conf->profile.validator;
     scep_hook_ref_t *ref;
 
-    if (have) {
-        return (scep_hook_ref_t *)(void *)have;   /* conf is its first member */
+    if (have && (ref = ref_of(have)) != NULL) {
+        return ref;
     }
     ref = apr_pcalloc(cmd->pool, sizeof(*ref));
     scep_webhook_defaults(&ref->conf);
@@ -104,10 +119,12 @@ int scep_glue_webhook_prepare(apr_pool_t *pconf, server_rec *s)
 
 /* ---- the notifier, per child ------------------------------------------------------- */
 
+/* One event, in one malloc'd block (it outlives the request that made it): the item, then
+ * the body, then `what`. */
 typedef struct notify_item_t {
-    char *body;                        /* malloc'd: outlives the request that made it */
+    const char *body;
     apr_size_t len;
-    char *what;                        /* "issued serial 0A (transaction T)", for logs */
+    const char *what;                  /* "issued serial 0A (transaction T)", for logs */
 } notify_item_t;
 
 typedef struct scep_notify_queue_t {
@@ -116,18 +133,11 @@ typedef struct scep_notify_queue_t {
     apr_thread_mutex_t *lock;
     apr_thread_cond_t *more;           /* an item was queued, or stop was set */
     apr_thread_t *thread;
-    notify_item_t *items;              /* a ring of conf->queue slots */
+    notify_item_t **items;             /* a ring of conf->queue slots */
     int head, count;
     int stop;
     apr_time_t stop_at;
 } scep_notify_queue_t;
-
-static void item_free(notify_item_t *item)
-{
-    free(item->body);
-    free(item->what);
-    item->body = item->what = NULL;
-}
 
 static void dropped(scep_notify_queue_t *q, const notify_item_t *item, const char *why)
 {
@@ -172,7 +182,7 @@ static void *APR_THREAD_FUNC sender(apr_thread_t *thread, void *baton)
     apr_pool_create(&p, NULL);
     apr_thread_mutex_lock(q->lock);
     for (;;) {
-        notify_item_t item;
+        notify_item_t *item;
         const char *why = "";
         int attempt;
 
@@ -193,7 +203,7 @@ static void *APR_THREAD_FUNC sender(apr_thread_t *thread, void *baton)
                 break;
             }
             apr_thread_mutex_unlock(q->lock);
-            rv = deliver(q, p, &item, &why);
+            rv = deliver(q, p, item, &why);
             apr_pool_clear(p);
             apr_thread_mutex_lock(q->lock);
             if (rv == APR_SUCCESS) {
@@ -206,11 +216,11 @@ static void *APR_THREAD_FUNC sender(apr_thread_t *thread, void *baton)
             }
         }
         if (why) {
-            dropped(q, &item, apr_psprintf(p, "%s (%d attempt%s)", why, attempt,
-                                           attempt == 1 ? "" : "s"));
+            dropped(q, item, apr_psprintf(p, "%s (%d attempt%s)", why, attempt,
+                                          attempt == 1 ? "" : "s"));
             apr_pool_clear(p);
         }
-        item_free(&item);
+        free(item);
     }
     apr_thread_mutex_unlock(q->lock);
     apr_pool_destroy(p);
@@ -248,7 +258,7 @@ void scep_glue_webhook_child_init(apr_pool_t *pchild, server_rec *s)
         q = apr_pcalloc(pchild, sizeof(*q));
         q->conf = &ref->conf;
         q->s = s;
-        q->items = apr_pcalloc(pchild, sizeof(notify_item_t) * (apr_size_t)ref->conf.queue);
+        q->items = apr_pcalloc(pchild, sizeof(notify_item_t *) * (apr_size_t)ref->conf.queue);
         if (apr_thread_mutex_create(&q->lock, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS
             || apr_thread_cond_create(&q->more, pchild) != APR_SUCCESS
             || apr_thread_create(&q->thread, NULL, sender, q, pchild) != APR_SUCCESS) {
@@ -267,28 +277,32 @@ void scep_glue_webhook_child_init(apr_pool_t *pchild, server_rec *s)
 static void enqueue(request_rec *r, const scep_hook_conf_t *notifier,
                     const scep_hook_event_t *ev)
 {
-    scep_notify_queue_t *q = ((const scep_hook_ref_t *)(const void *)notifier)->queue;
+    const scep_hook_ref_t *ref = ref_of(notifier);
+    scep_notify_queue_t *q = ref ? ref->queue : NULL;
     static const char *const names[] = { "issued", "refused", "revoked" };
     const char *what = apr_psprintf(r->pool, "%s%s%s (transaction %s)", names[ev->event],
                                     ev->serial ? " serial " : "",
                                     ev->serial ? ev->serial : "",
                                     ev->transaction_id ? ev->transaction_id : "-");
     const char *refused = NULL;
-    notify_item_t item;
-    apr_size_t len = 0;
+    apr_size_t len = 0, what_len = strlen(what);
     const char *doc = scep_webhook_event_document(r->pool, ev, &len);
+    notify_item_t *item = malloc(sizeof(*item) + len + 1 + what_len + 1);
 
-    item.body = malloc(len + 1);
-    item.what = strdup(what);
-    item.len = len;
     if (!q) {
         refused = "the notifier of this child is not running";
     }
-    else if (!item.body || !item.what) {
+    else if (!item) {
         refused = "out of memory";
     }
     else {
-        memcpy(item.body, doc, len + 1);
+        char *body = (char *)(item + 1), *text = body + len + 1;
+
+        memcpy(body, doc, len + 1);
+        memcpy(text, what, what_len + 1);
+        item->body = body;
+        item->len = len;
+        item->what = text;
         apr_thread_mutex_lock(q->lock);
         if (q->stop) {
             refused = "the child is exiting";
@@ -300,12 +314,13 @@ static void enqueue(request_rec *r, const scep_hook_conf_t *notifier,
         else {
             q->items[(q->head + q->count) % notifier->queue] = item;
             q->count++;
+            item = NULL;                /* the sender's now */
             apr_thread_cond_signal(q->more);
         }
         apr_thread_mutex_unlock(q->lock);
     }
+    free(item);
     if (refused) {
-        item_free(&item);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SCEP00670: ScepNotifyURL %s: event "
                       "%s dropped: %s", notifier->url, what, refused);
     }

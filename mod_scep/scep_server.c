@@ -80,9 +80,10 @@ const char *scep_server_outcome_name(scep_outcome_e outcome)
 
 int scep_server_outcome_is_failure(scep_outcome_e outcome)
 {
-    const char *name = scep_server_outcome_name(outcome);
-
-    return name && strncmp(name, "failure:", 8) == 0;
+    /* the failInfos are in one run of the enum (scep_server.h), and failure:none */
+    return (outcome >= SCEP_OUTCOME_FAILURE_BAD_ALG
+            && outcome <= SCEP_OUTCOME_FAILURE_BAD_CERT_ID)
+           || outcome == SCEP_OUTCOME_FAILURE_NONE;
 }
 
 /* A FAILURE's outcome; a failInfo we do not know (an upstream's) is "failure:none", as
@@ -138,7 +139,6 @@ static apr_status_t answer(op_ctx_t *c, int status, int fail_info, const char *f
 static apr_status_t fail_as(op_ctx_t *c, int level, int fail_info, const char *tag,
                             const char *why, int detail)
 {
-
     scep_log(c->log, level, "%s: scep(%s,PKIOperation): %s from %s%s%s refused (%s): %s",
              tag, c->msg->transaction_id, message_type_name(c->msg->message_type),
              c->peer && c->peer->client_ip ? c->peer->client_ip : "?",
@@ -430,9 +430,6 @@ static apr_status_t admit_renewal(op_ctx_t *c, const scep_csr_t *csr, scep_grant
 
 static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr);
 
-/* Authorizes against the registrations; a retried transaction is answered from its
- * record.  Returns APR_SUCCESS with *grant to go on and issue, or the answer's status
- * with the reply already made (*grant NULL). */
 /* A transaction seen before is answered from its record: 1 with the reply made (*rv),
  * 0 for a new one. */
 static int answered_from_record(op_ctx_t *c, const scep_csr_t *csr,
@@ -463,6 +460,9 @@ static int answered_from_record(op_ctx_t *c, const scep_csr_t *csr,
     return 1;
 }
 
+/* Authorizes against the registrations; a retried transaction is answered from its
+ * record.  Returns APR_SUCCESS with *grant to go on and issue, or the answer's status
+ * with the reply already made (*grant NULL). */
 static apr_status_t admit(op_ctx_t *c, const scep_csr_t *csr, const unsigned char *digest,
                           int renewing, scep_grant_t **grant)
 {

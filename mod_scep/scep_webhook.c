@@ -541,7 +541,7 @@ static int each_item(json_t *j, char close, json_reader_t read, void *baton)
             if (!parse_string(j, &name, &len)) {
                 return 0;
             }
-            if (strlen(name) != len) {
+            if (!name || strlen(name) != len) {
                 return bad(j, "a member's name holds a NUL");
             }
             skip_ws(j);
