@@ -79,6 +79,9 @@ httpd_conf "$(
     scep_location /after-toggle "$T/pki" ra "ScepDeviceDB $DB" "${AFTER_TOGGLE[@]}"
     scep_location /notify "$T/pki" ra "ScepDeviceDB $DB" "ScepNotifyURL $HOOK/notify" \
         "ScepNotifySecretFile \"$SECRET\"" "ScepRenewalRevokesOld On"
+    scep_location /notify-down "$T/pki" ra "ScepDeviceDB $DB" \
+        "ScepNotifyURL http://127.0.0.1:$DOWN_PORT/events" \
+        "ScepNotifySecretFile \"$SECRET\"" "ScepNotifyRetries 1"
 )"
 httpd_start || t_done
 
@@ -253,6 +256,25 @@ PY
 )" "refused:None:True issued:$old_serial:False issued:$new_serial:False revoked:$old_serial:True" \
     "the notifier receives the refusal (with its reason), both issues and the revocation"
 
+# a receiver that is down: the answer does not wait, the event is dropped with a line
+start=$(date +%s%N)
+enroll n3 /notify-down POST "$RA" "$CA" "$RA" --challenge "$CH" --san-dns n3.fleet.example.net
+elapsed=$((($(date +%s%N) - start) / 1000000))
+serial3=$(openssl x509 -in "$T/n3.pem" -noout -serial | cut -d= -f2)
+for _ in $(seq 1 50); do
+    grep -q "SCEP00671: .*event issued serial $serial3 .*dropped: .*(2 attempts)" "$ERROR_LOG" \
+        && break
+    sleep 0.2
+done
+expect_log "SCEP00671: ScepNotifyURL http://127.0.0.1:$DOWN_PORT/events: event issued serial $serial3 \(transaction .*\) dropped: .*\(2 attempts\)" \
+    "an event the receiver never took is logged as dropped after its retries"
+if ((elapsed < 3000)); then
+    pass "the enrollment did not wait for the notifier (${elapsed} ms with the probe's own work)"
+else
+    fail "the enrollment took ${elapsed} ms: did it wait for the notifier?"
+fi
+
 check_error_log '\[scep:warn\] .*SCEP0066[56]: ' '\[scep:warn\] .*SCEP00212: ' \
-    '\[scep:warn\] .*SCEP00404: ' '\[scep:notice\] .*SCEP00662: '
+    '\[scep:warn\] .*SCEP00404: ' '\[scep:notice\] .*SCEP00662: ' \
+    '\[scep:warn\] .*SCEP00671: '
 t_done
