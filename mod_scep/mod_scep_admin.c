@@ -73,12 +73,6 @@ static int has_body(request_rec *r)
            || (length && strspn(length, "0") != strlen(length));
 }
 
-static const char *json_string(apr_pool_t *p, const char *s)
-{
-    /* Only canonical FQDNs, profile names checked below and hex reach here. */
-    return s ? apr_pstrcat(p, "\"", s, "\"", NULL) : "null";
-}
-
 /* NDES answers its admin page in UTF-16LE; MDM connectors decode it that way and look
  * for the sentence that carries the password. */
 static int send_mscep_page(request_rec *r, const char *challenge, apr_int64_t ttl)
@@ -211,7 +205,8 @@ int scep_glue_challenge_handler(request_rec *r)
         const char *json = apr_psprintf(r->pool,
             "{\"challenge\":\"%s\",\"expires\":\"%s\",\"ttl\":%ld,\"fqdn\":%s,"
             "\"profile\":%s}\n", challenge, SCEP_UTIL_ISO_TIME(rec->expires), (long)ttl,
-            json_string(r->pool, fqdn), json_string(r->pool, profile));
+            scep_util_json_string(r->pool, fqdn),
+            scep_util_json_string(r->pool, profile));
 
         return scep_glue_send(r, "application/json", json, strlen(json));
     }

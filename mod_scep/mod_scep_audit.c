@@ -79,30 +79,10 @@ int scep_glue_audit_open(apr_pool_t *pconf, server_rec *s)
 static void json_field(apr_pool_t *p, apr_array_header_t *parts, const char *name,
                        const char *value)
 {
-    const char *v;
-    char *out, *o;
-
-    if (!value) {
-        return;
+    if (value) {
+        APR_ARRAY_PUSH(parts, const char *) =
+            apr_pstrcat(p, "\"", name, "\":", scep_util_json_string(p, value), NULL);
     }
-    /* at most 6 bytes per input byte (\u00XX) */
-    o = out = apr_palloc(p, strlen(value) * 6 + 1);
-    for (v = value; *v; v++) {
-        unsigned char ch = (unsigned char)*v;
-
-        if (ch == '"' || ch == '\\') {
-            *o++ = '\\';
-            *o++ = (char)ch;
-        }
-        else if (ch < 0x20 || ch == 0x7f) {
-            o += apr_snprintf(o, 7, "\\u%04x", ch);
-        }
-        else {
-            *o++ = (char)ch;
-        }
-    }
-    *o = '\0';
-    APR_ARRAY_PUSH(parts, const char *) = apr_psprintf(p, "\"%s\":\"%s\"", name, out);
 }
 
 void scep_glue_audit(request_rec *r, const char *event, const char *transaction_id,

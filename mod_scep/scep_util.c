@@ -232,3 +232,36 @@ const char *scep_util_iso_time(char buf[SCEP_UTIL_ISO_TIME_SIZE], apr_int64_t t)
     }
     return buf;
 }
+
+const char *scep_util_json_string(apr_pool_t *p, const char *s)
+{
+    char *out, *o;
+
+    if (!s) {
+        return "null";
+    }
+    /* quotes, and at most 6 bytes (\u00XX) for each input byte */
+    o = out = apr_palloc(p, strlen(s) * 6 + 3);
+    *o++ = '"';
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        switch (c) {
+        case '"': *o++ = '\\'; *o++ = '"'; break;
+        case '\\': *o++ = '\\'; *o++ = '\\'; break;
+        case '\n': *o++ = '\\'; *o++ = 'n'; break;
+        case '\r': *o++ = '\\'; *o++ = 'r'; break;
+        case '\t': *o++ = '\\'; *o++ = 't'; break;
+        default:
+            if (c < 0x20 || c == 0x7f) {
+                o += apr_snprintf(o, 7, "\\u%04x", c);
+            }
+            else {
+                *o++ = (char)c;
+            }
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}

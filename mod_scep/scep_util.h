@@ -54,6 +54,13 @@ const char *scep_util_iso_time(char buf[SCEP_UTIL_ISO_TIME_SIZE], apr_int64_t t)
  * one formatted message. */
 #define SCEP_UTIL_ISO_TIME(t) scep_util_iso_time((char[SCEP_UTIL_ISO_TIME_SIZE]){ 0 }, (t))
 
+/* `s` as a JSON string literal, quotes included, in the pool ("null" for NULL): the one
+ * escaper of every JSON the project writes (audit log, minting endpoint, scepreg), since
+ * identities now carry quotes and backslashes.  '"' and '\\' are escaped, control
+ * characters and DEL written as \n, \r, \t or \u00XX; other bytes are copied (callers
+ * pass UTF-8 their checks accepted). */
+const char *scep_util_json_string(apr_pool_t *p, const char *s);
+
 /* The value of one hex digit, or -1. */
 int scep_util_hex_digit(int c);
 

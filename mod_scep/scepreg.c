@@ -722,30 +722,14 @@ int scepreg_fix_ownership(apr_pool_t *p, const opts_t *o)
 
 void scepreg_json_string(FILE *out, const char *s)
 {
-    if (!s) {
+    apr_pool_t *scratch;
+
+    if (!s || apr_pool_create(&scratch, NULL) != APR_SUCCESS) {
         fputs("null", out);
         return;
     }
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        switch (c) {
-        case '"': fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        case '\t': fputs("\\t", out); break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                fprintf(out, "\\u%04x", c);
-            }
-            else {
-                fputc(c, out);
-            }
-        }
-    }
-    fputc('"', out);
+    fputs(scep_util_json_string(scratch, s), out);
+    apr_pool_destroy(scratch);
 }
 
 void scepreg_json_identity(FILE *out, const char *key)

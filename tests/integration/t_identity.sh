@@ -225,6 +225,20 @@ csr minted-alice "$MINTED" "/CN=Alice" "email:alice@example.org"
 issued minted-alice /scep-user
 http_get "/admin/challenge?fqdn=name%3Abad%01name" "$T/minted-bad"
 expect_eq "$HTTP_CODE" 400 "the minting endpoint refuses a name with a control character"
+# a quote or backslash in the identity stays inside the JSON string (review F2)
+json_member() {
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@" \
+        2>&1
+}
+http_get '/admin/challenge?format=json&fqdn=name:x%22,%22challenge%22:%22AAAA' "$T/mint-q"
+expect_eq "$HTTP_CODE" 200 "the minting endpoint takes a device name with quotes"
+expect_eq "$(json_member "$T/mint-q" fqdn)" 'name:x","challenge":"AAAA' \
+    "the JSON answer carries the quoted name as the one fqdn string"
+expect_match "$(json_member "$T/mint-q" challenge)" '^[0-9a-f]{16,}$' \
+    "the JSON answer's challenge is the minted one, not the name's"
+http_get '/admin/challenge?format=json&fqdn=name:a%5Cb' "$T/mint-bs"
+expect_eq "$(json_member "$T/mint-bs" fqdn)" 'name:a\b' \
+    "a backslash in the name comes back escaped in JSON"
 
 # held for approval: listed with its kind, approved by its key, issued as the device name
 CH_HELD=$(openssl rand -hex 12)

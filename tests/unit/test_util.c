@@ -136,12 +136,28 @@ static void test_params_point4_unknown_name_shown_safely(void **state)
     assert_non_null(strstr(why, "...'"));
 }
 
+/* Issue 17 review F2: an identity may hold quotes and backslashes; in JSON they must stay
+ * inside the one string, never close it and add a member. */
+static void test_json_string_f2(void **state)
+{
+    (void)state;
+    assert_string_equal(scep_util_json_string(pool, NULL), "null");
+    assert_string_equal(scep_util_json_string(pool, ""), "\"\"");
+    assert_string_equal(scep_util_json_string(pool, "name:x\",\"challenge\":\"AAAA"),
+                        "\"name:x\\\",\\\"challenge\\\":\\\"AAAA\"");
+    assert_string_equal(scep_util_json_string(pool, "name:a\\b"), "\"name:a\\\\b\"");
+    assert_string_equal(scep_util_json_string(pool, "a\nb\tc\x01\x7f"),
+                        "\"a\\nb\\tc\\u0001\\u007f\"");
+    assert_string_equal(scep_util_json_string(pool, "Ger\xc3\xa4t"), "\"Ger\xc3\xa4t\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_point4_good),
         cmocka_unit_test(test_params_point4_refused),
         cmocka_unit_test(test_params_point4_unknown_name_shown_safely),
+        cmocka_unit_test(test_json_string_f2),
     };
     int rc;
 
