@@ -737,6 +737,8 @@ void scepreg_json_identity(FILE *out, const char *key)
     fputs("\"kind\":", out);
     scepreg_json_string(out, key ? scep_name_kind_name(scep_name_key_kind(key)) : NULL);
     fputs(",\"fqdn\":", out);
+    scepreg_json_string(out, key);
+    fputs(",\"name\":", out);
     scepreg_json_string(out, key ? scep_name_key_value(key) : NULL);
 }
 

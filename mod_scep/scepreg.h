@@ -69,7 +69,8 @@ int scepreg_finish_output(void);
 /* JSON lines: a string (null for NULL) and an ISO 8601 time (null for 0). */
 void scepreg_json_string(FILE *out, const char *s);
 void scepreg_json_time(FILE *out, apr_int64_t t);
-/* "kind":…,"fqdn":… of a registration key: its kind, and its value without the prefix */
+/* "kind":…,"fqdn":…,"name":… of a registration key: its kind, the whole key (what
+ * scepreg takes back: "name:*" is not "*") and its value without the prefix */
 void scepreg_json_identity(FILE *out, const char *key);
 
 /* ---- scepreg_devices.c: the registrations --------------------------------------- */

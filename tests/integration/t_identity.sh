@@ -52,15 +52,17 @@ if python3 - "$T/list.json" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 assert len(rows) == 1, rows
-assert rows[0]["kind"] == "user" and rows[0]["fqdn"] == "alice@example.org", rows[0]
+assert rows[0]["kind"] == "user" and rows[0]["fqdn"] == "user:alice@example.org", rows[0]
+assert rows[0]["name"] == "alice@example.org", rows[0]
 PY
 then
-    pass "scepreg -l -j: kind user, the name without its prefix"
+    pass "scepreg -l -j: kind user, the whole key, the name without its prefix"
 else
     fail "scepreg -l -j: $(cat "$T/list.json")"
 fi
 reg -l -j "$DB" 'id:*' >"$T/ids.json" 2>&1
-expect_file_contains "$T/ids.json" '"kind":"device-id","fqdn":"aa:bb:cc:dd:ee:ff"' \
+expect_file_contains "$T/ids.json" \
+    '"kind":"device-id","fqdn":"id:aa:bb:cc:dd:ee:ff","name":"aa:bb:cc:dd:ee:ff"' \
     "scepreg -l -j id:*: the MAC, normalised"
 # every spelling of the MAC is the one registration
 for mac in aa:bb:cc:dd:ee:ff aabb.ccdd.eeff AABBCCDDEEFF; do
@@ -249,7 +251,8 @@ send_request held /scep-held POST
 probe_reply held "$RA" || true
 expect_eq "$(field held pkiStatus)" 3 "a device name at an endpoint with approval: PENDING"
 reg -P -j "$DB" >"$T/held.json" 2>&1
-expect_file_contains "$T/held.json" '"kind":"device-name","fqdn":"Gerät von Jürgen"' \
+expect_file_contains "$T/held.json" \
+    '"kind":"device-name","fqdn":"name:Gerät von Jürgen","name":"Gerät von Jürgen"' \
     "scepreg -P -j lists the held request with its kind and name"
 if reg -Y "$DB" "name:Gerät von Jürgen" >"$T/approve.out" 2>&1; then
     pass "scepreg -Y approves by the device name's key"
@@ -320,8 +323,9 @@ for key in "name:John's iPhone" "id:aa:bb:cc:dd:ee:ff" "user:alice@example.org" 
     fi
 done
 reg -L -j "$DB" "user:alice@example.org" >"$T/certs.json" 2>&1
-expect_file_contains "$T/certs.json" '"kind":"user","fqdn":"alice@example.org"' \
-    "scepreg -L -j: a user's certificates with kind and name"
+expect_file_contains "$T/certs.json" \
+    '"kind":"user","fqdn":"user:alice@example.org","name":"alice@example.org"' \
+    "scepreg -L -j: a user's certificates with kind, key and name"
 
 httpd_stop
 t_done

@@ -676,5 +676,29 @@ expect_rc 0 "kinds: -D of a user domain wildcard"
 expect_file_contains "$T/err" "'user:*' now covers the names 'user:*@example.org' covered" \
     "kinds: -D names user:* as the wildcard that takes over"
 expect_eq "$(count "$KDB")" 2 "kinds: user:* and the device id left"
+# review F6: "fqdn" is the whole key, so that a script passing it back names the same
+# registration; "kind" and "name" say what it is
+reg -b "$KDB" 'name:*' "$(secret)"
+reg -b "$KDB" '*' "$(secret)"
+reg -l -j "$KDB"
+if python3 -c 'import json, sys
+rows = {r["fqdn"]: r for r in map(json.loads, sys.stdin)}
+want = {"name:*": ("device-name", "*"), "*": ("host", "*"),
+        "user:*": ("user", "*"), "id:aa:bb:cc:dd:ee:ff": ("device-id", "aa:bb:cc:dd:ee:ff")}
+assert {k: (r["kind"], r["name"]) for k, r in rows.items()} == want, rows' \
+    <"$T/out" >"$T/json.err" 2>&1; then
+    pass "kinds: -l -j gives each key whole in fqdn, with its kind and name"
+else
+    fail "kinds: -l -j keys: $(cat "$T/json.err" "$T/out" | head -c 600)"
+fi
+fqdn_back=$(python3 -c 'import json, sys
+print([r for r in map(json.loads, sys.stdin) if r["kind"] == "device-name"][0]["fqdn"])' \
+    <"$T/out")
+reg -d "$KDB" "$fqdn_back"
+expect_rc 0 "kinds: -d with the fqdn that -l -j printed for name:*"
+reg -l -j "$KDB" '*'
+expect_file_contains "$T/out" '"disabled":false' "kinds: the host wildcard '*' was left enabled"
+reg -l -j "$KDB" 'name:*'
+expect_file_contains "$T/out" '"disabled":true' "kinds: name:* is the one disabled"
 check_error_log '\[scep:warn\] .*SCEP00217: ' '\[scep:warn\] .*SCEP00212: '
 t_done
