@@ -244,12 +244,44 @@ static apr_size_t utf8_length(const unsigned char *s, apr_size_t left)
     return n;
 }
 
+/* What makes the code point at s (a well-formed sequence of n bytes) unfit for a name,
+ * or NULL.  Characters that show nothing or reorder the text after them let one name
+ * pass for another in a listing, a log line or a certificate ("John's\u200B iPhone",
+ * U+202E turning "enohPi" around); noncharacters are not text at all. */
+static const char *invisible_kind(const unsigned char *s, apr_size_t n, unsigned long *cp)
+{
+    apr_size_t i;
+    unsigned long c = n == 1 ? s[0] : (unsigned long)(s[0] & (0x7F >> n));
+
+    for (i = 1; i < n; i++) {
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    *cp = c;
+    if (c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E)
+        || (c >= 0x2066 && c <= 0x2069)) {
+        return "bidirectional control";
+    }
+    if (c == 0x00AD || (c >= 0x200B && c <= 0x200D) || (c >= 0x2060 && c <= 0x206F)
+        || c == 0xFEFF) {
+        return "invisible character";
+    }
+    if (c == 0x2028 || c == 0x2029) {
+        return "line or paragraph separator";
+    }
+    if ((c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE) {
+        return "noncharacter";
+    }
+    return NULL;
+}
+
 /* Why `value` cannot be an identity at all, or NULL: what a log, a listing or a
  * certificate could not show as it is. */
 static const char *text_problem(apr_pool_t *p, const char *value)
 {
     const unsigned char *s = (const unsigned char *)value;
     apr_size_t len = strlen(value), i, n;
+    const char *kind;
+    unsigned long cp;
 
     if (len == 0) {
         return "it is empty";
@@ -269,6 +301,10 @@ static const char *text_problem(apr_pool_t *p, const char *value)
         if (n == 2 && s[i] == 0xC2 && s[i + 1] < 0xA0) {
             return apr_psprintf(p, "it holds the control character U+%04X at byte %lu",
                                 s[i + 1], (unsigned long)i);
+        }
+        if (n > 1 && (kind = invisible_kind(s + i, n, &cp)) != NULL) {
+            return apr_psprintf(p, "it holds the %s U+%04lX at byte %lu", kind, cp,
+                                (unsigned long)i);
         }
     }
     return NULL;

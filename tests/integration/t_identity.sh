@@ -90,6 +90,14 @@ refused_name "an escape sequence" 6 "control character 0x1B" "name:$(printf '\03
 refused_name "a C1 control character" 6 "control character U+0085" \
     "name:next$(printf '\302\205')line"
 refused_name "invalid UTF-8" 6 "not valid UTF-8" "name:caf$(printf '\351')"
+# review F8: characters that show nothing or turn the text around, and noncharacters
+refused_name "a zero-width space" 6 "invisible character U+200B at byte 6" \
+    "name:John's$(printf '\342\200\213') iPhone"
+refused_name "a right-to-left override" 6 "bidirectional control U+202E at byte 0" \
+    "name:$(printf '\342\200\256')enohPi s'nhoJ"
+refused_name "a byte order mark in a user" 6 "invisible character U+FEFF" \
+    "user:$(printf '\357\273\277')alice@example.org"
+refused_name "a noncharacter" 6 "noncharacter U+FFFE" "id:x$(printf '\357\277\276')"
 refused_name "a 10,000-character name" 5 "more than 256" "name:$(printf 'x%.0s' {1..10000})"
 refused_name "a user without a domain" 6 "one '@'" "user:alice"
 refused_name "an unknown kind" 6 "none of host, name, id, user" "role:admin"
@@ -171,6 +179,12 @@ csr two-cns "$CH_NAME" "/CN=John's iPhone/CN=Jane's iPhone"
 refused_req two-cns /scep-name "two CNs (a second identity)" "SCEP00601: .* 2 values of CN"
 csr ctrl-cn "$CH_NAME" "/CN=John's$(printf '\x7f')iPhone"
 refused_req ctrl-cn /scep-name "a DEL in the CN" "SCEP00603: .*control character 0x7F"
+csr zw-cn "$CH_NAME" "/CN=John's$(printf '\342\200\213') iPhone"
+refused_req zw-cn /scep-name "a zero-width space in the CN" \
+    "SCEP00603: .*invisible character U\+200B at byte 6"
+csr rlo-cn "$CH_NAME" "/CN=$(printf '\342\200\256')enohPi s'nhoJ"
+refused_req rlo-cn /scep-name "a right-to-left override in the CN" \
+    "SCEP00603: .*bidirectional control U\+202E at byte 0"
 
 # device id: the serialNumber, every MAC spelling one registration
 csr mac1 "$CH_ID" "/CN=Laptop/serialNumber=aa:bb:cc:dd:ee:ff"
@@ -227,6 +241,8 @@ csr minted-alice "$MINTED" "/CN=Alice" "email:alice@example.org"
 issued minted-alice /scep-user
 http_get "/admin/challenge?fqdn=name%3Abad%01name" "$T/minted-bad"
 expect_eq "$HTTP_CODE" 400 "the minting endpoint refuses a name with a control character"
+http_get "/admin/challenge?fqdn=name%3AJohn%E2%80%8B" "$T/minted-zw"
+expect_eq "$HTTP_CODE" 400 "the minting endpoint refuses a name with a zero-width space"
 # a quote or backslash in the identity stays inside the JSON string (review F2)
 json_member() {
     python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@" \

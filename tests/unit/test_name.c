@@ -116,6 +116,63 @@ static void test_bad_text_refused_with_reason(void **state)
     assert_string_equal(why, "it cannot be read");
 }
 
+/* Issue 17 review F8: characters that show nothing or reorder what follows make one
+ * name look like another in a listing, a log or a certificate; noncharacters are no
+ * text at all. */
+static void test_invisible_and_reordering_refused_f8(void **state)
+{
+    static const char *const bad[] = {
+        "\xc2\xad",                                     /* U+00AD soft hyphen */
+        "\xe2\x80\x8b", "\xe2\x80\x8c", "\xe2\x80\x8d", /* U+200B..U+200D */
+        "\xe2\x80\x8e", "\xe2\x80\x8f",                 /* LRM, RLM */
+        "\xe2\x80\xa8", "\xe2\x80\xa9",                 /* line, paragraph separator */
+        "\xe2\x80\xaa", "\xe2\x80\xae",                 /* U+202A, U+202E (RLO) */
+        "\xe2\x81\xa0", "\xe2\x81\xa4",                 /* U+2060, U+2064 */
+        "\xe2\x81\xa6", "\xe2\x81\xa9",                 /* U+2066, U+2069 */
+        "\xe2\x81\xaf", "\xd8\x9c",                     /* U+206F, U+061C (ALM) */
+        "\xef\xbb\xbf",                                 /* U+FEFF */
+        "\xef\xb7\x90", "\xef\xb7\xaf",                 /* U+FDD0, U+FDEF */
+        "\xef\xbf\xbe", "\xef\xbf\xbf",                 /* U+FFFE, U+FFFF */
+        "\xf0\x9f\xbf\xbe", "\xf4\x8f\xbf\xbf",         /* U+1FFFE, U+10FFFF */
+    };
+    static const char *const good[] = {
+        "\xe2\x80\x8a",                                 /* U+200A hair space: visible gap */
+        "\xe2\x80\x90",                                 /* U+2010 hyphen */
+        "\xef\xb7\x8f", "\xef\xb7\xb0",                 /* U+FDCF, U+FDF0 */
+        "\xef\xbf\xbd",                                 /* U+FFFD */
+        "\xf0\x9f\xbf\xbd",                             /* U+1FFFD */
+    };
+    const char *why;
+    apr_size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *name = apr_pstrcat(pool, "name:John's", bad[i], " iPhone", NULL);
+
+        why = NULL;
+        assert_null(scep_name_key(pool, name, 0, &why));
+        assert_non_null(strstr(why, " U+"));
+        assert_non_null(strstr(why, "at byte 6"));
+        assert_null(scep_name_key(pool, apr_pstrcat(pool, "user:al", bad[i],
+                                                    "ice@example.org", NULL), 0, NULL));
+        assert_null(scep_name_identity_key(pool, SCEP_IDENTITY_DEVICE_ID,
+                                           apr_pstrcat(pool, bad[i], "x", NULL), 0, NULL));
+    }
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        const char *name = apr_pstrcat(pool, "name:a", good[i], "b", NULL);
+
+        expect_key(name, 0, name);
+    }
+    assert_null(scep_name_key(pool, "name:John\xe2\x80\x8b", 0, &why));
+    assert_string_equal(why, "it holds the invisible character U+200B at byte 4");
+    assert_null(scep_name_key(pool, "name:\xe2\x80\xae" "enohPi", 0, &why));
+    assert_string_equal(why, "it holds the bidirectional control U+202E at byte 0");
+    assert_null(scep_name_key(pool, "name:a\xe2\x80\xa8", 0, &why));
+    assert_string_equal(why, "it holds the line or paragraph separator U+2028 at byte 1");
+    assert_null(scep_name_key(pool, "name:x\xef\xbf\xbe", 0, &why));
+    assert_string_equal(why, "it holds the noncharacter U+FFFE at byte 1");
+}
+
 static void test_wildcards(void **state)
 {
     (void)state;
@@ -209,6 +266,7 @@ static void test_import_kinds(void **state)
     import_expect("user:*@Example.org,,,pw", "user:*@example.org", NULL);
     import_expect("router.example.com,,,pw", "router.example.com", NULL);
     import_expect("name:bell\x07,,,pw", NULL, "control character");
+    import_expect("name:bidi\xe2\x80\xae,,,pw", NULL, "bidirectional control U+202E");
     import_expect("name:bad \xff,,,pw", NULL, "not valid UTF-8");
     import_expect("user:alice,,,pw", NULL, "one '@'");
     import_expect("role:admin,,,pw", NULL, "none of host, name, id, user");
@@ -223,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_keys_of_every_kind),
         cmocka_unit_test(test_mac_spellings_are_one_key),
         cmocka_unit_test(test_bad_text_refused_with_reason),
+        cmocka_unit_test(test_invisible_and_reordering_refused_f8),
         cmocka_unit_test(test_wildcards),
         cmocka_unit_test(test_matching_across_kinds),
         cmocka_unit_test(test_kind_and_value_of_keys),
