@@ -452,3 +452,20 @@ const char *scep_name_key(apr_pool_t *p, const char *text, int allow_wildcard,
     }
     return scep_name_identity_key(p, kind, scep_name_key_value(text), allow_wildcard, why);
 }
+
+int scep_name_where_fits(scep_identity_kind_e kind, apr_int64_t where)
+{
+    switch (kind) {
+    case SCEP_IDENTITY_HOST:
+        return where == SCEP_WHERE_HOST_RULES;
+    case SCEP_IDENTITY_DEVICE_NAME:
+        return where == SCEP_WHERE_CN || where == SCEP_WHERE_UNSTRUCTURED_NAME;
+    case SCEP_IDENTITY_DEVICE_ID:
+        return where == SCEP_WHERE_SERIAL_NUMBER || where == SCEP_WHERE_CN
+               || where == SCEP_WHERE_UNSTRUCTURED_NAME;
+    case SCEP_IDENTITY_USER:
+        return where == SCEP_WHERE_RFC822_NAME || where == SCEP_WHERE_UPN
+               || where == SCEP_WHERE_CN;
+    }
+    return 0;
+}

@@ -57,6 +57,11 @@ int scep_name_is_wildcard(const char *key);
 scep_identity_kind_e scep_name_key_kind(const char *key);
 /* The key without its prefix (a host's key is its own value). */
 const char *scep_name_key_value(const char *key);
+/* Whether requests may carry an identity of `kind` at `where` (a number as stored,
+ * range-checked here): what ScepIdentity accepts, so that a stored record naming any
+ * other place is known to be damaged.  A host: SCEP_WHERE_HOST_RULES only. */
+int scep_name_where_fits(scep_identity_kind_e kind, apr_int64_t where);
+
 /* "host", "device-name", "device-id", "user": the kind as ScepIdentity and the JSON
  * listings spell it. */
 const char *scep_name_kind_name(scep_identity_kind_e kind);

@@ -698,6 +698,28 @@ static apr_status_t transaction_key(apr_pool_t *p, const char *id,
     return APR_SUCCESS;
 }
 
+/* A held request's identity (tags 20, 21) decides what it may be completed as, so it is
+ * read strictly: both or neither, never for a host, a place its kind is read from, and
+ * the name's key is the transaction's key.  Records without them (hosts, and every
+ * record written before the other kinds) read as ever. */
+static int identity_fits(apr_pool_t *p, const scep_transaction_t *rec,
+                         const scep_rec_view_t *view, apr_int64_t where)
+{
+    scep_identity_kind_e kind;
+    const char *key;
+
+    if (!view->present[TXN_IDENTITY_NAME] && !view->present[TXN_IDENTITY_WHERE]) {
+        return 1;
+    }
+    if (!rec->fqdn || !rec->identity_name || !view->present[TXN_IDENTITY_WHERE]) {
+        return 0;
+    }
+    kind = scep_name_key_kind(rec->fqdn);
+    key = scep_name_identity_key(p, kind, rec->identity_name, 0, NULL);
+    return kind != SCEP_IDENTITY_HOST && scep_name_where_fits(kind, where) && key
+           && strcmp(key, rec->fqdn) == 0;
+}
+
 static apr_status_t transaction_decode(apr_pool_t *p, const void *key, apr_size_t klen,
                                        const void *val, apr_size_t vlen,
                                        scep_transaction_t **t)
@@ -706,6 +728,7 @@ static apr_status_t transaction_decode(apr_pool_t *p, const void *key, apr_size_
     const unsigned char *digest, *signer_key;
     const char *nul = memchr(key, '\0', klen);
     apr_size_t idlen = nul ? (apr_size_t)(nul - (const char *)key) : klen;
+    apr_int64_t where;
     reader_t r;
 
     /* A NUL is only ever followed by the requester's digest, which the record repeats. */
@@ -752,8 +775,12 @@ static apr_status_t transaction_decode(apr_pool_t *p, const void *key, apr_size_
     rec->upstream_pending = rd_i64(&r, TXN_UPSTREAM_PENDING) != 0;
     rec->endpoint = rd_str(&r, TXN_ENDPOINT);
     rec->identity_name = rd_str(&r, TXN_IDENTITY_NAME);
-    rec->identity_where = (int)rd_i64(&r, TXN_IDENTITY_WHERE);
+    where = rd_i64(&r, TXN_IDENTITY_WHERE);
+    rec->identity_where = (int)where;
     if (r.rv == APR_SUCCESS && !rec->state) {
+        r.rv = SCEP_DB_CORRUPT;
+    }
+    if (r.rv == APR_SUCCESS && !identity_fits(p, rec, &r.view, where)) {
         r.rv = SCEP_DB_CORRUPT;
     }
     if (r.rv == APR_SUCCESS && nul

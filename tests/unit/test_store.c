@@ -1133,6 +1133,93 @@ static void test_wrong_lengths(void **state)
     scep_db_abort(txn);
 }
 
+/* A held transaction's record with identity_name (tag 20) and identity_where (tag 21)
+ * as given (NULL, or where < 0: absent); `where_len` 0 writes the integer whole. */
+static apr_status_t held_identity(fixture_t *fx, const char *id, const char *fqdn,
+                                  const char *name, apr_int64_t where, apr_size_t where_len)
+{
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN];
+    scep_transaction_t *t;
+    scep_rec_t rec;
+    scep_txn_t *txn;
+    apr_status_t rv;
+
+    memset(digest, 7, sizeof(digest));
+    scep_db_rec_init(&rec, fx->p);
+    scep_db_rec_put_str(&rec, 1, "pending");
+    scep_db_rec_put_bytes(&rec, 2, digest, sizeof(digest));
+    scep_db_rec_put_str(&rec, 3, fqdn);
+    if (name) {
+        scep_db_rec_put_str(&rec, 20, name);
+    }
+    if (where >= 0 && where_len) {
+        scep_db_rec_put_bytes(&rec, 21, "\0\0\0\0", where_len);
+    }
+    else if (where >= 0) {
+        scep_db_rec_put_i64(&rec, 21, where);
+    }
+    put_raw(fx, SCEP_DBI_TRANSACTIONS, id, rec.data, rec.len);
+    txn = begin(fx, 0);
+    rv = scep_store_transaction_get(txn, fx->p, id, &t);
+    if (rv == APR_SUCCESS && name) {
+        assert_string_equal(t->identity_name, name);
+        assert_int_equal(t->identity_where, (int)where);
+    }
+    scep_db_abort(txn);
+    return rv;
+}
+
+/* Issue 17 review F10: what binds a held request to its identity is read strictly: the
+ * place must be one the key's kind is read from and the name must be the key's. */
+static void test_held_identity_strict_f10(void **state)
+{
+    fixture_t *fx = *state;
+    const apr_int64_t wrap = (apr_int64_t)1 << 32;
+
+    assert_int_equal(held_identity(fx, "t-user", "user:alice@example.org",
+                                   "alice@EXAMPLE.org", SCEP_WHERE_RFC822_NAME, 0),
+                     APR_SUCCESS);
+    assert_int_equal(held_identity(fx, "t-id", "id:aa:bb:cc:dd:ee:ff", "AABBCCDDEEFF",
+                                   SCEP_WHERE_SERIAL_NUMBER, 0), APR_SUCCESS);
+    assert_int_equal(held_identity(fx, "t-name", "name:John's iPhone", "John's iPhone",
+                                   SCEP_WHERE_UNSTRUCTURED_NAME, 0), APR_SUCCESS);
+    assert_int_equal(held_identity(fx, "t-old-host", "h.example.org", NULL, -1, 0),
+                     APR_SUCCESS);
+    assert_int_equal(held_identity(fx, "t-old-name", "name:x", NULL, -1, 0), APR_SUCCESS);
+
+    /* a host's record carries neither */
+    assert_int_equal(held_identity(fx, "t-host-n", "h.example.org", "h.example.org", -1, 0),
+                     SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-host-w", "h.example.org", NULL,
+                                   SCEP_WHERE_HOST_RULES, 0), SCEP_DB_CORRUPT);
+    /* places out of range, wrapped into range, or not read for the kind */
+    assert_int_equal(held_identity(fx, "t-range", "user:a@example.org", "a@example.org",
+                                   99, 0), SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-wrap", "user:a@example.org", "a@example.org",
+                                   wrap + SCEP_WHERE_RFC822_NAME, 0), SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-hostrules", "user:a@example.org", "a@example.org",
+                                   SCEP_WHERE_HOST_RULES, 0), SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-serial", "user:a@example.org", "a@example.org",
+                                   SCEP_WHERE_SERIAL_NUMBER, 0), SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-dns", "name:x", "x", SCEP_WHERE_DNS_NAME, 0),
+                     SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-short", "name:x", "x", SCEP_WHERE_CN, 4),
+                     SCEP_DB_CORRUPT);
+    /* one without the other */
+    assert_int_equal(held_identity(fx, "t-no-where", "name:x", "x", -1, 0), SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-no-name", "name:x", NULL, SCEP_WHERE_CN, 0),
+                     SCEP_DB_CORRUPT);
+    /* a name that is not the key's: truncated, another, of another kind */
+    assert_int_equal(held_identity(fx, "t-cut", "user:alice@example.org", "alice@example",
+                                   SCEP_WHERE_RFC822_NAME, 0), SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-other", "name:x", "y", SCEP_WHERE_CN, 0),
+                     SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-kind", "id:x", "x", SCEP_WHERE_RFC822_NAME, 0),
+                     SCEP_DB_CORRUPT);
+    assert_int_equal(held_identity(fx, "t-bad", "name:x", "x\x01", SCEP_WHERE_CN, 0),
+                     SCEP_DB_CORRUPT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1157,6 +1244,7 @@ int main(void)
         P(test_reason_names),
         D(test_newer_version),
         D(test_wrong_lengths),
+        D(test_held_identity_strict_f10),
 #undef P
 #undef D
     };
