@@ -1489,14 +1489,22 @@ const char *scep_policy_endpoint(apr_pool_t *p, const scep_policy_conf_t *conf, 
                                  const unsigned char *ca_sha256)
 {
     char hex[2 * 32 + 1];
+    const char *identity = "";
     int i;
 
     for (i = 0; i < 32; i++) {
         apr_snprintf(hex + 2 * i, 3, "%02x", ca_sha256[i]);
     }
-    return apr_psprintf(p, "profile '%s', %s CA %s",
+    /* A host endpoint's string is what it was before the other kinds, so requests held
+     * then are still completed; any other kind names itself and its place, so that an
+     * endpoint reading another identity (or another place) never completes it. */
+    if (conf->identity_kind != SCEP_IDENTITY_HOST) {
+        identity = apr_pstrcat(p, ", ", scep_name_kind_name(conf->identity_kind), " from ",
+                               scep_policy_where_name(conf->identity_where), NULL);
+    }
+    return apr_psprintf(p, "profile '%s', %s CA %s%s",
                         conf->profile_name ? conf->profile_name : "(none)",
-                        forwards ? "upstream" : "local", hex);
+                        forwards ? "upstream" : "local", hex, identity);
 }
 
 /* The grant a held transaction stands for, as it was when the request was held. */
@@ -1573,6 +1581,19 @@ apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_co
                               "that one completes it (this one: %s)", t->endpoint,
                               endpoint)
                : "the request waits for an upstream CA, and this endpoint issues itself";
+        return SCEP_POLICY_DENIED;
+    }
+    /* Records from before endpoints were kept name none: the identity still binds them.
+     * A held key of another kind, or a name read from another place, is not this
+     * endpoint's to complete. */
+    if (scep_name_key_kind(t->fqdn) != conf->identity_kind
+        || (t->identity_name && t->identity_where != (int)conf->identity_where)) {
+        *why = apr_psprintf(p, "the request was held for the %s %s, and this endpoint "
+                            "enrolls a %s read from %s",
+                            scep_name_kind_name(scep_name_key_kind(t->fqdn)),
+                            t->fqdn ? scep_csr_shown(p, t->fqdn) : "?",
+                            scep_name_kind_name(conf->identity_kind),
+                            scep_policy_where_name(conf->identity_where));
         return SCEP_POLICY_DENIED;
     }
     if ((strcmp(t->state, SCEP_TXN_PENDING) == 0 || strcmp(t->state, SCEP_TXN_UPSTREAM) == 0)

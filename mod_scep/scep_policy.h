@@ -181,8 +181,10 @@ apr_status_t scep_policy_hold(apr_pool_t *p, scep_db_t *db, const scep_policy_co
                               apr_int64_t now, const unsigned char **der,
                               apr_size_t *der_len, const char **why);
 
-/* What binds a held request to the endpoint that held it: the profile name and the
- * issuer, a local CA or an upstream CA, by the SHA-256 of its certificate. */
+/* What binds a held request to the endpoint that held it: the profile name, the
+ * issuer, a local CA or an upstream CA, by the SHA-256 of its certificate, and, for
+ * other kinds than hosts, the identity kind and its place (a host endpoint's string is
+ * the one written before the kinds existed). */
 const char *scep_policy_endpoint(apr_pool_t *p, const scep_policy_conf_t *conf, int forwards,
                                  const unsigned char *ca_sha256);
 
@@ -192,7 +194,8 @@ const char *scep_policy_endpoint(apr_pool_t *p, const scep_policy_conf_t *conf, 
  * scep_policy_record_approved), SCEP_POLICY_UPSTREAM with the same to ask the upstream
  * CA again, SCEP_POLICY_DENIED with *why when it was rejected, has expired
  * (conf->pending_timeout, marked so here), was held at another endpoint than `endpoint`
- * (or waits for an upstream CA and this endpoint does not `forward`), SCEP_DB_NOTFOUND
+ * (or waits for an upstream CA and this endpoint does not `forward`), is of another
+ * identity kind or place than conf's (records without an endpoint too), SCEP_DB_NOTFOUND
  * when the requester `signer_key` has no transaction of this ID.  `signer_key` may be
  * NULL (the ID alone). */
 apr_status_t scep_policy_poll(apr_pool_t *p, scep_db_t *db, const scep_policy_conf_t *conf,

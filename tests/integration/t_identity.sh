@@ -275,6 +275,12 @@ if reg -Y "$DB" "name:Gerät von Jürgen" >"$T/approve.out" 2>&1; then
 else
     fail "scepreg -Y name:…: $(cat "$T/approve.out")"
 fi
+# review F4: the approved request, sent to an endpoint of another kind with the same
+# profile and CA, is not completed there
+send_request held /scep POST
+expect_failure held "$RA" 2 "the approved device name's request sent to the host endpoint"
+expect_log "held at another endpoint .*device-name from CN.*only that one completes it" \
+    "the log says where the held request belongs"
 send_request held /scep-held POST
 if check_success held "$RA" "$CA" "POST after approval"; then
     expect_log "issued serial [0-9A-F]+ to name:Ger(ä|\\\\xc3\\\\xa4)t von J.*approved by an operator" \

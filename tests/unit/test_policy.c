@@ -1411,6 +1411,55 @@ static void test_identity_point1_held(void **state)
     assert_int_equal(again->identity.where, SCEP_WHERE_UPN);
 }
 
+/* Issue 17 review F4: a held request is completed only at an endpoint of its identity
+ * kind and place, even where the endpoint strings agree (records from before the kind
+ * was part of them); a host endpoint's string is the one written before the kinds. */
+static void test_held_bound_to_kind_f4(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant, *again;
+    scep_transaction_t *held;
+    unsigned char ca[32];
+    const char *why, *host_endpoint;
+
+    f->conf.pending_timeout = 3600;
+    f->conf.require_approval = 1;
+    register_device(f, "user:alice@example.org", "s3cret", 0, NULL);
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_UPN);
+    assert_int_equal(decide_real(f, "", "subjectAltName=otherName:"
+                                 "1.3.6.1.4.1.311.20.2.3;UTF8:alice@example.org",
+                                 &grant, &why), APR_SUCCESS);
+    assert_int_equal(hold(f, grant, "wait-kind", 1, &why), APR_SUCCESS);
+    set_state(f, "wait-kind", SCEP_TXN_APPROVED);
+    use_identity(f, SCEP_IDENTITY_HOST, SCEP_WHERE_HOST_RULES);
+    assert_int_equal(poll_at(f, "wait-kind", NOW + 60, &held, &again, &why),
+                     SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "held for the user user:alice@example.org"));
+    use_identity(f, SCEP_IDENTITY_DEVICE_NAME, SCEP_WHERE_CN);
+    assert_int_equal(poll_at(f, "wait-kind", NOW + 60, &held, &again, &why),
+                     SCEP_POLICY_DENIED);
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_RFC822_NAME);
+    assert_int_equal(poll_at(f, "wait-kind", NOW + 60, &held, &again, &why),
+                     SCEP_POLICY_DENIED);
+    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_UPN);
+    assert_int_equal(poll_at(f, "wait-kind", NOW + 60, &held, &again, &why),
+                     SCEP_POLICY_APPROVED);
+
+    memset(ca, 0xab, sizeof(ca));
+    f->conf.profile_name = "p";
+    use_identity(f, SCEP_IDENTITY_HOST, SCEP_WHERE_HOST_RULES);
+    host_endpoint = scep_policy_endpoint(f->pool, &f->conf, 0, ca);
+    assert_int_equal(strncmp(host_endpoint, "profile 'p', local CA abab", 26), 0);
+    assert_int_equal(strlen(host_endpoint), strlen("profile 'p', local CA ") + 64);
+    use_identity(f, SCEP_IDENTITY_DEVICE_NAME, SCEP_WHERE_CN);
+    assert_string_equal(scep_policy_endpoint(f->pool, &f->conf, 0, ca),
+                        apr_pstrcat(f->pool, host_endpoint, ", device-name from CN", NULL));
+    use_identity(f, SCEP_IDENTITY_DEVICE_NAME, SCEP_WHERE_UNSTRUCTURED_NAME);
+    assert_string_equal(scep_policy_endpoint(f->pool, &f->conf, 0, ca),
+                        apr_pstrcat(f->pool, host_endpoint,
+                                    ", device-name from unstructuredName", NULL));
+}
+
 /* Renewal by a certificate issued to a device name */
 static void test_identity_point1_renewal(void **state)
 {
@@ -1473,6 +1522,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_identity_point1_minted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_point1_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_bound_to_kind_f4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_point1_renewal, setup, teardown),
     };
     int rc;
