@@ -1385,24 +1385,35 @@ static void test_identity_point1_minted(void **state)
     }
 }
 
-/* A held request of a user comes back as the user, with the value as it was asked */
-static void test_identity_point1_held(void **state)
+/* alice@example.org registered; a request with the UPN `upn` at an endpoint with
+ * approval held as `txid`, and approved */
+static void hold_approved_upn(fixture_t *f, const char *upn, const char *txid)
 {
-    fixture_t *f = *state;
-    scep_grant_t *grant, *again;
-    scep_transaction_t *held;
+    scep_grant_t *grant;
     const char *why;
 
     f->conf.pending_timeout = 3600;
     f->conf.require_approval = 1;
     register_device(f, "user:alice@example.org", "s3cret", 0, NULL);
     use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_UPN);
-    assert_int_equal(decide_real(f, "", "subjectAltName=otherName:"
-                                 "1.3.6.1.4.1.311.20.2.3;UTF8:alice@Example.org",
+    assert_int_equal(decide_real(f, "", apr_pstrcat(f->pool, "subjectAltName=otherName:"
+                                                    "1.3.6.1.4.1.311.20.2.3;UTF8:", upn,
+                                                    NULL),
                                  &grant, &why), APR_SUCCESS);
     assert_true(grant->needs_approval);
-    assert_int_equal(hold(f, grant, "wait-user", 1, &why), APR_SUCCESS);
-    set_state(f, "wait-user", SCEP_TXN_APPROVED);
+    assert_int_equal(hold(f, grant, txid, 1, &why), APR_SUCCESS);
+    set_state(f, txid, SCEP_TXN_APPROVED);
+}
+
+/* A held request of a user comes back as the user, with the value as it was asked */
+static void test_identity_point1_held(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *again;
+    scep_transaction_t *held;
+    const char *why;
+
+    hold_approved_upn(f, "alice@Example.org", "wait-user");
     assert_int_equal(poll_at(f, "wait-user", NOW + 60, &held, &again, &why),
                      SCEP_POLICY_APPROVED);
     assert_int_equal(again->identity.kind, SCEP_IDENTITY_USER);
@@ -1417,20 +1428,12 @@ static void test_identity_point1_held(void **state)
 static void test_held_bound_to_kind_f4(void **state)
 {
     fixture_t *f = *state;
-    scep_grant_t *grant, *again;
+    scep_grant_t *again;
     scep_transaction_t *held;
     unsigned char ca[32];
     const char *why, *host_endpoint;
 
-    f->conf.pending_timeout = 3600;
-    f->conf.require_approval = 1;
-    register_device(f, "user:alice@example.org", "s3cret", 0, NULL);
-    use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_UPN);
-    assert_int_equal(decide_real(f, "", "subjectAltName=otherName:"
-                                 "1.3.6.1.4.1.311.20.2.3;UTF8:alice@example.org",
-                                 &grant, &why), APR_SUCCESS);
-    assert_int_equal(hold(f, grant, "wait-kind", 1, &why), APR_SUCCESS);
-    set_state(f, "wait-kind", SCEP_TXN_APPROVED);
+    hold_approved_upn(f, "alice@example.org", "wait-kind");
     use_identity(f, SCEP_IDENTITY_HOST, SCEP_WHERE_HOST_RULES);
     assert_int_equal(poll_at(f, "wait-kind", NOW + 60, &held, &again, &why),
                      SCEP_POLICY_DENIED);
