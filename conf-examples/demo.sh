@@ -198,7 +198,9 @@ cat > scep-mdm.conf <<EOF
     # what the devices are: names as the profile writes them into the CN
     ScepIdentity device-name cn
     # what their certificates hold: that CN, the user's e-mail and UPN, the SID URI
-    # (and from it the SID security extension), TLS client authentication
+    # (and from it the SID security extension), TLS client authentication.  A demo:
+    # the request chooses the UPN and SID (SCEP00633 at startup says so), which a real
+    # MDM endpoint binds with a validator (ScepValidateURL, docs/webhooks.md)
     ScepTemplate tls-client
     ScepTemplateSubject CN identity
     ScepTemplateSAN rfc822Name request

@@ -8,6 +8,7 @@
 
 #include "httpd.h"
 #include "http_config.h"
+#include "http_log.h"
 
 #include <apr_strings.h>
 
@@ -356,6 +357,14 @@ static const char *set_template_preset(cmd_parms *cmd, void *dconf, const char *
     return NULL;
 }
 
+/* Whether URIs with this prefix may be Intune SID URIs (either prefix starts the other). */
+static int sid_prefix_overlaps(const char *prefix)
+{
+    size_t n = strlen(prefix), sid = strlen(SCEP_TEMPLATE_SID_PREFIX);
+
+    return strncasecmp(prefix, SCEP_TEMPLATE_SID_PREFIX, n < sid ? n : sid) == 0;
+}
+
 static const char *set_template_rule(cmd_parms *cmd, void *dconf, int argc,
                                      char *const argv[])
 {
@@ -367,7 +376,25 @@ static const char *set_template_rule(cmd_parms *cmd, void *dconf, int argc,
     }
     err = scep_template_add_rule(t, cmd->pool, cmd->info != NULL, argc,
                                  (const char *const *)argv);
-    return err ? apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL) : NULL;
+    if (err) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL);
+    }
+    /* Windows maps a certificate to the account its UPN or SID names: taken from the
+     * request, that account is whatever the holder of the challenge writes there.  Bound
+     * only at a user endpoint (to the registered user's UPN) or by a validator. */
+    if (cmd->info && strcasecmp(argv[1], "request") == 0
+        && (strcasecmp(argv[0], "upn") == 0
+            || (strcasecmp(argv[0], "URI") == 0
+                && (argc < 4 || sid_prefix_overlaps(argv[3]))))) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server, "SCEP00633: %s %s request "
+                     "at %s:%d: the request chooses the %s Windows maps this certificate "
+                     "to; anyone holding the challenge chooses the account unless a user "
+                     "registration (ScepIdentity user) or a validator binds it",
+                     cmd->cmd->name, argv[0], cmd->directive->filename,
+                     cmd->directive->line_num,
+                     strcasecmp(argv[0], "upn") == 0 ? "UPN" : "SID");
+    }
+    return NULL;
 }
 
 /* The section's template for a line that only a template of rules takes. */

@@ -41,6 +41,8 @@ typedef struct scep_grant_t {
     int needs_approval;                /* hold it (scep_policy_hold) instead of issuing */
     int held;                          /* approved after a hold: scep_policy_record_approved */
     int upstream_pending;              /* held: the upstream CA has it and said PENDING */
+    int forced_host;                   /* a validator's grant: the request named a host,
+                                        * which a template then writes as the identity */
     int legacy_upstream_id;            /* held before upstream transactionIDs were
                                         * derived: the upstream knows the device's own */
 } scep_grant_t;

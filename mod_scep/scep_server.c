@@ -655,8 +655,18 @@ static const scep_identity_t *issued_identity(op_ctx_t *c, const scep_grant_t *g
     }
     /* only a template of rules reads supplied values: the copying ones would take the
      * validator's grant, which names no host, for a registration's forced names */
-    return c->profile->template_ && c->profile->template_->copy == SCEP_TEMPLATE_RULES
-           && grant->identity.supplied ? &grant->identity : NULL;
+    if (!c->profile->template_ || c->profile->template_->copy != SCEP_TEMPLATE_RULES
+        || !grant->identity.supplied) {
+        return NULL;
+    }
+    if (grant->identity.kind == SCEP_IDENTITY_HOST && !grant->forced_host) {
+        scep_identity_t *nameless = apr_pmemdup(c->p, &grant->identity,
+                                                sizeof(grant->identity));
+
+        nameless->fqdn = NULL;
+        return nameless;
+    }
+    return &grant->identity;
 }
 
 /* Asks the endpoint's validator about `csr` (with what the registration found, `grant`,
@@ -673,7 +683,10 @@ static scep_hook_verdict_e ask_validator(op_ctx_t *c, const scep_csr_t *csr,
     req.operation = message_type_name(c->msg->message_type);
     req.endpoint = c->peer ? c->peer->location : NULL;
     req.csr = csr;
-    req.identity = grant && grant->kind != SCEP_GRANT_VALIDATOR ? &grant->identity : NULL;
+    /* alone, the identity found where ScepIdentity says (a host only when one is named) */
+    req.identity = grant && (grant->kind != SCEP_GRANT_VALIDATOR || grant->forced_host
+                             || grant->identity.kind != SCEP_IDENTITY_HOST)
+                   ? &grant->identity : NULL;
     req.registration = grant ? grant->registration : NULL;
     req.client_ip = c->peer ? c->peer->client_ip : NULL;
     req.send_challenge = validator->send_challenge;
@@ -773,10 +786,27 @@ static apr_status_t enroll_validated(op_ctx_t *c, const scep_csr_t *csr, int ren
     grant->kind = SCEP_GRANT_VALIDATOR;
     grant->identity.kind = c->profile->registrations.identity_kind;
     grant->identity.where = c->profile->registrations.identity_where;
-    grant->identity.fqdn = name ? name : csr->common_name ? csr->common_name
-                           : csr_identity(c->p, csr);
-    grant->identity.name = grant->identity.fqdn;
     grant->identity.ips = apr_array_make(c->p, 1, sizeof(const char *));
+    if (grant->identity.kind != SCEP_IDENTITY_HOST) {
+        /* the validator decides about the identity the endpoint reads, by the same rules
+         * as a registration would: one value, where ScepIdentity says, acceptable */
+        const char *why = NULL;
+
+        if (scep_policy_requested_identity(c->p, &c->profile->registrations, csr,
+                                           &grant->identity.fqdn, &grant->identity.name,
+                                           &why) != APR_SUCCESS) {
+            return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00212",
+                        apr_pstrcat(c->p, why, " (subject ", csr_identity(c->p, csr), ")",
+                                    NULL));
+        }
+    }
+    else {
+        /* a host the request names is its identity; without one, the records go by
+         * whatever it names, and no host name is forced into the certificate */
+        grant->identity.fqdn = name ? name : csr->common_name ? csr->common_name
+                               : csr_identity(c->p, csr);
+        grant->forced_host = name != NULL;
+    }
     c->reply->fqdn = grant->identity.fqdn;
     if (!validated(c, csr, grant, c->db ? digest : NULL, &rv)) {
         return rv;

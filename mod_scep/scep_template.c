@@ -233,8 +233,10 @@ static void push_rule(apr_array_header_t *rules, const field_t *f, int max,
     r->prefix = prefix;
 }
 
-/* A preset's rules: each names the request's fields its purpose needs, the identity
- * fields an MDM profile writes (CN, e-mail, UPN, the Intune SID URI) included. */
+/* A preset's rules: each names the request's fields its purpose needs.  No preset takes
+ * a UPN or a SID URI from the request: Windows maps a certificate to the account they
+ * name, so whoever holds the challenge would choose the account (the operator writes
+ * such a rule, and gets a warning at startup, or takes them from a validator). */
 typedef struct preset_t {
     const char *name;
     unsigned int key_usage;
@@ -248,17 +250,15 @@ typedef struct preset_t {
 
 static const preset_t presets[] = {
     { "tls-client", KU_SIGN | KU_ENC, { "clientAuth" }, { "CN" },
-      { { "dNSName", 1, NULL }, { "rfc822Name", 1, NULL }, { "upn", 1, NULL },
-        { "URI", 1, SCEP_TEMPLATE_SID_PREFIX } } },
+      { { "dNSName", 1, NULL }, { "rfc822Name", 1, NULL } } },
     { "vpn", KU_SIGN | KU_ENC, { "clientAuth", "serverAuth", "ipsecIKE" }, { "CN" },
-      { { "dNSName", 4, NULL }, { "iPAddress", 4, NULL }, { "rfc822Name", 1, NULL },
-        { "upn", 1, NULL } } },
+      { { "dNSName", 4, NULL }, { "iPAddress", 4, NULL }, { "rfc822Name", 1, NULL } } },
     { "smime-sign", KU_SIGN | SCEP_KU_NON_REPUDIATION, { "emailProtection" },
-      { "CN", "emailAddress" }, { { "rfc822Name", 4, NULL }, { "upn", 1, NULL } } },
+      { "CN", "emailAddress" }, { { "rfc822Name", 4, NULL } } },
     { "smime-encrypt", KU_ENC, { "emailProtection" },
-      { "CN", "emailAddress" }, { { "rfc822Name", 4, NULL }, { "upn", 1, NULL } } },
+      { "CN", "emailAddress" }, { { "rfc822Name", 4, NULL } } },
     { "smime-both", KU_SIGN | KU_ENC, { "emailProtection" },
-      { "CN", "emailAddress" }, { { "rfc822Name", 4, NULL }, { "upn", 1, NULL } } },
+      { "CN", "emailAddress" }, { { "rfc822Name", 4, NULL } } },
 };
 
 const char *scep_template_preset(scep_template_t *t, const char *preset,
@@ -486,10 +486,21 @@ static int identity_check(const apply_t *a, int is_san, int field, const char *v
         return -1;
     }
     if (identity_field(id, &id_is_san, &id_field)) {
-        if (id_is_san != is_san || id_field != field) {
-            return -1;
+        if (id_is_san == is_san && id_field == field) {
+            return strcmp(value, id->name) == 0;
         }
-        return strcmp(value, id->name) == 0;
+        /* a user is named in several places (e-mail, UPN, emailAddress): each one the
+         * request fills must be the authorised user, or Alice's challenge would give a
+         * certificate that logs on, signs or maps as somebody else */
+        if (id->kind == SCEP_IDENTITY_USER
+            && ((is_san && (field == GEN_EMAIL || field == SCEP_TEMPLATE_SAN_UPN))
+                || (!is_san && field == NID_pkcs9_emailAddress))) {
+            const char *key = scep_name_identity_key(a->p, SCEP_IDENTITY_USER, value, 0,
+                                                     NULL);
+
+            return key && strcmp(key, id->fqdn) == 0;
+        }
+        return -1;
     }
     if (id->kind != SCEP_IDENTITY_HOST || !id->fqdn) {
         return -1;
@@ -521,7 +532,8 @@ static int request_rule(const apr_array_header_t *rules, int field, const char *
         const scep_template_rule_t *r = &APR_ARRAY_IDX(rules, i, scep_template_rule_t);
 
         if (r->field == field && r->source == SCEP_TEMPLATE_FROM_REQUEST
-            && (!r->prefix || (value && strncmp(value, r->prefix, strlen(r->prefix)) == 0))) {
+            && (!r->prefix
+                || (value && strncasecmp(value, r->prefix, strlen(r->prefix)) == 0))) {
             return i;
         }
     }
@@ -798,7 +810,9 @@ static int find_sid(apply_t *a)
     for (i = 0; a->t->sid && i < a->out->sans->nelts; i++) {
         const scep_template_name_t *n = &APR_ARRAY_IDX(a->out->sans, i, scep_template_name_t);
 
-        if (n->field != GEN_URI || strncmp(n->value, SCEP_TEMPLATE_SID_PREFIX, prefix) != 0) {
+        /* a URI's scheme has no case: TAG:… is the same SID to whoever reads it */
+        if (n->field != GEN_URI
+            || strncasecmp(n->value, SCEP_TEMPLATE_SID_PREFIX, prefix) != 0) {
             continue;
         }
         if (!sid_is_wellformed(n->value + prefix)) {

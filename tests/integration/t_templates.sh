@@ -19,10 +19,16 @@ CH=$(openssl rand -hex 12)
 SID=S-1-5-21-1004336348-1177238915-682003330-1001
 SID_URI="tag:microsoft.com,2022-09-14:sid:$SID"
 KU_SIGN_ENC=$'Key Usage: critical\n *Digital Signature, Key Encipherment\n'
+# tls-client takes no UPN or SID URI from a request (the request would choose the account
+# Windows maps the certificate to): an MDM endpoint that trusts its profile writes them out
+MDM=("ScepTemplate tls-client" "ScepTemplateSAN dNSName request"
+     "ScepTemplateSAN rfc822Name request" "ScepTemplateSAN upn request"
+     "ScepTemplateSAN URI request 1 tag:microsoft.com,2022-09-14:sid:")
 httpd_conf "$(
-    scep_location /mdm "$T/pki" ra "ScepChallenge $CH" "ScepTemplate tls-client"
-    scep_location /mdm-drop "$T/pki" ra "ScepChallenge $CH" "ScepTemplate tls-client" \
+    scep_location /mdm "$T/pki" ra "ScepChallenge $CH" "${MDM[@]}"
+    scep_location /mdm-drop "$T/pki" ra "ScepChallenge $CH" "${MDM[@]}" \
         "ScepTemplateUnlisted drop"
+    scep_location /plain "$T/pki" ra "ScepChallenge $CH" "ScepTemplate tls-client"
     scep_location /smime "$T/pki" ra "ScepChallenge $CH" "ScepKeyUsage digitalSignature" \
         "ScepTemplate smime-both" "ScepTemplateSubject CN request" \
         "ScepTemplateSubject O fixed \"Example Org\"" "ScepTemplateSAN rfc822Name request"
@@ -114,6 +120,18 @@ $' *16:d=2 [^\n]*cons: *cont \\[ 0 \\] *\n *18:d=3 [^\n]*prim: *OCTET STRING *:'
 else
     sed 's/^/       | /' "$ERROR_LOG" | tail -5
 fi
+
+# the preset alone: a UPN and a SID the request chose are no names it takes (review F1)
+make_csr plainmdm "CN = Any Device" \
+    $'subjectAltName = @alt\n[alt]\notherName.1 = msUPN;UTF8:administrator@corp.example.org\n'
+send_csr plainmdm /plain
+if probe_reply plainmdm "$RA" && [[ $(field plainmdm pkiStatus) == 2 ]]; then
+    pass "plain tls-client: a request-chosen UPN is refused"
+else
+    fail "plain tls-client: a request-chosen UPN was not refused ($(field plainmdm pkiStatus))"
+fi
+expect_log 'SCEP00631: .*msUPN administrator@corp\.example\.org.*does not take from requests' \
+    "the refusal names the UPN the template does not take"
 
 # ---- hostile requests: refused at /mdm, certified without the smuggled part at /mdm-drop
 # hostile NAME WHAT DN EXT REFUSED-ERE DROPPED-ERE ABSENT-ERE: the request at both
@@ -248,7 +266,7 @@ if check_success legacy "$RA" "$CA" "ScepSubject cn (no template)"; then
         "ScepSubject cn: the SAN copied, as before"
 fi
 
-check_error_log 'SCEP00631: '
+check_error_log 'SCEP00631: ' 'SCEP00633: '
 
 # ---- a forwarding gateway applies its template (point 4: the PKCS#10 goes upstream as it
 # is, its UPN and SID URI included; what the template would drop is refused there) -------
@@ -257,7 +275,7 @@ issue_cert "$T/pki" gw "Gateway RA" "digitalSignature,keyEncipherment"
 timeout 60 "${SCEPREG:-$TOP/scepreg}" -c -b "$T/gwdb" '*.example.net' "$CH" 2>/dev/null \
     || die "scepreg: the gateway's wildcard"
 httpd_conf "$(
-    scep_location /upstream "$T/pki" ra "ScepChallenge $CH" "ScepTemplate tls-client"
+    scep_location /upstream "$T/pki" ra "ScepChallenge $CH" "${MDM[@]}"
     echo "<Location /gw>"
     echo "    SetHandler scep"
     echo "    ScepCACertificateFile \"$CA\""
@@ -268,7 +286,7 @@ httpd_conf "$(
     echo "    ScepUpstreamRACertificateFile \"$RA\""
     echo "    ScepUpstreamTimeout 2 5"
     echo "    ScepUpstreamRetries 0"
-    echo "    ScepTemplate tls-client"
+    printf '    %s\n' "${MDM[@]}"
     echo "    ScepTemplateUnlisted drop"
     echo "    Require all granted"
     echo "</Location>"
@@ -297,7 +315,7 @@ if httpd_start; then
         "gateway: the log says what was refused and why (drop counts as refuse there)"
     expect_eq "$(grep -c '^POST /upstream ' "$ACCESS_LOG" || true)" "$posts" \
         "gateway: nothing went upstream"
-    check_error_log 'SCEP00632: '
+    check_error_log 'SCEP00632: ' 'SCEP00633: '
     httpd_stop || fail "httpd did not stop cleanly"
 fi
 

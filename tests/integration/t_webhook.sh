@@ -49,7 +49,10 @@ alone() { validator "$1" "ScepValidateMode alone" "${@:2}"; }
 
 mapfile -t A_ALLOW < <(alone /allow)
 mapfile -t A_DENY < <(alone /deny)
-mapfile -t A_ID < <(alone /identity)
+# the validator's values fill a template's validator rules; the request's own names go
+mapfile -t A_ID < <(alone /identity "ScepTemplate tls-client" \
+    "ScepTemplateSubject CN validator" "ScepTemplateSAN rfc822Name validator" \
+    "ScepTemplateSAN upn validator" "ScepTemplateUnlisted drop")
 mapfile -t A_SLOW < <(alone /sleep "ScepValidateTimeout 500")
 mapfile -t A_GARBAGE < <(alone /garbage)
 mapfile -t A_500 < <(alone /status500)
@@ -123,6 +126,16 @@ send_request i1 /identity POST
 check_success i1 "$RA" "$CA" "identity values supplied"
 expect_log 'SCEP00664: .*allowed the request .* and supplied 3 identity values' \
     "the allow and the number of values supplied are logged"
+if [[ -f "$T/i1.pem" ]]; then
+    expect_eq "$(openssl x509 -in "$T/i1.pem" -noout -subject -nameopt RFC2253)" \
+        "subject=CN=John's iPhone" "the certificate's CN is the validator's, not the request's"
+    expect_eq "$(openssl x509 -in "$T/i1.pem" -noout -ext subjectAltName | tail -1 \
+                 | sed 's/^ *//')" \
+        "DNS:i1, email:john@example.org, othername: UPN::john@corp.example.org" \
+        "its SANs: the host the request names (the validator saw it), the validator's e-mail and UPN"
+else
+    fail "no certificate for the validator-supplied identity"
+fi
 
 probe_enrollment_request s1 "$RA" --no-challenge
 start=$(date +%s%N)

@@ -203,6 +203,18 @@ static void rule(scep_template_t *t, apr_pool_t *p, int is_san, const char *word
     }
 }
 
+/* What an MDM device endpoint writes out: tls-client with the request's e-mail, UPN and
+ * SID URI (no preset takes the last two from a request). */
+static scep_template_t *mdm_template(apr_pool_t *p)
+{
+    scep_template_t *t = preset(p, "tls-client");
+
+    rule(t, p, 1, "rfc822Name request");
+    rule(t, p, 1, "upn request");
+    rule(t, p, 1, "URI request 1 " SCEP_TEMPLATE_SID_PREFIX);
+    return t;
+}
+
 static scep_identity_t *identity(apr_pool_t *p, scep_identity_kind_e kind,
                                  scep_identity_where_e where, const char *name)
 {
@@ -379,7 +391,7 @@ static void test_own_rules_replace_the_presets(void **state)
     assert_int_equal(before->subject->nelts, 1);
     assert_int_equal(after->subject->nelts, 1);
     assert_int_equal(before->sans->nelts, after->sans->nelts);
-    assert_int_equal(after->sans->nelts, 4);
+    assert_int_equal(after->sans->nelts, 2);
 }
 
 /* ---- hostile requests ----------------------------------------------------------------- */
@@ -517,7 +529,7 @@ static void test_mdm_device_certificate(void **state)
     size_t n = strlen(expected_sid);
 
     scep_profile_defaults(&profile, p);
-    profile.template_ = preset(p, "tls-client");
+    profile.template_ = mdm_template(p);
     x = issue(p, &profile, csr, NULL);
     assert_string_equal(subject_of(p, x), "CN=John's iPhone");
     sans = sans_of(p, x, &critical);
@@ -687,11 +699,38 @@ static void test_copying_templates(void **state)
     assert_string_equal(sans_of(p, x, NULL), "dNSName:a.example\n");
 }
 
+/* Review of issue 17: no preset lets the request choose the account Windows maps the
+ * certificate to; at a user endpoint every user place must name the registered user
+ * (Alice's challenge gave the administrator's e-mail, UPN and SID before). */
+static void test_request_cannot_choose_the_account(void **state)
+{
+    apr_pool_t *p = *state;
+    scep_template_t *t = preset(p, "tls-client");
+    scep_identity_t *alice = identity(p, SCEP_IDENTITY_USER, SCEP_WHERE_UPN,
+                                      "alice@example.org");
+    scep_csr_t *csr;
+
+    alice->fqdn = "user:alice@example.org";
+    csr = request(p, "CN=Any Device", "subjectAltName = @alt\n[alt]\n"
+                  "otherName.1 = msUPN;UTF8:administrator@example.org\n"
+                  "URI.1 = " SID_URI);
+    REFUSED(p, t, csr, NULL, "does not take from requests");
+    t = mdm_template(p);
+    csr = request(p, "CN=Alice", "subjectAltName = @alt\n[alt]\n"
+                  "otherName.1 = msUPN;UTF8:alice@example.org\n"
+                  "email.1 = administrator@example.org");
+    REFUSED(p, t, csr, alice, "not the authorised identity");
+    csr = request(p, "CN=Alice", "subjectAltName = @alt\n[alt]\n"
+                  "otherName.1 = msUPN;UTF8:alice@example.org\n"
+                  "email.1 = alice@EXAMPLE.org");
+    assert_null(refusal(p, t, csr, alice, NULL));
+}
+
 /* A forwarding gateway refuses what the template would drop. */
 static void test_forward_check_with_template(void **state)
 {
     apr_pool_t *p = *state;
-    scep_template_t *t = preset(p, "tls-client");
+    scep_template_t *t = mdm_template(p);
     scep_identity_t *id = identity(p, SCEP_IDENTITY_DEVICE_NAME, SCEP_WHERE_CN,
                                    "John's iPhone");
     const char *what = NULL;
@@ -745,6 +784,7 @@ int main(void)
         cmocka_unit_test_setup(test_host_with_template, fresh_pool),
         cmocka_unit_test_setup(test_copying_templates, fresh_pool),
         cmocka_unit_test_setup(test_forward_check_with_template, fresh_pool),
+        cmocka_unit_test_setup(test_request_cannot_choose_the_account, fresh_pool),
     };
 
     apr_initialize();
