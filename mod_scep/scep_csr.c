@@ -20,14 +20,39 @@
 #include "scep_keyless.h"
 #include "scep_util_own.h"
 
-/* UTF-8 text of a string value, or NULL if it is not a string or too long. */
+/* Whether a value of an ASCII-only string type holds a byte beyond ASCII, which OpenSSL
+ * would read as Latin-1: the text judged would then differ from the bytes a relying
+ * party reads (an rfc822Name "alic\xE9@…" passed as the registration alicé@…). */
+static int ascii_type_holds_more(const ASN1_STRING *s)
+{
+    int type = ASN1_STRING_type(s), i;
+    const unsigned char *bytes = ASN1_STRING_get0_data(s);
+
+    if (type != V_ASN1_IA5STRING && type != V_ASN1_PRINTABLESTRING
+        && type != V_ASN1_VISIBLESTRING && type != V_ASN1_NUMERICSTRING) {
+        return 0;
+    }
+    for (i = 0; i < ASN1_STRING_length(s); i++) {
+        if (bytes[i] >= 0x80) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* UTF-8 text of a string value, or NULL if it is not a string, too long, or an
+ * ASCII-only type holding more than ASCII. */
 static const char *string_value(apr_pool_t *p, const ASN1_STRING *s, apr_size_t max,
                                 apr_size_t *len_out)
 {
     unsigned char *utf8 = NULL;
-    int n = ASN1_STRING_to_UTF8(&utf8, s);
+    int n;
     const char *copy;
 
+    if (ascii_type_holds_more(s)) {
+        return NULL;
+    }
+    n = ASN1_STRING_to_UTF8(&utf8, s);
     if (n < 0) {
         return NULL;
     }

@@ -1291,6 +1291,10 @@ static void test_identity_point1_attacks(void **state)
     DENIED_SAYING(f, "CN=alice@example.org", NULL, "SCEP00600");
     DENIED_SAYING(f, "", "subjectAltName=email:alice", "SCEP00603");
     DENIED_SAYING(f, "", "subjectAltName=email:al\x01ice@example.org", "SCEP00603");
+    /* a byte beyond ASCII in an IA5String: OpenSSL reads it as Latin-1, so "alic\xE9"
+     * passed as the registered alicé while the certificate's bytes said otherwise */
+    register_device(f, "user:alic\xc3\xa9@example.org", "s3cret", 0, NULL);
+    DENIED_SAYING(f, "", "subjectAltName=email:alic\xe9@example.org", "SCEP00602");
     /* a UPN that is no UTF8String is a UPN that cannot be read, not an absent one */
     use_identity(f, SCEP_IDENTITY_USER, SCEP_WHERE_UPN);
     DENIED_SAYING(f, "", "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;"
