@@ -298,7 +298,8 @@ if command -v pki >/dev/null; then
     cp "$T/pki/ca.pem" "$T/ss-ca.pem"
     cp "$RA" "$T/ss-ra.pem"
     for how in "name|/scep-name|CN=John's iPhone||$CH_NAME" \
-               "user|/scep-user|CN=Alice|alice@example.org|$CH_ALICE"; do
+               "user|/scep-user|CN=Alice|alice@example.org|$CH_ALICE" \
+               "id|/scep-id|CN=Laptop, serialNumber=aabb.ccdd.eeff||$CH_ID"; do
         IFS='|' read -r what loc dn san challenge <<<"$how"
         rc=0
         # a key each: pki derives the transactionID from the key
@@ -310,6 +311,12 @@ if command -v pki >/dev/null; then
             --outform pem >"$T/ss-$what.pem" 2>"$T/ss-$what.err" || rc=$?
         if ((rc == 0)) && openssl verify -CAfile "$CA" "$T/ss-$what.pem" >/dev/null 2>&1; then
             pass "pki --scep enrolls the $what identity at $loc"
+            if [[ $what == id ]]; then
+                # the MAC as the device spelled it, the only name without a template
+                expect_eq "$(openssl x509 -in "$T/ss-id.pem" -noout -subject \
+                             -nameopt RFC2253)" "subject=serialNumber=aabb.ccdd.eeff" \
+                    "pki: the device id's certificate names the serial number it sent"
+            fi
         else
             fail "pki --scep $what at $loc: exit $rc"
             tail -5 "$T/ss-$what.err" | sed 's/^/       | /'
