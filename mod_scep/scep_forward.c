@@ -130,6 +130,9 @@ apr_status_t scep_forward_http(apr_pool_t *p, const scep_upstream_conf_t *transp
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    /* without it, a timed-out exchange still waits for the resolver thread: a name
+     * server that hangs would hold the worker for its own timeouts, not ours */
+    curl_easy_setopt(curl, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, req->user_agent);

@@ -927,17 +927,25 @@ static apr_status_t requester_digest(op_ctx_t *c)
     return ok ? APR_SUCCESS : APR_EGENERAL;
 }
 
-/* The endpoint a held request is bound to: this one's profile and issuer. */
+/* The endpoint a held request is bound to: this one's profile and issuer, and its
+ * validator: a request held for a validator's allow is never completed by a poll at a
+ * sibling endpoint that asks none (or another one). */
 static const char *endpoint_binding(op_ctx_t *c)
 {
     unsigned char md[32];
     unsigned int len = sizeof(md);
+    const char *binding;
 
     if (X509_digest(scep_ca_cert(c->ca), EVP_sha256(), md, &len) != 1 || len != sizeof(md)) {
         return NULL;
     }
-    return scep_policy_endpoint(c->p, &c->profile->registrations, c->profile->upstream != NULL,
-                                md);
+    binding = scep_policy_endpoint(c->p, &c->profile->registrations,
+                                   c->profile->upstream != NULL, md);
+    if (binding && c->profile->validator) {
+        binding = apr_pstrcat(c->p, binding, ", validated by ", c->profile->validator->url,
+                              NULL);
+    }
+    return binding;
 }
 
 static apr_status_t send_pending(op_ctx_t *c)
@@ -1079,6 +1087,12 @@ static apr_status_t continue_held(op_ctx_t *c, const scep_csr_t *csr)
     /* judged again by today's rules: it may have been held before they were stricter */
     if (check_key(c, csr, &why) != APR_SUCCESS) {
         return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00211", why);
+    }
+    if (grant->kind == SCEP_GRANT_VALIDATOR && !c->profile->validator) {
+        /* what only a validator granted, only a validator completes (the binding of the
+         * endpoint says so too, but records held before it did would not) */
+        return fail(c, SCEP_LOG_WARNING, SCEP_FAIL_BAD_REQUEST, "SCEP00242",
+                    "the request was held for a validator, and this endpoint asks none");
     }
     if (c->profile->validator && !validated_again(c, csr, grant, &rv)) {
         return rv;

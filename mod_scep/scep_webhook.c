@@ -401,13 +401,21 @@ static char *put_utf8(char *o, unsigned long cp)
 static int parse_string(json_t *j, const char **out, apr_size_t *len)
 {
     char *buf, *o;
+    const char *close;
 
     if (j->s >= j->end || *j->s != '"') {
         return bad(j, "a string was expected");
     }
     j->s++;
-    /* the decoded text is never longer than the encoded one */
-    o = buf = apr_palloc(j->p, (apr_size_t)(j->end - j->s) + 1);
+    /* the decoded text is never longer than the encoded one: room for this string only,
+     * not for the rest of the answer (an array of 30,000 empty strings would otherwise
+     * reserve gigabytes) */
+    for (close = j->s; close < j->end && *close != '"'; close += *close == '\\' ? 2 : 1) {
+    }
+    if (close > j->end) {
+        close = j->end;
+    }
+    o = buf = apr_palloc(j->p, (apr_size_t)(close - j->s) + 1);
     while (j->s < j->end && *j->s != '"') {
         unsigned long cp, low;
         apr_size_t n;

@@ -76,6 +76,9 @@ httpd_conf "$(
     scep_location /big "$T/pki" ra "${A_BIG[@]}"
     scep_location /nobody "$T/pki" ra "${A_NOBODY[@]}"
     scep_location /toggle "$T/pki" ra "ScepDeviceDB $DB" "${A_TOGGLE[@]}"
+    # a sibling with the same CA and database and no validator (review: it completed
+    # requests held for the validator's allow)
+    scep_location /no-validator "$T/pki" ra "ScepDeviceDB $DB"
     scep_location /intune "$T/pki" ra "${A_INTUNE[@]}"
     scep_location /after "$T/pki" ra "ScepDeviceDB $DB" "${AFTER_ALLOW[@]}"
     scep_location /after-deny "$T/pki" ra "ScepDeviceDB $DB" "${AFTER_DENY[@]}"
@@ -200,6 +203,10 @@ for loc in toggle after-toggle; do
     expect_eq "$(status "$loc")" 3 "/$loc: validator down (HTTP 503): PENDING"
     poll "$loc-p1" "$loc" "/$loc"
     expect_eq "$(status "$loc-p1")" 3 "/$loc: still down: the poll stays PENDING"
+    poll "$loc-sib" "$loc" /no-validator
+    REQ_TXID=$(cat "$T/$loc.txid")
+    expect_failure "$loc-sib" "$RA" 2 \
+        "/$loc: a poll at a sibling without the validator does not complete it"
     echo up >"$STATE"
     poll "$loc-p2" "$loc" "/$loc"
     REQ_TXID=$(cat "$T/$loc.txid")
@@ -289,5 +296,5 @@ fi
 
 check_error_log '\[scep:warn\] .*SCEP0066[56]: ' '\[scep:warn\] .*SCEP00212: ' \
     '\[scep:warn\] .*SCEP00404: ' '\[scep:notice\] .*SCEP00662: ' \
-    '\[scep:warn\] .*SCEP00671: '
+    '\[scep:warn\] .*SCEP00671: ' '\[scep:warn\] .*SCEP00242: .*held at another endpoint'
 t_done

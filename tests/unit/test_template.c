@@ -260,6 +260,18 @@ static const char *dropped_text(apr_pool_t *p, const scep_template_result_t *r)
     return text;
 }
 
+/* Where the SID security extension (1.3.6.1.4.1.311.25.2) is in x, or -1. */
+static int sid_extension_at(const X509 *x)
+{
+    ASN1_OBJECT *sid = OBJ_txt2obj("1.3.6.1.4.1.311.25.2", 1);
+    int at;
+
+    assert_non_null(sid);
+    at = X509_get_ext_by_OBJ(x, sid, -1);
+    ASN1_OBJECT_free(sid);
+    return at;
+}
+
 static X509 *issue(apr_pool_t *p, scep_profile_t *profile, const scep_csr_t *csr,
                    const scep_identity_t *id)
 {
@@ -537,7 +549,7 @@ static void test_mdm_device_certificate(void **state)
                         "URI:" SID_URI "\n");
     assert_int_equal(critical, 0);
     /* 1.3.6.1.4.1.311.25.2: SEQUENCE { [0] { OID ...25.2.1, [0] { OCTET STRING sid } } } */
-    i = X509_get_ext_by_OBJ(x, OBJ_txt2obj("1.3.6.1.4.1.311.25.2", 1), -1);
+    i = sid_extension_at(x);
     assert_true(i >= 0);
     sid = X509_get_ext(x, i);
     assert_int_equal(X509_EXTENSION_get_critical(sid), 0);
@@ -558,7 +570,7 @@ static void test_mdm_device_certificate(void **state)
     /* ScepTemplateSID off: the URI stays, the extension does not come */
     ((scep_template_t *)profile.template_)->sid = 0;
     x = issue(p, &profile, csr, NULL);
-    assert_int_equal(X509_get_ext_by_OBJ(x, OBJ_txt2obj("1.3.6.1.4.1.311.25.2", 1), -1), -1);
+    assert_int_equal(sid_extension_at(x), -1);
     /* a SID URI that names no SID is refused */
     ((scep_template_t *)profile.template_)->sid = 1;
     csr = request(p, "CN=x", "subjectAltName = @alt\n[alt]\nURI.1 = "
@@ -595,7 +607,7 @@ static void test_fixed_and_validator_values(void **state)
     x = issue(p, &profile, csr, id);
     assert_string_equal(subject_of(p, x), "C=DE,O=Example,CN=Jane Doe");
     assert_string_equal(sans_of(p, x, NULL), "rfc822Name:jane@example.org\nURI:" SID_URI "\n");
-    assert_true(X509_get_ext_by_OBJ(x, OBJ_txt2obj("1.3.6.1.4.1.311.25.2", 1), -1) >= 0);
+    assert_true(sid_extension_at(x) >= 0);
     /* a validator's value is checked as a request's is */
     v->value = "tag:\x01";
     REFUSED(p, t, csr, id, "validator's URI");
