@@ -772,6 +772,7 @@ static apr_status_t enroll_validated(op_ctx_t *c, const scep_csr_t *csr, int ren
     unsigned int digest_len = sizeof(digest);
     scep_grant_t *grant = apr_pcalloc(c->p, sizeof(*grant));
     const char *name = scep_policy_requested_name(c->p, csr);
+    const unsigned char *recorded = NULL;   /* the digest, where a database records it */
     apr_status_t rv;
 
     if (c->db) {
@@ -779,7 +780,8 @@ static apr_status_t enroll_validated(op_ctx_t *c, const scep_csr_t *csr, int ren
                        EVP_sha256(), NULL) != 1) {
             return db_failure(c, APR_EGENERAL, "hashing the request");
         }
-        if (answered_from_record(c, csr, digest, renewing, &rv)) {
+        recorded = digest;
+        if (answered_from_record(c, csr, recorded, renewing, &rv)) {
             return rv;
         }
     }
@@ -808,10 +810,10 @@ static apr_status_t enroll_validated(op_ctx_t *c, const scep_csr_t *csr, int ren
         grant->forced_host = name != NULL;
     }
     c->reply->fqdn = grant->identity.fqdn;
-    if (!validated(c, csr, grant, c->db ? digest : NULL, &rv)) {
+    if (!validated(c, csr, grant, recorded, &rv)) {
         return rv;
     }
-    return issue_and_send(c, csr, grant, c->db ? digest : NULL);
+    return issue_and_send(c, csr, grant, recorded);
 }
 
 /* Issues the certificate for an admitted request (grant NULL at an endpoint without
