@@ -19,7 +19,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void check_row(const scep_import_row_t *row)
+static void check_row(apr_pool_t *p, const scep_import_row_t *row)
 {
     int i;
 
@@ -30,7 +30,7 @@ static void check_row(const scep_import_row_t *row)
         fuzz_fail("an accepted row without a bounded FQDN or identity");
     }
     {
-        const char *again = scep_name_key(fuzz_pool(), row->fqdn, 1, NULL);
+        const char *again = scep_name_key(p, row->fqdn, 1, NULL);
 
         if (!again || strcmp(again, row->fqdn) != 0) {
             fuzz_fail("an accepted row whose key is not canonical");
@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         kind = scep_import_line(p, line, &data_lines, NOW, &row, &why);
         if (kind == SCEP_IMPORT_ROW) {
-            check_row(&row);
+            check_row(p, &row);
         }
         else if (kind == SCEP_IMPORT_REJECT && !why) {
             fuzz_fail("a rejected row without a reason");
