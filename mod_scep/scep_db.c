@@ -56,6 +56,8 @@ static const char schema_key[] = "schema";
 
 struct scep_db_t {
     apr_pool_t *pool;
+    const scep_db_backend_t *backend;   /* NULL: LMDB */
+    void *conn;                         /* the backend's connection */
     MDB_env *env;
     const char *path;
     int readonly;
@@ -76,6 +78,7 @@ struct scep_txn_t {
     scep_db_t *db;
     apr_pool_t *pool;
     MDB_txn *txn;
+    void *handle;                   /* the backend's transaction */
     apr_status_t status;            /* the first error met */
     int write;
     int touched;                    /* a put or delete was tried: the commit must be synced */
@@ -138,6 +141,9 @@ const char *scep_db_strerror(apr_pool_t *p, apr_status_t status)
     case SCEP_DB_UNSYNCED:
         return "a write to the database could not be synced to disk; it is refused until "
                "the disk is checked and " SCEP_DB_SYNC_FAILED " is removed from its folder";
+    case SCEP_DB_UNAVAILABLE:
+        return "the shared database is unavailable (unreachable, failing over, or a "
+               "statement failed or ran out of time)";
     default:
         return apr_pstrdup(p, apr_strerror(status, buf, sizeof(buf)));
     }
@@ -257,7 +263,8 @@ static int commit_durably(scep_db_t *db, MDB_txn *t, int touched)
 
 apr_status_t scep_db_sync(scep_db_t *db)
 {
-    if (db->readonly) {
+    /* another engine's commit returns once it is durable */
+    if (db->readonly || db->backend) {
         return APR_SUCCESS;
     }
     return wait_for_sync(db) == 0 ? APR_SUCCESS : SCEP_DB_UNSYNCED;
@@ -573,6 +580,46 @@ const char *scep_db_path(const scep_db_t *db)
     return db->path;
 }
 
+apr_status_t scep_db_attach(apr_pool_t *p, const scep_db_backend_t *backend, void *conn,
+                            const char *label, const scep_log_t *log, scep_db_t **db)
+{
+    scep_db_t *d = apr_pcalloc(p, sizeof(*d));
+
+    if (!backend || !conn) {
+        return APR_EINVAL;
+    }
+    d->pool = p;
+    d->backend = backend;
+    d->conn = conn;
+    d->path = apr_pstrdup(p, label ? label : backend->name);
+    d->sync_fd = -1;
+    if (log) {
+        d->log = *log;
+    }
+    *db = d;
+    return APR_SUCCESS;
+}
+
+const char *scep_db_engine(const scep_db_t *db)
+{
+    return db->backend ? db->backend->name : NULL;
+}
+
+void *scep_db_backend_conn(const scep_db_t *db)
+{
+    return db->conn;
+}
+
+void *scep_db_backend_txn(const scep_txn_t *txn)
+{
+    return txn && txn->db->backend ? txn->handle : NULL;
+}
+
+const scep_log_t *scep_db_log(const scep_db_t *db)
+{
+    return &db->log;
+}
+
 apr_size_t scep_db_map_size(const scep_db_t *db)
 {
     MDB_envinfo info;
@@ -590,8 +637,14 @@ static apr_status_t txn_cleanup(void *data)
     scep_txn_t *txn = data;
 
     if (txn->open) {
-        mdb_txn_abort(txn->txn);
+        if (txn->db->backend) {
+            txn->db->backend->abort(txn->handle);
+        }
+        else {
+            mdb_txn_abort(txn->txn);
+        }
         txn->txn = NULL;
+        txn->handle = NULL;
         txn->open = 0;
     }
     return APR_SUCCESS;
@@ -600,6 +653,7 @@ static apr_status_t txn_cleanup(void *data)
 static void txn_finished(scep_txn_t *txn)
 {
     txn->txn = NULL;
+    txn->handle = NULL;
     txn->open = 0;
     apr_pool_cleanup_kill(txn->pool, txn, txn_cleanup);
 }
@@ -610,6 +664,11 @@ static apr_status_t txn_fail(scep_txn_t *txn, apr_status_t rv)
         txn->status = rv;
     }
     return rv;
+}
+
+apr_status_t scep_db_txn_fail(scep_txn_t *txn, apr_status_t rv)
+{
+    return txn ? txn_fail(txn, rv) : rv;
 }
 
 /* The common entry check: a live transaction, no error yet, a known database. */
@@ -624,6 +683,9 @@ static apr_status_t txn_usable(scep_txn_t *txn, scep_dbi_e dbi)
     if (!txn->open) {
         return APR_EINVAL;      /* already committed or aborted */
     }
+    if (txn->db->backend) {
+        return txn_fail(txn, APR_ENOTIMPL);     /* records go through scep_store there */
+    }
     if ((int)dbi < 0 || dbi >= SCEP_DBI_COUNT) {
         return txn_fail(txn, APR_EINVAL);
     }
@@ -636,6 +698,26 @@ static int key_storable(const scep_txn_t *txn, apr_size_t klen)
     return klen > 0 && klen <= (apr_size_t)mdb_env_get_maxkeysize(txn->db->env);
 }
 
+static apr_status_t begin_backend(scep_db_t *db, apr_pool_t *p, int write, scep_txn_t **txn)
+{
+    scep_txn_t *t;
+    void *handle = NULL;
+    apr_status_t rv = db->backend->begin(db->conn, p, write, &handle);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    t = apr_pcalloc(p, sizeof(*t));
+    t->db = db;
+    t->pool = p;
+    t->handle = handle;
+    t->write = write != 0;
+    t->open = 1;
+    apr_pool_cleanup_register(p, t, txn_cleanup, apr_pool_cleanup_null);
+    *txn = t;
+    return APR_SUCCESS;
+}
+
 apr_status_t scep_db_begin(scep_db_t *db, apr_pool_t *p, int write, scep_txn_t **txn)
 {
     scep_txn_t *t;
@@ -643,6 +725,9 @@ apr_status_t scep_db_begin(scep_db_t *db, apr_pool_t *p, int write, scep_txn_t *
     int rc, cleared = 0, resizes = 0, dead;
 
     *txn = NULL;
+    if (db->backend) {
+        return begin_backend(db, p, write, txn);
+    }
     if (stopped(db)) {
         return SCEP_DB_UNSYNCED;
     }
@@ -692,6 +777,21 @@ apr_status_t scep_db_commit(scep_txn_t *txn)
     if (!txn || !txn->open) {
         return APR_EINVAL;
     }
+    if (txn->db->backend) {
+        apr_status_t rv = APR_SUCCESS;
+
+        if (txn->status != APR_SUCCESS) {
+            txn->db->backend->abort(txn->handle);
+        }
+        else {
+            rv = txn->db->backend->commit(txn->handle);
+        }
+        txn_finished(txn);
+        if (rv != APR_SUCCESS) {
+            txn_fail(txn, rv);
+        }
+        return txn->status;
+    }
     if (txn->status != APR_SUCCESS || !txn->write) {
         mdb_txn_abort(txn->txn);
     }
@@ -710,7 +810,12 @@ void scep_db_abort(scep_txn_t *txn)
     if (!txn || !txn->open) {
         return;
     }
-    mdb_txn_abort(txn->txn);
+    if (txn->db->backend) {
+        txn->db->backend->abort(txn->handle);
+    }
+    else {
+        mdb_txn_abort(txn->txn);
+    }
     txn_finished(txn);
 }
 

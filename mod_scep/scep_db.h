@@ -4,6 +4,11 @@
  * ours, the retries LMDB asks for, and the versioned record format every record uses.
  * What the records mean lives in scep_policy; nothing here knows about devices.
  *
+ * A database may instead be another engine's (scep_sql: PostgreSQL), attached through
+ * scep_db_attach: callers keep the same begin/commit/abort, and scep_store reaches the
+ * engine's own transaction with scep_db_backend_txn.  The key-value calls below are
+ * LMDB's only and return APR_ENOTIMPL on such a database.
+ *
  * Rules the callers rely on:
  * - One scep_db_t per process, opened after fork (httpd: child_init), never inherited.
  * - Transactions are short and hold no cryptography.  A read transaction may be used
@@ -25,6 +30,9 @@
 #define SCEP_DB_EXISTS   (APR_OS_START_USERERR + 104) /* put with SCEP_DB_NOOVERWRITE */
 #define SCEP_DB_BUSY     (APR_OS_START_USERERR + 105) /* reader table full after cleanup */
 #define SCEP_DB_UNSYNCED (APR_OS_START_USERERR + 106) /* an fdatasync failed: see below */
+/* A shared database did not answer, is failing over, refused a statement or ran out of
+ * time: nothing was written, and the same request may succeed later. */
+#define SCEP_DB_UNAVAILABLE (APR_OS_START_USERERR + 107)
 
 /* Left in the folder when a sync fails; read-write opens are refused while it is there. */
 #define SCEP_DB_SYNC_FAILED "SYNC-FAILED"
@@ -61,9 +69,34 @@ typedef struct scep_txn_t scep_txn_t;
 apr_status_t scep_db_open(apr_pool_t *p, const char *dir, apr_size_t map_size, int flags,
                           const scep_log_t *log, scep_db_t **db, const char **why);
 
-/* The folder and the map size in use. */
+/* The folder and the map size in use (another engine: its label, and 0). */
 const char *scep_db_path(const scep_db_t *db);
 apr_size_t scep_db_map_size(const scep_db_t *db);
+
+/* ---- other engines ------------------------------------------------------------------
+ * An engine gives its transactions; the first error a step meets is kept in the
+ * scep_txn_t as for LMDB (scep_db_txn_fail), and a commit after an error rolls back. */
+typedef struct scep_db_backend_t {
+    const char *name;                   /* "pgsql" */
+    /* *handle is the engine's transaction, handed back by scep_db_backend_txn */
+    apr_status_t (*begin)(void *conn, apr_pool_t *p, int write, void **handle);
+    apr_status_t (*commit)(void *handle);
+    void (*abort)(void *handle);        /* also run by the pool cleanup of an open one */
+} scep_db_backend_t;
+
+/* A database served by `backend` over `conn` (which the caller keeps alive as long as
+ * `p`); label names it in logs, without secrets. */
+apr_status_t scep_db_attach(apr_pool_t *p, const scep_db_backend_t *backend, void *conn,
+                            const char *label, const scep_log_t *log, scep_db_t **db);
+/* The engine's name, NULL for LMDB. */
+const char *scep_db_engine(const scep_db_t *db);
+/* The engine's connection, and a transaction's own handle; NULL for LMDB. */
+void *scep_db_backend_conn(const scep_db_t *db);
+void *scep_db_backend_txn(const scep_txn_t *txn);
+/* The database's log, for an engine's messages. */
+const scep_log_t *scep_db_log(const scep_db_t *db);
+/* Records `rv` as the transaction's error unless it has one; returns rv. */
+apr_status_t scep_db_txn_fail(scep_txn_t *txn, apr_status_t rv);
 
 /* A sentence for any status this unit returns (for logs and the tool). */
 const char *scep_db_strerror(apr_pool_t *p, apr_status_t status);

@@ -59,6 +59,7 @@
 #include <openssl/sha.h>
 
 #include "scep_store.h"
+#include "scep_store_sql.h"
 #include "scep_name.h"
 
 enum { DEV_IPS = 1, DEV_SERIAL, DEV_VERIFIER, DEV_FLAGS, DEV_EXPIRES, DEV_PROFILE,
@@ -272,8 +273,13 @@ apr_status_t scep_store_device_get(scep_txn_t *txn, apr_pool_t *p, const char *f
     apr_status_t rv;
 
     *dev = NULL;
-    if ((rv = text_key(fqdn, &klen)) != APR_SUCCESS
-        || (rv = scep_db_get(txn, SCEP_DBI_DEVICES, fqdn, klen, &val, &vlen))
+    if ((rv = text_key(fqdn, &klen)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_device_get(txn, p, fqdn, dev);
+    }
+    if ((rv = scep_db_get(txn, SCEP_DBI_DEVICES, fqdn, klen, &val, &vlen))
            != APR_SUCCESS) {
         return rv;
     }
@@ -337,6 +343,9 @@ apr_status_t scep_store_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_de
         }
         ips = ips ? apr_pstrcat(p, ips, ",", ip, NULL) : ip;
     }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_device_put(txn, p, dev);
+    }
 
     scep_db_rec_init(&rec, p);
     scep_db_rec_put_str(&rec, DEV_IPS, ips);
@@ -364,6 +373,9 @@ apr_status_t scep_store_device_delete(scep_txn_t *txn, const char *fqdn)
     apr_size_t klen;
     apr_status_t rv = text_key(fqdn, &klen);
 
+    if (rv == APR_SUCCESS && scep_store_sql_active(txn)) {
+        return scep_store_sql_device_delete(txn, fqdn);
+    }
     return rv == APR_SUCCESS ? scep_db_del(txn, SCEP_DBI_DEVICES, fqdn, klen, NULL, 0) : rv;
 }
 
@@ -391,7 +403,12 @@ apr_status_t scep_store_device_foreach(scep_txn_t *txn, apr_pool_t *p, scep_devi
                                        void *baton)
 {
     device_walk_t walk = { p, fn, baton, APR_SUCCESS };
-    apr_status_t rv = scep_db_foreach(txn, SCEP_DBI_DEVICES, NULL, 0, device_visit, &walk);
+    apr_status_t rv;
+
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_device_foreach(txn, p, fn, baton);
+    }
+    rv = scep_db_foreach(txn, SCEP_DBI_DEVICES, NULL, 0, device_visit, &walk);
 
     return rv != APR_SUCCESS ? rv : walk.rv;
 }
@@ -452,14 +469,19 @@ apr_status_t scep_store_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_
     m->fqdn = fqdn ? apr_pstrdup(p, fqdn) : NULL;
     m->profile = profile ? apr_pstrdup(p, profile) : NULL;
 
-    scep_db_rec_init(&r, p);
-    scep_db_rec_put_i64(&r, MINT_CREATED, m->created);
-    scep_db_rec_put_i64(&r, MINT_EXPIRES, m->expires);
-    scep_db_rec_put_str(&r, MINT_FQDN, m->fqdn);
-    scep_db_rec_put_str(&r, MINT_PROFILE, m->profile);
-    /* 128 random bits do not collide; NOOVERWRITE makes sure of it anyway. */
-    rv = scep_db_put(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), r.data, r.len,
-                     SCEP_DB_NOOVERWRITE);
+    if (scep_store_sql_active(txn)) {
+        rv = scep_store_sql_minted_insert(txn, p, key, m);
+    }
+    else {
+        scep_db_rec_init(&r, p);
+        scep_db_rec_put_i64(&r, MINT_CREATED, m->created);
+        scep_db_rec_put_i64(&r, MINT_EXPIRES, m->expires);
+        scep_db_rec_put_str(&r, MINT_FQDN, m->fqdn);
+        scep_db_rec_put_str(&r, MINT_PROFILE, m->profile);
+        /* 128 random bits do not collide; NOOVERWRITE makes sure of it anyway. */
+        rv = scep_db_put(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), r.data, r.len,
+                         SCEP_DB_NOOVERWRITE);
+    }
     if (rv == APR_SUCCESS) {
         *challenge = text;
         if (rec) {
@@ -478,8 +500,13 @@ apr_status_t scep_store_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *s
     apr_status_t rv;
 
     *rec = NULL;
-    if ((rv = minted_key(secret, len, key)) != APR_SUCCESS
-        || (rv = scep_db_get(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), &val, &vlen))
+    if ((rv = minted_key(secret, len, key)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_minted_get(txn, p, key, rec);
+    }
+    if ((rv = scep_db_get(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), &val, &vlen))
            != APR_SUCCESS) {
         return rv;
     }
@@ -491,6 +518,9 @@ apr_status_t scep_store_minted_delete(scep_txn_t *txn, const char *secret, apr_s
     unsigned char key[32];
     apr_status_t rv = minted_key(secret, len, key);
 
+    if (rv == APR_SUCCESS && scep_store_sql_active(txn)) {
+        return scep_store_sql_minted_delete(txn, key);
+    }
     return rv == APR_SUCCESS
            ? scep_db_del(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), NULL, 0) : rv;
 }
@@ -524,6 +554,9 @@ apr_status_t scep_store_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t
     int i;
 
     *removed = 0;
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_minted_purge(txn, p, now, removed);
+    }
     purge.p = p;
     purge.now = now;
     purge.keys = apr_array_make(p, 16, 32);
@@ -542,6 +575,9 @@ apr_status_t scep_store_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t
 
 apr_status_t scep_store_minted_count(scep_txn_t *txn, apr_size_t *count)
 {
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_minted_count(txn, count);
+    }
     return scep_db_count(txn, SCEP_DBI_CHALLENGES, count);
 }
 
@@ -556,8 +592,13 @@ apr_status_t scep_store_failure_get(scep_txn_t *txn, const char *fqdn, scep_fail
 
     /* Zeroed also when absent (SCEP_DB_NOTFOUND): "no failures yet". */
     memset(f, 0, sizeof(*f));
-    if ((rv = text_key(fqdn, &klen)) != APR_SUCCESS
-        || (rv = scep_db_get(txn, SCEP_DBI_FAILURES, fqdn, klen, &val, &vlen))
+    if ((rv = text_key(fqdn, &klen)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_failure_get(txn, fqdn, f);
+    }
+    if ((rv = scep_db_get(txn, SCEP_DBI_FAILURES, fqdn, klen, &val, &vlen))
            != APR_SUCCESS) {
         return rv;
     }
@@ -585,6 +626,9 @@ apr_status_t scep_store_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *
     if ((rv = text_key(fqdn, &klen)) != APR_SUCCESS) {
         return rv;
     }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_failure_put(txn, p, fqdn, f);
+    }
     scep_db_rec_init(&rec, p);
     scep_db_rec_put_i64(&rec, FAIL_COUNT, f->count);
     scep_db_rec_put_i64(&rec, FAIL_LAST, f->last);
@@ -600,6 +644,9 @@ apr_status_t scep_store_failure_clear(scep_txn_t *txn, const char *fqdn)
     apr_size_t klen;
     apr_status_t rv = text_key(fqdn, &klen);
 
+    if (rv == APR_SUCCESS && scep_store_sql_active(txn)) {
+        return scep_store_sql_failure_clear(txn, fqdn);
+    }
     return rv == APR_SUCCESS ? scep_db_del(txn, SCEP_DBI_FAILURES, fqdn, klen, NULL, 0) : rv;
 }
 
@@ -643,6 +690,9 @@ apr_status_t scep_store_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_
     int i;
 
     *removed = 0;
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_failure_purge(txn, p, now, idle, removed);
+    }
     memset(&purge, 0, sizeof(purge));
     purge.p = p;
     purge.now = now;
@@ -663,6 +713,9 @@ apr_status_t scep_store_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_
 
 apr_status_t scep_store_failure_count(scep_txn_t *txn, apr_size_t *count)
 {
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_failure_count(txn, count);
+    }
     return scep_db_count(txn, SCEP_DBI_FAILURES, count);
 }
 
@@ -806,6 +859,9 @@ apr_status_t scep_store_transaction_get_for(scep_txn_t *txn, apr_pool_t *p, cons
     if ((rv = transaction_key(p, id, requester, &key, &klen)) != APR_SUCCESS) {
         return rv;
     }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_transaction_get_for(txn, p, id, requester, t);
+    }
     rv = scep_db_get(txn, SCEP_DBI_TRANSACTIONS, key, klen, &val, &vlen);
     if (rv == SCEP_DB_NOTFOUND && requester) {
         key = id;
@@ -858,6 +914,9 @@ apr_status_t scep_store_transaction_get(scep_txn_t *txn, apr_pool_t *p, const ch
     if (by.idlen == 0) {
         return SCEP_DB_NOTFOUND;
     }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_transaction_get(txn, p, id, t);
+    }
     rv = scep_db_foreach(txn, SCEP_DBI_TRANSACTIONS, id, by.idlen, txn_with_id, &by);
     if (rv == APR_SUCCESS) {
         rv = by.rv;
@@ -881,6 +940,9 @@ apr_status_t scep_store_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
     apr_status_t rv;
 
     *fresh = NULL;
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_transaction_reread(txn, p, t, fresh);
+    }
     rv = transaction_key(p, t->transaction_id,
                          t->has_signer_key && !t->bare_key ? t->signer_key : NULL, &key,
                          &klen);
@@ -921,6 +983,9 @@ static apr_status_t transaction_walk(scep_txn_t *txn, apr_pool_t *p, int held_on
     txn_walk_t walk;
     apr_status_t rv;
 
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_transaction_walk(txn, p, held_only, fn, baton);
+    }
     memset(&walk, 0, sizeof(walk));
     walk.held_only = held_only;
     walk.fn = fn;
@@ -958,6 +1023,9 @@ apr_status_t scep_store_transaction_put(scep_txn_t *txn, apr_pool_t *p,
                          &klen);
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_transaction_put(txn, p, t);
     }
     scep_db_rec_init(&rec, p);
     scep_db_rec_put_str(&rec, TXN_STATE, t->state);
@@ -1064,6 +1132,9 @@ apr_status_t scep_store_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert
         || (c->fqdn && (rv = text_key(c->fqdn, &flen)) != APR_SUCCESS)) {
         return rv;
     }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_cert_put(txn, p, c);
+    }
     /* A rewrite (revocation, say) under the same name keeps its index entry; under
      * another name the entry moves, so that the old name stops listing it. */
     rv = cert_get_key(txn, p, key, klen, &old);
@@ -1114,6 +1185,9 @@ apr_status_t scep_store_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *ser
     *c = NULL;
     if ((rv = serial_key(p, serial_hex, &key, &klen)) != APR_SUCCESS) {
         return rv;
+    }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_cert_get(txn, p, serial_hex, c);
     }
     return cert_get_key(txn, p, key, klen, c);
 }
@@ -1171,6 +1245,12 @@ apr_status_t scep_store_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char 
     apr_status_t rv;
     int i;
 
+    if (fqdn && (rv = text_key(fqdn, &walk.flen)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_cert_foreach(txn, p, fqdn, fn, baton);
+    }
     memset(&walk, 0, sizeof(walk));
     walk.p = p;
     walk.fn = fn;
@@ -1249,10 +1329,13 @@ apr_status_t scep_store_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state)
     const void *val;
     apr_size_t vlen;
     reader_t r;
-    apr_status_t rv = scep_db_get(txn, SCEP_DBI_META, crl_key, sizeof(crl_key) - 1, &val,
-                                  &vlen);
+    apr_status_t rv;
 
     memset(state, 0, sizeof(*state));
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_crl_state_get(txn, state);
+    }
+    rv = scep_db_get(txn, SCEP_DBI_META, crl_key, sizeof(crl_key) - 1, &val, &vlen);
     if (rv == SCEP_DB_NOTFOUND) {
         return APR_SUCCESS;             /* nothing was ever revoked */
     }
@@ -1284,9 +1367,13 @@ apr_status_t scep_store_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *
                                     apr_int64_t now, int reason, int *already)
 {
     scep_cert_rec_t *c;
-    apr_status_t rv = scep_store_cert_get(txn, p, serial_hex, &c);
+    apr_status_t rv;
 
     *already = 0;
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_cert_revoke(txn, p, serial_hex, now, reason, already);
+    }
+    rv = scep_store_cert_get(txn, p, serial_hex, &c);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -1310,9 +1397,13 @@ apr_status_t scep_store_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
     const unsigned char *id;
     scep_crl_published_t *pub;
     reader_t r;
-    apr_status_t rv = scep_db_get(txn, SCEP_DBI_META, published_key,
-                                  sizeof(published_key) - 1, &val, &vlen);
+    apr_status_t rv;
 
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_crl_published_get(txn, p, out);
+    }
+    rv = scep_db_get(txn, SCEP_DBI_META, published_key, sizeof(published_key) - 1, &val,
+                     &vlen);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -1345,6 +1436,9 @@ apr_status_t scep_store_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
 {
     scep_rec_t rec;
 
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_crl_published_put(txn, p, pub);
+    }
     scep_db_rec_init(&rec, p);
     scep_db_rec_put_i64(&rec, PUB_NUMBER, pub->number);
     scep_db_rec_put_i64(&rec, PUB_GENERATION, pub->generation);

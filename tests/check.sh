@@ -21,7 +21,7 @@ packages=(build-essential autoconf automake libtool pkg-config apache2 apache2-d
     libapr1-dev libaprutil1-dev libssl-dev liblmdb-dev libcurl4-openssl-dev libcmocka-dev
     strongswan-pki libstrongswan-extra-plugins certmonger dbus curl openssl netcat-openbsd
     valgrind scep tinyproxy nginx-light haproxy clang libclang-rt-14-dev lmdb-utils
-    clang-tidy cppcheck bear)
+    clang-tidy cppcheck bear libaprutil1-dbd-pgsql postgresql-15 postgresql-client-15)
 missing=()
 if command -v dpkg-query >/dev/null; then
     for p in "${packages[@]}"; do

@@ -13,7 +13,7 @@ declare -A layer=(
     [scep_util]=0 [scep_util_own]=0 [scep_version]=0
     [scep_name]=1 [scep_verifier]=1 [scep_profile]=1 [scep_keyless]=1 [scep_decode]=1
     [scep_csr]=1 [scep_template]=1
-    [scep_db]=2
+    [scep_db]=2 [scep_sql]=2
     [scep_store]=3 [scep_import]=3
     [scep_policy]=4
     [scep_msg]=5 [scep_ca]=5 [scep_issue]=5 [scep_crl]=5 [scep_forward]=5
@@ -27,7 +27,12 @@ names=(util "plain data and parsers" db store policy "pki (messages, CA, issuanc
 glue_layer=7
 scepreg_main_max=3
 
-unit_of() { local b; b=$(basename "$1"); b=${b%.in}; echo "${b%.[ch]}"; }
+# a unit written in several files: its records on PostgreSQL are the store's own business
+declare -A part_of=([scep_store_sql]=scep_store)
+unit_of() {
+    local b; b=$(basename "$1"); b=${b%.in}; b=${b%.[ch]}
+    echo "${part_of[$b]:-$b}"
+}
 layer_of() {
     local u; u=$(unit_of "$1")
     if [[ -n "${layer[$u]+x}" ]]; then echo "${layer[$u]}"

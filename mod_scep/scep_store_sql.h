@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* scep_store's records in PostgreSQL's tables (scep_sql.c holds the schema).  Private to
+ * the store: scep_store.c hands a call here when the transaction is scep_sql's, so the
+ * policy and the tools never know which engine they talk to.  Each function keeps the
+ * contract of its scep_store.h namesake; a row that does not pass the checks a record read
+ * from LMDB must pass is SCEP_DB_CORRUPT, never half-read.
+ *
+ * Writers hold the schema row's lock (scep_sql.h), so a read and the write it guards are
+ * one step across all nodes; the tables' constraints (unique transactionID per requester,
+ * unique serial) catch what a bug would let through. */
+#ifndef SCEP_STORE_SQL_H
+#define SCEP_STORE_SQL_H
+
+#include "scep_store.h"
+
+/* Whether the transaction is PostgreSQL's. */
+int scep_store_sql_active(scep_txn_t *txn);
+
+apr_status_t scep_store_sql_device_get(scep_txn_t *txn, apr_pool_t *p, const char *key,
+                                       scep_device_t **dev);
+apr_status_t scep_store_sql_device_put(scep_txn_t *txn, apr_pool_t *p,
+                                       const scep_device_t *dev);
+apr_status_t scep_store_sql_device_delete(scep_txn_t *txn, const char *key);
+apr_status_t scep_store_sql_device_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                           scep_device_visit_fn fn, void *baton);
+
+/* key: SHA-256 of the challenge text (scep_store.c makes it) */
+apr_status_t scep_store_sql_minted_insert(scep_txn_t *txn, apr_pool_t *p,
+                                          const unsigned char *key, const scep_minted_t *m);
+apr_status_t scep_store_sql_minted_get(scep_txn_t *txn, apr_pool_t *p,
+                                       const unsigned char *key, scep_minted_t **rec);
+apr_status_t scep_store_sql_minted_delete(scep_txn_t *txn, const unsigned char *key);
+apr_status_t scep_store_sql_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                         apr_size_t *removed);
+apr_status_t scep_store_sql_minted_count(scep_txn_t *txn, apr_size_t *count);
+
+apr_status_t scep_store_sql_failure_get(scep_txn_t *txn, const char *key, scep_failure_t *f);
+apr_status_t scep_store_sql_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *key,
+                                        const scep_failure_t *f);
+apr_status_t scep_store_sql_failure_clear(scep_txn_t *txn, const char *key);
+apr_status_t scep_store_sql_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                          apr_int64_t idle, apr_size_t *removed);
+apr_status_t scep_store_sql_failure_count(scep_txn_t *txn, apr_size_t *count);
+
+apr_status_t scep_store_sql_transaction_get_for(scep_txn_t *txn, apr_pool_t *p,
+                                                const char *id,
+                                                const unsigned char *requester,
+                                                scep_transaction_t **t);
+apr_status_t scep_store_sql_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                            scep_transaction_t **t);
+apr_status_t scep_store_sql_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
+                                               const scep_transaction_t *t,
+                                               scep_transaction_t **fresh);
+apr_status_t scep_store_sql_transaction_walk(scep_txn_t *txn, apr_pool_t *p, int held_only,
+                                             scep_transaction_visit_fn fn, void *baton);
+apr_status_t scep_store_sql_transaction_put(scep_txn_t *txn, apr_pool_t *p,
+                                            const scep_transaction_t *t);
+
+apr_status_t scep_store_sql_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c);
+apr_status_t scep_store_sql_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                                     scep_cert_rec_t **c);
+apr_status_t scep_store_sql_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                         scep_cert_visit_fn fn, void *baton);
+apr_status_t scep_store_sql_cert_revoke(scep_txn_t *txn, apr_pool_t *p,
+                                        const char *serial_hex, apr_int64_t now, int reason,
+                                        int *already);
+
+apr_status_t scep_store_sql_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state);
+apr_status_t scep_store_sql_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
+                                              scep_crl_published_t **pub);
+apr_status_t scep_store_sql_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
+                                              const scep_crl_published_t *pub);
+
+#endif
