@@ -50,14 +50,20 @@ static const char *server_words(apr_pool_t *p, const char *text)
 /* A statement or the connection failed: said once, in the log, as SCEP_DB_UNAVAILABLE.
  * A connection left broken is its owner's to replace (mod_dbd checks it on the next
  * acquire); nothing here retries, so a failing server is never hammered. */
-static apr_status_t failed(scep_sql_t *sql, apr_pool_t *p, const char *what, int rc)
+static apr_status_t failed_saying(scep_sql_t *sql, apr_pool_t *p, const char *what,
+                                  const char *words)
 {
     int broken = apr_dbd_check_conn(sql->driver, p, sql->handle) != APR_SUCCESS;
 
     scep_log(scep_db_log(sql->db), SCEP_LOG_ERR, "SCEP00340: %s: %s failed%s: %s",
              sql->label, what, broken ? " and the connection is lost" : "",
-             server_words(p, apr_dbd_error(sql->driver, sql->handle, rc)));
+             server_words(p, words));
     return SCEP_DB_UNAVAILABLE;
+}
+
+static apr_status_t failed(scep_sql_t *sql, apr_pool_t *p, const char *what, int rc)
+{
+    return failed_saying(sql, p, what, apr_dbd_error(sql->driver, sql->handle, rc));
 }
 
 /* A statement outside the parameter path: transaction control only, fixed text. */
@@ -105,7 +111,7 @@ static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handl
     sql_txn_t *t;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    const char *cmd, *version;
+    const char *cmd, *version, *words;
     apr_pool_t *scratch;
     apr_status_t rv = APR_SUCCESS;
     int rc;
@@ -122,11 +128,14 @@ static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handl
                        sql->timeout_ms, sql->timeout_ms, sql->timeout_ms,
                        write ? " FOR UPDATE" : "");
     rc = apr_dbd_select(sql->driver, scratch, sql->handle, &res, cmd, 1);
+    /* kept before schema_missing's own statements replace the connection's message */
+    words = rc ? apr_pstrdup(scratch, apr_dbd_error(sql->driver, sql->handle, rc)) : NULL;
     if (rc != 0 && schema_missing(sql, scratch)) {
         rv = SCEP_DB_VERSION;
     }
     else if (rc != 0) {
-        rv = failed(sql, scratch, write ? "beginning a write" : "beginning a read", rc);
+        rv = failed_saying(sql, scratch, write ? "beginning a write" : "beginning a read",
+                           words);
     }
     else if (apr_dbd_get_row(sql->driver, scratch, res, &row, -1) != 0
              || !(version = apr_dbd_get_entry(sql->driver, row, 0))) {
@@ -569,7 +578,7 @@ static const char *const migrations[] = {
     "COMMENT ON TABLE scep_schema IS 'mod_scep: schema version; every writer locks this row "
     "first, so writers run one at a time across all nodes';\n"
     "CREATE TABLE scep_devices (\n"
-    "    key text PRIMARY KEY CHECK (key <> ''),\n"
+    "    key text COLLATE \"C\" PRIMARY KEY CHECK (key <> ''),\n"
     "    ips text[] NOT NULL DEFAULT '{}',\n"
     "    serial text,\n"
     "    verifier_algorithm integer NOT NULL DEFAULT 0,\n"
@@ -609,7 +618,7 @@ static const char *const migrations[] = {
     "COMMENT ON TABLE scep_failures IS 'mod_scep: failed challenges and lockouts, by "
     "requested name';\n"
     "CREATE TABLE scep_transactions (\n"
-    "    transaction_id text NOT NULL,\n"
+    "    transaction_id text COLLATE \"C\" NOT NULL,\n"
     "    requester bytea NOT NULL CHECK (length(requester) IN (0, 32)),\n"
     "    state text NOT NULL CHECK (state IN ('issued', 'pending', 'approved', 'rejected',\n"
     "                                         'expired', 'upstream')),\n"
@@ -632,14 +641,16 @@ static const char *const migrations[] = {
     "    endpoint text,\n"
     "    identity_name text,\n"
     "    identity_where integer NOT NULL DEFAULT 0,\n"
-    "    PRIMARY KEY (transaction_id, requester)\n"
+    "    signer_key bytea CHECK (length(signer_key) = 32),\n"
+    "    PRIMARY KEY (transaction_id, requester),\n"
+    "    CHECK (length(requester) = 0 OR requester IS NOT DISTINCT FROM signer_key)\n"
     ");\n"
     "CREATE INDEX scep_transactions_held ON scep_transactions (transaction_id)\n"
     "    WHERE state <> 'issued';\n"
     "COMMENT ON TABLE scep_transactions IS 'mod_scep: SCEP transactions, one per "
     "transactionID and requester (SHA-256 of its public key; empty for old records)';\n"
     "CREATE TABLE scep_certificates (\n"
-    "    serial text PRIMARY KEY,\n"
+    "    serial text COLLATE \"C\" PRIMARY KEY,\n"
     "    der bytea NOT NULL,\n"
     "    fqdn text,\n"
     "    subject text,\n"
