@@ -95,13 +95,33 @@ static void verifier_encode(const scep_verifier_t *v, unsigned char *out)
     memcpy(out + 5 + SCEP_VERIFIER_SALT_LEN, v->hash, SCEP_VERIFIER_HASH_LEN);
 }
 
-static void verifier_decode(const unsigned char *in, scep_verifier_t *v)
+apr_status_t scep_store_verifier_from(apr_int64_t algorithm, apr_int64_t iterations,
+                                      const unsigned char *salt, apr_size_t salt_len,
+                                      const unsigned char *hash, apr_size_t hash_len,
+                                      scep_verifier_t *v)
 {
-    v->algorithm = in[0];
-    v->iterations = ((apr_uint32_t)in[1] << 24) | ((apr_uint32_t)in[2] << 16)
-                    | ((apr_uint32_t)in[3] << 8) | in[4];
-    memcpy(v->salt, in + 5, SCEP_VERIFIER_SALT_LEN);
-    memcpy(v->hash, in + 5 + SCEP_VERIFIER_SALT_LEN, SCEP_VERIFIER_HASH_LEN);
+    /* the ranges are those of the LMDB field (one byte, four bytes), so that a verifier
+     * means the same whichever engine kept it */
+    if (algorithm < 0 || algorithm > 0xff || iterations < 0
+        || iterations > (apr_int64_t)0xffffffffu || !salt || !hash
+        || salt_len != SCEP_VERIFIER_SALT_LEN || hash_len != SCEP_VERIFIER_HASH_LEN) {
+        return SCEP_DB_CORRUPT;
+    }
+    v->algorithm = (int)algorithm;
+    v->iterations = (apr_uint32_t)iterations;
+    memcpy(v->salt, salt, SCEP_VERIFIER_SALT_LEN);
+    memcpy(v->hash, hash, SCEP_VERIFIER_HASH_LEN);
+    return APR_SUCCESS;
+}
+
+static apr_status_t verifier_decode(const unsigned char *in, scep_verifier_t *v)
+{
+    apr_int64_t iterations = ((apr_int64_t)in[1] << 24) | ((apr_int64_t)in[2] << 16)
+                             | ((apr_int64_t)in[3] << 8) | in[4];
+
+    return scep_store_verifier_from(in[0], iterations, in + 5, SCEP_VERIFIER_SALT_LEN,
+                                    in + 5 + SCEP_VERIFIER_SALT_LEN, SCEP_VERIFIER_HASH_LEN,
+                                    v);
 }
 
 /* ---- record reading ---------------------------------------------------------------
@@ -246,8 +266,9 @@ static apr_status_t device_decode(apr_pool_t *p, const char *fqdn, apr_size_t fl
         }
     }
     dev->serial = rd_str(&r, DEV_SERIAL);
-    if ((verifier = rd_fixed(&r, DEV_VERIFIER, VERIFIER_LEN)) != NULL) {
-        verifier_decode(verifier, &dev->verifier);
+    if ((verifier = rd_fixed(&r, DEV_VERIFIER, VERIFIER_LEN)) != NULL
+        && verifier_decode(verifier, &dev->verifier) != APR_SUCCESS && r.rv == APR_SUCCESS) {
+        r.rv = SCEP_DB_CORRUPT;
     }
     dev->flags = (unsigned int)rd_i64(&r, DEV_FLAGS);
     dev->expires = rd_i64(&r, DEV_EXPIRES);
@@ -755,22 +776,38 @@ static apr_status_t transaction_key(apr_pool_t *p, const char *id,
  * read strictly: both or neither, never for a host, a place its kind is read from, and
  * the name's key is the transaction's key.  Records without them (hosts, and every
  * record written before the other kinds) read as ever. */
-static int identity_fits(apr_pool_t *p, const scep_transaction_t *rec,
-                         const scep_rec_view_t *view, apr_int64_t where)
+static int identity_fits(apr_pool_t *p, const scep_transaction_t *rec, int name_present,
+                         int where_present, apr_int64_t where)
 {
     scep_identity_kind_e kind;
     const char *key;
 
-    if (!view->present[TXN_IDENTITY_NAME] && !view->present[TXN_IDENTITY_WHERE]) {
+    if (!name_present && !where_present) {
         return 1;
     }
-    if (!rec->fqdn || !rec->identity_name || !view->present[TXN_IDENTITY_WHERE]) {
+    if (!rec->fqdn || !rec->identity_name || !where_present) {
         return 0;
     }
     kind = scep_name_key_kind(rec->fqdn);
     key = scep_name_identity_key(p, kind, rec->identity_name, 0, NULL);
     return kind != SCEP_IDENTITY_HOST && scep_name_where_fits(kind, where) && key
            && strcmp(key, rec->fqdn) == 0;
+}
+
+apr_status_t scep_store_transaction_check(apr_pool_t *p, const scep_transaction_t *t,
+                                          int name_present, int where_present,
+                                          apr_int64_t where, const unsigned char *requester)
+{
+    if (!t->state || !identity_fits(p, t, name_present, where_present, where)) {
+        return SCEP_DB_CORRUPT;
+    }
+    /* the requester a record is kept under is the signer key it repeats */
+    if (requester
+        && (!t->has_signer_key
+            || memcmp(t->signer_key, requester, SCEP_REQUEST_DIGEST_LEN) != 0)) {
+        return SCEP_DB_CORRUPT;
+    }
+    return APR_SUCCESS;
 }
 
 static apr_status_t transaction_decode(apr_pool_t *p, const void *key, apr_size_t klen,
@@ -830,16 +867,10 @@ static apr_status_t transaction_decode(apr_pool_t *p, const void *key, apr_size_
     rec->identity_name = rd_str(&r, TXN_IDENTITY_NAME);
     where = rd_i64(&r, TXN_IDENTITY_WHERE);
     rec->identity_where = (int)where;
-    if (r.rv == APR_SUCCESS && !rec->state) {
-        r.rv = SCEP_DB_CORRUPT;
-    }
-    if (r.rv == APR_SUCCESS && !identity_fits(p, rec, &r.view, where)) {
-        r.rv = SCEP_DB_CORRUPT;
-    }
-    if (r.rv == APR_SUCCESS && nul
-        && (!rec->has_signer_key
-            || memcmp(rec->signer_key, nul + 1, SCEP_REQUEST_DIGEST_LEN) != 0)) {
-        r.rv = SCEP_DB_CORRUPT;
+    if (r.rv == APR_SUCCESS) {
+        r.rv = scep_store_transaction_check(p, rec, r.view.present[TXN_IDENTITY_NAME],
+                                            r.view.present[TXN_IDENTITY_WHERE], where,
+                                            nul ? (const unsigned char *)nul + 1 : NULL);
     }
     if (r.rv == APR_SUCCESS) {
         *t = rec;

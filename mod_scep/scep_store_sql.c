@@ -1,231 +1,1129 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* scep_store's records in PostgreSQL (see scep_store_sql.h). */
+/* scep_store's records in PostgreSQL (see scep_store_sql.h).  One statement per call,
+ * every value a parameter; bytes travel as hex.  Rows are read as strictly as LMDB
+ * records: a value that does not decode, a length that is not the field's, a key that is
+ * not canonical make the row SCEP_DB_CORRUPT, and nothing of it is handed out.
+ *
+ * Keys longer than LMDB could keep (511 bytes) are not there for a read and spoil a
+ * write, as on LMDB, so that a caller meets the same results whichever engine it has.
+ * Walks follow LMDB's key order: the key columns compare bytewise (COLLATE "C"). */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+
 #include "scep_store_sql.h"
 #include "scep_sql.h"
+#include "scep_name.h"
+
+/* LMDB's largest key (mdb_env_get_maxkeysize with the default page size) */
+#define KEY_MAX 511
+/* a transaction's LMDB key: its ID, a NUL, the requester's digest */
+#define TXN_SCOPED_EXTRA (1 + SCEP_REQUEST_DIGEST_LEN)
 
 int scep_store_sql_active(scep_txn_t *txn)
 {
     return scep_db_backend_txn(txn) != NULL;
 }
 
-apr_status_t scep_store_sql_device_get(scep_txn_t *txn, apr_pool_t *p, const char *key, scep_device_t **dev)
+/* ---- reading rows ------------------------------------------------------------------
+ * As scep_store.c's reader: the first problem is kept, each decoder reads its columns in
+ * a straight line and checks once at the end. */
+
+typedef struct row_reader_t {
+    const scep_sql_row_t *row;
+    apr_pool_t *p;                      /* where the record's values go */
+    int copy;                           /* the row's values live elsewhere (a walk's batch) */
+    apr_status_t rv;
+} row_reader_t;
+
+static void reader_start(row_reader_t *r, const scep_sql_row_t *row, int ncols, apr_pool_t *p,
+                         int copy)
 {
-    (void)txn;
-    (void)p;
-    (void)key;
-    (void)dev;
-    return APR_ENOTIMPL;
+    r->row = row;
+    r->p = p;
+    r->copy = copy;
+    r->rv = row->ncols == ncols ? APR_SUCCESS : SCEP_DB_CORRUPT;
 }
 
-apr_status_t scep_store_sql_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t *dev)
+static void damaged(row_reader_t *r)
 {
-    (void)txn;
-    (void)p;
-    (void)dev;
-    return APR_ENOTIMPL;
+    if (r->rv == APR_SUCCESS) {
+        r->rv = SCEP_DB_CORRUPT;
+    }
+}
+
+static const char *col_str(row_reader_t *r, int i)
+{
+    const char *v = r->rv == APR_SUCCESS ? r->row->val[i] : NULL;
+
+    return v && r->copy ? apr_pstrdup(r->p, v) : v;
+}
+
+/* A NOT NULL number: anything else is damage. */
+static apr_int64_t col_i64(row_reader_t *r, int i)
+{
+    const char *v = r->rv == APR_SUCCESS ? r->row->val[i] : NULL;
+    char *end = NULL;
+    apr_int64_t n;
+
+    if (!v || !*v) {
+        damaged(r);
+        return 0;
+    }
+    n = apr_strtoi64(v, &end, 10);
+    if (!end || *end != '\0') {
+        damaged(r);
+        return 0;
+    }
+    return n;
+}
+
+static int col_bool(row_reader_t *r, int i)
+{
+    const char *v = r->rv == APR_SUCCESS ? r->row->val[i] : NULL;
+
+    if (!v || (strcmp(v, "t") != 0 && strcmp(v, "f") != 0)) {
+        damaged(r);
+        return 0;
+    }
+    return *v == 't';
+}
+
+/* Bytes (hex from encode()); NULL for SQL NULL, damage for what is not hex. */
+static const unsigned char *col_bytes(row_reader_t *r, int i, apr_size_t *len)
+{
+    const char *v = r->rv == APR_SUCCESS ? r->row->val[i] : NULL;
+    const unsigned char *out;
+
+    *len = 0;
+    if (!v) {
+        return NULL;
+    }
+    if (!(out = scep_sql_unhex(r->p, v, len))) {
+        damaged(r);
+    }
+    return out;
+}
+
+/* Bytes of exactly `len` when present. */
+static const unsigned char *col_fixed(row_reader_t *r, int i, apr_size_t len)
+{
+    apr_size_t got;
+    const unsigned char *v = col_bytes(r, i, &got);
+
+    if (v && got != len) {
+        damaged(r);
+        return NULL;
+    }
+    return v;
+}
+
+/* ---- keys and parameters ------------------------------------------------------------ */
+
+static int key_fits(const char *key, apr_size_t extra)
+{
+    apr_size_t n = key ? strlen(key) : 0;
+
+    return n > 0 && n + extra <= KEY_MAX;
+}
+
+/* A key LMDB could not have kept cannot be written: the write spoils the transaction. */
+static apr_status_t unstorable(scep_txn_t *txn)
+{
+    return scep_db_txn_fail(txn, APR_EINVAL);
+}
+
+/* Serials are kept as scepreg prints them: upper-case hex of whole bytes. */
+static const char *serial_text(apr_pool_t *p, const char *hex)
+{
+    char *s = apr_pstrdup(p, hex);
+    char *c;
+
+    for (c = s; *c; c++) {
+        *c = (char)apr_toupper(*c);
+    }
+    return s;
+}
+
+static int serial_canonical(const char *s)
+{
+    apr_size_t n = s ? strlen(s) : 0, i;
+
+    if (n == 0 || n % 2 || n > 2 * KEY_MAX) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *i64(apr_pool_t *p, apr_int64_t v)
+{
+    return scep_sql_i64(p, v);
+}
+
+static apr_status_t count_rows(scep_txn_t *txn, const char *what, const char *sql,
+                               apr_size_t *count)
+{
+    apr_pool_t *p;
+    scep_sql_row_t *row;
+    apr_status_t rv;
+    row_reader_t r;
+
+    *count = 0;
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return scep_db_txn_fail(txn, APR_ENOMEM);
+    }
+    rv = scep_sql_select_one(txn, p, what, sql, 0, NULL, &row);
+    if (rv == APR_SUCCESS) {
+        apr_int64_t n;
+
+        reader_start(&r, row, 1, p, 0);
+        n = col_i64(&r, 0);
+        rv = r.rv == APR_SUCCESS && n >= 0 ? APR_SUCCESS : SCEP_DB_CORRUPT;
+        *count = rv == APR_SUCCESS ? (apr_size_t)n : 0;
+    }
+    apr_pool_destroy(p);
+    return rv;
+}
+
+/* ---- devices ------------------------------------------------------------------------ */
+
+#define DEVICE_COLS "key, array_to_string(ips, ','), serial, verifier_algorithm, " \
+    "verifier_iterations, encode(verifier_salt, 'hex'), encode(verifier_hash, 'hex'), " \
+    "flags, expires, profile, comment, created, updated, last_serial, last_not_after, " \
+    "last_enrolled, enrollments"
+#define DEVICE_NCOLS 17
+
+static apr_status_t device_row(apr_pool_t *p, const scep_sql_row_t *row, int copy,
+                               scep_device_t **out)
+{
+    scep_device_t *dev = scep_store_device_new(p, NULL);
+    const unsigned char *salt, *hash;
+    apr_size_t salt_len, hash_len;
+    apr_int64_t algorithm, iterations, flags;
+    const char *ips, *canonical;
+    row_reader_t r;
+
+    reader_start(&r, row, DEVICE_NCOLS, p, copy);
+    dev->fqdn = col_str(&r, 0);
+    if ((ips = col_str(&r, 1)) != NULL) {
+        char *list = apr_pstrdup(p, ips), *last, *ip;
+
+        for (ip = apr_strtok(list, ",", &last); ip; ip = apr_strtok(NULL, ",", &last)) {
+            APR_ARRAY_PUSH(dev->ips, const char *) = ip;
+        }
+    }
+    else {
+        damaged(&r);
+    }
+    dev->serial = col_str(&r, 2);
+    algorithm = col_i64(&r, 3);
+    iterations = col_i64(&r, 4);
+    salt = col_bytes(&r, 5, &salt_len);
+    hash = col_bytes(&r, 6, &hash_len);
+    /* no verifier is algorithm 0 and neither part; anything else must be a whole one */
+    if (r.rv == APR_SUCCESS && (algorithm != 0 || salt || hash)
+        && scep_store_verifier_from(algorithm, iterations, salt, salt_len, hash, hash_len,
+                                    &dev->verifier) != APR_SUCCESS) {
+        damaged(&r);
+    }
+    flags = col_i64(&r, 7);
+    if (flags < 0 || flags > (apr_int64_t)0xffffffffu) {
+        damaged(&r);
+    }
+    dev->flags = (unsigned int)flags;
+    dev->expires = col_i64(&r, 8);
+    dev->profile = col_str(&r, 9);
+    dev->comment = col_str(&r, 10);
+    dev->created = col_i64(&r, 11);
+    dev->updated = col_i64(&r, 12);
+    dev->last_serial = col_str(&r, 13);
+    dev->last_not_after = col_i64(&r, 14);
+    dev->last_enrolled = col_i64(&r, 15);
+    dev->enrollments = col_i64(&r, 16);
+    /* a key in another spelling is a registration no lookup would find: a DBA's edit
+     * gone wrong, not a device */
+    if (r.rv == APR_SUCCESS
+        && (!dev->fqdn || !(canonical = scep_name_key(p, dev->fqdn, 1, NULL))
+            || strcmp(canonical, dev->fqdn) != 0)) {
+        damaged(&r);
+    }
+    if (r.rv == APR_SUCCESS) {
+        *out = dev;
+    }
+    return r.rv;
+}
+
+apr_status_t scep_store_sql_device_get(scep_txn_t *txn, apr_pool_t *p, const char *key,
+                                       scep_device_t **dev)
+{
+    const char *args[1];
+    scep_sql_row_t *row;
+    apr_status_t rv;
+
+    if (!key_fits(key, 0)) {
+        return SCEP_DB_NOTFOUND;
+    }
+    args[0] = key;
+    rv = scep_sql_select_one(txn, p, "reading a registration",
+                             "SELECT " DEVICE_COLS " FROM scep_devices WHERE key = %s",
+                             1, args, &row);
+    return rv == APR_SUCCESS ? device_row(p, row, 0, dev) : rv;
+}
+
+apr_status_t scep_store_sql_device_put(scep_txn_t *txn, apr_pool_t *p,
+                                       const scep_device_t *dev)
+{
+    const char *args[17], *ips = "";
+    const scep_verifier_t *v = &dev->verifier;
+    int i;
+
+    if (!key_fits(dev->fqdn, 0)) {
+        return unstorable(txn);
+    }
+    for (i = 0; dev->ips && i < dev->ips->nelts; i++) {
+        const char *ip = APR_ARRAY_IDX(dev->ips, i, const char *);
+
+        ips = i ? apr_pstrcat(p, ips, ",", ip, NULL) : ip;
+    }
+    args[0] = dev->fqdn;
+    args[1] = ips;
+    args[2] = dev->serial;
+    args[3] = i64(p, v->algorithm);
+    args[4] = i64(p, v->algorithm ? (apr_int64_t)v->iterations : 0);
+    args[5] = v->algorithm ? scep_sql_hex(p, v->salt, sizeof(v->salt)) : NULL;
+    args[6] = v->algorithm ? scep_sql_hex(p, v->hash, sizeof(v->hash)) : NULL;
+    args[7] = i64(p, dev->flags);
+    args[8] = i64(p, dev->expires);
+    args[9] = dev->profile;
+    args[10] = dev->comment;
+    args[11] = i64(p, dev->created);
+    args[12] = i64(p, dev->updated);
+    args[13] = dev->last_serial;
+    args[14] = i64(p, dev->last_not_after);
+    args[15] = i64(p, dev->last_enrolled);
+    args[16] = i64(p, dev->enrollments);
+    return scep_sql_exec(txn, "writing a registration",
+                         "INSERT INTO scep_devices (key, ips, serial, verifier_algorithm, "
+                         "verifier_iterations, verifier_salt, verifier_hash, flags, expires, "
+                         "profile, comment, created, updated, last_serial, last_not_after, "
+                         "last_enrolled, enrollments) VALUES (%s, string_to_array(%s, ','), "
+                         "%s, %s, %s, decode(%s, 'hex'), decode(%s, 'hex'), %s, %s, %s, %s, "
+                         "%s, %s, %s, %s, %s, %s) "
+                         "ON CONFLICT (key) DO UPDATE SET ips = EXCLUDED.ips, "
+                         "serial = EXCLUDED.serial, "
+                         "verifier_algorithm = EXCLUDED.verifier_algorithm, "
+                         "verifier_iterations = EXCLUDED.verifier_iterations, "
+                         "verifier_salt = EXCLUDED.verifier_salt, "
+                         "verifier_hash = EXCLUDED.verifier_hash, flags = EXCLUDED.flags, "
+                         "expires = EXCLUDED.expires, profile = EXCLUDED.profile, "
+                         "comment = EXCLUDED.comment, created = EXCLUDED.created, "
+                         "updated = EXCLUDED.updated, last_serial = EXCLUDED.last_serial, "
+                         "last_not_after = EXCLUDED.last_not_after, "
+                         "last_enrolled = EXCLUDED.last_enrolled, "
+                         "enrollments = EXCLUDED.enrollments",
+                         17, args, NULL);
 }
 
 apr_status_t scep_store_sql_device_delete(scep_txn_t *txn, const char *key)
 {
-    (void)txn;
-    (void)key;
-    return APR_ENOTIMPL;
+    const char *args[1];
+    apr_status_t rv;
+    int n = 0;
+
+    if (!key_fits(key, 0)) {
+        return SCEP_DB_NOTFOUND;
+    }
+    args[0] = key;
+    rv = scep_sql_exec(txn, "deleting a registration",
+                       "DELETE FROM scep_devices WHERE key = %s", 1, args, &n);
+    return rv == APR_SUCCESS && n == 0 ? SCEP_DB_NOTFOUND : rv;
 }
 
-apr_status_t scep_store_sql_device_foreach(scep_txn_t *txn, apr_pool_t *p, scep_device_visit_fn fn, void *baton)
+typedef struct device_walk_t {
+    apr_pool_t *p;
+    scep_device_visit_fn fn;
+    void *baton;
+    apr_status_t rv;
+} device_walk_t;
+
+static int device_visit(void *baton, const scep_sql_row_t *row)
 {
-    (void)txn;
-    (void)p;
-    (void)fn;
-    (void)baton;
-    return APR_ENOTIMPL;
+    device_walk_t *walk = baton;
+    scep_device_t *dev;
+
+    /* into the caller's pool, as the LMDB walk does */
+    if ((walk->rv = device_row(walk->p, row, 1, &dev)) != APR_SUCCESS) {
+        return 1;
+    }
+    return walk->fn(walk->baton, dev);
 }
 
-apr_status_t scep_store_sql_minted_insert(scep_txn_t *txn, apr_pool_t *p, const unsigned char *key, const scep_minted_t *m)
+apr_status_t scep_store_sql_device_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                           scep_device_visit_fn fn, void *baton)
 {
-    (void)txn;
-    (void)p;
-    (void)key;
-    (void)m;
-    return APR_ENOTIMPL;
+    device_walk_t walk = { p, fn, baton, APR_SUCCESS };
+    apr_status_t rv = scep_sql_foreach(txn, p, "listing registrations",
+                                       "SELECT " DEVICE_COLS " FROM scep_devices "
+                                       "ORDER BY key COLLATE \"C\"", 0, NULL,
+                                       device_visit, &walk);
+
+    return rv != APR_SUCCESS ? rv : walk.rv;
 }
 
-apr_status_t scep_store_sql_minted_get(scep_txn_t *txn, apr_pool_t *p, const unsigned char *key, scep_minted_t **rec)
+/* ---- minted challenges ----------------------------------------------------------------- */
+
+apr_status_t scep_store_sql_minted_insert(scep_txn_t *txn, apr_pool_t *p,
+                                          const unsigned char *key, const scep_minted_t *m)
 {
-    (void)txn;
-    (void)p;
-    (void)key;
-    (void)rec;
-    return APR_ENOTIMPL;
+    const char *args[5];
+    apr_status_t rv;
+    int n = 0;
+
+    args[0] = scep_sql_hex(p, key, 32);
+    args[1] = i64(p, m->created);
+    args[2] = i64(p, m->expires);
+    args[3] = m->fqdn;
+    args[4] = m->profile;
+    rv = scep_sql_exec(txn, "minting a challenge",
+                       "INSERT INTO scep_challenges (digest, created, expires, fqdn, profile) "
+                       "VALUES (decode(%s, 'hex'), %s, %s, %s, %s) "
+                       "ON CONFLICT (digest) DO NOTHING", 5, args, &n);
+    /* as LMDB's NOOVERWRITE: the transaction keeps the refusal */
+    return rv == APR_SUCCESS && n == 0 ? scep_db_txn_fail(txn, SCEP_DB_EXISTS) : rv;
+}
+
+apr_status_t scep_store_sql_minted_get(scep_txn_t *txn, apr_pool_t *p,
+                                       const unsigned char *key, scep_minted_t **rec)
+{
+    const char *args[1];
+    scep_sql_row_t *row;
+    scep_minted_t *m;
+    row_reader_t r;
+    apr_status_t rv;
+
+    args[0] = scep_sql_hex(p, key, 32);
+    rv = scep_sql_select_one(txn, p, "reading a minted challenge",
+                             "SELECT created, expires, fqdn, profile FROM scep_challenges "
+                             "WHERE digest = decode(%s, 'hex')", 1, args, &row);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    m = apr_pcalloc(p, sizeof(*m));
+    reader_start(&r, row, 4, p, 0);
+    m->created = col_i64(&r, 0);
+    m->expires = col_i64(&r, 1);        /* one without a time would live for ever */
+    m->fqdn = col_str(&r, 2);
+    m->profile = col_str(&r, 3);
+    if (r.rv == APR_SUCCESS) {
+        *rec = m;
+    }
+    return r.rv;
 }
 
 apr_status_t scep_store_sql_minted_delete(scep_txn_t *txn, const unsigned char *key)
 {
-    (void)txn;
-    (void)key;
-    return APR_ENOTIMPL;
+    const char *args[1];
+    char hex[65];
+    apr_status_t rv;
+    int i, n = 0;
+
+    for (i = 0; i < 32; i++) {
+        hex[2 * i] = "0123456789abcdef"[key[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[key[i] & 0xf];
+    }
+    hex[64] = '\0';
+    args[0] = hex;
+    rv = scep_sql_exec(txn, "consuming a minted challenge",
+                       "DELETE FROM scep_challenges WHERE digest = decode(%s, 'hex')",
+                       1, args, &n);
+    return rv == APR_SUCCESS && n == 0 ? SCEP_DB_NOTFOUND : rv;
 }
 
-apr_status_t scep_store_sql_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now, apr_size_t *removed)
+apr_status_t scep_store_sql_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                         apr_size_t *removed)
 {
-    (void)txn;
-    (void)p;
-    (void)now;
-    (void)removed;
-    return APR_ENOTIMPL;
+    const char *args[1];
+    apr_status_t rv;
+    int n = 0;
+
+    args[0] = i64(p, now);
+    rv = scep_sql_exec(txn, "purging expired challenges",
+                       "DELETE FROM scep_challenges WHERE expires <= %s", 1, args, &n);
+    *removed = rv == APR_SUCCESS && n > 0 ? (apr_size_t)n : 0;
+    return rv;
 }
 
 apr_status_t scep_store_sql_minted_count(scep_txn_t *txn, apr_size_t *count)
 {
-    (void)txn;
-    (void)count;
-    return APR_ENOTIMPL;
+    return count_rows(txn, "counting minted challenges",
+                      "SELECT count(*) FROM scep_challenges", count);
 }
+
+/* ---- failure counters ------------------------------------------------------------------ */
 
 apr_status_t scep_store_sql_failure_get(scep_txn_t *txn, const char *key, scep_failure_t *f)
 {
-    (void)txn;
-    (void)key;
-    (void)f;
-    return APR_ENOTIMPL;
+    const char *args[1];
+    apr_pool_t *p;
+    scep_sql_row_t *row;
+    row_reader_t r;
+    apr_status_t rv;
+
+    memset(f, 0, sizeof(*f));
+    if (!key_fits(key, 0)) {
+        return SCEP_DB_NOTFOUND;
+    }
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return scep_db_txn_fail(txn, APR_ENOMEM);
+    }
+    args[0] = key;
+    rv = scep_sql_select_one(txn, p, "reading a failure counter",
+                             "SELECT count, last, locked_until, period FROM scep_failures "
+                             "WHERE name = %s", 1, args, &row);
+    if (rv == APR_SUCCESS) {
+        reader_start(&r, row, 4, p, 0);
+        f->count = col_i64(&r, 0);
+        f->last = col_i64(&r, 1);
+        f->locked_until = col_i64(&r, 2);
+        f->period = col_i64(&r, 3);
+        if ((rv = r.rv) != APR_SUCCESS) {
+            memset(f, 0, sizeof(*f));
+        }
+    }
+    apr_pool_destroy(p);
+    return rv;
 }
 
-apr_status_t scep_store_sql_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *key, const scep_failure_t *f)
+apr_status_t scep_store_sql_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *key,
+                                        const scep_failure_t *f)
 {
-    (void)txn;
-    (void)p;
-    (void)key;
-    (void)f;
-    return APR_ENOTIMPL;
+    const char *args[5];
+
+    if (!key_fits(key, 0)) {
+        return unstorable(txn);
+    }
+    args[0] = key;
+    args[1] = i64(p, f->count);
+    args[2] = i64(p, f->last);
+    args[3] = i64(p, f->locked_until);
+    args[4] = i64(p, f->period);
+    return scep_sql_exec(txn, "writing a failure counter",
+                         "INSERT INTO scep_failures (name, count, last, locked_until, period) "
+                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+                         "count = EXCLUDED.count, last = EXCLUDED.last, "
+                         "locked_until = EXCLUDED.locked_until, period = EXCLUDED.period",
+                         5, args, NULL);
 }
 
 apr_status_t scep_store_sql_failure_clear(scep_txn_t *txn, const char *key)
 {
-    (void)txn;
-    (void)key;
-    return APR_ENOTIMPL;
+    const char *args[1];
+    apr_status_t rv;
+    int n = 0;
+
+    if (!key_fits(key, 0)) {
+        return SCEP_DB_NOTFOUND;
+    }
+    args[0] = key;
+    rv = scep_sql_exec(txn, "clearing a failure counter",
+                       "DELETE FROM scep_failures WHERE name = %s", 1, args, &n);
+    return rv == APR_SUCCESS && n == 0 ? SCEP_DB_NOTFOUND : rv;
 }
 
-apr_status_t scep_store_sql_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now, apr_int64_t idle, apr_size_t *removed)
+apr_status_t scep_store_sql_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
+                                          apr_int64_t idle, apr_size_t *removed)
 {
-    (void)txn;
-    (void)p;
-    (void)now;
-    (void)idle;
-    (void)removed;
-    return APR_ENOTIMPL;
+    const char *args[3];
+    apr_status_t rv;
+    int n = 0;
+
+    args[0] = i64(p, now);
+    args[1] = i64(p, idle);
+    args[2] = args[0];
+    rv = scep_sql_exec(txn, "purging failure counters",
+                       "DELETE FROM scep_failures WHERE locked_until <= %s "
+                       "AND last + GREATEST(period, %s) <= %s", 3, args, &n);
+    *removed = rv == APR_SUCCESS && n > 0 ? (apr_size_t)n : 0;
+    return rv;
 }
 
 apr_status_t scep_store_sql_failure_count(scep_txn_t *txn, apr_size_t *count)
 {
-    (void)txn;
-    (void)count;
-    return APR_ENOTIMPL;
+    return count_rows(txn, "counting failure counters", "SELECT count(*) FROM scep_failures",
+                      count);
 }
 
-apr_status_t scep_store_sql_transaction_get_for(scep_txn_t *txn, apr_pool_t *p, const char *id, const unsigned char *requester, scep_transaction_t **t)
+/* ---- transactions ---------------------------------------------------------------------- */
+
+#define TXN_COLS "transaction_id, encode(requester, 'hex'), state, " \
+    "encode(request_digest, 'hex'), fqdn, serial, created, encode(request, 'hex'), " \
+    "grant_kind, registration, ips, serial_number, renews, encode(signer_key, 'hex'), " \
+    "client_ip, subject, decided_at, decided_by, reason, upstream_pending, endpoint, " \
+    "identity_name, identity_where"
+#define TXN_NCOLS 23
+#define TXN_ORDER " ORDER BY transaction_id COLLATE \"C\", requester"
+
+static int known_state(const char *state)
 {
-    (void)txn;
-    (void)p;
-    (void)id;
-    (void)requester;
-    (void)t;
-    return APR_ENOTIMPL;
+    static const char *const states[] = {
+        SCEP_TXN_ISSUED, SCEP_TXN_PENDING, SCEP_TXN_APPROVED, SCEP_TXN_REJECTED,
+        SCEP_TXN_EXPIRED, SCEP_TXN_UPSTREAM
+    };
+    apr_size_t i;
+
+    for (i = 0; state && i < sizeof(states) / sizeof(states[0]); i++) {
+        if (strcmp(state, states[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
-apr_status_t scep_store_sql_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id, scep_transaction_t **t)
+static apr_status_t transaction_row(apr_pool_t *p, const scep_sql_row_t *row, int copy,
+                                    scep_transaction_t **out)
 {
-    (void)txn;
-    (void)p;
-    (void)id;
-    (void)t;
-    return APR_ENOTIMPL;
+    scep_transaction_t *t = apr_pcalloc(p, sizeof(*t));
+    const unsigned char *requester, *digest, *signer_key;
+    apr_size_t requester_len, request_len;
+    apr_int64_t grant_kind, where;
+    row_reader_t r;
+
+    reader_start(&r, row, TXN_NCOLS, p, copy);
+    t->transaction_id = col_str(&r, 0);
+    requester = col_bytes(&r, 1, &requester_len);
+    if (!requester || (requester_len != 0 && requester_len != SCEP_REQUEST_DIGEST_LEN)
+        || !key_fits(t->transaction_id, requester_len ? TXN_SCOPED_EXTRA : 0)) {
+        damaged(&r);
+    }
+    t->bare_key = requester_len == 0;
+    t->state = col_str(&r, 2);
+    /* the digest tells a retry from another request under the same ID: without it the
+     * record is damaged, not merely old */
+    if ((digest = col_fixed(&r, 3, SCEP_REQUEST_DIGEST_LEN)) != NULL) {
+        memcpy(t->request_digest, digest, SCEP_REQUEST_DIGEST_LEN);
+    }
+    else {
+        damaged(&r);
+    }
+    t->fqdn = col_str(&r, 4);
+    t->serial = col_str(&r, 5);
+    t->created = col_i64(&r, 6);
+    t->request = col_bytes(&r, 7, &request_len);
+    t->request_len = t->request ? request_len : 0;
+    if (t->request_len == 0) {
+        t->request = NULL;
+    }
+    grant_kind = col_i64(&r, 8);
+    t->grant_kind = (int)grant_kind;
+    t->registration = col_str(&r, 9);
+    t->ips = col_str(&r, 10);
+    t->serial_number = col_str(&r, 11);
+    t->renews = col_str(&r, 12);
+    if ((signer_key = col_fixed(&r, 13, SCEP_REQUEST_DIGEST_LEN)) != NULL) {
+        memcpy(t->signer_key, signer_key, SCEP_REQUEST_DIGEST_LEN);
+        t->has_signer_key = 1;
+    }
+    t->client_ip = col_str(&r, 14);
+    t->subject = col_str(&r, 15);
+    t->decided_at = col_i64(&r, 16);
+    t->decided_by = col_str(&r, 17);
+    t->reason = col_str(&r, 18);
+    t->upstream_pending = col_bool(&r, 19);
+    t->endpoint = col_str(&r, 20);
+    t->identity_name = col_str(&r, 21);
+    where = col_i64(&r, 22);
+    t->identity_where = (int)where;
+    /* the table's CHECK keeps the states this build knows; a row past it is damage */
+    if (r.rv == APR_SUCCESS && (!known_state(t->state) || grant_kind != t->grant_kind)) {
+        damaged(&r);
+    }
+    if (r.rv == APR_SUCCESS) {
+        r.rv = scep_store_transaction_check(p, t, t->identity_name != NULL, where != 0, where,
+                                            requester_len ? requester : NULL);
+    }
+    if (r.rv == APR_SUCCESS) {
+        *out = t;
+    }
+    return r.rv;
 }
 
-apr_status_t scep_store_sql_transaction_reread(scep_txn_t *txn, apr_pool_t *p, const scep_transaction_t *t, scep_transaction_t **fresh)
+apr_status_t scep_store_sql_transaction_get_for(scep_txn_t *txn, apr_pool_t *p,
+                                                const char *id,
+                                                const unsigned char *requester,
+                                                scep_transaction_t **t)
 {
-    (void)txn;
-    (void)p;
-    (void)t;
-    (void)fresh;
-    return APR_ENOTIMPL;
+    const char *args[2];
+    scep_sql_row_t *row;
+    apr_status_t rv;
+
+    if (!key_fits(id, requester ? TXN_SCOPED_EXTRA : 0)) {
+        return SCEP_DB_NOTFOUND;
+    }
+    args[0] = id;
+    /* the requester's own record, else one from before requesters were kept (under the
+     * ID alone): one statement, the requester's first */
+    args[1] = requester ? scep_sql_hex(p, requester, SCEP_REQUEST_DIGEST_LEN) : "";
+    rv = scep_sql_select_one(txn, p, "reading a transaction",
+                             "SELECT " TXN_COLS " FROM scep_transactions "
+                             "WHERE transaction_id = %s AND requester IN "
+                             "(decode(%s, 'hex'), '\\x'::bytea) "
+                             "ORDER BY length(requester) DESC LIMIT 1", 2, args, &row);
+    return rv == APR_SUCCESS ? transaction_row(p, row, 0, t) : rv;
 }
 
-apr_status_t scep_store_sql_transaction_walk(scep_txn_t *txn, apr_pool_t *p, int held_only, scep_transaction_visit_fn fn, void *baton)
+apr_status_t scep_store_sql_transaction_get(scep_txn_t *txn, apr_pool_t *p, const char *id,
+                                            scep_transaction_t **t)
 {
-    (void)txn;
-    (void)p;
-    (void)held_only;
-    (void)fn;
-    (void)baton;
-    return APR_ENOTIMPL;
+    const char *args[1];
+    apr_array_header_t *rows;
+    scep_transaction_t *found = NULL;
+    apr_status_t rv;
+    int i;
+
+    if (!key_fits(id, 0)) {
+        return SCEP_DB_NOTFOUND;
+    }
+    args[0] = id;
+    /* two rows are enough to know the ID is not one requester's */
+    rv = scep_sql_select(txn, p, "reading a transaction by its ID",
+                         "SELECT " TXN_COLS " FROM scep_transactions WHERE transaction_id = %s"
+                         TXN_ORDER " LIMIT 2", 1, args, &rows);
+    for (i = 0; rv == APR_SUCCESS && i < rows->nelts; i++) {
+        rv = transaction_row(p, APR_ARRAY_IDX(rows, i, scep_sql_row_t *), 0, &found);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = rows->nelts == 0 ? SCEP_DB_NOTFOUND : rows->nelts > 1 ? SCEP_DB_EXISTS
+             : APR_SUCCESS;
+    }
+    if (rv == APR_SUCCESS) {
+        *t = found;
+    }
+    return rv;
 }
 
-apr_status_t scep_store_sql_transaction_put(scep_txn_t *txn, apr_pool_t *p, const scep_transaction_t *t)
+/* The requester a record is kept under: its signer key, or nothing for a record without
+ * one or read from under the bare ID (scep_store.c's transaction_key). */
+static const char *requester_of(apr_pool_t *p, const scep_transaction_t *t)
 {
-    (void)txn;
-    (void)p;
-    (void)t;
-    return APR_ENOTIMPL;
+    return t->has_signer_key && !t->bare_key
+           ? scep_sql_hex(p, t->signer_key, SCEP_REQUEST_DIGEST_LEN) : "";
+}
+
+apr_status_t scep_store_sql_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
+                                               const scep_transaction_t *t,
+                                               scep_transaction_t **fresh)
+{
+    const char *args[2];
+    scep_sql_row_t *row;
+    apr_status_t rv;
+
+    args[0] = t->transaction_id;
+    args[1] = requester_of(p, t);
+    if (!key_fits(args[0], *args[1] ? TXN_SCOPED_EXTRA : 0)) {
+        return SCEP_DB_NOTFOUND;
+    }
+    rv = scep_sql_select_one(txn, p, "reading a transaction again",
+                             "SELECT " TXN_COLS " FROM scep_transactions "
+                             "WHERE transaction_id = %s AND requester = decode(%s, 'hex')",
+                             2, args, &row);
+    return rv == APR_SUCCESS ? transaction_row(p, row, 0, fresh) : rv;
+}
+
+typedef struct txn_walk_t {
+    apr_pool_t *scratch;                /* one record at a time */
+    scep_transaction_visit_fn fn;
+    void *baton;
+    apr_status_t rv;
+} txn_walk_t;
+
+static int txn_visit(void *baton, const scep_sql_row_t *row)
+{
+    txn_walk_t *walk = baton;
+    scep_transaction_t *t;
+    int stop;
+
+    if ((walk->rv = transaction_row(walk->scratch, row, 1, &t)) != APR_SUCCESS) {
+        return 1;
+    }
+    stop = walk->fn(walk->baton, t);
+    apr_pool_clear(walk->scratch);
+    return stop;
+}
+
+apr_status_t scep_store_sql_transaction_walk(scep_txn_t *txn, apr_pool_t *p, int held_only,
+                                             scep_transaction_visit_fn fn, void *baton)
+{
+    txn_walk_t walk;
+    apr_status_t rv;
+
+    memset(&walk, 0, sizeof(walk));
+    walk.fn = fn;
+    walk.baton = baton;
+    if (apr_pool_create(&walk.scratch, p) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
+    rv = scep_sql_foreach(txn, p, held_only ? "listing held transactions"
+                                            : "listing transactions",
+                          held_only
+                          ? "SELECT " TXN_COLS " FROM scep_transactions "
+                            "WHERE state <> 'issued'" TXN_ORDER
+                          : "SELECT " TXN_COLS " FROM scep_transactions" TXN_ORDER,
+                          0, NULL, txn_visit, &walk);
+    apr_pool_destroy(walk.scratch);
+    return rv != APR_SUCCESS ? rv : walk.rv;
+}
+
+apr_status_t scep_store_sql_transaction_put(scep_txn_t *txn, apr_pool_t *p,
+                                            const scep_transaction_t *t)
+{
+    const char *args[23];
+    int has_request = t->request && t->request_len;
+
+    args[0] = t->transaction_id;
+    args[1] = requester_of(p, t);
+    if (!key_fits(args[0], *args[1] ? TXN_SCOPED_EXTRA : 0)) {
+        return unstorable(txn);
+    }
+    args[2] = t->state;
+    args[3] = scep_sql_hex(p, t->request_digest, SCEP_REQUEST_DIGEST_LEN);
+    args[4] = t->fqdn;
+    args[5] = t->serial;
+    args[6] = i64(p, t->created);
+    args[7] = has_request ? scep_sql_hex(p, t->request, t->request_len) : NULL;
+    /* kept only with the request it belongs to, as the LMDB record does */
+    args[8] = i64(p, has_request ? t->grant_kind : 0);
+    args[9] = t->registration;
+    args[10] = t->ips;
+    args[11] = t->serial_number;
+    args[12] = t->renews;
+    args[13] = t->has_signer_key ? scep_sql_hex(p, t->signer_key, SCEP_REQUEST_DIGEST_LEN)
+                                 : NULL;
+    args[14] = t->client_ip;
+    args[15] = t->subject;
+    args[16] = i64(p, t->decided_at);
+    args[17] = t->decided_by;
+    args[18] = t->reason;
+    args[19] = t->upstream_pending ? "true" : "false";
+    args[20] = t->endpoint;
+    args[21] = t->identity_name;
+    args[22] = i64(p, t->identity_where);
+    return scep_sql_exec(txn, "writing a transaction",
+                         "INSERT INTO scep_transactions (transaction_id, requester, state, "
+                         "request_digest, fqdn, serial, created, request, grant_kind, "
+                         "registration, ips, serial_number, renews, signer_key, client_ip, "
+                         "subject, decided_at, decided_by, reason, upstream_pending, endpoint, "
+                         "identity_name, identity_where) VALUES (%s, decode(%s, 'hex'), %s, "
+                         "decode(%s, 'hex'), %s, %s, %s, decode(%s, 'hex'), %s, %s, %s, %s, "
+                         "%s, decode(%s, 'hex'), %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                         "ON CONFLICT (transaction_id, requester) DO UPDATE SET "
+                         "state = EXCLUDED.state, request_digest = EXCLUDED.request_digest, "
+                         "fqdn = EXCLUDED.fqdn, serial = EXCLUDED.serial, "
+                         "created = EXCLUDED.created, request = EXCLUDED.request, "
+                         "grant_kind = EXCLUDED.grant_kind, "
+                         "registration = EXCLUDED.registration, ips = EXCLUDED.ips, "
+                         "serial_number = EXCLUDED.serial_number, renews = EXCLUDED.renews, "
+                         "signer_key = EXCLUDED.signer_key, client_ip = EXCLUDED.client_ip, "
+                         "subject = EXCLUDED.subject, decided_at = EXCLUDED.decided_at, "
+                         "decided_by = EXCLUDED.decided_by, reason = EXCLUDED.reason, "
+                         "upstream_pending = EXCLUDED.upstream_pending, "
+                         "endpoint = EXCLUDED.endpoint, "
+                         "identity_name = EXCLUDED.identity_name, "
+                         "identity_where = EXCLUDED.identity_where",
+                         23, args, NULL);
+}
+
+/* ---- certificates ---------------------------------------------------------------------- */
+
+#define CERT_COLS "serial, encode(der, 'hex'), fqdn, subject, transaction_id, not_before, " \
+    "not_after, issued_at, revoked_at, revocation_reason, encode(issuer_key_id, 'hex')"
+#define CERT_NCOLS 11
+
+static apr_status_t cert_row(apr_pool_t *p, const scep_sql_row_t *row, int copy,
+                             scep_cert_rec_t **out)
+{
+    scep_cert_rec_t *c = apr_pcalloc(p, sizeof(*c));
+    row_reader_t r;
+
+    reader_start(&r, row, CERT_NCOLS, p, copy);
+    c->serial = col_str(&r, 0);
+    /* the LMDB key is the serial's bytes: only one spelling of it exists */
+    if (r.rv == APR_SUCCESS && !serial_canonical(c->serial)) {
+        damaged(&r);
+    }
+    c->der = col_bytes(&r, 1, &c->der_len);
+    if (!c->der || c->der_len == 0) {
+        c->der = NULL;
+        c->der_len = 0;
+    }
+    c->fqdn = col_str(&r, 2);
+    c->subject = col_str(&r, 3);
+    c->transaction_id = col_str(&r, 4);
+    c->not_before = col_i64(&r, 5);
+    c->not_after = col_i64(&r, 6);
+    c->issued_at = col_i64(&r, 7);
+    c->revoked_at = col_i64(&r, 8);
+    c->revocation_reason = (int)col_i64(&r, 9);     /* an integer column */
+    c->issuer_key_id = col_bytes(&r, 10, &c->issuer_key_id_len);
+    if (!c->issuer_key_id || c->issuer_key_id_len == 0) {
+        c->issuer_key_id = NULL;
+        c->issuer_key_id_len = 0;
+    }
+    if (r.rv == APR_SUCCESS) {
+        *out = c;
+    }
+    return r.rv;
 }
 
 apr_status_t scep_store_sql_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c)
 {
-    (void)txn;
-    (void)p;
-    (void)c;
-    return APR_ENOTIMPL;
+    const char *args[11];
+    apr_status_t rv;
+    int n = 0;
+
+    if (strlen(c->serial) > 2 * KEY_MAX || (c->fqdn && !key_fits(c->fqdn, 0))) {
+        return unstorable(txn);
+    }
+    args[0] = serial_text(p, c->serial);
+    args[1] = c->der && c->der_len ? scep_sql_hex(p, c->der, c->der_len) : "";
+    args[2] = c->fqdn;
+    args[3] = c->subject;
+    args[4] = c->transaction_id;
+    args[5] = i64(p, c->not_before);
+    args[6] = i64(p, c->not_after);
+    args[7] = i64(p, c->issued_at);
+    args[8] = i64(p, c->revoked_at);
+    args[9] = i64(p, c->revoked_at ? c->revocation_reason : 0);
+    args[10] = c->issuer_key_id && c->issuer_key_id_len
+               ? scep_sql_hex(p, c->issuer_key_id, c->issuer_key_id_len) : NULL;
+    /* a rewrite of the same certificate (revoked, moved to another name) updates it; a
+     * different certificate under a serial already used is refused: serials are unique */
+    rv = scep_sql_exec(txn, "recording a certificate",
+                       "INSERT INTO scep_certificates (serial, der, fqdn, subject, "
+                       "transaction_id, not_before, not_after, issued_at, revoked_at, "
+                       "revocation_reason, issuer_key_id) VALUES (%s, decode(%s, 'hex'), %s, "
+                       "%s, %s, %s, %s, %s, %s, %s, decode(%s, 'hex')) "
+                       "ON CONFLICT (serial) DO UPDATE SET fqdn = EXCLUDED.fqdn, "
+                       "subject = EXCLUDED.subject, transaction_id = EXCLUDED.transaction_id, "
+                       "not_before = EXCLUDED.not_before, not_after = EXCLUDED.not_after, "
+                       "issued_at = EXCLUDED.issued_at, revoked_at = EXCLUDED.revoked_at, "
+                       "revocation_reason = EXCLUDED.revocation_reason, "
+                       "issuer_key_id = EXCLUDED.issuer_key_id "
+                       "WHERE scep_certificates.der = EXCLUDED.der", 11, args, &n);
+    return rv == APR_SUCCESS && n == 0 ? scep_db_txn_fail(txn, SCEP_DB_EXISTS) : rv;
 }
 
-apr_status_t scep_store_sql_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex, scep_cert_rec_t **c)
+apr_status_t scep_store_sql_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
+                                     scep_cert_rec_t **c)
 {
-    (void)txn;
-    (void)p;
-    (void)serial_hex;
-    (void)c;
-    return APR_ENOTIMPL;
+    const char *args[1];
+    scep_sql_row_t *row;
+    apr_status_t rv;
+
+    if (strlen(serial_hex) > 2 * KEY_MAX) {
+        return SCEP_DB_NOTFOUND;
+    }
+    args[0] = serial_text(p, serial_hex);
+    rv = scep_sql_select_one(txn, p, "reading a certificate",
+                             "SELECT " CERT_COLS " FROM scep_certificates WHERE serial = %s",
+                             1, args, &row);
+    return rv == APR_SUCCESS ? cert_row(p, row, 0, c) : rv;
 }
 
-apr_status_t scep_store_sql_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn, scep_cert_visit_fn fn, void *baton)
+typedef struct cert_walk_t {
+    apr_pool_t *scratch;                /* one record at a time: walks stay small */
+    scep_cert_visit_fn fn;
+    void *baton;
+    apr_status_t rv;
+} cert_walk_t;
+
+static int cert_visit(void *baton, const scep_sql_row_t *row)
 {
-    (void)txn;
-    (void)p;
-    (void)fqdn;
-    (void)fn;
-    (void)baton;
-    return APR_ENOTIMPL;
+    cert_walk_t *walk = baton;
+    scep_cert_rec_t *c;
+    int stop;
+
+    if ((walk->rv = cert_row(walk->scratch, row, 1, &c)) != APR_SUCCESS) {
+        return 1;
+    }
+    stop = walk->fn(walk->baton, c);
+    apr_pool_clear(walk->scratch);
+    return stop;
 }
 
-apr_status_t scep_store_sql_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex, apr_int64_t now, int reason, int *already)
+apr_status_t scep_store_sql_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                         scep_cert_visit_fn fn, void *baton)
 {
-    (void)txn;
-    (void)p;
-    (void)serial_hex;
-    (void)now;
-    (void)reason;
-    (void)already;
-    return APR_ENOTIMPL;
+    cert_walk_t walk;
+    const char *args[1];
+    apr_status_t rv;
+
+    if (fqdn && !key_fits(fqdn, 0)) {
+        return APR_SUCCESS;             /* "" would be every name's prefix on LMDB */
+    }
+    memset(&walk, 0, sizeof(walk));
+    walk.fn = fn;
+    walk.baton = baton;
+    if (apr_pool_create(&walk.scratch, p) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
+    args[0] = fqdn;
+    rv = fqdn ? scep_sql_foreach(txn, p, "listing a name's certificates",
+                                 "SELECT " CERT_COLS " FROM scep_certificates WHERE fqdn = %s "
+                                 "ORDER BY serial COLLATE \"C\"", 1, args, cert_visit, &walk)
+              : scep_sql_foreach(txn, p, "listing certificates",
+                                 "SELECT " CERT_COLS " FROM scep_certificates "
+                                 "ORDER BY serial COLLATE \"C\"", 0, NULL, cert_visit, &walk);
+    apr_pool_destroy(walk.scratch);
+    return rv != APR_SUCCESS ? rv : walk.rv;
 }
+
+apr_status_t scep_store_sql_cert_revoke(scep_txn_t *txn, apr_pool_t *p,
+                                        const char *serial_hex, apr_int64_t now, int reason,
+                                        int *already)
+{
+    const char *args[6], *serial, *when;
+    scep_sql_row_t *row;
+    row_reader_t r;
+    apr_int64_t found, marked;
+    apr_status_t rv;
+
+    *already = 0;
+    if (strlen(serial_hex) > 2 * KEY_MAX) {
+        return SCEP_DB_NOTFOUND;
+    }
+    serial = serial_text(p, serial_hex);
+    when = i64(p, now);
+    args[0] = when;
+    args[1] = i64(p, reason);
+    args[2] = serial;
+    args[3] = when;
+    args[4] = when;
+    args[5] = serial;
+    /* One round trip: the first revocation marks the certificate and bumps the CRL
+     * generation; a later one changes nothing, so the first time and reason stand. */
+    rv = scep_sql_select_one(txn, p, "revoking a certificate",
+                             "WITH marked AS (UPDATE scep_certificates SET revoked_at = %s, "
+                             "revocation_reason = %s WHERE serial = %s AND revoked_at = 0 "
+                             "RETURNING serial), "
+                             "bumped AS (INSERT INTO scep_crl_state (only_row, generation, "
+                             "changed_at) SELECT true, 1, %s::bigint FROM marked "
+                             "ON CONFLICT (only_row) DO UPDATE SET "
+                             "generation = scep_crl_state.generation + 1, "
+                             "changed_at = %s::bigint RETURNING generation) "
+                             "SELECT (SELECT count(*) FROM scep_certificates "
+                             "WHERE serial = %s), (SELECT count(*) FROM marked), "
+                             "(SELECT count(*) FROM bumped)",
+                             6, args, &row);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    reader_start(&r, row, 3, p, 0);
+    found = col_i64(&r, 0);
+    marked = col_i64(&r, 1);
+    if (r.rv == APR_SUCCESS && marked != col_i64(&r, 2)) {
+        damaged(&r);
+    }
+    if (r.rv != APR_SUCCESS) {
+        return r.rv;
+    }
+    if (found == 0) {
+        return SCEP_DB_NOTFOUND;
+    }
+    *already = marked == 0;
+    return APR_SUCCESS;
+}
+
+/* ---- CRL state ------------------------------------------------------------------------- */
 
 apr_status_t scep_store_sql_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state)
 {
-    (void)txn;
-    (void)state;
-    return APR_ENOTIMPL;
+    apr_pool_t *p;
+    scep_sql_row_t *row;
+    row_reader_t r;
+    apr_status_t rv;
+
+    memset(state, 0, sizeof(*state));
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return scep_db_txn_fail(txn, APR_ENOMEM);
+    }
+    rv = scep_sql_select_one(txn, p, "reading the CRL state",
+                             "SELECT generation, changed_at FROM scep_crl_state", 0, NULL,
+                             &row);
+    if (rv == SCEP_DB_NOTFOUND) {
+        rv = APR_SUCCESS;               /* nothing was ever revoked */
+    }
+    else if (rv == APR_SUCCESS) {
+        reader_start(&r, row, 2, p, 0);
+        state->generation = col_i64(&r, 0);
+        state->changed_at = col_i64(&r, 1);
+        if ((rv = r.rv) != APR_SUCCESS) {
+            memset(state, 0, sizeof(*state));
+        }
+    }
+    apr_pool_destroy(p);
+    return rv;
 }
 
-apr_status_t scep_store_sql_crl_published_get(scep_txn_t *txn, apr_pool_t *p, scep_crl_published_t **pub)
+apr_status_t scep_store_sql_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
+                                              scep_crl_published_t **out)
 {
-    (void)txn;
-    (void)p;
-    (void)pub;
-    return APR_ENOTIMPL;
+    scep_crl_published_t *pub;
+    scep_sql_row_t *row;
+    const unsigned char *id;
+    row_reader_t r;
+    apr_status_t rv;
+
+    rv = scep_sql_select_one(txn, p, "reading the published CRL",
+                             "SELECT number, generation, this_update, next_update, "
+                             "encode(ca_id, 'hex'), encode(der, 'hex') FROM scep_crl_published",
+                             0, NULL, &row);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    pub = apr_pcalloc(p, sizeof(*pub));
+    reader_start(&r, row, 6, p, 0);
+    pub->number = col_i64(&r, 0);
+    pub->generation = col_i64(&r, 1);
+    pub->this_update = col_i64(&r, 2);
+    pub->next_update = col_i64(&r, 3);
+    if ((id = col_fixed(&r, 4, sizeof(pub->ca_id))) != NULL) {
+        memcpy(pub->ca_id, id, sizeof(pub->ca_id));
+    }
+    pub->der = col_bytes(&r, 5, &pub->der_len);
+    if (r.rv == APR_SUCCESS && (!id || !pub->der || pub->der_len == 0)) {
+        damaged(&r);
+    }
+    if (r.rv == APR_SUCCESS) {
+        *out = pub;
+    }
+    return r.rv;
 }
 
-apr_status_t scep_store_sql_crl_published_put(scep_txn_t *txn, apr_pool_t *p, const scep_crl_published_t *pub)
+apr_status_t scep_store_sql_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
+                                              const scep_crl_published_t *pub)
 {
-    (void)txn;
-    (void)p;
-    (void)pub;
-    return APR_ENOTIMPL;
+    const char *args[6];
+
+    args[0] = i64(p, pub->number);
+    args[1] = i64(p, pub->generation);
+    args[2] = i64(p, pub->this_update);
+    args[3] = i64(p, pub->next_update);
+    args[4] = scep_sql_hex(p, pub->ca_id, sizeof(pub->ca_id));
+    args[5] = scep_sql_hex(p, pub->der, pub->der_len);
+    /* the table's trigger refuses a number that would fall */
+    return scep_sql_exec(txn, "keeping the published CRL",
+                         "INSERT INTO scep_crl_published (only_row, number, generation, "
+                         "this_update, next_update, ca_id, der) VALUES (true, %s, %s, %s, %s, "
+                         "decode(%s, 'hex'), decode(%s, 'hex')) ON CONFLICT (only_row) DO "
+                         "UPDATE SET number = EXCLUDED.number, "
+                         "generation = EXCLUDED.generation, "
+                         "this_update = EXCLUDED.this_update, "
+                         "next_update = EXCLUDED.next_update, ca_id = EXCLUDED.ca_id, "
+                         "der = EXCLUDED.der", 6, args, NULL);
 }

@@ -13,6 +13,22 @@
 
 #include "scep_store.h"
 
+/* ---- the checks a record passes whichever engine kept it (in scep_store.c) ---------- */
+
+/* A challenge verifier from its parts, SCEP_DB_CORRUPT unless each has the range or the
+ * length of the LMDB field (algorithm one byte, iterations four, salt and hash). */
+apr_status_t scep_store_verifier_from(apr_int64_t algorithm, apr_int64_t iterations,
+                                      const unsigned char *salt, apr_size_t salt_len,
+                                      const unsigned char *hash, apr_size_t hash_len,
+                                      scep_verifier_t *v);
+/* A transaction read back: its state is there, its identity fits its key (both the name
+ * and the place or neither, never a host's, the name's key is the record's fqdn), and a
+ * record kept under a requester repeats that requester as its signer key (`requester`
+ * NULL for a record kept under the bare ID).  SCEP_DB_CORRUPT otherwise. */
+apr_status_t scep_store_transaction_check(apr_pool_t *p, const scep_transaction_t *t,
+                                          int name_present, int where_present,
+                                          apr_int64_t where, const unsigned char *requester);
+
 /* Whether the transaction is PostgreSQL's. */
 int scep_store_sql_active(scep_txn_t *txn);
 
