@@ -307,37 +307,54 @@ apr_status_t scep_store_device_get(scep_txn_t *txn, apr_pool_t *p, const char *f
     return device_decode(p, fqdn, klen, val, vlen, dev);
 }
 
-apr_status_t scep_store_device_find(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
-                                    scep_device_t **dev)
+/* The keys that may register a canonical name, the most specific first. */
+static apr_array_header_t *device_candidates(apr_pool_t *p, const char *fqdn)
 {
-    const char *dot, *at;
-    apr_status_t rv = scep_store_device_get(txn, p, fqdn, dev);
+    apr_array_header_t *keys = apr_array_make(p, 4, sizeof(const char *));
     scep_identity_kind_e kind = scep_name_key_kind(fqdn);
+    const char *dot, *at;
 
+    APR_ARRAY_PUSH(keys, const char *) = fqdn;
     if (kind != SCEP_IDENTITY_HOST) {
         /* "user:a@b.c" tries "user:*@b.c", then "user:*"; other kinds only "<kind>:*".
          * A host wildcard never covers them. */
-        at = kind == SCEP_IDENTITY_USER ? strrchr(fqdn, '@') : NULL;
-        if (rv == SCEP_DB_NOTFOUND && at) {
-            rv = scep_store_device_get(txn, p, apr_pstrcat(p, "user:*", at, NULL), dev);
-        }
-        if (rv == SCEP_DB_NOTFOUND) {
-            apr_size_t prefix = (apr_size_t)(scep_name_key_value(fqdn) - fqdn);
+        apr_size_t prefix = (apr_size_t)(scep_name_key_value(fqdn) - fqdn);
 
-            rv = scep_store_device_get(txn, p,
-                                       apr_pstrcat(p, apr_pstrndup(p, fqdn, prefix), "*", NULL),
-                                       dev);
+        at = kind == SCEP_IDENTITY_USER ? strrchr(fqdn, '@') : NULL;
+        if (at) {
+            APR_ARRAY_PUSH(keys, const char *) = apr_pstrcat(p, "user:*", at, NULL);
         }
-        return rv;
+        APR_ARRAY_PUSH(keys, const char *) = apr_pstrcat(p, apr_pstrndup(p, fqdn, prefix),
+                                                         "*", NULL);
+        return keys;
     }
     /* "a.b.c" tries "*.b.c", then "*.c", then "*": the longest suffix is the most
      * specific wildcard. */
-    for (dot = fqdn ? strchr(fqdn, '.') : NULL; rv == SCEP_DB_NOTFOUND && dot;
-         dot = strchr(dot + 1, '.')) {
-        rv = scep_store_device_get(txn, p, apr_pstrcat(p, "*", dot, NULL), dev);
+    for (dot = strchr(fqdn, '.'); dot; dot = strchr(dot + 1, '.')) {
+        APR_ARRAY_PUSH(keys, const char *) = apr_pstrcat(p, "*", dot, NULL);
     }
-    if (rv == SCEP_DB_NOTFOUND) {
-        rv = scep_store_device_get(txn, p, "*", dev);
+    APR_ARRAY_PUSH(keys, const char *) = "*";
+    return keys;
+}
+
+apr_status_t scep_store_device_find(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
+                                    scep_device_t **dev)
+{
+    apr_array_header_t *keys;
+    apr_status_t rv;
+    int i;
+
+    *dev = NULL;
+    if (!fqdn) {
+        return APR_EINVAL;
+    }
+    keys = device_candidates(p, fqdn);
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_device_find(txn, p, keys, dev);   /* one round trip */
+    }
+    rv = SCEP_DB_NOTFOUND;
+    for (i = 0; rv == SCEP_DB_NOTFOUND && i < keys->nelts; i++) {
+        rv = scep_store_device_get(txn, p, APR_ARRAY_IDX(keys, i, const char *), dev);
     }
     return rv;
 }

@@ -276,6 +276,45 @@ apr_status_t scep_store_sql_device_get(scep_txn_t *txn, apr_pool_t *p, const cha
     return rv == APR_SUCCESS ? device_row(p, row, 0, dev) : rv;
 }
 
+apr_status_t scep_store_sql_device_find(scep_txn_t *txn, apr_pool_t *p,
+                                        const apr_array_header_t *keys, scep_device_t **dev)
+{
+    const char **args = apr_palloc(p, sizeof(*args) * (apr_size_t)(keys->nelts + 1));
+    const char *sql = "SELECT " DEVICE_COLS " FROM scep_devices WHERE key IN (";
+    apr_array_header_t *rows;
+    apr_status_t rv;
+    int i, j, n = 0;
+
+    /* the statement's text holds only as many markers as there are keys; the keys
+     * themselves are parameters */
+    for (i = 0; i < keys->nelts; i++) {
+        const char *key = APR_ARRAY_IDX(keys, i, const char *);
+
+        if (key_fits(key, 0)) {
+            args[n] = key;
+            sql = apr_pstrcat(p, sql, n ? ", %s" : "%s", NULL);
+            n++;
+        }
+    }
+    if (n == 0) {
+        return SCEP_DB_NOTFOUND;
+    }
+    rv = scep_sql_select(txn, p, "finding a registration", apr_pstrcat(p, sql, ")", NULL), n,
+                         args, &rows);
+    /* the most specific key that has a row decides, damaged or not, as one get after
+     * the other would */
+    for (j = 0; rv == APR_SUCCESS && j < n; j++) {
+        for (i = 0; i < rows->nelts; i++) {
+            const scep_sql_row_t *row = APR_ARRAY_IDX(rows, i, scep_sql_row_t *);
+
+            if (row->ncols > 0 && row->val[0] && strcmp(row->val[0], args[j]) == 0) {
+                return device_row(p, row, 0, dev);
+            }
+        }
+    }
+    return rv == APR_SUCCESS ? SCEP_DB_NOTFOUND : rv;
+}
+
 apr_status_t scep_store_sql_device_put(scep_txn_t *txn, apr_pool_t *p,
                                        const scep_device_t *dev)
 {

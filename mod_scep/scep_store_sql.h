@@ -34,6 +34,10 @@ int scep_store_sql_active(scep_txn_t *txn);
 
 apr_status_t scep_store_sql_device_get(scep_txn_t *txn, apr_pool_t *p, const char *key,
                                        scep_device_t **dev);
+/* The record under the first of `keys` (const char *, the most specific first) that has
+ * one, in one statement: scep_store_device_find's lookups. */
+apr_status_t scep_store_sql_device_find(scep_txn_t *txn, apr_pool_t *p,
+                                        const apr_array_header_t *keys, scep_device_t **dev);
 apr_status_t scep_store_sql_device_put(scep_txn_t *txn, apr_pool_t *p,
                                        const scep_device_t *dev);
 apr_status_t scep_store_sql_device_delete(scep_txn_t *txn, const char *key);
