@@ -10,7 +10,7 @@ CREATE TABLE scep_schema (
 );
 COMMENT ON TABLE scep_schema IS 'mod_scep: schema version; every writer locks this row first, so writers run one at a time across all nodes';
 CREATE TABLE scep_devices (
-    key text PRIMARY KEY CHECK (key <> ''),
+    key text COLLATE "C" PRIMARY KEY CHECK (key <> ''),
     ips text[] NOT NULL DEFAULT '{}',
     serial text,
     verifier_algorithm integer NOT NULL DEFAULT 0,
@@ -47,7 +47,7 @@ CREATE TABLE scep_failures (
 );
 COMMENT ON TABLE scep_failures IS 'mod_scep: failed challenges and lockouts, by requested name';
 CREATE TABLE scep_transactions (
-    transaction_id text NOT NULL,
+    transaction_id text COLLATE "C" NOT NULL,
     requester bytea NOT NULL CHECK (length(requester) IN (0, 32)),
     state text NOT NULL CHECK (state IN ('issued', 'pending', 'approved', 'rejected',
                                          'expired', 'upstream')),
@@ -70,13 +70,15 @@ CREATE TABLE scep_transactions (
     endpoint text,
     identity_name text,
     identity_where integer NOT NULL DEFAULT 0,
-    PRIMARY KEY (transaction_id, requester)
+    signer_key bytea CHECK (length(signer_key) = 32),
+    PRIMARY KEY (transaction_id, requester),
+    CHECK (length(requester) = 0 OR requester IS NOT DISTINCT FROM signer_key)
 );
 CREATE INDEX scep_transactions_held ON scep_transactions (transaction_id)
     WHERE state <> 'issued';
 COMMENT ON TABLE scep_transactions IS 'mod_scep: SCEP transactions, one per transactionID and requester (SHA-256 of its public key; empty for old records)';
 CREATE TABLE scep_certificates (
-    serial text PRIMARY KEY,
+    serial text COLLATE "C" PRIMARY KEY,
     der bytea NOT NULL,
     fqdn text,
     subject text,
