@@ -166,29 +166,123 @@ static const char *i64(apr_pool_t *p, apr_int64_t v)
     return scep_sql_i64(p, v);
 }
 
-static apr_status_t count_rows(scep_txn_t *txn, const char *what, const char *sql,
-                               apr_size_t *count)
+/* One DELETE by one key; SCEP_DB_NOTFOUND when no row went, as LMDB's delete. */
+static apr_status_t delete_one(scep_txn_t *txn, const char *what, const char *sql,
+                               const char *key)
+{
+    const char *args[1];
+    apr_status_t rv;
+    int n = 0;
+
+    args[0] = key;
+    rv = scep_sql_exec(txn, what, sql, 1, args, &n);
+    return rv == APR_SUCCESS && n == 0 ? SCEP_DB_NOTFOUND : rv;
+}
+
+/* One row of NOT NULL numbers into out[0..n-1], read in a pool of its own: the callers
+ * (counters, counts, the CRL state) are handed none.  out is zeroed unless APR_SUCCESS. */
+static apr_status_t select_numbers(scep_txn_t *txn, const char *what, const char *sql,
+                                   int nargs, const char *const *args, apr_int64_t *out,
+                                   int n)
 {
     apr_pool_t *p;
     scep_sql_row_t *row;
-    apr_status_t rv;
     row_reader_t r;
+    apr_status_t rv;
+    int i;
 
-    *count = 0;
+    memset(out, 0, sizeof(*out) * (apr_size_t)n);
     if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
         return scep_db_txn_fail(txn, APR_ENOMEM);
     }
-    rv = scep_sql_select_one(txn, p, what, sql, 0, NULL, &row);
+    rv = scep_sql_select_one(txn, p, what, sql, nargs, args, &row);
     if (rv == APR_SUCCESS) {
-        apr_int64_t n;
-
-        reader_start(&r, row, 1, p, 0);
-        n = col_i64(&r, 0);
-        rv = r.rv == APR_SUCCESS && n >= 0 ? APR_SUCCESS : SCEP_DB_CORRUPT;
-        *count = rv == APR_SUCCESS ? (apr_size_t)n : 0;
+        reader_start(&r, row, n, p, 0);
+        for (i = 0; i < n; i++) {
+            out[i] = col_i64(&r, i);
+        }
+        if ((rv = r.rv) != APR_SUCCESS) {
+            memset(out, 0, sizeof(*out) * (apr_size_t)n);
+        }
     }
     apr_pool_destroy(p);
     return rv;
+}
+
+static apr_status_t count_rows(scep_txn_t *txn, const char *what, const char *sql,
+                               apr_size_t *count)
+{
+    apr_int64_t n;
+    apr_status_t rv = select_numbers(txn, what, sql, 0, NULL, &n, 1);
+
+    *count = rv == APR_SUCCESS && n > 0 ? (apr_size_t)n : 0;
+    return rv;
+}
+
+/* ---- walks ------------------------------------------------------------------------
+ * Rows come through scep_sql_foreach's cursor; each is decoded and handed to the caller's
+ * function of its kind (one of the three is set).  A record lives in `pool`: the caller's
+ * for devices (as on LMDB), else a scratch pool cleared once fn returns. */
+
+typedef struct row_walk_t {
+    apr_pool_t *pool;
+    int scratch;
+    scep_device_visit_fn device_fn;
+    scep_transaction_visit_fn transaction_fn;
+    scep_cert_visit_fn cert_fn;
+    void *baton;
+    apr_status_t rv;
+} row_walk_t;
+
+static apr_status_t device_row(apr_pool_t *p, const scep_sql_row_t *row, int copy,
+                               scep_device_t **out);
+static apr_status_t transaction_row(apr_pool_t *p, const scep_sql_row_t *row, int copy,
+                                    scep_transaction_t **out);
+static apr_status_t cert_row(apr_pool_t *p, const scep_sql_row_t *row, int copy,
+                             scep_cert_rec_t **out);
+
+static int row_visit(void *baton, const scep_sql_row_t *row)
+{
+    row_walk_t *walk = baton;
+    scep_device_t *dev;
+    scep_transaction_t *t;
+    scep_cert_rec_t *c;
+    int stop = 1;
+
+    if (walk->device_fn) {
+        walk->rv = device_row(walk->pool, row, 1, &dev);
+        stop = walk->rv != APR_SUCCESS || walk->device_fn(walk->baton, dev);
+    }
+    else if (walk->transaction_fn) {
+        walk->rv = transaction_row(walk->pool, row, 1, &t);
+        stop = walk->rv != APR_SUCCESS || walk->transaction_fn(walk->baton, t);
+    }
+    else if (walk->cert_fn) {
+        walk->rv = cert_row(walk->pool, row, 1, &c);
+        stop = walk->rv != APR_SUCCESS || walk->cert_fn(walk->baton, c);
+    }
+    if (walk->scratch) {
+        apr_pool_clear(walk->pool);
+    }
+    return stop;
+}
+
+static apr_status_t walk_rows(scep_txn_t *txn, apr_pool_t *p, int scratch, const char *what,
+                              const char *sql, int nargs, const char *const *args,
+                              row_walk_t *walk)
+{
+    apr_status_t rv;
+
+    walk->pool = p;
+    walk->scratch = scratch;
+    if (scratch && apr_pool_create(&walk->pool, p) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
+    rv = scep_sql_foreach(txn, p, what, sql, nargs, args, row_visit, walk);
+    if (scratch) {
+        apr_pool_destroy(walk->pool);
+    }
+    return rv != APR_SUCCESS ? rv : walk->rv;
 }
 
 /* ---- devices ------------------------------------------------------------------------ */
@@ -371,48 +465,23 @@ apr_status_t scep_store_sql_device_put(scep_txn_t *txn, apr_pool_t *p,
 
 apr_status_t scep_store_sql_device_delete(scep_txn_t *txn, const char *key)
 {
-    const char *args[1];
-    apr_status_t rv;
-    int n = 0;
-
-    if (!key_fits(key, 0)) {
-        return SCEP_DB_NOTFOUND;
-    }
-    args[0] = key;
-    rv = scep_sql_exec(txn, "deleting a registration",
-                       "DELETE FROM scep_devices WHERE key = %s", 1, args, &n);
-    return rv == APR_SUCCESS && n == 0 ? SCEP_DB_NOTFOUND : rv;
-}
-
-typedef struct device_walk_t {
-    apr_pool_t *p;
-    scep_device_visit_fn fn;
-    void *baton;
-    apr_status_t rv;
-} device_walk_t;
-
-static int device_visit(void *baton, const scep_sql_row_t *row)
-{
-    device_walk_t *walk = baton;
-    scep_device_t *dev;
-
-    /* into the caller's pool, as the LMDB walk does */
-    if ((walk->rv = device_row(walk->p, row, 1, &dev)) != APR_SUCCESS) {
-        return 1;
-    }
-    return walk->fn(walk->baton, dev);
+    return key_fits(key, 0) ? delete_one(txn, "deleting a registration",
+                                         "DELETE FROM scep_devices WHERE key = %s", key)
+                            : SCEP_DB_NOTFOUND;
 }
 
 apr_status_t scep_store_sql_device_foreach(scep_txn_t *txn, apr_pool_t *p,
                                            scep_device_visit_fn fn, void *baton)
 {
-    device_walk_t walk = { p, fn, baton, APR_SUCCESS };
-    apr_status_t rv = scep_sql_foreach(txn, p, "listing registrations",
-                                       "SELECT " DEVICE_COLS " FROM scep_devices "
-                                       "ORDER BY key COLLATE \"C\"", 0, NULL,
-                                       device_visit, &walk);
+    row_walk_t walk;
 
-    return rv != APR_SUCCESS ? rv : walk.rv;
+    memset(&walk, 0, sizeof(walk));
+    walk.device_fn = fn;
+    walk.baton = baton;
+    /* into the caller's pool, as the LMDB walk does */
+    return walk_rows(txn, p, 0, "listing registrations",
+                     "SELECT " DEVICE_COLS " FROM scep_devices ORDER BY key COLLATE \"C\"",
+                     0, NULL, &walk);
 }
 
 /* ---- minted challenges ----------------------------------------------------------------- */
@@ -467,21 +536,17 @@ apr_status_t scep_store_sql_minted_get(scep_txn_t *txn, apr_pool_t *p,
 
 apr_status_t scep_store_sql_minted_delete(scep_txn_t *txn, const unsigned char *key)
 {
-    const char *args[1];
     char hex[65];
-    apr_status_t rv;
-    int i, n = 0;
+    int i;
 
+    /* no pool here: the digest's hex on the stack */
     for (i = 0; i < 32; i++) {
         hex[2 * i] = "0123456789abcdef"[key[i] >> 4];
         hex[2 * i + 1] = "0123456789abcdef"[key[i] & 0xf];
     }
     hex[64] = '\0';
-    args[0] = hex;
-    rv = scep_sql_exec(txn, "consuming a minted challenge",
-                       "DELETE FROM scep_challenges WHERE digest = decode(%s, 'hex')",
-                       1, args, &n);
-    return rv == APR_SUCCESS && n == 0 ? SCEP_DB_NOTFOUND : rv;
+    return delete_one(txn, "consuming a minted challenge",
+                      "DELETE FROM scep_challenges WHERE digest = decode(%s, 'hex')", hex);
 }
 
 apr_status_t scep_store_sql_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
@@ -509,33 +574,23 @@ apr_status_t scep_store_sql_minted_count(scep_txn_t *txn, apr_size_t *count)
 apr_status_t scep_store_sql_failure_get(scep_txn_t *txn, const char *key, scep_failure_t *f)
 {
     const char *args[1];
-    apr_pool_t *p;
-    scep_sql_row_t *row;
-    row_reader_t r;
+    apr_int64_t v[4];
     apr_status_t rv;
 
     memset(f, 0, sizeof(*f));
     if (!key_fits(key, 0)) {
         return SCEP_DB_NOTFOUND;
     }
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return scep_db_txn_fail(txn, APR_ENOMEM);
-    }
     args[0] = key;
-    rv = scep_sql_select_one(txn, p, "reading a failure counter",
-                             "SELECT count, last, locked_until, period FROM scep_failures "
-                             "WHERE name = %s", 1, args, &row);
+    rv = select_numbers(txn, "reading a failure counter",
+                        "SELECT count, last, locked_until, period FROM scep_failures "
+                        "WHERE name = %s", 1, args, v, 4);
     if (rv == APR_SUCCESS) {
-        reader_start(&r, row, 4, p, 0);
-        f->count = col_i64(&r, 0);
-        f->last = col_i64(&r, 1);
-        f->locked_until = col_i64(&r, 2);
-        f->period = col_i64(&r, 3);
-        if ((rv = r.rv) != APR_SUCCESS) {
-            memset(f, 0, sizeof(*f));
-        }
+        f->count = v[0];
+        f->last = v[1];
+        f->locked_until = v[2];
+        f->period = v[3];
     }
-    apr_pool_destroy(p);
     return rv;
 }
 
@@ -562,17 +617,9 @@ apr_status_t scep_store_sql_failure_put(scep_txn_t *txn, apr_pool_t *p, const ch
 
 apr_status_t scep_store_sql_failure_clear(scep_txn_t *txn, const char *key)
 {
-    const char *args[1];
-    apr_status_t rv;
-    int n = 0;
-
-    if (!key_fits(key, 0)) {
-        return SCEP_DB_NOTFOUND;
-    }
-    args[0] = key;
-    rv = scep_sql_exec(txn, "clearing a failure counter",
-                       "DELETE FROM scep_failures WHERE name = %s", 1, args, &n);
-    return rv == APR_SUCCESS && n == 0 ? SCEP_DB_NOTFOUND : rv;
+    return key_fits(key, 0) ? delete_one(txn, "clearing a failure counter",
+                                         "DELETE FROM scep_failures WHERE name = %s", key)
+                            : SCEP_DB_NOTFOUND;
 }
 
 apr_status_t scep_store_sql_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
@@ -774,48 +821,21 @@ apr_status_t scep_store_sql_transaction_reread(scep_txn_t *txn, apr_pool_t *p,
     return rv == APR_SUCCESS ? transaction_row(p, row, 0, fresh) : rv;
 }
 
-typedef struct txn_walk_t {
-    apr_pool_t *scratch;                /* one record at a time */
-    scep_transaction_visit_fn fn;
-    void *baton;
-    apr_status_t rv;
-} txn_walk_t;
-
-static int txn_visit(void *baton, const scep_sql_row_t *row)
-{
-    txn_walk_t *walk = baton;
-    scep_transaction_t *t;
-    int stop;
-
-    if ((walk->rv = transaction_row(walk->scratch, row, 1, &t)) != APR_SUCCESS) {
-        return 1;
-    }
-    stop = walk->fn(walk->baton, t);
-    apr_pool_clear(walk->scratch);
-    return stop;
-}
-
 apr_status_t scep_store_sql_transaction_walk(scep_txn_t *txn, apr_pool_t *p, int held_only,
                                              scep_transaction_visit_fn fn, void *baton)
 {
-    txn_walk_t walk;
-    apr_status_t rv;
+    row_walk_t walk;
 
     memset(&walk, 0, sizeof(walk));
-    walk.fn = fn;
+    walk.transaction_fn = fn;
     walk.baton = baton;
-    if (apr_pool_create(&walk.scratch, p) != APR_SUCCESS) {
-        return APR_ENOMEM;
-    }
-    rv = scep_sql_foreach(txn, p, held_only ? "listing held transactions"
-                                            : "listing transactions",
-                          held_only
-                          ? "SELECT " TXN_COLS " FROM scep_transactions "
-                            "WHERE state <> 'issued'" TXN_ORDER
-                          : "SELECT " TXN_COLS " FROM scep_transactions" TXN_ORDER,
-                          0, NULL, txn_visit, &walk);
-    apr_pool_destroy(walk.scratch);
-    return rv != APR_SUCCESS ? rv : walk.rv;
+    return walk_rows(txn, p, 1, held_only ? "listing held transactions"
+                                          : "listing transactions",
+                     held_only
+                     ? "SELECT " TXN_COLS " FROM scep_transactions "
+                       "WHERE state <> 'issued'" TXN_ORDER
+                     : "SELECT " TXN_COLS " FROM scep_transactions" TXN_ORDER,
+                     0, NULL, &walk);
 }
 
 apr_status_t scep_store_sql_transaction_put(scep_txn_t *txn, apr_pool_t *p,
@@ -974,52 +994,25 @@ apr_status_t scep_store_sql_cert_get(scep_txn_t *txn, apr_pool_t *p, const char 
     return rv == APR_SUCCESS ? cert_row(p, row, 0, c) : rv;
 }
 
-typedef struct cert_walk_t {
-    apr_pool_t *scratch;                /* one record at a time: walks stay small */
-    scep_cert_visit_fn fn;
-    void *baton;
-    apr_status_t rv;
-} cert_walk_t;
-
-static int cert_visit(void *baton, const scep_sql_row_t *row)
-{
-    cert_walk_t *walk = baton;
-    scep_cert_rec_t *c;
-    int stop;
-
-    if ((walk->rv = cert_row(walk->scratch, row, 1, &c)) != APR_SUCCESS) {
-        return 1;
-    }
-    stop = walk->fn(walk->baton, c);
-    apr_pool_clear(walk->scratch);
-    return stop;
-}
-
 apr_status_t scep_store_sql_cert_foreach(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
                                          scep_cert_visit_fn fn, void *baton)
 {
-    cert_walk_t walk;
+    row_walk_t walk;
     const char *args[1];
-    apr_status_t rv;
 
     if (fqdn && !key_fits(fqdn, 0)) {
         return APR_SUCCESS;             /* "" would be every name's prefix on LMDB */
     }
     memset(&walk, 0, sizeof(walk));
-    walk.fn = fn;
+    walk.cert_fn = fn;
     walk.baton = baton;
-    if (apr_pool_create(&walk.scratch, p) != APR_SUCCESS) {
-        return APR_ENOMEM;
-    }
     args[0] = fqdn;
-    rv = fqdn ? scep_sql_foreach(txn, p, "listing a name's certificates",
-                                 "SELECT " CERT_COLS " FROM scep_certificates WHERE fqdn = %s "
-                                 "ORDER BY serial COLLATE \"C\"", 1, args, cert_visit, &walk)
-              : scep_sql_foreach(txn, p, "listing certificates",
-                                 "SELECT " CERT_COLS " FROM scep_certificates "
-                                 "ORDER BY serial COLLATE \"C\"", 0, NULL, cert_visit, &walk);
-    apr_pool_destroy(walk.scratch);
-    return rv != APR_SUCCESS ? rv : walk.rv;
+    return fqdn ? walk_rows(txn, p, 1, "listing a name's certificates",
+                            "SELECT " CERT_COLS " FROM scep_certificates WHERE fqdn = %s "
+                            "ORDER BY serial COLLATE \"C\"", 1, args, &walk)
+                : walk_rows(txn, p, 1, "listing certificates",
+                            "SELECT " CERT_COLS " FROM scep_certificates "
+                            "ORDER BY serial COLLATE \"C\"", 0, NULL, &walk);
 }
 
 apr_status_t scep_store_sql_cert_revoke(scep_txn_t *txn, apr_pool_t *p,
@@ -1082,31 +1075,14 @@ apr_status_t scep_store_sql_cert_revoke(scep_txn_t *txn, apr_pool_t *p,
 
 apr_status_t scep_store_sql_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state)
 {
-    apr_pool_t *p;
-    scep_sql_row_t *row;
-    row_reader_t r;
-    apr_status_t rv;
+    apr_int64_t v[2];
+    apr_status_t rv = select_numbers(txn, "reading the CRL state",
+                                     "SELECT generation, changed_at FROM scep_crl_state", 0,
+                                     NULL, v, 2);
 
-    memset(state, 0, sizeof(*state));
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return scep_db_txn_fail(txn, APR_ENOMEM);
-    }
-    rv = scep_sql_select_one(txn, p, "reading the CRL state",
-                             "SELECT generation, changed_at FROM scep_crl_state", 0, NULL,
-                             &row);
-    if (rv == SCEP_DB_NOTFOUND) {
-        rv = APR_SUCCESS;               /* nothing was ever revoked */
-    }
-    else if (rv == APR_SUCCESS) {
-        reader_start(&r, row, 2, p, 0);
-        state->generation = col_i64(&r, 0);
-        state->changed_at = col_i64(&r, 1);
-        if ((rv = r.rv) != APR_SUCCESS) {
-            memset(state, 0, sizeof(*state));
-        }
-    }
-    apr_pool_destroy(p);
-    return rv;
+    state->generation = v[0];
+    state->changed_at = v[1];
+    return rv == SCEP_DB_NOTFOUND ? APR_SUCCESS : rv;    /* nothing was ever revoked */
 }
 
 apr_status_t scep_store_sql_crl_published_get(scep_txn_t *txn, apr_pool_t *p,

@@ -432,6 +432,47 @@ static void test_failure(void **state)
     commit(txn);
 }
 
+/* The purge keeps what still locks or counts: locked at `now`, or a failure within its
+ * period (at least `idle`); expiry is inclusive, as for minted challenges. */
+static void test_failure_purge(void **state)
+{
+    fixture_t *fx = *state;
+    static const struct {
+        const char *name;
+        scep_failure_t f;
+        int kept;
+    } cases[] = {
+        { "locked.example", { 3, 100, 2001, 0 }, 1 },
+        { "unlocked.example", { 3, 100, 2000, 0 }, 0 },
+        { "recent.example", { 1, 1950, 0, 0 }, 1 },
+        { "idle.example", { 1, 1900, 0, 0 }, 0 },
+        { "long.example", { 1, 1900, 0, 500 }, 1 },
+        { "served.example", { 1, 1500, 0, 500 }, 0 },
+    };
+    scep_failure_t f;
+    apr_size_t i, removed = 99, count = 99;
+    scep_txn_t *txn = begin(fx, 1);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(scep_store_failure_put(txn, fx->p, cases[i].name, &cases[i].f),
+                         APR_SUCCESS);
+    }
+    commit(txn);
+
+    txn = begin(fx, 1);
+    assert_int_equal(scep_store_failure_purge(txn, fx->p, 2000, 100, &removed), APR_SUCCESS);
+    assert_int_equal(removed, 3);
+    assert_int_equal(scep_store_failure_count(txn, &count), APR_SUCCESS);
+    assert_int_equal(count, 3);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(scep_store_failure_get(txn, cases[i].name, &f),
+                         cases[i].kept ? APR_SUCCESS : SCEP_DB_NOTFOUND);
+    }
+    assert_int_equal(scep_store_failure_purge(txn, fx->p, 2000, 100, &removed), APR_SUCCESS);
+    assert_int_equal(removed, 0);
+    commit(txn);
+}
+
 /* ---- transactions ---------------------------------------------------------------- */
 
 static void test_transaction(void **state)
@@ -751,6 +792,7 @@ static void test_revoke(void **state)
 #define STORE_CASES(T) \
     T(test_device_round_trip), T(test_device_foreach), T(test_device_find), \
     T(test_device_find_kinds), T(test_minted), T(test_minted_purge), T(test_failure), \
-    T(test_transaction), T(test_transaction_requesters), T(test_cert), T(test_revoke)
+    T(test_failure_purge), T(test_transaction), T(test_transaction_requesters), \
+    T(test_cert), T(test_revoke)
 
 #endif

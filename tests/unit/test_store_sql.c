@@ -360,6 +360,28 @@ static void test_crl_number(void **state)
     scep_db_abort(txn);
 }
 
+/* The CRL state's row is made by the schema; a DBA who removed it lost nothing: it reads
+ * as "nothing revoked yet" and the next revocation makes it again. */
+static void test_crl_state_row(void **state)
+{
+    fixture_t *fx = *state;
+    scep_crl_state_t crl;
+    int already = -1;
+    scep_txn_t *txn;
+
+    dba(fx, "DELETE FROM scep_crl_state");
+    txn = begin(fx, 1);
+    assert_int_equal(scep_store_crl_state_get(txn, &crl), APR_SUCCESS);
+    assert_true(crl.generation == 0 && crl.changed_at == 0);
+    put_cert(fx, txn, "0E01", "e.example");
+    assert_int_equal(scep_store_cert_revoke(txn, fx->p, "0E01", 4000, SCEP_REASON_SUPERSEDED,
+                                            &already), APR_SUCCESS);
+    assert_false(already);
+    assert_int_equal(scep_store_crl_state_get(txn, &crl), APR_SUCCESS);
+    assert_true(crl.generation == 1 && crl.changed_at == 4000);
+    commit(txn);
+}
+
 /* ---- rows damaged by hand --------------------------------------------------------------- */
 
 static apr_status_t device_status(fixture_t *fx, const char *key)
@@ -777,6 +799,7 @@ int main(void)
         D(test_writer_lock),
         D(test_unique_serial),
         D(test_crl_number),
+        D(test_crl_state_row),
         D(test_damaged_devices),
         D(test_damaged_transactions),
         D(test_damaged_certificates),
