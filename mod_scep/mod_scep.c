@@ -50,7 +50,7 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     scep_log_t log = { scep_glue_log_to_server, s, APLOG_TRACE8 };
     int i;
 
-    if (scep_glue_webhook_prepare(pconf, s) != OK) {
+    if (scep_glue_webhook_prepare(pconf, s) != OK || scep_glue_db_check(s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     for (i = 0; ca_refs && i < ca_refs->nelts; i++) {
@@ -92,8 +92,8 @@ static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 
 /* ---- requests -------------------------------------------------------------------- */
 
-static void log_to_request(void *baton, const char *file, int line, int level,
-                           const char *text)
+void scep_glue_log_to_request(void *baton, const char *file, int line, int level,
+                              const char *text)
 {
     request_rec *r = baton;
 
@@ -269,7 +269,7 @@ static void audit_pki_operation(request_rec *r, const scep_reply_t *reply)
 }
 
 static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile_t *profile,
-                         const scep_db_ref_t *db_ref, const char *message)
+                         const scep_dir_conf_t *conf, const char *message)
 {
     scep_db_t *db = NULL;
     unsigned char *der = NULL;
@@ -308,14 +308,14 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
         }
     }
 
-    log.fn = log_to_request;
+    log.fn = scep_glue_log_to_request;
     log.baton = r;
     log.max_level = ap_get_request_module_loglevel(r, APLOG_MODULE_INDEX);
     if (log.max_level < APLOG_NOTICE) {
         log.max_level = APLOG_NOTICE;   /* httpd always logs notices: issuance audit lines */
     }
-    if (db_ref && !(db = scep_glue_db(r, db_ref))) {
-        return HTTP_SERVICE_UNAVAILABLE;
+    if (conf->db_ref && !(db = scep_glue_db(r, conf))) {
+        return scep_glue_db_unavailable(r);
     }
     if (profile->upstream && !db) {
         /* an upstream that answers PENDING needs somewhere to keep the request */
@@ -334,6 +334,10 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     }
     if (reply.outcome != SCEP_OUTCOME_NONE) {
         apr_table_setn(r->notes, "scep-outcome", scep_server_outcome_name(reply.outcome));
+    }
+    if (reply.http_status == HTTP_SERVICE_UNAVAILABLE) {
+        /* the store or the upstream CA: both are waited for, not the device's fault */
+        return scep_glue_db_unavailable(r);
     }
     if (reply.http_status != 200) {
         return reply.http_status;
@@ -401,7 +405,7 @@ static int scep_handler(request_rec *r)
     }
     if (strcasecmp(operation, "PKIOperation") == 0) {
         scep_glue_config_effective_profile(conf, &profile);
-        return pki_operation(r, ca, &profile, conf->db_ref, message);
+        return pki_operation(r, ca, &profile, conf, message);
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "SCEP00110: scep(-,-): unsupported operation '%s'",

@@ -29,9 +29,12 @@ typedef struct ca_ref_t {
 
 /* A device database folder.  LMDB allows one environment handle per folder and process,
  * so every section naming the same folder shares one of these, and each child opens it
- * once (never across fork). */
+ * once (never across fork).  `ScepDeviceDB dbd:` is one more such reference, to the
+ * PostgreSQL of the server's mod_dbd: nothing is opened per child, each request borrows
+ * mod_dbd's pooled connection. */
 typedef struct scep_db_ref_t {
-    const char *path;
+    const char *path;                   /* the folder, or SCEP_GLUE_DBD */
+    int dbd;                            /* the records are in mod_dbd's PostgreSQL */
     apr_size_t map_size;                /* largest ScepDeviceDBMapSize naming it; 0 = default */
     const char *defined_at;
     scep_db_t *db;                      /* in a child, once opened */
@@ -54,6 +57,7 @@ typedef struct scep_dir_conf_t {
     scep_upstream_ref_t *upstream_ref;
     scep_profile_t profile;
     apr_int64_t challenge_ttl;          /* ScepChallengeTTL, seconds; 0 = unset */
+    int dbd_timeout_ms;                 /* ScepDBDTimeout; 0 = unset */
     unsigned int set;                   /* SCEP_PROFILE_SET_* of what the sections set */
 } scep_dir_conf_t;
 
@@ -74,13 +78,27 @@ const apr_array_header_t *scep_glue_config_cas(void);
 void scep_glue_config_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out);
 
 /* ---- device databases (mod_scep_state.c) ---------------------------------------- */
+/* ScepDeviceDB's word for the PostgreSQL database of the server's mod_dbd. */
+#define SCEP_GLUE_DBD "dbd:"
+/* Seconds a client is asked to wait (Retry-After) when the store cannot answer. */
+#define SCEP_GLUE_RETRY_AFTER "30"
 void scep_glue_db_reset(void);
+/* The reference for `path` (a folder, or SCEP_GLUE_DBD). */
 scep_db_ref_t *scep_glue_db_ref(cmd_parms *cmd, const char *path);
+/* check_config (httpd -t too): mod_dbd's functions for the dbd: references, or refuses. */
+int scep_glue_db_check(server_rec *s);
 /* post_config, as root: creates each folder (0700) owned by httpd's User. */
 int scep_glue_db_prepare(apr_pool_t *ptemp, server_rec *s);
 void scep_glue_db_child_init(apr_pool_t *pchild, server_rec *s);
-/* The opened database, or NULL with an ERR line naming why. */
-scep_db_t *scep_glue_db(request_rec *r, const scep_db_ref_t *ref);
+/* The section's database for this request: the child's LMDB, or mod_dbd's connection
+ * attached for the request.  NULL with an ERR line naming why: answer
+ * scep_glue_db_unavailable. */
+scep_db_t *scep_glue_db(request_rec *r, const scep_dir_conf_t *conf);
+/* Whether a store status will likely pass (a shared database back, a full map grown):
+ * the request is then answered 503, else 500. */
+int scep_glue_db_transient(const scep_db_t *db, apr_status_t rv);
+/* HTTP 503 with Retry-After, for a request the store could not serve. */
+int scep_glue_db_unavailable(request_rec *r);
 
 /* ---- audit log (mod_scep_audit.c) ------------------------------------------------ */
 void *scep_glue_audit_create_server_conf(apr_pool_t *p, server_rec *s);
@@ -157,6 +175,9 @@ int scep_glue_handler_start(request_rec *r, const char *handler, apr_int64_t met
  * carry it into the past (an expired challenge accepted, a CRL rebuilt dated earlier). */
 apr_int64_t scep_glue_now(void);
 
+/* The core's log sink for a request's messages (baton: the request_rec). */
+void scep_glue_log_to_request(void *baton, const char *file, int line, int level,
+                              const char *text);
 /* The core's log sink for server-level messages (baton: the server_rec): the line goes to
  * the error log under the core's own file and line. */
 void scep_glue_log_to_server(void *baton, const char *file, int line, int level,

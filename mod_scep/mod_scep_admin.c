@@ -177,18 +177,18 @@ int scep_glue_challenge_handler(request_rec *r)
         return refuse(r, "SCEP00152", apr_psprintf(r->pool, "format '%s' is none of text, "
                                                    "json and mscep", shown(r, format)));
     }
-    if (!(db = scep_glue_db(r, conf->db_ref))) {
-        return HTTP_SERVICE_UNAVAILABLE;
+    if (!(db = scep_glue_db(r, conf))) {
+        return scep_glue_db_unavailable(r);
     }
     now = apr_time_sec(r->request_time);
     rv = scep_policy_mint_commit(r->pool, db, now, ttl, fqdn, profile, &challenge, &rec);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SCEP00124: scep-challenge: cannot store a new challenge in %s: %s",
-                      conf->db_ref->path, scep_db_strerror(r->pool, rv));
+                      scep_db_path(db), scep_db_strerror(r->pool, rv));
         scep_glue_audit(r, "error", NULL, fqdn, NULL, "store-error", "cannot mint");
-        return rv == SCEP_DB_FULL || rv == SCEP_DB_BUSY ? HTTP_SERVICE_UNAVAILABLE
-                                                        : HTTP_INTERNAL_SERVER_ERROR;
+        return scep_glue_db_transient(db, rv) ? scep_glue_db_unavailable(r)
+                                              : HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "SCEP00125: scep-challenge: minted a challenge for %s (profile %s, valid "

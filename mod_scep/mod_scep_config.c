@@ -52,6 +52,7 @@ void *scep_glue_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     conf->upstream_ref = add->upstream_ref ? add->upstream_ref : base->upstream_ref;
     conf->location = add->location ? add->location : base->location;
     conf->challenge_ttl = add->challenge_ttl ? add->challenge_ttl : base->challenge_ttl;
+    conf->dbd_timeout_ms = add->dbd_timeout_ms ? add->dbd_timeout_ms : base->dbd_timeout_ms;
     conf->set = base->set | add->set;
     scep_profile_copy_set(&conf->profile, &add->profile, add->set);
     return conf;
@@ -560,10 +561,32 @@ static const char *set_device_db(cmd_parms *cmd, void *dconf, const char *arg)
         return "ScepDeviceDB: this section has ScepChallenge/ScepAllowNoChallenge; with "
                "registrations, register a wildcard (scepreg DB '*') instead";
     }
-    if (!(path = ap_server_root_relative(cmd->pool, arg))) {
+    if (strcmp(arg, SCEP_GLUE_DBD) == 0) {
+        path = SCEP_GLUE_DBD;   /* mod_dbd's PostgreSQL, not a folder */
+    }
+    else if (strncasecmp(arg, SCEP_GLUE_DBD, sizeof(SCEP_GLUE_DBD) - 1) == 0) {
+        /* a folder named so would be a typo for the database, never meant */
+        return apr_pstrcat(cmd->pool, "ScepDeviceDB: '", arg, "': write dbd: alone for the "
+                           "database of mod_dbd (DBDParams names it), or a folder", NULL);
+    }
+    else if (!(path = ap_server_root_relative(cmd->pool, arg))) {
         return apr_pstrcat(cmd->pool, "ScepDeviceDB: invalid path '", arg, "'", NULL);
     }
     conf->db_ref = scep_glue_db_ref(cmd, path);
+    return NULL;
+}
+
+static const char *set_dbd_timeout(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    scep_dir_conf_t *conf = dconf;
+    apr_int64_t ms = 0;
+    const char *err;
+
+    if ((err = endpoint_context(cmd)) != NULL
+        || (err = parse_number(cmd, arg, 100, 600000, 0, &ms)) != NULL) {
+        return err;
+    }
+    conf->dbd_timeout_ms = (int)ms;
     return NULL;
 }
 
@@ -580,6 +603,9 @@ static const char *set_db_map_size(cmd_parms *cmd, void *dconf, const char *arg)
     }
     if (!conf->db_ref) {
         return "ScepDeviceDBMapSize: put it after the ScepDeviceDB it sizes";
+    }
+    if (conf->db_ref->dbd) {
+        return "ScepDeviceDBMapSize: sizes an LMDB folder; ScepDeviceDB dbd: is PostgreSQL's";
     }
     /* Sections sharing a folder share one environment: the largest size wins. */
     if ((apr_size_t)size > conf->db_ref->map_size) {
@@ -1028,7 +1054,11 @@ const command_rec scep_glue_config_cmds[] = {
     AP_INIT_TAKE1("ScepMaxMessageSize", set_number, (void *)&max_message_size, DIR_CONTEXT,
                   "largest PKIOperation message accepted, in bytes (default 131072)"),
     AP_INIT_TAKE1("ScepDeviceDB", set_device_db, NULL, DIR_CONTEXT,
-                  "folder of the LMDB device database: enroll registered devices only"),
+                  "folder of the LMDB device database, or dbd: for the PostgreSQL of "
+                  "mod_dbd: enroll registered devices only"),
+    AP_INIT_TAKE1("ScepDBDTimeout", set_dbd_timeout, NULL, DIR_CONTEXT,
+                  "milliseconds a statement on ScepDeviceDB dbd: and the wait for the "
+                  "writers' lock may take (default 5000)"),
     AP_INIT_TAKE1("ScepDeviceDBMapSize", set_db_map_size, NULL, DIR_CONTEXT,
                   "largest size the device database may grow to (default 1G)"),
     AP_INIT_TAKE1("ScepProfileName", set_profile_name, NULL, DIR_CONTEXT,

@@ -42,8 +42,8 @@ int scep_glue_crl_handler(request_rec *r)
                       "publishes its own CRL)", r->uri);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (!(db = scep_glue_db(r, conf->db_ref))) {
-        return HTTP_SERVICE_UNAVAILABLE;
+    if (!(db = scep_glue_db(r, conf))) {
+        return scep_glue_db_unavailable(r);
     }
     scep_glue_config_effective_profile(conf, &profile);
     rv = scep_crl_current(r->pool, conf->ca_ref->ca, db, profile.crl_validity, now, &crl);
@@ -53,8 +53,8 @@ int scep_glue_crl_handler(request_rec *r)
                       scep_ca_name(conf->ca_ref->ca),
                       rv == APR_EGENERAL ? scep_util_openssl_errors(r->pool)
                                          : scep_db_strerror(r->pool, rv));
-        return rv == SCEP_DB_FULL || rv == SCEP_DB_BUSY ? HTTP_SERVICE_UNAVAILABLE
-                                                        : HTTP_INTERNAL_SERVER_ERROR;
+        return scep_glue_db_transient(db, rv) ? scep_glue_db_unavailable(r)
+                                              : HTTP_INTERNAL_SERVER_ERROR;
     }
     if (crl->built) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,

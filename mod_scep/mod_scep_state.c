@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The device database folders the configuration names: created by the parent as root,
- * handed to httpd's User, opened once in every child (never across fork).  The audit
- * log is mod_scep_audit.c's. */
+/* The device databases the configuration names: LMDB folders created by the parent as
+ * root, handed to httpd's User, opened once in every child (never across fork); and
+ * `dbd:`, the PostgreSQL of the server's mod_dbd, whose pooled connection each request
+ * borrows and attaches (scep_sql).  The audit log is mod_scep_audit.c's. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,15 +18,22 @@
 
 #include <apr_hash.h>
 #include <apr_strings.h>
+#include <apr_optional.h>
+#include <apr_dbd.h>
+
+#include "mod_dbd.h"
 
 #include "mod_scep.h"
+#include "scep_sql.h"
 
 APLOG_USE_MODULE(scep);
 
 /* ---- device databases ---------------------------------------------------------------- */
 
-/* Folder -> scep_db_ref_t, for the configuration being read. */
+/* Folder (or SCEP_GLUE_DBD) -> scep_db_ref_t, for the configuration being read. */
 static apr_hash_t *db_refs;
+/* mod_dbd's, found at check_config when a section names dbd: (inherited by children). */
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
 
 void scep_glue_db_reset(void)
 {
@@ -42,6 +50,7 @@ scep_db_ref_t *scep_glue_db_ref(cmd_parms *cmd, const char *path)
     if ((ref = apr_hash_get(db_refs, path, APR_HASH_KEY_STRING)) == NULL) {
         ref = apr_pcalloc(cmd->pool, sizeof(*ref));
         ref->path = path;
+        ref->dbd = strcmp(path, SCEP_GLUE_DBD) == 0;
         ref->defined_at = cmd->directive
             ? apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
                            cmd->directive->line_num)
@@ -105,12 +114,12 @@ static int reachable_by_user(apr_pool_t *ptemp, server_rec *s, const scep_db_ref
 /* Every worker thread may hold one read transaction at a time, and during a graceful
  * restart the old generation's threads still finish theirs.  More threads than reader
  * slots means 503 answers under full load (SCEP00230): say so at (re)start. */
-static int readers_check(server_rec *s)
+static int readers_check(server_rec *s, int lmdb_refs)
 {
     int threads = 0, daemons = 0;
 
     /* the first of the two passes at startup would say it twice */
-    if (!db_refs || apr_hash_count(db_refs) == 0
+    if (lmdb_refs == 0
         || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
         || ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
         || ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS) {
@@ -130,18 +139,44 @@ static int readers_check(server_rec *s)
     return OK;
 }
 
+int scep_glue_db_check(server_rec *s)
+{
+    scep_db_ref_t *ref = db_refs ? apr_hash_get(db_refs, SCEP_GLUE_DBD, APR_HASH_KEY_STRING)
+                                 : NULL;
+
+    if (!ref) {
+        return OK;
+    }
+    dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    if (!dbd_acquire) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "SCEP00700: ScepDeviceDB dbd: (%s) keeps the records in the database of "
+                     "mod_dbd, which is not loaded: add LoadModule dbd_module with "
+                     "DBDriver pgsql and DBDParams (docs/directives.md, ScepDeviceDB)",
+                     ref->defined_at);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
 int scep_glue_db_prepare(apr_pool_t *ptemp, server_rec *s)
 {
     apr_hash_index_t *hi;
     static const char *const files[] = { "data.mdb", "lock.mdb" };
+    int lmdb_refs = 0;
 
     for (hi = db_refs ? apr_hash_first(ptemp, db_refs) : NULL; hi; hi = apr_hash_next(hi)) {
         scep_db_ref_t *ref = apr_hash_this_val(hi);
         apr_status_t rv;
         size_t i;
         int rc;
+        const char *slash;
 
-        const char *slash = strrchr(ref->path, '/');
+        if (ref->dbd) {
+            continue;       /* nothing on this machine: mod_dbd connects */
+        }
+        lmdb_refs++;
+        slash = strrchr(ref->path, '/');
 
         /* Parents are made searchable (0755) so that the children, no longer root, can
          * reach the folder; the folder itself stays private to httpd's User. */
@@ -178,7 +213,7 @@ int scep_glue_db_prepare(apr_pool_t *ptemp, server_rec *s)
             }
         }
     }
-    return readers_check(s);
+    return readers_check(s, lmdb_refs);
 }
 
 void scep_glue_db_child_init(apr_pool_t *pchild, server_rec *s)
@@ -189,9 +224,13 @@ void scep_glue_db_child_init(apr_pool_t *pchild, server_rec *s)
     for (hi = db_refs ? apr_hash_first(pchild, db_refs) : NULL; hi; hi = apr_hash_next(hi)) {
         scep_db_ref_t *ref = apr_hash_this_val(hi);
         const char *why = NULL;
-        apr_status_t rv = scep_db_open(pchild, ref->path, ref->map_size, SCEP_DB_CREATE,
-                                       &log, &ref->db, &why);
+        apr_status_t rv;
 
+        if (ref->dbd) {
+            continue;       /* attached per request */
+        }
+        rv = scep_db_open(pchild, ref->path, ref->map_size, SCEP_DB_CREATE, &log, &ref->db,
+                          &why);
         if (rv != APR_SUCCESS) {
             ref->db = NULL;
             ref->open_error = apr_pstrcat(pchild, why ? why : "", why ? ": " : "",
@@ -203,12 +242,73 @@ void scep_glue_db_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
-scep_db_t *scep_glue_db(request_rec *r, const scep_db_ref_t *ref)
+/* mod_dbd's connection for this request, attached for the request's life.  mod_dbd checks
+ * a pooled connection before it lends it and replaces a broken one, so the requests after
+ * a database restart or failover reconnect by themselves; this request, whose connection
+ * was found broken, is refused (503) rather than made to wait. */
+static scep_db_t *dbd_db(request_rec *r, const scep_dir_conf_t *conf)
 {
+    scep_log_t log = { scep_glue_log_to_request, r,
+                       ap_get_request_module_loglevel(r, APLOG_MODULE_INDEX) };
+    const char *label, *driver;
+    scep_db_t *db = NULL;
+    ap_dbd_t *ad;
+    apr_status_t rv;
+
+    if (!dbd_acquire || !(ad = dbd_acquire(r))) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SCEP00701: ScepDeviceDB dbd: at %s: mod_dbd has no connection to "
+                      "give (its own message above says why): the request is refused with "
+                      "503", r->uri);
+        return NULL;
+    }
+    driver = apr_dbd_name(ad->driver);
+    if (!driver || strcmp(driver, "pgsql") != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SCEP00702: ScepDeviceDB dbd: at %s needs DBDriver pgsql, not %s: the "
+                      "request is refused", r->uri, driver ? driver : "(unnamed)");
+        return NULL;
+    }
+    /* the server's name, never DBDParams: it may hold a password */
+    label = apr_psprintf(r->pool, "PostgreSQL (mod_dbd of %s)",
+                         r->server->server_hostname ? r->server->server_hostname : "?");
+    rv = scep_sql_attach(r->pool, ad->driver, ad->handle, conf->dbd_timeout_ms, label, &log,
+                         &db);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "SCEP00703: ScepDeviceDB dbd: at %s: %s cannot be attached: the "
+                      "request is refused with 503", r->uri, label);
+        return NULL;
+    }
+    return db;
+}
+
+scep_db_t *scep_glue_db(request_rec *r, const scep_dir_conf_t *conf)
+{
+    const scep_db_ref_t *ref = conf->db_ref;
+
+    if (ref->dbd) {
+        return dbd_db(r, conf);
+    }
     if (!ref->db) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SCEP00111: ScepDeviceDB %s is not available in this process: %s",
                       ref->path, ref->open_error ? ref->open_error : "not opened");
     }
     return ref->db;
+}
+
+int scep_glue_db_transient(const scep_db_t *db, apr_status_t rv)
+{
+    /* a shared database that is down, failing over or lacks its schema comes back (or
+     * is upgraded) while httpd runs; LMDB's version error is a newer writer's file */
+    return rv == SCEP_DB_FULL || rv == SCEP_DB_BUSY
+           || (db && scep_db_engine(db)
+               && (rv == SCEP_DB_UNAVAILABLE || rv == SCEP_DB_VERSION));
+}
+
+int scep_glue_db_unavailable(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "Retry-After", SCEP_GLUE_RETRY_AFTER);
+    return HTTP_SERVICE_UNAVAILABLE;
 }

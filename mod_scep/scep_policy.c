@@ -710,9 +710,17 @@ static const char *registration_problem(apr_pool_t *p, const scep_policy_conf_t 
 static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
 static apr_int64_t last_purge;
 
+/* A shared database has no map to take a share of, and the minimum would lock out real
+ * devices' records at the 65th name.  2^20 records (about 0.5 GB of table and index at
+ * FAILURE_RECORD_BYTES each) is more names than a fleet guesses wrong in a lockout
+ * period, and still bounds what a flood of invented names can make the table grow to,
+ * the same on every node. */
+#define FAILURE_RECORDS_SHARED ((apr_size_t)1 << 20)
+
 static apr_size_t failure_record_cap(scep_db_t *db)
 {
-    apr_size_t cap = scep_db_map_size(db) / 8 / FAILURE_RECORD_BYTES;
+    apr_size_t cap = scep_db_engine(db) ? FAILURE_RECORDS_SHARED
+                                        : scep_db_map_size(db) / 8 / FAILURE_RECORD_BYTES;
 
     return cap < FAILURE_RECORDS_MIN ? FAILURE_RECORDS_MIN : cap;
 }

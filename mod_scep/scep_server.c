@@ -251,6 +251,21 @@ static apr_status_t db_failure(op_ctx_t *c, apr_status_t rv, const char *doing)
 {
     int transient = rv == SCEP_DB_FULL || rv == SCEP_DB_BUSY;
 
+    /* A shared database that is down, failing over, past its timeout or without its
+     * schema comes back while httpd runs.  The engine logged its own words (SCEP00340,
+     * SCEP00341); this says which step of the request met it and that nothing left:
+     * whatever the step, no CertRep is sent, so no certificate leaves without its
+     * record. */
+    if (c->db && scep_db_engine(c->db)
+        && (rv == SCEP_DB_UNAVAILABLE || rv == SCEP_DB_VERSION)) {
+        scep_log(c->log, SCEP_LOG_ERR, "SCEP00704: scep(%s,PKIOperation): %s failed: %s "
+                 "is unavailable; the request is refused with HTTP 503 and nothing is "
+                 "sent to the device, which may retry", c->msg->transaction_id, doing,
+                 scep_db_path(c->db));
+        c->reply->http_status = 503;
+        c->reply->outcome = SCEP_OUTCOME_ERROR;
+        return rv;
+    }
     scep_log(c->log, SCEP_LOG_ERR, "SCEP00230: scep(%s,PKIOperation): %s failed: %s%s",
              c->msg->transaction_id, doing, scep_db_strerror(c->p, rv),
              rv == SCEP_DB_FULL ? " (the device database is full: raise "

@@ -229,6 +229,28 @@ refused_conf "ScepAllowNoChallenge after ScepDeviceDB" 'register a wildcard' '' 
     Require all granted
 </Location>"
 
+# issue 18: the records in mod_dbd's PostgreSQL need mod_dbd (httpd -t says so too)
+dbd_location() {
+    printf '%s\n' "<Location /scep>" "    SetHandler scep" "    ScepCACertificateFile $P/ca.pem" \
+        "    ScepCAKeyFile $P/ca.key" "    ScepDeviceDB dbd:" "$@" "    Require all granted" \
+        "</Location>"
+}
+refused_conf "ScepDeviceDB dbd: without mod_dbd" \
+    'SCEP00700: ScepDeviceDB dbd: .*mod_dbd, which is not loaded: add LoadModule dbd_module' \
+    'httpd\.conf:[0-9]+' "$(dbd_location)"
+refused "ScepDBDTimeout 99" "ScepDBDTimeout: '99' is not a whole number from 100 to 600000" '' \
+    "ScepDBDTimeout 99"
+refused "ScepDBDTimeout 600001" "ScepDBDTimeout: '600001' is not a whole number from 100 to 600000" \
+    '' "ScepDBDTimeout 600001"
+refused "ScepDBDTimeout 5s" "ScepDBDTimeout: '5s' is not a whole number" '' "ScepDBDTimeout 5s"
+refused_conf "ScepDeviceDBMapSize after ScepDeviceDB dbd:" \
+    "ScepDeviceDBMapSize: sizes an LMDB folder" '' \
+    "LoadModule dbd_module $APACHE_MODDIR/mod_dbd.so
+$(dbd_location "    ScepDeviceDBMapSize 2G")"
+refused_conf "ScepDeviceDB dbd:scep (a folder named like the database)" \
+    "ScepDeviceDB: 'dbd:scep': write dbd: alone" '' \
+    "$(dbd_location | sed 's/ScepDeviceDB dbd:/ScepDeviceDB dbd:scep/')"
+
 # issue 17, certificate templates: one good template, then a bad value of each directive
 accepted "an MDM template" "${CA_OK[@]}" "${RA_OK[@]}" "ScepTemplate tls-client" \
     "ScepTemplateSubject CN request" "ScepTemplateSubject O fixed \"Example Org\"" \
