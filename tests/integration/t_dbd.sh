@@ -85,14 +85,15 @@ mkdir -p "$S"
 timeout 60 pki --scepca --url "$URL" --caout "$S/ca.der" --raout "$S/ra.der" --force \
     >"$S/scepca.out" 2>&1 || fail "pki --scepca: $(grep -v plugin "$S/scepca.out" | tail -3)"
 [[ -f "$S/ra.der" ]] || { [[ -f "$S/ra-1.der" ]] && cp "$S/ra-1.der" "$S/ra.der"; }
-timeout 120 pki --gen --type rsa --size 2048 --outform pem >"$S/key.pem" 2>/dev/null \
-    || die "pki --gen failed"
 
-# swan NAME: pki --scep with a freshly minted challenge; 0 when a verified certificate came
+# swan NAME: pki --scep with a key of its own (pki derives the transactionID from the key)
+# and a freshly minted challenge; 0 when a verified certificate came
 swan() {
     local name=$1 chal rc=0
+    timeout 120 pki --gen --type rsa --size 2048 --outform pem >"$S/$name.key" 2>/dev/null \
+        || die "pki --gen failed"
     chal=$(mint) || { fail "$name: minting failed: $chal"; return 1; }
-    timeout 120 pki --scep --url "$URL" --in "$S/key.pem" --dn "CN=$name" --password "$chal" \
+    timeout 120 pki --scep --url "$URL" --in "$S/$name.key" --dn "CN=$name" --password "$chal" \
         --cacert-enc "$S/ra.der" --cacert-sig "$S/ra.der" --cacert "$S/ca.der" \
         --outform pem >"$S/$name.pem" 2>"$S/$name.err" || rc=$?
     if ((rc != 0)) || ! grep -q 'BEGIN CERTIFICATE' "$S/$name.pem"; then
