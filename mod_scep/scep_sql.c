@@ -6,6 +6,7 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 
+#include "scep_pgconf.h"
 #include "scep_sql.h"
 
 struct scep_sql_t {
@@ -228,14 +229,8 @@ const char *scep_sql_conninfo_shown(apr_pool_t *p, const char *conninfo)
     char *out = apr_pcalloc(p, strlen(s) * 2 + 16), *o = out;
 
     if (strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0) {
-        /* a URI's password sits between ':' and '@' of the authority */
-        const char *auth = strstr(s, "://") + 3, *at = strchr(auth, '@');
-        const char *colon = at ? memchr(auth, ':', (apr_size_t)(at - auth)) : NULL;
-
-        if (colon) {
-            return apr_psprintf(p, "%.*s:***%s", (int)(colon - s), s, at);
-        }
-        return apr_pstrdup(p, s);
+        /* a URI's password may sit in its user part and in its query */
+        return scep_pgconf_uri_shown(p, s);
     }
     while (*s) {
         const char *key = s, *eq;

@@ -4,7 +4,12 @@
  * and issued certificates, mints one-time challenges and imports CSV files, always
  * through the core (scep_db, scep_store) that the module itself uses.
  *
- * Each invocation that writes does so in exactly one LMDB write transaction, read-modify-
+ * The database is an LMDB folder (the DBDIR operand) or PostgreSQL (--pg CONNINFO or
+ * --pg-file FILE in its place); every command reaches the records through scep_store, so
+ * both engines give the same output and exit codes.  `db` (the schema) is the only
+ * command that knows which is which.
+ *
+ * Each invocation that writes does so in exactly one write transaction, read-modify-
  * write inside it, so the tool is safe beside a running httpd and beside another scepreg.
  * Everything slow (prompts, reading files, PBKDF2) happens before that transaction
  * begins; SIGINT and SIGTERM only set a flag, checked up to the commit, so an interrupted
@@ -21,6 +26,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -43,6 +49,8 @@
 #include "scep_db.h"
 #include "scep_import.h"
 #include "scep_name.h"
+#include "scep_pgconf.h"
+#include "scep_sql.h"
 #include "scep_store.h"
 #include "scep_util.h"
 #include "scep_version.h"
@@ -98,13 +106,19 @@ static void usage(void)
         "  %s -N [-t REASON] DBDIR TXID|FQDN      reject held requests\n"
         "  %s -M [-T TTL] [-p PROFILE] [-m SIZE] DBDIR [FQDN]   mint a one-time challenge\n"
         "  %s -I FILE [-k] [-c] [-m SIZE] [-o USER] DBDIR       import CSV (\"-\": stdin)\n"
+        "PostgreSQL: --pg CONNINFO or --pg-file FILE in place of DBDIR (before the operands)\n"
+        "  %s --pg-file FILE db upgrade|status   create/upgrade the schema, or show it\n"
+        "  %s db sql [N]                         print the SQL of schema step N (all)\n"
+        "  A password never goes on the command line: put it in FILE (mode 0600), in\n"
+        "  PGPASSFILE (~/.pgpass) or PGPASSWORD.\n"
         "Names: FQDN is a host name, or an identity of another kind (ScepIdentity):\n"
         "  name:DEVICE-NAME (exact), id:DEVICE-ID (MACs normalised), user:E-MAIL-OR-UPN;\n"
         "  wildcards *, *.domain, name:*, id:*, user:*, user:*@domain.  JSON output gives\n"
         "  \"kind\" (host, device-name, device-id, user) and the name without its prefix.\n"
         "Options:\n"
-        "  -c  create the database folder and files if missing   -m  map size (512M, 2G)\n"
-        "  -o  owner (user) of the database files (as root)\n"
+        "  -c  create the database folder and files if missing (PostgreSQL: the schema)\n"
+        "  -m  map size (512M, 2G)   -o  owner (user) of the database files (as root)\n"
+        "      (-m and -o have no meaning for PostgreSQL and are ignored there)\n"
         "  -i  read the challenge from stdin     -b  challenge on the command line (visible!)\n"
         "  -g  generate a random challenge and print it          -n  no stored challenge\n"
         "  -1  one-time challenge    -a  allowed IP address (repeat; replaces the list)\n"
@@ -119,7 +133,7 @@ static void usage(void)
         "Exit status: 0 ok, 1 database access, 2 syntax, 3 challenge mismatch, 4 interrupted,\n"
         "  5 value too long, 6 illegal value or no such device, 7 invalid database,\n"
         "  8 database full\n",
-        SCEP_VERSION, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me);
+        SCEP_VERSION, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me);
 }
 
 static int syntax(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -446,18 +460,70 @@ static int read_option(opts_t *o, int c, raw_ips_t *raw)
     return RC_OK;
 }
 
+enum { OPT_PG = 256, OPT_PG_FILE };
+
+static const struct option long_options[] = {
+    { "pg", required_argument, NULL, OPT_PG },
+    { "pg-file", required_argument, NULL, OPT_PG_FILE },
+    { NULL, 0, NULL, 0 }
+};
+
+/* --pg and --pg-file: the PostgreSQL database that stands in for DBDIR. */
+static int read_pg_option(apr_pool_t *p, opts_t *o, int c, const char *value)
+{
+    const char *name = c == OPT_PG ? "--pg" : "--pg-file";
+    const char *why = NULL;
+
+    if (o->pg_option) {
+        return syntax(strcmp(o->pg_option, name) == 0 ? "option %s given twice"
+                      : "options %s and %s cannot be combined: name one database",
+                      o->pg_option, name);
+    }
+    o->pg_option = name;
+    if (c == OPT_PG && scep_pgconf_has_secret(value)) {
+        scepreg_complain("--pg: the connection string holds a password, which every local "
+                         "user could read on the command line; " SCEP_PGCONF_PASSWORD_ADVICE);
+        return RC_SYNTAX;
+    }
+    if (c == OPT_PG) {
+        o->pg_conninfo = value;
+    }
+    else if (scep_pgconf_read_file(p, value, &o->pg_conninfo, &why) != APR_SUCCESS) {
+        scepreg_complain("--pg-file: %s", why);
+        return RC_SYNTAX;
+    }
+    if (!*o->pg_conninfo) {
+        return syntax("--pg: the connection string is empty");
+    }
+    o->dbdir = scep_sql_conninfo_shown(p, o->pg_conninfo);
+    return RC_OK;
+}
+
 /* The options, up to the first operand; selects o->mode. */
-static int read_options(int argc, char **argv, opts_t *o, raw_ips_t *raw)
+static int read_options(apr_pool_t *p, int argc, char **argv, opts_t *o, raw_ips_t *raw)
 {
     int c, rc;
 
     opterr = 0;
     /* '+': options end at the first operand, so a challenge given with -b may start
      * with '-' (as may anything after "--") */
-    while ((c = getopt(argc, argv, "+cm:o:ibgn1a:As:e:p:t:DdEUvlLVjMT:I:kRr:W:PYNh")) != -1) {
+    while ((c = getopt_long(argc, argv, "+cm:o:ibgn1a:As:e:p:t:DdEUvlLVjMT:I:kRr:W:PYNh",
+                            long_options, NULL)) != -1) {
+        if ((c == '?' || c == ':') && (optopt == OPT_PG || optopt == OPT_PG_FILE)) {
+            return syntax("option %s needs a value", optopt == OPT_PG ? "--pg" : "--pg-file");
+        }
+        if ((c == '?' || c == ':') && optopt == 0) {
+            return syntax("unknown option %s", argv[optind - 1]);
+        }
         if (c == '?' || c == ':') {
             return syntax(strchr("cmoaseptTIrW", optopt) && optopt
                           ? "option -%c needs a value" : "unknown option -%c", optopt);
+        }
+        if (c == OPT_PG || c == OPT_PG_FILE) {
+            if ((rc = read_pg_option(p, o, c, optarg)) != RC_OK) {
+                return rc;
+            }
+            continue;
         }
         if (c == 'h') {
             usage();
@@ -554,19 +620,57 @@ static int check_values(apr_pool_t *p, opts_t *o, const raw_ips_t *raw, apr_int6
     return RC_OK;
 }
 
-/* The command line in *o: the mode to run, or NULL with *rc the exit code when refused. */
+/* With --pg or --pg-file, whether the operands also name an LMDB folder: one operand too
+ * many for the mode, the first of them an existing folder. */
+static int both_databases(const opts_t *o, const mode_entry_t *m, const char *operand,
+                          int nargs)
+{
+    struct stat st;
+    int expected = m->challenge_operand ? (o->source == 'b' ? 3 : 2) : m->max_args;
+
+    return nargs == expected + 1 && stat(operand, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* `db upgrade|status|sql` and `copy --to-pg|--to-lmdb` in place of the operands: the
+ * words take the place of DBDIR only when what follows is one of theirs: a folder named
+ * db or copy keeps working for every other device name, and as ./db for those. */
+static int word_command(int argc, char **argv, opts_t *o)
+{
+    const char *word = optind < argc ? argv[optind] : NULL;
+    const char *verb = optind + 1 < argc ? argv[optind + 1] : NULL;
+
+    if (!word || !verb) {
+        return 0;
+    }
+    if (strcmp(word, "db") == 0
+        && (strcmp(verb, "upgrade") == 0 || strcmp(verb, "status") == 0
+            || strcmp(verb, "sql") == 0)) {
+        o->command = word;
+        o->command_args = (const char *const *)argv + optind + 1;
+        o->command_nargs = argc - optind - 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The command line in *o: the mode to run, or NULL with *rc the exit code when refused
+ * (or with RC_OK for a word command, o->command). */
 static const mode_entry_t *parse_args(apr_pool_t *p, int argc, char **argv, opts_t *o,
                                       apr_int64_t now, int *rc)
 {
     const mode_entry_t *m;
     raw_ips_t raw;
-    int c, nargs;
+    int c, nargs, first;
 
     memset(o, 0, sizeof(*o));
     raw.n = 0;
     o->mode = 'a';
     o->ips = apr_array_make(p, 2, sizeof(const char *));
-    if ((*rc = read_options(argc, argv, o, &raw)) != RC_OK) {
+    if ((*rc = read_options(p, argc, argv, o, &raw)) != RC_OK) {
+        return NULL;
+    }
+    if (o->mode == 'a' && word_command(argc, argv, o)) {
+        *rc = RC_OK;            /* main runs o->command */
         return NULL;
     }
     m = o->mode == 'a' ? &modes[0] : mode_of(o->mode);
@@ -581,7 +685,14 @@ static const mode_entry_t *parse_args(apr_pool_t *p, int argc, char **argv, opts
         *rc = syntax("option -r needs -R (-D -R -r REASON deletes and revokes)");
         return NULL;
     }
-    nargs = argc - optind;
+    /* --pg/--pg-file stand in for DBDIR: the operands that follow count from FQDN */
+    first = o->pg_option ? 1 : 0;
+    nargs = argc - optind + first;
+    if (first && argc > optind && both_databases(o, m, argv[optind], nargs)) {
+        *rc = syntax("%s names the database: a folder ('%s') cannot be given as well",
+                     o->pg_option, argv[optind]);
+        return NULL;
+    }
     if (m->challenge_operand && nargs != (o->source == 'b' ? 3 : 2)) {
         *rc = syntax(o->source == 'b' ? "expected DBDIR, FQDN and CHALLENGE"
                                       : "expected DBDIR and FQDN");
@@ -591,9 +702,11 @@ static const mode_entry_t *parse_args(apr_pool_t *p, int argc, char **argv, opts
         *rc = syntax("wrong number of arguments for -%c", o->mode);
         return NULL;
     }
-    o->dbdir = argv[optind];
-    o->name = nargs > 1 ? argv[optind + 1] : NULL;
-    o->challenge_arg = nargs > 2 ? argv[optind + 2] : NULL;
+    if (!first) {
+        o->dbdir = argv[optind];
+    }
+    o->name = nargs > 1 ? argv[optind + 1 - first] : NULL;
+    o->challenge_arg = nargs > 2 ? argv[optind + 2 - first] : NULL;
     if (!*o->dbdir) {
         *rc = syntax("the database folder is empty");
         return NULL;
@@ -608,7 +721,7 @@ static const mode_entry_t *parse_args(apr_pool_t *p, int argc, char **argv, opts
 
 /* Opens the database, creating it with -c.  A missing database is an error of its own
  * (rather than LMDB's) so that the operator learns about -c. */
-static int open_db(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db)
+int scepreg_open_lmdb(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db)
 {
     struct stat st;
     const char *data = apr_pstrcat(p, o->dbdir, "/data.mdb", NULL);
@@ -668,6 +781,48 @@ static int open_db(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db)
     return RC_OK;
 }
 
+/* PostgreSQL: the connection, then the schema, which -c creates (as it creates an LMDB
+ * folder) and which must be this scepreg's version.  A server that does not answer is
+ * exit 1, as an LMDB folder that cannot be opened. */
+int scepreg_open_pg(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db)
+{
+    const char *why = NULL;
+    int version = 0, from, to;
+    apr_status_t rv;
+
+    rv = scep_sql_connect(p, o->pg_conninfo, 0, &cli_log, db, &why);
+    if (rv == APR_SUCCESS) {
+        rv = scep_sql_schema_version(*db, p, &version);
+    }
+    if (rv != APR_SUCCESS) {
+        scepreg_complain("cannot open database '%s': %s", o->dbdir,
+                         why ? why : scep_db_strerror(p, rv));
+        return RC_DB;
+    }
+    if (version == 0 && write && o->create) {
+        if ((rv = scep_sql_migrate(*db, p, &from, &to)) != APR_SUCCESS) {
+            scepreg_complain("cannot create the schema in '%s': %s", o->dbdir,
+                             scep_db_strerror(p, rv));
+            return status_rc(rv);
+        }
+        version = to;
+    }
+    if (version == 0) {
+        scepreg_complain("cannot open database '%s': it holds no mod_scep schema (create it "
+                         "with `%s %s ... db upgrade`, or -c)", o->dbdir, scepreg_progname,
+                         o->pg_option);
+        return RC_DB;
+    }
+    if (version != SCEP_SQL_SCHEMA_VERSION) {
+        scepreg_complain("cannot open database '%s': its schema version is %d, this scepreg "
+                         "uses %d: %s", o->dbdir, version, SCEP_SQL_SCHEMA_VERSION,
+                         version < SCEP_SQL_SCHEMA_VERSION ? "run `scepreg db upgrade`"
+                                                           : "upgrade scepreg");
+        return RC_INVALID;
+    }
+    return RC_OK;
+}
+
 /* As root, a database written by the tool must stay usable by httpd's children: with -o
  * the folder and its files are handed to that user; otherwise, if the folder belongs to
  * somebody else (httpd made it), files that root just created are handed to the folder's
@@ -680,8 +835,8 @@ int scepreg_fix_ownership(apr_pool_t *p, const opts_t *o)
     gid_t gid;
     int i, rc = RC_OK;
 
-    if (geteuid() != 0) {
-        return RC_OK;
+    if (geteuid() != 0 || o->pg_option) {
+        return RC_OK;           /* PostgreSQL: the server's files are its own */
     }
     if (o->owner) {
         struct passwd *pw = getpwnam(o->owner);
@@ -762,6 +917,96 @@ int scepreg_finish_output(void)
     return RC_OK;
 }
 
+/* ---- db and copy ------------------------------------------------------------------------ */
+
+/* `db sql [N]`: a step's SQL, or every step, for a DBA to read or apply by hand. */
+static int db_sql(const opts_t *o)
+{
+    const char *const *args = o->command_args;
+    int n, from = 1, to = SCEP_SQL_SCHEMA_VERSION;
+
+    if (o->command_nargs > 2) {
+        return syntax("db sql takes at most one schema step");
+    }
+    if (o->command_nargs == 2) {
+        char *end;
+        long step = strtol(args[1], &end, 10);
+
+        if (end == args[1] || *end || step < 1 || !scep_sql_migration((int)step)) {
+            return syntax("db sql: '%s' is not a schema step (1 to %d)", args[1],
+                          SCEP_SQL_SCHEMA_VERSION);
+        }
+        from = to = (int)step;
+    }
+    for (n = from; n <= to; n++) {
+        printf("-- mod_scep schema step %d: from version %d to %d\n%s", n, n - 1, n,
+               scep_sql_migration(n));
+    }
+    return scepreg_finish_output();
+}
+
+/* `db upgrade` and `db status`: the schema of a PostgreSQL database. */
+static int db_schema(apr_pool_t *p, const opts_t *o)
+{
+    int upgrade = strcmp(o->command_args[0], "upgrade") == 0, version = 0, from, to;
+    const char *why = NULL;
+    scep_db_t *db;
+    apr_status_t rv;
+
+    if (o->command_nargs != 1) {
+        return syntax("db %s takes no operand", o->command_args[0]);
+    }
+    if (!o->pg_option) {
+        return syntax("db %s: name the PostgreSQL database with --pg or --pg-file (an LMDB "
+                      "folder gets its schema with -c)", o->command_args[0]);
+    }
+    rv = scep_sql_connect(p, o->pg_conninfo, 0, &cli_log, &db, &why);
+    if (rv == APR_SUCCESS) {
+        rv = upgrade ? scep_sql_migrate(db, p, &from, &to)
+                     : scep_sql_schema_version(db, p, &version);
+    }
+    if (upgrade && rv == SCEP_DB_VERSION) {
+        scepreg_complain("'%s' has schema version %d, newer than this scepreg's %d: upgrade "
+                         "scepreg", o->dbdir, from, SCEP_SQL_SCHEMA_VERSION);
+        return RC_INVALID;
+    }
+    if (rv != APR_SUCCESS) {
+        scepreg_complain("%s '%s': %s", upgrade ? "cannot upgrade the schema of"
+                                                : "cannot read the schema of", o->dbdir,
+                         why ? why : scep_db_strerror(p, rv));
+        return status_rc(rv);
+    }
+    if (upgrade) {
+        printf("schema version %d -> %d\n", from, to);
+        return scepreg_finish_output();
+    }
+    printf("schema version %d, this scepreg uses %d: %s\n", version, SCEP_SQL_SCHEMA_VERSION,
+           version == SCEP_SQL_SCHEMA_VERSION ? "current"
+           : version == 0 ? "no schema yet, run scepreg db upgrade"
+           : version < SCEP_SQL_SCHEMA_VERSION ? "older, run scepreg db upgrade"
+           : "newer, upgrade scepreg");
+    if (scepreg_finish_output() != RC_OK) {
+        return RC_DB;
+    }
+    return version == SCEP_SQL_SCHEMA_VERSION ? RC_OK : RC_INVALID;
+}
+
+static int run_word_command(apr_pool_t *p, opts_t *o, apr_int64_t now)
+{
+    int c;
+
+    for (c = 1; c < 256; c++) {
+        if (o->seen[c]) {
+            return syntax("option -%c cannot be used with %s", c, o->command);
+        }
+    }
+    (void)now;
+    if (strcmp(o->command_args[0], "sql") == 0) {
+        return db_sql(o);
+    }
+    return db_schema(p, o);
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -795,8 +1040,13 @@ int main(int argc, char **argv)
     }
     /* every command starts from the database: a missing one is reported before a long
      * read or a prompt */
-    else if (mode && (rc = open_db(pool, &o, mode->writes, &db)) == RC_OK) {
+    else if (mode && (rc = o.pg_option ? scepreg_open_pg(pool, &o, mode->writes, &db)
+                                       : scepreg_open_lmdb(pool, &o, mode->writes, &db))
+                     == RC_OK) {
         rc = mode->run(pool, &o, db, now);
+    }
+    else if (!mode && rc == RC_OK && o.command) {
+        rc = run_word_command(pool, &o, now);
     }
     apr_pool_destroy(pool);
     return rc;

@@ -43,6 +43,13 @@ typedef struct opts_t {
     apr_int64_t expires, ttl;
     int expires_set;
     const char *dbdir, *name, *fqdn, *challenge_arg;
+    /* --pg or --pg-file: the database is PostgreSQL, and dbdir is then its conninfo as
+     * messages show it (scep_sql_conninfo_shown) */
+    const char *pg_conninfo;
+    const char *pg_option;          /* "--pg" or "--pg-file", for messages */
+    const char *command;            /* "db" or "copy", the words, else NULL */
+    const char *const *command_args;    /* the operands after it */
+    int command_nargs;
     unsigned char seen[256];
 } opts_t;
 
@@ -62,6 +69,10 @@ int scepreg_db_failed(apr_pool_t *p, const char *dir, const char *what, apr_stat
 int scepreg_report_interrupted(void);
 /* The last step of every change: an interrupt until now leaves the database as it was. */
 int scepreg_commit(apr_pool_t *p, const char *dir, scep_txn_t *txn);
+/* Opens the database the command line names, for writing or reading; an LMDB folder
+ * is created with o->create.  Returns the exit code. */
+int scepreg_open_lmdb(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db);
+int scepreg_open_pg(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db);
 /* After a change as root: the files stay usable by httpd's User (see scepreg.c). */
 int scepreg_fix_ownership(apr_pool_t *p, const opts_t *o);
 /* Flushes a listing; RC_DB when stdout failed. */

@@ -1014,8 +1014,20 @@ int scepreg_devices_check(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_int
     if (rv == APR_SUCCESS) {
         rv = scep_store_transaction_foreach(txn, p, check_visit_txn, &ctx);
     }
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && !scep_db_engine(db)) {
         rv = scep_db_foreach(txn, SCEP_DBI_CERTS_BY_FQDN, NULL, 0, check_visit_index, &ctx);
+    }
+    /* PostgreSQL lists a name's certificates by the column itself: each certificate with
+     * a name is its own index entry, so the report reads the same for both engines */
+    for (i = 0; rv == APR_SUCCESS && scep_db_engine(db) && i < ctx.certs->nelts; i++) {
+        const check_cert_t *k = &APR_ARRAY_IDX(ctx.certs, i, check_cert_t);
+
+        if (k->fqdn) {
+            check_index_t *e = apr_array_push(ctx.index);
+
+            e->fqdn = k->fqdn;
+            e->serial = k->serial;
+        }
     }
     if (rv != APR_SUCCESS) {
         scep_db_abort(txn);

@@ -11,7 +11,8 @@ src=${1:-${srcdir:-$(dirname "$0")/..}}/mod_scep
 # unit name (file without .c/.h) -> layer
 declare -A layer=(
     [scep_util]=0 [scep_util_own]=0 [scep_version]=0
-    [scep_name]=1 [scep_verifier]=1 [scep_profile]=1 [scep_keyless]=1 [scep_decode]=1
+    [scep_name]=1 [scep_pgconf]=1 [scep_verifier]=1 [scep_profile]=1 [scep_keyless]=1
+    [scep_decode]=1
     [scep_csr]=1 [scep_template]=1
     [scep_db]=2 [scep_sql]=2
     [scep_store]=3 [scep_import]=3
