@@ -281,6 +281,7 @@ cl_on() {
 cl_post() {
     local target=$1 name=$2 loc=$3 secs=$4 port meta
     if [[ "$target" == ha ]]; then port=$CL_HA_PORT; else port=${CL_NODE_PORT[$target]}; fi
+    rm -f "$T/$name.outcome"
     meta=$(curl -sS --max-time "$secs" -o "$T/$name.rep" -D "$T/$name.hdr" \
         -w '%{http_code} %{time_total}' --data-binary "@$T/$name.req" \
         "http://127.0.0.1:$port$loc?operation=PKIOperation" 2>"$T/$name.curl") \
@@ -291,8 +292,17 @@ cl_post() {
 }
 
 # cl_outcome NAME SIGNER: one word for $T/NAME's answer: success (the certificate in
-# $T/NAME.pem), failure-N (failInfo N), pending, http-CODE, or garbled
+# $T/NAME.pem), failure-N (failInfo N), pending, http-CODE, or garbled; kept in
+# $T/NAME.outcome (cl_post removes it), so that asking again costs nothing
 cl_outcome() {
+    local name=$1 signer=$2 word
+    if [[ ! -s "$T/$name.outcome" ]]; then
+        word=$(cl_judge "$name" "$signer")
+        echo "$word" >"$T/$name.outcome"
+    fi
+    cat "$T/$name.outcome"
+}
+cl_judge() {
     local name=$1 signer=$2 code status
     read -r code _ <"$T/$name.http"
     if [[ "$code" != 200 ]]; then
