@@ -18,6 +18,7 @@
 #   cl_haproxy_start NODE...        HAProxy on CL_HA_PORT, round robin over the nodes
 #   cl_on NODE|ha COMMAND...        run COMMAND with PORT (and ERROR_LOG) of that target
 #   cl_psql SQL                     one value (or rows, tab-separated) from the primary
+#   cl_pg_hold_writers SECONDS      a session holding the writers' lock (background)
 
 source "$LIB_DIR/../pg.sh"
 
@@ -106,12 +107,29 @@ cl_conninfo() {
 
 cl_psql() { pg_psql "$CL_PG_MAIN" -tA -F $'\t' -c "$1"; }
 
+# cl_pg_hold_writers SECONDS: in the background, a session holds the writers' lock (the
+# scep_schema row every write transaction locks first) for SECONDS; returns once it is held
+# (bounded: 10 s), the session's pid in CL_HOLD_PID
+cl_pg_hold_writers() {
+    pg_psql "$CL_PG_MAIN" -c "BEGIN" -c "SELECT 1 FROM scep_schema FOR UPDATE" \
+        -c "SELECT pg_sleep($1)" -c "COMMIT" >/dev/null 2>&1 &
+    # shellcheck disable=SC2034   # the caller waits for it
+    CL_HOLD_PID=$!
+    for _ in $(seq 100); do
+        [[ $(cl_psql "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                      WHERE c.relname = 'scep_schema' AND l.mode = 'RowShareLock'
+                        AND l.granted") -ge 1 ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # ---- httpd nodes -------------------------------------------------------------------------
 
 cl_node_root() { echo "$T/node-$1"; }
 
 # cl_node_conf NODE DBDPARAMS BODY: lib.sh's server settings, one port per node, and a
-# small mod_dbd pool per child (DBDMax), so that two nodes' children stay well below the
+# small mod_dbd pool per child (DBDMax), so that the nodes' children stay well below the
 # scratch server's max_connections.
 cl_node_conf() {
     local node=$1 params=$2 body=$3 root user=""
@@ -171,7 +189,7 @@ EOF
 cl_node_start() {
     local node=$1 root pid code
     root=$(cl_node_root "$node")
-    : >"$root/logs/error.log"
+    # a restarted node appends: what it logged before it was killed is evidence too
     "${HTTPD_CMD[@]}" -f "$root/httpd.conf" -d "$root" -DFOREGROUND \
         >"$root/stdout" 2>"$root/stderr" &
     pid=$!
