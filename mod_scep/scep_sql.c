@@ -317,7 +317,7 @@ apr_status_t scep_sql_connect(apr_pool_t *p, const char *conninfo, int timeout_m
                             "libaprutil1-dbd-pgsql): status %d", rv);
         return rv == APR_SUCCESS ? APR_EGENERAL : rv;
     }
-    if ((rv = apr_dbd_open_ex(driver, p, conninfo, &handle, &error)) != APR_SUCCESS) {
+    if (apr_dbd_open_ex(driver, p, conninfo, &handle, &error) != APR_SUCCESS) {
         /* libpq's message names host and port, never the password */
         *why = apr_psprintf(p, "cannot connect to %s: %s", shown, server_words(p, error));
         return SCEP_DB_UNAVAILABLE;
