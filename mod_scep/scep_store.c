@@ -348,12 +348,14 @@ apr_status_t scep_store_device_find(scep_txn_t *txn, apr_pool_t *p, const char *
     if (!fqdn) {
         return APR_EINVAL;
     }
-    keys = device_candidates(p, fqdn);
     if (scep_store_sql_active(txn)) {
-        return scep_store_sql_device_find(txn, p, keys, dev);   /* one round trip */
+        /* one round trip for every candidate */
+        return scep_store_sql_device_find(txn, p, device_candidates(p, fqdn), dev);
     }
-    rv = SCEP_DB_NOTFOUND;
-    for (i = 0; rv == SCEP_DB_NOTFOUND && i < keys->nelts; i++) {
+    /* LMDB: the exact name first, the wildcards' keys made only when it is not there */
+    rv = scep_store_device_get(txn, p, fqdn, dev);
+    keys = rv == SCEP_DB_NOTFOUND ? device_candidates(p, fqdn) : NULL;
+    for (i = 1; rv == SCEP_DB_NOTFOUND && i < keys->nelts; i++) {
         rv = scep_store_device_get(txn, p, APR_ARRAY_IDX(keys, i, const char *), dev);
     }
     return rv;
