@@ -15,6 +15,7 @@
 #include "scep_store_sql.h"
 #include "scep_sql.h"
 #include "scep_name.h"
+#include "scep_util.h"
 
 /* LMDB's largest key (mdb_env_get_maxkeysize with the default page size) */
 #define KEY_MAX 511
@@ -134,14 +135,22 @@ static apr_status_t unstorable(scep_txn_t *txn)
     return scep_db_txn_fail(txn, APR_EINVAL);
 }
 
-/* Serials are kept as scepreg prints them: upper-case hex of whole bytes. */
+/* Serials are kept as scepreg prints them: upper-case hex of whole bytes.  NULL for what
+ * is no serial's hex (the callers' APR_EINVAL, as scep_store.c's serial_key). */
 static const char *serial_text(apr_pool_t *p, const char *hex)
 {
-    char *s = apr_pstrdup(p, hex);
-    char *c;
+    apr_size_t n = hex ? strlen(hex) : 0, i;
+    char *s;
 
-    for (c = s; *c; c++) {
-        *c = (char)apr_toupper(*c);
+    if (n == 0 || n % 2) {
+        return NULL;
+    }
+    s = apr_pstrmemdup(p, hex, n);
+    for (i = 0; i < n; i++) {
+        if (scep_util_hex_digit(s[i]) < 0) {
+            return NULL;
+        }
+        s[i] = (char)apr_toupper(s[i]);
     }
     return s;
 }
@@ -945,10 +954,12 @@ apr_status_t scep_store_sql_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_
     apr_status_t rv;
     int n = 0;
 
+    if (!(args[0] = serial_text(p, c->serial))) {
+        return APR_EINVAL;
+    }
     if (strlen(c->serial) > 2 * KEY_MAX || (c->fqdn && !key_fits(c->fqdn, 0))) {
         return unstorable(txn);
     }
-    args[0] = serial_text(p, c->serial);
     args[1] = c->der && c->der_len ? scep_sql_hex(p, c->der, c->der_len) : "";
     args[2] = c->fqdn;
     args[3] = c->subject;
@@ -984,10 +995,12 @@ apr_status_t scep_store_sql_cert_get(scep_txn_t *txn, apr_pool_t *p, const char 
     scep_sql_row_t *row;
     apr_status_t rv;
 
+    if (!(args[0] = serial_text(p, serial_hex))) {
+        return APR_EINVAL;
+    }
     if (strlen(serial_hex) > 2 * KEY_MAX) {
         return SCEP_DB_NOTFOUND;
     }
-    args[0] = serial_text(p, serial_hex);
     rv = scep_sql_select_one(txn, p, "reading a certificate",
                              "SELECT " CERT_COLS " FROM scep_certificates WHERE serial = %s",
                              1, args, &row);
@@ -1026,10 +1039,13 @@ apr_status_t scep_store_sql_cert_revoke(scep_txn_t *txn, apr_pool_t *p,
     apr_status_t rv;
 
     *already = 0;
-    if (strlen(serial_hex) > 2 * KEY_MAX) {
+    /* the one call scep_store.c hands over unchecked: the LMDB path checks it in its get */
+    if (!(serial = serial_text(p, serial_hex))) {
+        return APR_EINVAL;
+    }
+    if (strlen(serial) > 2 * KEY_MAX) {
         return SCEP_DB_NOTFOUND;
     }
-    serial = serial_text(p, serial_hex);
     when = i64(p, now);
     args[0] = when;
     args[1] = i64(p, reason);

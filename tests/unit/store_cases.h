@@ -767,6 +767,13 @@ static void test_revoke(void **state)
     assert_true(already);
     assert_int_equal(scep_store_cert_revoke(txn, fx->p, "0B99", 6000, SCEP_REASON_SUPERSEDED,
                                             &already), SCEP_DB_NOTFOUND);
+    /* what is no serial's hex is refused, not looked for */
+    assert_int_equal(scep_store_cert_revoke(txn, fx->p, "0B9", 6000, SCEP_REASON_SUPERSEDED,
+                                            &already), APR_EINVAL);
+    assert_int_equal(scep_store_cert_revoke(txn, fx->p, "ZZ", 6000, SCEP_REASON_SUPERSEDED,
+                                            &already), APR_EINVAL);
+    assert_int_equal(scep_store_cert_revoke(txn, fx->p, NULL, 6000, SCEP_REASON_SUPERSEDED,
+                                            &already), APR_EINVAL);
     assert_int_equal(scep_store_crl_state_get(txn, &crl), APR_SUCCESS);
     assert_true(crl.generation == 1 && crl.changed_at == 5000);
     assert_int_equal(scep_store_cert_revoke(txn, fx->p, "0A02", 7000, SCEP_REASON_UNSPECIFIED,
