@@ -13,19 +13,17 @@
 
 #include "scep_sql.h"
 
+/* where the core said it, for a test log that someone reads after a failure */
 static void log_to_stderr(void *baton, const char *file, int line, int level,
                           const char *text)
 {
-    (void)baton;
-    (void)file;
-    (void)line;
-    (void)level;
-    fprintf(stderr, "sql_migrate: %s\n", text);
+    fprintf(stderr, "%s: %s:%d (level %d): %s\n", (const char *)baton, file, line, level,
+            text);
 }
 
 int main(int argc, char **argv)
 {
-    scep_log_t log = { log_to_stderr, NULL, SCEP_LOG_ERR };
+    scep_log_t log = { log_to_stderr, (void *)"sql_migrate", SCEP_LOG_ERR };
     const char *why = NULL;
     apr_pool_t *p;
     scep_db_t *db;
