@@ -8,7 +8,8 @@
 # answer, a PKIOperation gets 503 with Retry-After within the timeout, never a hang, and a
 # log line), started again (the next enrollment succeeds without restarting httpd), and
 # the writers' lock held by someone else (503 after about ScepDBDTimeout, not when the
-# holder lets go).
+# holder lets go), the schema missing (503, SCEP00341).  The CRL endpoint and minting
+# follow the same rules.
 source "$(dirname "$0")/lib.sh"
 source "$LIB_DIR/../pg.sh"
 t_init
@@ -52,6 +53,13 @@ $(scep_location /scep "$T/pki" ra "ScepDeviceDB dbd:" "ScepDBDTimeout $TIMEOUT_M
     ScepDeviceDB dbd:
     ScepDBDTimeout $TIMEOUT_MS
     Require ip 127.0.0.1
+</Location>
+<Location /crl>
+    SetHandler scep-crl
+    ScepCACertificateFile $T/pki/ca.pem
+    ScepCAKeyFile $T/pki/ca.key
+    ScepDeviceDB dbd:
+    Require all granted
 </Location>"
 httpd_start || t_done
 URL="http://127.0.0.1:$PORT/scep"
@@ -141,6 +149,10 @@ else
     grep -v '^dbus-daemon' "$C/daemon.out" | sed 's/^/       | /' | tail -20
 fi
 
+http_get "/crl" "$T/crl.der"
+expect_eq "$HTTP_CODE $HTTP_CTYPE" "200 application/pkix-crl" "the CRL is served from PostgreSQL"
+expect_eq "$(rows "SELECT count(*) FROM scep_crl_published")" 1 "the published CRL is recorded"
+
 # ---- PostgreSQL stopped ----
 # pkiop NAME: a probe enrollment as a POST bounded at 20 s; HTTP_CODE, headers in
 # $T/NAME.headers, seconds taken in ELAPSED
@@ -173,6 +185,9 @@ expect_log 'SCEP0070[14]: .*refused with (HTTP )?503' \
     "PostgreSQL stopped: a log line says the request was refused with 503"
 http_get "/admin/challenge" "$T/mint-down" -D "$T/mint-down.headers"
 expect_eq "$HTTP_CODE" 503 "PostgreSQL stopped: minting gets 503"
+expect_eq "$(retry_after mint-down)" 30 "PostgreSQL stopped: minting: Retry-After 30"
+http_get "/crl" "$T/crl-down" -D "$T/crl-down.headers"
+expect_eq "$HTTP_CODE" 503 "PostgreSQL stopped: the CRL gets 503"
 
 # ---- started again: no httpd restart ----
 pg_start db "$PGPORT" >/dev/null || die "PostgreSQL did not start again"
@@ -210,6 +225,14 @@ fi
 expect_log 'SCEP00340: .*(lock|timeout)' "writers' lock held elsewhere: PostgreSQL's words logged"
 wait "$LOCKER" || true
 LOCKER=""
+
+# ---- the schema gone (a database restored without it): 503, the log says what to run ----
+rows "ALTER TABLE scep_schema RENAME TO scep_schema_away" >/dev/null
+pkiop noschema
+expect_eq "$HTTP_CODE" 503 "no schema: PKIOperation gets 503"
+expect_eq "$(retry_after noschema)" 30 "no schema: Retry-After 30"
+expect_log 'SCEP00341: .*holds no mod_scep schema' "no schema: the log says to create it"
+rows "ALTER TABLE scep_schema_away RENAME TO scep_schema" >/dev/null
 swan swan3.example.net || true
 
 # every certificate a client holds is recorded, and no serial twice
@@ -219,6 +242,6 @@ expect_eq "$(rows "SELECT count(*) - count(DISTINCT serial) FROM scep_certificat
     "no serial twice"
 
 httpd_stop || fail "httpd did not stop cleanly"
-check_error_log 'SCEP0070[0-9]: ' 'SCEP00340: ' 'SCEP00124: .*PostgreSQL' '\[dbd:error\]'
+check_error_log 'SCEP0070[0-9]: ' 'SCEP0034[01]: ' 'SCEP00124: .*PostgreSQL' '\[dbd:error\]'
 expect_log_lacks "$CM_CHAL" "the challenge never appears in the error log"
 t_done
