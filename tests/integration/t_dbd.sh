@@ -150,7 +150,8 @@ else
 fi
 
 http_get "/crl" "$T/crl.der"
-expect_eq "$HTTP_CODE $HTTP_CTYPE" "200 application/pkix-crl" "the CRL is served from PostgreSQL"
+expect_eq "$HTTP_CODE $HTTP_CTYPE" "200 application/pkix-crl" \
+    "the CRL is served from PostgreSQL"
 expect_eq "$(rows "SELECT count(*) FROM scep_crl_published")" 1 "the published CRL is recorded"
 
 # ---- PostgreSQL stopped ----
@@ -222,7 +223,8 @@ if ((ELAPSED >= TIMEOUT_MS - 200 && ELAPSED < TIMEOUT_MS + 3000)); then
 else
     fail "writers' lock held elsewhere: answered after $ELAPSED ms (ScepDBDTimeout $TIMEOUT_MS)"
 fi
-expect_log 'SCEP00340: .*(lock|timeout)' "writers' lock held elsewhere: PostgreSQL's words logged"
+expect_log 'SCEP00340: .*(lock|timeout)' \
+    "writers' lock held elsewhere: PostgreSQL's words logged"
 wait "$LOCKER" || true
 LOCKER=""
 
