@@ -20,7 +20,8 @@
 #   cl_psql SQL                     one value (or rows, tab-separated) from the primary
 #   cl_pg_hold_writers SECONDS      a session holding the writers' lock (background)
 
-source "$LIB_DIR/../pg.sh"
+# once: sourcing pg.sh again would empty the list of servers a harness already started
+declare -F pg_start >/dev/null || source "$LIB_DIR/../pg.sh"
 
 declare -gA CL_PG_PORT=() CL_NODE_PORT=() CL_NODE_PID=()
 CL_PG_STOP_HOOKED=0
