@@ -4,7 +4,8 @@
 # Debian 12), builds with -Werror, runs the unit tests (also under valgrind and in an
 # ASan + UBSan build that httpd loads for an integration subset: tests/sanitize.sh),
 # clang-tidy and cppcheck (tests/static-analysis.sh), fuzzes the parsers for a bounded time (tests/fuzz/run.sh),
-# runs the integration tests against a real httpd and real clients, and make distcheck.
+# runs the integration tests against a real httpd and real clients (on LMDB, then where
+# they apply on PostgreSQL), and make distcheck.
 # Exit status non-zero on any failure.  Bounded: CHECK_TIMEOUT seconds overall (default 3600).
 set -euo pipefail
 
@@ -89,6 +90,11 @@ timeout 900 bash tests/fuzz/run.sh
 # ---- integration tests --------------------------------------------------------------------
 step "integration tests"
 timeout 2400 bash tests/integration/run.sh
+
+# The same tests with their records in PostgreSQL, where they apply (the table in run.sh);
+# each starts its own scratch server (tests/pg.sh).
+step "integration tests against PostgreSQL (SCEP_TEST_STORE=pgsql)"
+SCEP_TEST_STORE=pgsql timeout 1800 bash tests/integration/run.sh
 
 # ---- distcheck ------------------------------------------------------------------------------
 step "make distcheck"

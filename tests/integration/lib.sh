@@ -20,6 +20,11 @@
 #   APACHE_MODDIR  where mod_mpm_event.so and mod_authz_core.so live
 #   KEEP=1      keep the scratch folder (its path is printed)
 #   VERBOSE=1   print the error log at the end of every test
+#   SCEP_TEST_STORE  lmdb (default) or pgsql: where the records of every ScepDeviceDB folder
+#               live (see "the store" below; run.sh says which tests apply)
+#   SCEP_TEST_LMDB_FOLDERS  with pgsql: names of folders (last path component, blank
+#               separated) that stay LMDB; run.sh sets it for tests whose one server serves
+#               two folders, since mod_dbd gives a server one database
 
 set -euo pipefail
 
@@ -148,6 +153,11 @@ t_init() {
         command -v "$tool" >/dev/null || die "required tool '$tool' is missing"
     done
     echo "$T_NAME"
+    case $SCEP_TEST_STORE in
+        lmdb) ;;
+        pgsql) store_pg_init ;;
+        *) die "SCEP_TEST_STORE is '$SCEP_TEST_STORE': lmdb or pgsql" ;;
+    esac
 }
 
 require_module() {
@@ -227,6 +237,212 @@ free_port() {
     die "no free port found"
 }
 
+# ---- the store: LMDB folders, or PostgreSQL databases standing in for them -------------
+#
+# With SCEP_TEST_STORE=pgsql a test runs unchanged against PostgreSQL: t_init starts a
+# scratch server (tests/pg.sh), points SCEPREG and SCEPLOAD at shims written here and puts
+# one for mdb_stat first in PATH.  The first time a folder is named (to scepreg, to
+# scepload -D, or in a ScepDeviceDB line of httpd_conf) it gets a database of its own, with
+# the schema made by `scepreg db upgrade`.  scepreg's folder argument becomes --pg-file of
+# that database; a ScepDeviceDB line becomes `ScepDeviceDB dbd:` and the server gets
+# mod_dbd with DBDParams naming the database.  A folder named in SCEP_TEST_LMDB_FOLDERS
+# stays LMDB.
+
+SCEP_TEST_STORE=${SCEP_TEST_STORE:-lmdb}
+STORE_PG=""          # pgsql: the folder of the shims, the conninfo files and the map
+STORE_PG_PORT=""
+SCEPREG_REAL=""      # pgsql: the programs the shims run
+SCEPLOAD_REAL=""
+MDB_STAT_REAL=""
+SCEP_TEST_LMDB_FOLDERS=${SCEP_TEST_LMDB_FOLDERS:-}
+
+# store_is_lmdb: true unless the test runs against PostgreSQL; for the few checks that
+# look into an LMDB folder itself (its owner, its files)
+store_is_lmdb() { [[ "$SCEP_TEST_STORE" == lmdb ]]; }
+
+# store_keeps_lmdb FOLDER: true when FOLDER is one SCEP_TEST_LMDB_FOLDERS leaves to LMDB
+store_keeps_lmdb() {
+    local name=${1%/}
+    name=${name##*/}
+    [[ " $SCEP_TEST_LMDB_FOLDERS " == *" $name "* ]]
+}
+
+# store_pg_database FOLDER: prints the conninfo file of FOLDER's database, made (with its
+# schema) the first time; safe for concurrent scepreg runs (flock on the map)
+store_pg_database() {
+    local folder name
+    folder=$(realpath -m -- "$1")
+    (
+        flock -w 60 9 || { echo "store: the map of databases stays locked" >&2; exit 1; }
+        name=$(awk -F'\t' -v f="$folder" '$1 == f { print $2 }' "$STORE_PG/map")
+        if [[ -z "$name" ]]; then
+            name=scep_$(($(wc -l <"$STORE_PG/map") + 1))
+            timeout 60 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$STORE_PG_PORT" \
+                -U scep -d postgres -c "CREATE DATABASE $name" >>"$STORE_PG/setup.log" 2>&1 \
+                || { echo "store: cannot create the database for $folder" >&2; exit 1; }
+            printf 'host=127.0.0.1 port=%s user=scep dbname=%s connect_timeout=5\n' \
+                "$STORE_PG_PORT" "$name" >"$STORE_PG/$name.conninfo"
+            chmod 600 "$STORE_PG/$name.conninfo"
+            printf '%s\t%s\n' "$folder" "$name" >>"$STORE_PG/map"
+        fi
+        # until the schema is there, every use tries again (and says why it cannot)
+        if [[ ! -e "$STORE_PG/$name.schema" ]]; then
+            timeout 60 "$SCEPREG_REAL" --pg-file "$STORE_PG/$name.conninfo" db upgrade \
+                >>"$STORE_PG/setup.log" 2>&1 \
+                || { echo "store: scepreg db upgrade failed for $folder:" \
+                        "$(tail -1 "$STORE_PG/setup.log")" >&2; exit 1; }
+            : >"$STORE_PG/$name.schema"
+        fi
+        echo "$STORE_PG/$name.conninfo"
+    ) 9>>"$STORE_PG/map.lock"
+}
+
+# The scepreg shim: the first argument that is not an option (getopt "+" as scepreg reads
+# them) is the folder; it becomes --pg-file, and the options that only mean something to
+# LMDB (-c create, -m map size, -o owner of the files) are left out.
+store_scepreg_shim() {
+    local with_value=moaseptTIrW drop=cmo args=("$@") opts=() i=0 j a c conninfo
+    while ((i < ${#args[@]})); do
+        a=${args[i]}
+        [[ "$a" == -?* && "$a" != -- ]] || break
+        j=1
+        while ((j < ${#a})); do
+            c=${a:j:1}
+            if [[ "$with_value" == *"$c"* ]]; then
+                local value=${a:j+1}
+                if [[ -z "$value" ]]; then
+                    i=$((i + 1))
+                    value=${args[i]:-}
+                fi
+                [[ "$drop" == *"$c"* ]] || opts+=("-$c" "$value")
+                break
+            fi
+            [[ "$drop" == *"$c"* ]] || opts+=("-$c")
+            j=$((j + 1))
+        done
+        i=$((i + 1))
+    done
+    [[ "${args[i]:-}" == -- ]] && i=$((i + 1))
+    if ((i >= ${#args[@]})) || store_keeps_lmdb "${args[i]}"; then
+        exec "$SCEPREG_REAL" "$@"
+    fi
+    conninfo=$(store_pg_database "${args[i]}") || exit 1
+    exec "$SCEPREG_REAL" --pg-file "$conninfo" "${opts[@]}" "${args[@]:i+1}"
+}
+
+# The scepload shim: -D FOLDER (its own registration for the run) becomes --pg-file.
+store_scepload_shim() {
+    local out=() a conninfo folder
+    while (($#)); do
+        a=$1
+        shift
+        folder=""
+        case $a in
+            -D) folder=${1:-}; shift || true ;;
+            -D?*) folder=${a#-D} ;;
+        esac
+        if [[ -n "$folder" ]] && ! store_keeps_lmdb "$folder"; then
+            conninfo=$(store_pg_database "$folder") || exit 1
+            out+=(--pg-file "$conninfo")
+        elif [[ -n "$folder" ]]; then
+            out+=(-D "$folder")
+        else
+            out+=("$a")
+        fi
+    done
+    exec "$SCEPLOAD_REAL" "${out[@]}"
+}
+
+# The mdb_stat shim, for the one question tests ask LMDB beside a running server: how many
+# minted challenges the folder holds (mdb_stat -s challenges FOLDER).  Rows of
+# scep_challenges are deleted when consumed, as LMDB's entries are.
+store_mdb_stat_shim() {
+    local name count
+    if (($# == 3)) && [[ "$1" == -s && "$2" == challenges ]]; then
+        name=$(awk -F'\t' -v f="$(realpath -m -- "$3")" '$1 == f { print $2 }' "$STORE_PG/map")
+        if [[ -n "$name" ]]; then
+            count=$(timeout 30 psql -X -q -At -h 127.0.0.1 -p "$STORE_PG_PORT" -U scep \
+                -d "$name" -c "SELECT count(*) FROM scep_challenges") || exit 1
+            printf '  Entries: %s\n' "$count"
+            exit 0
+        fi
+    fi
+    [[ -n "$MDB_STAT_REAL" ]] || { echo "mdb_stat (lmdb-utils) is not installed" >&2; exit 127; }
+    exec "$MDB_STAT_REAL" "$@"
+}
+
+# store_pg_write_shim NAME FUNCTION: an executable $STORE_PG/NAME running FUNCTION with
+# the state it needs, so that tests keep calling "$SCEPREG" and "$SCEPLOAD" as programs
+store_pg_write_shim() {
+    {
+        echo '#!/usr/bin/env bash'
+        echo "# written by tests/integration/lib.sh for $T_NAME: $1 on PostgreSQL"
+        echo 'set -uo pipefail'
+        declare -p STORE_PG STORE_PG_PORT SCEPREG_REAL SCEPLOAD_REAL MDB_STAT_REAL \
+            SCEP_TEST_LMDB_FOLDERS
+        declare -f store_keeps_lmdb store_pg_database "$2"
+        echo "$2 \"\$@\""
+    } >"$STORE_PG/$1"
+    chmod 755 "$STORE_PG/$1"
+}
+
+store_pg_init() {
+    command -v flock >/dev/null || die "flock (util-linux) is missing"
+    # shellcheck source=../pg.sh
+    source "$LIB_DIR/../pg.sh"
+    pg_available || die "PostgreSQL is not installed (postgresql-15)"
+    STORE_PG=$T/pgstore
+    mkdir -p "$STORE_PG"
+    : >"$STORE_PG/map"
+    STORE_PG_PORT=$(free_port)
+    at_exit store_pg_stop
+    pg_start store "$STORE_PG_PORT" >"$STORE_PG/start.log" 2>&1 \
+        || { cat "$STORE_PG/start.log"; die "the scratch PostgreSQL did not start"; }
+    SCEPREG_REAL=${SCEPREG:-$TOP/scepreg}
+    SCEPLOAD_REAL=${SCEPLOAD:-$TOP/scepload}
+    MDB_STAT_REAL=$(command -v mdb_stat || true)
+    mkdir -p "$STORE_PG/bin"
+    store_pg_write_shim scepreg store_scepreg_shim
+    store_pg_write_shim scepload store_scepload_shim
+    store_pg_write_shim bin/mdb_stat store_mdb_stat_shim
+    SCEPREG=$STORE_PG/scepreg
+    SCEPLOAD=$STORE_PG/scepload
+    PATH=$STORE_PG/bin:$PATH
+    note "store: PostgreSQL on 127.0.0.1:$STORE_PG_PORT"
+}
+
+# httpd first: its connections would only log errors while the server goes away
+store_pg_stop() {
+    httpd_stop_quiet
+    pg_stop_all
+}
+
+# store_pg_rewrite BODY: BODY with every ScepDeviceDB folder of PostgreSQL's turned into
+# dbd:, in STORE_BODY; the server lines for mod_dbd in STORE_SERVER (empty when none)
+store_pg_rewrite() {
+    local line folder="" conninfo
+    local re='^([[:space:]]*)ScepDeviceDB[[:space:]]+"?([^"[:space:]]+)"?[[:space:]]*$'
+    STORE_BODY=""
+    STORE_SERVER=""
+    while IFS= read -r line; do
+        if [[ "$line" =~ $re && "${BASH_REMATCH[2]}" != dbd:* ]] \
+            && ! store_keeps_lmdb "${BASH_REMATCH[2]}"; then
+            if [[ -n "$folder" && "$folder" != "$(realpath -m -- "${BASH_REMATCH[2]}")" ]]; then
+                die "store: one server with the folders $folder and ${BASH_REMATCH[2]}: mod_dbd" \
+                    "has one database per server; name one in SCEP_TEST_LMDB_FOLDERS (run.sh)"
+            fi
+            folder=$(realpath -m -- "${BASH_REMATCH[2]}")
+            line="${BASH_REMATCH[1]}ScepDeviceDB dbd:"
+        fi
+        STORE_BODY+=$line$'\n'
+    done <<<"$1"
+    [[ -n "$folder" ]] || return 0
+    conninfo=$(store_pg_database "$folder") || die "store: no database for $folder"
+    STORE_SERVER="LoadModule dbd_module $APACHE_MODDIR/mod_dbd.so
+DBDriver pgsql
+DBDParams \"$(cat "$conninfo")\""
+}
+
 # httpd_conf [--no-scep] [BODY]: writes the scratch ServerRoot and its httpd.conf; BODY
 # (<Location> blocks and any other directives) is appended.  Call it as
 # httpd_conf "$(scep_location ...)", not in a pipeline: it sets variables of this shell.
@@ -237,6 +453,11 @@ httpd_conf() {
         shift
     fi
     body=${1:-}
+    STORE_SERVER=""
+    if ! store_is_lmdb; then
+        store_pg_rewrite "$body"
+        body=$STORE_BODY
+    fi
     HTTPD_ROOT="$T/httpd"
     ERROR_LOG="$HTTPD_ROOT/logs/error.log"
     ACCESS_LOG="$HTTPD_ROOT/logs/access.log"
@@ -262,6 +483,7 @@ Listen 127.0.0.1:$PORT
 LoadModule mpm_event_module $APACHE_MODDIR/mod_mpm_event.so
 LoadModule authz_core_module $APACHE_MODDIR/mod_authz_core.so
 EOF
+        [[ -z "$STORE_SERVER" ]] || echo "$STORE_SERVER"
         if ((load_scep)); then
             echo "LoadModule scep_module $MOD_SCEP"
             echo "LogLevel notice scep:trace1"

@@ -4,21 +4,81 @@
 # prints each result, and ends with "N passed, N failed".  Exit status 1 if any failed.
 #
 #   tests/integration/run.sh [t_name ...]     (default: all)
-# Environment: see lib.sh (TOP, MOD_SCEP, SCEP_PROBE, KEEP, VERBOSE);
+#   SCEP_TEST_STORE=pgsql tests/integration/run.sh [t_name ...]
+#                         the same tests with their records in PostgreSQL (default: every
+#                         test the table below marks pg)
+# Environment: see lib.sh (TOP, MOD_SCEP, SCEP_PROBE, KEEP, VERBOSE, SCEP_TEST_STORE);
 # TEST_TIMEOUT bounds each test (default 600 s).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 timeout_s=${TEST_TIMEOUT:-600}
+store=${SCEP_TEST_STORE:-lmdb}
 passed=0
 failed=0
 failed_names=()
+not_applicable=0
+
+# Which tests run against PostgreSQL.  pg: every ScepDeviceDB folder of the test becomes a
+# database (lib.sh); pg:FOLDER...: those folders stay LMDB, because one server of the test
+# serves them beside another folder and mod_dbd gives a server one database; none: the
+# test names no ScepDeviceDB, so both stores run it alike (it runs when named, not by
+# default); lmdb: it tests LMDB itself, for the reason given.
+STORE_TABLE='
+t_cacaps_cacert    none
+t_certmonger       pg
+t_config_errors    lmdb  refusals of LMDB folders (modes, owners, paths); dbd: has its own cases
+t_crl              pg
+t_demo             lmdb  conf-examples/demo.sh writes its own configuration with an LMDB folder
+t_errors           none
+t_faults           lmdb  reader slots, the sync-failure marker file, LMDB under kill -9
+t_faults_forward   pg
+t_forward          pg:udb
+t_forward_micromdm pg
+t_forward_names    pg:udb
+t_forward_trust    pg:udb
+t_get_decoding     none
+t_harness          none
+t_hostile          pg
+t_identity         pg
+t_issuance         none
+t_lockout_burst    pg
+t_mint_params      pg
+t_pending          pg
+t_registrations    pg
+t_renewal          pg
+t_request_clock    pg
+t_reverse_proxies  pg
+t_rollover         pg
+t_scepclient       none
+t_scepload         pg
+t_scepreg          lmdb  the tool on LMDB files: modes, owners, damaged pages, map size, locks
+t_slowloris        lmdb  runs conf-examples/demo.sh, whose configuration is its own
+t_status           none
+t_store_full       lmdb  a full LMDB map (ScepDeviceDBMapSize, scepreg -m)
+t_strongswan       none
+t_templates        pg
+t_webhook          pg
+'
+# store_plan NAME: the table's words for NAME (empty when it is not listed)
+store_plan() { awk -v n="$1" '$1 == n { $1 = ""; sub(/^ +/, ""); print }' <<<"$STORE_TABLE"; }
+
+case $store in
+    lmdb | pgsql) ;;
+    *) echo "SCEP_TEST_STORE is '$store': lmdb or pgsql" >&2; exit 2 ;;
+esac
 
 if (($#)); then
     tests=()
     for name in "$@"; do
         name=${name%.sh}
         tests+=("$here/${name##*/}.sh")
+    done
+elif [[ $store == pgsql ]]; then
+    tests=()
+    for t in "$here"/t_*.sh; do
+        plan=$(store_plan "$(basename "$t" .sh)")
+        [[ $plan == lmdb* || $plan == none ]] || tests+=("$t")
     done
 else
     tests=("$here"/t_*.sh)
@@ -32,8 +92,27 @@ for t in "${tests[@]}"; do
         failed_names+=("$name")
         continue
     fi
+    lmdb_folders=""
+    if [[ $store == pgsql ]]; then
+        plan=$(store_plan "$name")
+        case $plan in
+            pg | none) ;;
+            pg:*) lmdb_folders=${plan#pg:}; lmdb_folders=${lmdb_folders//,/ } ;;
+            lmdb*)
+                echo "N/A  $name (LMDB only: ${plan#lmdb })"
+                echo
+                not_applicable=$((not_applicable + 1))
+                continue ;;
+            *)
+                echo "FAIL $name (not in run.sh's store table: say whether it applies to pgsql)"
+                failed=$((failed + 1))
+                failed_names+=("$name")
+                continue ;;
+        esac
+    fi
     start=$SECONDS
-    timeout --kill-after=10 "$timeout_s" bash "$t"
+    SCEP_TEST_STORE=$store SCEP_TEST_LMDB_FOLDERS=$lmdb_folders \
+        timeout --kill-after=10 "$timeout_s" bash "$t"
     rc=$?
     secs=$((SECONDS - start))
     if ((rc == 0)); then
@@ -49,5 +128,6 @@ for t in "${tests[@]}"; do
 done
 
 ((failed)) && echo "failed: ${failed_names[*]}"
+((not_applicable)) && echo "store pgsql: $not_applicable not applicable (LMDB only)"
 echo "$passed passed, $failed failed"
 ((failed == 0))
