@@ -127,6 +127,9 @@ t_cleanup() {
         eval "$hook" || true
     done
     httpd_stop_quiet || true
+    # after every server and hook of the test: their connections only log errors once
+    # the database is gone
+    [[ -z "$STORE_PG" ]] || pg_stop_all
     sanitizer_scan
     if [[ -n "$T" && -d "$T" ]]; then
         if [[ "${VERBOSE:-0}" == 1 && -n "$ERROR_LOG" && -f "$ERROR_LOG" ]]; then
@@ -395,7 +398,6 @@ store_pg_init() {
     mkdir -p "$STORE_PG"
     : >"$STORE_PG/map"
     STORE_PG_PORT=$(free_port)
-    at_exit store_pg_stop
     pg_start store "$STORE_PG_PORT" >"$STORE_PG/start.log" 2>&1 \
         || { cat "$STORE_PG/start.log"; die "the scratch PostgreSQL did not start"; }
     SCEPREG_REAL=${SCEPREG:-$TOP/scepreg}
@@ -409,12 +411,6 @@ store_pg_init() {
     SCEPLOAD=$STORE_PG/scepload
     PATH=$STORE_PG/bin:$PATH
     note "store: PostgreSQL on 127.0.0.1:$STORE_PG_PORT"
-}
-
-# httpd first: its connections would only log errors while the server goes away
-store_pg_stop() {
-    httpd_stop_quiet
-    pg_stop_all
 }
 
 # store_pg_rewrite BODY: BODY with every ScepDeviceDB folder of PostgreSQL's turned into
