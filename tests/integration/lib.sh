@@ -301,36 +301,29 @@ store_pg_database() {
 }
 
 # The scepreg shim: the first argument that is not an option (getopt "+" as scepreg reads
-# them) is the folder; it becomes --pg-file, and the options that only mean something to
-# LMDB (-c create, -m map size, -o owner of the files) are left out.
+# them) is the folder, and --pg-file stands in for it.  -c, -m and -o stay: scepreg
+# ignores -m and -o on PostgreSQL, and -c makes the schema there, as it makes the files.
 store_scepreg_shim() {
-    local with_value=moaseptTIrW drop=cmo args=("$@") opts=() i=0 j a c conninfo
+    local with_value=moaseptTIrW args=("$@") i=0 j a conninfo
     while ((i < ${#args[@]})); do
         a=${args[i]}
         [[ "$a" == -?* && "$a" != -- ]] || break
-        j=1
-        while ((j < ${#a})); do
-            c=${a:j:1}
-            if [[ "$with_value" == *"$c"* ]]; then
-                local value=${a:j+1}
-                if [[ -z "$value" ]]; then
-                    i=$((i + 1))
-                    value=${args[i]:-}
-                fi
-                [[ "$drop" == *"$c"* ]] || opts+=("-$c" "$value")
-                break
-            fi
-            [[ "$drop" == *"$c"* ]] || opts+=("-$c")
-            j=$((j + 1))
+        for ((j = 1; j < ${#a}; j++)); do
+            [[ "$with_value" == *"${a:j:1}"* ]] || continue
+            # the value is the rest of the word, or the next word
+            ((j + 1 < ${#a})) || i=$((i + 1))
+            break
         done
         i=$((i + 1))
     done
+    local options_end=$i   # --pg-file is an option: before a "--"
     [[ "${args[i]:-}" == -- ]] && i=$((i + 1))
     if ((i >= ${#args[@]})) || store_keeps_lmdb "${args[i]}"; then
         exec "$SCEPREG_REAL" "$@"
     fi
     conninfo=$(store_pg_database "${args[i]}") || exit 1
-    exec "$SCEPREG_REAL" --pg-file "$conninfo" "${opts[@]}" "${args[@]:i+1}"
+    exec "$SCEPREG_REAL" "${args[@]:0:options_end}" --pg-file "$conninfo" \
+        "${args[@]:options_end:i-options_end}" "${args[@]:i+1}"
 }
 
 # The scepload shim: -D FOLDER (its own registration for the run) becomes --pg-file.
