@@ -108,6 +108,7 @@ expect_file_matches() {
 # Ends the test: exit 0 only when something passed and nothing failed.
 t_done() {
     httpd_stop_quiet
+    [[ -z "$STORE_PG" ]] || store_pg_check_folders
     if ((T_FAILS == 0 && T_PASSES > 0)); then
         printf '%s: %d checks passed\n' "$T_NAME" "$T_PASSES"
         exit 0
@@ -129,7 +130,10 @@ t_cleanup() {
     httpd_stop_quiet || true
     # after every server and hook of the test: their connections only log errors once
     # the database is gone
-    [[ -z "$STORE_PG" ]] || pg_stop_all
+    if [[ -n "$STORE_PG" ]]; then
+        [[ ! -e "$STORE_PG/server" ]] || PG_DIRS[store]=$PG_SCRATCH/store
+        pg_stop_all
+    fi
     sanitizer_scan
     if [[ -n "$T" && -d "$T" ]]; then
         if [[ "${VERBOSE:-0}" == 1 && -n "$ERROR_LOG" && -f "$ERROR_LOG" ]]; then
@@ -270,6 +274,21 @@ store_keeps_lmdb() {
     [[ " $SCEP_TEST_LMDB_FOLDERS " == *" $name "* ]]
 }
 
+# store_pg_server: starts the scratch server the first time a test needs it, not in
+# t_init: a test without a store does not wait for it, and a test in a network namespace
+# of its own (t_forward_micromdm) brings the loopback up first.  Under the map's lock.
+store_pg_server() {
+    [[ -e "$STORE_PG/server" ]] && return 0
+    # shellcheck source=../pg.sh
+    source "$LIB_DIR/../pg.sh"
+    # the lock stays with this shell, not with the server
+    pg_start store "$STORE_PG_PORT" >>"$STORE_PG/setup.log" 2>&1 9>&- || {
+        echo "store: the scratch PostgreSQL did not start: $(tail -3 "$STORE_PG/setup.log")" >&2
+        return 1
+    }
+    : >"$STORE_PG/server"
+}
+
 # store_pg_database FOLDER: prints the conninfo file of FOLDER's database, made (with its
 # schema) the first time; safe for concurrent scepreg runs (flock on the map)
 store_pg_database() {
@@ -277,6 +296,7 @@ store_pg_database() {
     folder=$(realpath -m -- "$1")
     (
         flock -w 60 9 || { echo "store: the map of databases stays locked" >&2; exit 1; }
+        store_pg_server || exit 1
         name=$(awk -F'\t' -v f="$folder" '$1 == f { print $2 }' "$STORE_PG/map")
         if [[ -z "$name" ]]; then
             name=scep_$(($(wc -l <"$STORE_PG/map") + 1))
@@ -375,8 +395,8 @@ store_pg_write_shim() {
         echo "# written by tests/integration/lib.sh for $T_NAME: $1 on PostgreSQL"
         echo 'set -uo pipefail'
         declare -p STORE_PG STORE_PG_PORT SCEPREG_REAL SCEPLOAD_REAL MDB_STAT_REAL \
-            SCEP_TEST_LMDB_FOLDERS
-        declare -f store_keeps_lmdb store_pg_database "$2"
+            SCEP_TEST_LMDB_FOLDERS LIB_DIR PG_SCRATCH
+        declare -f store_keeps_lmdb store_pg_server store_pg_database "$2"
         echo "$2 \"\$@\""
     } >"$STORE_PG/$1"
     chmod 755 "$STORE_PG/$1"
@@ -387,12 +407,11 @@ store_pg_init() {
     # shellcheck source=../pg.sh
     source "$LIB_DIR/../pg.sh"
     pg_available || die "PostgreSQL is not installed (postgresql-15)"
+    pg_scratch
     STORE_PG=$T/pgstore
     mkdir -p "$STORE_PG"
     : >"$STORE_PG/map"
     STORE_PG_PORT=$(free_port)
-    pg_start store "$STORE_PG_PORT" >"$STORE_PG/start.log" 2>&1 \
-        || { cat "$STORE_PG/start.log"; die "the scratch PostgreSQL did not start"; }
     SCEPREG_REAL=${SCEPREG:-$TOP/scepreg}
     SCEPLOAD_REAL=${SCEPLOAD:-$TOP/scepload}
     MDB_STAT_REAL=$(command -v mdb_stat || true)
@@ -403,7 +422,16 @@ store_pg_init() {
     SCEPREG=$STORE_PG/scepreg
     SCEPLOAD=$STORE_PG/scepload
     PATH=$STORE_PG/bin:$PATH
-    note "store: PostgreSQL on 127.0.0.1:$STORE_PG_PORT"
+    note "store: PostgreSQL on 127.0.0.1:$STORE_PG_PORT (started when a folder is first named)"
+}
+
+# store_pg_check_folders: fails when a folder that had a database got LMDB files all the
+# same (something opened it past the shims and the dbd: rewrite)
+store_pg_check_folders() {
+    local folder name
+    while IFS=$'\t' read -r folder name; do
+        [[ ! -e "$folder/data.mdb" ]] || fail "store: $folder was written as LMDB ($name stood in)"
+    done <"$STORE_PG/map"
 }
 
 # store_pg_rewrite BODY: BODY with every ScepDeviceDB folder of PostgreSQL's turned into
