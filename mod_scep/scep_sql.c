@@ -78,7 +78,8 @@ static apr_status_t control(scep_sql_t *sql, apr_pool_t *p, const char *what, co
 
 /* ---- transactions -------------------------------------------------------------------- */
 
-static apr_status_t read_version(scep_sql_t *sql, apr_pool_t *p, int *version);
+static apr_status_t query_value(scep_sql_t *sql, apr_pool_t *p, const char *what,
+                                const char *query, const char **value);
 
 static void say_no_schema(scep_sql_t *sql)
 {
@@ -91,13 +92,23 @@ static void say_no_schema(scep_sql_t *sql)
  * deserves its own words.  Only asked on a live connection, never on the way to success. */
 static int schema_missing(scep_sql_t *sql, apr_pool_t *p)
 {
-    int nrows, version = -1;
+    const char *exists = NULL;
+    int nrows;
 
     if (apr_dbd_check_conn(sql->driver, p, sql->handle) != APR_SUCCESS) {
         return 0;
     }
     (void)apr_dbd_query(sql->driver, sql->handle, &nrows, "ROLLBACK");
-    if (read_version(sql, p, &version) != APR_SUCCESS || version != 0) {
+    /* The catalogue only, and bounded: the begin may have failed because someone holds
+     * the schema table's lock, and reading the table would then wait for them. */
+    if (query_value(sql, p, "looking for the schema",
+                    apr_psprintf(p, "BEGIN READ ONLY; SET LOCAL statement_timeout = %d; "
+                                 "SELECT to_regclass('scep_schema') IS NOT NULL",
+                                 sql->timeout_ms), &exists) != APR_SUCCESS) {
+        exists = NULL;
+    }
+    (void)apr_dbd_query(sql->driver, sql->handle, &nrows, "ROLLBACK");
+    if (!exists || strcmp(exists, "f") != 0) {
         return 0;
     }
     say_no_schema(sql);
