@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Issue 18: one httpd node keeping its records in PostgreSQL through mod_dbd
-# (ScepDeviceDB dbd:).  A scratch PostgreSQL (tests/pg.sh) gets the schema from the
-# store's own migrations; challenges are minted at the node's scep-challenge endpoint;
+# (ScepDeviceDB dbd:).  A scratch PostgreSQL (tests/pg.sh) gets the schema and a
+# registration from scepreg --pg; challenges are also minted at the node's endpoint;
 # strongSwan's pki and certmonger enroll, and every certificate they hold is a row of
 # scep_certificates.  Then the failures: PostgreSQL stopped (GetCACaps and GetCACert still
 # answer, a PKIOperation gets 503 with Retry-After within the timeout, never a hang, and a
@@ -15,8 +15,8 @@ source "$LIB_DIR/../pg.sh"
 t_init
 require_module
 require_probe
-MIGRATE=${MIGRATE:-$TOP/tests/tools/sql_migrate}
-[[ -x "$MIGRATE" ]] || die "tests/tools/sql_migrate is not built"
+SCEPREG=${SCEPREG:-$TOP/scepreg}
+[[ -x "$SCEPREG" ]] || die "the registration tool $SCEPREG is not built"
 pg_available || die "PostgreSQL 15 (initdb, pg_ctl, psql) is not installed"
 command -v pki >/dev/null || die "strongSwan's pki is not installed (strongswan-pki)"
 for tool in certmonger getcert dbus-run-session; do
@@ -30,8 +30,13 @@ TIMEOUT_MS=1500
 PGPORT=$(free_port)
 pg_start db "$PGPORT" >/dev/null || die "PostgreSQL did not start"
 CONNINFO=$(pg_conninfo db)
-out=$("$MIGRATE" "$CONNINFO" 2>&1) || die "the schema was not created: $out"
-expect_eq "$out" "schema 0 -> 1" "the schema is created by the store's migrations"
+out=$(timeout 60 "$SCEPREG" --pg "$CONNINFO" db upgrade 2>&1) \
+    || die "the schema was not created: $out"
+expect_eq "$out" "schema version 0 -> 1" "scepreg db upgrade creates the schema"
+# a device registered with its own challenge, beside the minted ones
+REG_CHAL=$(openssl rand -hex 12)
+timeout 60 "$SCEPREG" --pg "$CONNINFO" -c -b reg1.example.net "$REG_CHAL" >/dev/null 2>&1 \
+    || die "scepreg could not register reg1.example.net"
 
 make_pki "$T/pki" Dbd
 # Two hosts as conf-examples/multi-node.conf names a primary and its standby: the first
@@ -94,13 +99,13 @@ timeout 60 pki --scepca --url "$URL" --caout "$S/ca.der" --raout "$S/ra.der" --f
     >"$S/scepca.out" 2>&1 || fail "pki --scepca: $(grep -v plugin "$S/scepca.out" | tail -3)"
 [[ -f "$S/ra.der" ]] || { [[ -f "$S/ra-1.der" ]] && cp "$S/ra-1.der" "$S/ra.der"; }
 
-# swan NAME: pki --scep with a key of its own (pki derives the transactionID from the key)
-# and a freshly minted challenge; 0 when a verified certificate came
+# swan NAME [CHALLENGE]: pki --scep with a key of its own (pki derives the transactionID
+# from the key) and CHALLENGE, else a freshly minted one; 0 when a verified certificate came
 swan() {
-    local name=$1 chal rc=0
+    local name=$1 chal=${2:-} rc=0
     timeout 120 pki --gen --type rsa --size 2048 --outform pem >"$S/$name.key" 2>/dev/null \
         || die "pki --gen failed"
-    chal=$(mint) || { fail "$name: minting failed: $chal"; return 1; }
+    [[ -n "$chal" ]] || chal=$(mint) || { fail "$name: minting failed: $chal"; return 1; }
     timeout 120 pki --scep --url "$URL" --in "$S/$name.key" --dn "CN=$name" --password "$chal" \
         --cacert-enc "$S/ra.der" --cacert-sig "$S/ra.der" --cacert "$S/ca.der" \
         --outform pem >"$S/$name.pem" 2>"$S/$name.err" || rc=$?
@@ -122,6 +127,9 @@ expect_eq "$(rows "SELECT count(*) FROM scep_challenges")" 0 \
     "the minted challenge was consumed (no row left)"
 expect_eq "$(rows "SELECT fqdn || ' ' || state FROM scep_transactions")" \
     "swan1.example.net issued" "the transaction is recorded as issued"
+swan reg1.example.net "$REG_CHAL" || true
+expect_eq "$(rows "SELECT enrollments FROM scep_devices WHERE key = 'reg1.example.net'")" 1 \
+    "the registration made by scepreg --pg counts its enrollment"
 
 # ---- certmonger, through a private daemon ----
 C=$T/cm
@@ -245,5 +253,6 @@ expect_eq "$(rows "SELECT count(*) - count(DISTINCT serial) FROM scep_certificat
 
 httpd_stop || fail "httpd did not stop cleanly"
 check_error_log 'SCEP0070[0-9]: ' 'SCEP0034[01]: ' 'SCEP00124: .*PostgreSQL' '\[dbd:error\]'
-expect_log_lacks "$CM_CHAL" "the challenge never appears in the error log"
+expect_log_lacks "$CM_CHAL" "the minted challenge never appears in the error log"
+expect_log_lacks "$REG_CHAL" "the registered challenge never appears in the error log"
 t_done
