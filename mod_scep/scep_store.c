@@ -361,15 +361,15 @@ apr_status_t scep_store_device_find(scep_txn_t *txn, apr_pool_t *p, const char *
     return rv;
 }
 
-apr_status_t scep_store_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t *dev)
+/* A registration fit to be written, its addresses joined by commas in *ips. */
+static apr_status_t device_writable(apr_pool_t *p, const scep_device_t *dev, const char **ips)
 {
-    unsigned char verifier[VERIFIER_LEN];
-    const char *canonical, *ips = NULL;
-    scep_rec_t rec;
+    const char *canonical;
     int i;
 
     /* Keys are compared byte for byte: a name in any other spelling would be a
      * registration that no lookup ever finds. */
+    *ips = NULL;
     canonical = dev->fqdn ? scep_name_key(p, dev->fqdn, 1, NULL) : NULL;
     if (!canonical || strcmp(canonical, dev->fqdn) != 0) {
         return APR_EINVAL;
@@ -381,7 +381,20 @@ apr_status_t scep_store_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_de
         if (!canonical_ip || strcmp(canonical_ip, ip) != 0) {
             return APR_EINVAL;
         }
-        ips = ips ? apr_pstrcat(p, ips, ",", ip, NULL) : ip;
+        *ips = *ips ? apr_pstrcat(p, *ips, ",", ip, NULL) : ip;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t scep_store_device_put(scep_txn_t *txn, apr_pool_t *p, const scep_device_t *dev)
+{
+    unsigned char verifier[VERIFIER_LEN];
+    const char *ips;
+    scep_rec_t rec;
+    apr_status_t rv;
+
+    if ((rv = device_writable(p, dev, &ips)) != APR_SUCCESS) {
+        return rv;
     }
     if (scep_store_sql_active(txn)) {
         return scep_store_sql_device_put(txn, p, dev);
@@ -478,6 +491,15 @@ static apr_status_t minted_decode(apr_pool_t *p, const void *val, apr_size_t vle
     return r.rv;
 }
 
+static void minted_encode(scep_rec_t *r, apr_pool_t *p, const scep_minted_t *m)
+{
+    scep_db_rec_init(r, p);
+    scep_db_rec_put_i64(r, MINT_CREATED, m->created);
+    scep_db_rec_put_i64(r, MINT_EXPIRES, m->expires);
+    scep_db_rec_put_str(r, MINT_FQDN, m->fqdn);
+    scep_db_rec_put_str(r, MINT_PROFILE, m->profile);
+}
+
 apr_status_t scep_store_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
                                       apr_int64_t ttl, const char *fqdn, const char *profile,
                                       const char **challenge, scep_minted_t **rec)
@@ -513,11 +535,7 @@ apr_status_t scep_store_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_
         rv = scep_store_sql_minted_insert(txn, p, key, m);
     }
     else {
-        scep_db_rec_init(&r, p);
-        scep_db_rec_put_i64(&r, MINT_CREATED, m->created);
-        scep_db_rec_put_i64(&r, MINT_EXPIRES, m->expires);
-        scep_db_rec_put_str(&r, MINT_FQDN, m->fqdn);
-        scep_db_rec_put_str(&r, MINT_PROFILE, m->profile);
+        minted_encode(&r, p, m);
         /* 128 random bits do not collide; NOOVERWRITE makes sure of it anyway. */
         rv = scep_db_put(txn, SCEP_DBI_CHALLENGES, key, sizeof(key), r.data, r.len,
                          SCEP_DB_NOOVERWRITE);
@@ -623,11 +641,28 @@ apr_status_t scep_store_minted_count(scep_txn_t *txn, apr_size_t *count)
 
 /* ---- failure counters ---------------------------------------------------------- */
 
+static apr_status_t failure_decode(const void *val, apr_size_t vlen, scep_failure_t *f)
+{
+    reader_t r;
+
+    /* Integers only, so the reader needs no pool. */
+    if (reader_init(&r, NULL, val, vlen) != APR_SUCCESS) {
+        return r.rv;
+    }
+    f->count = rd_i64(&r, FAIL_COUNT);
+    f->last = rd_i64(&r, FAIL_LAST);
+    f->locked_until = rd_i64(&r, FAIL_LOCKED_UNTIL);
+    f->period = rd_i64(&r, FAIL_PERIOD);
+    if (r.rv != APR_SUCCESS) {
+        memset(f, 0, sizeof(*f));
+    }
+    return r.rv;
+}
+
 apr_status_t scep_store_failure_get(scep_txn_t *txn, const char *fqdn, scep_failure_t *f)
 {
     const void *val;
     apr_size_t klen, vlen;
-    reader_t r;
     apr_status_t rv;
 
     /* Zeroed also when absent (SCEP_DB_NOTFOUND): "no failures yet". */
@@ -642,18 +677,7 @@ apr_status_t scep_store_failure_get(scep_txn_t *txn, const char *fqdn, scep_fail
            != APR_SUCCESS) {
         return rv;
     }
-    /* Integers only, so the reader needs no pool. */
-    if (reader_init(&r, NULL, val, vlen) != APR_SUCCESS) {
-        return r.rv;
-    }
-    f->count = rd_i64(&r, FAIL_COUNT);
-    f->last = rd_i64(&r, FAIL_LAST);
-    f->locked_until = rd_i64(&r, FAIL_LOCKED_UNTIL);
-    f->period = rd_i64(&r, FAIL_PERIOD);
-    if (r.rv != APR_SUCCESS) {
-        memset(f, 0, sizeof(*f));
-    }
-    return r.rv;
+    return failure_decode(val, vlen, f);
 }
 
 apr_status_t scep_store_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
@@ -1397,20 +1421,29 @@ apr_status_t scep_store_crl_state_get(scep_txn_t *txn, scep_crl_state_t *state)
     return r.rv;
 }
 
+static apr_status_t crl_state_write(scep_txn_t *txn, apr_pool_t *p,
+                                    const scep_crl_state_t *state)
+{
+    scep_rec_t rec;
+
+    scep_db_rec_init(&rec, p);
+    scep_db_rec_put_i64(&rec, CRL_GENERATION, state->generation);
+    scep_db_rec_put_i64(&rec, CRL_CHANGED_AT, state->changed_at);
+    return scep_db_put(txn, SCEP_DBI_META, crl_key, sizeof(crl_key) - 1, rec.data, rec.len,
+                       0);
+}
+
 static apr_status_t crl_state_bump(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now)
 {
     scep_crl_state_t state;
-    scep_rec_t rec;
     apr_status_t rv = scep_store_crl_state_get(txn, &state);
 
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    scep_db_rec_init(&rec, p);
-    scep_db_rec_put_i64(&rec, CRL_GENERATION, state.generation + 1);
-    scep_db_rec_put_i64(&rec, CRL_CHANGED_AT, now);
-    return scep_db_put(txn, SCEP_DBI_META, crl_key, sizeof(crl_key) - 1, rec.data, rec.len,
-                       0);
+    state.generation++;
+    state.changed_at = now;
+    return crl_state_write(txn, p, &state);
 }
 
 apr_status_t scep_store_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
@@ -1498,4 +1531,179 @@ apr_status_t scep_store_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
     scep_db_rec_put_bytes(&rec, PUB_DER, pub->der, pub->der_len);
     return scep_db_put(txn, SCEP_DBI_META, published_key, sizeof(published_key) - 1,
                        rec.data, rec.len, 0);
+}
+
+/* ---- copying a whole store -------------------------------------------------------- */
+
+typedef struct minted_walk_t {
+    apr_pool_t *scratch;
+    scep_minted_visit_fn fn;
+    void *baton;
+    apr_status_t rv;
+} minted_walk_t;
+
+static int minted_visit(void *baton, const void *key, apr_size_t klen, const void *val,
+                        apr_size_t vlen)
+{
+    minted_walk_t *walk = baton;
+    scep_minted_t *m;
+    int stop;
+
+    if (klen != SCEP_MINTED_DIGEST_LEN) {
+        walk->rv = SCEP_DB_CORRUPT;
+        return 1;
+    }
+    if ((walk->rv = minted_decode(walk->scratch, val, vlen, &m)) != APR_SUCCESS) {
+        return 1;
+    }
+    stop = walk->fn(walk->baton, key, m);
+    apr_pool_clear(walk->scratch);
+    return stop;
+}
+
+apr_status_t scep_store_minted_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                       scep_minted_visit_fn fn, void *baton)
+{
+    minted_walk_t walk = { NULL, fn, baton, APR_SUCCESS };
+    apr_status_t rv;
+
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_minted_foreach(txn, p, fn, baton);
+    }
+    if (apr_pool_create(&walk.scratch, p) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
+    rv = scep_db_foreach(txn, SCEP_DBI_CHALLENGES, NULL, 0, minted_visit, &walk);
+    apr_pool_destroy(walk.scratch);
+    return rv != APR_SUCCESS ? rv : walk.rv;
+}
+
+apr_status_t scep_store_minted_put_digest(scep_txn_t *txn, apr_pool_t *p,
+                                          const unsigned char *digest, const scep_minted_t *m)
+{
+    scep_rec_t r;
+
+    if ((m->fqdn && !*m->fqdn) || (m->profile && !*m->profile)) {
+        return APR_EINVAL;
+    }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_minted_insert(txn, p, digest, m);
+    }
+    minted_encode(&r, p, m);
+    return scep_db_put(txn, SCEP_DBI_CHALLENGES, digest, SCEP_MINTED_DIGEST_LEN, r.data,
+                       r.len, SCEP_DB_NOOVERWRITE);
+}
+
+typedef struct failure_walk_t {
+    apr_pool_t *scratch;
+    scep_failure_visit_fn fn;
+    void *baton;
+    apr_status_t rv;
+} failure_walk_t;
+
+static int failure_visit(void *baton, const void *key, apr_size_t klen, const void *val,
+                         apr_size_t vlen)
+{
+    failure_walk_t *walk = baton;
+    scep_failure_t f;
+    int stop;
+
+    if ((walk->rv = failure_decode(val, vlen, &f)) != APR_SUCCESS) {
+        return 1;
+    }
+    stop = walk->fn(walk->baton, apr_pstrmemdup(walk->scratch, key, klen), &f);
+    apr_pool_clear(walk->scratch);
+    return stop;
+}
+
+apr_status_t scep_store_failure_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                        scep_failure_visit_fn fn, void *baton)
+{
+    failure_walk_t walk = { NULL, fn, baton, APR_SUCCESS };
+    apr_status_t rv;
+
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_failure_foreach(txn, p, fn, baton);
+    }
+    if (apr_pool_create(&walk.scratch, p) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
+    rv = scep_db_foreach(txn, SCEP_DBI_FAILURES, NULL, 0, failure_visit, &walk);
+    apr_pool_destroy(walk.scratch);
+    return rv != APR_SUCCESS ? rv : walk.rv;
+}
+
+apr_status_t scep_store_crl_state_put(scep_txn_t *txn, apr_pool_t *p,
+                                      const scep_crl_state_t *state)
+{
+    if (state->generation < 0) {
+        return APR_EINVAL;
+    }
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_crl_state_put(txn, p, state);
+    }
+    return crl_state_write(txn, p, state);
+}
+
+/* ---- many registrations at once (an import) ---------------------------------------- */
+
+apr_status_t scep_store_device_get_many(scep_txn_t *txn, apr_pool_t *p,
+                                        const char *const *fqdns, int n, scep_device_t **devs,
+                                        int *failed)
+{
+    apr_size_t klen;
+    apr_status_t rv;
+    int i;
+
+    *failed = -1;
+    if (n < 0 || n > SCEP_STORE_MANY_MAX) {
+        return APR_EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        devs[i] = NULL;
+        if ((rv = text_key(fqdns[i], &klen)) != APR_SUCCESS) {
+            *failed = i;
+            return rv;
+        }
+    }
+    if (scep_store_sql_active(txn) && n > 0) {
+        return scep_store_sql_device_get_many(txn, p, fqdns, n, devs, failed);
+    }
+    for (i = 0; i < n; i++) {
+        rv = scep_store_device_get(txn, p, fqdns[i], &devs[i]);
+        if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
+            *failed = i;
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t scep_store_device_put_many(scep_txn_t *txn, apr_pool_t *p,
+                                        const scep_device_t *const *devs, int n, int *failed)
+{
+    const char *ips;
+    apr_status_t rv;
+    int i;
+
+    *failed = -1;
+    if (n < 0 || n > SCEP_STORE_MANY_MAX) {
+        return APR_EINVAL;
+    }
+    if (!scep_store_sql_active(txn)) {
+        for (i = 0; i < n; i++) {
+            if ((rv = scep_store_device_put(txn, p, devs[i])) != APR_SUCCESS) {
+                *failed = i;
+                return rv;
+            }
+        }
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < n; i++) {
+        if ((rv = device_writable(p, devs[i], &ips)) != APR_SUCCESS) {
+            *failed = i;
+            return rv;
+        }
+    }
+    return n > 0 ? scep_store_sql_device_put_many(txn, p, devs, n) : APR_SUCCESS;
 }

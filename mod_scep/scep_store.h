@@ -271,4 +271,44 @@ apr_status_t scep_store_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
 apr_status_t scep_store_cert_revoke(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
                                     apr_int64_t now, int reason, int *already);
 
+/* ---- many registrations at once (an import) ------------------------------------------
+ * PostgreSQL answers each call in one statement, so that an import of 50,000 rows is a
+ * hundred round trips rather than a hundred thousand; LMDB is asked one key at a time.
+ * The keys of one call must differ.  *failed is the index of the record a failure was
+ * about, -1 when the engine cannot tell (one statement failed as a whole). */
+#define SCEP_STORE_MANY_MAX 1000        /* records per call */
+
+/* devs[i] is the registration of fqdns[i] (exact key), NULL when there is none. */
+apr_status_t scep_store_device_get_many(scep_txn_t *txn, apr_pool_t *p,
+                                        const char *const *fqdns, int n, scep_device_t **devs,
+                                        int *failed);
+/* Writes each as scep_store_device_put does. */
+apr_status_t scep_store_device_put_many(scep_txn_t *txn, apr_pool_t *p,
+                                        const scep_device_t *const *devs, int n, int *failed);
+
+/* ---- copying a whole store ---------------------------------------------------------
+ * The kinds the policy reaches by key alone, walked and written whole, so that scepreg can
+ * move every record between engines (scepreg copy).  A minted challenge travels by the
+ * digest it is kept under: its text is kept nowhere. */
+#define SCEP_MINTED_DIGEST_LEN 32       /* SHA-256 of the challenge text */
+
+typedef int (*scep_minted_visit_fn)(void *baton, const unsigned char *digest,
+                                    const scep_minted_t *m);
+/* Every minted challenge, expired or not, in digest order; the record lives until fn
+ * returns.  fn returns non-zero to stop. */
+apr_status_t scep_store_minted_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                       scep_minted_visit_fn fn, void *baton);
+/* Keeps a challenge under its digest; SCEP_DB_EXISTS when the digest is taken. */
+apr_status_t scep_store_minted_put_digest(scep_txn_t *txn, apr_pool_t *p,
+                                          const unsigned char *digest, const scep_minted_t *m);
+
+typedef int (*scep_failure_visit_fn)(void *baton, const char *fqdn, const scep_failure_t *f);
+/* Every failure counter, in key order; the name lives until fn returns. */
+apr_status_t scep_store_failure_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                        scep_failure_visit_fn fn, void *baton);
+
+/* Sets the CRL state as another store had it (revocations bump it themselves). */
+apr_status_t scep_store_crl_state_put(scep_txn_t *txn, apr_pool_t *p,
+                                      const scep_crl_state_t *state);
+
 #endif

@@ -91,4 +91,18 @@ apr_status_t scep_store_sql_crl_published_get(scep_txn_t *txn, apr_pool_t *p,
 apr_status_t scep_store_sql_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
                                               const scep_crl_published_t *pub);
 
+/* many registrations at once (keys differ, n > 0) */
+apr_status_t scep_store_sql_device_get_many(scep_txn_t *txn, apr_pool_t *p,
+                                            const char *const *keys, int n,
+                                            scep_device_t **devs, int *failed);
+apr_status_t scep_store_sql_device_put_many(scep_txn_t *txn, apr_pool_t *p,
+                                            const scep_device_t *const *devs, int n);
+/* copying a whole store (scepreg copy) */
+apr_status_t scep_store_sql_minted_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                           scep_minted_visit_fn fn, void *baton);
+apr_status_t scep_store_sql_failure_foreach(scep_txn_t *txn, apr_pool_t *p,
+                                            scep_failure_visit_fn fn, void *baton);
+apr_status_t scep_store_sql_crl_state_put(scep_txn_t *txn, apr_pool_t *p,
+                                          const scep_crl_state_t *state);
+
 #endif

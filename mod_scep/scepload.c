@@ -5,7 +5,8 @@
  *
  * Device keys are the expensive part of a client, so they are generated once into a pool
  * cached on disk and reused across device identities (each enrollment still has its own
- * name, CSR and transactionID).  With -D the run registers a wildcard with a random
+ * name, CSR and transactionID).  With -D (an LMDB folder) or --pg/--pg-file (a
+ * PostgreSQL database, as scepreg names one) the run registers a wildcard with a random
  * challenge in the device database through the core's store, as scepreg would, and
  * removes it afterwards.  Messages are built and read by the core's scep_msg, so the
  * client side costs what a real client costs.
@@ -18,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +48,8 @@
 #include "scep_decode.h"
 #include "scep_keyless.h"
 #include "scep_msg.h"
+#include "scep_pgconf.h"
+#include "scep_sql.h"
 #include "scep_store.h"
 #include "scep_util.h"
 #include "scep_version.h"
@@ -64,6 +68,9 @@ static const char *progname = "scepload";
 
 typedef struct opts_t {
     const char *url, *challenge, *domain, *dbdir, *pool_file, *format, *serials_file;
+    const char *pg_conninfo;            /* --pg or --pg-file: the database instead of -D */
+    const char *pg_value;               /* the option's value, read once APR is up */
+    int pg_option;                      /* OPT_PG or OPT_PG_FILE */
     long count, concurrency, bits, pool_size, time_limit, retries;
     int get, quiet, prepare, check_later;
 } opts_t;
@@ -117,7 +124,8 @@ static void usage(void)
     fprintf(stderr,
         "Usage (scepload %s, the load generator of mod_scep):\n"
         "  %s -u URL [-n COUNT] [-c CONCURRENCY] [-m get|post] [-b 2048|3072|4096]\n"
-        "           [-C CHALLENGE -d DOMAIN | -D DBDIR] [-k POOLFILE] [-p POOLSIZE]\n"
+        "           [-C CHALLENGE -d DOMAIN | -D DBDIR | --pg CONNINFO | --pg-file FILE]\n"
+        "           [-k POOLFILE] [-p POOLSIZE]\n"
         "           [-t SECONDS] [-o json|csv] [-P [-a]] [-q] [-r RETRIES] [-S FILE]\n"
         "  -u  the SCEP endpoint (http://host:port/path); nothing else is contacted\n"
         "  -n  enrollments (default 100, at most %d)   -c  connections (default 4, at most %d)\n"
@@ -125,6 +133,8 @@ static void usage(void)
         "  -C  the challenge of a registration covering DOMAIN (-d): devices are devN.DOMAIN\n"
         "  -D  register a wildcard with a random challenge in this device database for the\n"
         "      run (as scepreg would; removed afterwards)\n"
+        "  --pg, --pg-file  the same in a PostgreSQL database, named as scepreg names it\n"
+        "      (a password only in FILE, mode 0600, PGPASSFILE or PGPASSWORD)\n"
         "  -k  key pool file (default ~/.cache/scepload/rsa-BITS.pem)   -p  pool size\n"
         "      (default the smaller of COUNT and 1000)\n"
         "  -t  time limit in seconds (default 600)   -o  also print json or csv\n"
@@ -775,18 +785,20 @@ static void register_run(run_t *run, opts_t *o, int remove)
     scep_db_t *db;
     scep_txn_t *txn;
     scep_device_t *dev;
-    const char *why = NULL;
+    const char *why = NULL, *opt = o->pg_conninfo ? "--pg" : "-D";
     apr_status_t rv;
 
     /* The database is opened before the run and again after it, and closed each time by
      * destroying this pool: LMDB forbids one process two environments on the same files
      * at once, and an environment left open in run->pool was never closed at all. */
     apr_pool_create(&p, run->pool);
-    if ((rv = scep_db_open(p, o->dbdir, 0, 0, NULL, &db, &why)) != APR_SUCCESS) {
-        die("-D %s: %s", o->dbdir, why ? why : scep_db_strerror(p, rv));
+    rv = o->pg_conninfo ? scep_sql_connect(p, o->pg_conninfo, 0, NULL, &db, &why)
+                        : scep_db_open(p, o->dbdir, 0, 0, NULL, &db, &why);
+    if (rv != APR_SUCCESS) {
+        die("%s %s: %s", opt, o->dbdir, why ? why : scep_db_strerror(p, rv));
     }
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
-        die("-D %s: %s", o->dbdir, scep_db_strerror(p, rv));
+        die("%s %s: %s", opt, o->dbdir, scep_db_strerror(p, rv));
     }
     if (remove) {
         rv = scep_store_device_delete(txn, wildcard_key(p, o->domain));
@@ -807,7 +819,7 @@ static void register_run(run_t *run, opts_t *o, int remove)
         scep_db_abort(txn);
     }
     if (rv != APR_SUCCESS) {
-        die("-D %s: %s", o->dbdir, scep_db_strerror(p, rv));
+        die("%s %s: %s", opt, o->dbdir, scep_db_strerror(p, rv));
     }
     apr_pool_destroy(p);
 }
@@ -877,6 +889,32 @@ static void report(run_t *run, double elapsed)
     }
 }
 
+enum { OPT_PG = 256, OPT_PG_FILE };
+
+static const struct option long_options[] = {
+    { "pg", required_argument, NULL, OPT_PG },
+    { "pg-file", required_argument, NULL, OPT_PG_FILE },
+    { NULL, 0, NULL, 0 }
+};
+
+/* --pg or --pg-file, under scepreg's rules: no password on the command line, none in a
+ * file others may read.  o->dbdir then names the database in messages. */
+static void pg_database(apr_pool_t *p, opts_t *o)
+{
+    const char *why = NULL, *conninfo = o->pg_value;
+
+    if (o->pg_option == OPT_PG && scep_pgconf_has_secret(conninfo)) {
+        die("--pg: the connection string holds a password, which every local user could "
+            "read on the command line; " SCEP_PGCONF_PASSWORD_ADVICE);
+    }
+    if (o->pg_option == OPT_PG_FILE
+        && scep_pgconf_read_file(p, o->pg_value, &conninfo, &why) != APR_SUCCESS) {
+        die("--pg-file: %s", why);
+    }
+    o->pg_conninfo = conninfo;
+    o->dbdir = scep_sql_conninfo_shown(p, conninfo);
+}
+
 int main(int argc, char **argv)
 {
     opts_t o;
@@ -893,8 +931,17 @@ int main(int argc, char **argv)
     o.concurrency = 4;
     o.bits = 2048;
     o.time_limit = 600;
-    while ((c = getopt(argc, argv, "u:n:c:m:b:C:d:D:k:p:t:o:Paqr:S:h")) != -1) {
+    while ((c = getopt_long(argc, argv, "u:n:c:m:b:C:d:D:k:p:t:o:Paqr:S:h", long_options,
+                            NULL)) != -1) {
         switch (c) {
+        case OPT_PG:
+        case OPT_PG_FILE:
+            if (o.pg_option) {
+                usage();
+            }
+            o.pg_option = c;
+            o.pg_value = optarg;
+            break;
         case 'u': o.url = optarg; break;
         case 'n': o.count = number("-n", optarg, 1, MAX_COUNT); break;
         case 'c': o.concurrency = number("-c", optarg, 1, MAX_CONCURRENCY); break;
@@ -932,8 +979,10 @@ int main(int argc, char **argv)
     }
     if (!o.url || optind != argc || (strncasecmp(o.url, "http://", 7) != 0
                                      && strncasecmp(o.url, "https://", 8) != 0)
-        || strchr(o.url, '?') || (!o.dbdir && (!o.challenge || !o.domain))
-        || (o.dbdir && (o.challenge || o.domain)) || (o.prepare && o.count > MAX_PREPARED)
+        || strchr(o.url, '?') || (o.dbdir && o.pg_option)
+        || (!o.dbdir && !o.pg_option && (!o.challenge || !o.domain))
+        || ((o.dbdir || o.pg_option) && (o.challenge || o.domain))
+        || (o.prepare && o.count > MAX_PREPARED)
         || (o.check_later && !o.prepare)) {
         usage();
     }
@@ -945,6 +994,9 @@ int main(int argc, char **argv)
         || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK
         || scep_msg_global_init() != APR_SUCCESS) {
         die("cannot initialise");
+    }
+    if (o.pg_option) {
+        pg_database(pool, &o);
     }
     memset(&run, 0, sizeof(run));
     run.o = &o;

@@ -6,8 +6,8 @@
  *
  * The database is an LMDB folder (the DBDIR operand) or PostgreSQL (--pg CONNINFO or
  * --pg-file FILE in its place); every command reaches the records through scep_store, so
- * both engines give the same output and exit codes.  `db` (the schema) is the only
- * command that knows which is which.
+ * both engines give the same output and exit codes.  `db` (the schema) and `copy`
+ * (scepreg_copy.c: between the engines) are the only commands that know which is which.
  *
  * Each invocation that writes does so in exactly one write transaction, read-modify-
  * write inside it, so the tool is safe beside a running httpd and beside another scepreg.
@@ -109,6 +109,9 @@ static void usage(void)
         "PostgreSQL: --pg CONNINFO or --pg-file FILE in place of DBDIR (before the operands)\n"
         "  %s --pg-file FILE db upgrade|status   create/upgrade the schema, or show it\n"
         "  %s db sql [N]                         print the SQL of schema step N (all)\n"
+        "  %s [-m SIZE] --pg-file FILE copy --to-pg|--to-lmdb DBDIR   copy every\n"
+        "                        record from DBDIR into an empty database, or back into\n"
+        "                        a new DBDIR\n"
         "  A password never goes on the command line: put it in FILE (mode 0600), in\n"
         "  PGPASSFILE (~/.pgpass) or PGPASSWORD.\n"
         "Names: FQDN is a host name, or an identity of another kind (ScepIdentity):\n"
@@ -133,21 +136,40 @@ static void usage(void)
         "Exit status: 0 ok, 1 database access, 2 syntax, 3 challenge mismatch, 4 interrupted,\n"
         "  5 value too long, 6 illegal value or no such device, 7 invalid database,\n"
         "  8 database full\n",
-        SCEP_VERSION, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me);
+        SCEP_VERSION, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me,
+        me);
+}
+
+static int vsyntax(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: ", scepreg_progname);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    usage();
+    return RC_SYNTAX;
 }
 
 static int syntax(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int syntax(const char *fmt, ...)
 {
     va_list ap;
+    int rc;
 
-    fprintf(stderr, "%s: ", scepreg_progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    rc = vsyntax(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    usage();
-    return RC_SYNTAX;
+    return rc;
+}
+
+int scepreg_syntax(const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = vsyntax(fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static int status_rc(apr_status_t rv)
@@ -510,7 +532,8 @@ static int read_options(apr_pool_t *p, int argc, char **argv, opts_t *o, raw_ips
     while ((c = getopt_long(argc, argv, "+cm:o:ibgn1a:As:e:p:t:DdEUvlLVjMT:I:kRr:W:PYNh",
                             long_options, NULL)) != -1) {
         if ((c == '?' || c == ':') && (optopt == OPT_PG || optopt == OPT_PG_FILE)) {
-            return syntax("option %s needs a value", optopt == OPT_PG ? "--pg" : "--pg-file");
+            return syntax("option %s needs a value",
+                          optopt == OPT_PG ? "--pg" : "--pg-file");
         }
         if ((c == '?' || c == ':') && optopt == 0) {
             return syntax("unknown option %s", argv[optind - 1]);
@@ -642,9 +665,11 @@ static int word_command(int argc, char **argv, opts_t *o)
     if (!word || !verb) {
         return 0;
     }
-    if (strcmp(word, "db") == 0
-        && (strcmp(verb, "upgrade") == 0 || strcmp(verb, "status") == 0
-            || strcmp(verb, "sql") == 0)) {
+    if ((strcmp(word, "db") == 0
+         && (strcmp(verb, "upgrade") == 0 || strcmp(verb, "status") == 0
+             || strcmp(verb, "sql") == 0))
+        || (strcmp(word, "copy") == 0
+            && (strcmp(verb, "--to-pg") == 0 || strcmp(verb, "--to-lmdb") == 0))) {
         o->command = word;
         o->command_args = (const char *const *)argv + optind + 1;
         o->command_nargs = argc - optind - 1;
@@ -957,8 +982,8 @@ static int db_schema(apr_pool_t *p, const opts_t *o)
         return syntax("db %s takes no operand", o->command_args[0]);
     }
     if (!o->pg_option) {
-        return syntax("db %s: name the PostgreSQL database with --pg or --pg-file (an LMDB "
-                      "folder gets its schema with -c)", o->command_args[0]);
+        return syntax("db %s: name the PostgreSQL database with --pg or --pg-file (an "
+                      "LMDB folder gets its schema with -c)", o->command_args[0]);
     }
     rv = scep_sql_connect(p, o->pg_conninfo, 0, &cli_log, &db, &why);
     if (rv == APR_SUCCESS) {
@@ -991,16 +1016,18 @@ static int db_schema(apr_pool_t *p, const opts_t *o)
     return version == SCEP_SQL_SCHEMA_VERSION ? RC_OK : RC_INVALID;
 }
 
-static int run_word_command(apr_pool_t *p, opts_t *o, apr_int64_t now)
+static int run_word_command(apr_pool_t *p, opts_t *o)
 {
     int c;
 
     for (c = 1; c < 256; c++) {
-        if (o->seen[c]) {
+        if (o->seen[c] && !(c == 'm' && strcmp(o->command, "copy") == 0)) {
             return syntax("option -%c cannot be used with %s", c, o->command);
         }
     }
-    (void)now;
+    if (strcmp(o->command, "copy") == 0) {
+        return scepreg_copy(p, o);
+    }
     if (strcmp(o->command_args[0], "sql") == 0) {
         return db_sql(o);
     }
@@ -1046,7 +1073,7 @@ int main(int argc, char **argv)
         rc = mode->run(pool, &o, db, now);
     }
     else if (!mode && rc == RC_OK && o.command) {
-        rc = run_word_command(pool, &o, now);
+        rc = run_word_command(pool, &o);
     }
     apr_pool_destroy(pool);
     return rc;

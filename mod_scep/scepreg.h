@@ -62,6 +62,8 @@ extern const char *scepreg_progname;
 /* Set by SIGINT and SIGTERM, checked up to the commit. */
 extern volatile sig_atomic_t scepreg_interrupted;
 
+/* "progname: message" on stderr, then the usage; returns RC_SYNTAX. */
+int scepreg_syntax(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "progname: message" on stderr. */
 void scepreg_complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reports a database error and returns the exit code it maps to. */
@@ -92,6 +94,11 @@ scepreg_run_fn scepreg_devices_verify;  /* -v */
 scepreg_run_fn scepreg_devices_list;    /* -l */
 scepreg_run_fn scepreg_devices_check;   /* -V */
 scepreg_run_fn scepreg_devices_import;  /* -I */
+
+/* ---- scepreg_copy.c: every record between the engines ---------------------------- */
+
+/* copy --to-pg DBDIR | --to-lmdb DBDIR (o->command_args), with --pg or --pg-file */
+int scepreg_copy(apr_pool_t *p, const opts_t *o);
 
 /* ---- scepreg_records.c: what the module recorded -------------------------------- */
 

@@ -1342,6 +1342,72 @@ static int hash_all(apr_pool_t *p, apr_array_header_t *rows)
 }
 
 /* 3. One short write transaction for all rows. */
+/* One batch of rows (at most SCEP_STORE_MANY_MAX): read what exists, write every row.  A
+ * row defines the registration; only the history of an existing one stays. */
+static int store_batch(apr_pool_t *p, const opts_t *o, scep_txn_t *txn, const char *label,
+                       row_t *rows, int n, apr_int64_t now, int *added, int *updated)
+{
+    const char **keys = apr_palloc(p, sizeof(*keys) * (apr_size_t)n);
+    scep_device_t **old = apr_palloc(p, sizeof(*old) * (apr_size_t)n);
+    scep_device_t **devs = apr_palloc(p, sizeof(*devs) * (apr_size_t)n);
+    apr_status_t rv;
+    int i, failed;
+
+    for (i = 0; i < n; i++) {
+        keys[i] = rows[i].v.fqdn;
+    }
+    rv = scep_store_device_get_many(txn, p, keys, n, old, &failed);
+    if (rv != APR_SUCCESS) {
+        if (failed >= 0) {
+            scepreg_complain("%s:%d: cannot read %s", label, rows[failed].line, keys[failed]);
+        }
+        return scepreg_db_failed(p, o->dbdir, "cannot read a device", rv);
+    }
+    for (i = 0; i < n; i++) {
+        scep_device_t *dev = devs[i] = scep_store_device_new(p, rows[i].v.fqdn);
+
+        dev->ips = rows[i].v.ips;
+        dev->serial = rows[i].v.serial;
+        dev->verifier = rows[i].verifier;
+        dev->flags = rows[i].v.flags;
+        dev->expires = rows[i].v.expires;
+        dev->profile = rows[i].v.profile;
+        dev->comment = rows[i].v.comment;
+        dev->created = now;
+        dev->updated = now;
+        if (old[i]) {
+            dev->created = old[i]->created;
+            dev->last_serial = old[i]->last_serial;
+            dev->last_not_after = old[i]->last_not_after;
+            dev->last_enrolled = old[i]->last_enrolled;
+            dev->enrollments = old[i]->enrollments;
+            ++*updated;
+        }
+        else {
+            ++*added;
+        }
+        OPENSSL_cleanse(&rows[i].verifier, sizeof(rows[i].verifier));
+    }
+    rv = scep_store_device_put_many(txn, p, (const scep_device_t *const *)devs, n, &failed);
+    for (i = 0; i < n; i++) {
+        OPENSSL_cleanse(&devs[i]->verifier, sizeof(devs[i]->verifier));
+    }
+    if (rv != APR_SUCCESS) {
+        if (rv != SCEP_DB_FULL && failed >= 0) {
+            scepreg_complain("%s:%d: cannot store %s", label, rows[failed].line,
+                             keys[failed]);
+        }
+        else if (rv != SCEP_DB_FULL) {
+            scepreg_complain("%s:%d-%d: cannot store these rows", label, rows[0].line,
+                             rows[n - 1].line);
+        }
+        return scepreg_db_failed(p, o->dbdir, "nothing imported", rv);
+    }
+    return RC_OK;
+}
+
+/* Every row in one write transaction, SCEP_STORE_MANY_MAX at a time (one round trip
+ * each way per batch on PostgreSQL). */
 static int store_rows(apr_pool_t *p, const opts_t *o, scep_db_t *db, const char *label,
                       apr_array_header_t *rows, apr_int64_t now, int *added, int *updated)
 {
@@ -1349,57 +1415,23 @@ static int store_rows(apr_pool_t *p, const opts_t *o, scep_db_t *db, const char 
     apr_pool_t *iter;
     scep_txn_t *txn;
     apr_status_t rv;
-    int i;
+    int i, n, rc;
 
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
         return scepreg_db_failed(p, o->dbdir, "cannot begin a write transaction", rv);
     }
     apr_pool_create(&iter, p);
-    for (i = 0; i < rows->nelts; i++) {
-        row_t *row = &all[i];
-        scep_device_t *old = NULL, *dev;
-
+    for (i = 0; i < rows->nelts; i += n) {
+        n = rows->nelts - i < SCEP_STORE_MANY_MAX ? rows->nelts - i : SCEP_STORE_MANY_MAX;
         if (scepreg_interrupted) {
             scep_db_abort(txn);
             return scepreg_report_interrupted();
         }
         apr_pool_clear(iter);
-        rv = scep_store_device_get(txn, iter, row->v.fqdn, &old);
-        if (rv != APR_SUCCESS && rv != SCEP_DB_NOTFOUND) {
+        rc = store_batch(iter, o, txn, label, all + i, n, now, added, updated);
+        if (rc != RC_OK) {
             scep_db_abort(txn);
-            scepreg_complain("%s:%d: cannot read %s", label, row->line, row->v.fqdn);
-            return scepreg_db_failed(p, o->dbdir, "cannot read a device", rv);
-        }
-        /* a row defines the registration; only the history of an existing one stays */
-        dev = scep_store_device_new(iter, row->v.fqdn);
-        dev->ips = row->v.ips;
-        dev->serial = row->v.serial;
-        dev->verifier = row->verifier;
-        dev->flags = row->v.flags;
-        dev->expires = row->v.expires;
-        dev->profile = row->v.profile;
-        dev->comment = row->v.comment;
-        dev->created = now;
-        dev->updated = now;
-        if (rv == APR_SUCCESS) {
-            dev->created = old->created;
-            dev->last_serial = old->last_serial;
-            dev->last_not_after = old->last_not_after;
-            dev->last_enrolled = old->last_enrolled;
-            dev->enrollments = old->enrollments;
-            ++*updated;
-        }
-        else {
-            ++*added;
-        }
-        rv = scep_store_device_put(txn, iter, dev);
-        OPENSSL_cleanse(&row->verifier, sizeof(row->verifier));
-        if (rv != APR_SUCCESS) {
-            scep_db_abort(txn);
-            if (rv != SCEP_DB_FULL) {
-                scepreg_complain("%s:%d: cannot store %s", label, row->line, row->v.fqdn);
-            }
-            return scepreg_db_failed(p, o->dbdir, "nothing imported", rv);
+            return rc;
         }
     }
     if (scepreg_interrupted) {
