@@ -790,13 +790,13 @@ static apr_status_t name_counts(apr_pool_t *p, scep_txn_t *txn, scep_db_t *db,
     if (rv != SCEP_DB_NOTFOUND) {
         return rv;
     }
-    if ((rv = scep_store_failure_count(txn, &count)) != APR_SUCCESS || count < cap) {
+    if ((rv = scep_store_failure_count_estimate(txn, &count)) != APR_SUCCESS || count < cap) {
         return rv;
     }
     if (purge_due(now)) {
         rv = scep_store_failure_purge(txn, p, now, conf->lockout_seconds, &removed);
-        if (rv == APR_SUCCESS) {
-            rv = scep_store_failure_count(txn, &count);
+        if (rv == APR_SUCCESS && removed > 0) {
+            count = count > removed ? count - removed : 0;
         }
     }
     *own = count < cap;

@@ -775,6 +775,14 @@ apr_status_t scep_store_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_
     return rv;
 }
 
+apr_status_t scep_store_failure_count_estimate(scep_txn_t *txn, apr_size_t *count)
+{
+    if (scep_store_sql_active(txn)) {
+        return scep_store_sql_failure_count_estimate(txn, count);
+    }
+    return scep_store_failure_count(txn, count);
+}
+
 apr_status_t scep_store_failure_count(scep_txn_t *txn, apr_size_t *count)
 {
     if (scep_store_sql_active(txn)) {

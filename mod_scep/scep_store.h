@@ -111,6 +111,11 @@ apr_status_t scep_store_failure_clear(scep_txn_t *txn, const char *fqdn);
 apr_status_t scep_store_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
                                       apr_int64_t idle, apr_size_t *removed);
 apr_status_t scep_store_failure_count(scep_txn_t *txn, apr_size_t *count);
+/* The same number where it costs nothing to know (LMDB), else the database's running
+ * estimate (PostgreSQL's live-row statistics, a moment behind): for the lockout's cap,
+ * which an unauthenticated client's failures reach, and which must not cost a scan of
+ * the table while every node's writers wait. */
+apr_status_t scep_store_failure_count_estimate(scep_txn_t *txn, apr_size_t *count);
 
 /* ---- transactions ------------------------------------------------------------- */
 

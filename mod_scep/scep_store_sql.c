@@ -297,11 +297,43 @@ static apr_status_t walk_rows(scep_txn_t *txn, apr_pool_t *p, int scratch, const
 
 /* ---- devices ------------------------------------------------------------------------ */
 
-#define DEVICE_COLS "key, array_to_string(ips, ','), serial, verifier_algorithm, " \
+/* The addresses travel joined by commas, a NULL element as an empty one, with their number
+ * beside them: an element that is empty, not an address in its canonical form, or that
+ * holds a comma itself then shows, and the row is damaged rather than a registration
+ * that lost its address binding. */
+#define DEVICE_COLS "key, array_to_string(ips, ',', ''), serial, verifier_algorithm, " \
     "verifier_iterations, encode(verifier_salt, 'hex'), encode(verifier_hash, 'hex'), " \
     "flags, expires, profile, comment, created, updated, last_serial, last_not_after, " \
-    "last_enrolled, enrollments"
-#define DEVICE_NCOLS 17
+    "last_enrolled, enrollments, cardinality(ips)"
+#define DEVICE_NCOLS 18
+
+/* Splits the joined addresses into `out`; 0 when the list is not `count` canonical ones. */
+static int ips_read(apr_pool_t *p, const char *joined, apr_int64_t count,
+                    apr_array_header_t *out)
+{
+    const char *start = joined, *comma;
+
+    if (count == 0) {
+        return *joined == '\0';
+    }
+    for (;;) {
+        const char *ip, *canonical;
+
+        comma = strchr(start, ',');
+        ip = comma ? apr_pstrmemdup(p, start, (apr_size_t)(comma - start))
+                   : apr_pstrdup(p, start);
+        canonical = *ip ? scep_name_ip(p, ip) : NULL;
+        if (!canonical || strcmp(canonical, ip) != 0) {
+            return 0;
+        }
+        APR_ARRAY_PUSH(out, const char *) = ip;
+        if (!comma) {
+            break;
+        }
+        start = comma + 1;
+    }
+    return out->nelts == count;
+}
 
 static apr_status_t device_row(apr_pool_t *p, const scep_sql_row_t *row, int copy,
                                scep_device_t **out)
@@ -315,14 +347,10 @@ static apr_status_t device_row(apr_pool_t *p, const scep_sql_row_t *row, int cop
 
     reader_start(&r, row, DEVICE_NCOLS, p, copy);
     dev->fqdn = col_str(&r, 0);
-    if ((ips = col_str(&r, 1)) != NULL) {
-        char *list = apr_pstrdup(p, ips), *last, *ip;
-
-        for (ip = apr_strtok(list, ",", &last); ip; ip = apr_strtok(NULL, ",", &last)) {
-            APR_ARRAY_PUSH(dev->ips, const char *) = ip;
-        }
+    if ((ips = col_str(&r, 1)) != NULL && !ips_read(p, ips, col_i64(&r, 17), dev->ips)) {
+        damaged(&r);
     }
-    else {
+    else if (!ips) {
         damaged(&r);
     }
     dev->serial = col_str(&r, 2);
@@ -686,6 +714,15 @@ apr_status_t scep_store_sql_failure_count(scep_txn_t *txn, apr_size_t *count)
 {
     return count_rows(txn, "counting failure counters", "SELECT count(*) FROM scep_failures",
                       count);
+}
+
+/* count(*) reads every row (0.4 s for a million on this two-core machine) while the
+ * writers' lock is held; the statistics' live-row count costs one lookup */
+apr_status_t scep_store_sql_failure_count_estimate(scep_txn_t *txn, apr_size_t *count)
+{
+    return count_rows(txn, "estimating the failure counters",
+                      "SELECT coalesce((SELECT n_live_tup FROM pg_stat_user_tables "
+                      "WHERE relid = 'scep_failures'::regclass), 0)", count);
 }
 
 /* ---- transactions ---------------------------------------------------------------------- */

@@ -61,6 +61,7 @@ apr_status_t scep_store_sql_failure_clear(scep_txn_t *txn, const char *key);
 apr_status_t scep_store_sql_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
                                           apr_int64_t idle, apr_size_t *removed);
 apr_status_t scep_store_sql_failure_count(scep_txn_t *txn, apr_size_t *count);
+apr_status_t scep_store_sql_failure_count_estimate(scep_txn_t *txn, apr_size_t *count);
 
 apr_status_t scep_store_sql_transaction_get_for(scep_txn_t *txn, apr_pool_t *p,
                                                 const char *id,

@@ -427,6 +427,13 @@ static void test_damaged_devices(void **state)
         "UPDATE scep_devices SET verifier_algorithm = 300 WHERE key = 'd.example'",
         "UPDATE scep_devices SET verifier_iterations = -1 WHERE key = 'd.example'",
         "UPDATE scep_devices SET flags = -1 WHERE key = 'd.example'",
+        /* an address list a DBA spoiled must not read as "no address binding" */
+        "UPDATE scep_devices SET ips = '{NULL}' WHERE key = 'd.example'",
+        "UPDATE scep_devices SET ips = '{\"\"}' WHERE key = 'd.example'",
+        "UPDATE scep_devices SET ips = '{10.0.0.5,NULL}' WHERE key = 'd.example'",
+        "UPDATE scep_devices SET ips = '{not-an-ip}' WHERE key = 'd.example'",
+        "UPDATE scep_devices SET ips = '{\"10.0.0.5,10.0.0.6\"}' WHERE key = 'd.example'",
+        "UPDATE scep_devices SET ips = '{010.0.0.5}' WHERE key = 'd.example'",
     };
     scep_txn_t *txn = begin(fx, 1);
     apr_size_t i;
