@@ -242,6 +242,10 @@ void scep_glue_db_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
+/* Set on a request whose database cannot work as configured (a driver other than pgsql):
+ * answered 500, without the Retry-After of an outage. */
+#define MISCONFIGURED_NOTE "scep-db-misconfigured"
+
 /* mod_dbd's connection for this request, attached for the request's life.  mod_dbd checks
  * a pooled connection before it lends it and replaces a broken one, so the requests after
  * a database restart or failover reconnect by themselves; this request, whose connection
@@ -267,6 +271,8 @@ static scep_db_t *dbd_db(request_rec *r, const scep_dir_conf_t *conf)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SCEP00702: ScepDeviceDB dbd: at %s needs DBDriver pgsql, not %s: the "
                       "request is refused", r->uri, driver ? driver : "(unnamed)");
+        /* a lasting mistake of the configuration, not an outage to wait out */
+        apr_table_setn(r->notes, MISCONFIGURED_NOTE, "1");
         return NULL;
     }
     /* the server's name, never DBDParams: it may hold a password */
@@ -309,6 +315,9 @@ int scep_glue_db_transient(const scep_db_t *db, apr_status_t rv)
 
 int scep_glue_db_unavailable(request_rec *r)
 {
+    if (apr_table_get(r->notes, MISCONFIGURED_NOTE)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     apr_table_setn(r->err_headers_out, "Retry-After", SCEP_GLUE_RETRY_AFTER);
     return HTTP_SERVICE_UNAVAILABLE;
 }

@@ -117,14 +117,15 @@ static int uri_has_secret(const char *s)
     return 0;
 }
 
-int scep_pgconf_has_secret(const char *s)
+/* Walks a key=value connection string: 0 when it is not one (a word without '=', or a
+ * key that is no keyword's spelling), else 1 with *secret set when a password keyword is
+ * among its keys. */
+static int keyvalue_walk(const char *s, int *secret)
 {
-    if (strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0) {
-        return uri_has_secret(s);
-    }
+    *secret = 0;
     while (*s) {
         const char *key;
-        apr_size_t klen;
+        apr_size_t klen, i;
 
         while (isspace((unsigned char)*s)) {
             s++;
@@ -137,12 +138,18 @@ int scep_pgconf_has_secret(const char *s)
             s++;
         }
         klen = (apr_size_t)(s - key);
+        for (i = 0; i < klen; i++) {
+            if (!isalpha((unsigned char)key[i]) && key[i] != '_') {
+                return 0;
+            }
+        }
         while (isspace((unsigned char)*s)) {
             s++;
         }
-        if (*s != '=' || secret_key(key, klen)) {
-            return 1;               /* not key=value: libpq refuses it, a secret may hide */
+        if (*s != '=' || klen == 0) {
+            return 0;
         }
+        *secret |= secret_key(key, klen);
         s++;
         while (isspace((unsigned char)*s)) {
             s++;
@@ -158,7 +165,23 @@ int scep_pgconf_has_secret(const char *s)
             }
         }
     }
-    return 0;
+    return 1;
+}
+
+static int is_uri(const char *s)
+{
+    return strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0;
+}
+
+int scep_pgconf_has_secret(const char *s)
+{
+    int secret;
+
+    if (is_uri(s)) {
+        return uri_has_secret(s);
+    }
+    /* a string libpq refuses counts as holding one: a secret may hide in it */
+    return !keyvalue_walk(s, &secret) || secret;
 }
 
 static apr_status_t read_bounded(int fd, char *buf, apr_size_t cap, apr_size_t *len)
@@ -218,7 +241,7 @@ apr_status_t scep_pgconf_read_file(apr_pool_t *p, const char *path, const char *
     char *buf = apr_palloc(p, SCEP_PGCONF_FILE_MAX + 1), *text;
     apr_size_t len = 0;
     apr_status_t rv = APR_SUCCESS;
-    int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    int secret, fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 
     *conninfo = NULL;
     *why = NULL;
@@ -259,6 +282,13 @@ apr_status_t scep_pgconf_read_file(apr_pool_t *p, const char *path, const char *
     text = join_lines(p, buf, len);
     if (!*text) {
         *why = apr_psprintf(p, "'%s' holds no connection string", path);
+        return APR_EINVAL;
+    }
+    /* anything else would be quoted back by libpq's complaint, and the tools may run
+     * under sudo: a private key read by mistake must never reach the terminal */
+    if (!is_uri(text) && !keyvalue_walk(text, &secret)) {
+        *why = apr_psprintf(p, "'%s' is not a libpq connection string (keyword=value "
+                            "pairs or a postgresql:// URI)", path);
         return APR_EINVAL;
     }
     if (scep_pgconf_has_secret(text) && (st.st_mode & (S_IRWXG | S_IRWXO))) {

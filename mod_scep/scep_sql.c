@@ -285,8 +285,9 @@ const char *scep_sql_conninfo_shown(apr_pool_t *p, const char *conninfo)
         else {
             const char *v = s;
 
+            /* libpq reads "\ " as a blank inside the value, and so must the mask */
             while (*s && !apr_isspace(*s)) {
-                s++;
+                s += (*s == '\\' && s[1]) ? 2 : 1;
             }
             if (!hide) {
                 memcpy(o, v, (apr_size_t)(s - v));

@@ -912,7 +912,9 @@ static void pg_database(apr_pool_t *p, opts_t *o)
         die("--pg-file: %s", why);
     }
     o->pg_conninfo = conninfo;
-    o->dbdir = scep_sql_conninfo_shown(p, conninfo);
+    /* a file is named by its path: its text never reaches a message */
+    o->dbdir = o->pg_option == OPT_PG_FILE ? apr_psprintf(p, "%s (--pg-file)", o->pg_value)
+               : scep_sql_conninfo_shown(p, conninfo);
 }
 
 int main(int argc, char **argv)

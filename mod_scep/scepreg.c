@@ -517,7 +517,9 @@ static int read_pg_option(apr_pool_t *p, opts_t *o, int c, const char *value)
     if (!*o->pg_conninfo) {
         return syntax("--pg: the connection string is empty");
     }
-    o->dbdir = scep_sql_conninfo_shown(p, o->pg_conninfo);
+    /* a file is named by its path: its text never reaches a message */
+    o->dbdir = c == OPT_PG ? scep_sql_conninfo_shown(p, o->pg_conninfo)
+               : apr_psprintf(p, "%s (--pg-file)", value);
     return RC_OK;
 }
 

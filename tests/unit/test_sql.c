@@ -26,6 +26,7 @@ static void test_conninfo_hides_passwords(void **state)
         { "host=db1 password=s3cret user=scep", "host=db1 password=*** user=scep" },
         { "password = 'a b\\' c' dbname=scep", "password =*** dbname=scep" },
         { "PASSWORD=x sslpassword=y", "PASSWORD=*** sslpassword=***" },
+        { "password=abc\\ s3cret user=scep", "password=*** user=scep" },
         { "host=a,b port=1,2 target_session_attrs=read-write",
           "host=a,b port=1,2 target_session_attrs=read-write" },
         { "postgresql://scep:s3cret@db1:5432/scep", "postgresql://scep:***@db1:5432/scep" },
