@@ -84,6 +84,28 @@ else
 fi
 reg --pg-file "$T/nonexistent.conf" db status
 expect_rc 2 "a missing --pg-file"
+# a private file that is no connection string (a key given by mistake, under sudo): its
+# text must reach no message, neither ours nor libpq's complaint about it
+printf -- '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAKEYMATERIAL=\n' >"$T/key.conf"
+chmod 600 "$T/key.conf"
+reg --pg-file "$T/key.conf" -l
+expect_rc 2 "a --pg-file that is no connection string is refused"
+if grep -q "KEYMATERIAL\|OPENSSH" "$T/err" "$T/out"; then
+    fail "... and its text was printed"
+else
+    pass "... and its text is not printed"
+fi
+# an escaped blank is part of libpq's value: the mask must hide all of it
+printf 'host=127.0.0.1 port=1 dbname=x user=y connect_timeout=1 password=abc\\ TOPSECRET\n' \
+    >"$T/escaped.conf"
+chmod 600 "$T/escaped.conf"
+reg --pg-file "$T/escaped.conf" -l
+expect_rc 1 "a server that is not there, with an escaped blank in the password"
+if grep -q TOPSECRET "$T/err" "$T/out"; then
+    fail "... and part of the password was printed"
+else
+    pass "... and no part of the password is printed"
+fi
 reg --pg "$CONNINFO" --pg-file "$PGF" -l
 expect_rc 2 "--pg and --pg-file together"
 mkdir "$T/lmdb-too"
@@ -216,7 +238,7 @@ script() {
 mask() {
     local sedargs=() label
     for label in "$@"; do
-        sedargs+=(-e "s|$(printf '%s' "$label" | sed 's/[][\.*^$|]/\\&/g')|DB|g")
+        sedargs+=(-e "s|$(printf '%s' "$label" | sed 's/[][\.*^$|()+?{}]/\\&/g')|DB|g")
     done
     sed -E "${sedargs[@]}" \
         -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z/TIME/g' \
@@ -227,8 +249,7 @@ LMDB=$T/lmdb
 script "$LMDB" >"$T/lmdb.transcript"
 script --pg-file "$PGF" >"$T/pg.transcript"
 mask "$LMDB" <"$T/lmdb.transcript" >"$T/lmdb.masked"
-mask "$(tr '\n' ' ' <"$PGF" | sed 's/^# the test database //; s/ *$//')" \
-    <"$T/pg.transcript" >"$T/pg.masked"
+mask "$PGF (--pg-file)" <"$T/pg.transcript" >"$T/pg.masked"
 steps=$(grep -c '^== ' "$T/lmdb.masked")
 if diff -u "$T/lmdb.masked" "$T/pg.masked" >"$T/script.diff"; then
     pass "$steps commands: the same output and exit codes on LMDB and on PostgreSQL"
@@ -392,7 +413,7 @@ SRCS=$(printf '%s' "$SRC" | sed 's/[][\.*^$|]/\\&/g')
 records "$SRC" | sed -e "s|$SRCS|DB|g" | mask >"$T/rec.lmdb"
 CONFS=$(printf '%s' "--pg-file $T/copied.conf" | sed 's/[][\.*^$|]/\\&/g')
 records --pg-file "$T/copied.conf" | sed -e "s|$CONFS|DB|" \
-    | mask "${CONNINFO/dbname=scep/dbname=copied}" >"$T/rec.pg"
+    | mask "$T/copied.conf (--pg-file)" >"$T/rec.pg"
 if diff -u "$T/rec.lmdb" "$T/rec.pg" >"$T/rec.diff"; then
     pass "revoke, approve, reject, delete, unlock and the listings: the same on both engines"
 else
