@@ -319,27 +319,45 @@ cl_outcome() {
         word=$(cl_judge "$name" "$signer")
         echo "$word" >"$T/$name.outcome"
     fi
-    cat "$T/$name.outcome"
+    echo "$(<"$T/$name.outcome")"
 }
+# (hundreds of answers per run: the probe is the only program started for one)
 cl_judge() {
-    local name=$1 signer=$2 code status
+    local name=$1 signer=$2 code key value status="" info=""
     read -r code _ <"$T/$name.http"
     if [[ "$code" != 200 ]]; then
         echo "http-$code"
         return
     fi
     probe_reply "$name" "$signer" || { echo garbled; return; }
-    status=$(field "$name" pkiStatus)
+    while IFS='=' read -r key value; do
+        case $key in
+            pkiStatus) status=$value ;;
+            failInfo) info=$value ;;
+        esac
+    done <"$T/$name.out"
     case $status in
         0) [[ -s "$T/$name.pem" ]] && echo success || echo garbled ;;
-        2) echo "failure-$(field "$name" failInfo)" ;;
+        2) echo "failure-$info" ;;
         3) echo pending ;;
         *) echo garbled ;;
     esac
 }
 
+# cl_micros SECONDS.FRACTION: the same in microseconds, for comparisons without a program
+cl_micros() {
+    local whole=${1%%.*} frac=${1#*.}
+    [[ "$1" == *.* ]] || frac=""
+    frac=${frac}000000
+    echo $((10#$whole * 1000000 + 10#${frac:0:6}))
+}
+
 # cl_serial CERT.pem: the serial as the records keep it compared: upper-case hex, no
 # leading zeros
 cl_serial() {
-    openssl x509 -in "$1" -noout -serial | sed 's/^serial=//; s/^0*//' | tr a-f A-F
+    local serial
+    serial=$(openssl x509 -in "$1" -noout -serial) || return 1
+    serial=${serial#serial=}
+    while [[ "$serial" == 0* ]]; do serial=${serial#0}; done
+    echo "${serial^^}"
 }
