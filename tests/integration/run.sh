@@ -27,6 +27,7 @@ not_applicable=0
 STORE_TABLE='
 t_cacaps_cacert    none
 t_certmonger       pg
+t_cluster          none
 t_config_errors    lmdb  refusals of LMDB folders (modes, owners, paths); dbd: has its own cases
 t_crl              pg
 t_demo             lmdb  conf-examples/demo.sh writes its own configuration with an LMDB folder

@@ -19,7 +19,9 @@ source "$LIB_DIR/cluster.sh"
 t_init
 require_module
 require_probe
-SCEPREG=${SCEPREG:-$TOP/scepreg}
+# the program itself: with SCEP_TEST_STORE=pgsql, lib.sh's SCEPREG is its shim from
+# folders to databases, and this test names its database itself
+SCEPREG=${SCEPREG_REAL:-${SCEPREG:-$TOP/scepreg}}
 [[ -x "$SCEPREG" ]] || die "scepreg not built: $SCEPREG"
 for tool in pki scepclient certmonger getcert dbus-run-session haproxy; do
     command -v "$tool" >/dev/null || die "$tool is not installed (see tests/check.sh's packages)"
@@ -444,12 +446,13 @@ in_hand() {     # one reading of the log, so that both counts are of the same mo
     awk '/SCEP00206: scep\(kill-/ { s++ } /SCEP00220: scep\(kill-/ { i++ }
          END { print s - i, i + 0 }' "$A_LOG"
 }
+A_KIDS=$(pgrep -P "${CL_NODE_PID[a]}" | tr '\n' ' ' || true)
 for _ in $(seq 600); do
     read -r busy done_a < <(in_hand)
     ((done_a >= 2 && busy > 0)) && break
     sleep 0.02
 done
-cl_node_kill a
+cl_node_kill a "$A_KIDS"
 read -r busy done_a < <(in_hand)
 note "node a killed (SIGKILL to the parent and every child) after $done_a certificates," \
     "with $busy request(s) in hand"
