@@ -10,7 +10,9 @@
 #   pg_stop NAME [mode]           fast by default; immediate to imitate a crash
 #   pg_stop_all                   every server this shell started
 # Every wait is bounded (pg_ctl -t).  Folders live under $PG_SCRATCH (default: a fresh
-# folder in ${TMPDIR:-/tmp}), removed by pg_stop_all.
+# folder in ${TMPDIR:-/tmp}), removed by pg_stop_all.  PG_TEMPLATE: a cluster pg_initdb
+# made, copied by pg_start instead of running initdb again (the integration suite's
+# run.sh makes one per run: initdb takes seconds, a copy a fraction of one).
 
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 declare -gA PG_DIRS=() PG_PORTS=()
@@ -34,14 +36,23 @@ pg_scratch() {
     fi
 }
 
+# pg_initdb DATA LOG: an empty cluster in DATA (whose parent the server's owner can write)
+pg_initdb() {
+    pg_as_owner "$PG_BIN/initdb" -D "$1" -A trust -U scep -E UTF8 --no-sync >"$2" 2>&1 \
+        || { cat "$2"; return 1; }
+}
+
 pg_start() {
     local name=$1 port=$2 dir
     pg_scratch
     dir=$PG_SCRATCH/$name
     if [[ ! -d $dir/data ]]; then
         pg_as_owner mkdir -p "$dir" || return 1
-        pg_as_owner "$PG_BIN/initdb" -D "$dir/data" -A trust -U scep -E UTF8 --no-sync \
-            >"$PG_SCRATCH/$name.initdb.log" 2>&1 || { cat "$PG_SCRATCH/$name.initdb.log"; return 1; }
+        if [[ -n "${PG_TEMPLATE:-}" ]]; then
+            pg_as_owner cp -a "$PG_TEMPLATE" "$dir/data" || return 1
+        else
+            pg_initdb "$dir/data" "$PG_SCRATCH/$name.initdb.log" || return 1
+        fi
         pg_as_owner tee -a "$dir/data/postgresql.conf" >/dev/null <<EOF
 listen_addresses = '127.0.0.1'
 port = $port

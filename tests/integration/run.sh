@@ -23,13 +23,16 @@ not_applicable=0
 # database (lib.sh); pg:FOLDER...: those folders stay LMDB, because one server of the test
 # serves them beside another folder and mod_dbd gives a server one database; none: the
 # test names no ScepDeviceDB, so both stores run it alike (it runs when named, not by
-# default); lmdb: it tests LMDB itself, for the reason given.
+# default); lmdb: it tests LMDB itself, for the reason given.  Tests that start PostgreSQL
+# themselves are none too: their store does not follow SCEP_TEST_STORE.
 STORE_TABLE='
 t_cacaps_cacert    none
 t_certmonger       pg
 t_cluster          none
 t_config_errors    lmdb  refusals of LMDB folders (modes, owners, paths); dbd: has its own cases
+t_cluster          none  two nodes on a PostgreSQL of its own
 t_crl              pg
+t_dbd              none  ScepDeviceDB dbd: on a PostgreSQL of its own
 t_demo             lmdb  conf-examples/demo.sh writes its own configuration with an LMDB folder
 t_errors           none
 t_faults           lmdb  reader slots, the sync-failure marker file, LMDB under kill -9
@@ -54,6 +57,7 @@ t_rollover         pg
 t_scepclient       none
 t_scepload         pg
 t_scepreg          lmdb  the tool on LMDB files: modes, owners, damaged pages, map size, locks
+t_scepreg_pg       none  scepreg on both engines side by side
 t_slowloris        lmdb  runs conf-examples/demo.sh, whose configuration is its own
 t_status           none
 t_store_full       lmdb  a full LMDB map (ScepDeviceDBMapSize, scepreg -m)
@@ -69,6 +73,19 @@ case $store in
     *) echo "SCEP_TEST_STORE is '$store': lmdb or pgsql" >&2; exit 2 ;;
 esac
 
+if [[ $store == pgsql ]]; then
+    # one initdb per run: each test's scratch server starts from a copy (tests/pg.sh)
+    # shellcheck source=../pg.sh
+    source "$here/../pg.sh"
+    pg_available || { echo "PostgreSQL is not installed (postgresql-15)" >&2; exit 1; }
+    template=$(mktemp -d "${TMPDIR:-/tmp}/scep-pg-template.XXXXXX")
+    trap 'rm -rf "$template"' EXIT
+    chmod 755 "$template"
+    [[ $(id -u) != 0 ]] || chown postgres: "$template"
+    pg_initdb "$template/data" "$template/initdb.log" || exit 1
+    export PG_TEMPLATE=$template/data
+fi
+
 if (($#)); then
     tests=()
     for name in "$@"; do
@@ -79,7 +96,7 @@ elif [[ $store == pgsql ]]; then
     tests=()
     for t in "$here"/t_*.sh; do
         plan=$(store_plan "$(basename "$t" .sh)")
-        [[ $plan == lmdb* || $plan == none ]] || tests+=("$t")
+        [[ $plan == lmdb* || $plan == none* ]] || tests+=("$t")
     done
 else
     tests=("$here"/t_*.sh)
@@ -94,10 +111,15 @@ for t in "${tests[@]}"; do
         continue
     fi
     lmdb_folders=""
+    test_store=$store
     if [[ $store == pgsql ]]; then
         plan=$(store_plan "$name")
         case $plan in
-            pg | none) ;;
+            pg) ;;
+            none*)
+                # nothing to turn into PostgreSQL (or it is its own PostgreSQL already)
+                echo "(store: $name has no ScepDeviceDB that follows SCEP_TEST_STORE; run as is)"
+                test_store=lmdb ;;
             pg:*) lmdb_folders=${plan#pg:}; lmdb_folders=${lmdb_folders//,/ } ;;
             lmdb*)
                 echo "N/A  $name (LMDB only: ${plan#lmdb })"
@@ -112,7 +134,7 @@ for t in "${tests[@]}"; do
         esac
     fi
     start=$SECONDS
-    SCEP_TEST_STORE=$store SCEP_TEST_LMDB_FOLDERS=$lmdb_folders \
+    SCEP_TEST_STORE=$test_store SCEP_TEST_LMDB_FOLDERS=$lmdb_folders \
         timeout --kill-after=10 "$timeout_s" bash "$t"
     rc=$?
     secs=$((SECONDS - start))
