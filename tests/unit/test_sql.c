@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -79,7 +80,9 @@ static void test_docs_hold_the_schema(void **state)
         apr_file_t *f;
         apr_finfo_t info;
         apr_size_t n;
-        const char *path = apr_psprintf(pool, "%s/sql/%03d-%s.sql", SCEP_DOCS_DIR, version,
+        /* automake's harness exports srcdir (the tree holding docs/, also in VPATH builds) */
+        const char *srcdir = getenv("srcdir") ? getenv("srcdir") : ".";
+        const char *path = apr_psprintf(pool, "%s/docs/sql/%03d-%s.sql", srcdir, version,
                                         version == 1 ? "create" : "upgrade");
 
         assert_non_null(sql);
