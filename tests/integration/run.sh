@@ -80,6 +80,9 @@ if [[ $store == pgsql ]]; then
     pg_available || { echo "PostgreSQL is not installed (postgresql-15)" >&2; exit 1; }
     template=$(mktemp -d "${TMPDIR:-/tmp}/scep-pg-template.XXXXXX")
     trap 'rm -rf "$template"' EXIT
+    # a signal ends the run through exit, so the template goes too
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     chmod 755 "$template"
     [[ $(id -u) != 0 ]] || chown postgres: "$template"
     pg_initdb "$template/data" "$template/initdb.log" || exit 1
