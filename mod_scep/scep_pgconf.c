@@ -67,7 +67,7 @@ const char *scep_pgconf_uri_shown(apr_pool_t *p, const char *uri)
     }
     q = strchr(c, '?');
     if (!q) {
-        strcpy(o, c);
+        memcpy(o, c, strlen(c) + 1);
         return out;
     }
     memcpy(o, c, (apr_size_t)(q - c));
@@ -237,7 +237,7 @@ static char *join_lines(apr_pool_t *p, const char *text, apr_size_t len)
 apr_status_t scep_pgconf_read_file(apr_pool_t *p, const char *path, const char **conninfo,
                                    const char **why)
 {
-    struct stat st;
+    struct stat st = { 0 };
     char *buf = apr_palloc(p, SCEP_PGCONF_FILE_MAX + 1), *text;
     apr_size_t len = 0;
     apr_status_t rv = APR_SUCCESS;

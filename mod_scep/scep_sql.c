@@ -763,6 +763,7 @@ apr_status_t scep_sql_migrate(scep_db_t *db, apr_pool_t *p, int *from, int *to)
     apr_status_t rv;
     int version, nrows;
 
+    *from = *to = 0;
     if (!sql || !scep_db_engine(db)) {
         return APR_EINVAL;
     }

@@ -347,10 +347,8 @@ static apr_status_t device_row(apr_pool_t *p, const scep_sql_row_t *row, int cop
 
     reader_start(&r, row, DEVICE_NCOLS, p, copy);
     dev->fqdn = col_str(&r, 0);
-    if ((ips = col_str(&r, 1)) != NULL && !ips_read(p, ips, col_i64(&r, 17), dev->ips)) {
-        damaged(&r);
-    }
-    else if (!ips) {
+    ips = col_str(&r, 1);
+    if (!ips || !ips_read(p, ips, col_i64(&r, 17), dev->ips)) {
         damaged(&r);
     }
     dev->serial = col_str(&r, 2);

@@ -814,7 +814,7 @@ int scepreg_open_lmdb(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db)
 int scepreg_open_pg(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db)
 {
     const char *why = NULL;
-    int version = 0, from, to;
+    int version = 0, from = 0, to = 0;
     apr_status_t rv;
 
     rv = scep_sql_connect(p, o->pg_conninfo, 0, &cli_log, db, &why);
@@ -975,7 +975,8 @@ static int db_sql(const opts_t *o)
 /* `db upgrade` and `db status`: the schema of a PostgreSQL database. */
 static int db_schema(apr_pool_t *p, const opts_t *o)
 {
-    int upgrade = strcmp(o->command_args[0], "upgrade") == 0, version = 0, from, to;
+    int upgrade = strcmp(o->command_args[0], "upgrade") == 0, version = 0, from = 0,
+        to = 0;
     const char *why = NULL;
     scep_db_t *db;
     apr_status_t rv;

@@ -1348,8 +1348,8 @@ static int store_batch(apr_pool_t *p, const opts_t *o, scep_txn_t *txn, const ch
                        row_t *rows, int n, apr_int64_t now, int *added, int *updated)
 {
     const char **keys = apr_palloc(p, sizeof(*keys) * (apr_size_t)n);
-    scep_device_t **old = apr_palloc(p, sizeof(*old) * (apr_size_t)n);
-    scep_device_t **devs = apr_palloc(p, sizeof(*devs) * (apr_size_t)n);
+    scep_device_t **old = apr_palloc(p, sizeof(scep_device_t *) * (apr_size_t)n);
+    scep_device_t **devs = apr_palloc(p, sizeof(scep_device_t *) * (apr_size_t)n);
     apr_status_t rv;
     int i, failed;
 
