@@ -746,32 +746,41 @@ static int shared_threshold(const scep_policy_conf_t *conf)
            : conf->lockout_failures * SCEP_LOCKOUT_SHARED_FACTOR;
 }
 
-/* Why `key` is locked at `now`, or NULL; a record that cannot be read is an error. */
-static apr_status_t lock_of(apr_pool_t *p, scep_txn_t *txn, const char *key,
-                            apr_int64_t now, scep_failure_t *f, const char **locked)
+/* Why `key`'s record `f` locks it at `now`, or NULL. */
+static const char *lock_of(apr_pool_t *p, const char *key, const scep_failure_t *f,
+                           apr_int64_t now)
 {
-    apr_status_t rv = scep_store_failure_get(txn, key, f);
-
-    if (rv == SCEP_DB_NOTFOUND) {
-        return APR_SUCCESS;
-    }
-    if (rv == APR_SUCCESS && f->locked_until > now) {
-        *locked = apr_psprintf(p, "%s is locked out until %s after repeated failures", key,
-                               SCEP_UTIL_ISO_TIME(f->locked_until));
-    }
-    return rv;
+    return f->locked_until > now
+           ? apr_psprintf(p, "%s is locked out until %s after repeated failures", key,
+                          SCEP_UTIL_ISO_TIME(f->locked_until))
+           : NULL;
 }
 
-/* Whether the name, or (for a wildcard) the registration that covers it, is locked. */
+/* Whether the name, or (for a wildcard) the registration that covers it, is locked, the
+ * two records read at once; *name_counted says whether the name has a record at all.  A
+ * record that cannot be read is an error. */
 static apr_status_t locked_out(apr_pool_t *p, scep_txn_t *txn, const char *fqdn,
                                const char *registration, apr_int64_t now,
-                               const char **locked)
+                               const char **locked, int *name_counted)
 {
-    scep_failure_t f;
-    apr_status_t rv = lock_of(p, txn, fqdn, now, &f, locked);
+    scep_failure_t f, shared;
+    int has_shared = 0;
+    apr_status_t rv;
 
-    if (rv == APR_SUCCESS && !*locked && registration && strcmp(registration, fqdn) != 0) {
-        rv = lock_of(p, txn, registration, now, &f, locked);
+    if (registration && strcmp(registration, fqdn) != 0) {
+        rv = scep_store_failure_get_pair(txn, fqdn, registration, &f, name_counted,
+                                         &shared, &has_shared);
+    }
+    else {
+        rv = scep_store_failure_get(txn, fqdn, &f);
+        *name_counted = rv == APR_SUCCESS;
+        rv = rv == SCEP_DB_NOTFOUND ? APR_SUCCESS : rv;
+    }
+    if (rv == APR_SUCCESS) {
+        *locked = lock_of(p, fqdn, &f, now);
+        if (!*locked && has_shared) {
+            *locked = lock_of(p, registration, &shared, now);
+        }
     }
     return rv;
 }
@@ -844,7 +853,7 @@ static apr_status_t judge_under_lockout(apr_pool_t *p, scep_db_t *db,
 {
     scep_txn_t *txn;
     const char *locked = NULL, *problem;
-    int own, wildcard = registration && strcmp(registration, fqdn) != 0;
+    int own, counted, wildcard = registration && strcmp(registration, fqdn) != 0;
     apr_status_t rv;
 
     if (conf->lockout_failures <= 0) {
@@ -857,7 +866,7 @@ static apr_status_t judge_under_lockout(apr_pool_t *p, scep_db_t *db,
     if ((rv = scep_db_begin(db, p, 1, &txn)) != APR_SUCCESS) {
         return rv;
     }
-    rv = locked_out(p, txn, fqdn, registration, now, &locked);
+    rv = locked_out(p, txn, fqdn, registration, now, &locked, &counted);
     *why = locked;
     if (rv != APR_SUCCESS || locked || !(problem = judge(p, baton))) {
         scep_db_abort(txn);             /* nothing written: no sync */
@@ -882,6 +891,7 @@ static apr_status_t find_registration(apr_pool_t *p, scep_txn_t *txn, const char
                                       const char **why)
 {
     const char *locked = NULL;
+    int counted;
     apr_status_t rv = scep_store_device_find(txn, p, fqdn, dev);
 
     if (rv == SCEP_DB_NOTFOUND) {
@@ -889,7 +899,7 @@ static apr_status_t find_registration(apr_pool_t *p, scep_txn_t *txn, const char
         return SCEP_POLICY_DENIED;
     }
     if (rv == APR_SUCCESS && lockable) {
-        rv = locked_out(p, txn, fqdn, (*dev)->fqdn, now, &locked);
+        rv = locked_out(p, txn, fqdn, (*dev)->fqdn, now, &locked, &counted);
     }
     if (rv == APR_SUCCESS && locked) {
         *why = locked;
@@ -1323,6 +1333,7 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
                                  const char **why)
 {
     const char *locked = NULL;
+    int counted = 1;                    /* unknown until read: cleared to be sure */
     apr_status_t rv = APR_SUCCESS;
 
     if (grant->kind == SCEP_GRANT_VALIDATOR) {
@@ -1332,7 +1343,8 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
      * approval was decided before it, and a renewal without a challenge is not one. */
     if (consume && grant->kind != SCEP_GRANT_MINTED
         && (grant->kind != SCEP_GRANT_RENEWAL || conf->renewal_challenge)) {
-        rv = locked_out(p, txn, grant->identity.fqdn, grant->registration, now, &locked);
+        rv = locked_out(p, txn, grant->identity.fqdn, grant->registration, now, &locked,
+                        &counted);
         if (rv == APR_SUCCESS && locked) {
             *why = locked;
             rv = SCEP_POLICY_DENIED;
@@ -1376,7 +1388,8 @@ static apr_status_t settle_grant(apr_pool_t *p, scep_txn_t *txn,
             return rv;
         }
     }
-    rv = scep_store_failure_clear(txn, grant->identity.fqdn);
+    /* Read under this transaction's write lock: a name without a record still has none. */
+    rv = counted ? scep_store_failure_clear(txn, grant->identity.fqdn) : APR_SUCCESS;
     return rv == SCEP_DB_NOTFOUND ? APR_SUCCESS : rv;
 }
 

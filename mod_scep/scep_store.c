@@ -680,6 +680,37 @@ apr_status_t scep_store_failure_get(scep_txn_t *txn, const char *fqdn, scep_fail
     return failure_decode(val, vlen, f);
 }
 
+apr_status_t scep_store_failure_get_pair(scep_txn_t *txn, const char *a, const char *b,
+                                         scep_failure_t *fa, int *found_a,
+                                         scep_failure_t *fb, int *found_b)
+{
+    apr_pool_t *p;
+    apr_size_t klen;
+    apr_status_t rv;
+
+    *found_a = *found_b = 0;
+    memset(fa, 0, sizeof(*fa));
+    memset(fb, 0, sizeof(*fb));
+    if ((rv = text_key(a, &klen)) != APR_SUCCESS || (rv = text_key(b, &klen)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (!scep_store_sql_active(txn)) {
+        rv = scep_store_failure_get(txn, a, fa);
+        *found_a = rv == APR_SUCCESS;
+        if (rv == APR_SUCCESS || rv == SCEP_DB_NOTFOUND) {
+            rv = scep_store_failure_get(txn, b, fb);
+            *found_b = rv == APR_SUCCESS;
+        }
+        return rv == SCEP_DB_NOTFOUND ? APR_SUCCESS : rv;
+    }
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return scep_db_txn_fail(txn, APR_ENOMEM);
+    }
+    rv = scep_store_sql_failure_get_pair(txn, p, a, b, fa, found_a, fb, found_b);
+    apr_pool_destroy(p);
+    return rv;
+}
+
 apr_status_t scep_store_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
                                     const scep_failure_t *f)
 {

@@ -106,6 +106,12 @@ apr_status_t scep_store_failure_get(scep_txn_t *txn, const char *fqdn, scep_fail
 apr_status_t scep_store_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *fqdn,
                                     const scep_failure_t *f);
 apr_status_t scep_store_failure_clear(scep_txn_t *txn, const char *fqdn);
+/* The counters of two different names at once (a requested name and the wildcard that
+ * covers it), as two scep_store_failure_get calls would give them, an absent one zeroed
+ * with its *found_ 0: on a shared store one lookup instead of two. */
+apr_status_t scep_store_failure_get_pair(scep_txn_t *txn, const char *a, const char *b,
+                                         scep_failure_t *fa, int *found_a,
+                                         scep_failure_t *fb, int *found_b);
 /* Removes the records that neither lock nor count any more: not locked at `now` and no
  * failure for their period (at least `idle` seconds).  *removed counts them. */
 apr_status_t scep_store_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,

@@ -691,6 +691,46 @@ apr_status_t scep_store_sql_failure_clear(scep_txn_t *txn, const char *key)
                             : SCEP_DB_NOTFOUND;
 }
 
+apr_status_t scep_store_sql_failure_get_pair(scep_txn_t *txn, apr_pool_t *p, const char *a,
+                                             const char *b, scep_failure_t *fa, int *found_a,
+                                             scep_failure_t *fb, int *found_b)
+{
+    const char *args[2];
+    apr_array_header_t *rows;
+    row_reader_t r;
+    apr_status_t rv;
+    int i;
+
+    /* A name too long to store has no counter, as in scep_store_sql_failure_get. */
+    args[0] = key_fits(a, 0) ? a : "";
+    args[1] = key_fits(b, 0) ? b : "";
+    rv = scep_sql_select(txn, p, "reading two failure counters",
+                         "SELECT name, " FAILURE_COLS " FROM scep_failures "
+                         "WHERE name IN (%s, %s)", 2, args, &rows);
+    for (i = 0; rv == APR_SUCCESS && i < rows->nelts; i++) {
+        const char *name;
+
+        reader_start(&r, APR_ARRAY_IDX(rows, i, scep_sql_row_t *), 5, p, 0);
+        name = col_str(&r, 0);
+        if (name && *args[0] && strcmp(name, args[0]) == 0 && !*found_a) {
+            *found_a = failure_row(&r, 1, fa) == APR_SUCCESS;
+        }
+        else if (name && *args[1] && strcmp(name, args[1]) == 0 && !*found_b) {
+            *found_b = failure_row(&r, 1, fb) == APR_SUCCESS;
+        }
+        else {
+            damaged(&r);
+        }
+        rv = r.rv;
+    }
+    if (rv != APR_SUCCESS) {
+        *found_a = *found_b = 0;
+        memset(fa, 0, sizeof(*fa));
+        memset(fb, 0, sizeof(*fb));
+    }
+    return rv;
+}
+
 apr_status_t scep_store_sql_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
                                           apr_int64_t idle, apr_size_t *removed)
 {

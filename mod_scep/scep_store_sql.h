@@ -58,6 +58,9 @@ apr_status_t scep_store_sql_failure_get(scep_txn_t *txn, const char *key, scep_f
 apr_status_t scep_store_sql_failure_put(scep_txn_t *txn, apr_pool_t *p, const char *key,
                                         const scep_failure_t *f);
 apr_status_t scep_store_sql_failure_clear(scep_txn_t *txn, const char *key);
+apr_status_t scep_store_sql_failure_get_pair(scep_txn_t *txn, apr_pool_t *p, const char *a,
+                                             const char *b, scep_failure_t *fa, int *found_a,
+                                             scep_failure_t *fb, int *found_b);
 apr_status_t scep_store_sql_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_int64_t now,
                                           apr_int64_t idle, apr_size_t *removed);
 apr_status_t scep_store_sql_failure_count(scep_txn_t *txn, apr_size_t *count);

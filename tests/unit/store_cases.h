@@ -432,6 +432,51 @@ static void test_failure(void **state)
     commit(txn);
 }
 
+/* Two names read at once give what two reads give, each absent one zeroed. */
+static void test_failure_pair(void **state)
+{
+    fixture_t *fx = *state;
+    scep_failure_t fa, fb, name = { 3, 1000, 2000, 900 }, shared = { 7, 1100, 0, 600 };
+    int found_a, found_b;
+    scep_txn_t *txn = begin(fx, 1);
+
+    assert_int_equal(scep_store_failure_put(txn, fx->p, "a.example", &name), APR_SUCCESS);
+    assert_int_equal(scep_store_failure_put(txn, fx->p, "*.example", &shared), APR_SUCCESS);
+    commit(txn);
+
+    txn = begin(fx, 0);
+    assert_int_equal(scep_store_failure_get_pair(txn, "a.example", "*.example", &fa, &found_a,
+                                                 &fb, &found_b), APR_SUCCESS);
+    assert_true(found_a && found_b);
+    assert_memory_equal(&fa, &name, sizeof(fa));
+    assert_memory_equal(&fb, &shared, sizeof(fb));
+    /* the order of the names is the caller's, not the store's */
+    assert_int_equal(scep_store_failure_get_pair(txn, "*.example", "a.example", &fa, &found_a,
+                                                 &fb, &found_b), APR_SUCCESS);
+    assert_true(found_a && found_b);
+    assert_memory_equal(&fa, &shared, sizeof(fa));
+    assert_memory_equal(&fb, &name, sizeof(fb));
+    memset(&fa, 0x5a, sizeof(fa));
+    assert_int_equal(scep_store_failure_get_pair(txn, "b.example", "*.example", &fa, &found_a,
+                                                 &fb, &found_b), APR_SUCCESS);
+    assert_true(!found_a && found_b);
+    assert_true(fa.count == 0 && fa.last == 0 && fa.locked_until == 0 && fa.period == 0);
+    assert_memory_equal(&fb, &shared, sizeof(fb));
+    memset(&fb, 0x5a, sizeof(fb));
+    assert_int_equal(scep_store_failure_get_pair(txn, "a.example", "*.example.org", &fa,
+                                                 &found_a, &fb, &found_b), APR_SUCCESS);
+    assert_true(found_a && !found_b);
+    assert_true(fb.count == 0 && fb.last == 0 && fb.locked_until == 0 && fb.period == 0);
+    assert_int_equal(scep_store_failure_get_pair(txn, "c.example", "d.example", &fa, &found_a,
+                                                 &fb, &found_b), APR_SUCCESS);
+    assert_true(!found_a && !found_b);
+    assert_int_equal(scep_store_failure_get_pair(txn, NULL, "a.example", &fa, &found_a, &fb,
+                                                 &found_b), APR_EINVAL);
+    assert_int_equal(scep_store_failure_get_pair(txn, "a.example", NULL, &fa, &found_a, &fb,
+                                                 &found_b), APR_EINVAL);
+    scep_db_abort(txn);
+}
+
 /* The purge keeps what still locks or counts: locked at `now`, or a failure within its
  * period (at least `idle`); expiry is inclusive, as for minted challenges. */
 static void test_failure_purge(void **state)
@@ -799,7 +844,7 @@ static void test_revoke(void **state)
 #define STORE_CASES(T) \
     T(test_device_round_trip), T(test_device_foreach), T(test_device_find), \
     T(test_device_find_kinds), T(test_minted), T(test_minted_purge), T(test_failure), \
-    T(test_failure_purge), T(test_transaction), T(test_transaction_requesters), \
-    T(test_cert), T(test_revoke)
+    T(test_failure_pair), T(test_failure_purge), T(test_transaction), \
+    T(test_transaction_requesters), T(test_cert), T(test_revoke)
 
 #endif

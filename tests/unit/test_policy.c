@@ -288,6 +288,50 @@ static void test_lockout(void **state)
                             &why), APR_SUCCESS);
 }
 
+/* The record's transaction reads the name's and the wildcard's counters under its write
+ * lock: a lock set on either since the decision refuses, and a success clears the name's
+ * count (and only then writes it). */
+static void test_lockout_at_record(void **state)
+{
+    fixture_t *f = *state;
+    scep_grant_t *grant;
+    scep_failure_t fail, shared = { 0, NOW, NOW + 600, 600 };
+    unsigned char digest[SCEP_REQUEST_DIGEST_LEN];
+    const unsigned char *der;
+    apr_size_t der_len;
+    scep_txn_t *txn;
+    const char *why;
+
+    memset(digest, 3, sizeof(digest));
+    register_device(f, "*.fleet.example.net", "fleet", 0, NULL);
+    assert_int_equal(decide(f, csr_for(f->pool, "a.fleet.example.net", "bad"), NULL, &grant,
+                            &why), SCEP_POLICY_DENIED);
+    assert_int_equal(decide(f, csr_for(f->pool, "a.fleet.example.net", "fleet"), NULL, &grant,
+                            &why), APR_SUCCESS);
+    assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, grant, "txa", NULL, digest,
+                                        cert_rec(f->pool, "0B01", "a.fleet.example.net"), NOW,
+                                        &der, &der_len, &why), APR_SUCCESS);
+    assert_int_equal(scep_db_begin(f->db, f->pool, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_store_failure_get(txn, "a.fleet.example.net", &fail),
+                     SCEP_DB_NOTFOUND);
+    scep_db_abort(txn);
+    /* the wildcard locked between the decision and the record */
+    assert_int_equal(decide(f, csr_for(f->pool, "b.fleet.example.net", "fleet"), NULL, &grant,
+                            &why), APR_SUCCESS);
+    assert_int_equal(scep_db_begin(f->db, f->pool, 1, &txn), APR_SUCCESS);
+    assert_int_equal(scep_store_failure_put(txn, f->pool, "*.fleet.example.net", &shared),
+                     APR_SUCCESS);
+    assert_int_equal(scep_db_commit(txn), APR_SUCCESS);
+    assert_int_equal(scep_policy_record(f->pool, f->db, &f->conf, grant, "txb", NULL, digest,
+                                        cert_rec(f->pool, "0B02", "b.fleet.example.net"), NOW,
+                                        &der, &der_len, &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "*.fleet.example.net is locked out"));
+    /* and decisions see it too, for any name it covers */
+    assert_int_equal(decide(f, csr_for(f->pool, "c.fleet.example.net", "fleet"), NULL, &grant,
+                            &why), SCEP_POLICY_DENIED);
+    assert_non_null(strstr(why, "*.fleet.example.net is locked out"));
+}
+
 static void test_one_time_and_transactions(void **state)
 {
     fixture_t *f = *state;
@@ -1509,6 +1553,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry_and_profile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wildcards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_at_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_time_and_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mint, setup, teardown),
