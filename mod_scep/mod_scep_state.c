@@ -278,8 +278,11 @@ static scep_db_t *dbd_db(request_rec *r, const scep_dir_conf_t *conf)
     /* the server's name, never DBDParams: it may hold a password */
     label = apr_psprintf(r->pool, "PostgreSQL (mod_dbd of %s)",
                          r->server->server_hostname ? r->server->server_hostname : "?");
-    rv = scep_sql_attach(r->pool, ad->driver, ad->handle, conf->dbd_timeout_ms, label, &log,
-                         &db);
+    /* A connection made for this request alone (DBDPersist Off) would pay a round trip
+     * to prepare each statement it runs once: its statements go unprepared. */
+    rv = scep_sql_attach(r->pool, ad->driver, ad->handle,
+                         apr_pool_is_ancestor(r->pool, ad->pool) ? NULL : ad->pool,
+                         conf->dbd_timeout_ms, label, &log, &db);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       "SCEP00703: ScepDeviceDB dbd: at %s: %s cannot be attached: the "

@@ -3,11 +3,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <apr_strings.h>
+#include <apr_hash.h>
 #include <apr_lib.h>
+#include <apr_strings.h>
 
 #include "scep_pgconf.h"
 #include "scep_sql.h"
+
+/* What a connection's session has prepared.  Kept with the connection (in the pool that
+ * lives as long as it, under SESSION_KEY), so that a statement is parsed and planned once
+ * per session instead of once per use; checked against the server at each begin, since
+ * mod_dbd may reopen the session behind the same handle (see sql_begin). */
+typedef struct sql_session_t {
+    apr_pool_t *pool;                   /* the statements and their texts */
+    apr_hash_t *prepared;               /* SQL text -> apr_dbd_prepared_t * */
+    int count;
+    int doubtful;                       /* a statement failed since the last begin */
+    unsigned long next_label;           /* never reused within a connection */
+} sql_session_t;
+/* Statements named on one session: the hot path has about fifteen; texts made per call
+ * (a lookup with as many keys as a name has labels) must not grow a session without
+ * bound, and beyond this go unprepared. */
+#define SESSION_PREPARED_MAX 64
+#define LABEL_PREFIX "mod_scep_"
 
 struct scep_sql_t {
     const apr_dbd_driver_t *driver;
@@ -15,6 +33,7 @@ struct scep_sql_t {
     int timeout_ms;
     const char *label;
     scep_db_t *db;                      /* for its log */
+    sql_session_t *session;
 };
 
 typedef struct sql_txn_t {
@@ -55,6 +74,10 @@ static apr_status_t failed_saying(scep_sql_t *sql, apr_pool_t *p, const char *wh
                                   const char *words)
 {
     int broken = apr_dbd_check_conn(sql->driver, p, sql->handle) != APR_SUCCESS;
+
+    if (sql->session) {
+        sql->session->doubtful = 1;     /* see session_check */
+    }
 
     scep_log(scep_db_log(sql->db), SCEP_LOG_ERR, "SCEP00340: %s: %s failed%s: %s",
              sql->label, what, broken ? " and the connection is lost" : "",
@@ -115,6 +138,130 @@ static int schema_missing(scep_sql_t *sql, apr_pool_t *p)
     return 1;
 }
 
+/* ---- the session's prepared statements ---------------------------------------------- */
+
+/* The session kept with the connection `handle`, in `conn_pool` that lives as long as it;
+ * NULL when none can be kept (statements then go unprepared). */
+static sql_session_t *session_of(apr_pool_t *conn_pool, apr_dbd_t *handle)
+{
+    void *data = NULL;
+    const char *key;
+    sql_session_t *s;
+
+    if (!conn_pool) {
+        return NULL;
+    }
+    key = apr_psprintf(conn_pool, "mod_scep:sql-session:%pp", (void *)handle);
+    if (apr_pool_userdata_get(&data, key, conn_pool) == APR_SUCCESS && data) {
+        return data;
+    }
+    s = apr_pcalloc(conn_pool, sizeof(*s));
+    if (apr_pool_create(&s->pool, conn_pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    s->prepared = apr_hash_make(s->pool);
+    if (apr_pool_userdata_set(s, key, apr_pool_cleanup_null, conn_pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    return s;
+}
+
+/* Whether `name` is one of the labels this file gives, and nothing else: it is about to be
+ * written into a statement's text. */
+static int our_label(const char *name)
+{
+    apr_size_t n = strlen(LABEL_PREFIX);
+
+    if (strncmp(name, LABEL_PREFIX, n) != 0 || !name[n]) {
+        return 0;
+    }
+    for (name += n; *name; name++) {
+        if (!apr_isdigit(*name)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Drops every statement of ours the server's session holds, inside the transaction just
+ * begun (DEALLOCATE is not transactional and allowed there). */
+static apr_status_t session_sweep(scep_sql_t *sql, apr_pool_t *p)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *drop = "", *name;
+    int rc, nrows;
+
+    rc = apr_dbd_select(sql->driver, p, sql->handle, &res,
+                        "SELECT name FROM pg_prepared_statements "
+                        "WHERE starts_with(name, '" LABEL_PREFIX "')", 1);
+    if (rc != 0) {
+        return failed(sql, p, "listing the session's statements", rc);
+    }
+    while (apr_dbd_get_row(sql->driver, p, res, &row, -1) == 0) {
+        if ((name = apr_dbd_get_entry(sql->driver, row, 0)) != NULL && our_label(name)) {
+            drop = apr_pstrcat(p, drop, "DEALLOCATE ", name, "; ", NULL);
+        }
+    }
+    if (*drop && (rc = apr_dbd_query(sql->driver, sql->handle, &nrows, drop)) != 0) {
+        return failed(sql, p, "dropping the session's statements", rc);
+    }
+    return APR_SUCCESS;
+}
+
+/* `on_server` is how many of our statements the server's session holds.  When that is not
+ * what we prepared, the session is another one (mod_dbd or the driver reconnected behind
+ * this handle, after a failure this process or another module saw); when a statement
+ * failed since, a prepared one may no longer fit the tables (a column's type changed by
+ * an upgrade: "cached plan must not change result type").  Either way what the server
+ * holds of ours is dropped and everything is prepared again, under new labels. */
+static apr_status_t session_check(scep_sql_t *sql, apr_pool_t *p, const char *on_server)
+{
+    sql_session_t *s = sql->session;
+    int held = on_server ? atoi(on_server) : -1;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!s || (held == s->count && !s->doubtful)) {
+        return APR_SUCCESS;
+    }
+    if (held != 0) {
+        rv = session_sweep(sql, p);
+    }
+    if (rv == APR_SUCCESS) {
+        apr_pool_clear(s->pool);
+        s->prepared = apr_hash_make(s->pool);
+        s->count = 0;
+        s->doubtful = 0;
+    }
+    return rv;
+}
+
+/* The statement for `text` on this session: prepared on its first use (one more round
+ * trip, once), or unprepared when the session keeps no more.  Only statements with
+ * parameters are the store's lookups and writes; one without may be anything (DDL, which
+ * PREPARE refuses) and runs rarely. */
+static int statement(scep_sql_t *sql, apr_pool_t *scratch, const char *text, int nargs,
+                     apr_dbd_prepared_t **stmt)
+{
+    sql_session_t *s = sql->session;
+    const char *label;
+    int rc;
+
+    *stmt = s ? apr_hash_get(s->prepared, text, APR_HASH_KEY_STRING) : NULL;
+    if (*stmt) {
+        return 0;
+    }
+    if (!s || nargs == 0 || s->count >= SESSION_PREPARED_MAX) {
+        return apr_dbd_prepare(sql->driver, scratch, sql->handle, text, NULL, stmt);
+    }
+    label = apr_psprintf(s->pool, LABEL_PREFIX "%lu", ++s->next_label);
+    if ((rc = apr_dbd_prepare(sql->driver, s->pool, sql->handle, text, label, stmt)) == 0) {
+        apr_hash_set(s->prepared, apr_pstrdup(s->pool, text), APR_HASH_KEY_STRING, *stmt);
+        s->count++;
+    }
+    return rc;
+}
+
 /* One round trip opens the transaction, bounds it and checks the schema; a writer also
  * takes the schema row's lock there (see scep_sql.h). */
 static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handle)
@@ -135,7 +282,8 @@ static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handl
                        "BEGIN ISOLATION LEVEL %s; SET LOCAL statement_timeout = %d; "
                        "SET LOCAL lock_timeout = %d; "
                        "SET LOCAL idle_in_transaction_session_timeout = %d; "
-                       "SELECT version FROM scep_schema%s",
+                       "SELECT version, (SELECT count(*) FROM pg_prepared_statements "
+                       "WHERE starts_with(name, '" LABEL_PREFIX "')) FROM scep_schema%s",
                        write ? "READ COMMITTED" : "REPEATABLE READ READ ONLY",
                        sql->timeout_ms, sql->timeout_ms, sql->timeout_ms,
                        write ? " FOR UPDATE" : "");
@@ -161,6 +309,9 @@ static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handl
                  atoi(version) < SCEP_SQL_SCHEMA_VERSION
                  ? "upgrade it with `scepreg db upgrade`" : "upgrade mod_scep");
         rv = SCEP_DB_VERSION;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = session_check(sql, scratch, apr_dbd_get_entry(sql->driver, row, 1));
     }
     if (rv != APR_SUCCESS) {
         /* a failed statement leaves the session inside an aborted transaction */
@@ -199,11 +350,12 @@ static const scep_db_backend_t pgsql_backend = {
 };
 
 static scep_sql_t *sql_new(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
-                           int timeout_ms, const char *label)
+                           apr_pool_t *conn_pool, int timeout_ms, const char *label)
 {
     scep_sql_t *sql = apr_pcalloc(p, sizeof(*sql));
 
     sql->driver = driver;
+    sql->session = session_of(conn_pool, handle);
     sql->handle = handle;
     sql->timeout_ms = timeout_ms > 0 ? timeout_ms : SCEP_SQL_DEFAULT_TIMEOUT_MS;
     sql->label = label ? apr_pstrdup(p, label) : "PostgreSQL";
@@ -211,8 +363,8 @@ static scep_sql_t *sql_new(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_db
 }
 
 apr_status_t scep_sql_attach(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
-                             int timeout_ms, const char *label, const scep_log_t *log,
-                             scep_db_t **db)
+                             apr_pool_t *conn_pool, int timeout_ms, const char *label,
+                             const scep_log_t *log, scep_db_t **db)
 {
     scep_sql_t *sql;
     apr_status_t rv;
@@ -220,7 +372,7 @@ apr_status_t scep_sql_attach(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_
     if (!driver || !handle || strcmp(apr_dbd_name(driver), "pgsql") != 0) {
         return APR_ENOTIMPL;
     }
-    sql = sql_new(p, driver, handle, timeout_ms, label);
+    sql = sql_new(p, driver, handle, conn_pool, timeout_ms, label);
     if ((rv = scep_db_attach(p, &pgsql_backend, sql, sql->label, log, db)) == APR_SUCCESS) {
         sql->db = *db;
     }
@@ -334,7 +486,7 @@ apr_status_t scep_sql_connect(apr_pool_t *p, const char *conninfo, int timeout_m
         *why = apr_psprintf(p, "cannot connect to %s: %s", shown, server_words(p, error));
         return SCEP_DB_UNAVAILABLE;
     }
-    sql = sql_new(p, driver, handle, timeout_ms, shown);
+    sql = sql_new(p, driver, handle, p, timeout_ms, shown);
     apr_pool_cleanup_register(p, sql, driver_cleanup, apr_pool_cleanup_null);
     if ((rv = scep_db_attach(p, &pgsql_backend, sql, sql->label, log, db)) == APR_SUCCESS) {
         sql->db = *db;
@@ -358,15 +510,18 @@ static sql_txn_t *usable(scep_txn_t *txn, apr_status_t *rv)
     return t;
 }
 
+/* `kept`: the text is one of the store's and worth preparing on the session; a text made
+ * for one use (a cursor's) goes unprepared. */
 static apr_status_t run_select(scep_txn_t *txn, sql_txn_t *t, apr_pool_t *scratch,
                                const char *what, const char *sql, int nargs,
-                               const char *const *args, apr_dbd_results_t **res)
+                               const char *const *args, int kept, apr_dbd_results_t **res)
 {
     apr_dbd_prepared_t *stmt = NULL;
     int rc;
 
     *res = NULL;
-    rc = apr_dbd_prepare(t->sql->driver, scratch, t->sql->handle, sql, NULL, &stmt);
+    rc = kept ? statement(t->sql, scratch, sql, nargs, &stmt)
+              : apr_dbd_prepare(t->sql->driver, scratch, t->sql->handle, sql, NULL, &stmt);
     if (rc == 0) {
         rc = apr_dbd_pselect(t->sql->driver, scratch, t->sql->handle, res, stmt, 1, nargs,
                              (const char **)args);
@@ -374,8 +529,8 @@ static apr_status_t run_select(scep_txn_t *txn, sql_txn_t *t, apr_pool_t *scratc
     return rc == 0 ? APR_SUCCESS : scep_db_txn_fail(txn, failed(t->sql, scratch, what, rc));
 }
 
-apr_status_t scep_sql_exec(scep_txn_t *txn, const char *what, const char *sql, int nargs,
-                           const char *const *args, int *nrows)
+static apr_status_t run_exec(scep_txn_t *txn, const char *what, const char *sql, int nargs,
+                             const char *const *args, int kept, int *nrows)
 {
     apr_status_t rv;
     sql_txn_t *t = usable(txn, &rv);
@@ -392,7 +547,8 @@ apr_status_t scep_sql_exec(scep_txn_t *txn, const char *what, const char *sql, i
     if (apr_pool_create(&scratch, t->pool) != APR_SUCCESS) {
         return scep_db_txn_fail(txn, APR_ENOMEM);
     }
-    rc = apr_dbd_prepare(t->sql->driver, scratch, t->sql->handle, sql, NULL, &stmt);
+    rc = kept ? statement(t->sql, scratch, sql, nargs, &stmt)
+              : apr_dbd_prepare(t->sql->driver, scratch, t->sql->handle, sql, NULL, &stmt);
     if (rc == 0) {
         rc = apr_dbd_pquery(t->sql->driver, scratch, t->sql->handle, &n, stmt, nargs,
                             (const char **)args);
@@ -403,6 +559,12 @@ apr_status_t scep_sql_exec(scep_txn_t *txn, const char *what, const char *sql, i
         *nrows = n;
     }
     return rv;
+}
+
+apr_status_t scep_sql_exec(scep_txn_t *txn, const char *what, const char *sql, int nargs,
+                           const char *const *args, int *nrows)
+{
+    return run_exec(txn, what, sql, nargs, args, 1, nrows);
 }
 
 /* The current row of a result, copied into p. */
@@ -444,7 +606,7 @@ apr_status_t scep_sql_select(scep_txn_t *txn, apr_pool_t *p, const char *what, c
     }
     /* the values are copied out and the result freed at once: a caller looking up many
      * keys in one pool keeps only what it asked for */
-    if ((rv = run_select(txn, t, scratch, what, sql, nargs, args, &res)) == APR_SUCCESS) {
+    if ((rv = run_select(txn, t, scratch, what, sql, nargs, args, 1, &res)) == APR_SUCCESS) {
         while (apr_dbd_get_row(t->sql->driver, scratch, res, &r, -1) == 0) {
             APR_ARRAY_PUSH(*rows, scep_sql_row_t *) = row_copy(t, p, res, r);
         }
@@ -488,7 +650,7 @@ apr_status_t scep_sql_foreach(scep_txn_t *txn, apr_pool_t *p, const char *what, 
     declare = apr_psprintf(p, "DECLARE %s NO SCROLL CURSOR FOR %s", name, sql);
     fetch = apr_psprintf(p, "FETCH %d FROM %s", SCEP_SQL_BATCH, name);
     close_ = apr_psprintf(p, "CLOSE %s", name);
-    if ((rv = scep_sql_exec(txn, what, declare, nargs, args, NULL)) != APR_SUCCESS) {
+    if ((rv = run_exec(txn, what, declare, nargs, args, 0, NULL)) != APR_SUCCESS) {
         return rv;
     }
     if (apr_pool_create(&batch, p) != APR_SUCCESS) {
@@ -500,7 +662,7 @@ apr_status_t scep_sql_foreach(scep_txn_t *txn, apr_pool_t *p, const char *what, 
 
         apr_pool_clear(batch);
         got = 0;
-        if ((rv = run_select(txn, t, batch, what, fetch, 0, NULL, &res)) != APR_SUCCESS) {
+        if ((rv = run_select(txn, t, batch, what, fetch, 0, NULL, 0, &res)) != APR_SUCCESS) {
             break;
         }
         while (!stop && apr_dbd_get_row(t->sql->driver, batch, res, &r, -1) == 0) {
@@ -510,7 +672,7 @@ apr_status_t scep_sql_foreach(scep_txn_t *txn, apr_pool_t *p, const char *what, 
     } while (!stop && got == SCEP_SQL_BATCH);
     apr_pool_destroy(batch);
     if (rv == APR_SUCCESS) {
-        rv = scep_sql_exec(txn, what, close_, 0, NULL, NULL);
+        rv = run_exec(txn, what, close_, 0, NULL, 0, NULL);
     }
     return rv;
 }

@@ -5,9 +5,12 @@
  *
  * Why APR DBD: inside httpd the connections are mod_dbd's, pooled, checked and reopened
  * as operators already configure them (DBDriver, DBDParams, DBDMax ...); the tools use the
- * same driver on a connection of their own.  Statements are sent unprepared with their
- * parameters apart (PQexecParams): no text from a request is ever spliced into SQL, and
- * a connection mod_dbd replaced behind our back holds no state we depend on.
+ * same driver on a connection of their own.  Parameters always travel apart from the
+ * text: no text from a request is ever spliced into SQL.  Each statement is prepared on
+ * a session at its first use there and executed by name afterwards (parsed and planned
+ * once per session, not once per use); every begin asks the server how many of ours its
+ * session holds, so a session reopened behind the same handle is noticed and prepared
+ * again, never executed against names it does not know.
  *
  * Transactions:
  * - A write transaction takes the schema row's lock first (SELECT ... FOR UPDATE on
@@ -38,10 +41,12 @@
 typedef struct scep_sql_t scep_sql_t;
 
 /* A database on a connection someone else owns and pools (mod_dbd), for the life of `p`
- * (one request).  timeout_ms 0: the default. */
+ * (one request).  `conn_pool` lives as long as the connection (mod_dbd's ap_dbd_t pool):
+ * the statements prepared on its session are kept there; NULL prepares none.
+ * timeout_ms 0: the default. */
 apr_status_t scep_sql_attach(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
-                             int timeout_ms, const char *label, const scep_log_t *log,
-                             scep_db_t **db);
+                             apr_pool_t *conn_pool, int timeout_ms, const char *label,
+                             const scep_log_t *log, scep_db_t **db);
 
 /* Opens a connection of its own (the tools) with a libpq connection string; closed by a
  * cleanup on `p`.  *why says what failed (in p), never repeating a password. */

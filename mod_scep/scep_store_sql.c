@@ -447,8 +447,8 @@ apr_status_t scep_store_sql_device_find(scep_txn_t *txn, apr_pool_t *p,
 
 #define DEVICE_NARGS 17
 /* One registration's values, in the order of DEVICE_INSERT's columns. */
-#define DEVICE_VALUES "(%s, string_to_array(%s, ','), %s, %s, %s, decode(%s, 'hex'), " \
-    "decode(%s, 'hex'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+#define DEVICE_VALUES "(%s, string_to_array(%s, ','), %s, %lld, %lld, decode(%s, 'hex'), " \
+    "decode(%s, 'hex'), %lld, %lld, %s, %s, %lld, %lld, %s, %lld, %lld, %lld)"
 #define DEVICE_INSERT_COLUMNS "INSERT INTO scep_devices (key, ips, serial, " \
     "verifier_algorithm, verifier_iterations, verifier_salt, verifier_hash, flags, expires, " \
     "profile, comment, created, updated, last_serial, last_not_after, last_enrolled, " \
@@ -547,7 +547,7 @@ apr_status_t scep_store_sql_minted_insert(scep_txn_t *txn, apr_pool_t *p,
     args[4] = m->profile;
     rv = scep_sql_exec(txn, "minting a challenge",
                        "INSERT INTO scep_challenges (digest, created, expires, fqdn, profile) "
-                       "VALUES (decode(%s, 'hex'), %s, %s, %s, %s) "
+                       "VALUES (decode(%s, 'hex'), %lld, %lld, %s, %s) "
                        "ON CONFLICT (digest) DO NOTHING", 5, args, &n);
     /* as LMDB's NOOVERWRITE: the transaction keeps the refusal */
     return rv == APR_SUCCESS && n == 0 ? scep_db_txn_fail(txn, SCEP_DB_EXISTS) : rv;
@@ -615,7 +615,7 @@ apr_status_t scep_store_sql_minted_purge(scep_txn_t *txn, apr_pool_t *p, apr_int
 
     args[0] = i64(p, now);
     rv = scep_sql_exec(txn, "purging expired challenges",
-                       "DELETE FROM scep_challenges WHERE expires <= %s", 1, args, &n);
+                       "DELETE FROM scep_challenges WHERE expires <= %lld", 1, args, &n);
     *removed = rv == APR_SUCCESS && n > 0 ? (apr_size_t)n : 0;
     return rv;
 }
@@ -678,7 +678,7 @@ apr_status_t scep_store_sql_failure_put(scep_txn_t *txn, apr_pool_t *p, const ch
     args[4] = i64(p, f->period);
     return scep_sql_exec(txn, "writing a failure counter",
                          "INSERT INTO scep_failures (name, count, last, locked_until, period) "
-                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+                         "VALUES (%s, %lld, %lld, %lld, %lld) ON CONFLICT (name) DO UPDATE SET "
                          "count = EXCLUDED.count, last = EXCLUDED.last, "
                          "locked_until = EXCLUDED.locked_until, period = EXCLUDED.period",
                          5, args, NULL);
@@ -742,8 +742,8 @@ apr_status_t scep_store_sql_failure_purge(scep_txn_t *txn, apr_pool_t *p, apr_in
     args[1] = i64(p, idle);
     args[2] = args[0];
     rv = scep_sql_exec(txn, "purging failure counters",
-                       "DELETE FROM scep_failures WHERE locked_until <= %s "
-                       "AND last + GREATEST(period, %s) <= %s", 3, args, &n);
+                       "DELETE FROM scep_failures WHERE locked_until <= %lld "
+                       "AND last + GREATEST(period, %lld) <= %lld", 3, args, &n);
     *removed = rv == APR_SUCCESS && n > 0 ? (apr_size_t)n : 0;
     return rv;
 }
@@ -996,8 +996,9 @@ apr_status_t scep_store_sql_transaction_put(scep_txn_t *txn, apr_pool_t *p,
                          "registration, ips, serial_number, renews, signer_key, client_ip, "
                          "subject, decided_at, decided_by, reason, upstream_pending, endpoint, "
                          "identity_name, identity_where) VALUES (%s, decode(%s, 'hex'), %s, "
-                         "decode(%s, 'hex'), %s, %s, %s, decode(%s, 'hex'), %s, %s, %s, %s, "
-                         "%s, decode(%s, 'hex'), %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                         "decode(%s, 'hex'), %s, %s, %lld, decode(%s, 'hex'), %lld, %s, %s, "
+                         "%s, %s, decode(%s, 'hex'), %s, %s, %lld, %s, %s, %s::boolean, %s, "
+                         "%s, %lld) "
                          "ON CONFLICT (transaction_id, requester) DO UPDATE SET "
                          "state = EXCLUDED.state, request_digest = EXCLUDED.request_digest, "
                          "fqdn = EXCLUDED.fqdn, serial = EXCLUDED.serial, "
@@ -1086,7 +1087,7 @@ apr_status_t scep_store_sql_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_
                        "INSERT INTO scep_certificates (serial, der, fqdn, subject, "
                        "transaction_id, not_before, not_after, issued_at, revoked_at, "
                        "revocation_reason, issuer_key_id) VALUES (%s, decode(%s, 'hex'), %s, "
-                       "%s, %s, %s, %s, %s, %s, %s, decode(%s, 'hex')) "
+                       "%s, %s, %lld, %lld, %lld, %lld, %lld, decode(%s, 'hex')) "
                        "ON CONFLICT (serial) DO UPDATE SET fqdn = EXCLUDED.fqdn, "
                        "subject = EXCLUDED.subject, transaction_id = EXCLUDED.transaction_id, "
                        "not_before = EXCLUDED.not_before, not_after = EXCLUDED.not_after, "
@@ -1165,8 +1166,8 @@ apr_status_t scep_store_sql_cert_revoke(scep_txn_t *txn, apr_pool_t *p,
     /* One round trip: the first revocation marks the certificate and bumps the CRL
      * generation; a later one changes nothing, so the first time and reason stand. */
     rv = scep_sql_select_one(txn, p, "revoking a certificate",
-                             "WITH marked AS (UPDATE scep_certificates SET revoked_at = %s, "
-                             "revocation_reason = %s WHERE serial = %s AND revoked_at = 0 "
+                             "WITH marked AS (UPDATE scep_certificates SET revoked_at = %lld, "
+                             "revocation_reason = %lld WHERE serial = %s AND revoked_at = 0 "
                              "RETURNING serial), "
                              "bumped AS (INSERT INTO scep_crl_state (only_row, generation, "
                              "changed_at) SELECT true, 1, %s::bigint FROM marked "
@@ -1259,7 +1260,7 @@ apr_status_t scep_store_sql_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
     /* the table's trigger refuses a number that would fall */
     return scep_sql_exec(txn, "keeping the published CRL",
                          "INSERT INTO scep_crl_published (only_row, number, generation, "
-                         "this_update, next_update, ca_id, der) VALUES (true, %s, %s, %s, %s, "
+                         "this_update, next_update, ca_id, der) VALUES (true, %lld, %lld, %lld, %lld, "
                          "decode(%s, 'hex'), decode(%s, 'hex')) ON CONFLICT (only_row) DO "
                          "UPDATE SET number = EXCLUDED.number, "
                          "generation = EXCLUDED.generation, "
@@ -1360,7 +1361,7 @@ apr_status_t scep_store_sql_crl_state_put(scep_txn_t *txn, apr_pool_t *p,
     args[1] = i64(p, state->changed_at);
     return scep_sql_exec(txn, "setting the CRL state",
                          "INSERT INTO scep_crl_state (only_row, generation, changed_at) "
-                         "VALUES (true, %s, %s) ON CONFLICT (only_row) DO UPDATE SET "
+                         "VALUES (true, %lld, %lld) ON CONFLICT (only_row) DO UPDATE SET "
                          "generation = EXCLUDED.generation, changed_at = EXCLUDED.changed_at",
                          2, args, NULL);
 }

@@ -797,6 +797,111 @@ static void test_one_time_race(void **state)
     }
 }
 
+/* ---- statements prepared per session -------------------------------------------------- */
+
+/* How many statements of mod_scep's the session of `db` holds, asked on that session. */
+static int prepared_held(apr_pool_t *p, scep_db_t *db)
+{
+    const char *args[1] = { "mod_scep_" };
+    scep_sql_row_t *row;
+    scep_txn_t *txn;
+    int n;
+
+    assert_int_equal(scep_db_begin(db, p, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_sql_select_one(txn, p, "counting", "SELECT count(*) FROM "
+                                         "pg_prepared_statements WHERE starts_with(name, %s)",
+                                         1, args, &row), APR_SUCCESS);
+    n = atoi(row->val[0]);
+    scep_db_abort(txn);
+    return n;
+}
+
+/* As device_status, where the begin itself may fail. */
+static apr_status_t device_lookup(fixture_t *fx, const char *fqdn)
+{
+    scep_device_t *dev;
+    scep_txn_t *txn;
+    apr_status_t rv = scep_db_begin(fx->db, fx->p, 0, &txn);
+
+    if (rv == APR_SUCCESS) {
+        rv = scep_store_device_get(txn, fx->p, fqdn, &dev);
+        scep_db_abort(txn);
+    }
+    return rv;
+}
+
+/* A statement is prepared once per session and run by name after; a session that lost
+ * them (reopened, or emptied by someone else) or may hold unfit ones (after a failure)
+ * is noticed at the next begin and prepared again, never run against names it lacks. */
+static void test_prepared_sessions(void **state)
+{
+    fixture_t *fx = *state;
+    scep_txn_t *txn;
+    scep_sql_row_t *row;
+    apr_pool_t *op;
+    scep_db_t *other;
+    const char *args[1];
+    int i, held;
+
+    put_device(fx, txn = begin(fx, 1), "prep.example", "kept");
+    commit(txn);
+    assert_int_equal(device_lookup(fx, "prep.example"), APR_SUCCESS);
+    held = prepared_held(fx->p, fx->db);
+    assert_true(held >= 2);             /* the lookup and the count itself */
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(device_lookup(fx, "prep.example"), APR_SUCCESS);
+    }
+    assert_int_equal(prepared_held(fx->p, fx->db), held);
+
+    /* emptied behind our back, without a failure we could see */
+    dba(fx, "DEALLOCATE ALL");
+    assert_int_equal(device_lookup(fx, "prep.example"), APR_SUCCESS);
+    assert_int_equal(prepared_held(fx->p, fx->db), 2);
+
+    /* a failed statement: what the session holds is dropped, not left to pile up */
+    txn = begin(fx, 0);
+    args[0] = "0";
+    assert_int_equal(scep_sql_select_one(txn, fx->p, "dividing", "SELECT 1 / %s::int", 1,
+                                         args, &row), SCEP_DB_UNAVAILABLE);
+    scep_db_abort(txn);
+    assert_int_equal(device_lookup(fx, "prep.example"), APR_SUCCESS);
+    assert_int_equal(prepared_held(fx->p, fx->db), 2);
+
+    /* the session ended by the server: one failure, then a new session */
+    txn = begin(fx, 0);
+    assert_int_equal(scep_sql_select_one(txn, fx->p, "pid", "SELECT pg_backend_pid()", 0,
+                                         NULL, &row), APR_SUCCESS);
+    args[0] = apr_pstrdup(fx->p, row->val[0]);
+    scep_db_abort(txn);
+    assert_int_equal(apr_pool_create(&op, NULL), APR_SUCCESS);
+    other = connect_db(op, 0);
+    assert_int_equal(scep_db_begin(other, op, 0, &txn), APR_SUCCESS);
+    assert_int_equal(scep_sql_select_one(txn, op, "terminating", "SELECT "
+                                         "pg_terminate_backend(%s::int)", 1, args, &row),
+                     APR_SUCCESS);
+    scep_db_abort(txn);
+    apr_pool_destroy(op);
+    for (i = 0; i < 20 && device_lookup(fx, "prep.example") != APR_SUCCESS; i++) {
+        apr_sleep(apr_time_from_msec(50));
+    }
+    assert_true(i <= 1);
+    assert_int_equal(prepared_held(fx->p, fx->db), 2);
+
+    /* texts made per call do not grow a session without bound */
+    txn = begin(fx, 0);
+    for (i = 0; i < 100; i++) {
+        const char *sql = apr_psprintf(fx->p, "SELECT %%s::text || '%d'", i);
+
+        args[0] = "n";
+        assert_int_equal(scep_sql_select_one(txn, fx->p, "a made text", sql, 1, args, &row),
+                         APR_SUCCESS);
+        assert_string_equal(row->val[0], apr_psprintf(fx->p, "n%d", i));
+    }
+    scep_db_abort(txn);
+    assert_true(prepared_held(fx->p, fx->db) <= 64);
+    assert_int_equal(device_lookup(fx, "prep.example"), APR_SUCCESS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -812,6 +917,7 @@ int main(void)
         D(test_damaged_certificates),
         D(test_walk_many),
         D(test_one_time_race),
+        D(test_prepared_sessions),
 #undef D
     };
     int failed;
