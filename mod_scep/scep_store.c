@@ -51,6 +51,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -549,6 +550,25 @@ apr_status_t scep_store_minted_create(scep_txn_t *txn, apr_pool_t *p, apr_int64_
     return rv;
 }
 
+/* Whether `secret` has the shape scep_store_minted_create gives every minted challenge
+ * (the lowercase hex of SCEP_MINTED_BYTES): a challenge of any other shape was never
+ * minted, and is looked up nowhere (a round trip saved on a shared store for every
+ * registration's challenge). */
+static int minted_shape(const char *secret, apr_size_t len)
+{
+    apr_size_t i;
+
+    if (len != 2 * SCEP_MINTED_BYTES) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (!apr_isxdigit(secret[i]) || apr_isupper(secret[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 apr_status_t scep_store_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *secret,
                                    apr_size_t len, scep_minted_t **rec)
 {
@@ -560,6 +580,9 @@ apr_status_t scep_store_minted_get(scep_txn_t *txn, apr_pool_t *p, const char *s
     *rec = NULL;
     if ((rv = minted_key(secret, len, key)) != APR_SUCCESS) {
         return rv;
+    }
+    if (!minted_shape(secret, len)) {
+        return SCEP_DB_NOTFOUND;
     }
     if (scep_store_sql_active(txn)) {
         return scep_store_sql_minted_get(txn, p, key, rec);

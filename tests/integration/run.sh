@@ -28,7 +28,6 @@ not_applicable=0
 STORE_TABLE='
 t_cacaps_cacert    none
 t_certmonger       pg
-t_cluster          none
 t_config_errors    lmdb  refusals of LMDB folders (modes, owners, paths); dbd: has its own cases
 t_cluster          none  two nodes on a PostgreSQL of its own
 t_crl              pg

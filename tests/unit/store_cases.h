@@ -6,6 +6,8 @@
 #ifndef STORE_CASES_H
 #define STORE_CASES_H
 
+#include <ctype.h>
+
 #include <string.h>
 
 #include <apr_strings.h>
@@ -337,6 +339,16 @@ static void test_minted(void **state)
     assert_null(got);
     assert_int_equal(scep_store_minted_get(txn, fx->p, challenge, strlen(challenge) - 1, &got),
                      SCEP_DB_NOTFOUND);
+    /* Nor is the same text in capitals: only the shape minting gives is ever one. */
+    {
+        char *upper = apr_pstrdup(fx->p, challenge);
+
+        for (i = 0; upper[i]; i++) {
+            upper[i] = (char)toupper((unsigned char)upper[i]);
+        }
+        assert_int_equal(scep_store_minted_get(txn, fx->p, upper, strlen(upper), &got),
+                         SCEP_DB_NOTFOUND);
+    }
     /* An empty challengePassword is no minted challenge, not an error. */
     assert_int_equal(scep_store_minted_get(txn, fx->p, "", 0, &got), SCEP_DB_NOTFOUND);
     assert_int_equal(scep_store_minted_count(txn, &count), APR_SUCCESS);
