@@ -1272,8 +1272,14 @@ apr_status_t scep_store_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert
         return scep_store_sql_cert_put(txn, p, c);
     }
     /* A rewrite (revocation, say) under the same name keeps its index entry; under
-     * another name the entry moves, so that the old name stops listing it. */
+     * another name the entry moves, so that the old name stops listing it.  Another
+     * certificate under a serial in use is refused, as the shared store's table refuses
+     * it: serials are unique, and the one first recorded is the one clients hold. */
     rv = cert_get_key(txn, p, key, klen, &old);
+    if (rv == APR_SUCCESS && (old->der_len != c->der_len
+                              || (c->der_len && memcmp(old->der, c->der, c->der_len) != 0))) {
+        return scep_db_txn_fail(txn, SCEP_DB_EXISTS);
+    }
     if (rv == APR_SUCCESS && old->fqdn) {
         if (c->fqdn && strcmp(old->fqdn, c->fqdn) == 0) {
             index = 0;

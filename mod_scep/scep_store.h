@@ -218,7 +218,9 @@ typedef struct scep_cert_rec_t {
  * converted. */
 const char *scep_store_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial);
 
-/* Stores the certificate and its FQDN index entry. */
+/* Stores the certificate and its FQDN index entry.  The same certificate again (the same
+ * DER) is a rewrite: its revocation, name and dates change.  Another certificate under a
+ * serial already recorded is refused with SCEP_DB_EXISTS, and the transaction with it. */
 apr_status_t scep_store_cert_put(scep_txn_t *txn, apr_pool_t *p, const scep_cert_rec_t *c);
 apr_status_t scep_store_cert_get(scep_txn_t *txn, apr_pool_t *p, const char *serial_hex,
                                  scep_cert_rec_t **c);

@@ -1260,8 +1260,9 @@ apr_status_t scep_store_sql_crl_published_put(scep_txn_t *txn, apr_pool_t *p,
     /* the table's trigger refuses a number that would fall */
     return scep_sql_exec(txn, "keeping the published CRL",
                          "INSERT INTO scep_crl_published (only_row, number, generation, "
-                         "this_update, next_update, ca_id, der) VALUES (true, %lld, %lld, %lld, %lld, "
-                         "decode(%s, 'hex'), decode(%s, 'hex')) ON CONFLICT (only_row) DO "
+                         "this_update, next_update, ca_id, der) VALUES (true, %lld, %lld, "
+                         "%lld, %lld, decode(%s, 'hex'), decode(%s, 'hex')) "
+                         "ON CONFLICT (only_row) DO "
                          "UPDATE SET number = EXCLUDED.number, "
                          "generation = EXCLUDED.generation, "
                          "this_update = EXCLUDED.this_update, "

@@ -251,60 +251,6 @@ static void test_writer_lock(void **state)
 
 /* ---- constraints ------------------------------------------------------------------------ */
 
-static scep_cert_rec_t cert_of(const char *serial, const char *der)
-{
-    scep_cert_rec_t c;
-
-    memset(&c, 0, sizeof(c));
-    c.serial = serial;
-    c.der = (const unsigned char *)der;
-    c.der_len = strlen(der);
-    c.fqdn = "u.example";
-    c.not_before = 1000;
-    c.not_after = 2000;
-    c.issued_at = 1000;
-    return c;
-}
-
-static void test_unique_serial(void **state)
-{
-    fixture_t *fx = *state;
-    scep_cert_rec_t first = cert_of("0C01", "first certificate");
-    scep_cert_rec_t other = cert_of("0c01", "another certificate");
-    scep_cert_rec_t *got;
-    scep_device_t *dev;
-    scep_txn_t *txn = begin(fx, 1);
-
-    assert_int_equal(scep_store_cert_put(txn, fx->p, &first), APR_SUCCESS);
-    commit(txn);
-
-    /* another certificate under a serial in use: refused, and nothing of it is kept */
-    txn = begin(fx, 1);
-    put_device(fx, txn, "u.example", "written with it");
-    assert_int_equal(scep_store_cert_put(txn, fx->p, &other), SCEP_DB_EXISTS);
-    assert_int_equal(scep_db_commit(txn), SCEP_DB_EXISTS);
-    txn = begin(fx, 0);
-    assert_int_equal(scep_store_cert_get(txn, fx->p, "0C01", &got), APR_SUCCESS);
-    assert_int_equal(got->der_len, strlen("first certificate"));
-    assert_memory_equal(got->der, "first certificate", got->der_len);
-    assert_int_equal(scep_store_device_get(txn, fx->p, "u.example", &dev), SCEP_DB_NOTFOUND);
-    scep_db_abort(txn);
-
-    /* the same certificate again is a rewrite */
-    txn = begin(fx, 1);
-    first.revoked_at = 1500;
-    first.revocation_reason = SCEP_REASON_SUPERSEDED;
-    first.fqdn = "v.example";
-    assert_int_equal(scep_store_cert_put(txn, fx->p, &first), APR_SUCCESS);
-    commit(txn);
-    txn = begin(fx, 0);
-    assert_int_equal(scep_store_cert_get(txn, fx->p, "0c01", &got), APR_SUCCESS);
-    assert_true(got->revoked_at == 1500);
-    assert_string_equal(got->fqdn, "v.example");
-    assert_string_equal(got->serial, "0C01");
-    scep_db_abort(txn);
-}
-
 static scep_crl_published_t published(apr_int64_t number, const char *der)
 {
     scep_crl_published_t pub;
@@ -909,7 +855,6 @@ int main(void)
         STORE_CASES(D),
         D(test_migrate),
         D(test_writer_lock),
-        D(test_unique_serial),
         D(test_crl_number),
         D(test_crl_state_row),
         D(test_damaged_devices),
