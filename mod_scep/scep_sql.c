@@ -6,6 +6,7 @@
 #include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
+#include <apr_time.h>
 
 #include "scep_pgconf.h"
 #include "scep_sql.h"
@@ -262,6 +263,25 @@ static int statement(scep_sql_t *sql, apr_pool_t *scratch, const char *text, int
     return rc;
 }
 
+/* Whether a begin that failed is worth one more try on the same handle: it failed at once
+ * (not after waiting out a lock or a statement timeout, which a second try would only
+ * double) and the connection is usable now.  That is what a pooled connection whose
+ * server restarted or failed over looks like: the first statement on it fails, and the
+ * driver's check reconnects it; nothing of the transaction was done yet, so trying again
+ * saves the request its 503.  Once: a failing server is never hammered. */
+static int retry_begin(scep_sql_t *sql, apr_pool_t *p, apr_time_t started)
+{
+    int nrows;
+
+    if (apr_time_now() - started >= apr_time_from_msec(sql->timeout_ms) / 2
+        || apr_dbd_check_conn(sql->driver, p, sql->handle) != APR_SUCCESS) {
+        return 0;
+    }
+    /* a failure on a live session leaves it in an aborted transaction */
+    (void)apr_dbd_query(sql->driver, sql->handle, &nrows, "ROLLBACK");
+    return 1;
+}
+
 /* One round trip opens the transaction, bounds it and checks the schema; a writer also
  * takes the schema row's lock there (see scep_sql.h). */
 static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handle)
@@ -273,7 +293,8 @@ static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handl
     const char *cmd, *version, *words;
     apr_pool_t *scratch;
     apr_status_t rv = APR_SUCCESS;
-    int rc;
+    apr_time_t started;
+    int rc, missing;
 
     if (apr_pool_create(&scratch, p) != APR_SUCCESS) {
         return APR_ENOMEM;
@@ -287,10 +308,21 @@ static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handl
                        write ? "READ COMMITTED" : "REPEATABLE READ READ ONLY",
                        sql->timeout_ms, sql->timeout_ms, sql->timeout_ms,
                        write ? " FOR UPDATE" : "");
+    started = apr_time_now();
     rc = apr_dbd_select(sql->driver, scratch, sql->handle, &res, cmd, 1);
     /* kept before schema_missing's own statements replace the connection's message */
     words = rc ? apr_pstrdup(scratch, apr_dbd_error(sql->driver, sql->handle, rc)) : NULL;
-    if (rc != 0 && schema_missing(sql, scratch)) {
+    missing = rc != 0 && schema_missing(sql, scratch);
+    if (rc != 0 && !missing && retry_begin(sql, scratch, started)) {
+        scep_log(scep_db_log(sql->db), SCEP_LOG_WARNING,
+                 "SCEP00343: %s: beginning a %s failed at once (%s): tried again once, on "
+                 "the connection as the driver renewed it", sql->label,
+                 write ? "write" : "read", server_words(scratch, words));
+        rc = apr_dbd_select(sql->driver, scratch, sql->handle, &res, cmd, 1);
+        words = rc ? apr_pstrdup(scratch, apr_dbd_error(sql->driver, sql->handle, rc)) : NULL;
+        missing = rc != 0 && schema_missing(sql, scratch);
+    }
+    if (missing) {
         rv = SCEP_DB_VERSION;
     }
     else if (rc != 0) {
