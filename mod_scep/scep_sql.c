@@ -12,21 +12,28 @@
 #include "scep_sql.h"
 
 /* What a connection's session has prepared.  Kept with the connection (in the pool that
- * lives as long as it, under SESSION_KEY), so that a statement is parsed and planned once
- * per session instead of once per use; checked against the server at each begin, since
- * mod_dbd may reopen the session behind the same handle (see sql_begin). */
+ * lives as long as it), so that a statement is parsed and planned once per session
+ * instead of once per use; checked against the server at each begin (see
+ * session_check), since the session behind a handle may change.
+ *
+ * Every label holds a random generation token, new each time the statements are
+ * forgotten: a name is never given twice, by this connection or any other (a pooler in
+ * transaction mode hands one server session to many clients), so a statement run by name
+ * is ours and the one we prepared, or fails. */
 typedef struct sql_session_t {
     apr_pool_t *pool;                   /* the statements and their texts */
     apr_hash_t *prepared;               /* SQL text -> apr_dbd_prepared_t * */
     int count;
-    int doubtful;                       /* a statement failed since the last begin */
-    unsigned long next_label;           /* never reused within a connection */
+    int doubtful;                       /* a named statement failed since */
+    char generation[2 * 8 + 1];         /* hex of 8 random bytes */
+    unsigned long next_label;
+    long server_pid;                    /* the backend of the last begin; 0 unknown */
 } sql_session_t;
-/* Statements named on one session: the hot path has about fifteen; texts made per call
- * (a lookup with as many keys as a name has labels) must not grow a session without
- * bound, and beyond this go unprepared. */
+/* Statements named on one session: the hot path has about fifteen texts, all fixed; the
+ * bound keeps anything else from growing a session. */
 #define SESSION_PREPARED_MAX 64
 #define LABEL_PREFIX "mod_scep_"
+#define SESSION_KEY "mod_scep:sql-session"
 
 struct scep_sql_t {
     const apr_dbd_driver_t *driver;
@@ -76,10 +83,6 @@ static apr_status_t failed_saying(scep_sql_t *sql, apr_pool_t *p, const char *wh
 {
     int broken = apr_dbd_check_conn(sql->driver, p, sql->handle) != APR_SUCCESS;
 
-    if (sql->session) {
-        sql->session->doubtful = 1;     /* see session_check */
-    }
-
     scep_log(scep_db_log(sql->db), SCEP_LOG_ERR, "SCEP00340: %s: %s failed%s: %s",
              sql->label, what, broken ? " and the connection is lost" : "",
              server_words(p, words));
@@ -114,25 +117,32 @@ static void say_no_schema(scep_sql_t *sql)
 
 /* After a failed begin: whether it failed because the schema was never created, which
  * deserves its own words.  Only asked on a live connection, never on the way to success. */
-static int schema_missing(scep_sql_t *sql, apr_pool_t *p)
+static int schema_missing(scep_sql_t *sql, apr_pool_t *p, long *pid)
 {
-    const char *exists = NULL;
+    const char *answer = NULL;
     int nrows;
 
+    *pid = 0;
     if (apr_dbd_check_conn(sql->driver, p, sql->handle) != APR_SUCCESS) {
         return 0;
     }
     (void)apr_dbd_query(sql->driver, sql->handle, &nrows, "ROLLBACK");
     /* The catalogue only, and bounded: the begin may have failed because someone holds
-     * the schema table's lock, and reading the table would then wait for them. */
+     * the schema table's lock, and reading the table would then wait for them.  The
+     * backend's pid tells whether the driver's check reconnected (retry_begin). */
     if (query_value(sql, p, "looking for the schema",
                     apr_psprintf(p, "BEGIN READ ONLY; SET LOCAL statement_timeout = %d; "
-                                 "SELECT to_regclass('scep_schema') IS NOT NULL",
-                                 sql->timeout_ms), &exists) != APR_SUCCESS) {
-        exists = NULL;
+                                 "SELECT pg_backend_pid() || ' ' || "
+                                 "(to_regclass('scep_schema') IS NOT NULL)::text",
+                                 sql->timeout_ms), &answer) != APR_SUCCESS) {
+        answer = NULL;
     }
     (void)apr_dbd_query(sql->driver, sql->handle, &nrows, "ROLLBACK");
-    if (!exists || strcmp(exists, "f") != 0) {
+    if (!answer) {
+        return 0;
+    }
+    *pid = atol(answer);
+    if (!strstr(answer, " false")) {
         return 0;
     }
     say_no_schema(sql);
@@ -141,42 +151,79 @@ static int schema_missing(scep_sql_t *sql, apr_pool_t *p)
 
 /* ---- the session's prepared statements ---------------------------------------------- */
 
-/* The session kept with the connection `handle`, in `conn_pool` that lives as long as it;
- * NULL when none can be kept (statements then go unprepared). */
-static sql_session_t *session_of(apr_pool_t *conn_pool, apr_dbd_t *handle)
+static void session_renew(sql_session_t *s)
+{
+    unsigned char raw[8];
+    int i;
+
+    apr_pool_clear(s->pool);
+    s->prepared = apr_hash_make(s->pool);
+    s->count = 0;
+    s->doubtful = 0;
+    s->next_label = 0;
+    /* unpredictable is not needed, only unique: the clock and the address mix in where
+     * the generator fails */
+    if (apr_generate_random_bytes(raw, sizeof(raw)) != APR_SUCCESS) {
+        apr_uint64_t mix = (apr_uint64_t)apr_time_now() ^ (apr_uint64_t)(apr_uintptr_t)s;
+
+        memcpy(raw, &mix, sizeof(raw));
+    }
+    for (i = 0; i < (int)sizeof(raw); i++) {
+        apr_snprintf(s->generation + 2 * i, 3, "%02x", raw[i]);
+    }
+}
+
+static sql_session_t *session_new(apr_pool_t *pool)
+{
+    sql_session_t *s = apr_pcalloc(pool, sizeof(*s));
+
+    if (apr_pool_create(&s->pool, pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    session_renew(s);
+    return s;
+}
+
+/* The session kept with the connection whose pool (`conn_pool`, mod_dbd's, one per
+ * connection) lives as long as it; NULL when none can be kept (statements then go
+ * unprepared). */
+static sql_session_t *session_of(apr_pool_t *conn_pool)
 {
     void *data = NULL;
-    const char *key;
     sql_session_t *s;
 
     if (!conn_pool) {
         return NULL;
     }
-    key = apr_psprintf(conn_pool, "mod_scep:sql-session:%pp", (void *)handle);
-    if (apr_pool_userdata_get(&data, key, conn_pool) == APR_SUCCESS && data) {
+    if (apr_pool_userdata_get(&data, SESSION_KEY, conn_pool) == APR_SUCCESS && data) {
         return data;
     }
-    s = apr_pcalloc(conn_pool, sizeof(*s));
-    if (apr_pool_create(&s->pool, conn_pool) != APR_SUCCESS) {
-        return NULL;
-    }
-    s->prepared = apr_hash_make(s->pool);
-    if (apr_pool_userdata_set(s, key, apr_pool_cleanup_null, conn_pool) != APR_SUCCESS) {
+    if (!(s = session_new(conn_pool))
+        || apr_pool_userdata_setn(s, SESSION_KEY, apr_pool_cleanup_null, conn_pool)
+           != APR_SUCCESS) {
         return NULL;
     }
     return s;
 }
 
-/* Whether `name` is one of the labels this file gives, and nothing else: it is about to be
- * written into a statement's text. */
+/* Whether `name` has the shape of the labels this file gives (mod_scep_, 16 hex digits,
+ * _, a number), and nothing else: it is about to be written into a statement's text. */
 static int our_label(const char *name)
 {
-    apr_size_t n = strlen(LABEL_PREFIX);
+    apr_size_t i, n = strlen(LABEL_PREFIX);
 
-    if (strncmp(name, LABEL_PREFIX, n) != 0 || !name[n]) {
+    if (strncmp(name, LABEL_PREFIX, n) != 0) {
         return 0;
     }
-    for (name += n; *name; name++) {
+    for (name += n, i = 0; i < 16; i++) {
+        if (!apr_isxdigit(name[i]) || apr_isupper(name[i])) {
+            return 0;
+        }
+    }
+    if (name[16] != '_' || !name[17]) {
+        return 0;
+    }
+    for (name += 17; *name; name++) {
         if (!apr_isdigit(*name)) {
             return 0;
         }
@@ -184,8 +231,10 @@ static int our_label(const char *name)
     return 1;
 }
 
-/* Drops every statement of ours the server's session holds, inside the transaction just
- * begun (DEALLOCATE is not transactional and allowed there). */
+/* Drops every statement of this module's the server's session holds (of any generation:
+ * older ones of this connection, or another client's behind a pooler, which then only
+ * prepares its own again), inside the transaction just begun (DEALLOCATE is not
+ * transactional and allowed there). */
 static apr_status_t session_sweep(scep_sql_t *sql, apr_pool_t *p)
 {
     apr_dbd_results_t *res = NULL;
@@ -210,29 +259,29 @@ static apr_status_t session_sweep(scep_sql_t *sql, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
-/* `on_server` is how many of our statements the server's session holds.  When that is not
- * what we prepared, the session is another one (mod_dbd or the driver reconnected behind
- * this handle, after a failure this process or another module saw); when a statement
- * failed since, a prepared one may no longer fit the tables (a column's type changed by
- * an upgrade: "cached plan must not change result type").  Either way what the server
- * holds of ours is dropped and everything is prepared again, under new labels. */
-static apr_status_t session_check(scep_sql_t *sql, apr_pool_t *p, const char *on_server)
+/* `on_server` is how many statements of the current generation the server's session
+ * holds.  Each label is prepared on one session only, so the count equals ours exactly
+ * when this session holds every one of them.  Otherwise the session is another one (the
+ * driver or mod_dbd reconnected behind this handle, or a pooler lent another server
+ * session); and after a named statement failed, one may no longer fit the tables (a
+ * column's type changed by an upgrade: "cached plan must not change result type").
+ * Either way this module's statements on the session are dropped, and ours are prepared
+ * again under a new generation. */
+static apr_status_t session_check(scep_sql_t *sql, apr_pool_t *p, const char *on_server,
+                                  const char *pid)
 {
     sql_session_t *s = sql->session;
-    int held = on_server ? atoi(on_server) : -1;
-    apr_status_t rv = APR_SUCCESS;
+    apr_status_t rv;
 
-    if (!s || (held == s->count && !s->doubtful)) {
+    if (!s) {
         return APR_SUCCESS;
     }
-    if (held != 0) {
-        rv = session_sweep(sql, p);
+    s->server_pid = pid ? atol(pid) : 0;
+    if ((on_server ? atoi(on_server) : -1) == s->count && !s->doubtful) {
+        return APR_SUCCESS;
     }
-    if (rv == APR_SUCCESS) {
-        apr_pool_clear(s->pool);
-        s->prepared = apr_hash_make(s->pool);
-        s->count = 0;
-        s->doubtful = 0;
+    if ((rv = session_sweep(sql, p)) == APR_SUCCESS) {
+        session_renew(s);
     }
     return rv;
 }
@@ -255,7 +304,7 @@ static int statement(scep_sql_t *sql, apr_pool_t *scratch, const char *text, int
     if (!s || nargs == 0 || s->count >= SESSION_PREPARED_MAX) {
         return apr_dbd_prepare(sql->driver, scratch, sql->handle, text, NULL, stmt);
     }
-    label = apr_psprintf(s->pool, LABEL_PREFIX "%lu", ++s->next_label);
+    label = apr_psprintf(s->pool, LABEL_PREFIX "%s_%lu", s->generation, ++s->next_label);
     if ((rc = apr_dbd_prepare(sql->driver, s->pool, sql->handle, text, label, stmt)) == 0) {
         apr_hash_set(s->prepared, apr_pstrdup(s->pool, text), APR_HASH_KEY_STRING, *stmt);
         s->count++;
@@ -265,21 +314,15 @@ static int statement(scep_sql_t *sql, apr_pool_t *scratch, const char *text, int
 
 /* Whether a begin that failed is worth one more try on the same handle: it failed at once
  * (not after waiting out a lock or a statement timeout, which a second try would only
- * double) and the connection is usable now.  That is what a pooled connection whose
- * server restarted or failed over looks like: the first statement on it fails, and the
- * driver's check reconnects it; nothing of the transaction was done yet, so trying again
- * saves the request its 503.  Once: a failing server is never hammered. */
-static int retry_begin(scep_sql_t *sql, apr_pool_t *p, apr_time_t started)
+ * double) and the driver's check (in schema_missing) reconnected it: `pid`, the backend
+ * now, is not the one of the last begin.  That is what a pooled connection whose server
+ * restarted or failed over looks like; nothing of the transaction was done yet, so trying
+ * again saves the request its 503.  Once: a failing server is never hammered, and a
+ * failure on a live session (a read-only standby, say) is answered as it is. */
+static int retry_begin(scep_sql_t *sql, apr_time_t started, long pid)
 {
-    int nrows;
-
-    if (apr_time_now() - started >= apr_time_from_msec(sql->timeout_ms) / 2
-        || apr_dbd_check_conn(sql->driver, p, sql->handle) != APR_SUCCESS) {
-        return 0;
-    }
-    /* a failure on a live session leaves it in an aborted transaction */
-    (void)apr_dbd_query(sql->driver, sql->handle, &nrows, "ROLLBACK");
-    return 1;
+    return sql->session && sql->session->server_pid && pid && pid != sql->session->server_pid
+           && apr_time_now() - started < apr_time_from_msec(sql->timeout_ms) / 2;
 }
 
 /* One round trip opens the transaction, bounds it and checks the schema; a writer also
@@ -295,6 +338,7 @@ static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handl
     apr_status_t rv = APR_SUCCESS;
     apr_time_t started;
     int rc, missing;
+    long pid = 0;
 
     if (apr_pool_create(&scratch, p) != APR_SUCCESS) {
         return APR_ENOMEM;
@@ -304,23 +348,25 @@ static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handl
                        "SET LOCAL lock_timeout = %d; "
                        "SET LOCAL idle_in_transaction_session_timeout = %d; "
                        "SELECT version, (SELECT count(*) FROM pg_prepared_statements "
-                       "WHERE starts_with(name, '" LABEL_PREFIX "')) FROM scep_schema%s",
+                       "WHERE starts_with(name, '" LABEL_PREFIX "%s_')), pg_backend_pid() "
+                       "FROM scep_schema%s",
                        write ? "READ COMMITTED" : "REPEATABLE READ READ ONLY",
                        sql->timeout_ms, sql->timeout_ms, sql->timeout_ms,
+                       sql->session ? sql->session->generation : "none",
                        write ? " FOR UPDATE" : "");
     started = apr_time_now();
     rc = apr_dbd_select(sql->driver, scratch, sql->handle, &res, cmd, 1);
     /* kept before schema_missing's own statements replace the connection's message */
     words = rc ? apr_pstrdup(scratch, apr_dbd_error(sql->driver, sql->handle, rc)) : NULL;
-    missing = rc != 0 && schema_missing(sql, scratch);
-    if (rc != 0 && !missing && retry_begin(sql, scratch, started)) {
+    missing = rc != 0 && schema_missing(sql, scratch, &pid);
+    if (rc != 0 && !missing && retry_begin(sql, started, pid)) {
         scep_log(scep_db_log(sql->db), SCEP_LOG_WARNING,
                  "SCEP00343: %s: beginning a %s failed at once (%s): tried again once, on "
                  "the connection as the driver renewed it", sql->label,
                  write ? "write" : "read", server_words(scratch, words));
         rc = apr_dbd_select(sql->driver, scratch, sql->handle, &res, cmd, 1);
         words = rc ? apr_pstrdup(scratch, apr_dbd_error(sql->driver, sql->handle, rc)) : NULL;
-        missing = rc != 0 && schema_missing(sql, scratch);
+        missing = rc != 0 && schema_missing(sql, scratch, &pid);
     }
     if (missing) {
         rv = SCEP_DB_VERSION;
@@ -343,7 +389,8 @@ static apr_status_t sql_begin(void *conn, apr_pool_t *p, int write, void **handl
         rv = SCEP_DB_VERSION;
     }
     if (rv == APR_SUCCESS) {
-        rv = session_check(sql, scratch, apr_dbd_get_entry(sql->driver, row, 1));
+        rv = session_check(sql, scratch, apr_dbd_get_entry(sql->driver, row, 1),
+                           apr_dbd_get_entry(sql->driver, row, 2));
     }
     if (rv != APR_SUCCESS) {
         /* a failed statement leaves the session inside an aborted transaction */
@@ -382,12 +429,12 @@ static const scep_db_backend_t pgsql_backend = {
 };
 
 static scep_sql_t *sql_new(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
-                           apr_pool_t *conn_pool, int timeout_ms, const char *label)
+                           sql_session_t *session, int timeout_ms, const char *label)
 {
     scep_sql_t *sql = apr_pcalloc(p, sizeof(*sql));
 
     sql->driver = driver;
-    sql->session = session_of(conn_pool, handle);
+    sql->session = session;
     sql->handle = handle;
     sql->timeout_ms = timeout_ms > 0 ? timeout_ms : SCEP_SQL_DEFAULT_TIMEOUT_MS;
     sql->label = label ? apr_pstrdup(p, label) : "PostgreSQL";
@@ -404,7 +451,7 @@ apr_status_t scep_sql_attach(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_
     if (!driver || !handle || strcmp(apr_dbd_name(driver), "pgsql") != 0) {
         return APR_ENOTIMPL;
     }
-    sql = sql_new(p, driver, handle, conn_pool, timeout_ms, label);
+    sql = sql_new(p, driver, handle, session_of(conn_pool), timeout_ms, label);
     if ((rv = scep_db_attach(p, &pgsql_backend, sql, sql->label, log, db)) == APR_SUCCESS) {
         sql->db = *db;
     }
@@ -518,7 +565,7 @@ apr_status_t scep_sql_connect(apr_pool_t *p, const char *conninfo, int timeout_m
         *why = apr_psprintf(p, "cannot connect to %s: %s", shown, server_words(p, error));
         return SCEP_DB_UNAVAILABLE;
     }
-    sql = sql_new(p, driver, handle, p, timeout_ms, shown);
+    sql = sql_new(p, driver, handle, session_new(p), timeout_ms, shown);
     apr_pool_cleanup_register(p, sql, driver_cleanup, apr_pool_cleanup_null);
     if ((rv = scep_db_attach(p, &pgsql_backend, sql, sql->label, log, db)) == APR_SUCCESS) {
         sql->db = *db;
@@ -542,6 +589,16 @@ static sql_txn_t *usable(scep_txn_t *txn, apr_status_t *rv)
     return t;
 }
 
+/* A statement of the store failed: its prepared form may be what failed (see
+ * session_check).  A failed begin or commit (a lock timeout, say) leaves the session's
+ * statements as good as they were, and is not counted. */
+static void statement_failed(scep_sql_t *sql, int kept, int rc)
+{
+    if (rc != 0 && kept && sql->session) {
+        sql->session->doubtful = 1;
+    }
+}
+
 /* `kept`: the text is one of the store's and worth preparing on the session; a text made
  * for one use (a cursor's) goes unprepared. */
 static apr_status_t run_select(scep_txn_t *txn, sql_txn_t *t, apr_pool_t *scratch,
@@ -558,6 +615,7 @@ static apr_status_t run_select(scep_txn_t *txn, sql_txn_t *t, apr_pool_t *scratc
         rc = apr_dbd_pselect(t->sql->driver, scratch, t->sql->handle, res, stmt, 1, nargs,
                              (const char **)args);
     }
+    statement_failed(t->sql, kept, rc);
     return rc == 0 ? APR_SUCCESS : scep_db_txn_fail(txn, failed(t->sql, scratch, what, rc));
 }
 
@@ -585,6 +643,7 @@ static apr_status_t run_exec(scep_txn_t *txn, const char *what, const char *sql,
         rc = apr_dbd_pquery(t->sql->driver, scratch, t->sql->handle, &n, stmt, nargs,
                             (const char **)args);
     }
+    statement_failed(t->sql, kept, rc);
     rv = rc == 0 ? APR_SUCCESS : scep_db_txn_fail(txn, failed(t->sql, scratch, what, rc));
     apr_pool_destroy(scratch);
     if (nrows) {

@@ -28,6 +28,9 @@ int scep_store_sql_active(scep_txn_t *txn)
     return scep_db_backend_txn(txn) != NULL;
 }
 
+static const char *array_param(apr_pool_t *p, const char *const *vals, int n, int stride,
+                               int col);
+
 /* ---- reading rows ------------------------------------------------------------------
  * As scep_store.c's reader: the first problem is kept, each decoder reads its columns in
  * a straight line and checks once at the end. */
@@ -410,27 +413,27 @@ apr_status_t scep_store_sql_device_find(scep_txn_t *txn, apr_pool_t *p,
                                         const apr_array_header_t *keys, scep_device_t **dev)
 {
     const char **args = apr_palloc(p, sizeof(*args) * (apr_size_t)(keys->nelts + 1));
-    const char *sql = "SELECT " DEVICE_COLS " FROM scep_devices WHERE key IN (";
+    const char *list[1];
     apr_array_header_t *rows;
     apr_status_t rv;
     int i, j, n = 0;
 
-    /* the statement's text holds only as many markers as there are keys; the keys
-     * themselves are parameters */
     for (i = 0; i < keys->nelts; i++) {
         const char *key = APR_ARRAY_IDX(keys, i, const char *);
 
         if (key_fits(key, 0)) {
-            args[n] = key;
-            sql = apr_pstrcat(p, sql, n ? ", %s" : "%s", NULL);
-            n++;
+            args[n++] = key;
         }
     }
     if (n == 0) {
         return SCEP_DB_NOTFOUND;
     }
-    rv = scep_sql_select(txn, p, "finding a registration", apr_pstrcat(p, sql, ")", NULL), n,
-                         args, &rows);
+    /* the keys as one array parameter: one statement text whatever the name's number of
+     * labels, so that a name a client invents never makes the session prepare another */
+    list[0] = array_param(p, args, n, 1, 0);
+    rv = scep_sql_select(txn, p, "finding a registration",
+                         "SELECT " DEVICE_COLS " FROM scep_devices "
+                         "WHERE key = ANY (%s::text[])", 1, list, &rows);
     /* the most specific key that has a row decides, damaged or not, as one get after
      * the other would */
     for (j = 0; rv == APR_SUCCESS && j < n; j++) {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <cmocka.h>
 
@@ -849,6 +850,109 @@ static void test_prepared_sessions(void **state)
     assert_int_equal(device_lookup(fx, "prep.example"), APR_SUCCESS);
 }
 
+/* The resident size of this process, in kB. */
+static size_t rss_kb(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) {
+            rss = 0;
+        }
+        fclose(f);
+    }
+    return (size_t)rss * (size_t)(sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Each request attaches to the pooled connection: nothing of it may stay in the
+ * connection's pool, which lives as long as the connection (found by review: the key of
+ * the session's record was made there on every attach). */
+static void test_attach_keeps_nothing(void **state)
+{
+    fixture_t *fx = *state;
+    const apr_dbd_driver_t *driver = NULL;
+    apr_pool_t *conn_pool, *req;
+    scep_db_t *db;
+    size_t before, after;
+    static int not_a_connection;
+    int i;
+
+    assert_int_equal(apr_dbd_get_driver(fx->p, "pgsql", &driver), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&conn_pool, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&req, NULL), APR_SUCCESS);
+    assert_int_equal(scep_sql_attach(req, driver, (apr_dbd_t *)&not_a_connection, conn_pool,
+                                     0, "t", &test_log, &db), APR_SUCCESS);
+    apr_pool_clear(req);
+    before = rss_kb();
+    for (i = 0; i < 100000; i++) {
+        assert_int_equal(scep_sql_attach(req, driver, (apr_dbd_t *)&not_a_connection,
+                                         conn_pool, 0, "t", &test_log, &db), APR_SUCCESS);
+        apr_pool_clear(req);
+    }
+    after = rss_kb();
+    apr_pool_destroy(req);
+    apr_pool_destroy(conn_pool);
+    assert_true(after - before < 1024);
+}
+
+/* A begin refused on a live session (here a read-only one, as a standby's) is answered as
+ * it is: tried once, never logged as a renewed connection (found by review). */
+static void test_no_retry_on_live_session(void **state)
+{
+    const char *conninfo = getenv("SCEP_TEST_PGSQL"), *why = NULL;
+    scep_db_t *db = NULL;
+    scep_txn_t *txn;
+    apr_pool_t *p;
+
+    (void)state;
+    assert_int_equal(apr_pool_create(&p, NULL), APR_SUCCESS);
+    assert_int_equal(scep_sql_connect(p, apr_pstrcat(p, conninfo, " options='-c "
+                                                     "default_transaction_read_only=on'",
+                                                     NULL), 0, &test_log, &db, &why),
+                     APR_SUCCESS);
+    assert_int_equal(scep_db_begin(db, p, 0, &txn), APR_SUCCESS);
+    scep_db_abort(txn);
+    log_clear();
+    assert_int_equal(scep_db_begin(db, p, 1, &txn), SCEP_DB_UNAVAILABLE);
+    assert_true(log_has("SCEP00340"));
+    assert_false(log_has("SCEP00343"));
+    apr_pool_destroy(p);
+}
+
+/* Two connections doing the same work never name a statement alike: behind a pooler in
+ * transaction mode one server session serves both, and a name one of them prepared must
+ * never run as the other's statement (found by review: labels were numbered from 1 on
+ * every connection, and one client's read ran another's DELETE). */
+static void test_labels_unique_across_connections(void **state)
+{
+    fixture_t *fx = *state;
+    const char *args[1] = { "mod_scep_" };
+    apr_array_header_t *rows[2];
+    scep_db_t *db[2];
+    scep_txn_t *txn;
+    scep_device_t *dev;
+    int i, j, k;
+
+    for (i = 0; i < 2; i++) {
+        db[i] = connect_db(fx->p, 0);
+        assert_int_equal(scep_db_begin(db[i], fx->p, 0, &txn), APR_SUCCESS);
+        assert_int_equal(scep_store_device_get(txn, fx->p, "same.example", &dev),
+                         SCEP_DB_NOTFOUND);
+        assert_int_equal(scep_sql_select(txn, fx->p, "listing", "SELECT name FROM "
+                                         "pg_prepared_statements WHERE starts_with(name, %s)",
+                                         1, args, &rows[i]), APR_SUCCESS);
+        scep_db_abort(txn);
+        assert_true(rows[i]->nelts >= 1);
+    }
+    for (j = 0; j < rows[0]->nelts; j++) {
+        for (k = 0; k < rows[1]->nelts; k++) {
+            assert_string_not_equal(APR_ARRAY_IDX(rows[0], j, scep_sql_row_t *)->val[0],
+                                    APR_ARRAY_IDX(rows[1], k, scep_sql_row_t *)->val[0]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +968,9 @@ int main(void)
         D(test_walk_many),
         D(test_one_time_race),
         D(test_prepared_sessions),
+        D(test_attach_keeps_nothing),
+        D(test_no_retry_on_live_session),
+        D(test_labels_unique_across_connections),
 #undef D
     };
     int failed;
