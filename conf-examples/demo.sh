@@ -91,49 +91,22 @@ mkdir -p "$STATE/run" "$STATE/logs" "$STATE/htdocs"
 chmod 755 "$STATE" "$STATE/run" "$STATE/logs" "$STATE/htdocs"
 cd "$STATE"
 
-cat > openssl.cnf <<'EOF'
-# Written by demo.sh: the extensions of the demo CA and RA certificates.
-[ req ]
-distinguished_name = dn
-prompt             = no
-[ dn ]
-CN = mod_scep demo
-[ ca_ext ]
-basicConstraints     = critical, CA:TRUE
-keyUsage             = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ ra_ext ]
-basicConstraints       = critical, CA:FALSE
-keyUsage               = critical, digitalSignature, keyEncipherment
-subjectKeyIdentifier   = hash
-authorityKeyIdentifier = keyid
-EOF
-
-new_key() {
-    (umask 077 && openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1")
-}
-random_serial() { echo "0x$(openssl rand -hex 16)"; }
-
+# The CA and RA come from scepreg's one-command set-up (docs/scepreg.md, "pki init"), as
+# an operator would make them; it never replaces a file, so a half-made set is cleared
+# first. Its <Location> output is not needed here (the configuration below is the
+# example's), so it goes to logs/pki-init.out.
+demo_pki=(--key-type rsa:2048 --ca-name "mod_scep demo CA" --ra-name "mod_scep demo RA"
+          --ca-days 3650 --ra-days 1825)
 if [ ! -s ca.key ] || [ ! -s ca.pem ]; then
     say "creating the demo CA in $STATE"
     rm -f ca.key ca.pem ra.key ra.pem
-    new_key ca.key
-    openssl req -new -x509 -config openssl.cnf -key ca.key -subj "/CN=mod_scep demo CA" \
-        -days 3650 -sha256 -extensions ca_ext -set_serial "$(random_serial)" -out ca.pem
-fi
-if [ ! -s ra.key ] || [ ! -s ra.pem ]; then
+    "$SCEPREG" pki init "${demo_pki[@]}" "$STATE" > logs/pki-init.out \
+        || die "scepreg pki init could not make the demo CA and RA"
+elif [ ! -s ra.key ] || [ ! -s ra.pem ]; then
     say "creating the demo RA certificate in $STATE"
     rm -f ra.key ra.pem
-    new_key ra.key
-    # openssl x509 -req chatters on success; show what it says only on failure.
-    if ! openssl req -new -config openssl.cnf -key ra.key -subj "/CN=mod_scep demo RA" \
-            | openssl x509 -req -CA ca.pem -CAkey ca.key -days 1825 -sha256 \
-                -extfile openssl.cnf -extensions ra_ext -set_serial "$(random_serial)" \
-                -out ra.pem 2> logs/openssl.log; then
-        cat logs/openssl.log >&2
-        rm -f ra.pem
-        die "could not sign the RA certificate"
-    fi
+    "$SCEPREG" pki init "${demo_pki[@]}" --ca-cert "$STATE/ca.pem" --ca-key "$STATE/ca.key" \
+        "$STATE" > logs/pki-init.out || die "scepreg pki init could not make the demo RA"
 fi
 chmod 600 ca.key ra.key
 chmod 644 ca.pem ra.pem

@@ -7,7 +7,8 @@
  * The database is an LMDB folder (the DBDIR operand) or PostgreSQL (--pg CONNINFO or
  * --pg-file FILE in its place); every command reaches the records through scep_store, so
  * both engines give the same output and exit codes.  `db` (the schema) and `copy`
- * (scepreg_copy.c: between the engines) are the only commands that know which is which.
+ * (scepreg_copy.c: between the engines) are the only commands that know which is which;
+ * `pki init` (scepreg_pki.c) makes the CA and RA files and opens no database.
  *
  * Each invocation that writes does so in exactly one write transaction, read-modify-
  * write inside it, so the tool is safe beside a running httpd and beside another scepreg.
@@ -114,6 +115,12 @@ static void usage(void)
         "                        a new DBDIR\n"
         "  A password never goes on the command line: put it in FILE (mode 0600), in\n"
         "  PGPASSFILE (~/.pgpass) or PGPASSWORD.\n"
+        "The CA and RA of an endpoint (writes ca.key, ca.pem, ra.key, ra.pem in DIR, never\n"
+        "replacing a file, and prints the <Location> to paste):\n"
+        "  %s pki init [--dry-run] [--key-type rsa:2048|rsa:3072|rsa:4096|ec:P-256|ec:P-384]\n"
+        "          [--ca-cert FILE --ca-key FILE] [--ra-key-type rsa:2048|rsa:3072|rsa:4096]\n"
+        "          [--ca-name CN] [--ra-name CN] [--org O] [--ca-days N] [--ra-days N]\n"
+        "          [--location PATH] [--db DBDIR] DIR\n"
         "Names: FQDN is a host name, or an identity of another kind (ScepIdentity):\n"
         "  name:DEVICE-NAME (exact), id:DEVICE-ID (MACs normalised), user:E-MAIL-OR-UPN;\n"
         "  wildcards *, *.domain, name:*, id:*, user:*, user:*@domain.  JSON output gives\n"
@@ -137,7 +144,7 @@ static void usage(void)
         "  5 value too long, 6 illegal value or no such device, 7 invalid database,\n"
         "  8 database full\n",
         SCEP_VERSION, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me, me,
-        me);
+        me, me);
 }
 
 static int vsyntax(const char *fmt, va_list ap)
@@ -656,7 +663,7 @@ static int both_databases(const opts_t *o, const mode_entry_t *m, const char *op
     return nargs == expected + 1 && stat(operand, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* `db upgrade|status|sql` and `copy --to-pg|--to-lmdb` in place of the operands: the
+/* `db upgrade|status|sql`, `copy --to-pg|--to-lmdb` and `pki init` in place of the operands: the
  * words take the place of DBDIR only when what follows is one of theirs: a folder named
  * db or copy keeps working for every other device name, and as ./db for those. */
 static int word_command(int argc, char **argv, opts_t *o)
@@ -671,7 +678,8 @@ static int word_command(int argc, char **argv, opts_t *o)
          && (strcmp(verb, "upgrade") == 0 || strcmp(verb, "status") == 0
              || strcmp(verb, "sql") == 0))
         || (strcmp(word, "copy") == 0
-            && (strcmp(verb, "--to-pg") == 0 || strcmp(verb, "--to-lmdb") == 0))) {
+            && (strcmp(verb, "--to-pg") == 0 || strcmp(verb, "--to-lmdb") == 0))
+        || (strcmp(word, "pki") == 0 && strcmp(verb, "init") == 0)) {
         o->command = word;
         o->command_args = (const char *const *)argv + optind + 1;
         o->command_nargs = argc - optind - 1;
@@ -1030,6 +1038,12 @@ static int run_word_command(apr_pool_t *p, opts_t *o)
     }
     if (strcmp(o->command, "copy") == 0) {
         return scepreg_copy(p, o);
+    }
+    if (strcmp(o->command, "pki") == 0) {
+        if (o->pg_option) {
+            return syntax("pki init needs no database: leave out %s", o->pg_option);
+        }
+        return scepreg_pki(p, o);
     }
     if (strcmp(o->command_args[0], "sql") == 0) {
         return db_sql(o);

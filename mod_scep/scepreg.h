@@ -100,6 +100,11 @@ scepreg_run_fn scepreg_devices_import;  /* -I */
 /* copy --to-pg DBDIR | --to-lmdb DBDIR (o->command_args), with --pg or --pg-file */
 int scepreg_copy(apr_pool_t *p, const opts_t *o);
 
+/* ---- scepreg_pki.c: the CA and RA files of an endpoint --------------------------- */
+
+/* pki init [options] DIR (o->command_args from "init") */
+int scepreg_pki(apr_pool_t *p, const opts_t *o);
+
 /* ---- scepreg_records.c: what the module recorded -------------------------------- */
 
 scepreg_run_fn scepreg_records_certs;   /* -L */
