@@ -178,33 +178,37 @@ static int read_pki_args(apr_pool_t *p, const opts_t *o, pki_opts_t *po)
     opterr = 0;
     while ((c = getopt_long(o->command_nargs, (char *const *)o->command_args, "",
                             pki_options, NULL)) != -1) {
+        /* getopt gives every option that takes a value one; "" makes sure nothing below
+         * reads a null, and fails every check an empty value would */
+        const char *value = optarg ? optarg : "";
+
         switch (c) {
         case OPT_KEY_TYPE:
-            if (!(po->ca_type = key_type_of(optarg, 0))) {
+            if (!(po->ca_type = key_type_of(value, 0))) {
                 return scepreg_syntax("--key-type: '%s' is none of rsa:2048, rsa:3072, "
-                                      "rsa:4096, ec:P-256, ec:P-384", optarg);
+                                      "rsa:4096, ec:P-256, ec:P-384", value);
             }
             break;
         case OPT_RA_KEY_TYPE:
-            if (!(po->ra_type = key_type_of(optarg, 1))) {
+            if (!(po->ra_type = key_type_of(value, 1))) {
                 return scepreg_syntax("--ra-key-type: '%s' is none of rsa:2048, rsa:3072, "
-                                      "rsa:4096 (clients encrypt to the RA with RSA)", optarg);
+                                      "rsa:4096 (clients encrypt to the RA with RSA)", value);
             }
             break;
-        case OPT_CA_CERT: po->ca_cert_in = optarg; break;
-        case OPT_CA_KEY: po->ca_key_in = optarg; break;
-        case OPT_CA_NAME: po->ca_name = optarg; break;
-        case OPT_RA_NAME: po->ra_name = optarg; break;
-        case OPT_ORG: po->org = optarg; break;
+        case OPT_CA_CERT: po->ca_cert_in = value; break;
+        case OPT_CA_KEY: po->ca_key_in = value; break;
+        case OPT_CA_NAME: po->ca_name = value; break;
+        case OPT_RA_NAME: po->ra_name = value; break;
+        case OPT_ORG: po->org = value; break;
         case OPT_CA_DAYS: case OPT_RA_DAYS:
-            if (!parse_days(optarg, c == OPT_CA_DAYS ? &po->ca_days : &po->ra_days)) {
+            if (!parse_days(value, c == OPT_CA_DAYS ? &po->ca_days : &po->ra_days)) {
                 return scepreg_syntax("--%s: '%s' is not a number of days (1 to %d)",
-                                      c == OPT_CA_DAYS ? "ca-days" : "ra-days", optarg,
+                                      c == OPT_CA_DAYS ? "ca-days" : "ra-days", value,
                                       PKI_DAYS_MAX);
             }
             break;
-        case OPT_LOCATION: po->location = optarg; break;
-        case OPT_DB: po->db = optarg; break;
+        case OPT_LOCATION: po->location = value; break;
+        case OPT_DB: po->db = value; break;
         case OPT_DRY_RUN: po->dry_run = 1; break;
         case OPT_HELP:
             return scepreg_syntax("pki init: the options are described above");
@@ -213,7 +217,7 @@ static int read_pki_args(apr_pool_t *p, const opts_t *o, pki_opts_t *po)
                                   o->command_args[optind - 1]);
         }
     }
-    if (optind != o->command_nargs - 1) {
+    if (optind != o->command_nargs - 1 || !o->command_args[optind]) {
         return scepreg_syntax("pki init: expected one folder (for example "
                               "/etc/apache2/scep) after the options");
     }
@@ -517,8 +521,9 @@ int scepreg_pki(apr_pool_t *p, const opts_t *o)
     if (o->command_nargs < 1 || strcmp(o->command_args[0], "init") != 0) {
         return scepreg_syntax("pki: the only command is init");
     }
-    if ((rc = read_pki_args(p, o, &po)) != RC_OK) {
-        return rc;
+    rc = read_pki_args(p, o, &po);
+    if (rc != RC_OK || !po.dir) {       /* the folder is set whenever the reading succeeds */
+        return rc != RC_OK ? rc : RC_SYNTAX;
     }
     ra_cert = apr_pstrcat(p, po.dir, "/ra.pem", NULL);
     ra_key = apr_pstrcat(p, po.dir, "/ra.key", NULL);
