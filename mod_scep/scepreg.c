@@ -81,7 +81,7 @@ static void log_to_stderr(void *baton, const char *file, int line, int level,
     fprintf(stderr, "%s: %s\n", scepreg_progname, text);
 }
 
-static const scep_log_t cli_log = { log_to_stderr, NULL, SCEP_LOG_WARNING };
+const scep_log_t scepreg_cli_log = { log_to_stderr, NULL, SCEP_LOG_WARNING };
 
 static void usage(void)
 {
@@ -663,9 +663,10 @@ static int both_databases(const opts_t *o, const mode_entry_t *m, const char *op
     return nargs == expected + 1 && stat(operand, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* `db upgrade|status|sql`, `copy --to-pg|--to-lmdb` and `pki init` in place of the operands: the
- * words take the place of DBDIR only when what follows is one of theirs: a folder named
- * db or copy keeps working for every other device name, and as ./db for those. */
+/* `db upgrade|status|sql`, `copy --to-pg|--to-lmdb` and `pki init` in place of the
+ * operands: the words take the place of DBDIR only when what follows is one of theirs: a
+ * folder named db, copy or pki keeps working for every other device name, and as ./db for
+ * those. */
 static int word_command(int argc, char **argv, opts_t *o)
 {
     const char *word = optind < argc ? argv[optind] : NULL;
@@ -807,7 +808,7 @@ int scepreg_open_lmdb(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db)
         }
         flags = SCEP_DB_CREATE;
     }
-    rv = scep_db_open(p, o->dbdir, write ? o->map_size : 0, flags, &cli_log, db, &why);
+    rv = scep_db_open(p, o->dbdir, write ? o->map_size : 0, flags, &scepreg_cli_log, db, &why);
     if (rv != APR_SUCCESS) {
         scepreg_complain("cannot open database '%s': %s", o->dbdir,
                          why ? why : scep_db_strerror(p, rv));
@@ -825,7 +826,7 @@ int scepreg_open_pg(apr_pool_t *p, const opts_t *o, int write, scep_db_t **db)
     int version = 0, from = 0, to = 0;
     apr_status_t rv;
 
-    rv = scep_sql_connect(p, o->pg_conninfo, 0, &cli_log, db, &why);
+    rv = scep_sql_connect(p, o->pg_conninfo, 0, &scepreg_cli_log, db, &why);
     if (rv == APR_SUCCESS) {
         rv = scep_sql_schema_version(*db, p, &version);
     }
@@ -996,7 +997,7 @@ static int db_schema(apr_pool_t *p, const opts_t *o)
         return syntax("db %s: name the PostgreSQL database with --pg or --pg-file (an "
                       "LMDB folder gets its schema with -c)", o->command_args[0]);
     }
-    rv = scep_sql_connect(p, o->pg_conninfo, 0, &cli_log, &db, &why);
+    rv = scep_sql_connect(p, o->pg_conninfo, 0, &scepreg_cli_log, &db, &why);
     if (rv == APR_SUCCESS) {
         rv = upgrade ? scep_sql_migrate(db, p, &from, &to)
                      : scep_sql_schema_version(db, p, &version);

@@ -59,6 +59,8 @@ typedef int scepreg_run_fn(apr_pool_t *p, const opts_t *o, scep_db_t *db, apr_in
 /* ---- scepreg.c ------------------------------------------------------------------ */
 
 extern const char *scepreg_progname;
+/* The core's messages on stderr, "progname: text", warnings and worse. */
+extern const scep_log_t scepreg_cli_log;
 /* Set by SIGINT and SIGTERM, checked up to the commit. */
 extern volatile sig_atomic_t scepreg_interrupted;
 

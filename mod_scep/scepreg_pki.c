@@ -330,7 +330,8 @@ static X509 *make_cert(EVP_PKEY *key, X509_NAME *subject, X509 *issuer, EVP_PKEY
          && X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL
          && X509_gmtime_adj(X509_getm_notAfter(x), days * 86400L) != NULL
          && X509_set_pubkey(x, key) == 1;
-    if (ok && issuer && ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(issuer)) > 0) {
+    if (ok && issuer
+        && ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(issuer)) > 0) {
         ok = X509_set1_notAfter(x, X509_get0_notAfter(issuer)) == 1;
     }
     if (ok) {
@@ -411,36 +412,29 @@ static int check_dir(const pki_opts_t *po, int *missing)
     return RC_OK;
 }
 
-static EVP_PKEY *read_key(const char *path)
+/* The first PEM certificate (`key` NULL) or unencrypted private key (else) of a file: an
+ * empty passphrase, so that an encrypted key fails rather than prompts. */
+static int read_pem(const char *path, X509 **cert, EVP_PKEY **key)
 {
     FILE *f = fopen(path, "r");
-    EVP_PKEY *key;
 
     if (!f) {
-        return NULL;
+        return 0;
     }
-    key = PEM_read_PrivateKey(f, NULL, NULL, (void *)"");
-    fclose(f);
-    return key;
-}
-
-static X509 *read_cert(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    X509 *x;
-
-    if (!f) {
-        return NULL;
+    if (key) {
+        *key = PEM_read_PrivateKey(f, NULL, NULL, (void *)"");
     }
-    x = PEM_read_X509(f, NULL, NULL, NULL);
+    else {
+        *cert = PEM_read_X509(f, NULL, NULL, NULL);
+    }
     fclose(f);
-    return x;
+    return key ? *key != NULL : *cert != NULL;
 }
 
 /* An existing CA: a CA certificate that may sign certificates, still valid, and its key. */
 static int load_existing_ca(apr_pool_t *p, const pki_opts_t *po, X509 **cert, EVP_PKEY **key)
 {
-    if (!(*cert = read_cert(po->ca_cert_in))) {
+    if (!read_pem(po->ca_cert_in, cert, NULL)) {
         scepreg_complain("pki init: --ca-cert '%s' holds no PEM certificate %s",
                          po->ca_cert_in, scep_util_openssl_errors(p));
         return RC_ILLEGAL;
@@ -457,7 +451,7 @@ static int load_existing_ca(apr_pool_t *p, const pki_opts_t *po, X509 **cert, EV
         scepreg_complain("pki init: the CA certificate '%s' has expired", po->ca_cert_in);
         return RC_ILLEGAL;
     }
-    if (!(*key = read_key(po->ca_key_in))) {
+    if (!read_pem(po->ca_key_in, NULL, key)) {
         ERR_clear_error();
         scepreg_complain("pki init: --ca-key '%s' holds no unencrypted PEM private key",
                          po->ca_key_in);
@@ -471,16 +465,6 @@ static int load_existing_ca(apr_pool_t *p, const pki_opts_t *po, X509 **cert, EV
         return RC_ILLEGAL;
     }
     return RC_OK;
-}
-
-static void log_to_stderr(void *baton, const char *file, int line, int level,
-                          const char *text)
-{
-    (void)baton;
-    (void)file;
-    (void)line;
-    (void)level;
-    fprintf(stderr, "%s: pki init: %s\n", scepreg_progname, text);
 }
 
 static void print_location(const pki_opts_t *po, const char *ca_cert, const char *ca_key,
@@ -516,7 +500,6 @@ int scepreg_pki(apr_pool_t *p, const opts_t *o)
     X509_NAME *name;
     scep_ca_files_t files;
     scep_ca_t *loaded;
-    scep_log_t log = { log_to_stderr, NULL, SCEP_LOG_WARNING };
 
     if (o->command_nargs < 1 || strcmp(o->command_args[0], "init") != 0) {
         return scepreg_syntax("pki: the only command is init");
@@ -619,7 +602,7 @@ int scepreg_pki(apr_pool_t *p, const opts_t *o)
         files.ca_key_file = ca_key;
         files.ra_cert_file = ra_cert;
         files.ra_key_file = ra_key;
-        if (scep_ca_load(p, &files, &log, &loaded, &why) != APR_SUCCESS) {
+        if (scep_ca_load(p, &files, &scepreg_cli_log, &loaded, &why) != APR_SUCCESS) {
             scepreg_complain("pki init: the files fail mod_scep's checks: %s",
                              why ? why : "(no reason given)");
             rc = RC_DB;
