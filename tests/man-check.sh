@@ -32,7 +32,8 @@ check_options() {
     for opt in $(options_of "$prog"); do
         n=$((n + 1))
         if ! grep -qxF -- "$opt" "$scratch/$page.words" \
-            && ! grep -qE -- "(^|[^A-Za-z0-9-])$opt([^A-Za-z0-9-]|$)" <(plain "$src/man/$page" | tr '\n' ' '); then
+            && ! plain "$src/man/$page" | tr '\n' ' ' \
+                | grep -qE -- "(^|[^A-Za-z0-9-])$opt([^A-Za-z0-9-]|$)"; then
             echo "man-check: $prog's usage names $opt, man/$page does not (docs/$prog.md)"
             fail=1
         fi
@@ -44,7 +45,8 @@ check_options() {
 check_directives() {
     local d n=0
     plain "$src/man/mod_scep.8" >"$scratch/mod_scep.words"
-    for d in $( { grep -oE 'AP_INIT_[A-Z0-9_]*\("Scep[A-Za-z]+"' "$src/mod_scep/mod_scep_config.c" \
+    local config=$src/mod_scep/mod_scep_config.c
+    for d in $( { grep -oE 'AP_INIT_[A-Z0-9_]*\("Scep[A-Za-z]+"' "$config" \
                       | sed 's/.*("//; s/"//'
                   grep -oE '^\| \*\*Syntax\*\* \| `Scep[A-Za-z]+' "$src/docs/directives.md" \
                       | sed 's/.*`//'; } | sort -u); do

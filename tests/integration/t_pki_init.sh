@@ -24,7 +24,10 @@ init() {
     return $rc
 }
 # tree DIR: every file below DIR with its mode and hash, to see that nothing changed
-tree() { find "$1" -exec stat -c '%n %a %s' {} + | sort; find "$1" -type f -exec sha256sum {} + | sort; }
+tree() {
+    find "$1" -exec stat -c '%n %a %s' {} + | sort
+    find "$1" -type f -exec sha256sum {} + | sort
+}
 
 # ---- --dry-run writes nothing ----
 rc=0
@@ -32,7 +35,8 @@ init dry --dry-run --org "mod_scep tests" --location /scep --db "$T/db" "$T/pki"
 expect_eq "$rc" 0 "--dry-run: exit 0"
 [[ ! -e "$T/pki" ]] && pass "--dry-run: the folder was not created" \
     || fail "--dry-run: created $T/pki"
-expect_file_contains "$T/dry.out" "# would write $T/pki/ca.key: the CA key (RSA 3072), mode 0600" \
+expect_file_contains "$T/dry.out" \
+    "# would write $T/pki/ca.key: the CA key (RSA 3072), mode 0600" \
     "--dry-run: says it would write the CA key, mode 0600"
 expect_file_contains "$T/dry.out" "# would write $T/pki/ra.pem: the RA certificate" \
     "--dry-run: says it would write the RA certificate"
@@ -69,7 +73,8 @@ expect_match "$ca_text" $'X509v3 Key Usage: critical\n *Certificate Sign, CRL Si
 expect_match "$ca_text" "Public-Key: \\(3072 bit\\)" "CA: RSA 3072 by default"
 expect_match "$(openssl x509 -in "$T/pki-ec/ca.pem" -noout -text)" "NIST CURVE: P-256" \
     "--key-type ec:P-256: an EC P-256 CA"
-expect_match "$(openssl x509 -in "$T/pki-ra2/ra.pem" -noout -text)" "Public-Key: \\(3072 bit\\)" \
+expect_match "$(openssl x509 -in "$T/pki-ra2/ra.pem" -noout -text)" \
+    "Public-Key: \\(3072 bit\\)" \
     "--ra-key-type rsa:3072"
 for d in pki pki-ec; do
     expect_eq "$(timeout 30 openssl verify -CAfile "$T/$d/ca.pem" "$T/$d/ra.pem" 2>&1)" \
@@ -101,16 +106,19 @@ swan() {
         grep -v -e plugin -e TPM "$d/scepca.out" | sed 's/^/       | /' | tail -10
         return
     fi
-    timeout 120 pki --scep --url "$url" --in "$d/device.key" --dn "CN=swan${loc//\//}.example.org" \
-        --password "$CHAL" --cacert-enc "$d/ra.der" --cacert-sig "$d/ra.der" \
-        --cacert "$d/ca.der" --outform pem >"$d/cert.pem" 2>"$d/scep.err" || rc=$?
+    timeout 120 pki --scep --url "$url" --in "$d/device.key" \
+        --dn "CN=swan${loc//\//}.example.org" --password "$CHAL" --cacert-enc "$d/ra.der" \
+        --cacert-sig "$d/ra.der" --cacert "$d/ca.der" --outform pem \
+        >"$d/cert.pem" 2>"$d/scep.err" || rc=$?
     if ((rc != 0)) || ! grep -q 'BEGIN CERTIFICATE' "$d/cert.pem"; then
         fail "strongSwan at $loc: exit $rc, no certificate:"
         grep -v -e plugin -e TPM "$d/scep.err" | sed 's/^/       | /' | tail -15
         return
     fi
-    expect_eq "$(timeout 30 openssl verify -CAfile "$capem" "$d/cert.pem" 2>&1)" "$d/cert.pem: OK" \
-        "strongSwan enrolled at $loc; the certificate verifies under $(basename "$(dirname "$capem")")"
+    local under
+    under=$(basename "$(dirname "$capem")")
+    expect_eq "$(timeout 30 openssl verify -CAfile "$capem" "$d/cert.pem" 2>&1)" \
+        "$d/cert.pem: OK" "strongSwan enrolled at $loc; the certificate verifies under $under"
 }
 swan /scep "$T/pki/ca.pem"
 # strongSwan's pki on Debian 12 parses no EC certificate (its openssl plugin is not

@@ -43,7 +43,8 @@ for f in /usr/lib/apache2/modules/mod_scep.so /etc/apache2/mods-available/scep.l
     [[ ! -e "$f" ]] || die "$f exists (a make install, or an earlier run): remove it first"
 done
 # the system's apache2 by its pid file: other tests run apache2 processes of their own
-APACHE_PID_FILE=$(set +u; unset APACHE_CONFDIR; . /etc/apache2/envvars && echo "$APACHE_PID_FILE")
+APACHE_PID_FILE=$(set +u; unset APACHE_CONFDIR
+                  . /etc/apache2/envvars && echo "$APACHE_PID_FILE")
 [[ -n "$APACHE_PID_FILE" ]] || die "/etc/apache2/envvars names no APACHE_PID_FILE"
 apache_running() {
     local pid
@@ -73,7 +74,8 @@ restore() {
     apache_stop || echo "t_package: apache2 did not stop" >&2
     [[ ! -e /etc/apache2/sites-enabled/$NAME.conf ]] || a2dissite -q "$NAME" >/dev/null 2>&1
     rm -f "$SITE"
-    DEBIAN_FRONTEND=noninteractive timeout 120 dpkg --purge "${PACKAGES[@]}" >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive timeout 120 dpkg --purge "${PACKAGES[@]}" >/dev/null 2>&1 \
+        || true
     rm -rf "$KEYS" "$DB"
     if [[ $VAR_LIB_SCEP_WAS == no ]]; then rmdir /var/lib/scep 2>/dev/null || true; fi
 }
@@ -111,23 +113,27 @@ install_debs() {
 install_debs install
 expect_eq "$(readlink /etc/apache2/mods-enabled/scep.load)" ../mods-available/scep.load \
     "the module is enabled (mods-enabled/scep.load)"
-[[ -x /usr/sbin/scepreg && -x /usr/bin/scepload ]] && pass "scepreg in /usr/sbin, scepload in /usr/bin" \
+[[ -x /usr/sbin/scepreg && -x /usr/bin/scepload ]] \
+    && pass "scepreg in /usr/sbin, scepload in /usr/bin" \
     || fail "scepreg or scepload missing"
 for page in scepreg.8 scepload.1 mod_scep.8; do
     sec=${page##*.}
-    expect_eq "$(man -w "$sec" "${page%.*}" 2>&1)" "/usr/share/man/man$sec/$page.gz" "man $sec ${page%.*}"
+    expect_eq "$(man -w "$sec" "${page%.*}" 2>&1)" "/usr/share/man/man$sec/$page.gz" \
+        "man $sec ${page%.*}"
 done
 expect_eq "$(stat -c '%a %U' /var/lib/scep)" "755 root" "/var/lib/scep: 0755 root"
 
 # ---- the operator's path: a CA, a site, a reload, an enrollment -----------------------------
-timeout 60 /usr/sbin/scepreg pki init --location "/$NAME" --db "$DB" "$KEYS" >"$T/location.conf" \
-    2>"$T/pki.err" || die "scepreg pki init: $(cat "$T/pki.err")"
+timeout 60 /usr/sbin/scepreg pki init --location "/$NAME" --db "$DB" "$KEYS" \
+    >"$T/location.conf" 2>"$T/pki.err" || die "scepreg pki init: $(cat "$T/pki.err")"
 expect_eq "$(stat -c '%a %U' "$KEYS" "$KEYS/ca.key" "$KEYS/ra.key" | tr '\n' ' ')" \
     "700 root 600 root 600 root " "pki init: keys 0600 root in a 0700 folder"
 CHAL=$(openssl rand -hex 12)
-timeout 60 /usr/sbin/scepreg -c -o www-data -b "$DB" '*.example.org' "$CHAL" >/dev/null 2>"$T/reg.err" \
+timeout 60 /usr/sbin/scepreg -c -o www-data -b "$DB" '*.example.org' "$CHAL" \
+    >/dev/null 2>"$T/reg.err" \
     || die "scepreg could not register *.example.org: $(cat "$T/reg.err")"
-timeout 60 apache2ctl -k start >"$T/start.log" 2>&1 || die "apache2ctl start: $(cat "$T/start.log")"
+timeout 60 apache2ctl -k start >"$T/start.log" 2>&1 \
+    || die "apache2ctl start: $(cat "$T/start.log")"
 for ((i = 0; i < 40; i++)); do apache_running && break; sleep 0.25; done
 apache_running && pass "the system's apache2 started with mod_scep enabled" \
     || die "apache2 did not start: $(tail -5 /var/log/apache2/error.log 2>/dev/null)"
@@ -169,7 +175,8 @@ swan() {
     timeout 120 pki --scep --url "$URL" --in "$d/key.pem" --dn "CN=$1.example.org" \
         --password "$CHAL" --cacert-enc "$d/ra.der" --cacert-sig "$d/ra.der" \
         --cacert "$d/ca.der" --outform pem >"$d/cert.pem" 2>"$d/scep.err" || rc=$?
-    if ((rc == 0)) && timeout 30 openssl verify -CAfile "$KEYS/ca.pem" "$d/cert.pem" >/dev/null 2>&1; then
+    if ((rc == 0)) \
+        && timeout 30 openssl verify -CAfile "$KEYS/ca.pem" "$d/cert.pem" >/dev/null 2>&1; then
         pass "$1: strongSwan enrolled on the system's apache2; the certificate verifies"
     else
         fail "$1: strongSwan: exit $rc"
@@ -188,18 +195,21 @@ swan after-upgrade
 apache_stop && pass "apache2 stopped" || fail "apache2 did not stop within 30 s"
 a2dissite -q "$NAME" >/dev/null
 rm -f "$SITE"
-kept() { (cd / && sha256sum "$KEYS"/ca.key "$KEYS"/ca.pem "$KEYS"/ra.key "$KEYS"/ra.pem "$DB"/data.mdb); }
+kept() { sha256sum "$KEYS"/ca.key "$KEYS"/ca.pem "$KEYS"/ra.key "$KEYS"/ra.pem "$DB"/data.mdb; }
 kept >"$T/kept-before"
 expect_match "$(timeout 30 /usr/sbin/scepreg -L "$DB" 2>&1 | grep -c 'example.org')" '^[2-9]' \
     "the database holds the enrolled certificates"
-DEBIAN_FRONTEND=noninteractive timeout 120 dpkg --remove "${PACKAGES[@]}" >"$T/remove.log" 2>&1 \
+DEBIAN_FRONTEND=noninteractive timeout 120 dpkg --remove "${PACKAGES[@]}" \
+    >"$T/remove.log" 2>&1 \
     && pass "dpkg --remove" || fail "dpkg --remove: $(tail -5 "$T/remove.log")"
 [[ ! -e /etc/apache2/mods-enabled/scep.load ]] && pass "after remove: the module is disabled" \
     || fail "after remove: mods-enabled/scep.load is still there"
-expect_eq "$(kept | diff - "$T/kept-before" && echo same)" same "after remove: keys and database unchanged"
+expect_eq "$(kept | diff - "$T/kept-before" && echo same)" same \
+    "after remove: keys and database unchanged"
 DEBIAN_FRONTEND=noninteractive timeout 120 dpkg --purge "${PACKAGES[@]}" >"$T/purge.log" 2>&1 \
     && pass "dpkg --purge" || fail "dpkg --purge: $(tail -5 "$T/purge.log")"
-expect_eq "$(kept | diff - "$T/kept-before" && echo same)" same "after purge: keys and database unchanged"
+expect_eq "$(kept | diff - "$T/kept-before" && echo same)" same \
+    "after purge: keys and database unchanged"
 expect_eq "$(stat -c '%a' "$KEYS/ca.key" "$KEYS/ra.key" | tr '\n' ' ')" "600 600 " \
     "after purge: the keys keep mode 0600"
 for f in /etc/apache2/mods-available/scep.load /etc/apache2/mods-available/scep.conf \
