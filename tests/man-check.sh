@@ -75,6 +75,6 @@ if command -v "${PANDOC:-pandoc}" >/dev/null 2>&1; then
     done
     echo "man-check: the pages are what their Markdown gives"
 else
-    echo "man-check: pandoc is not installed; the pages were not regenerated for comparison"
+    echo "man-check: no ${PANDOC:-pandoc} here; the pages were not regenerated for comparison"
 fi
 exit $fail
