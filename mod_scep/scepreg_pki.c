@@ -434,6 +434,8 @@ static int read_pem(const char *path, X509 **cert, EVP_PKEY **key)
 /* An existing CA: a CA certificate that may sign certificates, still valid, and its key. */
 static int load_existing_ca(apr_pool_t *p, const pki_opts_t *po, X509 **cert, EVP_PKEY **key)
 {
+    const char *why = NULL;
+
     if (!read_pem(po->ca_cert_in, cert, NULL)) {
         scepreg_complain("pki init: --ca-cert '%s' holds no PEM certificate %s",
                          po->ca_cert_in, scep_util_openssl_errors(p));
@@ -449,6 +451,11 @@ static int load_existing_ca(apr_pool_t *p, const pki_opts_t *po, X509 **cert, EV
     }
     if (X509_cmp_current_time(X509_get0_notAfter(*cert)) <= 0) {
         scepreg_complain("pki init: the CA certificate '%s' has expired", po->ca_cert_in);
+        return RC_ILLEGAL;
+    }
+    /* httpd refuses a key others may read: better said now than after the RA is made */
+    if (scep_ca_check_file(p, "the CA key (--ca-key)", po->ca_key_in, 1, &why) != APR_SUCCESS) {
+        scepreg_complain("pki init: %s", why ? why : po->ca_key_in);
         return RC_ILLEGAL;
     }
     if (!read_pem(po->ca_key_in, NULL, key)) {

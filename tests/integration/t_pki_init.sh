@@ -205,4 +205,8 @@ bad 6 "a relative --db" --db devices
 bad 6 "a CN longer than 64 bytes" --ca-name "$(printf 'x%.0s' {1..65})"
 bad 6 "an RA certificate as the CA" --ca-cert "$T/pki-ra2/ra.pem" --ca-key "$T/pki-ra2/ra.key"
 bad 6 "a CA key that does not match" --ca-cert "$T/pki/ca.pem" --ca-key "$T/pki-ec/ca.key"
+cp "$T/pki/ca.key" "$T/ca-0640.key"
+chmod 640 "$T/ca-0640.key"
+bad 6 "a CA key others may read (httpd would refuse it)" --ca-cert "$T/pki/ca.pem" \
+    --ca-key "$T/ca-0640.key"
 t_done
