@@ -354,6 +354,25 @@ static X509 *make_cert(EVP_PKEY *key, X509_NAME *subject, X509 *issuer, EVP_PKEY
     return x;
 }
 
+/* A new key of `type` and its certificate (O=--org, CN=cn), issued by `issuer` with
+ * `issuer_key`, or a self-signed CA when they are NULL; both freed with the pool.  0 when
+ * OpenSSL failed (its errors are queued). */
+static int make_pair(apr_pool_t *p, const pki_opts_t *po, const pki_key_type_t *type,
+                     const char *cn, long days, X509 *issuer, EVP_PKEY *issuer_key,
+                     EVP_PKEY **key, X509 **cert)
+{
+    X509_NAME *name = scep_util_own_X509_NAME(p, make_name(po->org, cn));
+
+    *key = scep_util_own_EVP_PKEY(p, new_key(type));
+    *cert = NULL;
+    if (*key && name) {
+        *cert = scep_util_own_X509(p, make_cert(*key, name, issuer,
+                                                issuer_key ? issuer_key : *key, days,
+                                                issuer_key == NULL));
+    }
+    return *cert != NULL;
+}
+
 /* ---- files ------------------------------------------------------------------------ */
 
 /* Writes a new file: O_EXCL, so a file that appeared since the check is not replaced
@@ -412,14 +431,15 @@ static int check_dir(const pki_opts_t *po, int *missing)
     return RC_OK;
 }
 
-/* The first PEM certificate (`key` NULL) or unencrypted private key (else) of a file: an
- * empty passphrase, so that an encrypted key fails rather than prompts. */
+/* The first PEM certificate (into `cert`, `key` NULL) or unencrypted private key (into
+ * `key`, `cert` NULL) of a file: an empty passphrase, so that an encrypted key fails
+ * rather than prompts. */
 static int read_pem(const char *path, X509 **cert, EVP_PKEY **key)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f;
 
-    if (!f) {
-        return 0;
+    if ((cert == NULL) == (key == NULL) || !(f = fopen(path, "r"))) {
+        return 0;               /* one of the two is asked for */
     }
     if (key) {
         *key = PEM_read_PrivateKey(f, NULL, NULL, (void *)"");
@@ -504,7 +524,6 @@ int scepreg_pki(apr_pool_t *p, const opts_t *o)
     const char *ca_cert, *ca_key, *ra_cert, *ra_key, *why = NULL;
     EVP_PKEY *ca_pkey = NULL, *ra_pkey = NULL;
     X509 *ca_x509 = NULL, *ra_x509 = NULL;
-    X509_NAME *name;
     scep_ca_files_t files;
     scep_ca_t *loaded;
 
@@ -563,23 +582,13 @@ int scepreg_pki(apr_pool_t *p, const opts_t *o)
     }
 
     /* everything slow before the first file: the keys and certificates in memory */
-    if (!po.ca_cert_in) {
-        ca_pkey = scep_util_own_EVP_PKEY(p, new_key(po.ca_type));
-        name = scep_util_own_X509_NAME(p, make_name(po.org, po.ca_name));
-        ca_x509 = ca_pkey && name ? scep_util_own_X509(p, make_cert(ca_pkey, name, NULL,
-                                                                    ca_pkey, po.ca_days, 1))
-                                  : NULL;
-        if (!ca_x509) {
-            scepreg_complain("pki init: cannot make the CA: %s", scep_util_openssl_errors(p));
-            return RC_DB;
-        }
+    if (!po.ca_cert_in && !make_pair(p, &po, po.ca_type, po.ca_name, po.ca_days, NULL, NULL,
+                                     &ca_pkey, &ca_x509)) {
+        scepreg_complain("pki init: cannot make the CA: %s", scep_util_openssl_errors(p));
+        return RC_DB;
     }
-    ra_pkey = scep_util_own_EVP_PKEY(p, new_key(po.ra_type));
-    name = scep_util_own_X509_NAME(p, make_name(po.org, po.ra_name));
-    ra_x509 = ra_pkey && name ? scep_util_own_X509(p, make_cert(ra_pkey, name, ca_x509,
-                                                                ca_pkey, po.ra_days, 0))
-                              : NULL;
-    if (!ra_x509) {
+    if (!make_pair(p, &po, po.ra_type, po.ra_name, po.ra_days, ca_x509, ca_pkey, &ra_pkey,
+                   &ra_x509)) {
         scepreg_complain("pki init: cannot make the RA: %s", scep_util_openssl_errors(p));
         return RC_DB;
     }
