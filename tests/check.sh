@@ -25,6 +25,8 @@ packages=(build-essential autoconf automake libtool pkg-config apache2 apache2-d
     clang-tidy cppcheck bear libaprutil1-dbd-pgsql postgresql-15 postgresql-client-15)
 # the Debian packages (tests/package/t_package.sh): building them and lintian
 packages+=(debhelper dh-autoreconf dpkg-dev lintian)
+# make check compares the man pages with what pandoc makes of their Markdown
+packages+=(pandoc)
 missing=()
 if command -v dpkg-query >/dev/null; then
     for p in "${packages[@]}"; do
