@@ -12,6 +12,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_expr.h"
+#include "ap_listen.h"
 
 #include <apr_strings.h>
 
@@ -48,8 +49,17 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
 {
     const apr_array_header_t *ca_refs = scep_glue_config_cas();
     scep_log_t log = { scep_glue_log_to_server, s, APLOG_TRACE8 };
+    scep_key_dialog_t *dialog = scep_glue_config_dialog();
     int i;
 
+    /* mod_ssl's first argument to its exec: dialog: the main server's name and port (the
+     * first Listen's when ServerName names none) */
+    dialog->server_id = apr_psprintf(
+        pconf, "%s:%u", s->server_hostname ? s->server_hostname : "localhost",
+        (unsigned)(s->port ? s->port
+                   : ap_listeners && ap_listeners->bind_addr ? ap_listeners->bind_addr->port
+                   : 0));
+    dialog->cache = scep_key_cache_get(s->process->pool);
     if (scep_glue_webhook_prepare(pconf, s) != OK || scep_glue_db_check(s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -57,6 +67,7 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         ca_ref_t *ref = APR_ARRAY_IDX(ca_refs, i, ca_ref_t *);
         const char *errmsg = NULL;
 
+        ref->files.dialog = dialog;
         if (scep_ca_load(pconf, &ref->files, &log, &ref->ca, &errmsg) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                          "SCEP00001: CA configured at %s: %s", ref->defined_at, errmsg);

@@ -12,6 +12,7 @@
 
 #include "scep_ca.h"
 #include "scep_db.h"
+#include "scep_key.h"
 #include "scep_forward.h"
 #include "scep_server.h"
 #include "scep_webhook.h"
@@ -74,6 +75,8 @@ void *scep_glue_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
 void scep_glue_config_reset(apr_pool_t *pconf);
 /* Every CA section (ca_ref_t *) of the configuration being read; NULL if none. */
 const apr_array_header_t *scep_glue_config_cas(void);
+/* ScepPassPhraseDialog of the configuration being read (kind NONE when not set). */
+scep_key_dialog_t *scep_glue_config_dialog(void);
 /* The profile in force for a section: what it set, the documented defaults elsewhere. */
 void scep_glue_config_effective_profile(const scep_dir_conf_t *conf, scep_profile_t *out);
 

@@ -21,16 +21,24 @@
 static apr_array_header_t *ca_refs;
 /* The documented defaults, prepared once per configuration cycle. */
 static scep_profile_t default_profile;
+/* ScepPassPhraseDialog: one for the server, as mod_ssl's. */
+static scep_key_dialog_t dialog;
 
 void scep_glue_config_reset(apr_pool_t *pconf)
 {
     ca_refs = NULL;
+    memset(&dialog, 0, sizeof(dialog));
     scep_profile_defaults(&default_profile, pconf);
 }
 
 const apr_array_header_t *scep_glue_config_cas(void)
 {
     return ca_refs;
+}
+
+scep_key_dialog_t *scep_glue_config_dialog(void)
+{
+    return &dialog;
 }
 
 void *scep_glue_config_create_dir(apr_pool_t *p, char *dir)
@@ -111,6 +119,20 @@ static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
                            NULL);
     }
     *slot = path;
+    return NULL;
+}
+
+static const char *set_passphrase_dialog(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    if ((err = scep_key_dialog_parse(cmd->pool, arg, &dialog)) != NULL) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL);
+    }
     return NULL;
 }
 
@@ -994,6 +1016,8 @@ const command_rec scep_glue_config_cmds[] = {
                   DIR_CONTEXT, "PEM file: a separate RA certificate that signs CertReps"),
     AP_INIT_TAKE1("ScepRASigningKeyFile", set_file, FILE_SLOT(ra_sign_key_file), DIR_CONTEXT,
                   "PEM file: its private key (mode 0600)"),
+    AP_INIT_TAKE1("ScepPassPhraseDialog", set_passphrase_dialog, NULL, RSRC_CONF,
+                  "how encrypted keys are unlocked at startup: builtin or exec:/path"),
     AP_INIT_TAKE1("ScepNextCACertificateFile", set_file, FILE_SLOT(next_ca_file), DIR_CONTEXT,
                   "PEM file: the CA certificate(s) that take over next (GetNextCACert)"),
     AP_INIT_TAKE1("ScepPreviousCACertificateFile", set_file, FILE_SLOT(previous_ca_file),

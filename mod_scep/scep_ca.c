@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "scep_ca.h"
+#include "scep_key.h"
 #include "scep_keyless.h"
 #include "scep_msg.h"
 #include "scep_util.h"
@@ -177,31 +178,23 @@ static apr_status_t load_cert(apr_pool_t *p, const char *role, const char *path,
     return rv;
 }
 
-/* Refuses no passphrase prompt: httpd starts unattended. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    return -1;
-}
-
-static apr_status_t load_key(apr_pool_t *p, const char *role, const char *path, X509 *cert,
-                             int must_be_rsa, EVP_PKEY **out, const char **errmsg)
+static apr_status_t load_key(apr_pool_t *p, const scep_ca_files_t *files,
+                             const scep_log_t *log, const char *role, const char *path,
+                             X509 *cert, int must_be_rsa, EVP_PKEY **out, const char **errmsg)
 {
     BIO *bio = open_file(p, role, path, 1, errmsg);
-    EVP_PKEY *key;
+    const char *problem = NULL;
+    EVP_PKEY *key = NULL;
+    apr_status_t rv;
 
     if (!bio) {
         return APR_EINVAL;
     }
-    key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    rv = scep_key_read_pem(p, files->dialog, log, role, path, bio, cert, &key, &problem);
     BIO_free(bio);
-    if (!key) {
-        const char *detail = scep_util_openssl_errors(p);
-
-        return file_problem(p, role, path,
-                            apr_pstrcat(p, "holds no unencrypted PEM private key (", detail,
-                                        ")", NULL), errmsg);
+    if (rv != APR_SUCCESS) {
+        return file_problem(p, role, path, problem, errmsg);
     }
-    scep_util_own_EVP_PKEY(p, key);
     if (X509_check_private_key(cert, key) != 1) {
         ERR_clear_error();
         return file_problem(p, role, path, "does not match its certificate", errmsg);
@@ -418,7 +411,7 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     scep_util_own_X509(p, ca->keys.ca_cert);
     ca->chain = ca_file_certs;
     if (files->ca_key_file
-        && (rv = load_key(p, "CA key", files->ca_key_file, ca->keys.ca_cert,
+        && (rv = load_key(p, files, log, "CA key", files->ca_key_file, ca->keys.ca_cert,
                           files->ra_cert_file == NULL, &ca->keys.ca_key, errmsg))) {
         return rv;
     }
@@ -433,8 +426,8 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     if (files->ra_cert_file) {
         if ((rv = load_cert(p, "RA certificate", files->ra_cert_file, &ca->keys.ra_cert,
                             errmsg))
-            || (rv = load_key(p, "RA key", files->ra_key_file, ca->keys.ra_cert, 1,
-                              &ca->keys.ra_key, errmsg))) {
+            || (rv = load_key(p, files, log, "RA key", files->ra_key_file,
+                              ca->keys.ra_cert, 1, &ca->keys.ra_key, errmsg))) {
             return rv;
         }
         X509_up_ref(ca->keys.ra_cert);
@@ -445,7 +438,7 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     if (files->ra_sign_cert_file) {
         if ((rv = load_cert(p, "RA signing certificate", files->ra_sign_cert_file,
                             &ca->keys.sign_cert, errmsg))
-            || (rv = load_key(p, "RA signing key", files->ra_sign_key_file,
+            || (rv = load_key(p, files, log, "RA signing key", files->ra_sign_key_file,
                               ca->keys.sign_cert, 0, &ca->keys.sign_key, errmsg))) {
             return rv;
         }

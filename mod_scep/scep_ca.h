@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "scep_key.h"
 #include "scep_msg.h"
 #include "scep_util.h"
 
@@ -28,6 +29,7 @@ typedef struct scep_ca_files_t {
     const char *next_ca_file;      /* optional: the CA that takes over (GetNextCACert) */
     const char *previous_ca_file;  /* optional: CAs whose certificates still renew */
     int forwarding;                /* an upstream CA issues: no CA key here, an RA needed */
+    const scep_key_dialog_t *dialog; /* how encrypted keys are unlocked; NULL: they refuse */
 } scep_ca_files_t;
 
 /* A file that exists, is a regular file, is not empty, and (`is_key`: keys and other

@@ -33,6 +33,7 @@ t_cluster          none  two nodes on a PostgreSQL of its own
 t_crl              pg
 t_dbd              none  ScepDeviceDB dbd: on a PostgreSQL of its own
 t_demo             lmdb  conf-examples/demo.sh writes its own configuration with an LMDB folder
+t_encrypted_key    none
 t_errors           none
 t_faults           lmdb  reader slots, the sync-failure marker file, LMDB under kill -9
 t_faults_forward   pg

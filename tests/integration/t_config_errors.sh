@@ -315,6 +315,47 @@ refused "ScepNotifyRetries 11" "ScepNotifyRetries: '11' is not a whole number fr
 refused "ScepNotify* without ScepNotifySecretFile" 'SCEP00660: ScepNotify\* settings' '' \
     "ScepNotifyURL http://127.0.0.1:9/events"
 
+# issue 19: encrypted key files and ScepPassPhraseDialog
+echo "right-$(openssl rand -hex 8)" >"$T/pass.right"
+timeout 60 openssl pkcs8 -topk8 -v2 aes-256-cbc -in "$P/ca.key" -out "$T/ca.enc.key" \
+    -passout "file:$T/pass.right" || die "cannot encrypt the CA key"
+chmod 600 "$T/ca.enc.key"
+printf '#!/bin/sh\ncat %s\n' "$T/pass.right" >"$T/dialog-right.sh"
+printf '#!/bin/sh\necho wrong-passphrase\n' >"$T/dialog-wrong.sh"
+printf '#!/bin/sh\nexit 3\n' >"$T/dialog-fails.sh"
+: >"$T/not-executable.sh"
+chmod 700 "$T/dialog-right.sh" "$T/dialog-wrong.sh" "$T/dialog-fails.sh"
+ENC_CA=("ScepCACertificateFile $P/ca.pem" "ScepCAKeyFile $T/ca.enc.key")
+refused "an encrypted CA key without ScepPassPhraseDialog" \
+    "CA key file '$(re_path "$T/ca.enc.key")' is encrypted, and no ScepPassPhraseDialog says how" '' \
+    "${ENC_CA[@]}" "${RA_OK[@]}"
+refused_conf "an encrypted CA key and a dialog that prints a wrong passphrase" \
+    "CA key file '$(re_path "$T/ca.enc.key")' cannot be decrypted with the passphrase the dialog gave" '' \
+    "ScepPassPhraseDialog exec:$T/dialog-wrong.sh
+$(location "${ENC_CA[@]}" "${RA_OK[@]}")"
+refused_conf "an encrypted CA key and a dialog program that fails" \
+    "CA key file .* could not be asked for: the program $(re_path "$T/dialog-fails.sh") exited with status 3" '' \
+    "ScepPassPhraseDialog exec:$T/dialog-fails.sh
+$(location "${ENC_CA[@]}" "${RA_OK[@]}")"
+httpd_conf "ScepPassPhraseDialog exec:$T/dialog-right.sh
+$(location "${ENC_CA[@]}" "${RA_OK[@]}")"
+if httpd_configtest; then
+    pass "an encrypted CA key and the right passphrase: httpd -t accepts it"
+else
+    fail "an encrypted CA key and the right passphrase: httpd -t refuses it:"
+    sed 's/^/       | /' "$HTTPD_ROOT/configtest.out"
+fi
+refused_conf "ScepPassPhraseDialog neither builtin nor exec:" \
+    "ScepPassPhraseDialog: 'ask': builtin or exec:/absolute/path" '' \
+    "ScepPassPhraseDialog ask
+$(location "${CA_OK[@]}")"
+refused_conf "ScepPassPhraseDialog naming a file that is not executable" \
+    "ScepPassPhraseDialog: '$(re_path "$T/not-executable.sh")' is not an executable file" '' \
+    "ScepPassPhraseDialog exec:$T/not-executable.sh
+$(location "${CA_OK[@]}")"
+refused "ScepPassPhraseDialog inside a <Location>" 'ScepPassPhraseDialog.*(not allowed|cannot occur)' '' \
+    "${CA_OK[@]}" "ScepPassPhraseDialog builtin"
+
 # a device database httpd's User cannot reach refuses the start (httpd -t reads no
 # folders, so only a real start can tell)
 if [[ $(id -u) == 0 ]]; then
