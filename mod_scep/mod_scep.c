@@ -20,6 +20,7 @@
 #include "scep_ca.h"
 #include "scep_decode.h"
 #include "scep_server.h"
+#include "scep_token.h"
 #include "scep_version.h"
 
 APLOG_USE_MODULE(scep);
@@ -52,6 +53,7 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     scep_key_dialog_t *dialog = scep_glue_config_dialog();
     int i;
 
+    scep_token_allow_login(dialog);     /* an operator's (re)start may try the PIN again */
     /* mod_ssl's first argument to its exec: dialog: the main server's name and port (the
      * first Listen's when ServerName names none) */
     dialog->server_id = apr_psprintf(
@@ -96,6 +98,7 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 
 static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    scep_glue_token_child_init(pchild, s);  /* the forwarders' RA keys may be there */
     scep_glue_db_child_init(pchild, s);
     scep_glue_forward_child_init(pchild, s);
     scep_glue_webhook_child_init(pchild, s);
@@ -415,8 +418,12 @@ static int scep_handler(request_rec *r)
         return scep_glue_send(r, "application/x-x509-next-ca-cert", der, len);
     }
     if (strcasecmp(operation, "PKIOperation") == 0) {
+        if ((rc = scep_glue_token_enter(r, conf->ca_ref)) != OK) {
+            return rc;
+        }
         scep_glue_config_effective_profile(conf, &profile);
-        return pki_operation(r, ca, &profile, conf, message);
+        return scep_glue_token_failed(r, conf->ca_ref,
+                                      pki_operation(r, ca, &profile, conf, message));
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "SCEP00110: scep(-,-): unsupported operation '%s'",

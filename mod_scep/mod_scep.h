@@ -26,6 +26,10 @@ typedef struct ca_ref_t {
     scep_ca_files_t files;
     const char *defined_at;             /* "file:line", for startup messages */
     scep_ca_t *ca;
+    /* in a child whose CA keys are in a token (mod_scep_token.c) */
+    struct apr_thread_rwlock_t *token_lock;  /* read: a request uses the keys */
+    apr_pool_t *token_pool;             /* holds this child's token keys */
+    apr_time_t token_next_try;          /* no new session before then */
 } ca_ref_t;
 
 /* A device database folder.  LMDB allows one environment handle per folder and process,
@@ -102,6 +106,16 @@ scep_db_t *scep_glue_db(request_rec *r, const scep_dir_conf_t *conf);
 int scep_glue_db_transient(const scep_db_t *db, apr_status_t rv);
 /* HTTP 503 with Retry-After, for a request the store could not serve. */
 int scep_glue_db_unavailable(request_rec *r);
+
+/* ---- CA keys in a PKCS#11 token (mod_scep_token.c) ------------------------------ */
+/* child_init, before anything that uses the keys: each child opens its own session. */
+void scep_glue_token_child_init(apr_pool_t *pchild, server_rec *s);
+/* Before a request uses the section's keys: OK (a read lock held until the request's
+ * end), or 503 answered (the token cannot be used, with a log line). */
+int scep_glue_token_enter(request_rec *r, ca_ref_t *ref);
+/* After the request, with the status it got: a failure that may be the token's opens
+ * the session again (at most every few seconds); 503 when the token is gone. */
+int scep_glue_token_failed(request_rec *r, ca_ref_t *ref, int status);
 
 /* ---- audit log (mod_scep_audit.c) ------------------------------------------------ */
 void *scep_glue_audit_create_server_conf(apr_pool_t *p, server_rec *s);

@@ -15,6 +15,7 @@
 #include "mod_scep.h"
 #include "scep_import.h"
 #include "scep_template.h"
+#include "scep_token.h"
 #include "scep_webhook.h"
 
 /* Every CA section of the configuration being read, loaded by check_config. */
@@ -113,6 +114,21 @@ static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
         return err;
     }
     slot = (const char **)((char *)&section_ca(cmd, dconf)->files + (size_t)cmd->info);
+    if (scep_token_is_uri(arg)) {
+        const size_t offset = (size_t)cmd->info;
+
+        if (offset == APR_OFFSETOF(scep_ca_files_t, next_ca_file)
+            || offset == APR_OFFSETOF(scep_ca_files_t, previous_ca_file)) {
+            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": a file, not a token object: "
+                               "only the CA and RA keys and certificates may be pkcs11: "
+                               "URIs", NULL);
+        }
+        if ((err = scep_token_uri_check(cmd->pool, arg)) != NULL) {
+            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": the URI ", err, NULL);
+        }
+        *slot = arg;
+        return NULL;
+    }
     path = ap_server_root_relative(cmd->pool, arg);
     if (!path) {
         return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path '", arg, "'",
@@ -1007,15 +1023,15 @@ const command_rec scep_glue_config_cmds[] = {
     AP_INIT_TAKE1("ScepCACertificateFile", set_file, FILE_SLOT(ca_cert_file), DIR_CONTEXT,
                   "PEM file: the issuing CA certificate, then optional chain certificates"),
     AP_INIT_TAKE1("ScepCAKeyFile", set_file, FILE_SLOT(ca_key_file), DIR_CONTEXT,
-                  "PEM file: the issuing CA's private key (mode 0600)"),
+                  "PEM file (mode 0600) or pkcs11: URI: the issuing CA's private key"),
     AP_INIT_TAKE1("ScepRACertificateFile", set_file, FILE_SLOT(ra_cert_file), DIR_CONTEXT,
                   "PEM file: the RA certificate clients encrypt to"),
     AP_INIT_TAKE1("ScepRAKeyFile", set_file, FILE_SLOT(ra_key_file), DIR_CONTEXT,
-                  "PEM file: the RA's RSA private key (mode 0600)"),
+                  "PEM file (mode 0600) or pkcs11: URI: the RA's RSA private key"),
     AP_INIT_TAKE1("ScepRASigningCertificateFile", set_file, FILE_SLOT(ra_sign_cert_file),
                   DIR_CONTEXT, "PEM file: a separate RA certificate that signs CertReps"),
     AP_INIT_TAKE1("ScepRASigningKeyFile", set_file, FILE_SLOT(ra_sign_key_file), DIR_CONTEXT,
-                  "PEM file: its private key (mode 0600)"),
+                  "PEM file (mode 0600) or pkcs11: URI: its private key"),
     AP_INIT_TAKE1("ScepPassPhraseDialog", set_passphrase_dialog, NULL, RSRC_CONF,
                   "how encrypted keys are unlocked at startup: builtin or exec:/path"),
     AP_INIT_TAKE1("ScepNextCACertificateFile", set_file, FILE_SLOT(next_ca_file), DIR_CONTEXT,

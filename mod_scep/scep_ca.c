@@ -19,6 +19,7 @@
 #include "scep_key.h"
 #include "scep_keyless.h"
 #include "scep_msg.h"
+#include "scep_token.h"
 #include "scep_util.h"
 #include "scep_util_own.h"
 
@@ -34,6 +35,13 @@ struct scep_ca_t {
     apr_size_t nextca_der_len;
     STACK_OF(X509) *previous;       /* earlier CAs whose certificates still renew */
     scep_ca_issuance_t issuance;
+    /* Keys in a token: loaded by the parent to check them, then released; each child
+     * loads its own (scep_ca_token_attach).  Meanwhile their keys.* fields are NULL. */
+    const char *token_uri[SCEP_CA_ROLES];
+    int tokens;                     /* how many of them are set */
+    int token_ready;                /* this process holds every token key */
+    int separate_signer;            /* ScepRASigningCertificateFile */
+    const scep_key_dialog_t *dialog;
 };
 
 /* Advertise only what is true.  SCEPStandard: RFC 8894 section 2.9's mandatory set
@@ -49,6 +57,9 @@ static const char caps_text[] =
     "SHA-384\n"
     "SHA-512\n"
     "SCEPStandard\n";
+
+/* The roles of keys, in the order scep_ca_load reads them */
+enum { ROLE_CA, ROLE_RA, ROLE_SIGNER };
 
 static apr_status_t file_problem(apr_pool_t *p, const char *role, const char *path,
                                  const char *what, const char **errmsg)
@@ -111,17 +122,33 @@ static const char *subject_text(apr_pool_t *p, X509 *x)
  * passes the exponent rule: clients verify what the CA and RA sign and encrypt to the
  * RA, and an unusable exponent (issue 15, points 10 and 12) is better refused here, by
  * name, than met by every client later. */
-static apr_status_t load_certs(apr_pool_t *p, const char *role, const char *path,
-                               STACK_OF(X509) **out, const char **errmsg)
+static apr_status_t load_certs(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                               const char *role, const char *path, STACK_OF(X509) **out,
+                               const char **errmsg)
 {
-    BIO *bio = open_file(p, role, path, 0, errmsg);
     STACK_OF(X509) *certs;
     const char *problem;
     unsigned long err;
+    BIO *bio;
     X509 *x;
     int i;
 
-    if (!bio) {
+    if (scep_token_is_uri(path)) {
+        /* one certificate, no chain: a token keeps objects, not files */
+        apr_status_t rv = scep_token_load_cert(p, dialog, path, &x, &problem);
+
+        if (rv != APR_SUCCESS) {
+            *errmsg = apr_psprintf(p, "%s '%s' %s", role, path, problem);
+            return rv;
+        }
+        X509_up_ref(x);
+        certs = sk_X509_new_null();
+        sk_X509_push(certs, x);
+        scep_util_own_X509_stack(p, certs);
+        *out = certs;
+        return APR_SUCCESS;
+    }
+    if (!(bio = open_file(p, role, path, 0, errmsg))) {
         return APR_EINVAL;
     }
 
@@ -166,11 +193,12 @@ static apr_status_t load_certs(apr_pool_t *p, const char *role, const char *path
     return APR_SUCCESS;
 }
 
-static apr_status_t load_cert(apr_pool_t *p, const char *role, const char *path, X509 **out,
+static apr_status_t load_cert(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                              const char *role, const char *path, X509 **out,
                               const char **errmsg)
 {
     STACK_OF(X509) *certs;
-    apr_status_t rv = load_certs(p, role, path, &certs, errmsg);
+    apr_status_t rv = load_certs(p, dialog, role, path, &certs, errmsg);
 
     if (rv == APR_SUCCESS) {
         *out = sk_X509_value(certs, 0);
@@ -178,23 +206,11 @@ static apr_status_t load_cert(apr_pool_t *p, const char *role, const char *path,
     return rv;
 }
 
-static apr_status_t load_key(apr_pool_t *p, const scep_ca_files_t *files,
-                             const scep_log_t *log, const char *role, const char *path,
-                             X509 *cert, int must_be_rsa, EVP_PKEY **out, const char **errmsg)
+/* A key that must be usable as its role needs: matching its certificate, RSA where
+ * clients encrypt to it. */
+static apr_status_t check_key(apr_pool_t *p, const char *role, const char *path, X509 *cert,
+                              int must_be_rsa, EVP_PKEY *key, const char **errmsg)
 {
-    BIO *bio = open_file(p, role, path, 1, errmsg);
-    const char *problem = NULL;
-    EVP_PKEY *key = NULL;
-    apr_status_t rv;
-
-    if (!bio) {
-        return APR_EINVAL;
-    }
-    rv = scep_key_read_pem(p, files->dialog, log, role, path, bio, cert, &key, &problem);
-    BIO_free(bio);
-    if (rv != APR_SUCCESS) {
-        return file_problem(p, role, path, problem, errmsg);
-    }
     if (X509_check_private_key(cert, key) != 1) {
         ERR_clear_error();
         return file_problem(p, role, path, "does not match its certificate", errmsg);
@@ -204,8 +220,60 @@ static apr_status_t load_key(apr_pool_t *p, const scep_ca_files_t *files,
                             "is not an RSA key, but clients encrypt their requests to it "
                             "(SCEP key transport needs RSA)", errmsg);
     }
+    return APR_SUCCESS;
+}
+
+static apr_status_t load_key(apr_pool_t *p, scep_ca_t *ca, const scep_ca_files_t *files,
+                             const scep_log_t *log, int role_id, const char *role,
+                             const char *path, X509 *cert, int must_be_rsa, EVP_PKEY **out,
+                             const char **errmsg)
+{
+    const char *problem = NULL;
+    EVP_PKEY *key = NULL;
+    apr_status_t rv;
+    BIO *bio;
+
+    if (scep_token_is_uri(path)) {
+        /* held until scep_ca_load ends (free_token_keys), not by the pool */
+        if ((rv = scep_token_load_key(p, files->dialog, path, &key, &problem))
+            != APR_SUCCESS) {
+            *errmsg = apr_psprintf(p, "%s '%s' %s", role, path, problem);
+            return rv;
+        }
+        ca->token_uri[role_id] = path;
+        ca->tokens++;
+        *out = key;
+        scep_log(log, SCEP_LOG_INFO, "SCEP00502: %s '%s' found in the token", role, path);
+        return check_key(p, role, path, cert, must_be_rsa, key, errmsg);
+    }
+    if (!(bio = open_file(p, role, path, 1, errmsg))) {
+        return APR_EINVAL;
+    }
+    rv = scep_key_read_pem(p, files->dialog, log, role, path, bio, cert, &key, &problem);
+    BIO_free(bio);
+    if (rv != APR_SUCCESS) {
+        return file_problem(p, role, path, problem, errmsg);
+    }
+    if ((rv = check_key(p, role, path, cert, must_be_rsa, key, errmsg)) != APR_SUCCESS) {
+        return rv;
+    }
     *out = key;
     return APR_SUCCESS;
+}
+
+/* Where each role's key sits among the message keys */
+static EVP_PKEY **role_slot(scep_ca_t *ca, int role_id)
+{
+    return role_id == ROLE_CA ? &ca->keys.ca_key
+           : role_id == ROLE_RA ? &ca->keys.ra_key : &ca->keys.sign_key;
+}
+
+/* The CertRep signer: the RA signer, else the RA, else the CA (as scep_ca_load sets it). */
+static void pick_signer(scep_ca_t *ca)
+{
+    if (!ca->separate_signer) {
+        ca->keys.sign_key = ca->keys.ra_cert ? ca->keys.ra_key : ca->keys.ca_key;
+    }
 }
 
 static int both_or_neither(const char *a, const char *b)
@@ -304,7 +372,7 @@ static void warn_about(const scep_log_t *log, const char *role, const char *path
 static apr_status_t load_ca_list(apr_pool_t *p, const char *role, const char *path,
                                  STACK_OF(X509) **certs, const char **errmsg)
 {
-    apr_status_t rv = load_certs(p, role, path, certs, errmsg);
+    apr_status_t rv = load_certs(p, NULL, role, path, certs, errmsg);
     int i;
 
     for (i = 0; rv == APR_SUCCESS && i < sk_X509_num(*certs); i++) {
@@ -366,15 +434,31 @@ static apr_status_t load_rollover(apr_pool_t *p, const scep_ca_files_t *files,
     return APR_SUCCESS;
 }
 
-apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const scep_log_t *log,
-                          scep_ca_t **out, const char **errmsg)
+static apr_status_t free_token_keys(void *data)
 {
-    scep_ca_t *ca = apr_pcalloc(p, sizeof(*ca));
+    scep_ca_t *ca = data;
+    int i;
+
+    for (i = 0; i < SCEP_CA_ROLES; i++) {
+        EVP_PKEY **slot = role_slot(ca, i);
+
+        if (ca->token_uri[i] && *slot) {
+            scep_token_free_key(*slot);
+            *slot = NULL;
+        }
+    }
+    pick_signer(ca);
+    ca->token_ready = 0;
+    return APR_SUCCESS;
+}
+
+static apr_status_t load_all(apr_pool_t *p, const scep_ca_files_t *files,
+                             const scep_log_t *log, scep_ca_t *ca, const char **errmsg)
+{
     STACK_OF(X509) *ca_file_certs;
     apr_status_t rv;
     char *name;
 
-    *out = NULL;
     if (scep_msg_global_init() != APR_SUCCESS) {
         *errmsg = "OpenSSL could not be set up (the SCEP attribute OIDs, or its null provider)";
         return APR_EGENERAL;
@@ -404,15 +488,19 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
         return APR_EINVAL;
     }
 
-    if ((rv = load_certs(p, "CA certificate", files->ca_cert_file, &ca_file_certs, errmsg))) {
+    ca->dialog = files->dialog;
+    ca->separate_signer = files->ra_sign_cert_file != NULL;
+    if ((rv = load_certs(p, files->dialog, "CA certificate", files->ca_cert_file,
+                         &ca_file_certs, errmsg))) {
         return rv;
     }
     ca->keys.ca_cert = sk_X509_shift(ca_file_certs);
     scep_util_own_X509(p, ca->keys.ca_cert);
     ca->chain = ca_file_certs;
     if (files->ca_key_file
-        && (rv = load_key(p, files, log, "CA key", files->ca_key_file, ca->keys.ca_cert,
-                          files->ra_cert_file == NULL, &ca->keys.ca_key, errmsg))) {
+        && (rv = load_key(p, ca, files, log, ROLE_CA, "CA key", files->ca_key_file,
+                          ca->keys.ca_cert, files->ra_cert_file == NULL, &ca->keys.ca_key,
+                          errmsg))) {
         return rv;
     }
     if (X509_check_ca(ca->keys.ca_cert) == 0) {
@@ -424,9 +512,9 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
     ca->keys.sign_key = ca->keys.ca_key;
 
     if (files->ra_cert_file) {
-        if ((rv = load_cert(p, "RA certificate", files->ra_cert_file, &ca->keys.ra_cert,
-                            errmsg))
-            || (rv = load_key(p, files, log, "RA key", files->ra_key_file,
+        if ((rv = load_cert(p, files->dialog, "RA certificate", files->ra_cert_file,
+                            &ca->keys.ra_cert, errmsg))
+            || (rv = load_key(p, ca, files, log, ROLE_RA, "RA key", files->ra_key_file,
                               ca->keys.ra_cert, 1, &ca->keys.ra_key, errmsg))) {
             return rv;
         }
@@ -436,10 +524,11 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
         ca->keys.sign_key = ca->keys.ra_key;
     }
     if (files->ra_sign_cert_file) {
-        if ((rv = load_cert(p, "RA signing certificate", files->ra_sign_cert_file,
-                            &ca->keys.sign_cert, errmsg))
-            || (rv = load_key(p, files, log, "RA signing key", files->ra_sign_key_file,
-                              ca->keys.sign_cert, 0, &ca->keys.sign_key, errmsg))) {
+        if ((rv = load_cert(p, files->dialog, "RA signing certificate",
+                            files->ra_sign_cert_file, &ca->keys.sign_cert, errmsg))
+            || (rv = load_key(p, ca, files, log, ROLE_SIGNER, "RA signing key",
+                              files->ra_sign_key_file, ca->keys.sign_cert, 0,
+                              &ca->keys.sign_key, errmsg))) {
             return rv;
         }
         X509_up_ref(ca->keys.sign_cert);
@@ -466,12 +555,79 @@ apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const sce
                               scep_util_openssl_errors(p), NULL);
         return rv;
     }
-    if ((rv = prepare_issuance(p, ca, files->ca_cert_file, errmsg)) != APR_SUCCESS) {
+    return prepare_issuance(p, ca, files->ca_cert_file, errmsg);
+}
+
+apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files, const scep_log_t *log,
+                          scep_ca_t **out, const char **errmsg)
+{
+    scep_ca_t *ca = apr_pcalloc(p, sizeof(*ca));
+    apr_status_t rv = load_all(p, files, log, ca, errmsg);
+
+    /* the parent checked the token's keys (and signed GetNextCACert's answer with them):
+     * it lets go of them before any child forks */
+    free_token_keys(ca);
+    scep_token_close();
+    ERR_clear_error();
+    *out = rv == APR_SUCCESS ? ca : NULL;
+    return rv;
+}
+
+apr_status_t scep_ca_token_attach(scep_ca_t *ca, apr_pool_t *p, const scep_log_t *log,
+                                  const char **errmsg)
+{
+    static const char *const roles[SCEP_CA_ROLES] = { "CA key", "RA key", "RA signing key" };
+    const char *problem = NULL;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    if (!ca->tokens) {
+        return APR_SUCCESS;
+    }
+    apr_pool_cleanup_run(p, ca, free_token_keys);
+    for (i = 0; i < SCEP_CA_ROLES && rv == APR_SUCCESS; i++) {
+        if (ca->token_uri[i]) {
+            rv = scep_token_load_key(p, ca->dialog, ca->token_uri[i], role_slot(ca, i),
+                                     &problem);
+            if (rv != APR_SUCCESS) {
+                *errmsg = apr_psprintf(p, "%s '%s' %s", roles[i], ca->token_uri[i], problem);
+            }
+        }
+    }
+    apr_pool_cleanup_register(p, ca, free_token_keys, apr_pool_cleanup_null);
+    if (rv != APR_SUCCESS) {
+        apr_pool_cleanup_run(p, ca, free_token_keys);
+        scep_token_close();
         return rv;
     }
-    ERR_clear_error();
-    *out = ca;
+    pick_signer(ca);
+    ca->token_ready = 1;
+    scep_log(log, SCEP_LOG_DEBUG, "SCEP00503: this process holds its own session with the "
+             "token of CA %s", ca->name);
     return APR_SUCCESS;
+}
+
+void scep_ca_token_detach(scep_ca_t *ca, apr_pool_t *p)
+{
+    if (ca->tokens) {
+        apr_pool_cleanup_run(p, ca, free_token_keys);
+        scep_token_close();
+    }
+}
+
+int scep_ca_in_token(const scep_ca_t *ca)
+{
+    return ca->tokens > 0;
+}
+
+int scep_ca_token_decrypts(const scep_ca_t *ca)
+{
+    return ca->token_uri[ca->keys.ra_cert ? ROLE_RA : ROLE_CA] != NULL;
+}
+
+int scep_ca_ready(const scep_ca_t *ca)
+{
+    return ca->tokens == 0 || ca->token_ready;
 }
 
 const char *scep_ca_caps(const scep_ca_t *ca)
@@ -489,7 +645,7 @@ void scep_ca_cacert(const scep_ca_t *ca, const char **content_type,
 
 int scep_ca_can_sign(const scep_ca_t *ca)
 {
-    return ca->keys.ca_key != NULL;
+    return ca->keys.ca_key != NULL || ca->token_uri[ROLE_CA] != NULL;
 }
 
 void scep_ca_nextcacert(const scep_ca_t *ca, const unsigned char **der, apr_size_t *der_len)

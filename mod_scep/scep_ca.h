@@ -18,7 +18,11 @@
 
 typedef struct scep_ca_t scep_ca_t;
 
-/* PEM files; NULL when not configured.  Paths are used as given (resolve them first). */
+/* Keys a CA may hold: the CA's, the RA's, the RA signer's. */
+#define SCEP_CA_ROLES 3
+
+/* PEM files, or pkcs11: URIs (RFC 7512) for the keys and the CA and RA certificates;
+ * NULL when not configured.  Paths are used as given (resolve them first). */
 typedef struct scep_ca_files_t {
     const char *ca_cert_file;      /* issuing CA first, then optional chain certificates */
     const char *ca_key_file;
@@ -45,6 +49,21 @@ apr_status_t scep_ca_check_file(apr_pool_t *p, const char *role, const char *pat
  * Everything is allocated in `p`; OpenSSL objects are freed by a cleanup on `p`. */
 apr_status_t scep_ca_load(apr_pool_t *p, const scep_ca_files_t *files,
                           const scep_log_t *log, scep_ca_t **ca, const char **errmsg);
+
+/* Keys in a PKCS#11 token.  scep_ca_load checks them and lets go of them again (the
+ * parent must not carry a session across fork); each process that serves attaches its
+ * own: every token key loaded into the CA (replacing what it held), freed with `p`.
+ * Until then, and after a failed attach, the CA is not ready: a request cannot be
+ * served (the glue answers 503).  Not thread-safe: the caller serialises attaching
+ * against every use of the keys. */
+int scep_ca_in_token(const scep_ca_t *ca);
+int scep_ca_ready(const scep_ca_t *ca);
+/* Whether the key that opens requests (the RA's, else the CA's) is in the token. */
+int scep_ca_token_decrypts(const scep_ca_t *ca);
+apr_status_t scep_ca_token_attach(scep_ca_t *ca, apr_pool_t *p, const scep_log_t *log,
+                                  const char **errmsg);
+/* Frees this process's token keys and closes its session (the CA is then not ready). */
+void scep_ca_token_detach(scep_ca_t *ca, apr_pool_t *p);
 
 /* The GetCACaps body (text/plain, one keyword a line). */
 const char *scep_ca_caps(const scep_ca_t *ca);

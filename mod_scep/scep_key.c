@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -35,6 +36,8 @@
 struct scep_key_cache_t {
     apr_pool_t *pool;
     apr_hash_t *by_path;            /* path -> cached_key_t */
+    apr_hash_t *secrets;            /* name -> NUL-terminated secret */
+    volatile int *pin_refused;      /* shared with every child; NULL if mmap failed */
 };
 
 /* A decrypted key, as PKCS#8 DER, and the identity of the file it came from: a changed
@@ -70,7 +73,7 @@ const char *scep_key_dialog_parse(apr_pool_t *p, const char *arg, scep_key_dialo
 
 scep_key_cache_t *scep_key_cache_get(apr_pool_t *process_pool)
 {
-    void *found = NULL;
+    void *found = NULL, *shared;
     scep_key_cache_t *cache;
 
     apr_pool_userdata_get(&found, CACHE_KEY, process_pool);
@@ -80,8 +83,36 @@ scep_key_cache_t *scep_key_cache_get(apr_pool_t *process_pool)
     cache = apr_pcalloc(process_pool, sizeof(*cache));
     cache->pool = process_pool;
     cache->by_path = apr_hash_make(process_pool);
+    cache->secrets = apr_hash_make(process_pool);
+    shared = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+                  0);
+    cache->pin_refused = shared == MAP_FAILED ? NULL : shared;
     apr_pool_userdata_set(cache, CACHE_KEY, apr_pool_cleanup_null, process_pool);
     return cache;
+}
+
+const char *scep_key_cache_secret(scep_key_cache_t *cache, const char *name)
+{
+    return cache ? apr_hash_get(cache->secrets, name, APR_HASH_KEY_STRING) : NULL;
+}
+
+void scep_key_cache_secret_put(scep_key_cache_t *cache, const char *name, const char *value)
+{
+    char *old;
+
+    if (!cache) {
+        return;
+    }
+    if ((old = apr_hash_get(cache->secrets, name, APR_HASH_KEY_STRING)) != NULL) {
+        OPENSSL_cleanse(old, strlen(old));
+    }
+    apr_hash_set(cache->secrets, apr_pstrdup(cache->pool, name), APR_HASH_KEY_STRING,
+                 value ? apr_pstrdup(cache->pool, value) : NULL);
+}
+
+volatile int *scep_key_cache_pin_refused(scep_key_cache_t *cache)
+{
+    return cache ? cache->pin_refused : NULL;
 }
 
 static cached_key_t *cache_find(scep_key_cache_t *cache, const char *path,
@@ -317,6 +348,17 @@ static const char *ask_terminal(apr_pool_t *p, const char *prompt, char *buf, si
         return apr_pstrcat(p, "the terminal: ", problem, NULL);
     }
     return NULL;
+}
+
+const char *scep_key_dialog_ask(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                                const char *what, const char *type, char *buf, size_t size,
+                                size_t *len)
+{
+    if (dialog->kind == SCEP_KEY_DIALOG_EXEC) {
+        return ask_program(p, dialog, type, buf, size, len);
+    }
+    return ask_terminal(p, apr_psprintf(p, "%s for the mod_scep %s: ", type, what), buf,
+                        size, len);
 }
 
 /* The key type a dialog program is told: mod_ssl's words where there are some. */

@@ -33,6 +33,22 @@ typedef struct scep_key_dialog_t {
     scep_key_cache_t *cache;        /* NULL: nothing is kept, every load asks */
 } scep_key_dialog_t;
 
+/* A secret kept in the cache under `name` (a token's PIN, which the children need and
+ * cannot read from root's files), or NULL.  put replaces it (NULL value: forgets it). */
+const char *scep_key_cache_secret(scep_key_cache_t *cache, const char *name);
+void scep_key_cache_secret_put(scep_key_cache_t *cache, const char *name, const char *value);
+
+/* A flag every process of the server shares (memory mapped before children fork): set
+ * when a token refused a PIN.  NULL without a cache. */
+volatile int *scep_key_cache_pin_refused(scep_key_cache_t *cache);
+
+/* Asks the dialog for a secret: `what` names it on the terminal, `type` is the program's
+ * second argument.  NULL with the answer in buf (len bytes, not terminated), or why not;
+ * buf is wiped on failure. */
+const char *scep_key_dialog_ask(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                                const char *what, const char *type, char *buf, size_t size,
+                                size_t *len);
+
 /* "builtin" or "exec:/absolute/path" into `out` (its cache and server_id untouched);
  * NULL, or a sentence saying what is wrong. */
 const char *scep_key_dialog_parse(apr_pool_t *p, const char *arg, scep_key_dialog_t *out);

@@ -17,7 +17,7 @@ declare -A layer=(
     [scep_db]=2 [scep_sql]=2
     [scep_store]=3 [scep_import]=3
     [scep_policy]=4
-    [scep_msg]=5 [scep_ca]=5 [scep_key]=5 [scep_issue]=5 [scep_crl]=5 [scep_forward]=5
+    [scep_msg]=5 [scep_ca]=5 [scep_key]=5 [scep_token]=5 [scep_issue]=5 [scep_crl]=5 [scep_forward]=5
     [scep_webhook]=5
     [scep_server]=6
 )

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Keys and certificates in a PKCS#11 token, named by RFC 7512 URIs (`pkcs11:...`), used
+ * through libp11's OpenSSL engine.  One engine per process: the parent opens it to check
+ * at startup, then closes it before children fork; each child opens its own (sessions do
+ * not survive fork).  The PIN comes from the URI's pin-source (a root-only file) or from
+ * ScepPassPhraseDialog, never from configuration text, and is never logged. */
+#ifndef SCEP_TOKEN_H
+#define SCEP_TOKEN_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "scep_key.h"
+
+/* Whether a key or certificate setting names a token object rather than a file. */
+int scep_token_is_uri(const char *text);
+
+/* What a configuration's URI must be: RFC 7512's scheme and attribute shapes, no
+ * pin-value (a PIN in configuration text).  NULL, or why it is refused. */
+const char *scep_token_uri_check(apr_pool_t *p, const char *uri);
+
+/* Opens the engine in this process (once; later calls reuse it) with the module the URI
+ * names (module-path), or the engine's default.  Every URI of a process must name the
+ * same module. */
+apr_status_t scep_token_open(apr_pool_t *p, const char *uri, const char **problem);
+
+/* The private key the URI names.  Logs in first with the URI's PIN: its pin-source
+ * file, else the dialog (asked once per process and token, then kept in memory for the
+ * children, which cannot read root's files).  A login the token refused is never tried
+ * again by any process of this server (no PIN lockout from retries): later calls fail
+ * at once.  The key is not owned by `p`: scep_token_free_key. */
+apr_status_t scep_token_load_key(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                                 const char *uri, EVP_PKEY **out, const char **problem);
+void scep_token_free_key(EVP_PKEY *key);
+
+/* The certificate the URI names (owned by `p`). */
+apr_status_t scep_token_load_cert(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                                  const char *uri, X509 **out, const char **problem);
+
+/* Ends this process's use of the token (every key freed first): its sessions close and
+ * the module is finalised, so that nothing of it crosses a fork. */
+void scep_token_close(void);
+
+/* The parent, reading a configuration (an operator's restart): one login may be tried
+ * again, whatever a child saw before. */
+void scep_token_allow_login(const scep_key_dialog_t *dialog);
+
+/* Whether a process of this server saw the token refuse the PIN since the parent last
+ * logged in with it: nothing may log in again before a restart. */
+int scep_token_pin_refused(const scep_key_dialog_t *dialog);
+
+#endif

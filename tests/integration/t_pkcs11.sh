@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Issue 19, keys that never leave a token: a scratch SoftHSM2 token (never the system's)
+# with keys generated inside it, not extractable; the CA certificate signed by the token
+# key; mod_scep with pkcs11: URIs for the CA key, the RA signing key, an RA decryption key
+# and the CA certificate, the PIN from a pin-source file or the exec: dialog.  Real
+# clients enroll (the probe, strongSwan's pki, scepclient), the CRL verifies against the
+# token's key, across a restart and a graceful restart; a wrong PIN and a missing PIN
+# refuse the start; the token made unreadable mid-run gives 503 with a log line, and the
+# children open their sessions again once it is back.
+source "$(dirname "$0")/lib.sh"
+t_init
+require_module
+require_probe
+MODULE=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+for tool in softhsm2-util pkcs11-tool pki scepclient; do
+    command -v "$tool" >/dev/null || die "$tool is missing (softhsm2, opensc, strongswan-pki, scep)"
+done
+[[ -f "$MODULE" ]] || die "SoftHSM2's module is missing: $MODULE"
+[[ -f "$(openssl version -e | sed 's/^ENGINESDIR: "\(.*\)"$/\1/')/pkcs11.so" ]] \
+    || die "OpenSSL's pkcs11 engine is missing (libengine-pkcs11-openssl)"
+
+# ---- a scratch token ---------------------------------------------------------------------
+H=$T/hsm
+P=$T/pki
+mkdir -p "$H/tokens" "$P"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+    "$H/tokens" >"$H/softhsm2.conf"
+export SOFTHSM2_CONF=$H/softhsm2.conf
+HTTPD_CMD=(env "SOFTHSM2_CONF=$SOFTHSM2_CONF" "${HTTPD_CMD[@]}")
+PIN=$(openssl rand -hex 6)
+timeout 60 softhsm2-util --init-token --free --label scep-ca --so-pin "$(openssl rand -hex 8)" \
+    --pin "$PIN" >"$H/init.out" 2>&1 || { cat "$H/init.out"; die "cannot make the token"; }
+p11() { timeout 120 pkcs11-tool --module "$MODULE" --token-label scep-ca --login --pin "$PIN" "$@"; }
+p11 --keypairgen --key-type rsa:2048 --id 01 --label ca-key --usage-sign >"$H/gen.out" 2>&1 \
+    && p11 --keypairgen --key-type rsa:2048 --id 02 --label ra-sign-key --usage-sign \
+        >>"$H/gen.out" 2>&1 \
+    && p11 --keypairgen --key-type rsa:2048 --id 03 --label ra-key --usage-decrypt \
+        >>"$H/gen.out" 2>&1 || { cat "$H/gen.out"; die "cannot generate the token's keys"; }
+p11 --list-objects --type privkey >"$H/objects.out" 2>&1 || true
+expect_eq "$(grep -c 'never extractable' "$H/objects.out")" 3 \
+    "the three private keys were generated in the token and are never extractable"
+if p11 --read-object --type privkey --id 01 -o "$H/stolen.der" >/dev/null 2>&1 && [[ -s "$H/stolen.der" ]]; then
+    fail "the CA key could be read out of the token"
+else
+    pass "the CA key cannot be read out of the token"
+fi
+
+# the openssl command line uses the engine with the PIN in the URI: setup only, never in
+# mod_scep's configuration (which refuses pin-value)
+cat >"$H/openssl.cnf" <<EOF
+openssl_conf = init
+[init]
+engines = engines
+[engines]
+pkcs11 = pkcs11_section
+[pkcs11_section]
+engine_id = pkcs11
+MODULE_PATH = $MODULE
+init = 0
+[req]
+distinguished_name = dn
+[dn]
+EOF
+TOK="pkcs11:token=scep-ca"
+ossl() { OPENSSL_CONF=$H/openssl.cnf timeout 60 openssl "$@" >>"$H/openssl.log" 2>&1; }
+ossl req -new -x509 -engine pkcs11 -keyform engine -key "$TOK;object=ca-key;type=private;pin-value=$PIN" \
+    -subj "/O=mod_scep tests/CN=Token CA" -days 3650 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -addext "subjectKeyIdentifier=hash" -out "$P/ca.pem" || { cat "$H/openssl.log"; die "cannot make the CA certificate"; }
+# token_issue NAME CN KEYUSAGE KEYFILE|URI: NAME.pem issued by the token's CA key for a key
+# file or a token key.  Software keys sign their request without the engine's
+# configuration: with libp11's engine loaded by openssl.cnf, OpenSSL 3.0 fails to sign
+# with a key of its own ("command not supported").
+token_issue() {
+    local name=$1 cn=$2 ku=$3 key=$4
+    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
+        "$ku" >"$P/$name.ext"
+    if [[ $key == pkcs11:* ]]; then
+        ossl req -new -engine pkcs11 -keyform engine -key "$key" \
+            -subj "/O=mod_scep tests/CN=$cn" -out "$P/$name.csr"
+    else
+        timeout 60 openssl req -new -key "$key" -subj "/O=mod_scep tests/CN=$cn" \
+            -out "$P/$name.csr" >>"$H/openssl.log" 2>&1
+    fi && ossl x509 -req -in "$P/$name.csr" -engine pkcs11 -CAkeyform engine \
+            -CA "$P/ca.pem" -CAkey "$TOK;object=ca-key;type=private;pin-value=$PIN" \
+            -set_serial "0x$(openssl rand -hex 8)" -days 365 -sha256 -extfile "$P/$name.ext" \
+            -out "$P/$name.pem" || { cat "$H/openssl.log"; die "cannot issue $name"; }
+}
+# the RA that decrypts stays in software (many HSMs refuse PKCS#1 v1.5 decryption)
+make_key "$P/ra.key" 2048
+token_issue ra "Soft RA" digitalSignature,keyEncipherment "$P/ra.key"
+token_issue ra-sign "Token RA signer" digitalSignature \
+    "$TOK;object=ra-sign-key;type=private;pin-value=$PIN"
+token_issue ra-tok "Token RA" digitalSignature,keyEncipherment \
+    "$TOK;object=ra-key;type=private;pin-value=$PIN"
+openssl x509 -in "$P/ca.pem" -outform DER -out "$P/ca.der"
+p11 --write-object "$P/ca.der" --type cert --id 01 --label ca-cert >>"$H/gen.out" 2>&1 \
+    || { cat "$H/gen.out"; die "cannot store the CA certificate in the token"; }
+# the CA certificate's key is the token's
+p11 --read-object --type pubkey --id 01 -o "$H/ca-pub.der" >/dev/null 2>&1 || true
+expect_eq "$(openssl pkey -pubin -inform DER -in "$H/ca-pub.der" -outform DER 2>/dev/null | od -An -tx1 | tr -d ' \n')" \
+    "$(openssl x509 -in "$P/ca.pem" -noout -pubkey | openssl pkey -pubin -outform DER | od -An -tx1 | tr -d ' \n')" \
+    "the CA certificate holds the token key's public half"
+
+printf '%s\n' "$PIN" >"$H/pin"
+chmod 600 "$H/pin"
+# httpd's children (www-data) open the token files themselves; the PIN file stays root's
+chmod 711 "$H"
+chmod 644 "$H/softhsm2.conf"
+if [[ $(id -u) == 0 ]]; then
+    chown -R www-data:www-data "$H/tokens"
+fi
+
+Q="?pin-source=file:$H/pin&module-path=$MODULE"
+CAKEY="$TOK;object=ca-key;type=private$Q"
+CHAL=$(openssl rand -hex 12)
+DB=$T/devices
+token_conf() {
+    local cakey=${1:-$CAKEY} extra=${2:-}
+    printf '%s\n' "$extra" \
+        "<Location /scep>" "    SetHandler scep" \
+        "    ScepCACertificateFile $P/ca.pem" "    ScepCAKeyFile \"$cakey\"" \
+        "    ScepRACertificateFile $P/ra.pem" "    ScepRAKeyFile $P/ra.key" \
+        "    ScepRASigningCertificateFile $P/ra-sign.pem" \
+        "    ScepRASigningKeyFile \"$TOK;object=ra-sign-key;type=private$Q\"" \
+        "    ScepChallenge $CHAL" "    Require all granted" "</Location>" \
+        "<Location /tokcert>" "    SetHandler scep" \
+        "    ScepCACertificateFile \"$TOK;object=ca-cert;type=cert$Q\"" \
+        "    ScepCAKeyFile \"$cakey\"" \
+        "    ScepRACertificateFile $P/ra-tok.pem" \
+        "    ScepRAKeyFile \"$TOK;object=ra-key;type=private$Q\"" \
+        "    ScepChallenge $CHAL" "    Require all granted" "</Location>" \
+        "<Location /crl>" "    SetHandler scep-crl" \
+        "    ScepCACertificateFile $P/ca.pem" "    ScepCAKeyFile \"$cakey\"" \
+        "    ScepDeviceDB $DB" "    Require all granted" "</Location>"
+}
+httpd_conf "$(token_conf)"
+httpd_start || t_done
+expect_log 'SCEP00751: CA configured at .*: this process opened its session with the token' \
+    "each child opens its own session with the token"
+
+# ---- enrollments -------------------------------------------------------------------------
+enroll p1 /scep POST "$P/ra-sign.pem" "$P/ca.pem" "$P/ra.pem" --challenge "$CHAL" \
+    --subject "/CN=p1" || true
+note "split keys: the RA decrypts in software, the token signs the certificate and the CertRep"
+enroll p2 /tokcert POST "$P/ra-tok.pem" "$P/ca.pem" "$P/ra-tok.pem" --challenge "$CHAL" \
+    --subject "/CN=p2" || true
+http_get "/tokcert?operation=GetCACert" "$T/tokcert.cacert"
+openssl pkcs7 -inform DER -in "$T/tokcert.cacert" -print_certs 2>/dev/null \
+    | openssl x509 -outform DER 2>/dev/null >"$T/tokcert.first.der" || true
+expect_eq "$(od -An -tx1 "$T/tokcert.first.der" | tr -d ' \n')" "$(od -An -tx1 "$P/ca.der" | tr -d ' \n')" \
+    "GetCACert at /tokcert gives the CA certificate read from the token"
+
+URL="http://127.0.0.1:$PORT/scep"
+S=$T/swan
+mkdir -p "$S"
+openssl x509 -in "$P/ra.pem" -outform DER -out "$S/ra.der"
+openssl x509 -in "$P/ra-sign.pem" -outform DER -out "$S/ra-sign.der"
+timeout 60 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform DER \
+    -out "$S/swan.key" 2>/dev/null || die "cannot make the strongSwan key"
+swan() {
+    local name=$1 rc=0
+    timeout 120 pki --scep --url "$URL" --in "$S/swan.key" --dn "O=mod_scep tests, CN=$name" \
+        --password "$CHAL" --cacert-enc "$S/ra.der" --cacert-sig "$S/ra-sign.der" \
+        --cacert "$P/ca.der" --outform pem >"$S/$name.pem" 2>"$S/$name.err" || rc=$?
+    if ((rc == 0)) && timeout 30 openssl verify -CAfile "$P/ca.pem" "$S/$name.pem" >/dev/null 2>&1; then
+        pass "strongSwan pki --scep $name: the token-signed certificate verifies"
+    else
+        fail "strongSwan pki --scep $name: exit $rc"
+        grep -v -e plugin -e TPM "$S/$name.err" | tail -8 | sed 's/^/       | /'
+    fi
+}
+swan swan1
+M=$T/micro
+micro() {
+    local name=$1 rc=0
+    mkdir -p "$M/$name"
+    (cd "$M/$name" && timeout 120 scepclient -server-url "http://127.0.0.1:$PORT/tokcert" \
+        -private-key "$M/$name/key.pem" -certificate "$M/$name/cert.pem" -cn "$name" \
+        -challenge "$CHAL" >"$M/$name/out" 2>&1) || rc=$?
+    if ((rc == 0)) && timeout 30 openssl verify -CAfile "$P/ca.pem" "$M/$name/cert.pem" >/dev/null 2>&1; then
+        pass "scepclient $name: the token-signed certificate verifies"
+    else
+        fail "scepclient $name: exit $rc"
+        tail -8 "$M/$name/out" | sed 's/^/       | /'
+    fi
+}
+micro micro1
+
+# the CRL (of an empty device database: what matters is who signs it): signed in the token
+crl_ok() {
+    http_get /crl "$T/$1.crl"
+    if [[ "$HTTP_CODE" == 200 ]] && openssl crl -inform DER -in "$T/$1.crl" -CAfile "$P/ca.pem" \
+        -noout 2>&1 | grep -q 'verify OK'; then
+        pass "$2: the CRL verifies with the token key's certificate"
+    else
+        fail "$2: HTTP $HTTP_CODE, the CRL does not verify"
+    fi
+}
+crl_ok crl1 "first start"
+
+# ---- restarts ----------------------------------------------------------------------------
+: >"$ERROR_LOG"
+kill -USR1 "$HTTPD_PID"
+for _ in $(seq 100); do
+    grep -q 'AH00489' "$ERROR_LOG" && break
+    sleep 0.1
+done
+expect_log 'AH00489' "graceful restart"
+enroll g1 /scep POST "$P/ra-sign.pem" "$P/ca.pem" "$P/ra.pem" --challenge "$CHAL" \
+    --subject "/CN=g1" || true
+enroll g2 /tokcert POST "$P/ra-tok.pem" "$P/ca.pem" "$P/ra-tok.pem" --challenge "$CHAL" \
+    --subject "/CN=g2" || true
+crl_ok crl2 "after a graceful restart"
+httpd_restart || t_done
+enroll r1 /scep POST "$P/ra-sign.pem" "$P/ca.pem" "$P/ra.pem" --challenge "$CHAL" \
+    --subject "/CN=r1" || true
+swan swan2
+micro micro2
+
+# ---- the token gone while serving, and back ------------------------------------------------
+chmod 000 "$H/tokens"
+probe_enrollment_request t1 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=t1"
+send_request t1 /scep POST
+expect_eq "$HTTP_CODE" 503 "token files unreadable: the enrollment gets 503"
+expect_log 'SCEP0075[034]: ' "the log says the token cannot be used"
+http_get /crl "$T/t1.crl"
+expect_eq "$HTTP_CODE" 503 "token files unreadable: the CRL gets 503 (or its cached copy)"
+kill -0 "$HTTPD_PID" 2>/dev/null && pass "httpd still runs" || fail "httpd died"
+chmod 700 "$H/tokens"
+ok=0
+for i in $(seq 30); do
+    probe_enrollment_request "t2-$i" "$P/ra.pem" --challenge "$CHAL" --subject "/CN=t2-$i"
+    send_request "t2-$i" /scep POST
+    if [[ "$HTTP_CODE" == 200 ]]; then
+        ok=1
+        break
+    fi
+    sleep 1
+done
+expect_eq "$ok" 1 "token back: the child opened its session again and enrolls (after $i tries)"
+((ok)) && check_success "t2-$i" "$P/ra-sign.pem" "$P/ca.pem" POST >/dev/null
+httpd_stop || fail "httpd did not stop cleanly"
+expect_log_lacks "$PIN" "the PIN is in no log line"
+
+# ---- the PIN ---------------------------------------------------------------------------------
+# from the exec: dialog, when the URI has no pin-source
+printf '#!/bin/sh\necho "$2" >>%s\ncat %s\n' "$H/dialog.calls" "$H/pin" >"$H/dialog.sh"
+chmod 700 "$H/dialog.sh"
+: >"$H/dialog.calls"
+httpd_conf "$(token_conf "$TOK;object=ca-key;type=private?module-path=$MODULE" \
+    "ScepPassPhraseDialog exec:$H/dialog.sh")"
+if httpd_configtest; then
+    pass "a PIN from the exec: dialog: httpd -t accepts it"
+else
+    fail "a PIN from the exec: dialog: httpd -t refuses it"
+    sed 's/^/       | /' "$HTTPD_ROOT/configtest.out"
+fi
+expect_eq "$(sort -u "$H/dialog.calls")" PIN "the dialog program is told it gives a PIN"
+# none at all
+httpd_conf "$(token_conf "$TOK;object=ca-key;type=private?module-path=$MODULE")"
+rc=0
+httpd_configtest || rc=$?
+expect_eq "$rc" 1 "no pin-source and no dialog: httpd -t refuses"
+expect_file_matches "$HTTPD_ROOT/configtest.out" "names no pin-source, and no ScepPassPhraseDialog" \
+    "it says where a PIN could come from"
+# a wrong one
+printf 'wrong-%s\n' "$PIN" >"$H/pin.wrong"
+chmod 600 "$H/pin.wrong"
+httpd_conf "$(token_conf "$TOK;object=ca-key;type=private?pin-source=file:$H/pin.wrong&module-path=$MODULE")"
+rc=0
+httpd_configtest || rc=$?
+expect_eq "$rc" 1 "a wrong PIN: httpd -t refuses"
+expect_file_matches "$HTTPD_ROOT/configtest.out" "CA key 'pkcs11:.*' cannot be used: the token refused the PIN" \
+    "it says the token refused the PIN"
+if grep -qF -- "wrong-$PIN" "$HTTPD_ROOT/configtest.out"; then
+    fail "the wrong PIN is in httpd's output"
+else
+    pass "the wrong PIN is not in httpd's output"
+fi
+# an object the token does not have
+httpd_conf "$(token_conf "$TOK;object=no-such-key;type=private$Q")"
+rc=0
+httpd_configtest || rc=$?
+expect_eq "$rc" 1 "a key the token does not hold: httpd -t refuses"
+expect_file_matches "$HTTPD_ROOT/configtest.out" "CA key 'pkcs11:.*object=no-such-key.*' cannot be loaded from the token" \
+    "it names the URI"
+# a token key that is not the certificate's
+httpd_conf "$(token_conf "$TOK;object=ra-sign-key;type=private$Q")"
+rc=0
+httpd_configtest || rc=$?
+expect_eq "$rc" 1 "a token key not matching the CA certificate: httpd -t refuses"
+expect_file_matches "$HTTPD_ROOT/configtest.out" "CA key file 'pkcs11:.*object=ra-sign-key.*' does not match its certificate" \
+    "it says the key does not match"
+t_done
