@@ -26,10 +26,6 @@ typedef struct ca_ref_t {
     scep_ca_files_t files;
     const char *defined_at;             /* "file:line", for startup messages */
     scep_ca_t *ca;
-    /* in a child whose CA keys are in a token (mod_scep_token.c) */
-    struct apr_thread_rwlock_t *token_lock;  /* read: a request uses the keys */
-    apr_pool_t *token_pool;             /* holds this child's token keys */
-    apr_time_t token_next_try;          /* no new session before then */
 } ca_ref_t;
 
 /* A device database folder.  LMDB allows one environment handle per folder and process,

@@ -21,28 +21,53 @@ APLOG_USE_MODULE(scep);
 /* Seconds between two attempts of a child to open its session again. */
 #define TOKEN_RETRY 5
 
+/* One lock and one session per child for every CA whose keys are in a token: a process
+ * holds one module, and only when every key is freed can the module be finalised and
+ * its stale sessions and object handles dropped, so all CAs open again together. */
+static apr_thread_rwlock_t *token_lock;
+static apr_pool_t *token_pool;
+static apr_time_t token_next_try;
+static int token_cas;
+
 static int uses_token(const ca_ref_t *ref)
 {
     return ref && ref->ca && scep_ca_in_token(ref->ca);
 }
 
-/* Opens the child's session; the caller holds the write lock (or no thread runs yet). */
-static void attach(server_rec *s, ca_ref_t *ref)
+/* Every CA's keys freed, the session closed, then opened again; the caller holds the
+ * write lock (or no thread runs yet). */
+static void attach_all(server_rec *s)
 {
+    const apr_array_header_t *refs = scep_glue_config_cas();
     scep_log_t log = { scep_glue_log_to_server, s, APLOG_TRACE8 };
-    const char *errmsg = NULL;
+    int i;
 
-    ref->token_next_try = apr_time_now() + apr_time_from_sec(TOKEN_RETRY);
-    scep_ca_token_detach(ref->ca, ref->token_pool);
-    apr_pool_clear(ref->token_pool);
-    if (scep_ca_token_attach(ref->ca, ref->token_pool, &log, &errmsg) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "SCEP00750: CA configured at %s: the "
-                     "token cannot be used by this process (requests get 503; tried again "
-                     "in %d s): %s", ref->defined_at, TOKEN_RETRY, errmsg);
-        return;
+    token_next_try = apr_time_now() + apr_time_from_sec(TOKEN_RETRY);
+    for (i = 0; refs && i < refs->nelts; i++) {
+        ca_ref_t *ref = APR_ARRAY_IDX(refs, i, ca_ref_t *);
+
+        if (uses_token(ref)) {
+            scep_ca_token_detach(ref->ca, token_pool);
+        }
     }
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "SCEP00751: CA configured at %s: this "
-                 "process opened its session with the token", ref->defined_at);
+    apr_pool_clear(token_pool);
+    scep_token_close();             /* the module finalised: a new session, new handles */
+    for (i = 0; refs && i < refs->nelts; i++) {
+        ca_ref_t *ref = APR_ARRAY_IDX(refs, i, ca_ref_t *);
+        const char *errmsg = NULL;
+
+        if (!uses_token(ref)) {
+            continue;
+        }
+        if (scep_ca_token_attach(ref->ca, token_pool, &log, &errmsg) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "SCEP00750: CA configured at %s: "
+                         "the token cannot be used by this process (requests get 503; "
+                         "tried again in %d s): %s", ref->defined_at, TOKEN_RETRY, errmsg);
+            continue;
+        }
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "SCEP00751: CA configured at %s: this "
+                     "process opened its session with the token", ref->defined_at);
+    }
 }
 
 void scep_glue_token_child_init(apr_pool_t *pchild, server_rec *s)
@@ -50,40 +75,47 @@ void scep_glue_token_child_init(apr_pool_t *pchild, server_rec *s)
     const apr_array_header_t *refs = scep_glue_config_cas();
     int i;
 
+    token_cas = 0;
     for (i = 0; refs && i < refs->nelts; i++) {
-        ca_ref_t *ref = APR_ARRAY_IDX(refs, i, ca_ref_t *);
-
-        if (!uses_token(ref) || ref->token_lock) {
-            continue;
-        }
-        if (apr_pool_create(&ref->token_pool, pchild) != APR_SUCCESS
-            || apr_thread_rwlock_create(&ref->token_lock, pchild) != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "SCEP00752: CA configured at %s: "
-                         "cannot make the token's lock", ref->defined_at);
-            ref->token_lock = NULL;
-            continue;
-        }
-        attach(s, ref);
+        token_cas += uses_token(APR_ARRAY_IDX(refs, i, ca_ref_t *));
     }
+    if (!token_cas) {
+        return;
+    }
+    if (apr_pool_create(&token_pool, pchild) != APR_SUCCESS
+        || apr_thread_rwlock_create(&token_lock, pchild) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "SCEP00752: cannot make the lock of the "
+                     "token's keys; requests to CAs in a token get 500");
+        token_lock = NULL;
+        return;
+    }
+    attach_all(s);
 }
 
 static apr_status_t unlock(void *data)
 {
-    ca_ref_t *ref = data;
-
-    apr_thread_rwlock_unlock(ref->token_lock);
+    (void)data;
+    apr_thread_rwlock_unlock(token_lock);
     return APR_SUCCESS;
 }
 
-/* Under the write lock: opens the session again unless it works, was tried within
- * TOKEN_RETRY seconds, or the token refused the PIN. */
+/* Under the write lock: opens the session again unless the CA works (and nothing
+ * failed), or it was tried within TOKEN_RETRY seconds. */
 static void try_again(request_rec *r, ca_ref_t *ref, int failed)
 {
-    apr_thread_rwlock_wrlock(ref->token_lock);
-    if ((failed || !scep_ca_ready(ref->ca)) && apr_time_now() >= ref->token_next_try) {
-        attach(r->server, ref);
+    apr_thread_rwlock_wrlock(token_lock);
+    if ((failed || !scep_ca_ready(ref->ca)) && apr_time_now() >= token_next_try) {
+        attach_all(r->server);
     }
-    apr_thread_rwlock_unlock(ref->token_lock);
+    apr_thread_rwlock_unlock(token_lock);
+}
+
+static int unavailable(request_rec *r, ca_ref_t *ref, const char *tag, const char *what)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s: %s: the token of the CA configured at "
+                  "%s %s; answered 503", tag, r->uri, ref->defined_at, what);
+    apr_table_setn(r->err_headers_out, "Retry-After", SCEP_GLUE_RETRY_AFTER);
+    return HTTP_SERVICE_UNAVAILABLE;
 }
 
 int scep_glue_token_enter(request_rec *r, ca_ref_t *ref)
@@ -91,22 +123,18 @@ int scep_glue_token_enter(request_rec *r, ca_ref_t *ref)
     if (!uses_token(ref)) {
         return OK;
     }
-    if (!ref->token_lock) {
+    if (!token_lock) {
         return HTTP_INTERNAL_SERVER_ERROR;  /* SCEP00752 said why */
     }
-    apr_thread_rwlock_rdlock(ref->token_lock);
+    apr_thread_rwlock_rdlock(token_lock);
     if (!scep_ca_ready(ref->ca)) {
-        apr_thread_rwlock_unlock(ref->token_lock);
+        apr_thread_rwlock_unlock(token_lock);
         try_again(r, ref, 0);
-        apr_thread_rwlock_rdlock(ref->token_lock);
+        apr_thread_rwlock_rdlock(token_lock);
     }
     if (!scep_ca_ready(ref->ca)) {
-        apr_thread_rwlock_unlock(ref->token_lock);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SCEP00753: %s: the token of the CA "
-                      "configured at %s cannot be used; answered 503", r->uri,
-                      ref->defined_at);
-        apr_table_setn(r->err_headers_out, "Retry-After", SCEP_GLUE_RETRY_AFTER);
-        return HTTP_SERVICE_UNAVAILABLE;
+        apr_thread_rwlock_unlock(token_lock);
+        return unavailable(r, ref, "SCEP00753", "cannot be used");
     }
     apr_pool_cleanup_register(r->pool, ref, unlock, apr_pool_cleanup_null);
     return OK;
@@ -116,19 +144,20 @@ int scep_glue_token_failed(request_rec *r, ca_ref_t *ref, int status)
 {
     /* a message that cannot be opened is the client's fault, unless the token opens
      * them: only then may a 400 be the token's */
-    if (!uses_token(ref) || !ref->token_lock
+    if (!uses_token(ref) || !token_lock
         || (status != HTTP_INTERNAL_SERVER_ERROR
             && !(status == HTTP_BAD_REQUEST && scep_ca_token_decrypts(ref->ca)))) {
         return status;
     }
     apr_pool_cleanup_run(r->pool, ref, unlock);
+    if (apr_time_now() < token_next_try) {
+        /* opened within TOKEN_RETRY seconds: not yet again, and meanwhile a failure is
+         * taken for the token's (the client is told to come back) */
+        return unavailable(r, ref, "SCEP00755", "failed soon after its session was opened");
+    }
     try_again(r, ref, 1);
     if (!scep_ca_ready(ref->ca)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SCEP00754: %s: the token of the CA "
-                      "configured at %s failed during the request; answered 503", r->uri,
-                      ref->defined_at);
-        apr_table_setn(r->err_headers_out, "Retry-After", SCEP_GLUE_RETRY_AFTER);
-        return HTTP_SERVICE_UNAVAILABLE;
+        return unavailable(r, ref, "SCEP00754", "failed during the request");
     }
     return status;
 }

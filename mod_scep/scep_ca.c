@@ -597,7 +597,6 @@ apr_status_t scep_ca_token_attach(scep_ca_t *ca, apr_pool_t *p, const scep_log_t
     apr_pool_cleanup_register(p, ca, free_token_keys, apr_pool_cleanup_null);
     if (rv != APR_SUCCESS) {
         apr_pool_cleanup_run(p, ca, free_token_keys);
-        scep_token_close();
         return rv;
     }
     pick_signer(ca);
@@ -611,7 +610,6 @@ void scep_ca_token_detach(scep_ca_t *ca, apr_pool_t *p)
 {
     if (ca->tokens) {
         apr_pool_cleanup_run(p, ca, free_token_keys);
-        scep_token_close();
     }
 }
 

@@ -62,7 +62,8 @@ int scep_ca_ready(const scep_ca_t *ca);
 int scep_ca_token_decrypts(const scep_ca_t *ca);
 apr_status_t scep_ca_token_attach(scep_ca_t *ca, apr_pool_t *p, const scep_log_t *log,
                                   const char **errmsg);
-/* Frees this process's token keys and closes its session (the CA is then not ready). */
+/* Frees this process's token keys (the CA is then not ready); when every CA let go of
+ * its keys, scep_token_close ends the session. */
 void scep_ca_token_detach(scep_ca_t *ca, apr_pool_t *p);
 
 /* The GetCACaps body (text/plain, one keyword a line). */

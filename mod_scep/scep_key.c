@@ -333,7 +333,10 @@ static const char *ask_terminal(apr_pool_t *p, const char *prompt, char *buf, si
     quiet = saved;
     quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
     quiet.c_lflag |= ICANON;
-    if (write(tty, prompt, strlen(prompt)) < 0 || tcsetattr(tty, TCSAFLUSH, &quiet) != 0) {
+    /* echo off (and typeahead dropped) before the prompt shows: an answer typed after
+     * seeing it must not be flushed with the typeahead */
+    if (tcsetattr(tty, TCSAFLUSH, &quiet) != 0 || write(tty, prompt, strlen(prompt)) < 0) {
+        tcsetattr(tty, TCSAFLUSH, &saved);
         close(tty);
         return "the builtin dialog cannot write to the terminal";
     }

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* PKCS#11 tokens: RFC 7512 URIs checked and split, the PIN found (pin-source file or
- * dialog) and kept for the children, keys and certificates loaded through libp11's
- * OpenSSL engine, and the one engine of the process opened and closed around forks.
+ * dialog) and kept for the children, keys and certificates found in the token through
+ * libp11, and the one PKCS#11 module of the process loaded and unloaded around forks and
+ * failures.
  *
- * OpenSSL 3 deprecates the ENGINE API in favour of providers, but Debian 12 has no
- * PKCS#11 provider (pkcs11-provider came with Debian 13); libp11's engine is what it
- * ships.  The deprecation warnings are silenced for this file alone.  Configuration
- * holds only RFC 7512 URIs, which a provider takes as they are: moving to it changes
- * this file, not one directive. */
-#define OPENSSL_SUPPRESS_DEPRECATED 1
-
+ * Why libp11's library rather than its OpenSSL engine: the engine keeps every key it
+ * handed out in a cache that holds a reference to the engine itself, so the engine is
+ * never finished and the module never finalised; a token that went away (session closed,
+ * files unreadable) then leaves stale object handles that no reload can replace.  The
+ * library loads and unloads the module when told (C_Initialize, C_Finalize), which a
+ * child needs to open a new session.  Keys come out as ordinary EVP_PKEYs whose RSA and
+ * EC methods call the token, so the rest of the code signs and decrypts as with a file
+ * key.  Configuration holds only RFC 7512 URIs: an OpenSSL 3 pkcs11-provider (which
+ * Debian 12 does not ship) would take them unchanged, changing this file alone. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -17,10 +20,10 @@
 #include <unistd.h>
 
 #include <apr_strings.h>
+#include <libp11.h>
 #include <openssl/crypto.h>
-#include <openssl/engine.h>
 #include <openssl/err.h>
-#include <openssl/ui.h>
+#include <openssl/x509.h>
 
 #include "scep_key.h"
 #include "scep_token.h"
@@ -29,18 +32,33 @@
 
 #define PIN_MAX 256
 #define URI_MAX 4096
+/* Without module-path: p11-kit's proxy, which loads the modules the system registered
+ * (libp11's engine has the same default). */
+#define DEFAULT_MODULE "p11-kit-proxy.so"
+/* PKCS#11's return values for a PIN the token will not take (libp11 queues them as the
+ * error's reason) */
+#define CKR_PIN_INCORRECT_ 0xA0UL
+#define CKR_PIN_INVALID_ 0xA1UL
+#define CKR_PIN_LEN_RANGE_ 0xA2UL
+#define CKR_PIN_EXPIRED_ 0xA3UL
+#define CKR_PIN_LOCKED_ 0xA4UL
 
-/* The process's engine: a functional reference while open. */
-static ENGINE *engine;
-/* The module it was opened with ("" for the engine's default), so that every URI of the
- * process names the same one. */
-static char engine_module[1024];
-/* Refuses every prompt: libp11 asks through a UI when it has no PIN, and a server must
- * never wait on a terminal nor retry a login by itself. */
-static UI_METHOD *no_prompt;
+/* The process's module, while loaded, and its slots. */
+static PKCS11_CTX *module;
+static PKCS11_SLOT *slots;
+static unsigned int slot_count;
+/* The module loaded, so that every URI of the process names the same one. */
+static char module_path[1024];
 
 typedef struct uri_parts_t {
-    const char *engine_uri;         /* "pkcs11:" and the path: what libp11 is given */
+    const char *token_label;        /* the path's attributes, decoded; NULL if absent */
+    const char *manufacturer;
+    const char *serial;
+    const char *model;
+    const char *object;
+    const unsigned char *id;
+    apr_size_t id_len;
+    const char *type;
     const char *pin_source;         /* a file path, or NULL */
     const char *module_path;        /* or NULL */
     const char *token;              /* the module and the token's attributes */
@@ -94,10 +112,10 @@ static char *pct_decode(apr_pool_t *p, const char *s, apr_size_t n)
 /* RFC 7512's attributes; a vendor's start with "x-". */
 static int known_attribute(const char *name, apr_size_t n, int query)
 {
+    /* what a token and an object are found by here; the library and slot attributes
+     * of RFC 7512 would be ignored, and an ignored attribute could pick another token */
     static const char *const path_names[] = {
-        "token", "manufacturer", "serial", "model", "library-manufacturer",
-        "library-description", "library-version", "object", "type", "id",
-        "slot-description", "slot-manufacturer", "slot-id", NULL
+        "token", "manufacturer", "serial", "model", "object", "type", "id", NULL
     };
     static const char *const query_names[] = {
         "pin-source", "module-name", "module-path", NULL
@@ -117,9 +135,41 @@ static int known_attribute(const char *name, apr_size_t n, int query)
 }
 
 /* Splits and checks; the path keeps its encoding (libp11 decodes it). */
+/* One path attribute into `out`: the same attribute twice is refused. */
+static const char *set_path_attribute(apr_pool_t *p, uri_parts_t *out, const char *name,
+                                      apr_size_t n, const char *value)
+{
+    const char **slot = NULL;
+
+    if (n == 2 && strncmp(name, "id", 2) == 0) {
+        if (out->id) {
+            return "names id twice";
+        }
+        /* an id is bytes: its length is what was decoded, NUL bytes refused above */
+        out->id = (const unsigned char *)value;
+        out->id_len = strlen(value);
+        return NULL;
+    }
+    slot = n == 5 && strncmp(name, "token", 5) == 0 ? &out->token_label
+           : n == 12 && strncmp(name, "manufacturer", 12) == 0 ? &out->manufacturer
+           : n == 6 && strncmp(name, "serial", 6) == 0 ? &out->serial
+           : n == 5 && strncmp(name, "model", 5) == 0 ? &out->model
+           : n == 6 && strncmp(name, "object", 6) == 0 ? &out->object
+           : n == 4 && strncmp(name, "type", 4) == 0 ? &out->type : NULL;
+    if (!slot) {
+        return NULL;                /* a vendor's x- attribute */
+    }
+    if (*slot) {
+        return apr_psprintf(p, "names %.*s twice", (int)n, name);
+    }
+    *slot = value;
+    return NULL;
+}
+
 static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
 {
-    const char *path, *query, *a, *end, *eq;
+    const char *path, *query, *a, *end, *eq, *problem;
+    char *value;
     const char *token_attrs = "";
     apr_size_t i, len = strlen(uri);
 
@@ -138,7 +188,6 @@ static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
     }
     path = uri + 7;
     query = strchr(path, '?');
-    out->engine_uri = apr_pstrndup(p, uri, (apr_size_t)((query ? query : uri + len) - uri));
     for (a = path; *a && a != query; a = *end == ';' ? end + 1 : end) {
         end = a + strcspn(a, ";?");
         eq = memchr(a, '=', (apr_size_t)(end - a));
@@ -153,11 +202,15 @@ static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
                    "pin-source=file:/path (a file root alone reads) or ScepPassPhraseDialog";
         }
         if (!known_attribute(a, (apr_size_t)(eq - a), 0)) {
-            return apr_psprintf(p, "has an attribute RFC 7512 does not define in the path: "
-                                "'%.*s'", (int)(eq - a), a);
+            return apr_psprintf(p, "has an attribute mod_scep does not match tokens by: "
+                                "'%.*s' (token, manufacturer, serial, model, object, id "
+                                "and type are)", (int)(eq - a), a);
         }
-        if (!pct_decode(p, eq + 1, (apr_size_t)(end - eq - 1))) {
+        if (!(value = pct_decode(p, eq + 1, (apr_size_t)(end - eq - 1)))) {
             return apr_psprintf(p, "has a bad percent escape in '%.*s'", (int)(end - a), a);
+        }
+        if ((problem = set_path_attribute(p, out, a, (apr_size_t)(eq - a), value)) != NULL) {
+            return problem;
         }
         if (!(eq - a == 6 && strncmp(a, "object", 6) == 0)
             && !(eq - a == 2 && strncmp(a, "id", 2) == 0)
@@ -167,8 +220,6 @@ static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
         }
     }
     for (a = query ? query + 1 : NULL; a && *a; a = *end == '&' ? end + 1 : end) {
-        char *value;
-
         end = a + strcspn(a, "&");
         eq = memchr(a, '=', (apr_size_t)(end - a));
         if (end == a || !eq) {
@@ -201,8 +252,8 @@ static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
             out->module_path = value;
         }
     }
-    if (strcmp(out->engine_uri, "pkcs11:") == 0) {
-        return "names no object (token=, object= or id= at least)";
+    if (!out->object && !out->id) {
+        return "names no object (object= or id=)";
     }
     out->token = apr_pstrcat(p, out->module_path ? out->module_path : "", token_attrs, NULL);
     out->pin_name = apr_pstrcat(p, "pkcs11 PIN ", out->token, NULL);
@@ -219,62 +270,69 @@ const char *scep_token_uri_check(apr_pool_t *p, const char *uri)
 /* Every error OpenSSL and libp11 queued, in one line, and the queue emptied. */
 static const char *errors(apr_pool_t *p)
 {
-    return scep_util_openssl_errors(p);
+    const char *text = scep_util_openssl_errors(p);
+
+    return *text ? text : "the module says nothing more";
 }
 
 apr_status_t scep_token_open(apr_pool_t *p, const char *uri, const char **problem)
 {
-    const char *module;
+    const char *path;
     uri_parts_t parts;
-    ENGINE *e;
 
     if ((*problem = uri_split(p, uri, &parts)) != NULL) {
         return APR_EINVAL;
     }
-    module = parts.module_path ? parts.module_path : "";
-    if (engine) {
-        if (strcmp(module, engine_module) != 0) {
+    path = parts.module_path ? parts.module_path : DEFAULT_MODULE;
+    if (module) {
+        if (strcmp(path, module_path) != 0) {
             *problem = apr_psprintf(p, "names the PKCS#11 module '%s', but another URI of "
-                                    "this server names '%s': one module per server", module,
-                                    engine_module);
+                                    "this server names '%s': one module per server", path,
+                                    module_path);
             return APR_EINVAL;
         }
         return APR_SUCCESS;
     }
-    if (strlen(module) >= sizeof(engine_module)) {
+    if (strlen(path) >= sizeof(module_path)) {
         *problem = "names a module-path too long";
         return APR_EINVAL;
     }
-    if (!no_prompt && !(no_prompt = UI_create_method("mod_scep: no prompt"))) {
-        *problem = "cannot be used: OpenSSL cannot make a UI method";
+    ERR_clear_error();
+    if (!(module = PKCS11_CTX_new())) {
+        *problem = "cannot be used: libp11 cannot make a context";
         return APR_ENOMEM;
     }
-    ERR_clear_error();
-    if (!(e = ENGINE_by_id("pkcs11"))) {
-        *problem = apr_pstrcat(p, "cannot be used: OpenSSL cannot load its pkcs11 engine "
-                               "(Debian: libengine-pkcs11-openssl): ", errors(p), NULL);
+    if (PKCS11_CTX_load(module, path) != 0) {
+        *problem = apr_pstrcat(p, "cannot be used: the PKCS#11 module '", path,
+                               "' does not load: ", errors(p), NULL);
+        PKCS11_CTX_free(module);
+        module = NULL;
         return APR_EGENERAL;
     }
-    if ((*module && !ENGINE_ctrl_cmd_string(e, "MODULE_PATH", module, 0))
-        || !ENGINE_init(e)) {
-        *problem = apr_pstrcat(p, "cannot be used: the pkcs11 engine does not start with "
-                               "the module '", *module ? module : "(its default)", "': ",
-                               errors(p), NULL);
-        ENGINE_free(e);
+    if (PKCS11_enumerate_slots(module, &slots, &slot_count) != 0) {
+        *problem = apr_pstrcat(p, "cannot be used: the PKCS#11 module '", path,
+                               "' lists no slots: ", errors(p), NULL);
+        scep_token_close();
         return APR_EGENERAL;
     }
-    ENGINE_free(e);                 /* the functional reference ENGINE_init took stays */
-    engine = e;
-    apr_cpystrn(engine_module, module, sizeof(engine_module));
+    apr_cpystrn(module_path, path, sizeof(module_path));
     return APR_SUCCESS;
 }
 
 void scep_token_close(void)
 {
-    if (engine) {
-        ENGINE_finish(engine);
-        engine = NULL;
+    if (!module) {
+        return;
     }
+    if (slots) {
+        PKCS11_release_all_slots(module, slots, slot_count);
+        slots = NULL;
+        slot_count = 0;
+    }
+    PKCS11_CTX_unload(module);      /* C_Finalize: every session of the process ends */
+    PKCS11_CTX_free(module);
+    module = NULL;
+    ERR_clear_error();
 }
 
 void scep_token_allow_login(const scep_key_dialog_t *dialog)
@@ -374,75 +432,154 @@ static const char *find_pin(apr_pool_t *p, const scep_key_dialog_t *dialog,
     return NULL;
 }
 
-/* libp11 says "PIN incorrect" (CKR_PIN_INCORRECT), "PIN locked"... in its errors. */
-static int login_refused(const char *detail)
+/* The token the URI names: exactly one, with a token in its slot. */
+static PKCS11_TOKEN *find_token(apr_pool_t *p, const uri_parts_t *parts, const char **problem)
 {
-    return strstr(detail, "PIN") != NULL || strstr(detail, "Login failed") != NULL
-           || strstr(detail, "login") != NULL;
+    PKCS11_TOKEN *found = NULL;
+    unsigned int i;
+    int matches = 0;
+
+    for (i = 0; i < slot_count; i++) {
+        PKCS11_TOKEN *t = slots[i].token;
+
+        if (!t || !t->initialized
+            || (parts->token_label && (!t->label || strcmp(t->label, parts->token_label)))
+            || (parts->manufacturer
+                && (!t->manufacturer || strcmp(t->manufacturer, parts->manufacturer)))
+            || (parts->serial && (!t->serialnr || strcmp(t->serialnr, parts->serial)))
+            || (parts->model && (!t->model || strcmp(t->model, parts->model)))) {
+            continue;
+        }
+        found = t;
+        matches++;
+    }
+    if (matches == 0) {
+        *problem = apr_psprintf(p, "cannot be loaded from the token: no token of the module "
+                                "matches (missing token? %u slots)", slot_count);
+        return NULL;
+    }
+    if (matches > 1) {
+        *problem = apr_psprintf(p, "matches %d tokens: name one by token= or serial=",
+                                matches);
+        return NULL;
+    }
+    return found;
 }
 
-/* Sets the PIN, runs `load`, and records a refused login for every process. */
-static apr_status_t with_login(apr_pool_t *p, const scep_key_dialog_t *dialog,
-                               const char *uri, int (*load)(const char *, void *),
-                               void *baton, const char **problem)
+static int object_matches(const uri_parts_t *parts, const char *label,
+                          const unsigned char *id, size_t id_len)
+{
+    return (!parts->object || (label && strcmp(label, parts->object) == 0))
+           && (!parts->id || (id_len == parts->id_len && memcmp(id, parts->id, id_len) == 0));
+}
+
+/* Whether a failed login's reason is a PIN the token refused. */
+static int pin_refused_by_token(void)
+{
+    unsigned long err;
+
+    while ((err = ERR_get_error()) != 0) {
+        unsigned long reason = (unsigned long)ERR_GET_REASON(err);
+
+        if (reason == CKR_PIN_INCORRECT_ || reason == CKR_PIN_INVALID_
+            || reason == CKR_PIN_LEN_RANGE_ || reason == CKR_PIN_EXPIRED_
+            || reason == CKR_PIN_LOCKED_) {
+            ERR_clear_error();
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The module loaded, the token found, logged in once with the PIN. */
+static PKCS11_TOKEN *open_token(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                                const char *uri, uri_parts_t *parts, apr_status_t *rv,
+                                const char **problem)
 {
     volatile int *refused = dialog ? scep_key_cache_pin_refused(dialog->cache) : NULL;
     char pin[PIN_MAX];
-    uri_parts_t parts;
-    const char *detail;
+    PKCS11_TOKEN *token;
+    int logged_in = 0;
 
-    if ((*problem = uri_split(p, uri, &parts)) != NULL
-        || scep_token_open(p, uri, problem) != APR_SUCCESS) {
-        return APR_EINVAL;
+    *rv = APR_EINVAL;
+    if ((*problem = uri_split(p, uri, parts)) != NULL
+        || (*rv = scep_token_open(p, uri, problem)) != APR_SUCCESS) {
+        return NULL;
+    }
+    *rv = APR_EGENERAL;
+    if (!(token = find_token(p, parts, problem))) {
+        return NULL;
+    }
+    if (!token->loginRequired
+        || (PKCS11_is_logged_in(token->slot, 0, &logged_in) == 0 && logged_in)) {
+        return token;
     }
     if (refused && *refused) {
+        *rv = APR_EACCES;
         *problem = "is not tried: the token refused this server's PIN before (SCEP00501), "
                    "and a retry could lock the token; correct the PIN and restart httpd";
-        return APR_EACCES;
+        return NULL;
     }
-    if ((*problem = find_pin(p, dialog, &parts, pin, sizeof(pin))) != NULL) {
-        return APR_EINVAL;
+    if ((*problem = find_pin(p, dialog, parts, pin, sizeof(pin))) != NULL) {
+        *rv = APR_EINVAL;
+        return NULL;
     }
     ERR_clear_error();
-    if (!ENGINE_ctrl_cmd_string(engine, "PIN", pin, 0)) {
+    if (PKCS11_login(token->slot, 0, pin) == 0) {
         OPENSSL_cleanse(pin, sizeof(pin));
-        *problem = apr_pstrcat(p, "cannot be used: the pkcs11 engine takes no PIN: ",
-                               errors(p), NULL);
-        return APR_EGENERAL;
+        return token;
     }
     OPENSSL_cleanse(pin, sizeof(pin));
-    if (load(parts.engine_uri, baton)) {
-        ERR_clear_error();
-        return APR_SUCCESS;
-    }
-    detail = errors(p);
-    if (login_refused(detail)) {
+    if (pin_refused_by_token()) {
         if (refused) {
             *refused = 1;
         }
-        scep_key_cache_secret_put(dialog ? dialog->cache : NULL, parts.pin_name, NULL);
-        *problem = apr_pstrcat(p, "cannot be used: the token refused the PIN (SCEP00501; "
-                               "no process of this server tries it again): ", detail, NULL);
-        return APR_EACCES;
+        scep_key_cache_secret_put(dialog ? dialog->cache : NULL, parts->pin_name, NULL);
+        *rv = APR_EACCES;
+        *problem = "cannot be used: the token refused the PIN (SCEP00501; no process of this "
+                   "server tries it again before a restart)";
+        return NULL;
     }
-    *problem = apr_pstrcat(p, "cannot be loaded from the token (missing token or object?): ",
-                           *detail ? detail : "the engine says nothing more", NULL);
-    return APR_EGENERAL;
-}
-
-static int load_key(const char *uri, void *baton)
-{
-    EVP_PKEY **out = baton;
-
-    *out = ENGINE_load_private_key(engine, uri, no_prompt, NULL);
-    return *out != NULL;
+    *problem = apr_pstrcat(p, "cannot be used: the login failed: ", errors(p), NULL);
+    return NULL;
 }
 
 apr_status_t scep_token_load_key(apr_pool_t *p, const scep_key_dialog_t *dialog,
                                  const char *uri, EVP_PKEY **out, const char **problem)
 {
+    PKCS11_KEY *keys = NULL;
+    PKCS11_TOKEN *token;
+    unsigned int n = 0, i;
+    uri_parts_t parts;
+    apr_status_t rv;
+
     *out = NULL;
-    return with_login(p, dialog, uri, load_key, out, problem);
+    if (!(token = open_token(p, dialog, uri, &parts, &rv, problem))) {
+        return rv;
+    }
+    if (parts.type && strcmp(parts.type, "private") != 0) {
+        *problem = "names an object of another type than private: a key is wanted here";
+        return APR_EINVAL;
+    }
+    if (PKCS11_enumerate_keys(token, &keys, &n) != 0) {
+        *problem = apr_pstrcat(p, "cannot be loaded from the token: its keys cannot be "
+                               "listed: ", errors(p), NULL);
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < n; i++) {
+        if (object_matches(&parts, keys[i].label, keys[i].id, keys[i].id_len)) {
+            if (!(*out = PKCS11_get_private_key(&keys[i]))) {
+                *problem = apr_pstrcat(p, "cannot be loaded from the token: ", errors(p),
+                                       NULL);
+                return APR_EGENERAL;
+            }
+            ERR_clear_error();
+            return APR_SUCCESS;
+        }
+    }
+    *problem = apr_psprintf(p, "cannot be loaded from the token: it holds no such private "
+                            "key (%u keys)", n);
+    return APR_EGENERAL;
 }
 
 void scep_token_free_key(EVP_PKEY *key)
@@ -450,28 +587,41 @@ void scep_token_free_key(EVP_PKEY *key)
     EVP_PKEY_free(key);
 }
 
-/* libp11's LOAD_CERT_CTRL argument */
-typedef struct cert_request_t {
-    const char *uri;
-    X509 *cert;
-} cert_request_t;
-
-static int load_cert(const char *uri, void *baton)
-{
-    cert_request_t *req = baton;
-
-    req->uri = uri;
-    return ENGINE_ctrl_cmd(engine, "LOAD_CERT_CTRL", 0, req, NULL, 0) && req->cert;
-}
-
 apr_status_t scep_token_load_cert(apr_pool_t *p, const scep_key_dialog_t *dialog,
                                   const char *uri, X509 **out, const char **problem)
 {
-    cert_request_t req = { NULL, NULL };
-    apr_status_t rv = with_login(p, dialog, uri, load_cert, &req, problem);
+    PKCS11_CERT *certs = NULL;
+    PKCS11_TOKEN *token;
+    unsigned int n = 0, i;
+    uri_parts_t parts;
+    apr_status_t rv;
 
-    if (rv == APR_SUCCESS) {
-        *out = scep_util_own_X509(p, req.cert);
+    if (!(token = open_token(p, dialog, uri, &parts, &rv, problem))) {
+        return rv;
     }
-    return rv;
+    if (parts.type && strcmp(parts.type, "cert") != 0) {
+        *problem = "names an object of another type than cert: a certificate is wanted here";
+        return APR_EINVAL;
+    }
+    if (PKCS11_enumerate_certs(token, &certs, &n) != 0) {
+        *problem = apr_pstrcat(p, "cannot be loaded from the token: its certificates cannot "
+                               "be listed: ", errors(p), NULL);
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < n; i++) {
+        if (object_matches(&parts, certs[i].label, certs[i].id, certs[i].id_len)
+            && certs[i].x509) {
+            X509 *copy = X509_dup(certs[i].x509);
+
+            if (!copy) {
+                *problem = "cannot be copied out of libp11";
+                return APR_ENOMEM;
+            }
+            *out = scep_util_own_X509(p, copy);
+            return APR_SUCCESS;
+        }
+    }
+    *problem = apr_psprintf(p, "cannot be loaded from the token: it holds no such "
+                            "certificate (%u certificates)", n);
+    return APR_EGENERAL;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Keys and certificates in a PKCS#11 token, named by RFC 7512 URIs (`pkcs11:...`), used
- * through libp11's OpenSSL engine.  One engine per process: the parent opens it to check
- * at startup, then closes it before children fork; each child opens its own (sessions do
+ * through libp11.  One PKCS#11 module per process: the parent loads it to check at
+ * startup, then unloads it before children fork; each child loads its own (sessions do
  * not survive fork).  The PIN comes from the URI's pin-source (a root-only file) or from
  * ScepPassPhraseDialog, never from configuration text, and is never logged. */
 #ifndef SCEP_TOKEN_H
@@ -21,9 +21,8 @@ int scep_token_is_uri(const char *text);
  * pin-value (a PIN in configuration text).  NULL, or why it is refused. */
 const char *scep_token_uri_check(apr_pool_t *p, const char *uri);
 
-/* Opens the engine in this process (once; later calls reuse it) with the module the URI
- * names (module-path), or the engine's default.  Every URI of a process must name the
- * same module. */
+/* Loads the module the URI names (module-path; else p11-kit's proxy) in this process,
+ * once; later calls reuse it.  Every URI of a process must name the same module. */
 apr_status_t scep_token_open(apr_pool_t *p, const char *uri, const char **problem);
 
 /* The private key the URI names.  Logs in first with the URI's PIN: its pin-source
@@ -39,8 +38,9 @@ void scep_token_free_key(EVP_PKEY *key);
 apr_status_t scep_token_load_cert(apr_pool_t *p, const scep_key_dialog_t *dialog,
                                   const char *uri, X509 **out, const char **problem);
 
-/* Ends this process's use of the token (every key freed first): its sessions close and
- * the module is finalised, so that nothing of it crosses a fork. */
+/* Ends this process's use of the token: its sessions close and the module is finalised
+ * (C_Finalize), so that nothing of it crosses a fork and a new session starts afresh.
+ * Every key from the token must be freed first: they point into the module's state. */
 void scep_token_close(void);
 
 /* The parent, reading a configuration (an operator's restart): one login may be tried

@@ -22,7 +22,8 @@ packages=(build-essential autoconf automake libtool pkg-config apache2 apache2-d
     libapr1-dev libaprutil1-dev libssl-dev liblmdb-dev libcurl4-openssl-dev libcmocka-dev
     strongswan-pki libstrongswan-extra-plugins certmonger dbus curl openssl netcat-openbsd
     valgrind scep tinyproxy nginx-light haproxy clang libclang-rt-14-dev lmdb-utils
-    clang-tidy cppcheck bear libaprutil1-dbd-pgsql postgresql-15 postgresql-client-15)
+    clang-tidy cppcheck bear libaprutil1-dbd-pgsql postgresql-15 postgresql-client-15
+    softhsm2 libengine-pkcs11-openssl opensc libp11-dev)
 # the Debian packages (tests/package/t_package.sh): building them and lintian
 packages+=(debhelper dh-autoreconf dpkg-dev lintian)
 # make check compares the man pages with what pandoc makes of their Markdown

@@ -130,8 +130,8 @@ token_conf() {
         "    ScepCAKeyFile \"$cakey\"" \
         "    ScepRACertificateFile $P/ra-tok.pem" \
         "    ScepRAKeyFile \"$TOK;object=ra-key;type=private$Q\"" \
-        "    ScepChallenge $CHAL" "    Require all granted" "</Location>" \
-        "<Location /crl>" "    SetHandler scep-crl" \
+        "    ScepChallenge $CHAL" "    ScepLegacyAlgorithms On" "    Require all granted" \
+        "</Location>" "<Location /crl>" "    SetHandler scep-crl" \
         "    ScepCACertificateFile $P/ca.pem" "    ScepCAKeyFile \"$cakey\"" \
         "    ScepDeviceDB $DB" "    Require all granted" "</Location>"
 }
@@ -172,6 +172,7 @@ swan() {
     fi
 }
 swan swan1
+# scepclient encrypts with single DES: /tokcert allows it
 M=$T/micro
 micro() {
     local name=$1 rc=0
@@ -224,9 +225,9 @@ chmod 000 "$H/tokens"
 probe_enrollment_request t1 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=t1"
 send_request t1 /scep POST
 expect_eq "$HTTP_CODE" 503 "token files unreadable: the enrollment gets 503"
-expect_log 'SCEP0075[034]: ' "the log says the token cannot be used"
+expect_log 'SCEP0075[345]: ' "the log says the token cannot be used"
 http_get /crl "$T/t1.crl"
-expect_eq "$HTTP_CODE" 503 "token files unreadable: the CRL gets 503 (or its cached copy)"
+expect_match "$HTTP_CODE" '^(200|503)$' "token files unreadable: the CRL gets its signed copy or 503 ($HTTP_CODE)"
 kill -0 "$HTTPD_PID" 2>/dev/null && pass "httpd still runs" || fail "httpd died"
 chmod 700 "$H/tokens"
 ok=0
