@@ -356,6 +356,17 @@ $(location "${CA_OK[@]}")"
 refused "ScepPassPhraseDialog inside a <Location>" 'ScepPassPhraseDialog.*(not allowed|cannot occur)' '' \
     "${CA_OK[@]}" "ScepPassPhraseDialog builtin"
 
+# issue 19: a PIN in configuration text, and URIs that cannot name a token's key
+refused "a pkcs11: URI holding pin-value" \
+    "ScepCAKeyFile: the URI holds a PIN \\(pin-value\\): configuration text is no place for it" '' \
+    "ScepCACertificateFile $P/ca.pem" "ScepCAKeyFile pkcs11:token=ca;object=key?pin-value=1234"
+refused "a pkcs11: URI naming no object" "ScepRAKeyFile: the URI names no object" '' \
+    "${CA_OK[@]}" "ScepRACertificateFile $P/ra.pem" "ScepRAKeyFile pkcs11:token=ca"
+refused "a pkcs11: URI with a slot attribute" "ScepCAKeyFile: the URI has an attribute mod_scep does not match tokens by: 'slot-id'" '' \
+    "ScepCACertificateFile $P/ca.pem" "ScepCAKeyFile pkcs11:slot-id=1;object=key"
+refused "a pkcs11: URI for the next CA" "ScepNextCACertificateFile: a file, not a token object" '' \
+    "${CA_OK[@]}" "ScepNextCACertificateFile pkcs11:token=ca;object=next"
+
 # a device database httpd's User cannot reach refuses the start (httpd -t reads no
 # folders, so only a real start can tell)
 if [[ $(id -u) == 0 ]]; then

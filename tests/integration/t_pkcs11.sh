@@ -12,31 +12,24 @@ source "$(dirname "$0")/lib.sh"
 t_init
 require_module
 require_probe
-MODULE=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
-for tool in softhsm2-util pkcs11-tool pki scepclient; do
-    command -v "$tool" >/dev/null || die "$tool is missing (softhsm2, opensc, strongswan-pki, scep)"
+source "$(dirname "$0")/softhsm.sh"
+hsm_require
+for tool in pki scepclient; do
+    command -v "$tool" >/dev/null || die "$tool is missing (strongswan-pki, scep)"
 done
-[[ -f "$MODULE" ]] || die "SoftHSM2's module is missing: $MODULE"
-[[ -f "$(openssl version -e | sed 's/^ENGINESDIR: "\(.*\)"$/\1/')/pkcs11.so" ]] \
-    || die "OpenSSL's pkcs11 engine is missing (libengine-pkcs11-openssl)"
+MODULE=$HSM_MODULE
 
 # ---- a scratch token ---------------------------------------------------------------------
-H=$T/hsm
 P=$T/pki
-mkdir -p "$H/tokens" "$P"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
-    "$H/tokens" >"$H/softhsm2.conf"
-export SOFTHSM2_CONF=$H/softhsm2.conf
-HTTPD_CMD=(env "SOFTHSM2_CONF=$SOFTHSM2_CONF" "${HTTPD_CMD[@]}")
-PIN=$(openssl rand -hex 6)
-timeout 60 softhsm2-util --init-token --free --label scep-ca --so-pin "$(openssl rand -hex 8)" \
-    --pin "$PIN" >"$H/init.out" 2>&1 || { cat "$H/init.out"; die "cannot make the token"; }
-p11() { timeout 120 pkcs11-tool --module "$MODULE" --token-label scep-ca --login --pin "$PIN" "$@"; }
-p11 --keypairgen --key-type rsa:2048 --id 01 --label ca-key --usage-sign >"$H/gen.out" 2>&1 \
-    && p11 --keypairgen --key-type rsa:2048 --id 02 --label ra-sign-key --usage-sign \
-        >>"$H/gen.out" 2>&1 \
-    && p11 --keypairgen --key-type rsa:2048 --id 03 --label ra-key --usage-decrypt \
-        >>"$H/gen.out" 2>&1 || { cat "$H/gen.out"; die "cannot generate the token's keys"; }
+mkdir -p "$P"
+hsm_init "$T/hsm" scep-ca
+H=$HSM
+PIN=$HSM_PIN
+TOK=$HSM_TOK
+p11() { hsm_p11 "$@"; }
+hsm_keygen 01 ca-key sign
+hsm_keygen 02 ra-sign-key sign
+hsm_keygen 03 ra-key decrypt
 p11 --list-objects --type privkey >"$H/objects.out" 2>&1 || true
 expect_eq "$(grep -c 'never extractable' "$H/objects.out")" 3 \
     "the three private keys were generated in the token and are never extractable"
@@ -45,55 +38,12 @@ if p11 --read-object --type privkey --id 01 -o "$H/stolen.der" >/dev/null 2>&1 &
 else
     pass "the CA key cannot be read out of the token"
 fi
-
-# the openssl command line uses the engine with the PIN in the URI: setup only, never in
-# mod_scep's configuration (which refuses pin-value)
-cat >"$H/openssl.cnf" <<EOF
-openssl_conf = init
-[init]
-engines = engines
-[engines]
-pkcs11 = pkcs11_section
-[pkcs11_section]
-engine_id = pkcs11
-MODULE_PATH = $MODULE
-init = 0
-[req]
-distinguished_name = dn
-[dn]
-EOF
-TOK="pkcs11:token=scep-ca"
-ossl() { OPENSSL_CONF=$H/openssl.cnf timeout 60 openssl "$@" >>"$H/openssl.log" 2>&1; }
-ossl req -new -x509 -engine pkcs11 -keyform engine -key "$TOK;object=ca-key;type=private;pin-value=$PIN" \
-    -subj "/O=mod_scep tests/CN=Token CA" -days 3650 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -addext "subjectKeyIdentifier=hash" -out "$P/ca.pem" || { cat "$H/openssl.log"; die "cannot make the CA certificate"; }
-# token_issue NAME CN KEYUSAGE KEYFILE|URI: NAME.pem issued by the token's CA key for a key
-# file or a token key.  Software keys sign their request without the engine's
-# configuration: with libp11's engine loaded by openssl.cnf, OpenSSL 3.0 fails to sign
-# with a key of its own ("command not supported").
-token_issue() {
-    local name=$1 cn=$2 ku=$3 key=$4
-    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
-        "$ku" >"$P/$name.ext"
-    if [[ $key == pkcs11:* ]]; then
-        ossl req -new -engine pkcs11 -keyform engine -key "$key" \
-            -subj "/O=mod_scep tests/CN=$cn" -out "$P/$name.csr"
-    else
-        timeout 60 openssl req -new -key "$key" -subj "/O=mod_scep tests/CN=$cn" \
-            -out "$P/$name.csr" >>"$H/openssl.log" 2>&1
-    fi && ossl x509 -req -in "$P/$name.csr" -engine pkcs11 -CAkeyform engine \
-            -CA "$P/ca.pem" -CAkey "$TOK;object=ca-key;type=private;pin-value=$PIN" \
-            -set_serial "0x$(openssl rand -hex 8)" -days 365 -sha256 -extfile "$P/$name.ext" \
-            -out "$P/$name.pem" || { cat "$H/openssl.log"; die "cannot issue $name"; }
-}
+hsm_ca "$P" ca-key "Token CA"
 # the RA that decrypts stays in software (many HSMs refuse PKCS#1 v1.5 decryption)
 make_key "$P/ra.key" 2048
-token_issue ra "Soft RA" digitalSignature,keyEncipherment "$P/ra.key"
-token_issue ra-sign "Token RA signer" digitalSignature \
-    "$TOK;object=ra-sign-key;type=private;pin-value=$PIN"
-token_issue ra-tok "Token RA" digitalSignature,keyEncipherment \
-    "$TOK;object=ra-key;type=private;pin-value=$PIN"
+hsm_issue "$P" ca-key ra "Soft RA" digitalSignature,keyEncipherment "$P/ra.key"
+hsm_issue "$P" ca-key ra-sign "Token RA signer" digitalSignature ra-sign-key
+hsm_issue "$P" ca-key ra-tok "Token RA" digitalSignature,keyEncipherment ra-key
 openssl x509 -in "$P/ca.pem" -outform DER -out "$P/ca.der"
 p11 --write-object "$P/ca.der" --type cert --id 01 --label ca-cert >>"$H/gen.out" 2>&1 \
     || { cat "$H/gen.out"; die "cannot store the CA certificate in the token"; }
@@ -102,15 +52,7 @@ p11 --read-object --type pubkey --id 01 -o "$H/ca-pub.der" >/dev/null 2>&1 || tr
 expect_eq "$(openssl pkey -pubin -inform DER -in "$H/ca-pub.der" -outform DER 2>/dev/null | od -An -tx1 | tr -d ' \n')" \
     "$(openssl x509 -in "$P/ca.pem" -noout -pubkey | openssl pkey -pubin -outform DER | od -An -tx1 | tr -d ' \n')" \
     "the CA certificate holds the token key's public half"
-
-printf '%s\n' "$PIN" >"$H/pin"
-chmod 600 "$H/pin"
-# httpd's children (www-data) open the token files themselves; the PIN file stays root's
-chmod 711 "$H"
-chmod 644 "$H/softhsm2.conf"
-if [[ $(id -u) == 0 ]]; then
-    chown -R www-data:www-data "$H/tokens"
-fi
+hsm_for_httpd
 
 Q="?pin-source=file:$H/pin&module-path=$MODULE"
 CAKEY="$TOK;object=ca-key;type=private$Q"
