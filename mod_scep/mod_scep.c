@@ -349,6 +349,12 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     if (reply.outcome != SCEP_OUTCOME_NONE) {
         apr_table_setn(r->notes, "scep-outcome", scep_server_outcome_name(reply.outcome));
     }
+    if ((reply.http_status == HTTP_INTERNAL_SERVER_ERROR
+         || reply.http_status == HTTP_BAD_REQUEST)
+        && scep_glue_token_failed(r, conf->ca_ref, reply.http_status)
+           == HTTP_SERVICE_UNAVAILABLE) {
+        return HTTP_SERVICE_UNAVAILABLE;    /* the token's failure: SCEP00754/00755 */
+    }
     if (reply.http_status == HTTP_SERVICE_UNAVAILABLE) {
         /* the store or the upstream CA: both are waited for, not the device's fault */
         return scep_glue_db_unavailable(r);
@@ -422,8 +428,7 @@ static int scep_handler(request_rec *r)
             return rc;
         }
         scep_glue_config_effective_profile(conf, &profile);
-        return scep_glue_token_failed(r, conf->ca_ref,
-                                      pki_operation(r, ca, &profile, conf, message));
+        return pki_operation(r, ca, &profile, conf, message);
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "SCEP00110: scep(-,-): unsupported operation '%s'",

@@ -478,7 +478,8 @@ apr_status_t scep_key_read_pem(apr_pool_t *p, const scep_key_dialog_t *dialog,
     if (ask.asked) {
         scep_log(log, SCEP_LOG_NOTICE, "SCEP00500: %s '%s' decrypted with the passphrase "
                  "from %s", role, path,
-                 dialog->kind == SCEP_KEY_DIALOG_EXEC ? dialog->program : "the terminal");
+                 dialog && dialog->kind == SCEP_KEY_DIALOG_EXEC ? dialog->program
+                                                                : "the terminal");
         if (have_stat) {
             cache_put(cache, path, &st, key);
         }

@@ -432,6 +432,12 @@ static const char *find_pin(apr_pool_t *p, const scep_key_dialog_t *dialog,
     return NULL;
 }
 
+/* An attribute the URI leaves out matches anything; one it names matches exactly. */
+static int attribute_matches(const char *wanted, const char *have)
+{
+    return !wanted || (have && strcmp(wanted, have) == 0);
+}
+
 /* The token the URI names: exactly one, with a token in its slot. */
 static PKCS11_TOKEN *find_token(apr_pool_t *p, const uri_parts_t *parts, const char **problem)
 {
@@ -443,11 +449,10 @@ static PKCS11_TOKEN *find_token(apr_pool_t *p, const uri_parts_t *parts, const c
         PKCS11_TOKEN *t = slots[i].token;
 
         if (!t || !t->initialized
-            || (parts->token_label && (!t->label || strcmp(t->label, parts->token_label)))
-            || (parts->manufacturer
-                && (!t->manufacturer || strcmp(t->manufacturer, parts->manufacturer)))
-            || (parts->serial && (!t->serialnr || strcmp(t->serialnr, parts->serial)))
-            || (parts->model && (!t->model || strcmp(t->model, parts->model)))) {
+            || !attribute_matches(parts->token_label, t->label)
+            || !attribute_matches(parts->manufacturer, t->manufacturer)
+            || !attribute_matches(parts->serial, t->serialnr)
+            || !attribute_matches(parts->model, t->model)) {
             continue;
         }
         found = t;
