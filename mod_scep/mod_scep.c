@@ -53,7 +53,6 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     scep_key_dialog_t *dialog = scep_glue_config_dialog();
     int i;
 
-    scep_token_allow_login(dialog);     /* an operator's (re)start may try the PIN again */
     /* mod_ssl's first argument to its exec: dialog: the main server's name and port (the
      * first Listen's when ServerName names none) */
     dialog->server_id = apr_psprintf(
@@ -62,6 +61,7 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
                    : ap_listeners && ap_listeners->bind_addr ? ap_listeners->bind_addr->port
                    : 0));
     dialog->cache = scep_key_cache_get(s->process->pool);
+    scep_token_allow_login(dialog);     /* an operator's (re)start may try the PIN again */
     if (scep_glue_webhook_prepare(pconf, s) != OK || scep_glue_db_check(s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

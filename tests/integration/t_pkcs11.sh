@@ -236,4 +236,53 @@ httpd_configtest || rc=$?
 expect_eq "$rc" 1 "a token key not matching the CA certificate: httpd -t refuses"
 expect_file_matches "$HTTPD_ROOT/configtest.out" "CA key file 'pkcs11:.*object=ra-sign-key.*' does not match its certificate" \
     "it says the key does not match"
+# a token that is not there
+httpd_conf "$(token_conf "pkcs11:token=no-such-token;object=ca-key;type=private$Q")"
+rc=0
+httpd_configtest || rc=$?
+expect_eq "$rc" 1 "a token that is not there: httpd -t refuses"
+expect_file_matches "$HTTPD_ROOT/configtest.out" "CA key 'pkcs11:token=no-such-token.*' cannot be loaded from the token: no token of the module matches" \
+    "it says no token matches"
+
+# ---- the PIN changed under a running server: one refused login, never another -------------
+httpd_conf "$(token_conf)"
+httpd_start || t_done
+NEWPIN=$(openssl rand -hex 6)
+p11 --change-pin --new-pin "$NEWPIN" >"$H/change.out" 2>&1 || { cat "$H/change.out"; die "cannot change the PIN"; }
+chown -R www-data:www-data "$H/tokens" 2>/dev/null || true
+# the children's sessions go: the token's files unreadable once
+chmod 000 "$H/tokens"
+probe_enrollment_request c1 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=c1"
+send_request c1 /scep POST
+chmod 700 "$H/tokens"
+expect_eq "$HTTP_CODE" 503 "the session gone: 503"
+# every child that opens a session again finds the PIN it kept refused; requests for 12 s
+for i in $(seq 12); do
+    probe_enrollment_request "c2-$i" "$P/ra.pem" --challenge "$CHAL" --subject "/CN=c2-$i"
+    send_request "c2-$i" /scep POST
+    sleep 1
+done
+expect_eq "$HTTP_CODE" 503 "the PIN changed: still 503, not a crash"
+expect_eq "$(grep -c 'the token refused the PIN' "$ERROR_LOG" || true)" 1 \
+    "one login with the old PIN, in one child, and no other attempt by any child"
+expect_log "is not tried: the token refused this server's PIN before \(SCEP00501\)" \
+    "later attempts say why they do not log in"
+# the operator corrects the PIN file and reloads: the parent may try again, and it works
+printf '%s\n' "$NEWPIN" >"$H/pin"
+: >"$ERROR_LOG"
+kill -USR1 "$HTTPD_PID"
+for _ in $(seq 100); do
+    grep -q 'AH00489' "$ERROR_LOG" && break
+    sleep 0.1
+done
+ok=0
+for i in $(seq 10); do
+    probe_enrollment_request "c3-$i" "$P/ra.pem" --challenge "$CHAL" --subject "/CN=c3-$i"
+    send_request "c3-$i" /scep POST
+    [[ "$HTTP_CODE" == 200 ]] && { ok=1; break; }
+    sleep 1
+done
+expect_eq "$ok" 1 "the right PIN and a graceful restart: enrollments again"
+httpd_stop || fail "httpd did not stop cleanly"
+expect_log_lacks "$NEWPIN" "the new PIN is in no log line"
 t_done
