@@ -84,8 +84,10 @@ static int hex_digit(char c)
     return -1;
 }
 
-/* RFC 3986 percent-decoding; NULL for a bad escape or an escaped NUL. */
-static char *pct_decode(apr_pool_t *p, const char *s, apr_size_t n)
+/* RFC 3986 percent-decoding into a NUL-terminated copy, its length in *len; NULL for a
+ * bad escape, or an escaped NUL unless `bytes` (an id is bytes, text is not). */
+static char *pct_decode(apr_pool_t *p, const char *s, apr_size_t n, int bytes,
+                        apr_size_t *len)
 {
     char *out = apr_palloc(p, n + 1), *o = out;
     apr_size_t i;
@@ -95,7 +97,7 @@ static char *pct_decode(apr_pool_t *p, const char *s, apr_size_t n)
             int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
             int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
 
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0 && !bytes)) {
                 return NULL;
             }
             *o++ = (char)(hi * 16 + lo);
@@ -106,6 +108,7 @@ static char *pct_decode(apr_pool_t *p, const char *s, apr_size_t n)
         }
     }
     *o = '\0';
+    *len = (apr_size_t)(o - out);
     return out;
 }
 
@@ -137,17 +140,22 @@ static int known_attribute(const char *name, apr_size_t n, int query)
 /* Splits and checks; the path keeps its encoding (libp11 decodes it). */
 /* One path attribute into `out`: the same attribute twice is refused. */
 static const char *set_path_attribute(apr_pool_t *p, uri_parts_t *out, const char *name,
-                                      apr_size_t n, const char *value)
+                                      apr_size_t n, const char *encoded, apr_size_t encoded_len)
 {
     const char **slot = NULL;
+    int is_id = n == 2 && strncmp(name, "id", 2) == 0;
+    apr_size_t len = 0;
+    char *value = pct_decode(p, encoded, encoded_len, is_id, &len);
 
-    if (n == 2 && strncmp(name, "id", 2) == 0) {
+    if (!value) {
+        return apr_psprintf(p, "has a bad percent escape in '%.*s'", (int)n, name);
+    }
+    if (is_id) {
         if (out->id) {
             return "names id twice";
         }
-        /* an id is bytes: its length is what was decoded, NUL bytes refused above */
         out->id = (const unsigned char *)value;
-        out->id_len = strlen(value);
+        out->id_len = len;
         return NULL;
     }
     slot = n == 5 && strncmp(name, "token", 5) == 0 ? &out->token_label
@@ -171,7 +179,7 @@ static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
     const char *path, *query, *a, *end, *eq, *problem;
     char *value;
     const char *token_attrs = "";
-    apr_size_t i, len = strlen(uri);
+    apr_size_t i, len = strlen(uri), value_len = 0;
 
     memset(out, 0, sizeof(*out));
     if (!scep_token_is_uri(uri)) {
@@ -206,10 +214,8 @@ static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
                                 "'%.*s' (token, manufacturer, serial, model, object, id "
                                 "and type are)", (int)(eq - a), a);
         }
-        if (!(value = pct_decode(p, eq + 1, (apr_size_t)(end - eq - 1)))) {
-            return apr_psprintf(p, "has a bad percent escape in '%.*s'", (int)(end - a), a);
-        }
-        if ((problem = set_path_attribute(p, out, a, (apr_size_t)(eq - a), value)) != NULL) {
+        if ((problem = set_path_attribute(p, out, a, (apr_size_t)(eq - a), eq + 1,
+                                          (apr_size_t)(end - eq - 1))) != NULL) {
             return problem;
         }
         if (!(eq - a == 6 && strncmp(a, "object", 6) == 0)
@@ -233,7 +239,7 @@ static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
             return apr_psprintf(p, "has a query attribute RFC 7512 does not define: '%.*s'",
                                 (int)(eq - a), a);
         }
-        if (!(value = pct_decode(p, eq + 1, (apr_size_t)(end - eq - 1)))) {
+        if (!(value = pct_decode(p, eq + 1, (apr_size_t)(end - eq - 1), 0, &value_len))) {
             return apr_psprintf(p, "has a bad percent escape in '%.*s'", (int)(end - a), a);
         }
         if (eq - a == 10 && strncmp(a, "pin-source", 10) == 0) {

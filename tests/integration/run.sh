@@ -49,7 +49,7 @@ t_issuance         none
 t_lockout_burst    pg
 t_mint_params      pg
 t_pending          pg
-t_pkcs11           none
+t_pkcs11           lmdb  keys in a token; its folders (for the CRL and the example) are incidental
 t_pki_init         lmdb  the CA files scepreg pki init writes, not the store, are the subject
 t_registrations    pg
 t_renewal          pg

@@ -285,4 +285,29 @@ done
 expect_eq "$ok" 1 "the right PIN and a graceful restart: enrollments again"
 httpd_stop || fail "httpd did not stop cleanly"
 expect_log_lacks "$NEWPIN" "the new PIN is in no log line"
+# ---- conf-examples/scep-hsm.conf starts as it is, with this test's paths --------------------
+EX=$TOP/conf-examples/scep-hsm.conf
+[[ -f "$EX" ]] || EX=$(dirname "$0")/../../conf-examples/scep-hsm.conf
+cp "$H/pin" "$P/ca.pin"
+chmod 600 "$P/ca.pin"
+timeout 60 openssl pkcs8 -topk8 -v2 aes-256-cbc -in "$P/ra.key" -out "$P/ra.enc.key" \
+    -passout pass:ra-file-passphrase || die "cannot encrypt the RA key"
+chmod 600 "$P/ra.enc.key"
+printf '#!/bin/sh\necho ra-file-passphrase\n' >"$H/ra-dialog.sh"
+chmod 700 "$H/ra-dialog.sh"
+httpd_conf "LoadModule reqtimeout_module $APACHE_MODDIR/mod_reqtimeout.so
+$(sed -e "s#/etc/apache2/scep/#$P/#g" -e "s#/var/lib/scep/#$T/example-#g" \
+      -e "s#/usr/lib/softhsm/libsofthsm2.so#$MODULE#g" \
+      -e "s#/usr/local/sbin/scep-passphrase#$H/ra-dialog.sh#" "$EX")"
+if httpd_start; then
+    # no device is registered there: the answer is a FAILURE, signed in the token
+    probe_enrollment_request x1 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=x1"
+    send_request x1 /scep POST
+    if [[ "$HTTP_CODE" == 200 ]] && probe_reply x1 "$P/ra-sign.pem"; then
+        pass "conf-examples/scep-hsm.conf: httpd starts; the encrypted RA key opens the request, the token signs the CertRep"
+    else
+        fail "conf-examples/scep-hsm.conf: HTTP $HTTP_CODE, or the CertRep does not verify"
+    fi
+    httpd_stop || fail "httpd did not stop cleanly"
+fi
 t_done

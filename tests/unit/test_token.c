@@ -23,6 +23,7 @@ static void test_accepted(void **state)
         "pkcs11:token=scep-ca;object=ca-key;type=private",
         "pkcs11:object=ca-key",
         "pkcs11:id=%01%02",
+        "pkcs11:id=%00%01",                 /* an id is bytes: a zero byte is one of them */
         "pkcs11:serial=0123;id=%01?pin-source=file:/etc/scep/pin",
         "pkcs11:token=My%20CA;object=k?module-path=/usr/lib/softhsm/libsofthsm2.so"
         "&pin-source=/etc/scep/pin",
@@ -54,6 +55,7 @@ static const char *const bad[][2] = {
     { "pkcs11:object=k%2", "percent escape" },
     { "pkcs11:object=k%zz", "percent escape" },
     { "pkcs11:object=k%00", "percent escape" },
+    { "pkcs11:id=%01;object=k%00", "percent escape" },
     { "pkcs11:object=a b", "does not allow unescaped" },
     { "pkcs11:object=a#b", "does not allow unescaped" },
     { "pkcs11:object=a\001b", "does not allow unescaped" },
