@@ -70,20 +70,6 @@ int scep_token_is_uri(const char *text)
     return text && strncmp(text, "pkcs11:", 7) == 0;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* RFC 3986 percent-decoding into a NUL-terminated copy, its length in *len; NULL for a
  * bad escape, or an escaped NUL unless `bytes` (an id is bytes, text is not). */
 static char *pct_decode(apr_pool_t *p, const char *s, apr_size_t n, int bytes,
@@ -94,8 +80,8 @@ static char *pct_decode(apr_pool_t *p, const char *s, apr_size_t n, int bytes,
 
     for (i = 0; i < n; i++) {
         if (s[i] == '%') {
-            int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+            int hi = i + 2 < n ? scep_util_hex_digit((unsigned char)s[i + 1]) : -1;
+            int lo = hi >= 0 ? scep_util_hex_digit((unsigned char)s[i + 2]) : -1;
 
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0 && !bytes)) {
                 return NULL;
@@ -555,6 +541,33 @@ static PKCS11_TOKEN *open_token(apr_pool_t *p, const scep_key_dialog_t *dialog,
     return NULL;
 }
 
+/* open_token, for an object of `type` (the URI's type, when it names one). */
+static PKCS11_TOKEN *open_for(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                              const char *uri, const char *type, uri_parts_t *parts,
+                              apr_status_t *rv, const char **problem)
+{
+    PKCS11_TOKEN *token = open_token(p, dialog, uri, parts, rv, problem);
+
+    if (token && parts->type && strcmp(parts->type, type) != 0) {
+        *problem = apr_psprintf(p, "names an object of type %s where one of type %s is "
+                                "wanted", parts->type, type);
+        *rv = APR_EINVAL;
+        return NULL;
+    }
+    return token;
+}
+
+/* Why a listing of `what` failed, or why nothing in it matched. */
+static apr_status_t not_loaded(apr_pool_t *p, const char *what, int listed, unsigned int n,
+                               const char **problem)
+{
+    *problem = listed ? apr_psprintf(p, "cannot be loaded from the token: it holds no such "
+                                     "%s (%u of them)", what, n)
+                      : apr_pstrcat(p, "cannot be loaded from the token: its ", what,
+                                    "s cannot be listed: ", errors(p), NULL);
+    return APR_EGENERAL;
+}
+
 apr_status_t scep_token_load_key(apr_pool_t *p, const scep_key_dialog_t *dialog,
                                  const char *uri, EVP_PKEY **out, const char **problem)
 {
@@ -565,17 +578,11 @@ apr_status_t scep_token_load_key(apr_pool_t *p, const scep_key_dialog_t *dialog,
     apr_status_t rv;
 
     *out = NULL;
-    if (!(token = open_token(p, dialog, uri, &parts, &rv, problem))) {
+    if (!(token = open_for(p, dialog, uri, "private", &parts, &rv, problem))) {
         return rv;
     }
-    if (parts.type && strcmp(parts.type, "private") != 0) {
-        *problem = "names an object of another type than private: a key is wanted here";
-        return APR_EINVAL;
-    }
     if (PKCS11_enumerate_keys(token, &keys, &n) != 0) {
-        *problem = apr_pstrcat(p, "cannot be loaded from the token: its keys cannot be "
-                               "listed: ", errors(p), NULL);
-        return APR_EGENERAL;
+        return not_loaded(p, "private key", 0, 0, problem);
     }
     for (i = 0; i < n; i++) {
         if (object_matches(&parts, keys[i].label, keys[i].id, keys[i].id_len)) {
@@ -588,9 +595,7 @@ apr_status_t scep_token_load_key(apr_pool_t *p, const scep_key_dialog_t *dialog,
             return APR_SUCCESS;
         }
     }
-    *problem = apr_psprintf(p, "cannot be loaded from the token: it holds no such private "
-                            "key (%u keys)", n);
-    return APR_EGENERAL;
+    return not_loaded(p, "private key", 1, n, problem);
 }
 
 void scep_token_free_key(EVP_PKEY *key)
@@ -607,17 +612,11 @@ apr_status_t scep_token_load_cert(apr_pool_t *p, const scep_key_dialog_t *dialog
     uri_parts_t parts;
     apr_status_t rv;
 
-    if (!(token = open_token(p, dialog, uri, &parts, &rv, problem))) {
+    if (!(token = open_for(p, dialog, uri, "cert", &parts, &rv, problem))) {
         return rv;
     }
-    if (parts.type && strcmp(parts.type, "cert") != 0) {
-        *problem = "names an object of another type than cert: a certificate is wanted here";
-        return APR_EINVAL;
-    }
     if (PKCS11_enumerate_certs(token, &certs, &n) != 0) {
-        *problem = apr_pstrcat(p, "cannot be loaded from the token: its certificates cannot "
-                               "be listed: ", errors(p), NULL);
-        return APR_EGENERAL;
+        return not_loaded(p, "certificate", 0, 0, problem);
     }
     for (i = 0; i < n; i++) {
         if (object_matches(&parts, certs[i].label, certs[i].id, certs[i].id_len)
@@ -632,7 +631,5 @@ apr_status_t scep_token_load_cert(apr_pool_t *p, const scep_key_dialog_t *dialog
             return APR_SUCCESS;
         }
     }
-    *problem = apr_psprintf(p, "cannot be loaded from the token: it holds no such "
-                            "certificate (%u certificates)", n);
-    return APR_EGENERAL;
+    return not_loaded(p, "certificate", 1, n, problem);
 }

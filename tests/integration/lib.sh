@@ -610,6 +610,17 @@ httpd_restart() {
     httpd_start
 }
 
+# httpd_graceful: SIGUSR1 with the configuration now written (what apache2ctl graceful
+# sends), the error log emptied first; waits at most 10 s for the new generation (AH00489)
+httpd_graceful() {
+    : >"$ERROR_LOG"
+    kill -USR1 "$HTTPD_PID"
+    for _ in $(seq 100); do
+        grep -q 'AH00489' "$ERROR_LOG" && break
+        sleep 0.1
+    done
+}
+
 # check_error_log [ERE ...]: fails unless every line of the error log is expected.
 # Always expected: httpd's own start/stop notices, trace lines of mod_scep, and mod_scep
 # lines carrying a SCEPnnnnn tag at info/notice/debug.  Warnings and errors (ours or

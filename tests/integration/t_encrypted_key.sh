@@ -65,12 +65,7 @@ done
 expect_eq "$leaked" 0 "no child holds the passphrase in its environment or command line"
 
 # graceful restart with the same files: nothing asked, the keys still sign
-: >"$ERROR_LOG"
-kill -USR1 "$HTTPD_PID"
-for _ in $(seq 100); do
-    grep -q 'AH00489' "$ERROR_LOG" && break
-    sleep 0.1
-done
+httpd_graceful
 expect_log 'AH00489' "httpd restarted gracefully"
 expect_eq "$(calls)" 2 "a graceful restart of the same key files asks nothing"
 enroll e2 /scep POST "$P/ra.pem" "$P/ca.pem" "$P/ra.pem" --challenge "$CHAL" \
@@ -84,12 +79,7 @@ timeout 60 openssl pkcs8 -topk8 -v2 aes-256-cbc -in "$P/ra.key" -out "$P/ra.enc.
 chmod 600 "$P/ra.enc.key.new"
 mv "$P/ra.enc.key.new" "$P/ra.enc.key"
 cp "$T/pass2" "$T/pass"
-: >"$ERROR_LOG"
-kill -USR1 "$HTTPD_PID"
-for _ in $(seq 100); do
-    grep -q 'AH00489' "$ERROR_LOG" && break
-    sleep 0.1
-done
+httpd_graceful
 expect_eq "$(calls)" 3 "a changed key file is asked for again, the unchanged one is not"
 enroll e3 /scep POST "$P/ra.pem" "$P/ca.pem" "$P/ra.pem" --challenge "$CHAL" \
     --subject "/CN=e3" || true

@@ -144,12 +144,7 @@ crl_ok() {
 crl_ok crl1 "first start"
 
 # ---- restarts ----------------------------------------------------------------------------
-: >"$ERROR_LOG"
-kill -USR1 "$HTTPD_PID"
-for _ in $(seq 100); do
-    grep -q 'AH00489' "$ERROR_LOG" && break
-    sleep 0.1
-done
+httpd_graceful
 expect_log 'AH00489' "graceful restart"
 enroll g1 /scep POST "$P/ra-sign.pem" "$P/ca.pem" "$P/ra.pem" --challenge "$CHAL" \
     --subject "/CN=g1" || true
@@ -188,6 +183,16 @@ httpd_stop || fail "httpd did not stop cleanly"
 expect_log_lacks "$PIN" "the PIN is in no log line"
 
 # ---- the PIN ---------------------------------------------------------------------------------
+# token_refused WHAT ERE SAYS [token_conf ARGS]: httpd -t refuses that configuration and
+# its output matches ERE
+token_refused() {
+    local what=$1 ere=$2 says=$3 rc=0
+    shift 3
+    httpd_conf "$(token_conf "$@")"
+    httpd_configtest || rc=$?
+    expect_eq "$rc" 1 "$what: httpd -t refuses"
+    expect_file_matches "$HTTPD_ROOT/configtest.out" "$ere" "$says"
+}
 # from the exec: dialog, when the URI has no pin-source
 printf '#!/bin/sh\necho "$2" >>%s\ncat %s\n' "$H/dialog.calls" "$H/pin" >"$H/dialog.sh"
 chmod 700 "$H/dialog.sh"
@@ -202,47 +207,27 @@ else
 fi
 expect_eq "$(sort -u "$H/dialog.calls")" PIN "the dialog program is told it gives a PIN"
 # none at all
-httpd_conf "$(token_conf "$TOK;object=ca-key;type=private?module-path=$MODULE")"
-rc=0
-httpd_configtest || rc=$?
-expect_eq "$rc" 1 "no pin-source and no dialog: httpd -t refuses"
-expect_file_matches "$HTTPD_ROOT/configtest.out" "names no pin-source, and no ScepPassPhraseDialog" \
-    "it says where a PIN could come from"
+token_refused "no pin-source and no dialog" "names no pin-source, and no ScepPassPhraseDialog" \
+    "it says where a PIN could come from" "$TOK;object=ca-key;type=private?module-path=$MODULE"
 # a wrong one
 printf 'wrong-%s\n' "$PIN" >"$H/pin.wrong"
 chmod 600 "$H/pin.wrong"
-httpd_conf "$(token_conf "$TOK;object=ca-key;type=private?pin-source=file:$H/pin.wrong&module-path=$MODULE")"
-rc=0
-httpd_configtest || rc=$?
-expect_eq "$rc" 1 "a wrong PIN: httpd -t refuses"
-expect_file_matches "$HTTPD_ROOT/configtest.out" "CA key 'pkcs11:.*' cannot be used: the token refused the PIN" \
-    "it says the token refused the PIN"
+token_refused "a wrong PIN" "CA key 'pkcs11:.*' cannot be used: the token refused the PIN" \
+    "it says the token refused the PIN" "$TOK;object=ca-key;type=private?pin-source=file:$H/pin.wrong&module-path=$MODULE"
 if grep -qF -- "wrong-$PIN" "$HTTPD_ROOT/configtest.out"; then
     fail "the wrong PIN is in httpd's output"
 else
     pass "the wrong PIN is not in httpd's output"
 fi
 # an object the token does not have
-httpd_conf "$(token_conf "$TOK;object=no-such-key;type=private$Q")"
-rc=0
-httpd_configtest || rc=$?
-expect_eq "$rc" 1 "a key the token does not hold: httpd -t refuses"
-expect_file_matches "$HTTPD_ROOT/configtest.out" "CA key 'pkcs11:.*object=no-such-key.*' cannot be loaded from the token" \
-    "it names the URI"
+token_refused "a key the token does not hold" "CA key 'pkcs11:.*object=no-such-key.*' cannot be loaded from the token" \
+    "it names the URI" "$TOK;object=no-such-key;type=private$Q"
 # a token key that is not the certificate's
-httpd_conf "$(token_conf "$TOK;object=ra-sign-key;type=private$Q")"
-rc=0
-httpd_configtest || rc=$?
-expect_eq "$rc" 1 "a token key not matching the CA certificate: httpd -t refuses"
-expect_file_matches "$HTTPD_ROOT/configtest.out" "CA key file 'pkcs11:.*object=ra-sign-key.*' does not match its certificate" \
-    "it says the key does not match"
+token_refused "a token key not matching the CA certificate" "CA key file 'pkcs11:.*object=ra-sign-key.*' does not match its certificate" \
+    "it says the key does not match" "$TOK;object=ra-sign-key;type=private$Q"
 # a token that is not there
-httpd_conf "$(token_conf "pkcs11:token=no-such-token;object=ca-key;type=private$Q")"
-rc=0
-httpd_configtest || rc=$?
-expect_eq "$rc" 1 "a token that is not there: httpd -t refuses"
-expect_file_matches "$HTTPD_ROOT/configtest.out" "CA key 'pkcs11:token=no-such-token.*' cannot be loaded from the token: no token of the module matches" \
-    "it says no token matches"
+token_refused "a token that is not there" "CA key 'pkcs11:token=no-such-token.*' cannot be loaded from the token: no token of the module matches" \
+    "it says no token matches" "pkcs11:token=no-such-token;object=ca-key;type=private$Q"
 
 # ---- the PIN changed under a running server: one refused login, never another -------------
 httpd_conf "$(token_conf)"
@@ -269,12 +254,7 @@ expect_log "is not tried: the token refused this server's PIN before \(SCEP00501
     "later attempts say why they do not log in"
 # the operator corrects the PIN file and reloads: the parent may try again, and it works
 printf '%s\n' "$NEWPIN" >"$H/pin"
-: >"$ERROR_LOG"
-kill -USR1 "$HTTPD_PID"
-for _ in $(seq 100); do
-    grep -q 'AH00489' "$ERROR_LOG" && break
-    sleep 0.1
-done
+httpd_graceful
 ok=0
 for i in $(seq 10); do
     probe_enrollment_request "c3-$i" "$P/ra.pem" --challenge "$CHAL" --subject "/CN=c3-$i"
