@@ -25,8 +25,7 @@ static void test_accepted(void **state)
         "pkcs11:id=%01%02",
         "pkcs11:id=%00%01",                 /* an id is bytes: a zero byte is one of them */
         "pkcs11:serial=0123;id=%01?pin-source=file:/etc/scep/pin",
-        "pkcs11:token=My%20CA;object=k?module-path=/usr/lib/softhsm/libsofthsm2.so"
-        "&pin-source=/etc/scep/pin",
+        "pkcs11:token=My%20CA;object=k?module-path=/usr/lib/p11.so&pin-source=/etc/scep/pin",
         "pkcs11:manufacturer=SoftHSM%20project;model=SoftHSM%20v2;object=k;x-vendor=1",
     };
     size_t i;
@@ -77,11 +76,9 @@ static void test_refused(void **state)
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *why = scep_token_uri_check(pool, bad[i][0]);
 
-        if (!why) {
-            fail_msg("'%s' accepted", bad[i][0]);
-        }
-        if (!strstr(why, bad[i][1])) {
-            fail_msg("'%s' refused, but '%s' does not say '%s'", bad[i][0], why, bad[i][1]);
+        if (!why || !strstr(why, bad[i][1])) {
+            fail_msg("'%s': %s, expected a refusal saying '%s'", bad[i][0],
+                     why ? why : "accepted", bad[i][1]);
         }
     }
 }
