@@ -49,9 +49,9 @@ san=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 cflags=(-g -O1 -fno-omit-frame-pointer "${san[@]}" -I"$top/mod_scep" -I"$here"
     -DSCEP_FUZZ_PKI="\"$here/pki\"")
 # shellcheck disable=SC2207
-cflags+=($(pkg-config --cflags apr-1 apr-util-1 libcrypto libcurl))
+cflags+=($(pkg-config --cflags apr-1 apr-util-1 libcrypto libcurl libp11))
 # shellcheck disable=SC2207
-libs=($(pkg-config --libs apr-1 apr-util-1 libcrypto libcurl)
+libs=($(pkg-config --libs apr-1 apr-util-1 libcrypto libcurl libp11)
     $(pkg-config --libs lmdb 2>/dev/null || echo -llmdb))
 
 echo "fuzz: building in $build"
