@@ -104,10 +104,24 @@ void scep_key_cache_secret_put(scep_key_cache_t *cache, const char *name, const 
         return;
     }
     if ((old = apr_hash_get(cache->secrets, name, APR_HASH_KEY_STRING)) != NULL) {
-        OPENSSL_cleanse(old, strlen(old));
+        apr_size_t room = strlen(old);
+
+        OPENSSL_cleanse(old, room);
+        /* Kept again at every reopen of a child's session, which a client's failing
+         * requests can cause: the same secret goes where it was, so the process pool
+         * grows only when the secret itself grows. */
+        if (value && strlen(value) <= room) {
+            memcpy(old, value, strlen(value) + 1);
+            return;
+        }
+        apr_hash_set(cache->secrets, name, APR_HASH_KEY_STRING,
+                     value ? apr_pstrdup(cache->pool, value) : NULL);
+        return;
     }
-    apr_hash_set(cache->secrets, apr_pstrdup(cache->pool, name), APR_HASH_KEY_STRING,
-                 value ? apr_pstrdup(cache->pool, value) : NULL);
+    if (value) {
+        apr_hash_set(cache->secrets, apr_pstrdup(cache->pool, name), APR_HASH_KEY_STRING,
+                     apr_pstrdup(cache->pool, value));
+    }
 }
 
 volatile int *scep_key_cache_pin_refused(scep_key_cache_t *cache)
