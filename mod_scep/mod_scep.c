@@ -61,7 +61,8 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
                    : ap_listeners && ap_listeners->bind_addr ? ap_listeners->bind_addr->port
                    : 0));
     dialog->cache = scep_key_cache_get(s->process->pool);
-    scep_token_allow_login(dialog);     /* an operator's (re)start may try the PIN again */
+    dialog->state_dir = ap_runtime_dir_relative(pconf, "");
+    scep_token_config_begin();
     if (scep_glue_webhook_prepare(pconf, s) != OK || scep_glue_db_check(s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -98,6 +99,7 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 
 static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    scep_glue_config_dialog()->child = 1;   /* the parent asked and read what it needs */
     scep_glue_token_child_init(pchild, s);  /* the forwarders' RA keys may be there */
     scep_glue_db_child_init(pchild, s);
     scep_glue_forward_child_init(pchild, s);
@@ -322,6 +324,10 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
         }
     }
 
+    /* the body is in: only now may the request hold the token's keys */
+    if ((rc = scep_glue_token_enter(r, conf->ca_ref)) != OK) {
+        return rc;
+    }
     log.fn = scep_glue_log_to_request;
     log.baton = r;
     log.max_level = ap_get_request_module_loglevel(r, APLOG_MODULE_INDEX);
@@ -349,11 +355,8 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     if (reply.outcome != SCEP_OUTCOME_NONE) {
         apr_table_setn(r->notes, "scep-outcome", scep_server_outcome_name(reply.outcome));
     }
-    if ((reply.http_status == HTTP_INTERNAL_SERVER_ERROR
-         || reply.http_status == HTTP_BAD_REQUEST)
-        && scep_glue_token_failed(r, conf->ca_ref, reply.http_status)
-           == HTTP_SERVICE_UNAVAILABLE) {
-        return HTTP_SERVICE_UNAVAILABLE;    /* the token's failure: SCEP00754/00755 */
+    if (reply.token_failed) {
+        return scep_glue_token_failed(r, conf->ca_ref);     /* SCEP00244, SCEP00754 */
     }
     if (reply.http_status == HTTP_SERVICE_UNAVAILABLE) {
         /* the store or the upstream CA: both are waited for, not the device's fault */
@@ -424,9 +427,6 @@ static int scep_handler(request_rec *r)
         return scep_glue_send(r, "application/x-x509-next-ca-cert", der, len);
     }
     if (strcasecmp(operation, "PKIOperation") == 0) {
-        if ((rc = scep_glue_token_enter(r, conf->ca_ref)) != OK) {
-            return rc;
-        }
         scep_glue_config_effective_profile(conf, &profile);
         return pki_operation(r, ca, &profile, conf, message);
     }

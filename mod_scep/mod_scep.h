@@ -106,12 +106,13 @@ int scep_glue_db_unavailable(request_rec *r);
 /* ---- CA keys in a PKCS#11 token (mod_scep_token.c) ------------------------------ */
 /* child_init, before anything that uses the keys: each child opens its own session. */
 void scep_glue_token_child_init(apr_pool_t *pchild, server_rec *s);
-/* Before a request uses the section's keys: OK (a read lock held until the request's
- * end), or 503 answered (the token cannot be used, with a log line). */
+/* Before a request uses the section's keys (its body read: a slow client must hold
+ * nothing): OK (a read lock held until the request's end), or 503 answered (the token
+ * cannot be used now, with a log line).  Never waits. */
 int scep_glue_token_enter(request_rec *r, ca_ref_t *ref);
-/* After the request, with the status it got: a failure that may be the token's opens
- * the session again (at most every few seconds); 503 when the token is gone. */
-int scep_glue_token_failed(request_rec *r, ca_ref_t *ref, int status);
+/* The core found a token key failing (scep_ca_token_works): the request's lock let go,
+ * the session to be opened again; returns the 503 to answer, logged. */
+int scep_glue_token_failed(request_rec *r, ca_ref_t *ref);
 
 /* ---- audit log (mod_scep_audit.c) ------------------------------------------------ */
 void *scep_glue_audit_create_server_conf(apr_pool_t *p, server_rec *s);

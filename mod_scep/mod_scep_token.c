@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* CA keys in a PKCS#11 token, per child: the child's own session opened in child_init,
- * a read lock held by every request that uses the keys, and the session opened again
- * (under the write lock, at most every TOKEN_RETRY seconds) when the token failed or
- * was missing.  While the token cannot be used, requests are answered 503 with a log
- * line; nothing waits for it, and a PIN the token refused is never tried again. */
+ * a read lock held by every request while it uses the keys, and the session opened again
+ * (under the write lock, at most every TOKEN_RETRY seconds) when the token failed or was
+ * missing.  Nothing ever waits for the lock: a request that cannot take it, or finds the
+ * token unusable, is answered 503 with a log line; the reopening is done by the first
+ * request that finds no other using the keys.  A PIN the token refused is never tried
+ * again (scep_token.c). */
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
 #include "http_protocol.h"
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <apr_thread_rwlock.h>
 
@@ -26,8 +29,11 @@ APLOG_USE_MODULE(scep);
  * its stale sessions and object handles dropped, so all CAs open again together. */
 static apr_thread_rwlock_t *token_lock;
 static apr_pool_t *token_pool;
-static apr_time_t token_next_try;
+static apr_time_t token_next_try;   /* under the write lock */
 static int token_cas;
+/* Set when a request found a token key failing: until the session is opened again,
+ * requests are answered 503 without using the keys. */
+static volatile apr_uint32_t token_failing;
 
 static int uses_token(const ca_ref_t *ref)
 {
@@ -43,6 +49,7 @@ static void attach_all(server_rec *s)
     int i;
 
     token_next_try = apr_time_now() + apr_time_from_sec(TOKEN_RETRY);
+    apr_atomic_set32(&token_failing, 0);
     for (i = 0; refs && i < refs->nelts; i++) {
         ca_ref_t *ref = APR_ARRAY_IDX(refs, i, ca_ref_t *);
 
@@ -99,12 +106,14 @@ static apr_status_t unlock(void *data)
     return APR_SUCCESS;
 }
 
-/* Under the write lock: opens the session again unless the CA works (and nothing
- * failed), or it was tried within TOKEN_RETRY seconds. */
-static void try_again(request_rec *r, ca_ref_t *ref, int failed)
+/* Opens the session again if no request uses the keys now (else a later request will),
+ * and TOKEN_RETRY seconds passed since the last opening. */
+static void try_again(request_rec *r)
 {
-    apr_thread_rwlock_wrlock(token_lock);
-    if ((failed || !scep_ca_ready(ref->ca)) && apr_time_now() >= token_next_try) {
+    if (apr_thread_rwlock_trywrlock(token_lock) != APR_SUCCESS) {
+        return;
+    }
+    if (apr_time_now() >= token_next_try) {
         attach_all(r->server);
     }
     apr_thread_rwlock_unlock(token_lock);
@@ -126,13 +135,13 @@ int scep_glue_token_enter(request_rec *r, ca_ref_t *ref)
     if (!token_lock) {
         return HTTP_INTERNAL_SERVER_ERROR;  /* SCEP00752 said why */
     }
-    apr_thread_rwlock_rdlock(token_lock);
-    if (!scep_ca_ready(ref->ca)) {
-        apr_thread_rwlock_unlock(token_lock);
-        try_again(r, ref, 0);
-        apr_thread_rwlock_rdlock(token_lock);
+    if (apr_atomic_read32(&token_failing) || !scep_ca_ready(ref->ca)) {
+        try_again(r);
     }
-    if (!scep_ca_ready(ref->ca)) {
+    if (apr_thread_rwlock_tryrdlock(token_lock) != APR_SUCCESS) {
+        return unavailable(r, ref, "SCEP00756", "is being opened again by this process");
+    }
+    if (apr_atomic_read32(&token_failing) || !scep_ca_ready(ref->ca)) {
         apr_thread_rwlock_unlock(token_lock);
         return unavailable(r, ref, "SCEP00753", "cannot be used");
     }
@@ -140,24 +149,11 @@ int scep_glue_token_enter(request_rec *r, ca_ref_t *ref)
     return OK;
 }
 
-int scep_glue_token_failed(request_rec *r, ca_ref_t *ref, int status)
+int scep_glue_token_failed(request_rec *r, ca_ref_t *ref)
 {
-    /* a message that cannot be opened is the client's fault, unless the token opens
-     * them: only then may a 400 be the token's */
-    if (!uses_token(ref) || !token_lock
-        || (status != HTTP_INTERNAL_SERVER_ERROR
-            && !(status == HTTP_BAD_REQUEST && scep_ca_token_decrypts(ref->ca)))) {
-        return status;
-    }
     apr_pool_cleanup_run(r->pool, ref, unlock);
-    if (apr_time_now() < token_next_try) {
-        /* opened within TOKEN_RETRY seconds: not yet again, and meanwhile a failure is
-         * taken for the token's (the client is told to come back) */
-        return unavailable(r, ref, "SCEP00755", "failed soon after its session was opened");
-    }
-    try_again(r, ref, 1);
-    if (!scep_ca_ready(ref->ca)) {
-        return unavailable(r, ref, "SCEP00754", "failed during the request");
-    }
-    return status;
+    apr_atomic_set32(&token_failing, 1);
+    try_again(r);
+    return unavailable(r, ref, "SCEP00754", "failed during the request (the session is "
+                       "opened again when no request uses it)");
 }

@@ -13,6 +13,8 @@
 #include <apr_strings.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "scep_ca.h"
@@ -266,6 +268,13 @@ static EVP_PKEY **role_slot(scep_ca_t *ca, int role_id)
 {
     return role_id == ROLE_CA ? &ca->keys.ca_key
            : role_id == ROLE_RA ? &ca->keys.ra_key : &ca->keys.sign_key;
+}
+
+/* The certificate each role's key belongs to */
+static X509 *role_cert(const scep_ca_t *ca, int role_id)
+{
+    return role_id == ROLE_CA ? ca->keys.ca_cert
+           : role_id == ROLE_RA ? ca->keys.ra_cert : ca->keys.sign_cert;
 }
 
 /* The CertRep signer: the RA signer, else the RA, else the CA (as scep_ca_load sets it). */
@@ -592,6 +601,14 @@ apr_status_t scep_ca_token_attach(scep_ca_t *ca, apr_pool_t *p, const scep_log_t
             if (rv != APR_SUCCESS) {
                 *errmsg = apr_psprintf(p, "%s '%s' %s", roles[i], ca->token_uri[i], problem);
             }
+            else if (X509_check_private_key(role_cert(ca, i), *role_slot(ca, i)) != 1) {
+                /* the parent's check holds for the token it saw: another token with the
+                 * same label, or the object replaced since, must not sign in its name */
+                ERR_clear_error();
+                *errmsg = apr_psprintf(p, "%s '%s' is not the key of its certificate any "
+                                       "more", roles[i], ca->token_uri[i]);
+                rv = APR_EINVAL;
+            }
         }
     }
     apr_pool_cleanup_register(p, ca, free_token_keys, apr_pool_cleanup_null);
@@ -618,14 +635,67 @@ int scep_ca_in_token(const scep_ca_t *ca)
     return ca->tokens > 0;
 }
 
-int scep_ca_token_decrypts(const scep_ca_t *ca)
-{
-    return ca->token_uri[ca->keys.ra_cert ? ROLE_RA : ROLE_CA] != NULL;
-}
-
 int scep_ca_ready(const scep_ca_t *ca)
 {
     return ca->tokens == 0 || ca->token_ready;
+}
+
+/* One private-key operation with `key`, checked against its certificate's public key: a
+ * decryption when the key opens requests, else a signature. */
+static int token_key_works(EVP_PKEY *key, X509 *cert, int decrypts)
+{
+    unsigned char secret[32], sealed[1024], opened[1024];
+    size_t sealed_len = sizeof(sealed), opened_len = sizeof(opened);
+    EVP_PKEY_CTX *pub = EVP_PKEY_CTX_new(X509_get0_pubkey(cert), NULL);
+    EVP_PKEY_CTX *priv = EVP_PKEY_CTX_new(key, NULL);
+    int ok;
+
+    if (decrypts) {
+        ok = pub && priv && RAND_bytes(secret, sizeof(secret)) == 1
+             && EVP_PKEY_encrypt_init(pub) == 1
+             && EVP_PKEY_CTX_set_rsa_padding(pub, RSA_PKCS1_PADDING) == 1
+             && EVP_PKEY_encrypt(pub, sealed, &sealed_len, secret, sizeof(secret)) == 1
+             && EVP_PKEY_decrypt_init(priv) == 1
+             && EVP_PKEY_CTX_set_rsa_padding(priv, RSA_PKCS1_PADDING) == 1
+             && EVP_PKEY_decrypt(priv, opened, &opened_len, sealed, sealed_len) == 1
+             && opened_len == sizeof(secret)
+             && CRYPTO_memcmp(opened, secret, sizeof(secret)) == 0;
+    }
+    else {
+        ok = pub && priv && RAND_bytes(secret, sizeof(secret)) == 1
+             && EVP_PKEY_sign_init(priv) == 1
+             && EVP_PKEY_CTX_set_signature_md(priv, EVP_sha256()) == 1
+             && EVP_PKEY_sign(priv, sealed, &sealed_len, secret, sizeof(secret)) == 1
+             && EVP_PKEY_verify_init(pub) == 1
+             && EVP_PKEY_CTX_set_signature_md(pub, EVP_sha256()) == 1
+             && EVP_PKEY_verify(pub, sealed, sealed_len, secret, sizeof(secret)) == 1;
+    }
+    EVP_PKEY_CTX_free(pub);
+    EVP_PKEY_CTX_free(priv);
+    OPENSSL_cleanse(opened, sizeof(opened));
+    ERR_clear_error();
+    return ok;
+}
+
+int scep_ca_token_works(const scep_ca_t *ca)
+{
+    int decrypting = ca->keys.ra_cert ? ROLE_RA : ROLE_CA, i;
+
+    if (!ca->tokens) {
+        return 1;
+    }
+    if (!ca->token_ready) {
+        return 0;
+    }
+    for (i = 0; i < SCEP_CA_ROLES; i++) {
+        EVP_PKEY *key = *role_slot((scep_ca_t *)ca, i);
+
+        if (ca->token_uri[i]
+            && (!key || !token_key_works(key, role_cert(ca, i), i == decrypting))) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 const char *scep_ca_caps(const scep_ca_t *ca)

@@ -7,7 +7,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -37,7 +36,7 @@ struct scep_key_cache_t {
     apr_pool_t *pool;
     apr_hash_t *by_path;            /* path -> cached_key_t */
     apr_hash_t *secrets;            /* name -> NUL-terminated secret */
-    volatile int *pin_refused;      /* shared with every child; NULL if mmap failed */
+    apr_hash_t *fds;                /* name -> int, a descriptor */
 };
 
 /* A decrypted key, as PKCS#8 DER, and the identity of the file it came from: a changed
@@ -73,7 +72,7 @@ const char *scep_key_dialog_parse(apr_pool_t *p, const char *arg, scep_key_dialo
 
 scep_key_cache_t *scep_key_cache_get(apr_pool_t *process_pool)
 {
-    void *found = NULL, *shared;
+    void *found = NULL;
     scep_key_cache_t *cache;
 
     apr_pool_userdata_get(&found, CACHE_KEY, process_pool);
@@ -84,9 +83,7 @@ scep_key_cache_t *scep_key_cache_get(apr_pool_t *process_pool)
     cache->pool = process_pool;
     cache->by_path = apr_hash_make(process_pool);
     cache->secrets = apr_hash_make(process_pool);
-    shared = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-                  0);
-    cache->pin_refused = shared == MAP_FAILED ? NULL : shared;
+    cache->fds = apr_hash_make(process_pool);
     apr_pool_userdata_set(cache, CACHE_KEY, apr_pool_cleanup_null, process_pool);
     return cache;
 }
@@ -124,9 +121,22 @@ void scep_key_cache_secret_put(scep_key_cache_t *cache, const char *name, const 
     }
 }
 
-volatile int *scep_key_cache_pin_refused(scep_key_cache_t *cache)
+int scep_key_cache_fd(scep_key_cache_t *cache, const char *name)
 {
-    return cache ? cache->pin_refused : NULL;
+    const int *fd = cache ? apr_hash_get(cache->fds, name, APR_HASH_KEY_STRING) : NULL;
+
+    return fd ? *fd : -1;
+}
+
+void scep_key_cache_fd_put(scep_key_cache_t *cache, const char *name, int fd)
+{
+    int *kept;
+
+    if (cache) {
+        kept = apr_palloc(cache->pool, sizeof(*kept));
+        *kept = fd;
+        apr_hash_set(cache->fds, apr_pstrdup(cache->pool, name), APR_HASH_KEY_STRING, kept);
+    }
 }
 
 static cached_key_t *cache_find(scep_key_cache_t *cache, const char *path,
@@ -371,6 +381,10 @@ const char *scep_key_dialog_ask(apr_pool_t *p, const scep_key_dialog_t *dialog,
                                 const char *what, const char *type, char *buf, size_t size,
                                 size_t *len)
 {
+    if (dialog->child) {
+        /* a child runs as httpd's user, with no terminal: the parent asked at startup */
+        return "is asked only when httpd starts, never by a child process";
+    }
     if (dialog->kind == SCEP_KEY_DIALOG_EXEC) {
         return ask_program(p, dialog, type, buf, size, len);
     }

@@ -31,6 +31,10 @@ typedef struct scep_key_dialog_t {
     const char *program;            /* SCEP_KEY_DIALOG_EXEC: an absolute path */
     const char *server_id;          /* "host:port", the program's first argument */
     scep_key_cache_t *cache;        /* NULL: nothing is kept, every load asks */
+    const char *state_dir;          /* root's, where a token's login record is kept
+                                     * (httpd's runtime directory); NULL: none */
+    int child;                      /* set in a child: nothing is asked there, and no
+                                     * file of root's read; what the parent kept is used */
 } scep_key_dialog_t;
 
 /* A secret kept in the cache under `name` (a token's PIN, which the children need and
@@ -38,13 +42,14 @@ typedef struct scep_key_dialog_t {
 const char *scep_key_cache_secret(scep_key_cache_t *cache, const char *name);
 void scep_key_cache_secret_put(scep_key_cache_t *cache, const char *name, const char *value);
 
-/* A flag every process of the server shares (memory mapped before children fork): set
- * when a token refused a PIN.  NULL without a cache. */
-volatile int *scep_key_cache_pin_refused(scep_key_cache_t *cache);
+/* A descriptor kept under `name` (a token's login record, which the parent opens and
+ * its children inherit); -1 if none.  put keeps it for the life of the process. */
+int scep_key_cache_fd(scep_key_cache_t *cache, const char *name);
+void scep_key_cache_fd_put(scep_key_cache_t *cache, const char *name, int fd);
 
 /* Asks the dialog for a secret: `what` names it on the terminal, `type` is the program's
  * second argument.  NULL with the answer in buf (len bytes, not terminated), or why not;
- * buf is wiped on failure. */
+ * buf is wiped on failure.  A child (dialog->child) is refused: only the parent asks. */
 const char *scep_key_dialog_ask(apr_pool_t *p, const scep_key_dialog_t *dialog,
                                 const char *what, const char *type, char *buf, size_t size,
                                 size_t *len);

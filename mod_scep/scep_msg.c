@@ -463,6 +463,7 @@ apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_msg_keys_t *keys, 
     if (!plain_bio
         || (!try_decrypt(env, keys->ra_key, keys->ra_cert, plain_bio)
             && !try_decrypt(env, keys->ca_key, keys->ca_cert, plain_bio))) {
+        msg->not_opened = 1;
         return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
                       "the envelope is not encrypted to this server's RA or CA certificate");
     }

@@ -1312,16 +1312,15 @@ static apr_status_t get_crl(op_ctx_t *c)
     return rv;
 }
 
-apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
-                                      const scep_profile_t *profile, scep_db_t *db,
-                                      const unsigned char *msg, apr_size_t msg_len,
-                                      const scep_peer_t *peer, apr_int64_t now,
-                                      const scep_log_t *log, scep_reply_t *reply)
+static apr_status_t pkioperation(op_ctx_t *c, const unsigned char *msg, apr_size_t msg_len)
 {
-    op_ctx_t c = { p, ca, profile, db, peer, log, now, reply, NULL, { 0 } };
+    apr_pool_t *p = c->p;
+    const scep_profile_t *profile = c->profile;
+    const scep_peer_t *peer = c->peer;
+    const scep_log_t *log = c->log;
+    scep_reply_t *reply = c->reply;
     const char *why = NULL;
 
-    memset(reply, 0, sizeof(*reply));
     if (msg_len > profile->max_message_size) {
         scep_log(log, SCEP_LOG_INFO, "SCEP00203: scep(-,PKIOperation): message of %lu bytes "
                  "from %s exceeds ScepMaxMessageSize %lu", (unsigned long)msg_len,
@@ -1331,8 +1330,8 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
         reply->outcome = SCEP_OUTCOME_TOO_LARGE;
         return APR_ENOSPC;
     }
-    if (scep_msg_parse_request(p, scep_ca_msg_keys(ca), profile->legacy_algorithms, msg,
-                               msg_len, &c.msg, &why) != APR_SUCCESS) {
+    if (scep_msg_parse_request(p, scep_ca_msg_keys(c->ca), profile->legacy_algorithms, msg,
+                               msg_len, &c->msg, &why) != APR_SUCCESS) {
         scep_log(log, SCEP_LOG_INFO, "SCEP00204: scep(-,PKIOperation): unusable message from "
                  "%s: %s", peer && peer->client_ip ? peer->client_ip : "?", why);
         reply->http_status = 400;
@@ -1340,34 +1339,69 @@ apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
         ERR_clear_error();
         return APR_EINVAL;
     }
-    reply->transaction_id = c.msg->transaction_id;
-    if (c.msg->fail_info != SCEP_FAIL_NONE) {
-        return fail(&c, SCEP_LOG_INFO, c.msg->fail_info, "SCEP00205", c.msg->why);
+    reply->transaction_id = c->msg->transaction_id;
+    if (c->msg->fail_info != SCEP_FAIL_NONE) {
+        return fail(c, SCEP_LOG_INFO, c->msg->fail_info, "SCEP00205", c->msg->why);
     }
     /* Only transactions in a database belong to a requester (forwarding needs one too). */
-    if (db && requester_digest(&c) != APR_SUCCESS) {
+    if (c->db && requester_digest(c) != APR_SUCCESS) {
         scep_log(log, SCEP_LOG_ERR, "SCEP00270: scep(%s,PKIOperation): cannot hash the "
-                 "signer's key: %s", c.msg->transaction_id, scep_util_openssl_errors(p));
+                 "signer's key: %s", c->msg->transaction_id, scep_util_openssl_errors(p));
         reply->http_status = 500;
         reply->outcome = SCEP_OUTCOME_ERROR;
         return APR_EGENERAL;
     }
     scep_log(log, SCEP_LOG_TRACE1, "SCEP00206: scep(%s,PKIOperation): %s, digest %s, cipher %s",
-             c.msg->transaction_id, message_type_name(c.msg->message_type),
-             OBJ_nid2sn(c.msg->digest_nid), OBJ_nid2sn(c.msg->cipher_nid));
-    switch (c.msg->message_type) {
+             c->msg->transaction_id, message_type_name(c->msg->message_type),
+             OBJ_nid2sn(c->msg->digest_nid), OBJ_nid2sn(c->msg->cipher_nid));
+    switch (c->msg->message_type) {
     case SCEP_MSG_PKCSREQ:
     case SCEP_MSG_RENEWALREQ:
-        return enroll(&c);
+        return enroll(c);
     case SCEP_MSG_CERTPOLL:
-        return cert_poll(&c);
+        return cert_poll(c);
     case SCEP_MSG_GETCERT:
-        return get_cert(&c);
+        return get_cert(c);
     case SCEP_MSG_GETCRL:
-        return get_crl(&c);
+        return get_crl(c);
     default:
-        return fail(&c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00207",
+        return fail(c, SCEP_LOG_INFO, SCEP_FAIL_BAD_REQUEST, "SCEP00207",
                     apr_psprintf(p, "%s is not supported by this server yet",
-                                 message_type_name(c.msg->message_type)));
+                                 message_type_name(c->msg->message_type)));
     }
+}
+
+/* A failed request whose CA keeps keys in a token: the token is asked whether it still
+ * works, and if not the answer is 503 and the host told to open its session again. */
+static void check_token(op_ctx_t *c)
+{
+    if (!scep_ca_in_token(c->ca)
+        || !(c->reply->http_status == 500 || (c->msg && c->msg->not_opened))
+        || scep_ca_token_works(c->ca)) {
+        return;
+    }
+    scep_log(c->log, SCEP_LOG_ERR, "SCEP00244: scep(%s,PKIOperation): a key of CA %s in its "
+             "token does not work any more; answered 503",
+             c->msg && c->msg->transaction_id ? c->msg->transaction_id : "-",
+             scep_ca_name(c->ca));
+    c->reply->http_status = 503;
+    c->reply->body = NULL;
+    c->reply->body_len = 0;
+    c->reply->outcome = SCEP_OUTCOME_ERROR;
+    c->reply->token_failed = 1;
+}
+
+apr_status_t scep_server_pkioperation(apr_pool_t *p, const scep_ca_t *ca,
+                                      const scep_profile_t *profile, scep_db_t *db,
+                                      const unsigned char *msg, apr_size_t msg_len,
+                                      const scep_peer_t *peer, apr_int64_t now,
+                                      const scep_log_t *log, scep_reply_t *reply)
+{
+    op_ctx_t c = { p, ca, profile, db, peer, log, now, reply, NULL, { 0 } };
+    apr_status_t rv;
+
+    memset(reply, 0, sizeof(*reply));
+    rv = pkioperation(&c, msg, msg_len);
+    check_token(&c);
+    return rv;
 }

@@ -64,6 +64,9 @@ typedef struct scep_reply_t {
     /* for the notifier */
     const char *subject;               /* of the certificate issued, or of the request */
     const char *revoked;               /* hex serial a renewal revoked, or NULL */
+    /* for the host: a key in the CA's token failed (the answer is 503); the host should
+     * open its session with the token again */
+    int token_failed;
 } scep_reply_t;
 
 /* Answers one PKIOperation.  With `db` (may be NULL), requests are authorized against

@@ -23,6 +23,7 @@
 #include <libp11.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "scep_key.h"
@@ -47,7 +48,8 @@
 static PKCS11_CTX *module;
 static PKCS11_SLOT *slots;
 static unsigned int slot_count;
-/* The module loaded, so that every URI of the process names the same one. */
+/* The module of this configuration, loaded or not, so that every URI names the same one:
+ * a child loads one module for all its CAs. */
 static char module_path[1024];
 
 typedef struct uri_parts_t {
@@ -225,19 +227,42 @@ static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
             return apr_psprintf(p, "has a query attribute RFC 7512 does not define: '%.*s'",
                                 (int)(eq - a), a);
         }
+        if (eq - a == 11 && strncmp(a, "module-name", 11) == 0) {
+            /* p11-kit's registry is not consulted: naming the file leaves no doubt which
+             * library signs */
+            return "names its module by module-name, which mod_scep does not resolve: name "
+                   "the library by module-path=/absolute/path.so";
+        }
         if (!(value = pct_decode(p, eq + 1, (apr_size_t)(end - eq - 1), 0, &value_len))) {
             return apr_psprintf(p, "has a bad percent escape in '%.*s'", (int)(end - a), a);
         }
         if (eq - a == 10 && strncmp(a, "pin-source", 10) == 0) {
-            if (strncmp(value, "file:", 5) == 0) {
+            if (out->pin_source) {
+                return "names pin-source twice";
+            }
+            /* RFC 8089: file:/p, file:///p, file://localhost/p; another host is not here */
+            if (strncmp(value, "file://localhost/", 17) == 0) {
+                value += 16;
+            }
+            else if (strncmp(value, "file:///", 8) == 0) {
+                value += 7;
+            }
+            else if (strncmp(value, "file:", 5) == 0 && value[5] != '/') {
+                return "has a pin-source that is not file:/absolute/path";
+            }
+            else if (strncmp(value, "file:", 5) == 0 && value[6] != '/') {
                 value += 5;
             }
-            if (value[0] != '/') {
-                return "has a pin-source that is not file:/absolute/path";
+            if (value[0] != '/' || value[1] == '/') {
+                return "has a pin-source that is not file:/absolute/path (a file on this "
+                       "machine)";
             }
             out->pin_source = value;
         }
         else if (eq - a == 11 && strncmp(a, "module-path", 11) == 0) {
+            if (out->module_path) {
+                return "names module-path twice";
+            }
             if (value[0] != '/') {
                 return "has a module-path that is not an absolute path";
             }
@@ -276,13 +301,13 @@ apr_status_t scep_token_open(apr_pool_t *p, const char *uri, const char **proble
         return APR_EINVAL;
     }
     path = parts.module_path ? parts.module_path : DEFAULT_MODULE;
+    if (module_path[0] && strcmp(path, module_path) != 0) {
+        *problem = apr_psprintf(p, "names the PKCS#11 module '%s', but another URI of this "
+                                "server names '%s': one module per server", path,
+                                module_path);
+        return APR_EINVAL;
+    }
     if (module) {
-        if (strcmp(path, module_path) != 0) {
-            *problem = apr_psprintf(p, "names the PKCS#11 module '%s', but another URI of "
-                                    "this server names '%s': one module per server", path,
-                                    module_path);
-            return APR_EINVAL;
-        }
         return APR_SUCCESS;
     }
     if (strlen(path) >= sizeof(module_path)) {
@@ -327,34 +352,23 @@ void scep_token_close(void)
     ERR_clear_error();
 }
 
-void scep_token_allow_login(const scep_key_dialog_t *dialog)
+void scep_token_config_begin(void)
 {
-    volatile int *flag = dialog ? scep_key_cache_pin_refused(dialog->cache) : NULL;
-
-    if (flag) {
-        *flag = 0;
-    }
+    scep_token_close();
+    module_path[0] = '\0';
 }
 
-int scep_token_pin_refused(const scep_key_dialog_t *dialog)
-{
-    volatile int *flag = dialog ? scep_key_cache_pin_refused(dialog->cache) : NULL;
-
-    return flag && *flag;
-}
-
-/* The PIN file: root's alone, one line. */
+/* The PIN file: root's alone, one line.  *source names this version of the file, for
+ * the login record. */
 static const char *read_pin_file(apr_pool_t *p, const char *path, char *buf, size_t size,
-                                 int *denied)
+                                 const char **source)
 {
     struct stat st;
     ssize_t n;
     size_t len;
     int fd;
 
-    *denied = 0;
     if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-        *denied = errno == EACCES;
         return apr_psprintf(p, "its pin-source '%s' cannot be read: %s", path,
                             strerror(errno));
     }
@@ -362,6 +376,15 @@ static const char *read_pin_file(apr_pool_t *p, const char *path, char *buf, siz
         close(fd);
         return apr_psprintf(p, "its pin-source '%s' is not a regular file", path);
     }
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        close(fd);
+        return apr_psprintf(p, "its pin-source '%s' belongs to uid %lu: it must be root's",
+                            path, (unsigned long)st.st_uid);
+    }
+    *source = apr_psprintf(p, "file %s %lu:%lu %" APR_INT64_T_FMT " %" APR_INT64_T_FMT
+                           ".%09lu", path, (unsigned long)st.st_dev, (unsigned long)st.st_ino,
+                           (apr_int64_t)st.st_size, (apr_int64_t)st.st_mtim.tv_sec,
+                           (unsigned long)st.st_mtim.tv_nsec);
     if (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) {
         close(fd);
         return apr_psprintf(p, "its pin-source '%s' is readable or writable by group or "
@@ -387,26 +410,36 @@ static const char *read_pin_file(apr_pool_t *p, const char *path, char *buf, siz
     return NULL;
 }
 
-/* The PIN for the URI's token: read (root) or asked once, then kept for the children. */
+/* The PIN for the URI's token: read (root) or asked once, then kept for the children,
+ * with *source naming where it came from (for the login record). */
 static const char *find_pin(apr_pool_t *p, const scep_key_dialog_t *dialog,
-                            const uri_parts_t *parts, char *pin, size_t size)
+                            const uri_parts_t *parts, char *pin, size_t size,
+                            const char **source)
 {
     scep_key_cache_t *cache = dialog ? dialog->cache : NULL;
     const char *kept = scep_key_cache_secret(cache, parts->pin_name), *problem;
+    const char *source_name = apr_pstrcat(p, parts->pin_name, " source", NULL);
     size_t len = 0;
-    int denied;
 
-    if (parts->pin_source) {
-        problem = read_pin_file(p, parts->pin_source, pin, size, &denied);
-        if (problem && !(denied && kept)) {
-            return problem;
+    if (dialog && dialog->child) {
+        /* a child never reads root's file (nor one put in its place since) */
+        if (!kept) {
+            return "has no PIN in this process: the parent kept none for the children";
         }
-        if (problem) {
-            apr_cpystrn(pin, kept, size);   /* a child: the parent read it as root */
-        }
-        scep_key_cache_secret_put(cache, parts->pin_name, pin);
+        apr_cpystrn(pin, kept, size);
+        *source = scep_key_cache_secret(cache, source_name);
         return NULL;
     }
+    if (parts->pin_source) {
+        if ((problem = read_pin_file(p, parts->pin_source, pin, size, source)) != NULL) {
+            return problem;
+        }
+        scep_key_cache_secret_put(cache, parts->pin_name, pin);
+        scep_key_cache_secret_put(cache, source_name, *source);
+        return NULL;
+    }
+    *source = "the dialog";
+    scep_key_cache_secret_put(cache, source_name, *source);
     if (kept) {
         apr_cpystrn(pin, kept, size);
         return NULL;
@@ -488,13 +521,198 @@ static int pin_refused_by_token(void)
     return 0;
 }
 
+/* ---- the login record --------------------------------------------------------------
+ * One file per token in root's runtime directory, opened by the parent (root) at startup
+ * and inherited by the children, which could not open it.  Every process of the server,
+ * and httpd -t, logs in under an fcntl lock on it, so that they never try a PIN
+ * together; a PIN the token refused is written into it, with where that PIN came from,
+ * and no process tries that PIN again.  Empty: no refusal. */
+#define RECORD_MAX 1024
+/* a login elsewhere (an HSM's can take seconds) is waited for this long, in steps */
+#define RECORD_LOCK_TRIES 200
+#define RECORD_LOCK_STEP_US 50000
+
+static int record_open(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                       const uri_parts_t *parts, const char **path, const char **problem)
+{
+    const char *token = parts->token ? parts->token : "";
+    const char *name = apr_pstrcat(p, "pkcs11 login record ", token, NULL);
+    unsigned char digest[32];
+    struct stat st;
+    int fd = scep_key_cache_fd(dialog ? dialog->cache : NULL, name);
+
+    SHA256((const unsigned char *)token, strlen(token), digest);
+    *path = dialog && dialog->state_dir
+            ? apr_pstrcat(p, dialog->state_dir, "/scep-token-",
+                          scep_util_hex(p, digest, 8), NULL)
+            : NULL;
+    if (fd >= 0 || !*path) {
+        return fd;
+    }
+    if (dialog->child) {
+        *problem = "cannot be logged in to by this child: the parent opened no login record";
+        return -1;
+    }
+    if ((fd = open(*path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+        *problem = apr_psprintf(p, "cannot be logged in to: its login record '%s' cannot be "
+                                "opened: %s", *path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()
+        || (st.st_mode & 077)) {
+        close(fd);
+        *problem = apr_psprintf(p, "cannot be logged in to: its login record '%s' is not a "
+                                "file of this user's alone", *path);
+        return -1;
+    }
+    scep_key_cache_fd_put(dialog->cache, name, fd);
+    return fd;
+}
+
+static int record_lock(int fd, short type)
+{
+    struct flock lock;
+    int i;
+
+    memset(&lock, 0, sizeof(lock));
+    lock.l_type = type;
+    lock.l_whence = SEEK_SET;
+    for (i = 0; i < RECORD_LOCK_TRIES; i++) {
+        if (fcntl(fd, F_SETLK, &lock) == 0) {
+            return 0;
+        }
+        if (errno != EACCES && errno != EAGAIN) {
+            return -1;
+        }
+        usleep(RECORD_LOCK_STEP_US);
+    }
+    return -1;
+}
+
+/* The refusal the record holds ("refused TIME SOURCE"), or NULL. */
+static const char *record_read(apr_pool_t *p, int fd)
+{
+    char buf[RECORD_MAX];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+    if (n <= 0) {
+        return NULL;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    return apr_pstrdup(p, buf);
+}
+
+static void record_write(int fd, const char *text)
+{
+    size_t len = strlen(text);
+
+    if (ftruncate(fd, 0) != 0 || (len && pwrite(fd, text, len, 0) != (ssize_t)len)
+        || fsync(fd) != 0) {
+        /* nothing better to do: the refusal still holds in this process (the PIN is
+         * forgotten), and the next start says what it finds */
+    }
+}
+
+/* Why the token is not tried: the record's refusal of this very PIN, or the token's
+ * own word that its PIN is locked or one try from it; NULL to try. */
+static const char *not_to_try(apr_pool_t *p, const PKCS11_TOKEN *token, const char *refusal,
+                              const char *source, const char *record_path)
+{
+    const char *refused_source;
+
+    if (token->userPinLocked) {
+        return "is not tried: the token says its user PIN is locked; unlock it with the "
+               "security officer's PIN, then restart httpd";
+    }
+    if (token->userPinFinalTry) {
+        return "is not tried: the token says one more wrong PIN locks it; log in to it once "
+               "by hand (pkcs11-tool --login --test) to be sure of the PIN, then restart "
+               "httpd";
+    }
+    if (!refusal || strncmp(refusal, "refused ", 8) != 0
+        || !(refused_source = strchr(refusal + 8, ' '))) {
+        return NULL;
+    }
+    refused_source++;
+    if (strcmp(refused_source, "the dialog") != 0 && (!source
+                                                    || strcmp(refused_source, source) != 0)) {
+        return NULL;                /* the PIN file changed since: one try */
+    }
+    return apr_psprintf(p, "is not tried: the token refused this server's PIN before "
+                        "(SCEP00501; %s), and a retry could lock the token; %s", refusal,
+                        strcmp(refused_source, "the dialog") == 0
+                        ? apr_pstrcat(p, "remove ", record_path, " and restart httpd to give "
+                                      "the dialog's PIN one more try", NULL)
+                        : "correct the pin-source file (a changed file is tried once)");
+}
+
+/* Logs in under the record's lock (when there is a record); a refusal is written. */
+static apr_status_t login(apr_pool_t *p, const scep_key_dialog_t *dialog,
+                          PKCS11_TOKEN *token, const uri_parts_t *parts, const char **problem)
+{
+    char pin[PIN_MAX];
+    const char *record_path = NULL, *refusal = NULL, *source = NULL;
+    int fd = record_open(p, dialog, parts, &record_path, problem);
+    apr_status_t rv = APR_SUCCESS;
+
+    if (fd < 0 && record_path) {
+        return APR_EGENERAL;
+    }
+    if (fd >= 0 && record_lock(fd, F_WRLCK) != 0) {
+        *problem = apr_psprintf(p, "cannot be logged in to now: another process of this "
+                                "server holds the lock of its login record %s", record_path);
+        return APR_EGENERAL;
+    }
+    if ((*problem = find_pin(p, dialog, parts, pin, sizeof(pin), &source)) != NULL) {
+        if (fd >= 0) {
+            record_lock(fd, F_UNLCK);
+        }
+        return APR_EINVAL;
+    }
+    if (fd >= 0) {
+        refusal = record_read(p, fd);
+    }
+    if ((*problem = not_to_try(p, token, refusal, source, record_path)) != NULL) {
+        OPENSSL_cleanse(pin, sizeof(pin));
+        if (fd >= 0) {
+            record_lock(fd, F_UNLCK);
+        }
+        return APR_EACCES;
+    }
+    ERR_clear_error();
+    if (PKCS11_login(token->slot, 0, pin) == 0) {
+        if (fd >= 0 && refusal) {
+            record_write(fd, "");
+        }
+    }
+    else if (pin_refused_by_token()) {
+        rv = APR_EACCES;
+        if (fd >= 0) {
+            record_write(fd, apr_psprintf(p, "refused %" APR_TIME_T_FMT " %s\n",
+                                          apr_time_sec(apr_time_now()),
+                                          source ? source : "the dialog"));
+        }
+        scep_key_cache_secret_put(dialog ? dialog->cache : NULL, parts->pin_name, NULL);
+        *problem = "cannot be used: the token refused the PIN (SCEP00501; no process of this "
+                   "server tries that PIN again)";
+    }
+    else {
+        rv = APR_EGENERAL;
+        *problem = apr_pstrcat(p, "cannot be used: the login failed: ", errors(p), NULL);
+    }
+    OPENSSL_cleanse(pin, sizeof(pin));
+    if (fd >= 0) {
+        record_lock(fd, F_UNLCK);
+    }
+    return rv;
+}
+
 /* The module loaded, the token found, logged in once with the PIN. */
 static PKCS11_TOKEN *open_token(apr_pool_t *p, const scep_key_dialog_t *dialog,
                                 const char *uri, uri_parts_t *parts, apr_status_t *rv,
                                 const char **problem)
 {
-    volatile int *refused = dialog ? scep_key_cache_pin_refused(dialog->cache) : NULL;
-    char pin[PIN_MAX];
     PKCS11_TOKEN *token;
     int logged_in = 0;
 
@@ -511,34 +729,8 @@ static PKCS11_TOKEN *open_token(apr_pool_t *p, const scep_key_dialog_t *dialog,
         || (PKCS11_is_logged_in(token->slot, 0, &logged_in) == 0 && logged_in)) {
         return token;
     }
-    if (refused && *refused) {
-        *rv = APR_EACCES;
-        *problem = "is not tried: the token refused this server's PIN before (SCEP00501), "
-                   "and a retry could lock the token; correct the PIN and restart httpd";
-        return NULL;
-    }
-    if ((*problem = find_pin(p, dialog, parts, pin, sizeof(pin))) != NULL) {
-        *rv = APR_EINVAL;
-        return NULL;
-    }
-    ERR_clear_error();
-    if (PKCS11_login(token->slot, 0, pin) == 0) {
-        OPENSSL_cleanse(pin, sizeof(pin));
-        return token;
-    }
-    OPENSSL_cleanse(pin, sizeof(pin));
-    if (pin_refused_by_token()) {
-        if (refused) {
-            *refused = 1;
-        }
-        scep_key_cache_secret_put(dialog ? dialog->cache : NULL, parts->pin_name, NULL);
-        *rv = APR_EACCES;
-        *problem = "cannot be used: the token refused the PIN (SCEP00501; no process of this "
-                   "server tries it again before a restart)";
-        return NULL;
-    }
-    *problem = apr_pstrcat(p, "cannot be used: the login failed: ", errors(p), NULL);
-    return NULL;
+    *rv = login(p, dialog, token, parts, problem);
+    return *rv == APR_SUCCESS ? token : NULL;
 }
 
 /* open_token, for an object of `type` (the URI's type, when it names one). */

@@ -27,9 +27,13 @@ apr_status_t scep_token_open(apr_pool_t *p, const char *uri, const char **proble
 
 /* The private key the URI names.  Logs in first with the URI's PIN: its pin-source
  * file, else the dialog (asked once per process and token, then kept in memory for the
- * children, which cannot read root's files).  A login the token refused is never tried
- * again by any process of this server (no PIN lockout from retries): later calls fail
- * at once.  The key is not owned by `p`: scep_token_free_key. */
+ * children, which cannot read root's files).  No PIN lockout from retries: the
+ * processes of the server (and httpd -t) log in one at a time, under a lock on the
+ * token's login record in dialog->state_dir; a PIN the token refused is written there
+ * and not tried again by any of them, until the pin-source file changes (or the record
+ * is removed, for a PIN from the dialog); a token that says its PIN is locked or one
+ * try from it is not tried at all.  The key is not owned by `p`:
+ * scep_token_free_key. */
 apr_status_t scep_token_load_key(apr_pool_t *p, const scep_key_dialog_t *dialog,
                                  const char *uri, EVP_PKEY **out, const char **problem);
 void scep_token_free_key(EVP_PKEY *key);
@@ -43,12 +47,8 @@ apr_status_t scep_token_load_cert(apr_pool_t *p, const scep_key_dialog_t *dialog
  * Every key from the token must be freed first: they point into the module's state. */
 void scep_token_close(void);
 
-/* The parent, reading a configuration (an operator's restart): one login may be tried
- * again, whatever a child saw before. */
-void scep_token_allow_login(const scep_key_dialog_t *dialog);
-
-/* Whether a process of this server saw the token refuse the PIN since the parent last
- * logged in with it: nothing may log in again before a restart. */
-int scep_token_pin_refused(const scep_key_dialog_t *dialog);
+/* A configuration is read (the parent, at every start and restart): its URIs may name
+ * another module than the last one's. */
+void scep_token_config_begin(void);
 
 #endif

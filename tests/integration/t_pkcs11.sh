@@ -143,6 +143,42 @@ crl_ok() {
 }
 crl_ok crl1 "first start"
 
+# ---- attacks on the RA decryption key in the token ----------------------------------------
+# Only a failure of the token may count as one: garbage, and an envelope made for a key
+# that is not the token's (its recipient names the RA certificate's issuer and serial, so
+# the token really tries and fails to decrypt it), are the client's fault.
+opened=$(grep -c 'SCEP00751' "$ERROR_LOG" || true)
+printf 'not a pkiMessage at all' >"$T/junk.req"
+for i in 1 2 3; do
+    send_request junk /tokcert POST
+    expect_eq "$HTTP_CODE" 400 "garbage to the CA whose RA decrypts in the token ($i): 400"
+done
+openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$T/fake-ca.key" -days 2 \
+    -subj "$(openssl x509 -in "$P/ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')" \
+    -out "$T/fake-ca.pem" 2>/dev/null || die "cannot make the look-alike CA"
+make_key "$T/fake-ra.key" 2048
+openssl req -new -key "$T/fake-ra.key" -subj "/CN=look-alike RA" -out "$T/fake-ra.csr" 2>/dev/null
+openssl x509 -req -in "$T/fake-ra.csr" -CA "$T/fake-ca.pem" -CAkey "$T/fake-ca.key" -days 2 \
+    -set_serial "0x$(openssl x509 -in "$P/ra-tok.pem" -noout -serial | cut -d= -f2)" \
+    -out "$T/fake-ra.pem" 2>/dev/null || die "cannot make the look-alike RA certificate"
+for i in 1 2; do
+    probe_enrollment_request "lookalike$i" "$T/fake-ra.pem" --challenge "$CHAL" --subject "/CN=la$i"
+    send_request "lookalike$i" /tokcert POST
+    expect_failure "lookalike$i" "$P/ra-tok.pem" 1 \
+        "an envelope the token cannot open, to its RA certificate's issuer and serial ($i)" \
+        || true
+done
+if grep -qE 'SCEP0075[0345]' "$ERROR_LOG"; then
+    fail "the client's bad messages were taken for the token's failure:"
+    grep -E 'SCEP0075[0345]' "$ERROR_LOG" | head -3 | sed 's/^/       | /'
+else
+    pass "the client's bad messages are not taken for the token's failure"
+fi
+expect_eq "$(grep -c 'SCEP00751' "$ERROR_LOG" || true)" "$opened" \
+    "no child opened its session again for them"
+enroll p3 /tokcert POST "$P/ra-tok.pem" "$P/ca.pem" "$P/ra-tok.pem" --challenge "$CHAL" \
+    --subject "/CN=p3" || true
+
 # ---- restarts ----------------------------------------------------------------------------
 httpd_graceful
 expect_log 'AH00489' "graceful restart"
@@ -158,10 +194,25 @@ swan swan2
 micro micro2
 
 # ---- the token gone while serving, and back ------------------------------------------------
+# One child, and a POST whose body trickles into it: a request that finds the token gone
+# must not wait for that body (nor for anything else) before it is answered.
+httpd_conf "$(token_conf "$CAKEY" $'ServerLimit 1\nMaxRequestWorkers 8')"
+httpd_restart || t_done
+sleep 6     # the sessions are older than the child's pause between two openings
+exec 7<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'POST /scep?operation=PKIOperation HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3000\r\n\r\n0' >&7
+sleep 1
 chmod 000 "$H/tokens"
 probe_enrollment_request t1 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=t1"
+started=$SECONDS
 send_request t1 /scep POST
+took=$((SECONDS - started))
 expect_eq "$HTTP_CODE" 503 "token files unreadable: the enrollment gets 503"
+if ((took < 10)); then
+    pass "it is answered in ${took} s while another POST's body trickles (httpd's Timeout is 20 s)"
+else
+    fail "it waited ${took} s for another request's body"
+fi
 expect_log 'SCEP0075[345]: ' "the log says the token cannot be used"
 http_get /crl "$T/t1.crl"
 expect_match "$HTTP_CODE" '^(200|503)$' "token files unreadable: the CRL gets its signed copy or 503 ($HTTP_CODE)"
@@ -178,6 +229,7 @@ for i in $(seq 30); do
     sleep 1
 done
 expect_eq "$ok" 1 "token back: the child opened its session again and enrolls (after $i tries)"
+exec 7>&-
 ((ok)) && check_success "t2-$i" "$P/ra-sign.pem" "$P/ca.pem" POST >/dev/null
 httpd_stop || fail "httpd did not stop cleanly"
 expect_log_lacks "$PIN" "the PIN is in no log line"
@@ -219,6 +271,18 @@ if grep -qF -- "wrong-$PIN" "$HTTPD_ROOT/configtest.out"; then
 else
     pass "the wrong PIN is not in httpd's output"
 fi
+# a PIN file that is not root's
+if [[ $(id -u) == 0 ]]; then
+    cp "$H/pin" "$H/pin.www"
+    chown www-data "$H/pin.www"
+    chmod 600 "$H/pin.www"
+    token_refused "a PIN file httpd's user owns" "pin-source '.*pin.www' belongs to uid" \
+        "it says whose file it is" "$TOK;object=ca-key;type=private?pin-source=file:$H/pin.www&module-path=$MODULE"
+fi
+# two modules: a child loads one for all its CAs
+ln -sf "$MODULE" "$H/alias-module.so"
+token_refused "two PKCS#11 modules" "names the PKCS#11 module '.*', but another URI of this server names '.*': one module per server" \
+    "it says one module per server" "$TOK;object=ca-key;type=private?pin-source=file:$H/pin&module-path=$H/alias-module.so"
 # an object the token does not have
 token_refused "a key the token does not hold" "CA key 'pkcs11:.*object=no-such-key.*' cannot be loaded from the token" \
     "it names the URI" "$TOK;object=no-such-key;type=private$Q"
@@ -230,28 +294,57 @@ token_refused "a token that is not there" "CA key 'pkcs11:token=no-such-token.*'
     "it says no token matches" "pkcs11:token=no-such-token;object=ca-key;type=private$Q"
 
 # ---- the PIN changed under a running server: one refused login, never another -------------
-httpd_conf "$(token_conf)"
+# both children up, each with all its threads, so that they open their sessions at once
+httpd_conf "$(token_conf "$CAKEY" $'StartServers 2\nMinSpareThreads 16')"
 httpd_start || t_done
 NEWPIN=$(openssl rand -hex 6)
 p11 --change-pin --new-pin "$NEWPIN" >"$H/change.out" 2>&1 || { cat "$H/change.out"; die "cannot change the PIN"; }
 chown -R www-data:www-data "$H/tokens" 2>/dev/null || true
-# the children's sessions go: the token's files unreadable once
+# burst: 16 requests at once, so that both children get some
+burst() {
+    local pids=() j
+    for j in $(seq 16); do
+        curl -s --max-time 30 -o /dev/null --data-binary "@$T/c2.req" \
+            "http://127.0.0.1:$PORT/scep?operation=PKIOperation" &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
+}
+probe_enrollment_request c2 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=c2"
+# the children's sessions go: the token's files unreadable for a moment
 chmod 000 "$H/tokens"
+burst
 probe_enrollment_request c1 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=c1"
 send_request c1 /scep POST
 chmod 700 "$H/tokens"
 expect_eq "$HTTP_CODE" 503 "the session gone: 503"
-# every child that opens a session again finds the PIN it kept refused; requests for 12 s
+# every child that opens a session again finds the PIN it kept refused; for 12 s, bursts
+# reach both children together
+sleep 5
 for i in $(seq 12); do
-    probe_enrollment_request "c2-$i" "$P/ra.pem" --challenge "$CHAL" --subject "/CN=c2-$i"
-    send_request "c2-$i" /scep POST
+    burst
+    send_request c2 /scep POST
     sleep 1
 done
 expect_eq "$HTTP_CODE" 503 "the PIN changed: still 503, not a crash"
+expect_eq "$(grep -E 'SCEP0075[034]' "$ERROR_LOG" | grep -o '\[pid [0-9]*' | sort -u | wc -l)" 2 \
+    "both children lost their sessions and tried to open them again"
 expect_eq "$(grep -c 'the token refused the PIN' "$ERROR_LOG" || true)" 1 \
     "one login with the old PIN, in one child, and no other attempt by any child"
-expect_log "is not tried: the token refused this server's PIN before \(SCEP00501\)" \
+expect_log "is not tried: the token refused this server's PIN before" \
     "later attempts say why they do not log in"
+# apache2ctl configtest (which Debian's reload runs) is another process: it must not try
+# the refused PIN either
+rc=0
+httpd_configtest || rc=$?
+expect_eq "$rc" 1 "httpd -t with the PIN file unchanged refuses"
+expect_file_matches "$HTTPD_ROOT/configtest.out" "is not tried: the token refused this server's PIN" \
+    "httpd -t says the PIN was refused and it did not try it"
+if grep -q 'the token refused the PIN' "$HTTPD_ROOT/configtest.out"; then
+    fail "httpd -t logged in with the refused PIN"
+else
+    pass "httpd -t did not log in with the refused PIN"
+fi
 # the operator corrects the PIN file and reloads: the parent may try again, and it works
 printf '%s\n' "$NEWPIN" >"$H/pin"
 httpd_graceful

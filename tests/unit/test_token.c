@@ -27,6 +27,8 @@ static void test_accepted(void **state)
         "pkcs11:serial=0123;id=%01?pin-source=file:/etc/scep/pin",
         "pkcs11:token=My%20CA;object=k?module-path=/usr/lib/p11.so&pin-source=/etc/scep/pin",
         "pkcs11:manufacturer=SoftHSM%20project;model=SoftHSM%20v2;object=k;x-vendor=1",
+        "pkcs11:object=k?pin-source=file:///etc/scep/pin",      /* RFC 8089's forms */
+        "pkcs11:object=k?pin-source=file://localhost/etc/scep/pin",
     };
     size_t i;
 
@@ -65,6 +67,13 @@ static const char *const bad[][2] = {
     { "pkcs11:object=k?pin-source=https://x/pin", "pin-source" },
     { "pkcs11:object=k?module-path=libsofthsm2.so", "module-path" },
     { "pkcs11:object=k?unknown=1", "'unknown'" },
+    /* a file on another host, or two PIN sources or modules of which one would be ignored */
+    { "pkcs11:object=k?pin-source=file://pinhost/etc/scep/pin", "pin-source" },
+    { "pkcs11:object=k?pin-source=//pinhost/etc/scep/pin", "pin-source" },
+    { "pkcs11:object=k?pin-source=/a&pin-source=/b", "pin-source twice" },
+    { "pkcs11:object=k?module-path=/a.so&module-path=/b.so", "module-path twice" },
+    /* p11-kit's registry names are not resolved: not silently ignored either */
+    { "pkcs11:object=k?module-name=softhsm2", "module-name" },
     { "file:/etc/scep/ca.key", "pkcs11:" },
 };
 
