@@ -50,7 +50,7 @@ int scep_glue_crl_handler(request_rec *r)
     }
     scep_glue_config_effective_profile(conf, &profile);
     rv = scep_crl_current(r->pool, conf->ca_ref->ca, db, profile.crl_validity, now, &crl);
-    if (rv == APR_EGENERAL && !scep_ca_token_works(conf->ca_ref->ca)) {
+    if (rv == APR_EGENERAL && !scep_ca_token_works(conf->ca_ref->ca, 0)) {
         return scep_glue_token_failed(r, conf->ca_ref);
     }
     if (rv != APR_SUCCESS) {

@@ -1372,12 +1372,16 @@ static apr_status_t pkioperation(op_ctx_t *c, const unsigned char *msg, apr_size
 }
 
 /* A failed request whose CA keeps keys in a token: the token is asked whether it still
- * works, and if not the answer is 503 and the host told to open its session again. */
+ * works, and if not the answer is 503 and the host told to open its session again.  An
+ * envelope nothing opened asks only the key that opens them: a client sending those at
+ * will costs the token one more decryption each, not one operation per key. */
 static void check_token(op_ctx_t *c)
 {
+    int unopened = c->msg && c->msg->not_opened && c->reply->http_status != 500;
+
     if (!scep_ca_in_token(c->ca)
-        || !(c->reply->http_status == 500 || (c->msg && c->msg->not_opened))
-        || scep_ca_token_works(c->ca)) {
+        || !(c->reply->http_status == 500 || unopened)
+        || scep_ca_token_works(c->ca, unopened)) {
         return;
     }
     scep_log(c->log, SCEP_LOG_ERR, "SCEP00244: scep(%s,PKIOperation): a key of CA %s in its "
