@@ -293,7 +293,7 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     scep_log_t log;
     scep_peer_t peer;
     scep_reply_t reply;
-    int rc;
+    int rc, token_status = OK;
 
     if (r->method_number == M_POST) {
         if ((rc = read_body(r, profile->max_message_size, &der, &len)) != OK) {
@@ -347,6 +347,13 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     peer.location = r->uri;
     scep_server_pkioperation(r->pool, ca, profile, db, der, len, &peer, scep_glue_now(),
                              &log, &reply);
+    /* done with the keys: nothing below (the notifier, the client reading) holds them */
+    if (reply.token_failed) {
+        token_status = scep_glue_token_failed(r, conf->ca_ref);    /* SCEP00244, 00754 */
+    }
+    else {
+        scep_glue_token_leave(r, conf->ca_ref);
+    }
     audit_pki_operation(r, &reply);
     scep_glue_webhook_notify(r, profile, &reply, peer.location, peer.client_ip);
     if (reply.transaction_id) {
@@ -355,8 +362,8 @@ static int pki_operation(request_rec *r, const scep_ca_t *ca, const scep_profile
     if (reply.outcome != SCEP_OUTCOME_NONE) {
         apr_table_setn(r->notes, "scep-outcome", scep_server_outcome_name(reply.outcome));
     }
-    if (reply.token_failed) {
-        return scep_glue_token_failed(r, conf->ca_ref);     /* SCEP00244, SCEP00754 */
+    if (token_status != OK) {
+        return token_status;
     }
     if (reply.http_status == HTTP_SERVICE_UNAVAILABLE) {
         /* the store or the upstream CA: both are waited for, not the device's fault */

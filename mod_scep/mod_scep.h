@@ -110,6 +110,9 @@ void scep_glue_token_child_init(apr_pool_t *pchild, server_rec *s);
  * nothing): OK (a read lock held until the request's end), or 503 answered (the token
  * cannot be used now, with a log line).  Never waits. */
 int scep_glue_token_enter(request_rec *r, ca_ref_t *ref);
+/* The request is done with the keys (before its answer is written or anybody notified):
+ * the lock let go, so that a slow reader of the answer holds up no reopening. */
+void scep_glue_token_leave(request_rec *r, ca_ref_t *ref);
 /* The core found a token key failing (scep_ca_token_works): the request's lock let go,
  * the session to be opened again; returns the 503 to answer, logged. */
 int scep_glue_token_failed(request_rec *r, ca_ref_t *ref);

@@ -53,6 +53,7 @@ int scep_glue_crl_handler(request_rec *r)
     if (rv == APR_EGENERAL && !scep_ca_token_works(conf->ca_ref->ca, 0)) {
         return scep_glue_token_failed(r, conf->ca_ref);
     }
+    scep_glue_token_leave(r, conf->ca_ref);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SCEP00131: cannot prepare the CRL of %s: %s",

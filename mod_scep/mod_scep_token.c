@@ -34,6 +34,10 @@ static int token_cas;
 /* Set when a request found a token key failing: until the session is opened again,
  * requests are answered 503 without using the keys. */
 static volatile apr_uint32_t token_failing;
+/* Counts the openings: a request that saw the keys fail says so only if the session it
+ * used is still the current one (not one opened again meanwhile). */
+static volatile apr_uint32_t token_generation;
+#define GENERATION_NOTE "mod_scep:token-generation"
 
 static int uses_token(const ca_ref_t *ref)
 {
@@ -49,6 +53,7 @@ static void attach_all(server_rec *s)
     int i;
 
     token_next_try = apr_time_now() + apr_time_from_sec(TOKEN_RETRY);
+    apr_atomic_inc32(&token_generation);
     apr_atomic_set32(&token_failing, 0);
     for (i = 0; refs && i < refs->nelts; i++) {
         ca_ref_t *ref = APR_ARRAY_IDX(refs, i, ca_ref_t *);
@@ -146,13 +151,26 @@ int scep_glue_token_enter(request_rec *r, ca_ref_t *ref)
         return unavailable(r, ref, "SCEP00753", "cannot be used");
     }
     apr_pool_cleanup_register(r->pool, ref, unlock, apr_pool_cleanup_null);
+    apr_table_setn(r->notes, GENERATION_NOTE,
+                   apr_psprintf(r->pool, "%u", apr_atomic_read32(&token_generation)));
     return OK;
+}
+
+void scep_glue_token_leave(request_rec *r, ca_ref_t *ref)
+{
+    if (uses_token(ref)) {
+        apr_pool_cleanup_run(r->pool, ref, unlock);
+    }
 }
 
 int scep_glue_token_failed(request_rec *r, ca_ref_t *ref)
 {
+    const char *used = apr_table_get(r->notes, GENERATION_NOTE);
+
     apr_pool_cleanup_run(r->pool, ref, unlock);
-    apr_atomic_set32(&token_failing, 1);
+    if (used && strtoul(used, NULL, 10) == apr_atomic_read32(&token_generation)) {
+        apr_atomic_set32(&token_failing, 1);
+    }
     try_again(r);
     return unavailable(r, ref, "SCEP00754", "failed during the request (the session is "
                        "opened again when no request uses it)");

@@ -269,8 +269,27 @@ static apr_status_t refuse(scep_pkimsg_t *msg, int fail_info, const char *why)
     return APR_SUCCESS;
 }
 
-/* Decrypts with one key pair; on failure leaves the OpenSSL error queue clean. */
-static int try_decrypt(CMS_ContentInfo *env, EVP_PKEY *key, X509 *cert, BIO *out)
+/* Whether a recipient of the envelope names `cert`: only then did the key really try. */
+static int names_recipient(CMS_ContentInfo *env, X509 *cert)
+{
+    STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(env);
+    int i;
+
+    for (i = 0; ris && i < sk_CMS_RecipientInfo_num(ris); i++) {
+        CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+
+        if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS
+            && CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Decrypts with one key pair; on failure leaves the OpenSSL error queue clean, and
+ * counts in *tried whether the envelope was addressed to this pair. */
+static int try_decrypt(CMS_ContentInfo *env, EVP_PKEY *key, X509 *cert, BIO *out,
+                       int *tried)
 {
     if (!key || !cert || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
         return 0;
@@ -279,6 +298,7 @@ static int try_decrypt(CMS_ContentInfo *env, EVP_PKEY *key, X509 *cert, BIO *out
         return 1;
     }
     ERR_clear_error();
+    *tried |= names_recipient(env, cert);
     return 0;
 }
 
@@ -441,6 +461,7 @@ apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_msg_keys_t *keys, 
 {
     CMS_ContentInfo *env;
     BIO *plain_bio;
+    int tried = 0;
 
     if (!(env = pool_d2i_cms(p, envelope, envelope_len, 0))
         || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
@@ -461,9 +482,9 @@ apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_msg_keys_t *keys, 
      * but some pick the CA's, so both are tried. */
     plain_bio = pool_mem_bio(p);
     if (!plain_bio
-        || (!try_decrypt(env, keys->ra_key, keys->ra_cert, plain_bio)
-            && !try_decrypt(env, keys->ca_key, keys->ca_cert, plain_bio))) {
-        msg->not_opened = 1;
+        || (!try_decrypt(env, keys->ra_key, keys->ra_cert, plain_bio, &tried)
+            && !try_decrypt(env, keys->ca_key, keys->ca_cert, plain_bio, &tried))) {
+        msg->not_opened = tried;
         return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
                       "the envelope is not encrypted to this server's RA or CA certificate");
     }
@@ -864,6 +885,7 @@ apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_si
     unsigned char *envelope, *certs_der;
     apr_size_t envelope_len, certs_len;
     const char *text;
+    int tried = 0;
 
     memset(info, 0, sizeof(*info));
     info->fail_info = SCEP_FAIL_NONE;
@@ -916,7 +938,7 @@ apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_si
     if (bio_to_pool(p, content, &envelope, &envelope_len) != APR_SUCCESS || !envelope_len
         || !(env = pool_d2i_cms(p, envelope, envelope_len, 0))
         || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped
-        || !try_decrypt(env, key, cert, plain)
+        || !try_decrypt(env, key, cert, plain, &tried)
         || bio_to_pool(p, plain, &certs_der, &certs_len) != APR_SUCCESS
         || !(inner = pool_d2i_cms(p, certs_der, certs_len, 0))
         || OBJ_obj2nid(CMS_get0_type(inner)) != NID_pkcs7_signed) {

@@ -60,8 +60,9 @@ typedef struct scep_pkimsg_t {
     apr_size_t content_len;
     int fail_info;                  /* SCEP_FAIL_NONE, or why a FAILURE must be answered */
     const char *why;                /* for the log: what went wrong, no secrets */
-    int not_opened;                 /* no key of ours opened the envelope: the client's
-                                     * fault, or a token's that failed (the server asks) */
+    int not_opened;                 /* the envelope names one of our certificates, yet
+                                     * its key did not open it: the client's fault, or a
+                                     * token's that failed (the server asks) */
 } scep_pkimsg_t;
 
 /* Makes the SCEP attribute OIDs known to OpenSSL and loads the providers the accepted

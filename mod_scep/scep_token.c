@@ -526,9 +526,12 @@ static int pin_refused_by_token(void)
  * and inherited by the children, which could not open it.  Every process of the server,
  * and httpd -t, logs in under an fcntl lock on it, so that they never try a PIN
  * together; a PIN the token refused is written into it, with where that PIN came from,
- * and no process tries that PIN again.  Empty: no refusal. */
+ * and no process tries that PIN again.  Empty: no refusal.  Whoever runs code in a
+ * child could clear or hold the record through the inherited descriptor; such code has
+ * the PIN in the child's memory anyway. */
 #define RECORD_MAX 1024
-/* a login elsewhere (an HSM's can take seconds) is waited for this long, in steps */
+/* a login elsewhere (an HSM's can take seconds) is waited for this long, in steps, by the
+ * parent and httpd -t; a child, serving requests, tries once and answers 503 */
 #define RECORD_LOCK_TRIES 200
 #define RECORD_LOCK_STEP_US 50000
 
@@ -538,7 +541,7 @@ static int record_open(apr_pool_t *p, const scep_key_dialog_t *dialog,
     const char *token = parts->token ? parts->token : "";
     const char *name = apr_pstrcat(p, "pkcs11 login record ", token, NULL);
     unsigned char digest[32];
-    struct stat st;
+    struct stat st, at_path;
     int fd = scep_key_cache_fd(dialog ? dialog->cache : NULL, name);
 
     SHA256((const unsigned char *)token, strlen(token), digest);
@@ -546,30 +549,43 @@ static int record_open(apr_pool_t *p, const scep_key_dialog_t *dialog,
             ? apr_pstrcat(p, dialog->state_dir, "/scep-token-",
                           scep_util_hex(p, digest, 8), NULL)
             : NULL;
-    if (fd >= 0 || !*path) {
-        return fd;
+    if (!*path || (fd >= 0 && dialog->child)) {
+        return fd;                  /* a child keeps what the parent opened */
     }
     if (dialog->child) {
         *problem = "cannot be logged in to by this child: the parent opened no login record";
         return -1;
     }
+    /* the parent, at every configuration: the record at the path is the one in use (an
+     * operator may have removed it) */
+    if (fd >= 0 && lstat(*path, &at_path) == 0 && fstat(fd, &st) == 0
+        && st.st_dev == at_path.st_dev && st.st_ino == at_path.st_ino) {
+        return fd;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
     if ((fd = open(*path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
         *problem = apr_psprintf(p, "cannot be logged in to: its login record '%s' cannot be "
                                 "opened: %s", *path, strerror(errno));
+        scep_key_cache_fd_put(dialog->cache, name, -1);
         return -1;
     }
+    /* a hard link would let the record's truncation reach another file */
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()
-        || (st.st_mode & 077)) {
+        || (st.st_mode & 077) || st.st_nlink != 1) {
         close(fd);
         *problem = apr_psprintf(p, "cannot be logged in to: its login record '%s' is not a "
-                                "file of this user's alone", *path);
+                                "file of this user's alone (one link, mode 0600)", *path);
+        scep_key_cache_fd_put(dialog->cache, name, -1);
         return -1;
     }
     scep_key_cache_fd_put(dialog->cache, name, fd);
     return fd;
 }
 
-static int record_lock(int fd, short type)
+/* The lock taken (or let go, F_UNLCK), trying `tries` times. */
+static int record_lock(int fd, short type, int tries)
 {
     struct flock lock;
     int i;
@@ -577,14 +593,16 @@ static int record_lock(int fd, short type)
     memset(&lock, 0, sizeof(lock));
     lock.l_type = type;
     lock.l_whence = SEEK_SET;
-    for (i = 0; i < RECORD_LOCK_TRIES; i++) {
+    for (i = 0; i < tries; i++) {
+        if (i > 0) {
+            usleep(RECORD_LOCK_STEP_US);
+        }
         if (fcntl(fd, F_SETLK, &lock) == 0) {
             return 0;
         }
         if (errno != EACCES && errno != EAGAIN) {
             return -1;
         }
-        usleep(RECORD_LOCK_STEP_US);
     }
     return -1;
 }
@@ -659,24 +677,28 @@ static apr_status_t login(apr_pool_t *p, const scep_key_dialog_t *dialog,
     if (fd < 0 && record_path) {
         return APR_EGENERAL;
     }
-    if (fd >= 0 && record_lock(fd, F_WRLCK) != 0) {
+    /* the PIN first: a dialog may take minutes, and holds no lock meanwhile */
+    if ((*problem = find_pin(p, dialog, parts, pin, sizeof(pin), &source)) != NULL) {
+        return APR_EINVAL;
+    }
+    if (fd >= 0 && record_lock(fd, F_WRLCK, dialog && dialog->child ? 1
+                                                : RECORD_LOCK_TRIES) != 0) {
+        OPENSSL_cleanse(pin, sizeof(pin));
         *problem = apr_psprintf(p, "cannot be logged in to now: another process of this "
                                 "server holds the lock of its login record %s", record_path);
         return APR_EGENERAL;
-    }
-    if ((*problem = find_pin(p, dialog, parts, pin, sizeof(pin), &source)) != NULL) {
-        if (fd >= 0) {
-            record_lock(fd, F_UNLCK);
-        }
-        return APR_EINVAL;
     }
     if (fd >= 0) {
         refusal = record_read(p, fd);
     }
     if ((*problem = not_to_try(p, token, refusal, source, record_path)) != NULL) {
         OPENSSL_cleanse(pin, sizeof(pin));
+        /* a kept dialog PIN is the refused one: once the record is removed, ask again */
+        if (source && strcmp(source, "the dialog") == 0) {
+            scep_key_cache_secret_put(dialog ? dialog->cache : NULL, parts->pin_name, NULL);
+        }
         if (fd >= 0) {
-            record_lock(fd, F_UNLCK);
+            record_lock(fd, F_UNLCK, 1);
         }
         return APR_EACCES;
     }
@@ -703,7 +725,7 @@ static apr_status_t login(apr_pool_t *p, const scep_key_dialog_t *dialog,
     }
     OPENSSL_cleanse(pin, sizeof(pin));
     if (fd >= 0) {
-        record_lock(fd, F_UNLCK);
+        record_lock(fd, F_UNLCK, 1);
     }
     return rv;
 }

@@ -231,6 +231,31 @@ done
 expect_eq "$ok" 1 "token back: the child opened its session again and enrolls (after $i tries)"
 exec 7>&-
 ((ok)) && check_success "t2-$i" "$P/ra-sign.pem" "$P/ca.pem" POST >/dev/null
+# httpd -t whose dialog is slow to give the PIN holds no lock a worker needs meanwhile
+printf '#!/bin/sh\nsleep 8\ncat %s\n' "$H/pin" >"$H/slow-dialog.sh"
+chmod 700 "$H/slow-dialog.sh"
+{ sed -e "s#?pin-source=file:$H/pin&#?#g" "$HTTPD_ROOT/httpd.conf"
+  echo "ScepPassPhraseDialog exec:$H/slow-dialog.sh"; } >"$HTTPD_ROOT/slow-dialog.conf"
+timeout 60 "${HTTPD_CMD[@]}" -t -f "$HTTPD_ROOT/slow-dialog.conf" -d "$HTTPD_ROOT" \
+    >"$T/slow-dialog.out" 2>&1 &
+slow_configtest=$!
+sleep 1
+chmod 000 "$H/tokens"
+probe_enrollment_request t3 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=t3"
+send_request t3 /scep POST
+chmod 700 "$H/tokens"
+sleep 5.5   # past the child's pause between two openings
+probe_enrollment_request t4 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=t4"
+started=$SECONDS
+send_request t4 /scep POST
+took=$((SECONDS - started))
+expect_eq "$HTTP_CODE" 200 "the session opened again while httpd -t waits for its dialog"
+if ((took < 5)); then
+    pass "answered in ${took} s: the worker's login did not wait for the dialog of httpd -t"
+else
+    fail "the worker waited ${took} s for the dialog of httpd -t"
+fi
+wait "$slow_configtest" || fail "httpd -t with the slow dialog refused: $(tail -2 "$T/slow-dialog.out")"
 httpd_stop || fail "httpd did not stop cleanly"
 expect_log_lacks "$PIN" "the PIN is in no log line"
 
@@ -311,9 +336,13 @@ burst() {
     wait "${pids[@]}" || true
 }
 probe_enrollment_request c2 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=c2"
-# the children's sessions go: the token's files unreadable for a moment
+# the children's sessions go: the token's files unreadable until both children saw it
 chmod 000 "$H/tokens"
-burst
+for i in $(seq 10); do
+    burst
+    (($(grep -E 'SCEP0075[34]' "$ERROR_LOG" | grep -o '\[pid [0-9]*' | sort -u | wc -l) >= 2)) \
+        && break
+done
 probe_enrollment_request c1 "$P/ra.pem" --challenge "$CHAL" --subject "/CN=c1"
 send_request c1 /scep POST
 chmod 700 "$H/tokens"
