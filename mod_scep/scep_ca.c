@@ -677,7 +677,7 @@ static int token_key_works(EVP_PKEY *key, X509 *cert, int decrypts)
     return ok;
 }
 
-int scep_ca_token_works(const scep_ca_t *ca, int decryption_only)
+int scep_ca_token_works(const scep_ca_t *ca, int recipients)
 {
     int decrypting = ca->keys.ra_cert ? ROLE_RA : ROLE_CA, i;
 
@@ -690,8 +690,12 @@ int scep_ca_token_works(const scep_ca_t *ca, int decryption_only)
     for (i = 0; i < SCEP_CA_ROLES; i++) {
         EVP_PKEY *key = *role_slot((scep_ca_t *)ca, i);
 
-        if (ca->token_uri[i] && (!decryption_only || i == decrypting)
-            && (!key || !token_key_works(key, role_cert(ca, i), i == decrypting))) {
+        int asked = !recipients || (i == ROLE_RA && (recipients & SCEP_MSG_RECIPIENT_RA))
+                    || (i == ROLE_CA && (recipients & SCEP_MSG_RECIPIENT_CA));
+        int decrypts = recipients ? 1 : i == decrypting;
+
+        if (ca->token_uri[i] && asked
+            && (!key || !token_key_works(key, role_cert(ca, i), decrypts))) {
             return 0;
         }
     }

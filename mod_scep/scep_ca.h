@@ -60,11 +60,11 @@ int scep_ca_in_token(const scep_ca_t *ca);
 int scep_ca_ready(const scep_ca_t *ca);
 /* Whether every token key of the CA still works: a signature with each, a decryption
  * with the one that opens requests, each checked against its certificate; with
- * `decryption_only`, that one alone.  A request that failed (a 500, an envelope no key
+ * `recipients` (SCEP_MSG_RECIPIENT_* bits), a decryption with those keys alone.  A request that failed (a 500, an envelope no key
  * opened) asks, so that only the token's own failure, never a client's bad message,
  * makes the host open its session again.  It costs one private-key operation in the
  * token per key asked.  1 for a CA without a token (or without a token key asked). */
-int scep_ca_token_works(const scep_ca_t *ca, int decryption_only);
+int scep_ca_token_works(const scep_ca_t *ca, int recipients);
 apr_status_t scep_ca_token_attach(scep_ca_t *ca, apr_pool_t *p, const scep_log_t *log,
                                   const char **errmsg);
 /* Frees this process's token keys (the CA is then not ready); when every CA let go of

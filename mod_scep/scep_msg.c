@@ -286,10 +286,10 @@ static int names_recipient(CMS_ContentInfo *env, X509 *cert)
     return 0;
 }
 
-/* Decrypts with one key pair; on failure leaves the OpenSSL error queue clean, and
- * counts in *tried whether the envelope was addressed to this pair. */
+/* Decrypts with one key pair; on failure leaves the OpenSSL error queue clean, and adds
+ * `which` to *tried when the envelope was addressed to this pair. */
 static int try_decrypt(CMS_ContentInfo *env, EVP_PKEY *key, X509 *cert, BIO *out,
-                       int *tried)
+                       int which, int *tried)
 {
     if (!key || !cert || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
         return 0;
@@ -298,7 +298,9 @@ static int try_decrypt(CMS_ContentInfo *env, EVP_PKEY *key, X509 *cert, BIO *out
         return 1;
     }
     ERR_clear_error();
-    *tried |= names_recipient(env, cert);
+    if (names_recipient(env, cert)) {
+        *tried |= which;
+    }
     return 0;
 }
 
@@ -482,8 +484,10 @@ apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_msg_keys_t *keys, 
      * but some pick the CA's, so both are tried. */
     plain_bio = pool_mem_bio(p);
     if (!plain_bio
-        || (!try_decrypt(env, keys->ra_key, keys->ra_cert, plain_bio, &tried)
-            && !try_decrypt(env, keys->ca_key, keys->ca_cert, plain_bio, &tried))) {
+        || (!try_decrypt(env, keys->ra_key, keys->ra_cert, plain_bio,
+                         SCEP_MSG_RECIPIENT_RA, &tried)
+            && !try_decrypt(env, keys->ca_key, keys->ca_cert, plain_bio,
+                            SCEP_MSG_RECIPIENT_CA, &tried))) {
         msg->not_opened = tried;
         return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
                       "the envelope is not encrypted to this server's RA or CA certificate");
@@ -938,7 +942,7 @@ apr_status_t scep_msg_read_reply(apr_pool_t *p, const unsigned char *der, apr_si
     if (bio_to_pool(p, content, &envelope, &envelope_len) != APR_SUCCESS || !envelope_len
         || !(env = pool_d2i_cms(p, envelope, envelope_len, 0))
         || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped
-        || !try_decrypt(env, key, cert, plain, &tried)
+        || !try_decrypt(env, key, cert, plain, SCEP_MSG_RECIPIENT_RA, &tried)
         || bio_to_pool(p, plain, &certs_der, &certs_len) != APR_SUCCESS
         || !(inner = pool_d2i_cms(p, certs_der, certs_len, 0))
         || OBJ_obj2nid(CMS_get0_type(inner)) != NID_pkcs7_signed) {

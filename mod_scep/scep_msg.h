@@ -44,6 +44,9 @@ typedef struct scep_msg_keys_t {
     EVP_PKEY *sign_key;
 } scep_msg_keys_t;
 
+#define SCEP_MSG_RECIPIENT_RA 1
+#define SCEP_MSG_RECIPIENT_CA 2
+
 /* A request as read from the wire.  OpenSSL objects are freed with the pool. */
 typedef struct scep_pkimsg_t {
     int message_type;
@@ -60,9 +63,10 @@ typedef struct scep_pkimsg_t {
     apr_size_t content_len;
     int fail_info;                  /* SCEP_FAIL_NONE, or why a FAILURE must be answered */
     const char *why;                /* for the log: what went wrong, no secrets */
-    int not_opened;                 /* the envelope names one of our certificates, yet
-                                     * its key did not open it: the client's fault, or a
-                                     * token's that failed (the server asks) */
+    int not_opened;                 /* SCEP_MSG_RECIPIENT_* bits: the envelope names these
+                                     * certificates of ours, yet their keys did not open
+                                     * it: the client's fault, or a token's that failed
+                                     * (the server asks) */
 } scep_pkimsg_t;
 
 /* Makes the SCEP attribute OIDs known to OpenSSL and loads the providers the accepted

@@ -1373,11 +1373,11 @@ static apr_status_t pkioperation(op_ctx_t *c, const unsigned char *msg, apr_size
 
 /* A failed request whose CA keeps keys in a token: the token is asked whether it still
  * works, and if not the answer is 503 and the host told to open its session again.  An
- * envelope nothing opened asks only the key that opens them: a client sending those at
- * will costs the token one more decryption each, not one operation per key. */
+ * envelope addressed to us that did not open asks only the keys it was addressed to: a
+ * client sending those at will costs the token one more decryption each. */
 static void check_token(op_ctx_t *c)
 {
-    int unopened = c->msg && c->msg->not_opened && c->reply->http_status != 500;
+    int unopened = c->msg && c->reply->http_status != 500 ? c->msg->not_opened : 0;
 
     if (!scep_ca_in_token(c->ca)
         || !(c->reply->http_status == 500 || unopened)
