@@ -840,6 +840,40 @@ certmonger_private() {
     mkdir -p "$c/config" "$c/cas" "$c/requests" "$c/localca" "$c/tmp" "$c/out"
 }
 
+# certmonger_enroll DIR URL CHALLENGE CA_NICKNAME [getcert request options...]: one enrollment
+# by a private certmonger daemon on a private session bus (it sends GET); the key and the
+# certificate go to DIR/out/key.pem and DIR/out/cert.pem.  Succeeds when `getcert request -w`
+# did and the certificate was written; certmonger_said DIR shows what the daemon printed.
+CM_DAEMON="" CM_DAEMON_HOOK=""
+certmonger_enroll() {
+    local c=$1 url=$2 chal=$3 ca=$4
+    shift 4
+    certmonger_private "$c"
+    {
+        printf 'timeout 60 getcert add-scep-ca -s -c %q -u %q\n' "$ca" "$url"
+        printf 'echo "result add-scep-ca $?"\n'
+        printf 'timeout 180 getcert request -s -c %q -f %q -k %q -L %q -w -v' "$ca" \
+            "$c/out/cert.pem" "$c/out/key.pem" "$chal"
+        printf ' %q' "$@"
+        printf '\necho "result request $?"\n'
+    } >"$c/inner.sh"
+    timeout 300 dbus-run-session -- certmonger -s -n -B -c "bash $c/inner.sh" \
+        >"$c/daemon.out" 2>&1 &
+    CM_DAEMON=$!
+    # once per test; cleared after the wait, so no later process of that pid is killed
+    [[ -n $CM_DAEMON_HOOK ]] \
+        || at_exit '[[ -z "$CM_DAEMON" ]] || kill "$CM_DAEMON" 2>/dev/null'
+    CM_DAEMON_HOOK=1
+    wait "$CM_DAEMON" || true
+    CM_DAEMON=""
+    [[ $(sed -n 's/^result request //p' "$c/daemon.out") == 0 && -s "$c/out/cert.pem" ]]
+}
+
+# certmonger_said DIR [LINES]: the last lines the daemon of certmonger_enroll printed
+certmonger_said() {
+    grep -v '^dbus-daemon' "$1/daemon.out" | tail -"${2:-30}" | sed 's/^/       | /'
+}
+
 # probe_reply NAME SIGNER: parses $T/NAME.rep into $T/NAME.out (key=value lines);
 # on SUCCESS the certificate is $T/NAME.pem.  Returns the probe's status.
 probe_reply() {

@@ -155,27 +155,15 @@ for i in 1 2; do
 done
 # certmonger (GET), in a private daemon on a private bus, as t_certmonger runs it
 C=$T/cm
-certmonger_private "$C"
-cat >"$C/inner.sh" <<'INNER'
-C=$1 URL=$2 CH=$3
-timeout 60 getcert add-scep-ca -s -c Cluster -u "$URL"
-echo "result add-scep-ca $?"
-timeout 180 getcert request -s -c Cluster -f "$C/out/cert.pem" -k "$C/out/key.pem" \
-    -N CN=cm.cl.example.net -D cm.cl.example.net -L "$CH" -w -v
-echo "result request $?"
-INNER
-timeout 300 dbus-run-session -- certmonger -s -n -B -c "bash $C/inner.sh $C $URL/scep $CH" \
-    >"$C/daemon.out" 2>&1 &
-CM_PID=$!
-at_exit "kill $CM_PID 2>/dev/null"
-wait "$CM_PID" || true
-if [[ $(sed -n 's/^result request //p' "$C/daemon.out") == 0 && -s "$C/out/cert.pem" ]] \
+if certmonger_enroll "$C" "$URL/scep" "$CH" Cluster -N CN=cm.cl.example.net \
+        -D cm.cl.example.net \
         && timeout 30 openssl verify -CAfile "$CA" "$C/out/cert.pem" >/dev/null 2>&1; then
     received "$C/out/cert.pem" cm.cl.example.net
     expect_eq "$(db_count "fqdn = 'cm.cl.example.net' AND ltrim(upper(serial), '0') = \
 '$(cl_serial "$C/out/cert.pem")'")" 1 "certmonger through HAProxy: recorded in scep_certificates"
 else
-    fail "certmonger through HAProxy: $(grep -v '^dbus-daemon' "$C/daemon.out" | tail -5)"
+    fail "certmonger through HAProxy:"
+    certmonger_said "$C" 5
 fi
 for node in "${NODES[@]}"; do
     grep -q ' /scep 200 \| /legacy 200 ' <(grep -v GetCACaps "$(cl_node_root "$node")/logs/access.log") \

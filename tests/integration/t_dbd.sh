@@ -133,28 +133,14 @@ expect_eq "$(rows "SELECT enrollments FROM scep_devices WHERE key = 'reg1.exampl
 
 # ---- certmonger, through a private daemon ----
 C=$T/cm
-certmonger_private "$C"
 CM_CHAL=$(mint) || fail "minting for certmonger: $CM_CHAL"
-cat >"$C/inner.sh" <<'INNER'
-set -u
-C=$1 URL=$2 CHAL=$3
-timeout 120 getcert add-scep-ca -s -c Dbd -u "$URL"
-echo "result add-scep-ca $?"
-timeout 120 getcert request -s -c Dbd -f "$C/out/cert.pem" -k "$C/out/key.pem" \
-    -N "CN=cm.example.net" -L "$CHAL" -w -v
-echo "result request $?"
-INNER
-rc=0
-timeout 300 dbus-run-session -- certmonger -s -n -B -c "bash $C/inner.sh $C $URL $CM_CHAL" \
-    >"$C/daemon.out" 2>&1 || rc=$?
-expect_eq "$rc" 0 "private certmonger daemon ran"
-if [[ $(sed -n 's/^result request //p' "$C/daemon.out") == 0 ]] \
+if certmonger_enroll "$C" "$URL" "$CM_CHAL" Dbd -N "CN=cm.example.net" \
     && timeout 30 openssl verify -CAfile "$T/pki/ca.pem" "$C/out/cert.pem" >/dev/null 2>&1; then
     pass "certmonger: getcert request -w got a verified certificate"
     recorded "$C/out/cert.pem" "certmonger"
 else
     fail "certmonger did not get a certificate:"
-    grep -v '^dbus-daemon' "$C/daemon.out" | sed 's/^/       | /' | tail -20
+    certmonger_said "$C" 20
 fi
 
 http_get "/crl" "$T/crl.der"

@@ -220,24 +220,8 @@ fi
 if command -v certmonger >/dev/null && command -v getcert >/dev/null \
         && command -v dbus-run-session >/dev/null; then
     C=$T/cm
-    certmonger_private "$C"
-    cat >"$C/inner.sh" <<'INNER'
-set -u
-C=$1 URL=$2 CH=$3
-timeout 60 getcert add-scep-ca -s -c Tmpl -u "$URL"
-timeout 120 getcert request -s -c Tmpl -f "$C/out/cert.pem" -k "$C/out/key.pem" \
-    -N "CN=Jane Roe" -E jane.roe@example.org -L "$CH" -w -v
-echo "result request $?"
-INNER
-    rc=0
-    timeout 300 dbus-run-session -- certmonger -s -n -B -c \
-        "bash $C/inner.sh $C http://127.0.0.1:$PORT/user $CH" >"$C/daemon.out" 2>&1 &
-    DAEMON=$!
-    at_exit '[[ -z "$DAEMON" ]] || kill "$DAEMON" 2>/dev/null'
-    wait "$DAEMON" || rc=$?
-    DAEMON=""
-    if [[ "$(sed -n 's/^result request //p' "$C/daemon.out")" == 0 \
-          && -s "$C/out/cert.pem" ]]; then
+    if certmonger_enroll "$C" "http://127.0.0.1:$PORT/user" "$CH" Tmpl \
+            -N "CN=Jane Roe" -E jane.roe@example.org; then
         pass "certmonger: a user certificate at smime-both"
         cp "$C/out/cert.pem" "$T/cm.pem"
         expect_eq "$(subject cm)" "CN=Jane Roe" "certmonger: the subject as asked"
@@ -247,8 +231,8 @@ INNER
         expect_match "$(text cm)" "$KU_SIGN_ENC" \
             "certmonger: smime-both's key usage"
     else
-        fail "certmonger: no certificate at smime-both (exit $rc):"
-        grep -v '^dbus-daemon' "$C/daemon.out" | sed 's/^/       | /' | tail -20
+        fail "certmonger: no certificate at smime-both:"
+        certmonger_said "$C" 20
         grep SCEP006 "$ERROR_LOG" | tail -3 | sed 's/^/       | /'
     fi
 else
