@@ -44,6 +44,41 @@ void scep_glue_log_to_server(void *baton, const char *file, int line, int level,
     ap_log_error_(file, line, APLOG_MODULE_INDEX, level, 0, baton, "%s", text);
 }
 
+/* Whether this process was started only to stop a running server (`-k stop` or
+ * `-k graceful-stop`, which Debian's apache2ctl and unit send): check_config runs before
+ * the signal is sent, and stopping must never need the CA's token, PIN or passphrase.
+ * httpd's MPM takes -k out of process->argv before any hook runs, so the words are read
+ * where the kernel keeps them; without /proc, every check runs as for a start. */
+static int only_stops_server(apr_pool_t *p)
+{
+    apr_file_t *file;
+    char *args = apr_palloc(p, 65536), *arg, *end;
+    apr_size_t len = 65535;
+    int dash_k = 0;
+
+    if (apr_file_open(&file, "/proc/self/cmdline", APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
+        return 0;
+    }
+    if (apr_file_read_full(file, args, len, &len) != APR_SUCCESS && len == 0) {
+        apr_file_close(file);
+        return 0;
+    }
+    apr_file_close(file);
+    args[len] = '\0';
+    for (arg = args, end = args + len; arg < end; arg += strlen(arg) + 1) {
+        const char *value = dash_k ? arg : strncmp(arg, "-k", 2) == 0 ? arg + 2 : NULL;
+
+        if (strcmp(arg, "--") == 0) {
+            break;
+        }
+        dash_k = !dash_k && strcmp(arg, "-k") == 0;
+        if (value && *value) {
+            return strcmp(value, "stop") == 0 || strcmp(value, "graceful-stop") == 0;
+        }
+    }
+    return 0;
+}
+
 /* Runs for `httpd -t` too, so a broken CA refuses the configuration there as well. */
 static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                              server_rec *s)
@@ -51,8 +86,14 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     const apr_array_header_t *ca_refs = scep_glue_config_cas();
     scep_log_t log = { scep_glue_log_to_server, s, APLOG_TRACE8 };
     scep_key_dialog_t *dialog = scep_glue_config_dialog();
+    char *runtime_dir;
     int i;
 
+    if (only_stops_server(ptemp)) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "SCEP00006: this httpd only stops the "
+                     "server: the CAs are not loaded");
+        return OK;
+    }
     /* mod_ssl's first argument to its exec: dialog: the main server's name and port (the
      * first Listen's when ServerName names none) */
     dialog->server_id = apr_psprintf(
@@ -61,7 +102,15 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
                    : ap_listeners && ap_listeners->bind_addr ? ap_listeners->bind_addr->port
                    : 0));
     dialog->cache = scep_key_cache_get(s->process->pool);
-    dialog->state_dir = ap_runtime_dir_relative(pconf, "");
+    runtime_dir = ap_runtime_dir_relative(pconf, "");
+    if (runtime_dir) {
+        apr_size_t len = strlen(runtime_dir);
+
+        while (len > 1 && runtime_dir[len - 1] == '/') {
+            runtime_dir[--len] = '\0';
+        }
+    }
+    dialog->state_dir = runtime_dir;
     scep_token_config_begin();
     if (scep_glue_webhook_prepare(pconf, s) != OK || scep_glue_db_check(s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -101,6 +150,7 @@ static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
     scep_glue_config_dialog()->child = 1;   /* the parent asked and read what it needs */
     scep_glue_token_child_init(pchild, s);  /* the forwarders' RA keys may be there */
+    scep_glue_config_dialog()->serving = 1; /* from now on a login never waits */
     scep_glue_db_child_init(pchild, s);
     scep_glue_forward_child_init(pchild, s);
     scep_glue_webhook_child_init(pchild, s);

@@ -6,6 +6,8 @@
  * token unusable, is answered 503 with a log line; the reopening is done by the first
  * request that finds no other using the keys.  A PIN the token refused is never tried
  * again (scep_token.c). */
+#include <unistd.h>
+
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
@@ -23,6 +25,10 @@ APLOG_USE_MODULE(scep);
 
 /* Seconds between two attempts of a child to open its session again. */
 #define TOKEN_RETRY 5
+/* A starting child tries this many times, this far apart, before its first request:
+ * SoftHSM2 lists no slot while a sibling's login rewrites its token files. */
+#define TOKEN_START_TRIES 10
+#define TOKEN_START_PAUSE apr_time_from_msec(200)
 
 /* One lock and one session per child for every CA whose keys are in a token: a process
  * holds one module, and only when every key is freed can the module be finalised and
@@ -45,12 +51,13 @@ static int uses_token(const ca_ref_t *ref)
 }
 
 /* Every CA's keys freed, the session closed, then opened again; the caller holds the
- * write lock (or no thread runs yet). */
-static void attach_all(server_rec *s)
+ * write lock (or no thread runs yet).  How many CAs could not be opened; each is logged
+ * unless `quiet`. */
+static int attach_all(server_rec *s, int quiet)
 {
     const apr_array_header_t *refs = scep_glue_config_cas();
     scep_log_t log = { scep_glue_log_to_server, s, APLOG_TRACE8 };
-    int i;
+    int i, failed = 0;
 
     token_next_try = apr_time_now() + apr_time_from_sec(TOKEN_RETRY);
     apr_atomic_inc32(&token_generation);
@@ -72,14 +79,22 @@ static void attach_all(server_rec *s)
             continue;
         }
         if (scep_ca_token_attach(ref->ca, token_pool, &log, &errmsg) != APR_SUCCESS) {
+            failed++;
+            if (quiet) {
+                continue;
+            }
+            /* the parent checked the token as root: what works there and fails here is
+             * mostly the module's files, unreadable by the User this process runs as */
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "SCEP00750: CA configured at %s: "
-                         "the token cannot be used by this process (requests get 503; "
-                         "tried again in %d s): %s", ref->defined_at, TOKEN_RETRY, errmsg);
+                         "the token cannot be used by this process (uid %lu; requests get "
+                         "503; tried again in %d s): %s", ref->defined_at,
+                         (unsigned long)geteuid(), TOKEN_RETRY, errmsg);
             continue;
         }
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "SCEP00751: CA configured at %s: this "
                      "process opened its session with the token", ref->defined_at);
     }
+    return failed;
 }
 
 void scep_glue_token_child_init(apr_pool_t *pchild, server_rec *s)
@@ -101,7 +116,9 @@ void scep_glue_token_child_init(apr_pool_t *pchild, server_rec *s)
         token_lock = NULL;
         return;
     }
-    attach_all(s);
+    for (i = 1; attach_all(s, i < TOKEN_START_TRIES) && i < TOKEN_START_TRIES; i++) {
+        apr_sleep(TOKEN_START_PAUSE);
+    }
 }
 
 static apr_status_t unlock(void *data)
@@ -119,7 +136,7 @@ static void try_again(request_rec *r)
         return;
     }
     if (apr_time_now() >= token_next_try) {
-        attach_all(r->server);
+        attach_all(r->server, 0);
     }
     apr_thread_rwlock_unlock(token_lock);
 }

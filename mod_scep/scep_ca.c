@@ -66,7 +66,8 @@ enum { ROLE_CA, ROLE_RA, ROLE_SIGNER };
 static apr_status_t file_problem(apr_pool_t *p, const char *role, const char *path,
                                  const char *what, const char **errmsg)
 {
-    *errmsg = apr_psprintf(p, "%s file '%s' %s", role, path, what);
+    *errmsg = apr_psprintf(p, "%s %s'%s' %s", role,
+                           strncmp(path, "pkcs11:", 7) == 0 ? "" : "file ", path, what);
     return APR_EINVAL;
 }
 
@@ -225,6 +226,43 @@ static apr_status_t check_key(apr_pool_t *p, const char *role, const char *path,
     return APR_SUCCESS;
 }
 
+/* One private-key operation with `key`, checked against its certificate's public key: a
+ * decryption when the key opens requests, else a signature. */
+static int token_key_works(EVP_PKEY *key, X509 *cert, int decrypts)
+{
+    unsigned char secret[32], sealed[1024], opened[1024];
+    size_t sealed_len = sizeof(sealed), opened_len = sizeof(opened);
+    EVP_PKEY_CTX *pub = EVP_PKEY_CTX_new(X509_get0_pubkey(cert), NULL);
+    EVP_PKEY_CTX *priv = EVP_PKEY_CTX_new(key, NULL);
+    int ok;
+
+    if (decrypts) {
+        ok = pub && priv && RAND_bytes(secret, sizeof(secret)) == 1
+             && EVP_PKEY_encrypt_init(pub) == 1
+             && EVP_PKEY_CTX_set_rsa_padding(pub, RSA_PKCS1_PADDING) == 1
+             && EVP_PKEY_encrypt(pub, sealed, &sealed_len, secret, sizeof(secret)) == 1
+             && EVP_PKEY_decrypt_init(priv) == 1
+             && EVP_PKEY_CTX_set_rsa_padding(priv, RSA_PKCS1_PADDING) == 1
+             && EVP_PKEY_decrypt(priv, opened, &opened_len, sealed, sealed_len) == 1
+             && opened_len == sizeof(secret)
+             && CRYPTO_memcmp(opened, secret, sizeof(secret)) == 0;
+    }
+    else {
+        ok = pub && priv && RAND_bytes(secret, sizeof(secret)) == 1
+             && EVP_PKEY_sign_init(priv) == 1
+             && EVP_PKEY_CTX_set_signature_md(priv, EVP_sha256()) == 1
+             && EVP_PKEY_sign(priv, sealed, &sealed_len, secret, sizeof(secret)) == 1
+             && EVP_PKEY_verify_init(pub) == 1
+             && EVP_PKEY_CTX_set_signature_md(pub, EVP_sha256()) == 1
+             && EVP_PKEY_verify(pub, sealed, sealed_len, secret, sizeof(secret)) == 1;
+    }
+    EVP_PKEY_CTX_free(pub);
+    EVP_PKEY_CTX_free(priv);
+    OPENSSL_cleanse(opened, sizeof(opened));
+    ERR_clear_error();
+    return ok;
+}
+
 static apr_status_t load_key(apr_pool_t *p, scep_ca_t *ca, const scep_ca_files_t *files,
                              const scep_log_t *log, int role_id, const char *role,
                              const char *path, X509 *cert, int must_be_rsa, EVP_PKEY **out,
@@ -246,7 +284,23 @@ static apr_status_t load_key(apr_pool_t *p, scep_ca_t *ca, const scep_ca_files_t
         ca->tokens++;
         *out = key;
         scep_log(log, SCEP_LOG_INFO, "SCEP00502: %s '%s' found in the token", role, path);
-        return check_key(p, role, path, cert, must_be_rsa, key, errmsg);
+        if ((rv = check_key(p, role, path, cert, must_be_rsa, key, errmsg)) != APR_SUCCESS
+            || role_id == ROLE_SIGNER || token_key_works(key, cert, 1)) {
+            return rv;
+        }
+        /* many HSMs refuse RSA PKCS#1 v1.5 decryption, or the key was made for signing:
+         * known now, a refusal later is never taken for the token's failure */
+        if (must_be_rsa) {
+            return file_problem(p, role, path, "does not decrypt in the token, and clients "
+                                "encrypt their requests to it: keep this key in a file "
+                                "(encrypted if you like) and only the signing keys in the "
+                                "token", errmsg);
+        }
+        ca->keys.ca_key_signs_only = 1;
+        scep_log(log, SCEP_LOG_INFO, "SCEP00504: %s '%s' does not decrypt in the token: a "
+                 "request encrypted to the CA certificate instead of the RA's gets FAILURE "
+                 "badMessageCheck", role, path);
+        return APR_SUCCESS;
     }
     if (!(bio = open_file(p, role, path, 1, errmsg))) {
         return APR_EINVAL;
@@ -381,9 +435,11 @@ static void warn_about(const scep_log_t *log, const char *role, const char *path
 static apr_status_t load_ca_list(apr_pool_t *p, const char *role, const char *path,
                                  STACK_OF(X509) **certs, const char **errmsg)
 {
-    apr_status_t rv = load_certs(p, NULL, role, path, certs, errmsg);
+    apr_status_t rv;
     int i;
 
+    *certs = NULL;
+    rv = load_certs(p, NULL, role, path, certs, errmsg);
     for (i = 0; rv == APR_SUCCESS && i < sk_X509_num(*certs); i++) {
         if (X509_check_ca(sk_X509_value(*certs, i)) == 0) {
             return file_problem(p, role, path, apr_psprintf(p, "holds a certificate that is "
@@ -638,43 +694,6 @@ int scep_ca_in_token(const scep_ca_t *ca)
 int scep_ca_ready(const scep_ca_t *ca)
 {
     return ca->tokens == 0 || ca->token_ready;
-}
-
-/* One private-key operation with `key`, checked against its certificate's public key: a
- * decryption when the key opens requests, else a signature. */
-static int token_key_works(EVP_PKEY *key, X509 *cert, int decrypts)
-{
-    unsigned char secret[32], sealed[1024], opened[1024];
-    size_t sealed_len = sizeof(sealed), opened_len = sizeof(opened);
-    EVP_PKEY_CTX *pub = EVP_PKEY_CTX_new(X509_get0_pubkey(cert), NULL);
-    EVP_PKEY_CTX *priv = EVP_PKEY_CTX_new(key, NULL);
-    int ok;
-
-    if (decrypts) {
-        ok = pub && priv && RAND_bytes(secret, sizeof(secret)) == 1
-             && EVP_PKEY_encrypt_init(pub) == 1
-             && EVP_PKEY_CTX_set_rsa_padding(pub, RSA_PKCS1_PADDING) == 1
-             && EVP_PKEY_encrypt(pub, sealed, &sealed_len, secret, sizeof(secret)) == 1
-             && EVP_PKEY_decrypt_init(priv) == 1
-             && EVP_PKEY_CTX_set_rsa_padding(priv, RSA_PKCS1_PADDING) == 1
-             && EVP_PKEY_decrypt(priv, opened, &opened_len, sealed, sealed_len) == 1
-             && opened_len == sizeof(secret)
-             && CRYPTO_memcmp(opened, secret, sizeof(secret)) == 0;
-    }
-    else {
-        ok = pub && priv && RAND_bytes(secret, sizeof(secret)) == 1
-             && EVP_PKEY_sign_init(priv) == 1
-             && EVP_PKEY_CTX_set_signature_md(priv, EVP_sha256()) == 1
-             && EVP_PKEY_sign(priv, sealed, &sealed_len, secret, sizeof(secret)) == 1
-             && EVP_PKEY_verify_init(pub) == 1
-             && EVP_PKEY_CTX_set_signature_md(pub, EVP_sha256()) == 1
-             && EVP_PKEY_verify(pub, sealed, sealed_len, secret, sizeof(secret)) == 1;
-    }
-    EVP_PKEY_CTX_free(pub);
-    EVP_PKEY_CTX_free(priv);
-    OPENSSL_cleanse(opened, sizeof(opened));
-    ERR_clear_error();
-    return ok;
 }
 
 int scep_ca_token_works(const scep_ca_t *ca, int recipients)

@@ -35,6 +35,8 @@ typedef struct scep_key_dialog_t {
                                      * (httpd's runtime directory); NULL: none */
     int child;                      /* set in a child: nothing is asked there, and no
                                      * file of root's read; what the parent kept is used */
+    int serving;                    /* set once a child serves requests: a token login
+                                     * there never waits for another process's */
 } scep_key_dialog_t;
 
 /* A secret kept in the cache under `name` (a token's PIN, which the children need and

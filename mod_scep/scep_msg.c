@@ -486,8 +486,8 @@ apr_status_t scep_msg_open_envelope(apr_pool_t *p, const scep_msg_keys_t *keys, 
     if (!plain_bio
         || (!try_decrypt(env, keys->ra_key, keys->ra_cert, plain_bio,
                          SCEP_MSG_RECIPIENT_RA, &tried)
-            && !try_decrypt(env, keys->ca_key, keys->ca_cert, plain_bio,
-                            SCEP_MSG_RECIPIENT_CA, &tried))) {
+            && !try_decrypt(env, keys->ca_key_signs_only ? NULL : keys->ca_key,
+                            keys->ca_cert, plain_bio, SCEP_MSG_RECIPIENT_CA, &tried))) {
         msg->not_opened = tried;
         return refuse(msg, SCEP_FAIL_BAD_MESSAGE_CHECK,
                       "the envelope is not encrypted to this server's RA or CA certificate");

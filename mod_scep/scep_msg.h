@@ -40,6 +40,8 @@ typedef struct scep_msg_keys_t {
     EVP_PKEY *ra_key;
     X509 *ca_cert;                  /* some clients encrypt to the CA's certificate */
     EVP_PKEY *ca_key;               /* NULL when an upstream CA issues */
+    int ca_key_signs_only;          /* a token key not allowed to decrypt: envelopes to the
+                                     * CA certificate are not tried with it */
     X509 *sign_cert;                /* signs CertReps: RA signer, RA, or CA */
     EVP_PKEY *sign_key;
 } scep_msg_keys_t;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <apr_strings.h>
+#include <apr_time.h>
 #include <libp11.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -33,6 +34,8 @@
 
 #define PIN_MAX 256
 #define URI_MAX 4096
+/* A pin-source path, bounded so that the login record always holds it whole */
+#define PIN_PATH_MAX 512
 /* Without module-path: p11-kit's proxy, which loads the modules the system registered
  * (libp11's engine has the same default). */
 #define DEFAULT_MODULE "p11-kit-proxy.so"
@@ -70,6 +73,16 @@ typedef struct uri_parts_t {
 int scep_token_is_uri(const char *text)
 {
     return text && strncmp(text, "pkcs11:", 7) == 0;
+}
+
+static int has_control(const char *text)
+{
+    for (; *text; text++) {
+        if ((unsigned char)*text < 0x20 || (unsigned char)*text == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* RFC 3986 percent-decoding into a NUL-terminated copy, its length in *len; NULL for a
@@ -256,6 +269,11 @@ static const char *uri_split(apr_pool_t *p, const char *uri, uri_parts_t *out)
             if (value[0] != '/' || value[1] == '/') {
                 return "has a pin-source that is not file:/absolute/path (a file on this "
                        "machine)";
+            }
+            /* the path goes into the login record, whole and on one line */
+            if (strlen(value) > PIN_PATH_MAX || has_control(value)) {
+                return apr_psprintf(p, "has a pin-source path longer than %d bytes or with "
+                                    "a control character", PIN_PATH_MAX);
             }
             out->pin_source = value;
         }
@@ -485,7 +503,9 @@ static PKCS11_TOKEN *find_token(apr_pool_t *p, const uri_parts_t *parts, const c
     }
     if (matches == 0) {
         *problem = apr_psprintf(p, "cannot be loaded from the token: no token of the module "
-                                "matches (missing token? %u slots)", slot_count);
+                                "matches (%u slots; is the token missing, or does the "
+                                "module miss its own configuration, such as SoftHSM2's "
+                                "SOFTHSM2_CONF, in httpd's environment?)", slot_count);
         return NULL;
     }
     if (matches > 1) {
@@ -531,7 +551,8 @@ static int pin_refused_by_token(void)
  * the PIN in the child's memory anyway. */
 #define RECORD_MAX 1024
 /* a login elsewhere (an HSM's can take seconds) is waited for this long, in steps, by the
- * parent and httpd -t; a child, serving requests, tries once and answers 503 */
+ * parent, httpd -t and a child starting (its siblings log in at the same moment); a child
+ * serving requests tries once and answers 503 */
 #define RECORD_LOCK_TRIES 200
 #define RECORD_LOCK_STEP_US 50000
 
@@ -648,14 +669,18 @@ static const char *not_to_try(apr_pool_t *p, const PKCS11_TOKEN *token, const ch
                "by hand (pkcs11-tool --login --test) to be sure of the PIN, then restart "
                "httpd";
     }
-    if (!refusal || strncmp(refusal, "refused ", 8) != 0
-        || !(refused_source = strchr(refusal + 8, ' '))) {
+    if (!refusal || !*refusal) {
         return NULL;
     }
+    if (strncmp(refusal, "refused ", 8) != 0 || !(refused_source = strchr(refusal + 8, ' '))) {
+        /* not what a process of this server writes: a login could be one wrong PIN more */
+        return apr_psprintf(p, "is not tried: its login record %s holds what this server "
+                            "does not write; check it, remove it and restart httpd",
+                            record_path);
+    }
     refused_source++;
-    if (strcmp(refused_source, "the dialog") != 0 && (!source
-                                                    || strcmp(refused_source, source) != 0)) {
-        return NULL;                /* the PIN file changed since: one try */
+    if (!source || strcmp(refused_source, source) != 0) {
+        return NULL;                /* another PIN file, or one changed since: one try */
     }
     return apr_psprintf(p, "is not tried: the token refused this server's PIN before "
                         "(SCEP00501; %s), and a retry could lock the token; %s", refusal,
@@ -663,6 +688,22 @@ static const char *not_to_try(apr_pool_t *p, const PKCS11_TOKEN *token, const ch
                         ? apr_pstrcat(p, "remove ", record_path, " and restart httpd to give "
                                       "the dialog's PIN one more try", NULL)
                         : "correct the pin-source file (a changed file is tried once)");
+}
+
+/* When, for the operator who reads the record: ISO 8601, UTC, without spaces (the source
+ * follows the first one). */
+static const char *utc_now(apr_pool_t *p)
+{
+    apr_time_exp_t now;
+    char text[32];
+    apr_size_t len = 0;
+
+    if (apr_time_exp_gmt(&now, apr_time_now()) != APR_SUCCESS
+        || apr_strftime(text, &len, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &now) != APR_SUCCESS
+        || len == 0) {
+        return "-";
+    }
+    return apr_pstrdup(p, text);
 }
 
 /* Logs in under the record's lock (when there is a record); a refusal is written. */
@@ -681,7 +722,7 @@ static apr_status_t login(apr_pool_t *p, const scep_key_dialog_t *dialog,
     if ((*problem = find_pin(p, dialog, parts, pin, sizeof(pin), &source)) != NULL) {
         return APR_EINVAL;
     }
-    if (fd >= 0 && record_lock(fd, F_WRLCK, dialog && dialog->child ? 1
+    if (fd >= 0 && record_lock(fd, F_WRLCK, dialog && dialog->serving ? 1
                                                 : RECORD_LOCK_TRIES) != 0) {
         OPENSSL_cleanse(pin, sizeof(pin));
         *problem = apr_psprintf(p, "cannot be logged in to now: another process of this "
@@ -711,8 +752,7 @@ static apr_status_t login(apr_pool_t *p, const scep_key_dialog_t *dialog,
     else if (pin_refused_by_token()) {
         rv = APR_EACCES;
         if (fd >= 0) {
-            record_write(fd, apr_psprintf(p, "refused %" APR_TIME_T_FMT " %s\n",
-                                          apr_time_sec(apr_time_now()),
+            record_write(fd, apr_psprintf(p, "refused %s %s\n", utc_now(p),
                                           source ? source : "the dialog"));
         }
         scep_key_cache_secret_put(dialog ? dialog->cache : NULL, parts->pin_name, NULL);
@@ -775,8 +815,9 @@ static PKCS11_TOKEN *open_for(apr_pool_t *p, const scep_key_dialog_t *dialog,
 static apr_status_t not_loaded(apr_pool_t *p, const char *what, int listed, unsigned int n,
                                const char **problem)
 {
-    *problem = listed ? apr_psprintf(p, "cannot be loaded from the token: it holds no such "
-                                     "%s (%u of them)", what, n)
+    *problem = listed ? apr_psprintf(p, "cannot be loaded from the token: no %s of it "
+                                     "has the URI's object and id attributes (it holds %u)",
+                                     what, n)
                       : apr_pstrcat(p, "cannot be loaded from the token: its ", what,
                                     "s cannot be listed: ", errors(p), NULL);
     return APR_EGENERAL;

@@ -24,6 +24,8 @@ packages=(build-essential autoconf automake libtool pkg-config apache2 apache2-d
     valgrind scep tinyproxy nginx-light haproxy clang libclang-rt-14-dev lmdb-utils
     clang-tidy cppcheck bear libaprutil1-dbd-pgsql postgresql-15 postgresql-client-15
     softhsm2 libengine-pkcs11-openssl opensc libp11-dev)
+# t_pkcs11 builds tests/tools/p11_signonly.c with p11-kit's PKCS#11 header
+packages+=(libp11-kit-dev)
 # the Debian packages (tests/package/t_package.sh): building them and lintian
 packages+=(debhelper dh-autoreconf dpkg-dev lintian)
 # make check compares the man pages with what pandoc makes of their Markdown

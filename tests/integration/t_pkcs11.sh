@@ -30,9 +30,16 @@ p11() { hsm_p11 "$@"; }
 hsm_keygen 01 ca-key sign
 hsm_keygen 02 ra-sign-key sign
 hsm_keygen 03 ra-key decrypt
+# a key made for signing alone (CKA_DECRYPT false), as HSM signing keys are
+SIGNONLY=$T/p11_signonly
+timeout 120 cc -O1 $(pkg-config --cflags p11-kit-1) -o "$SIGNONLY" \
+    "$LIB_DIR/../tools/p11_signonly.c" -ldl >"$T/signonly.cc" 2>&1 \
+    || { cat "$T/signonly.cc"; die "cannot build tests/tools/p11_signonly.c (libp11-kit-dev)"; }
+timeout 60 "$SIGNONLY" "$MODULE" "$HSM_LABEL" "$H/pin" sign-only 04 \
+    || die "cannot generate the sign-only key"
 p11 --list-objects --type privkey >"$H/objects.out" 2>&1 || true
-expect_eq "$(grep -c 'never extractable' "$H/objects.out")" 3 \
-    "the three private keys were generated in the token and are never extractable"
+expect_eq "$(grep -c 'never extractable' "$H/objects.out")" 4 \
+    "the four private keys were generated in the token and are never extractable"
 if p11 --read-object --type privkey --id 01 -o "$H/stolen.der" >/dev/null 2>&1 && [[ -s "$H/stolen.der" ]]; then
     fail "the CA key could be read out of the token"
 else
@@ -44,6 +51,12 @@ make_key "$P/ra.key" 2048
 hsm_issue "$P" ca-key ra "Soft RA" digitalSignature,keyEncipherment "$P/ra.key"
 hsm_issue "$P" ca-key ra-sign "Token RA signer" digitalSignature ra-sign-key
 hsm_issue "$P" ca-key ra-tok "Token RA" digitalSignature,keyEncipherment ra-key
+SO=$T/signonly
+hsm_ca "$SO" sign-only "Sign-only CA"
+make_key "$SO/ra.key" 2048
+hsm_issue "$SO" sign-only ra "Sign-only CA's RA" digitalSignature,keyEncipherment "$SO/ra.key"
+hsm_issue "$SO" sign-only ra-so "RA whose key cannot decrypt" \
+    digitalSignature,keyEncipherment sign-only
 openssl x509 -in "$P/ca.pem" -outform DER -out "$P/ca.der"
 p11 --write-object "$P/ca.der" --type cert --id 01 --label ca-cert >>"$H/gen.out" 2>&1 \
     || { cat "$H/gen.out"; die "cannot store the CA certificate in the token"; }
@@ -312,11 +325,36 @@ token_refused "two PKCS#11 modules" "names the PKCS#11 module '.*', but another 
 token_refused "a key the token does not hold" "CA key 'pkcs11:.*object=no-such-key.*' cannot be loaded from the token" \
     "it names the URI" "$TOK;object=no-such-key;type=private$Q"
 # a token key that is not the certificate's
-token_refused "a token key not matching the CA certificate" "CA key file 'pkcs11:.*object=ra-sign-key.*' does not match its certificate" \
+token_refused "a token key not matching the CA certificate" "CA key 'pkcs11:.*object=ra-sign-key.*' does not match its certificate" \
     "it says the key does not match" "$TOK;object=ra-sign-key;type=private$Q"
 # a token that is not there
 token_refused "a token that is not there" "CA key 'pkcs11:token=no-such-token.*' cannot be loaded from the token: no token of the module matches" \
     "it says no token matches" "pkcs11:token=no-such-token;object=ca-key;type=private$Q"
+# a PIN the dialog gave and the token refused holds back that dialog, not a PIN file
+printf '#!/bin/sh\necho wrong-dialog-pin\n' >"$H/wrong-dialog.sh"
+chmod 700 "$H/wrong-dialog.sh"
+token_refused "a wrong PIN from the exec: dialog" "the token refused the PIN" \
+    "it says the token refused the dialog's PIN" \
+    "$TOK;object=ca-key;type=private?module-path=$MODULE" \
+    "ScepPassPhraseDialog exec:$H/wrong-dialog.sh"
+token_refused "the refused dialog again" "is not tried: the token refused this server's PIN" \
+    "it is not tried again" "$TOK;object=ca-key;type=private?module-path=$MODULE" \
+    "ScepPassPhraseDialog exec:$H/wrong-dialog.sh"
+record=$(sed -n 's/.*; remove \(.*scep-token-[0-9a-f]*\) and restart.*/\1/p' \
+    "$HTTPD_ROOT/configtest.out" | head -1)
+expect_match "$record" '^/([^/]+/)*scep-token-[0-9a-f]{16}$' \
+    "the message names the login record's path ($record)"
+expect_match "$(cat "$record" 2>/dev/null)" \
+    '^refused [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z the dialog$' \
+    "the record says when (UTC) and that the dialog's PIN was refused"
+httpd_conf "$(token_conf)"
+if httpd_configtest; then
+    pass "the right PIN from a file is tried after the dialog's was refused"
+else
+    fail "a PIN file is held back by the dialog's refusal:"
+    sed 's/^/       | /' "$HTTPD_ROOT/configtest.out" | tail -3
+fi
+expect_eq "$(wc -c <"$record")" 0 "the good login emptied the record"
 
 # ---- the PIN changed under a running server: one refused login, never another -------------
 # both children up, each with all its threads, so that they open their sessions at once
@@ -387,6 +425,110 @@ done
 expect_eq "$ok" 1 "the right PIN and a graceful restart: enrollments again"
 httpd_stop || fail "httpd did not stop cleanly"
 expect_log_lacks "$NEWPIN" "the new PIN is in no log line"
+# ---- children starting together wait for each other's login ------------------------------
+# four children log in at once, one at a time under the record's lock: none may give up
+# and answer 503 for its first seconds
+printf '%s\n' "$NEWPIN" >"$H/pin"
+httpd_conf "$(token_conf "$CAKEY" $'StartServers 4\nServerLimit 4\nMinSpareThreads 100\nMaxRequestWorkers 100')"
+children=() lost=0
+for round in 1 2 3; do
+    httpd_start || t_done
+    for i in $(seq 100); do
+        n=$(grep 'SCEP00751' "$ERROR_LOG" | grep -o '\[pid [0-9]*' | sort -u | wc -l)
+        ((n >= 4)) && break
+        sleep 0.1
+    done
+    children+=("$n")
+    lost=$((lost + $(grep -c 'SCEP00750' "$ERROR_LOG" || true)))
+    { grep 'SCEP00750' "$ERROR_LOG" || true; } | head -2 | sed 's/^/       | /'
+    httpd_stop || fail "httpd did not stop cleanly"
+done
+expect_eq "${children[*]}" "4 4 4" "three starts: every one of the four children opened its session"
+expect_eq "$lost" 0 "no child gave up its session for another's login (SCEP00750)"
+
+# ---- stopping needs no token and no PIN -------------------------------------------------------
+# Debian stops httpd with apachectl stop or graceful-stop: an httpd that reads the
+# configuration, then signals the running one.  A PIN file changed since the start must
+# neither keep it from stopping nor have its one try spent by it.
+httpd_conf "$(token_conf)"
+for how in stop graceful-stop; do
+    printf '%s\n' "$NEWPIN" >"$H/pin"
+    httpd_start || t_done
+    printf 'wrong-%s\n' "$NEWPIN" >"$H/pin"
+    pid=$HTTPD_PID
+    timeout 30 "${HTTPD_CMD[@]}" -k "$how" -f "$HTTPD_ROOT/httpd.conf" -d "$HTTPD_ROOT" \
+        >"$T/stop-$how.out" 2>&1 || true
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        fail "httpd -k $how with a changed PIN file: the server still runs"
+        sed 's/^/       | /' "$T/stop-$how.out" | tail -3
+        httpd_stop || true
+    else
+        wait "$pid" 2>/dev/null || true
+        HTTPD_PID=""
+        pass "httpd -k $how with a changed PIN file stops the server"
+    fi
+    if grep -q 'PIN' "$T/stop-$how.out"; then
+        fail "httpd -k $how logged in to the token: $(grep PIN "$T/stop-$how.out" | head -1)"
+    else
+        pass "httpd -k $how did not log in to the token"
+    fi
+done
+rc=0
+httpd_configtest || rc=$?
+expect_file_matches "$HTTPD_ROOT/configtest.out" "the token refused the PIN \(SCEP00501" \
+    "the changed PIN file's one try was left for the next configuration read"
+printf '%s\n' "$NEWPIN" >"$H/pin"
+
+# ---- a CA key in the token that may sign but not decrypt --------------------------------
+# (many HSMs refuse PKCS#1 v1.5 decryption).  Known at the start: a client's envelope to
+# the CA certificate is its own bad message, never taken for the token failing.
+so_location() {
+    printf '%s\n' "<Location /so>" "    SetHandler scep" "    ScepCACertificateFile $SO/ca.pem" \
+        "    ScepCAKeyFile \"$TOK;object=sign-only;type=private$Q\"" "$@" \
+        "    ScepChallenge $CHAL" "    Require all granted" "</Location>"
+}
+httpd_conf "$(token_conf)
+$(so_location "    ScepRACertificateFile $SO/ra.pem" "    ScepRAKeyFile $SO/ra.key")"
+httpd_start || t_done
+expect_log "SCEP00504: CA key 'pkcs11:.*object=sign-only.*' does not decrypt in the token" \
+    "the start says the CA key cannot decrypt"
+for i in 1 2 3; do
+    probe_enrollment_request "so-ca$i" "$SO/ca.pem" --challenge "$CHAL" --subject "/CN=so$i"
+    send_request "so-ca$i" /so POST
+    expect_failure "so-ca$i" "$SO/ra.pem" 1 \
+        "an envelope to the CA certificate whose token key cannot decrypt ($i)" || true
+done
+enroll so-ra /so POST "$SO/ra.pem" "$SO/ca.pem" "$SO/ra.pem" --challenge "$CHAL" \
+    --subject "/CN=so-ra" || true
+crl_ok crl-so "after envelopes to the sign-only CA key"
+if grep -qE 'SCEP00244|SCEP0075[0346]' "$ERROR_LOG"; then
+    fail "an envelope to the sign-only CA key was taken for the token failing:"
+    grep -E 'SCEP00244|SCEP0075[0346]' "$ERROR_LOG" | head -3 | sed 's/^/       | /'
+else
+    pass "no envelope to the sign-only CA key was taken for the token failing"
+fi
+httpd_stop || fail "httpd did not stop cleanly"
+# where that key would have to open every request, the start is refused
+httpd_conf "$(so_location)"
+rc=0
+httpd_configtest || rc=$?
+expect_eq "$rc" 1 "a sign-only CA key without an RA: httpd -t refuses"
+expect_file_matches "$HTTPD_ROOT/configtest.out" \
+    "CA key 'pkcs11:.*' does not decrypt in the token, and clients encrypt their requests to it" \
+    "it says the CA key cannot decrypt what clients send"
+httpd_conf "$(so_location "    ScepRACertificateFile $SO/ra-so.pem" \
+    "    ScepRAKeyFile \"$TOK;object=sign-only;type=private$Q\"")"
+rc=0
+httpd_configtest || rc=$?
+expect_eq "$rc" 1 "an RA key in the token that cannot decrypt: httpd -t refuses"
+expect_file_matches "$HTTPD_ROOT/configtest.out" \
+    "RA key 'pkcs11:.*' does not decrypt in the token.*keep this key in a file" \
+    "it says to keep the RA decryption key in a file"
+
 # ---- conf-examples/scep-hsm.conf starts as it is, with this test's paths --------------------
 EX=$TOP/conf-examples/scep-hsm.conf
 [[ -f "$EX" ]] || EX=$(dirname "$0")/../../conf-examples/scep-hsm.conf

@@ -72,6 +72,10 @@ static const char *const bad[][2] = {
     { "pkcs11:object=k?pin-source=//pinhost/etc/scep/pin", "pin-source" },
     { "pkcs11:object=k?pin-source=/a&pin-source=/b", "pin-source twice" },
     { "pkcs11:object=k?module-path=/a.so&module-path=/b.so", "module-path twice" },
+    /* the login record keeps the pin-source path on one line: a newline in it, or a path
+     * too long for the record, would make a refused PIN look new at every start */
+    { "pkcs11:object=k?pin-source=/etc/scep/pin%0A", "control character" },
+    { "pkcs11:object=k?pin-source=/etc/scep%09pin", "control character" },
     /* p11-kit's registry names are not resolved: not silently ignored either */
     { "pkcs11:object=k?module-name=softhsm2", "module-name" },
     { "file:/etc/scep/ca.key", "pkcs11:" },
@@ -106,6 +110,22 @@ static void test_length_bounded(void **state)
     assert_non_null(strstr(why, "longer than"));
 }
 
+static void test_pin_path_bounded(void **state)
+{
+    char *uri = apr_palloc(pool, 700);
+    const char *why;
+
+    (void)state;
+    memcpy(uri, "pkcs11:object=k?pin-source=/", 29);
+    memset(uri + strlen(uri), 'p', 512);
+    uri[28 + 512] = '\0';
+    why = scep_token_uri_check(pool, uri);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "pin-source path longer than 512"));
+    uri[28 + 511] = '\0';
+    assert_null(scep_token_uri_check(pool, uri));
+}
+
 /* a refusal names no PIN: the message goes to the error log */
 static void test_refusal_quotes_no_pin(void **state)
 {
@@ -122,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_accepted),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_length_bounded),
+        cmocka_unit_test(test_pin_path_bounded),
         cmocka_unit_test(test_refusal_quotes_no_pin),
     };
     int rc;
