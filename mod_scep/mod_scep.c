@@ -9,11 +9,13 @@
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
+#include "http_main.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_expr.h"
 #include "ap_listen.h"
 
+#include <apr_getopt.h>
 #include <apr_strings.h>
 
 #include "mod_scep.h"
@@ -47,32 +49,47 @@ void scep_glue_log_to_server(void *baton, const char *file, int line, int level,
 /* Whether this process was started only to stop a running server (`-k stop` or
  * `-k graceful-stop`, which Debian's apache2ctl and unit send): check_config runs before
  * the signal is sent, and stopping must never need the CA's token, PIN or passphrase.
- * httpd's MPM takes -k out of process->argv before any hook runs, so the words are read
- * where the kernel keeps them; without /proc, every check runs as for a start. */
+ * httpd's MPM takes -k out of process->argv before any hook runs, so the arguments are
+ * read again where the kernel keeps them and parsed as the MPM parses them (the first
+ * valid -k counts; an option's value is never an option).  Without /proc, or on anything
+ * unexpected, the CAs are loaded as for a start. */
 static int only_stops_server(apr_pool_t *p)
 {
-    apr_file_t *file;
+    static const char *const valid[] = { "start", "restart", "graceful", "graceful-stop",
+                                         "stop", NULL };
+    apr_array_header_t *argv = apr_array_make(p, 16, sizeof(const char *));
     char *args = apr_palloc(p, 65536), *arg, *end;
     apr_size_t len = 65535;
-    int dash_k = 0;
+    apr_file_t *file;
+    apr_getopt_t *opt;
+    const char *value;
+    char option;
+    int i;
 
     if (apr_file_open(&file, "/proc/self/cmdline", APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
         return 0;
     }
-    if (apr_file_read_full(file, args, len, &len) != APR_SUCCESS && len == 0) {
-        apr_file_close(file);
+    apr_file_read_full(file, args, len, &len);
+    apr_file_close(file);
+    if (len == 0 || len == 65535 || args[len - 1] != '\0') {
+        return 0;                   /* nothing, or cut off */
+    }
+    for (arg = args, end = args + len; arg < end; arg += strlen(arg) + 1) {
+        APR_ARRAY_PUSH(argv, const char *) = arg;
+    }
+    APR_ARRAY_PUSH(argv, const char *) = NULL;
+    if (apr_getopt_init(&opt, p, argv->nelts - 1, (const char *const *)argv->elts)
+        != APR_SUCCESS) {
         return 0;
     }
-    apr_file_close(file);
-    args[len] = '\0';
-    for (arg = args, end = args + len; arg < end; arg += strlen(arg) + 1) {
-        const char *value = dash_k ? arg : strncmp(arg, "-k", 2) == 0 ? arg + 2 : NULL;
-
-        if (strcmp(arg, "--") == 0) {
-            break;
+    opt->errfn = NULL;
+    while (apr_getopt(opt, "k:" AP_SERVER_BASEARGS, &option, &value) == APR_SUCCESS) {
+        if (option != 'k') {
+            continue;
         }
-        dash_k = !dash_k && strcmp(arg, "-k") == 0;
-        if (value && *value) {
+        for (i = 0; valid[i] && strcmp(value, valid[i]) != 0; i++) {
+        }
+        if (valid[i]) {
             return strcmp(value, "stop") == 0 || strcmp(value, "graceful-stop") == 0;
         }
     }

@@ -28,7 +28,6 @@ int scep_glue_crl_handler(request_rec *r)
     scep_crl_t *crl;
     apr_int64_t now;
     apr_status_t rv;
-    const char *why;
     int rc;
 
     if ((rc = scep_glue_handler_start(r, SCEP_CRL_HANDLER, SCEP_GLUE_GET, &conf)) != OK) {
@@ -51,17 +50,20 @@ int scep_glue_crl_handler(request_rec *r)
     }
     scep_glue_config_effective_profile(conf, &profile);
     rv = scep_crl_current(r->pool, conf->ca_ref->ca, db, profile.crl_validity, now, &crl);
-    /* taken before the token is asked, which starts OpenSSL's error queue afresh */
-    why = rv == APR_EGENERAL ? scep_util_openssl_errors(r->pool) : NULL;
+    if (rv != APR_SUCCESS) {
+        /* said before the token is asked, which starts OpenSSL's error queue afresh */
+        const char *why = rv == APR_EGENERAL ? scep_util_openssl_errors(r->pool)
+                                             : scep_db_strerror(r->pool, rv);
+
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SCEP00131: cannot prepare the CRL of %s: %s",
+                      scep_ca_name(conf->ca_ref->ca), *why ? why : "no detail");
+    }
     if (rv == APR_EGENERAL && !scep_ca_token_works(conf->ca_ref->ca, 0)) {
         return scep_glue_token_failed(r, conf->ca_ref);
     }
     scep_glue_token_leave(r, conf->ca_ref);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "SCEP00131: cannot prepare the CRL of %s: %s",
-                      scep_ca_name(conf->ca_ref->ca),
-                      why ? why : scep_db_strerror(r->pool, rv));
         return scep_glue_db_transient(db, rv) ? scep_glue_db_unavailable(r)
                                               : HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -25,8 +25,9 @@ APLOG_USE_MODULE(scep);
 
 /* Seconds between two attempts of a child to open its session again. */
 #define TOKEN_RETRY 5
-/* A starting child tries this many times, this far apart, before its first request:
- * SoftHSM2 lists no slot while a sibling's login rewrites its token files. */
+/* A starting child tries this many times, this far apart, before its first request,
+ * while its token is not found: SoftHSM2 lists no slot while a sibling's login rewrites
+ * its token files.  Any other failure is not tried again before a request asks. */
 #define TOKEN_START_TRIES 10
 #define TOKEN_START_PAUSE apr_time_from_msec(200)
 
@@ -51,13 +52,13 @@ static int uses_token(const ca_ref_t *ref)
 }
 
 /* Every CA's keys freed, the session closed, then opened again; the caller holds the
- * write lock (or no thread runs yet).  How many CAs could not be opened; each is logged
- * unless `quiet`. */
-static int attach_all(server_rec *s, int quiet)
+ * write lock (or no thread runs yet).  Unless `last_try`, a CA whose token was not
+ * found (APR_EAGAIN) is not logged but counted: how many to try again soon. */
+static int attach_all(server_rec *s, int last_try)
 {
     const apr_array_header_t *refs = scep_glue_config_cas();
     scep_log_t log = { scep_glue_log_to_server, s, APLOG_TRACE8 };
-    int i, failed = 0;
+    int i, again = 0;
 
     token_next_try = apr_time_now() + apr_time_from_sec(TOKEN_RETRY);
     apr_atomic_inc32(&token_generation);
@@ -74,13 +75,14 @@ static int attach_all(server_rec *s, int quiet)
     for (i = 0; refs && i < refs->nelts; i++) {
         ca_ref_t *ref = APR_ARRAY_IDX(refs, i, ca_ref_t *);
         const char *errmsg = NULL;
+        apr_status_t rv;
 
         if (!uses_token(ref)) {
             continue;
         }
-        if (scep_ca_token_attach(ref->ca, token_pool, &log, &errmsg) != APR_SUCCESS) {
-            failed++;
-            if (quiet) {
+        if ((rv = scep_ca_token_attach(ref->ca, token_pool, &log, &errmsg)) != APR_SUCCESS) {
+            if (rv == APR_EAGAIN && !last_try) {
+                again++;
                 continue;
             }
             /* the parent checked the token as root: what works there and fails here is
@@ -94,7 +96,7 @@ static int attach_all(server_rec *s, int quiet)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "SCEP00751: CA configured at %s: this "
                      "process opened its session with the token", ref->defined_at);
     }
-    return failed;
+    return again;
 }
 
 void scep_glue_token_child_init(apr_pool_t *pchild, server_rec *s)
@@ -116,7 +118,7 @@ void scep_glue_token_child_init(apr_pool_t *pchild, server_rec *s)
         token_lock = NULL;
         return;
     }
-    for (i = 1; attach_all(s, i < TOKEN_START_TRIES) && i < TOKEN_START_TRIES; i++) {
+    for (i = 1; attach_all(s, i == TOKEN_START_TRIES) && i < TOKEN_START_TRIES; i++) {
         apr_sleep(TOKEN_START_PAUSE);
     }
 }
@@ -136,7 +138,7 @@ static void try_again(request_rec *r)
         return;
     }
     if (apr_time_now() >= token_next_try) {
-        attach_all(r->server, 0);
+        attach_all(r->server, 1);
     }
     apr_thread_rwlock_unlock(token_lock);
 }

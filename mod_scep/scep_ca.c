@@ -285,11 +285,17 @@ static apr_status_t load_key(apr_pool_t *p, scep_ca_t *ca, const scep_ca_files_t
         *out = key;
         scep_log(log, SCEP_LOG_INFO, "SCEP00502: %s '%s' found in the token", role, path);
         if ((rv = check_key(p, role, path, cert, must_be_rsa, key, errmsg)) != APR_SUCCESS
-            || role_id == ROLE_SIGNER || token_key_works(key, cert, 1)) {
+            || role_id == ROLE_SIGNER || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA
+            || token_key_works(key, cert, 1)) {
             return rv;
         }
         /* many HSMs refuse RSA PKCS#1 v1.5 decryption, or the key was made for signing:
-         * known now, a refusal later is never taken for the token's failure */
+         * known now, a refusal later is never taken for the token's failure.  A key that
+         * cannot sign either tells of the token failing, not of what the key may do. */
+        if (!token_key_works(key, cert, 0)) {
+            return file_problem(p, role, path, "failed a test signature and a test "
+                                "decryption in the token: the token does not work", errmsg);
+        }
         if (must_be_rsa) {
             return file_problem(p, role, path, "does not decrypt in the token, and clients "
                                 "encrypt their requests to it: keep this key in a file "
@@ -297,7 +303,7 @@ static apr_status_t load_key(apr_pool_t *p, scep_ca_t *ca, const scep_ca_files_t
                                 "token", errmsg);
         }
         ca->keys.ca_key_signs_only = 1;
-        scep_log(log, SCEP_LOG_INFO, "SCEP00504: %s '%s' does not decrypt in the token: a "
+        scep_log(log, SCEP_LOG_WARNING, "SCEP00504: %s '%s' does not decrypt in the token: a "
                  "request encrypted to the CA certificate instead of the RA's gets FAILURE "
                  "badMessageCheck", role, path);
         return APR_SUCCESS;

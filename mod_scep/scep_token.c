@@ -338,8 +338,12 @@ apr_status_t scep_token_open(apr_pool_t *p, const char *uri, const char **proble
         return APR_ENOMEM;
     }
     if (PKCS11_CTX_load(module, path) != 0) {
+        /* what the module printed into OpenSSL's queue as it failed (SoftHSM2: its own
+         * OpenSSL's engine search) rarely names the cause */
         *problem = apr_pstrcat(p, "cannot be used: the PKCS#11 module '", path,
-                               "' does not load: ", errors(p), NULL);
+                               "' does not load or start (one that starts as root but not "
+                               "in a worker mostly cannot read its configuration or files "
+                               "as httpd's User): ", errors(p), NULL);
         PKCS11_CTX_free(module);
         module = NULL;
         return APR_EGENERAL;
@@ -348,7 +352,7 @@ apr_status_t scep_token_open(apr_pool_t *p, const char *uri, const char **proble
         *problem = apr_pstrcat(p, "cannot be used: the PKCS#11 module '", path,
                                "' lists no slots: ", errors(p), NULL);
         scep_token_close();
-        return APR_EGENERAL;
+        return APR_EAGAIN;
     }
     apr_cpystrn(module_path, path, sizeof(module_path));
     return APR_SUCCESS;
@@ -456,12 +460,17 @@ static const char *find_pin(apr_pool_t *p, const scep_key_dialog_t *dialog,
         scep_key_cache_secret_put(cache, source_name, *source);
         return NULL;
     }
-    *source = "the dialog";
-    scep_key_cache_secret_put(cache, source_name, *source);
     if (kept) {
+        /* kept from a pin-source file (another URI of this token names one) or asked */
         apr_cpystrn(pin, kept, size);
+        *source = scep_key_cache_secret(cache, source_name);
+        if (!*source) {
+            *source = "the dialog";
+        }
         return NULL;
     }
+    *source = "the dialog";
+    scep_key_cache_secret_put(cache, source_name, *source);
     if (!dialog || dialog->kind == SCEP_KEY_DIALOG_NONE) {
         return "names no pin-source, and no ScepPassPhraseDialog gives the token's PIN";
     }
@@ -679,7 +688,7 @@ static const char *not_to_try(apr_pool_t *p, const PKCS11_TOKEN *token, const ch
                             record_path);
     }
     refused_source++;
-    if (!source || strcmp(refused_source, source) != 0) {
+    if (strcmp(refused_source, source ? source : "the dialog") != 0) {
         return NULL;                /* another PIN file, or one changed since: one try */
     }
     return apr_psprintf(p, "is not tried: the token refused this server's PIN before "
@@ -783,10 +792,11 @@ static PKCS11_TOKEN *open_token(apr_pool_t *p, const scep_key_dialog_t *dialog,
         || (*rv = scep_token_open(p, uri, problem)) != APR_SUCCESS) {
         return NULL;
     }
-    *rv = APR_EGENERAL;
     if (!(token = find_token(p, parts, problem))) {
+        *rv = APR_EAGAIN;
         return NULL;
     }
+    *rv = APR_EGENERAL;
     if (!token->loginRequired
         || (PKCS11_is_logged_in(token->slot, 0, &logged_in) == 0 && logged_in)) {
         return token;

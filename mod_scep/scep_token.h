@@ -32,8 +32,9 @@ apr_status_t scep_token_open(apr_pool_t *p, const char *uri, const char **proble
  * token's login record in dialog->state_dir; a PIN the token refused is written there
  * and not tried again by any of them, until the pin-source file changes (or the record
  * is removed, for a PIN from the dialog); a token that says its PIN is locked or one
- * try from it is not tried at all.  The key is not owned by `p`:
- * scep_token_free_key. */
+ * try from it is not tried at all.  APR_EAGAIN: the module listed no slot, or no
+ * matching token (missing, or SoftHSM2 rewriting its files for another process's
+ * login: worth another try soon).  The key is not owned by `p`: scep_token_free_key. */
 apr_status_t scep_token_load_key(apr_pool_t *p, const scep_key_dialog_t *dialog,
                                  const char *uri, EVP_PKEY **out, const char **problem);
 void scep_token_free_key(EVP_PKEY *key);
