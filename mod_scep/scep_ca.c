@@ -66,8 +66,8 @@ enum { ROLE_CA, ROLE_RA, ROLE_SIGNER };
 static apr_status_t file_problem(apr_pool_t *p, const char *role, const char *path,
                                  const char *what, const char **errmsg)
 {
-    *errmsg = apr_psprintf(p, "%s %s'%s' %s", role,
-                           strncmp(path, "pkcs11:", 7) == 0 ? "" : "file ", path, what);
+    *errmsg = apr_psprintf(p, "%s %s'%s' %s", role, scep_token_is_uri(path) ? "" : "file ",
+                           path, what);
     return APR_EINVAL;
 }
 

@@ -34,6 +34,8 @@
 
 #define PIN_MAX 256
 #define URI_MAX 4096
+/* Where a PIN came from, in the login record, when no pin-source file gave it */
+#define DIALOG_SOURCE "the dialog"
 /* A pin-source path, bounded so that the login record always holds it whole */
 #define PIN_PATH_MAX 512
 /* Without module-path: p11-kit's proxy, which loads the modules the system registered
@@ -465,11 +467,11 @@ static const char *find_pin(apr_pool_t *p, const scep_key_dialog_t *dialog,
         apr_cpystrn(pin, kept, size);
         *source = scep_key_cache_secret(cache, source_name);
         if (!*source) {
-            *source = "the dialog";
+            *source = DIALOG_SOURCE;
         }
         return NULL;
     }
-    *source = "the dialog";
+    *source = DIALOG_SOURCE;
     scep_key_cache_secret_put(cache, source_name, *source);
     if (!dialog || dialog->kind == SCEP_KEY_DIALOG_NONE) {
         return "names no pin-source, and no ScepPassPhraseDialog gives the token's PIN";
@@ -688,31 +690,15 @@ static const char *not_to_try(apr_pool_t *p, const PKCS11_TOKEN *token, const ch
                             record_path);
     }
     refused_source++;
-    if (strcmp(refused_source, source ? source : "the dialog") != 0) {
+    if (strcmp(refused_source, source ? source : DIALOG_SOURCE) != 0) {
         return NULL;                /* another PIN file, or one changed since: one try */
     }
     return apr_psprintf(p, "is not tried: the token refused this server's PIN before "
                         "(SCEP00501; %s), and a retry could lock the token; %s", refusal,
-                        strcmp(refused_source, "the dialog") == 0
+                        strcmp(refused_source, DIALOG_SOURCE) == 0
                         ? apr_pstrcat(p, "remove ", record_path, " and restart httpd to give "
                                       "the dialog's PIN one more try", NULL)
                         : "correct the pin-source file (a changed file is tried once)");
-}
-
-/* When, for the operator who reads the record: ISO 8601, UTC, without spaces (the source
- * follows the first one). */
-static const char *utc_now(apr_pool_t *p)
-{
-    apr_time_exp_t now;
-    char text[32];
-    apr_size_t len = 0;
-
-    if (apr_time_exp_gmt(&now, apr_time_now()) != APR_SUCCESS
-        || apr_strftime(text, &len, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &now) != APR_SUCCESS
-        || len == 0) {
-        return "-";
-    }
-    return apr_pstrdup(p, text);
 }
 
 /* Logs in under the record's lock (when there is a record); a refusal is written. */
@@ -744,7 +730,7 @@ static apr_status_t login(apr_pool_t *p, const scep_key_dialog_t *dialog,
     if ((*problem = not_to_try(p, token, refusal, source, record_path)) != NULL) {
         OPENSSL_cleanse(pin, sizeof(pin));
         /* a kept dialog PIN is the refused one: once the record is removed, ask again */
-        if (source && strcmp(source, "the dialog") == 0) {
+        if (source && strcmp(source, DIALOG_SOURCE) == 0) {
             scep_key_cache_secret_put(dialog ? dialog->cache : NULL, parts->pin_name, NULL);
         }
         if (fd >= 0) {
@@ -761,8 +747,10 @@ static apr_status_t login(apr_pool_t *p, const scep_key_dialog_t *dialog,
     else if (pin_refused_by_token()) {
         rv = APR_EACCES;
         if (fd >= 0) {
-            record_write(fd, apr_psprintf(p, "refused %s %s\n", utc_now(p),
-                                          source ? source : "the dialog"));
+            /* the time without spaces: the source follows the first one */
+            record_write(fd, apr_psprintf(p, "refused %s %s\n",
+                                          SCEP_UTIL_ISO_TIME(apr_time_sec(apr_time_now())),
+                                          source ? source : DIALOG_SOURCE));
         }
         scep_key_cache_secret_put(dialog ? dialog->cache : NULL, parts->pin_name, NULL);
         *problem = "cannot be used: the token refused the PIN (SCEP00501; no process of this "
